@@ -1,0 +1,82 @@
+"""The kernel registry: what each operator means, as code.
+
+A kernel is a function ``fn(inputs, attrs, ctx) -> list[np.ndarray]``:
+
+- ``inputs``: the input arrays in the node's order, ``None`` for an omitted optional input;
+- ``attrs``: the node's attributes as plain Python values (int, float, str, lists of
+  those, ``np.ndarray`` for tensor attributes, ``npuc.ir.Graph`` for subgraphs). Kernels
+  apply the ONNX defaults themselves (``attrs.get("axis", 1)``);
+- ``ctx``: a :class:`KernelContext` (opset version, number of outputs, the node for
+  messages, a way to run subgraphs).
+
+Kernels are registered per ``(domain, op_type)`` with :func:`kernel`; they follow the ONNX
+specification for every opset version the importer accepts (``ctx.opset`` tells which).
+Heavy loops are Numba functions compiled lazily (``cache=True``) on first use, so a model
+only pays for the operators and dtypes it uses.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+KERNELS: dict[tuple[str, str], Callable] = {}
+
+# Modules that define kernels; imported on first lookup so that `npuc --help` stays fast.
+_KERNEL_MODULES: list[str] = []
+
+
+def kernel(*op_types: str, domain: str = ""):
+    """Register the decorated function as the kernel of ``op_types`` in ``domain``."""
+
+    def register(fn):
+        for op in op_types:
+            KERNELS[(domain, op)] = fn
+        return fn
+
+    return register
+
+
+def register_module(module: str) -> None:
+    """Declare a module that defines kernels (imported lazily)."""
+    if module not in _KERNEL_MODULES:
+        _KERNEL_MODULES.append(module)
+
+
+_loaded = False
+
+
+def _load_all() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in _KERNEL_MODULES:
+        importlib.import_module(module)
+
+
+def get_kernel(op_type: str, domain: str = "") -> Callable | None:
+    """The kernel for an operator, or None when npuc has none."""
+    _load_all()
+    return KERNELS.get((domain, op_type))
+
+
+def supported_ops() -> list[tuple[str, str]]:
+    _load_all()
+    return sorted(KERNELS)
+
+
+@dataclass
+class KernelContext:
+    """What a kernel may need beyond its inputs and attributes."""
+
+    opset: int = 21
+    num_outputs: int = 1
+    node: Any = None  # the npuc.ir.Node being run, for messages
+    output_types: list = field(default_factory=list)  # declared output TensorTypes, if known
+    run_graph: Callable | None = None  # run_graph(graph, {name: array}) -> list of outputs
+    rng: Any = None  # numpy Generator for random operators
+
+    def describe(self) -> str:
+        return self.node.describe() if self.node is not None else "node"
