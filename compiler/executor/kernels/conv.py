@@ -1,0 +1,328 @@
+"""Convolutions: Conv, ConvTranspose, ConvInteger, QLinearConv, DeformConv, Col2Im.
+
+The general convolution is im2col + one BLAS matrix product per (image, group): the
+columns are gathered with one strided numpy copy per kernel offset, and padding is never
+materialised (out-of-range window positions stay zero in the column buffer). Depthwise
+convolutions (one input channel per group) take a direct Numba loop instead, because
+im2col would turn them into thousands of tiny matrix products. The Numba loops are
+single-threaded: numpy's BLAS already uses the cores, and the two pools would fight.
+
+The numerics live in functions that take explicit (possibly strided) input views,
+explicit padding and an optional output buffer, so that the tile simulator can run them
+on a window of a tensor; the registered kernels are thin wrappers that read attributes.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numba as nb
+import numpy as np
+
+from npuc.ir.errors import UnsupportedError
+
+from . import kernel
+
+
+def unsupported(ctx, what: str) -> UnsupportedError:
+    """The error a kernel raises for a valid but unsupported attribute or type."""
+    return UnsupportedError(f"{ctx.describe()}: {what} is not supported")
+
+
+def conv_pads(auto_pad, in_shape, kernel_shape, strides, dilations, pads=None):
+    """Begin/end pads (ONNX layout ``[b0, b1, ..., e0, e1, ...]``) for a conv or pool."""
+    n = len(in_shape)
+    auto_pad = auto_pad or "NOTSET"
+    if auto_pad in ("NOTSET", "VALID"):
+        if auto_pad == "VALID" or pads is None:
+            return [0] * (2 * n)
+        return list(pads)
+    if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
+        raise ValueError(f"auto_pad {auto_pad!r}")
+    begin, end = [], []
+    for i in range(n):
+        out = -(-in_shape[i] // strides[i])
+        total = max(0, (out - 1) * strides[i] + (kernel_shape[i] - 1) * dilations[i] + 1 - in_shape[i])
+        small = total // 2
+        begin.append(small if auto_pad == "SAME_UPPER" else total - small)
+        end.append(total - small if auto_pad == "SAME_UPPER" else small)
+    return begin + end
+
+
+def _valid_range(out_len, in_len, stride, offset):
+    """Output positions o with 0 <= o*stride + offset < in_len, as (lo, hi)."""
+    lo = (-offset + stride - 1) // stride if offset < 0 else 0
+    hi = min(out_len, (in_len - 1 - offset) // stride + 1) if in_len - 1 - offset >= 0 else 0
+    return lo, max(lo, hi)
+
+
+def im2col(x, kernel_shape, strides, pads, dilations, out_shape, dtype=None):
+    """Columns ``(N, C, *kernel, *out)`` of ``x`` (N, C, *spatial); padding reads zero."""
+    n, c = x.shape[:2]
+    nd = len(kernel_shape)
+    cols = np.zeros((n, c, *kernel_shape, *out_shape), dtype=dtype or x.dtype)
+    for ks in itertools.product(*(range(k) for k in kernel_shape)):
+        src, dst = [slice(None), slice(None)], [slice(None), slice(None), *ks]
+        for d in range(nd):
+            offset = ks[d] * dilations[d] - pads[d]
+            lo, hi = _valid_range(out_shape[d], x.shape[2 + d], strides[d], offset)
+            if hi <= lo:
+                break
+            start = lo * strides[d] + offset
+            src.append(slice(start, start + (hi - lo - 1) * strides[d] + 1, strides[d]))
+            dst.append(slice(lo, hi))
+        else:
+            cols[tuple(dst)] = x[tuple(src)]
+    return cols
+
+
+def col2im_add(cols, out, strides, pads, dilations):
+    """Scatter-add columns ``(N, C, *kernel, *in)`` into ``out`` (N, C, *spatial)."""
+    nd = out.ndim - 2
+    kernel_shape = cols.shape[2:2 + nd]
+    in_shape = cols.shape[2 + nd:]
+    for ks in itertools.product(*(range(k) for k in kernel_shape)):
+        src, dst = [slice(None), slice(None), *ks], [slice(None), slice(None)]
+        for d in range(nd):
+            offset = ks[d] * dilations[d] - pads[d]
+            lo, hi = _valid_range(in_shape[d], out.shape[2 + d], strides[d], offset)
+            if hi <= lo:
+                break
+            start = lo * strides[d] + offset
+            dst.append(slice(start, start + (hi - lo - 1) * strides[d] + 1, strides[d]))
+            src.append(slice(lo, hi))
+        else:
+            out[tuple(dst)] += cols[tuple(src)]
+    return out
+
+
+def conv_out_shape(in_shape, kernel_shape, strides, pads, dilations):
+    nd = len(kernel_shape)
+    return tuple((in_shape[d] + pads[d] + pads[d + nd] - ((kernel_shape[d] - 1) * dilations[d] + 1))
+                 // strides[d] + 1 for d in range(nd))
+
+
+@nb.njit(cache=True)
+def _depthwise2d(x, w, out, sh, sw, ph, pw, dh, dw, mult):
+    n, c, h, wd = x.shape
+    _, m, oh, ow = out.shape
+    kh, kw = w.shape[2], w.shape[3]
+    acc = np.empty(ow, dtype=out.dtype)
+    for b in range(n):
+        for oc in range(m):
+            xc = x[b, oc // mult]
+            for i in range(oh):
+                acc[:] = 0
+                for ki in range(kh):
+                    hi = i * sh + ki * dh - ph
+                    if hi < 0 or hi >= h:
+                        continue
+                    xrow = xc[hi]
+                    for kj in range(kw):
+                        wv = w[oc, 0, ki, kj]
+                        base = kj * dw - pw
+                        # the output columns whose input column is in range
+                        j0 = 0 if base >= 0 else (-base + sw - 1) // sw
+                        j1 = min(ow, (wd - 1 - base) // sw + 1) if wd - 1 - base >= 0 else 0
+                        if j1 <= j0:
+                            continue
+                        # slices make the inner loop unit-stride and free of index checks
+                        a = acc[j0:j1]
+                        xs = xrow[j0 * sw + base:(j1 - 1) * sw + base + 1:sw]
+                        for t in range(a.shape[0]):
+                            a[t] += wv * xs[t]
+                out[b, oc, i, :] = acc
+
+
+def conv_nd(x, w, b=None, strides=None, pads=None, dilations=None, group=1, out=None):
+    """Convolution of ``x`` (N, C, *spatial) with ``w`` (M, C/group, *kernel).
+
+    ``pads`` is ``[begin..., end...]``; ``x`` may be any strided view. Floating point
+    only (integer convolutions go through :func:`conv_integer`).
+    """
+    nd = x.ndim - 2
+    strides = list(strides or [1] * nd)
+    dilations = list(dilations or [1] * nd)
+    pads = list(pads or [0] * (2 * nd))
+    n, c = x.shape[:2]
+    m = w.shape[0]
+    kshape = w.shape[2:]
+    oshape = conv_out_shape(x.shape[2:], kshape, strides, pads, dilations)
+    if out is None:
+        out = np.empty((n, m, *oshape), dtype=np.result_type(x.dtype, w.dtype))
+    if group == c and w.shape[1] == 1 and nd == 2 and group > 1:
+        _depthwise2d(x, np.ascontiguousarray(w, dtype=out.dtype), out, strides[0], strides[1],
+                     pads[0], pads[1], dilations[0], dilations[1], m // c)
+    else:
+        pointwise = all(k == 1 for k in kshape) and not any(pads) and all(s == 1 for s in strides)
+        if pointwise:
+            cols = x.reshape(n, group, c // group, -1)
+        else:
+            cols = im2col(x, kshape, strides, pads, dilations, oshape, out.dtype)
+            cols = cols.reshape(n, group, (c // group) * int(np.prod(kshape)), -1)
+        wm = w.reshape(group, m // group, -1)
+        if out.flags.c_contiguous:
+            np.matmul(wm, cols, out=out.reshape(n, group, m // group, -1))
+        else:
+            out[...] = np.matmul(wm, cols).reshape(out.shape)
+    if b is not None:
+        out += b.reshape((1, m) + (1,) * nd)
+    return out
+
+
+def conv_transpose_nd(x, w, b=None, strides=None, pads=None, dilations=None, group=1,
+                      out_shape=None):
+    """Transposed convolution: ``w`` is (C, M/group, *kernel); pads trim the full output."""
+    nd = x.ndim - 2
+    strides = list(strides or [1] * nd)
+    dilations = list(dilations or [1] * nd)
+    pads = list(pads or [0] * (2 * nd))
+    n, c = x.shape[:2]
+    kshape = w.shape[2:]
+    m = w.shape[1] * group
+    wm = w.reshape(group, c // group, -1).transpose(0, 2, 1)
+    cols = np.matmul(wm, x.reshape(n, group, c // group, -1))
+    cols = cols.reshape(n, m, *kshape, *x.shape[2:])
+    out = np.zeros((n, m, *out_shape), dtype=np.result_type(x.dtype, w.dtype))
+    col2im_add(cols, out, strides, pads, dilations)
+    if b is not None:
+        out += b.reshape((1, m) + (1,) * nd)
+    return out
+
+
+def _conv_geometry(x, w, attrs):
+    nd = x.ndim - 2
+    kshape = list(attrs.get("kernel_shape") or w.shape[2:])
+    strides = list(attrs.get("strides") or [1] * nd)
+    dilations = list(attrs.get("dilations") or [1] * nd)
+    pads = conv_pads(attrs.get("auto_pad"), x.shape[2:], kshape, strides, dilations, attrs.get("pads"))
+    return strides, pads, dilations
+
+
+@kernel("Conv")
+def conv(inputs, attrs, ctx):
+    x, w = inputs[0], inputs[1]
+    b = inputs[2] if len(inputs) > 2 else None
+    if x.dtype.kind != "f":
+        raise unsupported(ctx, f"Conv on {x.dtype}")
+    strides, pads, dilations = _conv_geometry(x, w, attrs)
+    return [conv_nd(x, w, b, strides, pads, dilations, attrs.get("group", 1))]
+
+
+@kernel("ConvTranspose")
+def conv_transpose(inputs, attrs, ctx):
+    x, w = inputs[0], inputs[1]
+    b = inputs[2] if len(inputs) > 2 else None
+    nd = x.ndim - 2
+    kshape = list(attrs.get("kernel_shape") or w.shape[2:])
+    strides = list(attrs.get("strides") or [1] * nd)
+    dilations = list(attrs.get("dilations") or [1] * nd)
+    out_pad = list(attrs.get("output_padding") or [0] * nd)[:nd]
+    auto_pad = attrs.get("auto_pad", "NOTSET")
+    full = [strides[d] * (x.shape[2 + d] - 1) + out_pad[d] + (kshape[d] - 1) * dilations[d] + 1
+            for d in range(nd)]
+    out_shape = attrs.get("output_shape")
+    if out_shape is not None:
+        out_shape = list(out_shape)[-nd:]
+    pads = attrs.get("pads")
+    if pads is None and auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        target = out_shape or [x.shape[2 + d] * strides[d] for d in range(nd)]
+        total = [full[d] - target[d] for d in range(nd)]
+        small = [t // 2 for t in total]
+        if auto_pad == "SAME_UPPER":
+            pads = small + [t - s for t, s in zip(total, small)]
+        else:
+            pads = [t - s for t, s in zip(total, small)] + small
+        out_shape = target
+    pads = list(pads or [0] * (2 * nd))
+    if out_shape is None:
+        out_shape = [full[d] - pads[d] - pads[d + nd] for d in range(nd)]
+    return [conv_transpose_nd(x, w, b, strides, pads, dilations, attrs.get("group", 1), out_shape)]
+
+
+@nb.njit(cache=True)
+def int_gemm(a, b, out):
+    """out[g] = a[g] @ b[g] for int32 stacks, accumulated exactly in int32."""
+    for g in range(a.shape[0]):
+        for i in range(a.shape[1]):
+            for j in range(b.shape[2]):
+                out[g, i, j] = 0
+            for k in range(a.shape[2]):
+                av = a[g, i, k]
+                if av == 0:
+                    continue
+                for j in range(b.shape[2]):
+                    out[g, i, j] += av * b[g, k, j]
+    return out
+
+
+def conv_integer(x, w, x_zero, w_zero, strides, pads, dilations, group):
+    """Exact integer convolution of (x - x_zero) and (w - w_zero), as int32."""
+    nd = x.ndim - 2
+    n, c = x.shape[:2]
+    m = w.shape[0]
+    xi = x.astype(np.int32) - np.int32(0 if x_zero is None else np.asarray(x_zero).reshape(-1)[0])
+    wi = w.astype(np.int32)
+    if w_zero is not None:
+        wz = np.asarray(w_zero, dtype=np.int32).reshape(-1)
+        wi = wi - (wz.reshape((-1,) + (1,) * (w.ndim - 1)) if wz.size > 1 else wz[0])
+    kshape = w.shape[2:]
+    oshape = conv_out_shape(x.shape[2:], kshape, strides, pads, dilations)
+    # Padding must read as the zero point, i.e. zero after subtracting it.
+    cols = im2col(xi, kshape, strides, pads, dilations, oshape, np.int32)
+    cols = cols.reshape(n, group, (c // group) * int(np.prod(kshape)), -1)
+    wm = np.ascontiguousarray(wi.reshape(group, m // group, -1))
+    out = np.empty((n, group, m // group, cols.shape[-1]), dtype=np.int32)
+    for i in range(n):
+        int_gemm(wm, np.ascontiguousarray(cols[i]), out[i])
+    return out.reshape(n, m, *oshape)
+
+
+@kernel("ConvInteger")
+def conv_integer_kernel(inputs, attrs, ctx):
+    x, w = inputs[0], inputs[1]
+    xz = inputs[2] if len(inputs) > 2 else None
+    wz = inputs[3] if len(inputs) > 3 else None
+    strides, pads, dilations = _conv_geometry(x, w, attrs)
+    return [conv_integer(x, w, xz, wz, strides, pads, dilations, attrs.get("group", 1))]
+
+
+def requantize(acc, scale, zero_point, dtype):
+    """round_half_even(acc * scale) + zero_point, saturated to ``dtype``."""
+    info = np.iinfo(dtype)
+    y = np.rint(acc.astype(np.float64) * scale) + np.asarray(zero_point, dtype=np.float64)
+    return np.clip(y, info.min, info.max).astype(dtype)
+
+
+@kernel("QLinearConv")
+def qlinear_conv(inputs, attrs, ctx):
+    x, xs, xz, w, ws, wz, ys, yz = inputs[:8]
+    b = inputs[8] if len(inputs) > 8 else None
+    strides, pads, dilations = _conv_geometry(x, w, attrs)
+    acc = conv_integer(x, w, xz, wz, strides, pads, dilations, attrs.get("group", 1))
+    if b is not None:
+        acc = acc + b.astype(np.int32).reshape((1, -1) + (1,) * (x.ndim - 2))
+    nd = x.ndim - 2
+    scale = (np.float64(np.asarray(xs).reshape(-1)[0]) * np.asarray(ws, np.float64).reshape(-1)
+             / np.float64(np.asarray(ys).reshape(-1)[0]))
+    scale = scale.reshape((1, -1) + (1,) * nd) if scale.size > 1 else scale[0]
+    zp = yz if yz is not None else np.zeros((), x.dtype)
+    return [requantize(acc, scale, np.asarray(zp).reshape(-1)[0], (zp.dtype if yz is not None else x.dtype))]
+
+
+@kernel("Col2Im")
+def col2im_kernel(inputs, attrs, ctx):
+    data, image_shape, block_shape = inputs
+    image_shape = [int(v) for v in image_shape]
+    block_shape = [int(v) for v in block_shape]
+    nd = len(image_shape)
+    strides = list(attrs.get("strides") or [1] * nd)
+    dilations = list(attrs.get("dilations") or [1] * nd)
+    pads = list(attrs.get("pads") or [0] * (2 * nd))
+    n = data.shape[0]
+    kprod = int(np.prod(block_shape))
+    c = data.shape[1] // kprod
+    in_shape = conv_out_shape(image_shape, block_shape, strides, pads, dilations)
+    cols = data.reshape(n, c, *block_shape, *in_shape)
+    out = np.zeros((n, c, *image_shape), dtype=data.dtype)
+    return [col2im_add(cols, out, strides, pads, dilations)]

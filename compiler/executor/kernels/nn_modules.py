@@ -1,0 +1,7 @@
+"""Modules that define the neural-network kernels (convolution, pooling, normalisation,
+resizing, quantisation, recurrent, signal and vision operators)."""
+
+MODULES = [
+    "npuc.compiler.executor.kernels.conv",
+    "npuc.compiler.executor.kernels.pool",
+]

@@ -1,0 +1,296 @@
+"""Pooling: MaxPool, AveragePool, LpPool, their Global forms, MaxUnpool, MaxRoiPool.
+
+Pools of 1, 2 or 3 spatial dimensions share one Numba loop over a 3-D window (missing
+leading dimensions have size 1). The loops take explicit begin pads and output sizes so
+that they can run on a strided view of a tile with its halo; they are single-threaded so
+as not to compete with BLAS for the cores.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from . import kernel
+from .conv import conv_pads, unsupported
+
+MAX, AVG, LP = 0, 1, 2
+
+
+def pool_out_shape(in_shape, kernel_shape, strides, pads, dilations, ceil_mode, auto_pad):
+    """Output spatial shape of a pool; ``pads`` are the (already resolved) begin/end pads."""
+    nd = len(in_shape)
+    out = []
+    for d in range(nd):
+        span = (kernel_shape[d] - 1) * dilations[d] + 1
+        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            out.append(-(-in_shape[d] // strides[d]))
+            continue
+        if auto_pad == "VALID":
+            out.append(-(-(in_shape[d] - span + 1) // strides[d]))
+            continue
+        total = in_shape[d] + pads[d] + pads[d + nd] - span
+        if ceil_mode:
+            o = -(-total // strides[d]) + 1
+            # the last window must start inside the input or its begin padding
+            if (o - 1) * strides[d] >= in_shape[d] + pads[d]:
+                o -= 1
+        else:
+            o = total // strides[d] + 1
+        out.append(o)
+    return out
+
+
+@nb.njit(cache=True)
+def _pool3d(x, out, idx, mode, k, s, pb, pe, dl, count_pad, p, storage_order):
+    """Pool x (NC, A, B, C) into out (NC, oA, oB, oC); idx gets argmax for MAX."""
+    nc, ia, ib, ic = x.shape
+    _, oa, ob, oc = out.shape
+    for q in range(nc):
+        for a in range(oa):
+            for b in range(ob):
+                for c in range(oc):
+                    a0 = a * s[0] - pb[0]
+                    b0 = b * s[1] - pb[1]
+                    c0 = c * s[2] - pb[2]
+                    acc = 0.0
+                    best = -np.inf
+                    bi = -1
+                    n_in = 0
+                    n_pad = 0
+                    for ka in range(k[0]):
+                        xa = a0 + ka * dl[0]
+                        if xa >= ia + pe[0]:
+                            continue
+                        for kb in range(k[1]):
+                            xb = b0 + kb * dl[1]
+                            if xb >= ib + pe[1]:
+                                continue
+                            for kc in range(k[2]):
+                                xc = c0 + kc * dl[2]
+                                if xc >= ic + pe[2]:
+                                    continue
+                                n_pad += 1
+                                if xa < 0 or xb < 0 or xc < 0 or xa >= ia or xb >= ib or xc >= ic:
+                                    continue
+                                v = x[q, xa, xb, xc]
+                                n_in += 1
+                                if mode == MAX:
+                                    if v > best or bi < 0:
+                                        best = v
+                                        if storage_order == 0:
+                                            bi = (xa * ib + xb) * ic + xc
+                                        else:
+                                            bi = xa + xb * ia + xc * ia * ib
+                                elif mode == AVG:
+                                    acc += v
+                                else:
+                                    acc += abs(v) ** p
+                    if mode == MAX:
+                        out[q, a, b, c] = best
+                        idx[q, a, b, c] = q * ia * ib * ic + bi
+                    elif mode == AVG:
+                        div = n_pad if count_pad else n_in
+                        out[q, a, b, c] = acc / div if div > 0 else 0.0
+                    else:
+                        out[q, a, b, c] = acc ** (1.0 / p)
+
+
+@nb.njit(cache=True)
+def _pool2d_rows(x, out, is_max, kh, kw, sh, sw, ph, pw, dh, dw):
+    """Max or sum of 2-D windows, one output row at a time (the inner loop vectorises)."""
+    nc, h, wd = x.shape
+    _, oh, ow = out.shape
+    row = np.empty(ow, dtype=out.dtype)
+    for q in range(nc):
+        for i in range(oh):
+            if is_max:
+                row[:] = -np.inf
+            else:
+                row[:] = 0
+            for ki in range(kh):
+                hi = i * sh + ki * dh - ph
+                if hi < 0 or hi >= h:
+                    continue
+                xrow = x[q, hi]
+                for kj in range(kw):
+                    base = kj * dw - pw
+                    j0 = 0 if base >= 0 else (-base + sw - 1) // sw
+                    j1 = min(ow, (wd - 1 - base) // sw + 1) if wd - 1 - base >= 0 else 0
+                    if j1 <= j0:
+                        continue
+                    a = row[j0:j1]
+                    xs = xrow[j0 * sw + base:(j1 - 1) * sw + base + 1:sw]
+                    if is_max:
+                        for t in range(a.shape[0]):
+                            v = xs[t]
+                            if v > a[t]:
+                                a[t] = v
+                    else:
+                        for t in range(a.shape[0]):
+                            a[t] += xs[t]
+            out[q, i, :] = row
+
+
+def _window_counts(in_len, out_len, k, s, pb, pe, d, include_pad):
+    """How many positions of each 1-D window are counted by an average."""
+    starts = np.arange(out_len) * s - pb
+    pos = starts[:, None] + np.arange(k)[None, :] * d
+    ok = (pos < in_len + pe) & (pos >= -pb) if include_pad else (pos >= 0) & (pos < in_len)
+    return ok.sum(axis=1)
+
+
+def _pool2d_fast(x, mode, kernel_shape, strides, pads, dilations, out_shape, count_include_pad):
+    n, c, h, w = x.shape
+    x3 = x.reshape(n * c, h, w)
+    out = np.empty((n * c, *out_shape), dtype=x.dtype)
+    _pool2d_rows(x3, out, mode == MAX, kernel_shape[0], kernel_shape[1], strides[0], strides[1],
+                 pads[0], pads[1], dilations[0], dilations[1])
+    if mode == AVG:
+        ch = _window_counts(h, out_shape[0], kernel_shape[0], strides[0], pads[0], pads[2],
+                            dilations[0], count_include_pad)
+        cw = _window_counts(w, out_shape[1], kernel_shape[1], strides[1], pads[1], pads[3],
+                            dilations[1], count_include_pad)
+        out /= np.maximum(ch[:, None] * cw[None, :], 1).astype(x.dtype)
+    return out.reshape(n, c, *out_shape)
+
+
+def pool_nd(x, mode, kernel_shape, strides, pads, dilations, out_shape,
+            count_include_pad=False, p=2.0, storage_order=0, out=None):
+    """Pool ``x`` (N, C, *spatial) with explicit pads; returns (values, argmax indices)."""
+    nd = x.ndim - 2
+    n, c = x.shape[:2]
+    lead = 3 - nd
+    x3 = x.reshape((n * c,) + (1,) * lead + x.shape[2:])
+
+    def three(v, fill):
+        return np.array([fill] * lead + list(v), dtype=np.int64)
+
+    if out is None:
+        out = np.empty((n, c, *out_shape), dtype=x.dtype)
+    o3 = out.reshape((n * c,) + (1,) * lead + tuple(out_shape))
+    idx = np.empty(o3.shape if mode == MAX else (0, 0, 0, 0), dtype=np.int64)
+    _pool3d(x3, o3, idx, mode, three(kernel_shape, 1), three(strides, 1), three(pads[:nd], 0),
+            three(pads[nd:], 0), three(dilations, 1), bool(count_include_pad), float(p),
+            storage_order)
+    if not np.shares_memory(o3, out):
+        out[...] = o3.reshape(out.shape)
+    return out, idx.reshape(out.shape) if mode == MAX else None
+
+
+def _pool(inputs, attrs, ctx, mode):
+    x = inputs[0]
+    if x.dtype.kind not in "fiu" or (mode != MAX and x.dtype.kind != "f"):
+        raise unsupported(ctx, f"{ctx.node.op_type if ctx.node else 'pooling'} on {x.dtype}")
+    nd = x.ndim - 2
+    kshape = list(attrs["kernel_shape"])
+    strides = list(attrs.get("strides") or [1] * nd)
+    dilations = list(attrs.get("dilations") or [1] * nd)
+    auto_pad = attrs.get("auto_pad", "NOTSET")
+    pads = conv_pads(auto_pad, x.shape[2:], kshape, strides, dilations, attrs.get("pads"))
+    oshape = pool_out_shape(x.shape[2:], kshape, strides, pads, dilations,
+                            attrs.get("ceil_mode", 0), auto_pad)
+    # Padding at the end only matters for which positions count_include_pad counts;
+    # ceil_mode windows may reach past it and those positions never count.
+    if x.ndim == 4 and x.dtype.kind == "f" and (mode == AVG or mode == MAX and ctx.num_outputs == 1):
+        return [_pool2d_fast(x, mode, kshape, strides, pads, dilations, oshape,
+                             bool(attrs.get("count_include_pad", 0)))]
+    y, idx = pool_nd(x, mode, kshape, strides, pads, dilations, oshape,
+                     attrs.get("count_include_pad", 0), attrs.get("p", 2),
+                     attrs.get("storage_order", 0))
+    if mode == MAX and ctx.num_outputs > 1:
+        return [y, idx]
+    return [y]
+
+
+@kernel("MaxPool")
+def max_pool(inputs, attrs, ctx):
+    return _pool(inputs, attrs, ctx, MAX)
+
+
+@kernel("AveragePool")
+def average_pool(inputs, attrs, ctx):
+    return _pool(inputs, attrs, ctx, AVG)
+
+
+@kernel("LpPool")
+def lp_pool(inputs, attrs, ctx):
+    return _pool(inputs, attrs, ctx, LP)
+
+
+def _spatial_axes(x):
+    return tuple(range(2, x.ndim))
+
+
+@kernel("GlobalAveragePool")
+def global_average_pool(inputs, attrs, ctx):
+    x = inputs[0]
+    return [x.mean(axis=_spatial_axes(x), keepdims=True, dtype=np.float64).astype(x.dtype)]
+
+
+@kernel("GlobalMaxPool")
+def global_max_pool(inputs, attrs, ctx):
+    x = inputs[0]
+    return [x.max(axis=_spatial_axes(x), keepdims=True)]
+
+
+@kernel("GlobalLpPool")
+def global_lp_pool(inputs, attrs, ctx):
+    x = inputs[0]
+    p = attrs.get("p", 2)
+    s = (np.abs(x.astype(np.float64)) ** p).sum(axis=_spatial_axes(x), keepdims=True)
+    return [(s ** (1.0 / p)).astype(x.dtype)]
+
+
+@kernel("MaxUnpool")
+def max_unpool(inputs, attrs, ctx):
+    x, indices = inputs[0], inputs[1]
+    shape = inputs[2] if len(inputs) > 2 and inputs[2] is not None else None
+    nd = x.ndim - 2
+    kshape = list(attrs["kernel_shape"])
+    strides = list(attrs.get("strides") or [1] * nd)
+    pads = list(attrs.get("pads") or [0] * (2 * nd))
+    inferred = list(x.shape[:2]) + [
+        (x.shape[2 + d] - 1) * strides[d] - pads[d] - pads[d + nd] + kshape[d] for d in range(nd)]
+    # Indices address the inferred shape; a larger output_shape pads at the end.
+    flat = np.zeros(int(np.prod(inferred)), dtype=x.dtype)
+    flat[indices.reshape(-1)] = x.reshape(-1)
+    if shape is None:
+        return [flat.reshape(inferred)]
+    out = np.zeros([int(v) for v in shape], dtype=x.dtype)
+    out[tuple(slice(0, i) for i in inferred)] = flat.reshape(inferred)
+    return [out]
+
+
+@nb.njit(cache=True)
+def _max_roi_pool(x, rois, ph, pw, scale, out):
+    for r in range(rois.shape[0]):
+        b = int(rois[r, 0])
+        x1 = int(np.round(rois[r, 1] * scale))
+        y1 = int(np.round(rois[r, 2] * scale))
+        x2 = int(np.round(rois[r, 3] * scale))
+        y2 = int(np.round(rois[r, 4] * scale))
+        rh = max(y2 - y1 + 1, 1)
+        rw = max(x2 - x1 + 1, 1)
+        h, w = x.shape[2], x.shape[3]
+        for c in range(x.shape[1]):
+            for i in range(ph):
+                hs = min(max(int(np.floor(i * rh / ph)) + y1, 0), h)
+                he = min(max(int(np.ceil((i + 1) * rh / ph)) + y1, 0), h)
+                for j in range(pw):
+                    ws = min(max(int(np.floor(j * rw / pw)) + x1, 0), w)
+                    we = min(max(int(np.ceil((j + 1) * rw / pw)) + x1, 0), w)
+                    best = -np.inf if he > hs and we > ws else 0.0
+                    for yy in range(hs, he):
+                        for xx in range(ws, we):
+                            best = max(best, x[b, c, yy, xx])
+                    out[r, c, i, j] = best
+
+
+@kernel("MaxRoiPool")
+def max_roi_pool(inputs, attrs, ctx):
+    x, rois = inputs
+    ph, pw = attrs["pooled_shape"]
+    out = np.empty((rois.shape[0], x.shape[1], ph, pw), dtype=x.dtype)
+    _max_roi_pool(x, rois.astype(np.float64), ph, pw, float(attrs.get("spatial_scale", 1.0)), out)
+    return [out]
