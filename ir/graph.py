@@ -129,11 +129,12 @@ class Node:
 
     def describe(self) -> str:
         """How messages name this node: ``Conv node '/layer1/conv1'``."""
-        label = self.name or (self.outputs[0].name if self.outputs else "?")
+        first = next((v for v in self.outputs if v is not None), None)
+        label = self.name or (first.name if first is not None else "?")
         return f"{self.qualified_type} node '{label}'"
 
     def __repr__(self) -> str:
-        outs = ", ".join(f"%{v.name}" for v in self.outputs)
+        outs = ", ".join("_" if v is None else f"%{v.name}" for v in self.outputs)
         ins = ", ".join("_" if v is None else f"%{v.name}" for v in self.inputs)
         return f"<{outs} = {self.qualified_type}({ins})>"
 
@@ -161,6 +162,13 @@ class Graph:
         self._count = 0
         self._names: set[str] = set()
         self._counters: dict[str, itertools.count] = {}
+
+    def opset_of(self, domain: str = "") -> int | None:
+        """The opset version this graph (or its outermost parent) imports for a domain."""
+        root = self._root()
+        if domain in root.opset:
+            return root.opset[domain]
+        return root.opset.get("ai.onnx") if domain == "" else None
 
     # -- names -------------------------------------------------------------------------
     def _root(self) -> "Graph":
@@ -222,12 +230,16 @@ class Graph:
                     before: Node | None = None, after: Node | None = None) -> Node:
         """Create a node and insert it (at the end, or before/after a node).
 
-        ``outputs`` are names or ``(name, type)`` pairs, or Values not yet in a graph.
+        ``outputs`` are names or ``(name, type)`` pairs, or Values not yet in a graph;
+        None marks an omitted optional output (kept so later outputs keep their position).
         """
         node = Node(op_type, domain, attrs, name)
         for v in inputs:
             node.add_input(v)
         for i, spec in enumerate(outputs):
+            if spec is None:  # an omitted optional output
+                node.outputs.append(None)
+                continue
             if isinstance(spec, Value):
                 v = spec
                 v.name = self.fresh_name(v.name)
@@ -280,12 +292,15 @@ class Graph:
     def remove_node(self, node: Node) -> None:
         """Delete a node whose outputs are no longer used."""
         for v in node.outputs:
+            if v is None:
+                continue
             if v.uses or any(o is v for o in self.outputs):
                 raise VerifyError(f"cannot remove {node.describe()}: %{v.name} is still used")
         node.drop_inputs()
         self.unlink(node)
         for v in node.outputs:
-            self.release_name(v.name)
+            if v is not None:
+                self.release_name(v.name)
         node.graph = None
 
     def move_before(self, node: Node, anchor: Node) -> None:
@@ -315,7 +330,7 @@ class Graph:
         yield from self.inputs
         yield from self.constants.values()
         for node in self.nodes:
-            yield from node.outputs
+            yield from (v for v in node.outputs if v is not None)
 
     def value(self, name: str) -> Value:
         for v in self.values():
@@ -383,7 +398,7 @@ class Graph:
 
     def copy(self) -> "Graph":
         """A deep copy (constant arrays are shared, they are never mutated in place)."""
-        from .printer import clone_graph
+        from .printer import clone_graph  # noqa: F401  (shares the printer's traversal)
 
         return clone_graph(self)
 

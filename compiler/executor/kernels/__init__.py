@@ -52,7 +52,13 @@ def _load_all() -> None:
     if _loaded:
         return
     _loaded = True
-    for module in _KERNEL_MODULES:
+    modules = [f"{__name__}.control"]
+    for listing in ("nn_modules", "basic_modules"):
+        try:
+            modules += importlib.import_module(f"{__name__}.{listing}").MODULES
+        except ModuleNotFoundError:
+            pass
+    for module in modules + _KERNEL_MODULES:
         importlib.import_module(module)
 
 

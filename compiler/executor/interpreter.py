@@ -1,0 +1,205 @@
+"""The graph interpreter: runs IR at any stage with the registered kernels.
+
+Each intermediate tensor is dropped right after its last use; the peak of live bytes is
+measured as it runs (arrays that share a buffer are counted once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from npuc.ir.errors import InputError, NpucError, UnsupportedError
+from npuc.ir.graph import Graph, captured_values, subgraphs
+from npuc.ir.types import TensorType
+
+from . import threads
+from .kernels import KernelContext, get_kernel
+
+
+@dataclass
+class RunStats:
+    """What one run measured."""
+
+    peak_bytes: int = 0  # largest total of live intermediate tensors (inputs included)
+    constant_bytes: int = 0
+    nodes_run: int = 0
+    per_op_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def execute(graph: Graph, inputs: dict, stats: RunStats | None = None,
+            profile: bool = False, rng=None) -> dict[str, np.ndarray]:
+    """Run a graph on named inputs; return its outputs by name, in the graph's order."""
+    threads.configure()
+    env = _bind_inputs(graph, inputs)
+    stats = stats if stats is not None else RunStats()
+    stats.constant_bytes = sum(v.const.nbytes for v in graph.constants.values()
+                               if isinstance(v.const, np.ndarray))
+    rng = rng if rng is not None else np.random.default_rng(0)
+    results = _run(graph, env, stats, profile, rng, outer={})
+    return {v.name: r for v, r in zip(graph.outputs, results)}
+
+
+def _bind_inputs(graph: Graph, inputs: dict) -> dict[int, object]:
+    if not isinstance(inputs, dict):
+        raise InputError("inputs must be a dict from input name to array")
+    names = [v.name for v in graph.inputs]
+    unknown = sorted(set(inputs) - set(names))
+    if unknown:
+        raise InputError(f"unknown input '{unknown[0]}'; the model's inputs are: "
+                         f"{', '.join(names)}")
+    env: dict[int, object] = {}
+    symbols: dict[str, tuple[int, str]] = {}
+    for v in graph.inputs:
+        if v.name not in inputs:
+            raise InputError(f"missing input '{v.name}' ({v.type})")
+        value = inputs[v.name]
+        t = v.type
+        if isinstance(t, TensorType):
+            arr = np.asarray(value)
+            if t.dtype.kind == "string" and arr.dtype.kind in "UO":
+                arr = arr.astype(object)
+            elif arr.dtype != t.dtype.numpy:
+                raise InputError(f"input '{v.name}' has dtype {arr.dtype}, the model "
+                                 f"expects {t.dtype.numpy} ({t})")
+            if t.shape is not None:
+                if arr.ndim != len(t.shape):
+                    raise InputError(f"input '{v.name}' has shape {list(arr.shape)}, the "
+                                     f"model expects rank {len(t.shape)} ({t})")
+                for axis, (want, got) in enumerate(zip(t.shape, arr.shape)):
+                    if isinstance(want, int) and want != got:
+                        raise InputError(f"input '{v.name}' has shape {list(arr.shape)}, the "
+                                         f"model expects {t} (axis {axis})")
+                    if isinstance(want, str):
+                        seen = symbols.setdefault(want, (got, v.name))
+                        if seen[0] != got:
+                            raise InputError(
+                                f"input '{v.name}' axis {axis} is {got} but dimension "
+                                f"'{want}' is {seen[0]} in input '{seen[1]}'")
+            value = arr
+        env[id(v)] = value
+    return env
+
+
+def _nbytes(arr) -> tuple[int, int]:
+    if not isinstance(arr, np.ndarray):
+        return 0, 0
+    base = arr
+    while isinstance(base.base, np.ndarray):
+        base = base.base
+    return id(base), base.nbytes
+
+
+def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: dict) -> list:
+    """Run ``graph`` with ``env`` holding its inputs (and ``outer`` the enclosing values)."""
+    import time
+
+    for v in graph.constants.values():
+        env[id(v)] = v.const
+    last_use = _last_uses(graph)
+    keep = {id(v) for v in graph.outputs}
+    live: dict[int, int] = {}  # buffer id -> bytes
+    refcount: dict[int, int] = {}
+
+    def hold(arr):
+        key, n = _nbytes(arr)
+        if n:
+            refcount[key] = refcount.get(key, 0) + 1
+            live[key] = n
+
+    def drop(arr):
+        key, n = _nbytes(arr)
+        if n and key in refcount:
+            refcount[key] -= 1
+            if refcount[key] == 0:
+                del refcount[key]
+                live.pop(key, None)
+
+    for v in graph.inputs:
+        hold(env[id(v)])
+    opset_cache: dict[str, int] = {}
+    for index, node in enumerate(graph.nodes):
+        fn = get_kernel(node.op_type, node.domain)
+        if fn is None:
+            raise UnsupportedError(f"{node.describe()}: npuc's executor has no kernel for "
+                                   f"operator {node.qualified_type}")
+        args = []
+        for v in node.inputs:
+            if v is None:
+                args.append(None)
+            elif id(v) in env:
+                args.append(env[id(v)])
+            elif id(v) in outer:
+                args.append(outer[id(v)])
+            else:
+                raise NpucError(f"{node.describe()}: input %{v.name} has no value")
+        if node.domain not in opset_cache:
+            opset_cache[node.domain] = graph.opset_of(node.domain) or 1
+        ctx = KernelContext(opset=opset_cache[node.domain], num_outputs=len(node.outputs),
+                            node=node, output_types=[None if o is None else o.type
+                                                     for o in node.outputs], rng=rng)
+        if subgraphs(node):
+            scope = {**outer, **env}
+            ctx.run_graph = lambda g, feeds, _s=scope: _run_sub(g, feeds, _s, stats, rng)
+        t0 = time.perf_counter() if profile else 0.0
+        try:
+            results = fn(args, node.attrs, ctx)
+        except NpucError:
+            raise
+        except (ValueError, IndexError, TypeError, ZeroDivisionError, OverflowError) as e:
+            raise NpucError(f"{node.describe()}: {type(e).__name__}: {e}") from e
+        if profile:
+            key = node.qualified_type
+            stats.per_op_seconds[key] = stats.per_op_seconds.get(key, 0.0) + \
+                time.perf_counter() - t0
+        stats.nodes_run += 1
+        for out, r in zip(node.outputs, results):
+            if out is None:
+                continue
+            env[id(out)] = r
+            hold(r)
+        total = sum(live.values())
+        if total > stats.peak_bytes:
+            stats.peak_bytes = total
+        for vid in last_use.get(index, ()):
+            if vid not in keep and vid in env:
+                drop(env.pop(vid))
+        for out in node.outputs:  # outputs nobody reads
+            if out is not None and not out.uses and id(out) not in keep:
+                drop(env.pop(id(out), None))
+    results = []
+    for v in graph.outputs:
+        if id(v) in env:
+            results.append(env[id(v)])
+        elif id(v) in outer:
+            results.append(outer[id(v)])
+        else:
+            raise NpucError(f"graph output %{v.name} was not computed")
+    return results
+
+
+def _run_sub(graph: Graph, feeds: dict, outer: dict, stats: RunStats, rng) -> list:
+    env = {}
+    for v in graph.inputs:
+        if v.name not in feeds:
+            raise NpucError(f"subgraph '{graph.name}' input '{v.name}' was not given")
+        env[id(v)] = feeds[v.name]
+    return _run(graph, env, stats, False, rng, outer)
+
+
+def _last_uses(graph: Graph) -> dict[int, list[int]]:
+    """For each node index, the values whose last reader it is."""
+    last: dict[int, int] = {}
+    for index, node in enumerate(graph.nodes):
+        for v in node.inputs:
+            if v is not None and v.graph is graph and v.const is None:
+                last[id(v)] = index
+        for sub in subgraphs(node):
+            for v in captured_values(sub):
+                if v.graph is graph and v.const is None:
+                    last[id(v)] = index
+    by_node: dict[int, list[int]] = {}
+    for vid, index in last.items():
+        by_node.setdefault(index, []).append(vid)
+    return by_node

@@ -1,0 +1,58 @@
+"""One way to read and write models everywhere a command takes one.
+
+A model argument is a path to an ``.onnx`` file, a path to an ``.npuir`` text IR file, or
+``zoo:NAME`` for a model of the built-in zoo.
+"""
+
+from __future__ import annotations
+
+import os
+
+from npuc.ir.errors import NpucError
+from npuc.ir.graph import Graph
+
+TEXT_SUFFIXES = (".npuir",)
+
+
+def load_model(spec, infer_shapes: bool = True) -> Graph:
+    """A Graph from ``zoo:NAME``, an ``.onnx`` path, an ``.npuir`` path or a ModelProto."""
+    import onnx
+
+    from .onnx_import import import_onnx
+
+    if isinstance(spec, Graph):
+        return spec
+    if isinstance(spec, onnx.ModelProto):
+        return import_onnx(spec, infer_shapes)
+    spec = os.fspath(spec)
+    if spec.startswith("zoo:"):
+        from npuc import zoo
+
+        return import_onnx(zoo.build(spec[4:]), infer_shapes)
+    if spec.endswith(TEXT_SUFFIXES):
+        from npuc.ir.parser import load_text
+
+        if os.path.isdir(spec):
+            raise NpucError(f"{spec}: is a folder, not a text IR file")
+        if not os.path.exists(spec):
+            raise NpucError(f"{spec}: no such file")
+        return load_text(spec)
+    return import_onnx(spec, infer_shapes)
+
+
+def save_model(graph: Graph, path) -> None:
+    """Write ``.onnx`` or ``.npuir`` (with its side file) according to the suffix."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise NpucError(f"{path}: the folder {folder} does not exist")
+    if path.endswith(TEXT_SUFFIXES):
+        from npuc.ir.parser import save_text
+
+        save_text(graph, path)
+    elif path.endswith(".onnx"):
+        from .onnx_export import export_onnx
+
+        export_onnx(graph, path)
+    else:
+        raise NpucError(f"{path}: unknown output format; use a .onnx or .npuir file name")

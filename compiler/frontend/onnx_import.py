@@ -1,0 +1,245 @@
+"""ONNX -> IR: read a model file safely, check it, infer shapes, build the graph.
+
+Every problem with the user's file becomes a one-line :class:`ModelError` or
+:class:`UnsupportedError` naming the file and, where there is one, the node.
+External data is read only from inside the model's own folder; models over 2 GB work
+because tensor data is never loaded into the protobuf message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import onnx
+from google.protobuf.message import DecodeError
+from onnx.external_data_helper import uses_external_data
+
+from npuc.ir.errors import ModelError, NpucError, UnsupportedError
+from npuc.ir.graph import Graph
+from npuc.ir.onnx_io import graph_from_proto
+from npuc.ir.onnx_types import array_from_proto
+from npuc.ir.schema import custom_ops
+from npuc.ir.verifier import verify
+
+OLDEST_OPSET = 7
+
+
+def import_onnx(model, infer_shapes: bool = True) -> Graph:
+    """Import an ONNX model (a path or a ``ModelProto``) as an npuc Graph."""
+    if isinstance(model, onnx.ModelProto):
+        where, base_dir = model.graph.name or "model", None
+        proto = model
+    else:
+        where = os.fspath(model)
+        proto = _read(where)
+        base_dir = os.path.dirname(os.path.abspath(where))
+    _check_external_data(proto, where, base_dir)
+    opset = _opsets(proto, where)
+    _check_operators(proto.graph, opset, where)
+    _sort_nodes(proto.graph, where)
+    _check_proto(proto, where)
+    if infer_shapes:
+        proto = _infer_shapes(proto, where)
+
+    def load_tensor(t):
+        if uses_external_data(t) and base_dir is None:
+            raise ModelError(f"{where}: tensor '{t.name}' keeps its data in an external file; "
+                             "import the model from its path")
+        try:
+            return array_from_proto(t, base_dir)
+        except (OSError, ValueError) as e:
+            raise ModelError(f"{where}: cannot read tensor '{t.name}': {e}") from None
+
+    try:
+        graph = graph_from_proto(proto.graph, opset, load_tensor=load_tensor)
+        verify(graph, check_schemas=False)
+    except NpucError as e:
+        raise type(e)(f"{where}: {e}") from None
+    graph.meta["producer"] = proto.producer_name
+    graph.meta["source"] = where
+    return graph
+
+
+def _read(path: str) -> onnx.ModelProto:
+    if not os.path.exists(path):
+        raise ModelError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise ModelError(f"{path}: is a folder, not an ONNX model file")
+    if os.path.getsize(path) == 0:
+        raise ModelError(f"{path}: the file is empty")
+    proto = onnx.ModelProto()
+    try:
+        with open(path, "rb") as f:
+            proto.ParseFromString(f.read())
+    except (DecodeError, RuntimeError, ValueError):
+        raise ModelError(f"{path}: not an ONNX model (the file does not parse as one; "
+                         "truncated or not a model)") from None
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read: {e.strerror}") from None
+    if not proto.opset_import and not proto.graph.node and proto.ir_version == 0:
+        raise ModelError(f"{path}: not an ONNX model (no graph, no opset, no IR version)")
+    return proto
+
+
+def _check_external_data(proto: onnx.ModelProto, where: str, base_dir: str | None) -> None:
+    """Refuse external data whose location escapes the model's folder."""
+    from onnx.external_data_helper import ExternalDataInfo, _get_all_tensors
+
+    if base_dir is None:
+        return
+    root = os.path.realpath(base_dir)
+    for t in _get_all_tensors(proto):
+        if not uses_external_data(t):
+            continue
+        loc = ExternalDataInfo(t).location
+        target = os.path.realpath(os.path.join(root, loc))
+        if os.path.isabs(loc) or os.path.commonpath([root, target]) != root:
+            raise ModelError(f"{where}: tensor '{t.name}' keeps its data at '{loc}', outside "
+                             "the model's folder; refusing to read it")
+        if not os.path.isfile(target):
+            raise ModelError(f"{where}: tensor '{t.name}' keeps its data in '{loc}', which "
+                             "does not exist next to the model")
+
+
+def _opsets(proto: onnx.ModelProto, where: str) -> dict[str, int]:
+    opset = {}
+    for o in proto.opset_import:
+        opset["" if o.domain in ("", "ai.onnx") else o.domain] = int(o.version)
+    if "" not in opset:
+        opset[""] = OLDEST_OPSET if not proto.opset_import else opset.get("", 0) or 1
+    newest = onnx.defs.onnx_opset_version()
+    if opset[""] < OLDEST_OPSET:
+        raise UnsupportedError(f"{where}: opset {opset['']} is older than npuc reads "
+                               f"(opset {OLDEST_OPSET} to {newest}); convert it with "
+                               "onnx.version_converter first")
+    if opset[""] > newest:
+        raise UnsupportedError(f"{where}: opset {opset['']} is newer than this npuc knows "
+                               f"(up to {newest}); upgrade the onnx package")
+    return opset
+
+
+def _check_operators(gp: onnx.GraphProto, opset: dict[str, int], where: str) -> None:
+    """Name the first operator that neither ONNX nor npuc knows."""
+    known_custom = custom_ops()
+    local = {(f.domain, f.name) for f in ()}
+    for node in gp.node:
+        domain = "" if node.domain == "ai.onnx" else node.domain
+        if (domain, node.op_type) not in known_custom and (domain, node.op_type) not in local:
+            version = opset.get(domain)
+            if version is None:
+                raise ModelError(f"{where}: node '{node.name or node.output[0]}' uses domain "
+                                 f"'{domain}', which the model does not import")
+            if not onnx.defs.has(node.op_type, domain):
+                dom = f" in domain '{domain}'" if domain else ""
+                raise UnsupportedError(
+                    f"{where}: unknown operator '{node.op_type}'{dom} in node "
+                    f"'{node.name or node.output[0]}'")
+            try:
+                onnx.defs.get_schema(node.op_type, version, domain)
+            except onnx.defs.SchemaError:
+                raise UnsupportedError(
+                    f"{where}: operator '{node.op_type}' in node '{node.name or node.output[0]}'"
+                    f" does not exist at opset {version}") from None
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                _check_operators(a.g, opset, where)
+            elif a.type == onnx.AttributeProto.GRAPHS:
+                for g in a.graphs:
+                    _check_operators(g, opset, where)
+
+
+def _sort_nodes(gp: onnx.GraphProto, where: str) -> None:
+    """Put the nodes in an order where producers come first, or name a node on a cycle.
+
+    Nameless nodes get their first output's name, so that every message can name them.
+    """
+    import heapq
+
+    for node in gp.node:
+        if not node.name:
+            node.name = next((o for o in node.output if o), node.op_type)
+    producer = {}
+    for i, node in enumerate(gp.node):
+        for o in node.output:
+            if o:
+                producer[o] = i
+    deps = []
+    users: dict[int, list[int]] = {}
+    for i, node in enumerate(gp.node):
+        d = {producer[x] for x in _reads(node) if x in producer and producer[x] != i}
+        deps.append(d)
+        for j in d:
+            users.setdefault(j, []).append(i)
+    ready = [i for i, d in enumerate(deps) if not d]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for u in users.get(i, ()):
+            deps[u].discard(i)
+            if not deps[u]:
+                heapq.heappush(ready, u)
+    if len(order) != len(gp.node):
+        stuck = next(gp.node[i] for i, d in enumerate(deps) if d)
+        raise ModelError(f"{where}: the graph has a cycle through node '{stuck.name}' "
+                         f"({stuck.op_type})")
+    if order != list(range(len(gp.node))):
+        nodes = [gp.node[i] for i in order]
+        copies = [onnx.NodeProto() for _ in nodes]
+        for c, n in zip(copies, nodes):
+            c.CopyFrom(n)
+        del gp.node[:]
+        gp.node.extend(copies)
+
+
+def _reads(node: onnx.NodeProto):
+    """Names a node reads, including those its subgraphs capture from outside."""
+    yield from (x for x in node.input if x)
+    for a in node.attribute:
+        subs = [a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)
+        for g in subs:
+            inner = {x.name for x in g.input} | {t.name for t in g.initializer}
+            inner |= {o for n in g.node for o in n.output}
+            for n in g.node:
+                yield from (x for x in _reads(n) if x not in inner)
+
+
+def _first_lines(e: Exception) -> str:
+    lines = [x.strip() for x in str(e).strip().splitlines() if x.strip()]
+    if not lines:
+        return type(e).__name__
+    msg = lines[0]
+    for x in lines[1:]:
+        if x.startswith("==> Context:"):
+            msg += " (" + x[len("==> Context:"):].strip() + ")"
+            break
+    msg = msg.replace("[ShapeInferenceError] ", "").replace("[TypeInferenceError] ", "")
+    m = re.search(r"\(op_type:(\w+), node name: ([^)]*)\): (.*)", msg)
+    if m:
+        msg = f"{m.group(1)} node '{m.group(2)}': {m.group(3)}"
+    return msg.replace("Inference error(s): ", "")
+
+
+def _check_proto(proto: onnx.ModelProto, where: str) -> None:
+    try:
+        onnx.checker.check_model(proto, full_check=False)
+    except onnx.checker.ValidationError as e:
+        msg = _first_lines(e)
+        if "topologically sorted" in msg:
+            return  # npuc sorts the nodes itself (and names a node on a cycle if there is one)
+        raise ModelError(f"{where}: invalid model: {msg}") from None
+    except Exception as e:  # the checker can fail in other ways on damaged files
+        raise ModelError(f"{where}: invalid model: {_first_lines(e)}") from None
+
+
+def _infer_shapes(proto: onnx.ModelProto, where: str) -> onnx.ModelProto:
+    try:
+        return onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True,
+                                                 data_prop=True)
+    except Exception as e:
+        msg = _first_lines(e)
+        if "topologically" in msg or "not output of any previous nodes" in msg:
+            return proto
+        raise ModelError(f"{where}: {msg}") from None

@@ -1,0 +1,89 @@
+"""Conversions between ONNX type and tensor protos and npuc types and arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TypeProto, numpy_helper
+
+from .dtypes import BY_ONNX, DType, dtype as to_dtype
+from .errors import UnsupportedError
+from .types import OptionalType, SequenceType, TensorType, Type
+
+
+def type_from_proto(tp: TypeProto, where: str = "") -> Type | None:
+    """The npuc type of an ONNX TypeProto (None when the proto says nothing)."""
+    which = tp.WhichOneof("value")
+    if which is None:
+        return None
+    if which == "tensor_type":
+        tt = tp.tensor_type
+        if tt.elem_type == 0:
+            return None
+        if tt.elem_type not in BY_ONNX:
+            raise UnsupportedError(
+                f"{where}element type {onnx.TensorProto.DataType.Name(tt.elem_type)} "
+                "is not supported")
+        shape = None
+        if tt.HasField("shape"):
+            dims = []
+            for d in tt.shape.dim:
+                if d.HasField("dim_value"):
+                    dims.append(int(d.dim_value))
+                elif d.HasField("dim_param") and d.dim_param:
+                    dims.append(d.dim_param)
+                else:
+                    dims.append(None)
+            shape = tuple(dims)
+        return TensorType(BY_ONNX[tt.elem_type], shape)
+    if which == "sequence_type":
+        return SequenceType(type_from_proto(tp.sequence_type.elem_type, where))
+    if which == "optional_type":
+        return OptionalType(type_from_proto(tp.optional_type.elem_type, where))
+    raise UnsupportedError(f"{where}values of ONNX type '{which}' are not supported")
+
+
+def type_to_proto(t: Type | None) -> TypeProto:
+    """The ONNX TypeProto of an npuc type (an empty proto for None)."""
+    tp = TypeProto()
+    if t is None:
+        return tp
+    if isinstance(t, TensorType):
+        tp.tensor_type.elem_type = t.dtype.onnx
+        if t.shape is not None:
+            shape = tp.tensor_type.shape
+            shape.SetInParent()
+            for d in t.shape:
+                dim = shape.dim.add()
+                if isinstance(d, int):
+                    dim.dim_value = d
+                elif isinstance(d, str):
+                    dim.dim_param = d
+        return tp
+    if isinstance(t, SequenceType):
+        tp.sequence_type.elem_type.CopyFrom(type_to_proto(t.elem))
+        return tp
+    if isinstance(t, OptionalType):
+        tp.optional_type.elem_type.CopyFrom(type_to_proto(t.elem))
+        return tp
+    raise TypeError(t)
+
+
+def array_from_proto(tensor: onnx.TensorProto, base_dir: str | None = None) -> np.ndarray:
+    """The numpy array of a TensorProto (external data read from ``base_dir``)."""
+    arr = numpy_helper.to_array(tensor, base_dir or "")
+    if tensor.data_type == onnx.TensorProto.STRING:
+        arr = np.vectorize(lambda b: b.decode() if isinstance(b, bytes) else b,
+                           otypes=[object])(arr) if arr.size else arr.astype(object)
+    return arr
+
+
+def array_to_proto(array: np.ndarray, name: str = "", dt: DType | None = None) -> onnx.TensorProto:
+    """A TensorProto holding ``array`` (element type ``dt`` or the array's own)."""
+    dt = dt or to_dtype(array.dtype)
+    if dt.kind == "string":
+        return onnx.helper.make_tensor(name, onnx.TensorProto.STRING, array.shape,
+                                       [s.encode() if isinstance(s, str) else s
+                                        for s in array.reshape(-1)])
+    arr = np.ascontiguousarray(array, dtype=dt.numpy)
+    return numpy_helper.from_array(arr, name)

@@ -1,0 +1,412 @@
+"""The text format, reading side: ``grammar.lark`` parsed with lark (LALR), then built.
+
+``parse_text`` returns a :class:`Graph`; ``load_text`` also reads the side file of large
+constants, which must lie in the text file's own folder. Every syntax or meaning error is
+a :class:`ParseError` with ``file:line:column``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+
+import numpy as np
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from .dtypes import BY_NAME
+from .errors import ParseError
+from .graph import Graph, Value
+from .printer import VERSION
+from .types import OptionalType, QuantParams, SequenceType, TensorType
+
+
+HOLE = object()  # an omitted optional input or output, spelled "_"
+
+
+def _unquote(text: str) -> str:
+    return json.loads(text) if text.startswith('"') else text
+
+
+class _Syntax(Transformer):
+    """Turns the parse tree into plain tuples; names are resolved later by the builder."""
+
+    def INT(self, t):
+        return int(t)
+
+    def FLOAT(self, t):
+        return float(t)
+
+    def STRING(self, t):
+        return json.loads(t)
+
+    def VALUE(self, t):
+        return ("value", _unquote(t[1:]), t.line, t.column)
+
+    def NODE_NAME(self, t):
+        return _unquote(t[1:])
+
+    def HOLE(self, t):
+        return HOLE
+
+    def DOTTED(self, t):
+        return str(t)
+
+    int = float = string = v_args(inline=True)(lambda self, x: x)
+
+    def true(self, _):
+        return True
+
+    def false(self, _):
+        return False
+
+    def nan(self, _):
+        return float("nan")
+
+    def inf(self, _):
+        return float("inf")
+
+    def neg_inf(self, _):
+        return float("-inf")
+
+    def start(self, items):
+        return items
+
+    def header(self, items):
+        return ("header", items[0], items[1] if len(items) > 1 else None)
+
+    def opset(self, items):
+        return ("opset", dict(items))
+
+    @v_args(inline=True)
+    def opset_item(self, domain, version):
+        return ("" if domain == "ai.onnx" else domain, version)
+
+    @v_args(inline=True)
+    def graph(self, name, params, body, rets):
+        return ("graph", name, params, body, rets)
+
+    def params(self, items):
+        return [i for i in items if i is not None]
+
+    body = params
+    rets = params
+
+    @v_args(inline=True)
+    def param(self, value, type_):
+        return ("param", value, type_)
+
+    @v_args(inline=True)
+    def const(self, value, type_, data):
+        return ("const", value, type_, data)
+
+    @v_args(inline=True)
+    def node(self, outs, op, args, attrs, types, name):
+        return ("node", outs, op[0], op[1], args, attrs or {}, types, name or "", op[2])
+
+    def outs(self, items):
+        return [None if i is HOLE else i for i in items]
+
+    def args(self, items):
+        if items == [None]:
+            return []
+        return [None if i is HOLE else i for i in items]
+
+    def types(self, items):
+        return list(items)
+
+    def op(self, items):
+        tok = items[-1]
+        domain = items[0] if len(items) == 2 else ""
+        return (domain, tok, getattr(tok, "line", 0))
+
+    def attrs(self, items):
+        return dict(i for i in items if i is not None)
+
+    @v_args(inline=True)
+    def attr(self, name, value):
+        return (name, value)
+
+    def attr_list(self, items):
+        return [i for i in items if i is not None] if items != [None] else []
+
+    @v_args(inline=True)
+    def attr_tensor(self, type_, data):
+        return ("tensor", type_, data)
+
+    @v_args(inline=True)
+    def attr_type(self, type_):
+        return ("type", type_)
+
+    def tensor_type(self, items):
+        name, shape = items[0], items[1]
+        quant = items[2] if len(items) > 2 else None
+        if name not in BY_NAME:
+            raise ValueError(f"{getattr(name, 'line', '?')}:{getattr(name, 'column', '?')}: "
+                             f"unknown element type '{name}' (known: {', '.join(BY_NAME)})")
+        return TensorType(BY_NAME[name], shape, quant)
+
+    def unranked(self, _):
+        return None
+
+    def shape(self, items):
+        return tuple(items) if items != [None] else ()
+
+    def unknown_dim(self, _):
+        return None
+
+    def seq_type(self, items):
+        return SequenceType(items[0])
+
+    def opt_type(self, items):
+        return OptionalType(items[0])
+
+    def unknown_type(self, _):
+        return None
+
+    def quant(self, items):
+        fields = dict(items)
+        scale = np.asarray(fields.get("scale", 1.0), dtype=np.float32)
+        zp_dt, zp = fields.get("zero_point", ("i8", 0))
+        return QuantParams(scale, np.asarray(zp, dtype=BY_NAME[zp_dt].numpy), fields.get("axis"))
+
+    def qparam(self, items):
+        key = items[0]
+        if key == "zero_point":
+            dt = items[1] if len(items) > 2 or isinstance(items[1], str) else "i8"
+            vals = items[2:] if isinstance(items[1], str) else items[1:]
+            return (key, (dt, vals[0] if len(vals) == 1 and key != "scale" and False else
+                          (vals if len(vals) != 1 else vals[0])))
+        vals = items[1:]
+        if key == "axis":
+            return (key, vals[0])
+        return (key, vals if len(vals) != 1 else vals[0])
+
+    def data_scalar(self, items):
+        return ("scalar", items[0])
+
+    def data_list(self, items):
+        return ("list", [] if items == [None] else items)
+
+    @v_args(inline=True)
+    def data_blob(self, offset, nbytes):
+        return ("blob", offset, nbytes)
+
+    def data_hex(self, items):
+        return ("hex", bytes.fromhex(str(items[0])[4:-1]))
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    path = os.path.join(os.path.dirname(__file__), "grammar.lark")
+    with open(path, encoding="utf-8") as f:
+        return Lark(f.read(), parser="lalr", maybe_placeholders=True, propagate_positions=False)
+
+
+class _Builder:
+    def __init__(self, where: str, blob: bytes | None):
+        self.where = where
+        self.blob = blob
+
+    def fail(self, line, msg):
+        raise ParseError(f"{self.where}:{line}: {msg}")
+
+    def graph(self, tree, parent: Graph | None, scope: dict) -> Graph:
+        _, name, params, stmts, rets = tree
+        g = Graph(name, parent)
+        local = dict(scope)
+        for _, (_, vname, line, _col), t in params:
+            self.define(g, local, vname, line)
+            v = g.add_input(vname, t)
+            local[vname] = v
+        for stmt in stmts:
+            if stmt[0] == "const":
+                _, (_, vname, line, _), t, data = stmt
+                self.define(g, local, vname, line)
+                arr = self.array(data, t, line)
+                local[vname] = g.add_constant(vname, arr, t)
+            else:
+                self.node(g, local, stmt)
+        outs = []
+        for _, vname, line, _ in rets:
+            if vname not in local:
+                self.fail(line, f"return of undefined value %{vname}")
+            outs.append(local[vname])
+        g.outputs = outs
+        return g
+
+    def define(self, g, local, vname, line):
+        if vname in local and local[vname].graph is not None and _same_root(local[vname].graph, g):
+            self.fail(line, f"value %{vname} is defined twice")
+
+    def node(self, g: Graph, local: dict, stmt) -> None:
+        _, outs, domain, op_type, inputs, attrs, types, name, line = stmt
+        ins = []
+        for item in inputs:
+            if item is None:
+                ins.append(None)
+                continue
+            _, vname, vline, vcol = item
+            if vname not in local:
+                self.fail(f"{vline}:{vcol}", f"use of undefined value %{vname}")
+            ins.append(local[vname])
+        if len(types) != len(outs):
+            self.fail(line, f"{op_type} has {len(outs)} results but {len(types)} types")
+        built_attrs = {k: self.attr(v, g, local, line) for k, v in attrs.items()}
+        out_specs = []
+        for o, t in zip(outs, types):
+            if o is None:
+                out_specs.append(None)
+            else:
+                self.define(g, local, o[1], o[2])
+                out_specs.append(o[1])
+        specs = [None if o is None else Value(o, t) for o, t in zip(out_specs, types)]
+        node = g.create_node(op_type, ins, specs, built_attrs, domain, name)
+        for v, o in zip(node.outputs, out_specs):
+            if o is None:
+                continue
+            if v.name != o:
+                self.fail(line, f"value %{o} is defined twice")
+            local[o] = v
+
+    def attr(self, v, g, local, line):
+        if isinstance(v, tuple) and v and v[0] == "graph":
+            return self.graph(v, g, local)
+        if isinstance(v, tuple) and v and v[0] == "tensor":
+            return self.array(v[2], v[1], line)
+        if isinstance(v, tuple) and v and v[0] == "type":
+            return v[1]
+        if isinstance(v, list):
+            return [self.attr(x, g, local, line) for x in v]
+        return v
+
+    def array(self, data, t: TensorType, line) -> np.ndarray:
+        if not isinstance(t, TensorType) or t.shape is None or not t.is_static:
+            self.fail(line, "a constant needs a tensor type with a known shape")
+        dt = t.dtype
+        kind = data[0]
+        if kind in ("blob", "hex"):
+            if kind == "blob":
+                if self.blob is None:
+                    self.fail(line, "blob() used but no side file was given")
+                off, n = data[1], data[2]
+                if off < 0 or off + n > len(self.blob):
+                    self.fail(line, f"blob({off}, {n}) lies outside the side file "
+                                    f"({len(self.blob)} bytes)")
+                raw = self.blob[off:off + n]
+            else:
+                raw = data[1]
+            if len(raw) != t.numel * dt.itemsize:
+                self.fail(line, f"constant data has {len(raw)} bytes, its type needs "
+                                f"{t.numel * dt.itemsize}")
+            return np.frombuffer(raw, dtype=dt.numpy).reshape(t.shape).copy()
+        values = [data[1]] if kind == "scalar" else data[1]
+        if len(values) != t.numel:
+            self.fail(line, f"constant has {len(values)} values, its type f{list(t.shape)} "
+                            f"needs {t.numel}")
+        if dt.kind == "string":
+            arr = np.array(values, dtype=object)
+        elif dt.kind == "complex":
+            arr = np.array([complex(x) for x in values], dtype=dt.numpy)
+        elif dt.kind in ("float",):
+            arr = np.array(values, dtype=np.float64).astype(dt.numpy)
+        else:
+            arr = np.array(values, dtype=np.int64 if dt.kind != "uint" else np.uint64) \
+                .astype(dt.numpy)
+        return arr.reshape(t.shape)
+
+
+def _same_root(a: Graph, b: Graph) -> bool:
+    return a._root() is b._root()
+
+
+def parse_text(text: str, where: str = "<text>", blob: bytes | None = None) -> Graph:
+    """Parse npuir text into a Graph. ``blob`` is the content of the side file, if any."""
+    try:
+        tree = _parser().parse(text)
+        header, *rest = _Syntax().transform(tree)
+    except UnexpectedInput as e:
+        raise ParseError(f"{where}:{e.line}:{e.column}: {_describe(e)}") from None
+    except Exception as e:  # a transformer error: bad dtype, bad number
+        inner = getattr(e, "orig_exc", e)
+        raise ParseError(f"{where}:{inner}") from None
+    _, version, _blob_name = header
+    if version != VERSION:
+        raise ParseError(f"{where}:1: npuir version {version} is not supported "
+                         f"(this npuc reads version {VERSION})")
+    opset = {}
+    if rest and rest[0][0] == "opset":
+        opset = rest.pop(0)[1]
+    g = _Builder(where, blob).graph(rest[0], None, {})
+    g.opset = opset
+    return g
+
+
+def _describe(e: UnexpectedInput) -> str:
+    if isinstance(e, UnexpectedEOF):
+        return "unexpected end of file"
+    if isinstance(e, UnexpectedToken):
+        tok = e.token
+        if tok.type == "$END":
+            return "unexpected end of file"
+        expected = sorted(x for x in e.expected if not x.startswith("_"))[:6]
+        return f"unexpected {tok!s:.30} (expected {', '.join(expected)})"
+    if isinstance(e, UnexpectedCharacters):
+        return f"unexpected character {e.char!r}"
+    return str(e).splitlines()[0]
+
+
+def blob_name_of(text: str) -> str | None:
+    """The side-file name the header of a text names, if any (no full parse)."""
+    first = text.lstrip().split("\n", 1)[0]
+    if " blobs " in first:
+        return json.loads(first.split(" blobs ", 1)[1].strip())
+    return None
+
+
+def load_text(path: str) -> Graph:
+    """Read a ``.npuir`` file and its side file of constants."""
+    from .errors import NpucError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError:
+        raise ParseError(f"{path}: not a text IR file (it is not UTF-8 text)") from None
+    except OSError as e:
+        raise NpucError(f"{path}: cannot read: {e.strerror}") from None
+    blob = None
+    name = blob_name_of(text)
+    if name is not None:
+        folder = os.path.dirname(os.path.abspath(path))
+        blob_path = os.path.realpath(os.path.join(folder, name))
+        if os.path.dirname(blob_path) != os.path.realpath(folder):
+            raise ParseError(f"{path}:1: side file '{name}' must be in the same folder")
+        try:
+            with open(blob_path, "rb") as f:
+                blob = f.read()
+        except OSError as e:
+            raise ParseError(f"{path}:1: cannot read side file '{name}': {e.strerror}") from None
+    return parse_text(text, path, blob)
+
+
+def save_text(graph: Graph, path: str, inline_limit: int = 16) -> None:
+    """Write ``graph`` to ``path`` and its large constants to ``path + '.bin'``."""
+    from .printer import print_graph
+
+    blob = bytearray()
+    blob_name = os.path.basename(path) + ".bin"
+    text = print_graph(graph, blob, blob_name, inline_limit)
+    if not blob:
+        text = print_graph(graph, None, None, inline_limit)
+    _atomic_write(path, text.encode("utf-8"))
+    if blob:
+        _atomic_write(path + ".bin", bytes(blob))
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
