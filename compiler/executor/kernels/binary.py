@@ -1,0 +1,183 @@
+"""Broadcasting binary and variadic operators: arithmetic, comparison, logic, bitwise.
+
+Integer arithmetic is exact and stays in the input dtype (wrapping on overflow, as the
+hardware does); no value goes through a float. Division of signed integers truncates
+toward zero, like C and the ONNX reference; division by zero gives 0 rather than a trap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from npuc.ir.errors import NpucError, UnsupportedError
+
+from . import kernel
+
+_NATIVE = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _native(x: np.ndarray) -> np.ndarray:
+    """The array in a dtype numpy's ufuncs handle (float32 for bf16/float8, int16 for int4)."""
+    if x.dtype.kind == "V":
+        return x.astype(np.float32 if "float" in x.dtype.name else np.int16)
+    return x
+
+
+def _arith(fn, a: np.ndarray, b: np.ndarray, ctx) -> np.ndarray:
+    out_dtype = a.dtype
+    try:
+        with np.errstate(all="ignore"):
+            r = fn(_native(a), _native(b).astype(_native(a).dtype, copy=False))
+    except ValueError as e:
+        raise NpucError(f"{ctx.describe()}: shapes {a.shape} and {b.shape} do not broadcast") from e
+    return np.asarray(r).astype(out_dtype, copy=False)
+
+
+def int_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b for integers, truncated toward zero, 0 where b is 0."""
+    with np.errstate(all="ignore"):
+        zero = b == 0
+        bs = np.where(zero, 1, b).astype(b.dtype)
+        q = a // bs
+        if a.dtype.kind == "i":
+            fix = ((a % bs) != 0) & ((a < 0) != (bs < 0))
+            q = q + fix.astype(q.dtype)
+        return np.where(zero, 0, q).astype(a.dtype)
+
+
+def _binary(op: str, fn) -> None:
+    @kernel(op)
+    def run(inputs, attrs, ctx):
+        return [_arith(fn, inputs[0], inputs[1], ctx)]
+
+    run.__name__ = op.lower()
+    run.__doc__ = f"ONNX {op} (numpy-style broadcasting, result in the input dtype)."
+
+
+for _op, _fn in {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply,
+                 "BitwiseAnd": np.bitwise_and, "BitwiseOr": np.bitwise_or,
+                 "BitwiseXor": np.bitwise_xor}.items():
+    _binary(_op, _fn)
+
+
+@kernel("Div")
+def div(inputs, attrs, ctx):
+    """ONNX Div; integer division truncates toward zero."""
+    a, b = inputs
+    if a.dtype.kind in "iu":
+        return [_arith(int_divide, a, b, ctx)]
+    return [_arith(np.divide, a, b, ctx)]
+
+
+@kernel("Mod")
+def mod(inputs, attrs, ctx):
+    """ONNX Mod: sign of the divisor (``fmod=0``) or of the dividend (``fmod=1``)."""
+    a, b = inputs
+    fmod = attrs.get("fmod", 0)
+    if a.dtype.kind in "iu":
+        def fn(x, y):
+            ys = np.where(y == 0, 1, y).astype(y.dtype)
+            r = np.fmod(x, ys) if fmod else np.mod(x, ys)
+            return np.where(y == 0, 0, r)
+        return [_arith(fn, a, b, ctx)]
+    return [_arith(np.fmod if fmod else np.mod, a, b, ctx)]
+
+
+@kernel("Pow")
+def pow_(inputs, attrs, ctx):
+    """ONNX Pow; the result has the base's dtype whatever the exponent's type."""
+    a, b = inputs
+    with np.errstate(all="ignore"):
+        if a.dtype.kind in "iu" and b.dtype.kind in "iu" and not np.any(b < 0):
+            r = np.power(a, b.astype(a.dtype))
+        elif a.dtype.kind in "iu":
+            r = np.power(a.astype(np.float64), _native(b).astype(np.float64))
+        else:
+            na = _native(a)
+            r = np.power(na, _native(b).astype(na.dtype))
+    return [np.asarray(r).astype(a.dtype)]
+
+
+@kernel("BitShift")
+def bit_shift(inputs, attrs, ctx):
+    """ONNX BitShift on unsigned integers."""
+    a, b = inputs
+    direction = attrs.get("direction", "")
+    fn = {"LEFT": np.left_shift, "RIGHT": np.right_shift}.get(direction)
+    if fn is None:
+        raise NpucError(f"{ctx.describe()}: direction must be LEFT or RIGHT, not {direction!r}")
+    return [fn(a, b.astype(a.dtype)).astype(a.dtype)]
+
+
+def _compare(op: str, fn) -> None:
+    @kernel(op)
+    def run(inputs, attrs, ctx):
+        a, b = inputs
+        if a.dtype == object or b.dtype == object:
+            return [np.asarray(fn(a.astype(object), b.astype(object)), dtype=bool)]
+        return [np.asarray(fn(_native(a), _native(b)), dtype=bool)]
+
+    run.__name__ = op.lower()
+    run.__doc__ = f"ONNX {op} (a boolean tensor)."
+
+
+for _op, _fn in {"Equal": np.equal, "Less": np.less, "LessOrEqual": np.less_equal,
+                 "Greater": np.greater, "GreaterOrEqual": np.greater_equal,
+                 "And": np.logical_and, "Or": np.logical_or, "Xor": np.logical_xor}.items():
+    _compare(_op, _fn)
+
+
+def _variadic(op: str, fn, mean: bool = False) -> None:
+    @kernel(op)
+    def run(inputs, attrs, ctx):
+        xs = [x for x in inputs if x is not None]
+        if not xs:
+            raise NpucError(f"{ctx.describe()}: needs at least one input")
+        dtype = xs[0].dtype
+        acc = _native(xs[0])
+        with np.errstate(all="ignore"):
+            for x in xs[1:]:
+                acc = fn(acc, _native(x).astype(acc.dtype, copy=False))
+            if mean:
+                acc = acc / len(xs) if acc.dtype.kind == "f" else acc // len(xs)
+        return [np.asarray(acc).astype(dtype, copy=False)]
+
+    run.__name__ = op.lower()
+    run.__doc__ = f"ONNX {op} over any number of broadcasting inputs."
+
+
+_variadic("Sum", np.add)
+_variadic("Mean", np.add, mean=True)
+_variadic("Max", np.maximum)
+_variadic("Min", np.minimum)
+
+
+@kernel("Where")
+def where(inputs, attrs, ctx):
+    """ONNX Where."""
+    c, x, y = inputs
+    return [np.where(c, x, y).astype(x.dtype, copy=False)]
+
+
+@kernel("Clip")
+def clip(inputs, attrs, ctx):
+    """ONNX Clip; bounds are attributes before opset 11 and optional inputs from 11 on.
+
+    ``min > max`` gives ``max`` everywhere, as the specification says.
+    """
+    x = inputs[0]
+    if ctx.opset < 11:
+        lo, hi = attrs.get("min"), attrs.get("max")
+    else:
+        lo = inputs[1] if len(inputs) > 1 else None
+        hi = inputs[2] if len(inputs) > 2 else None
+    out = _native(x)
+    if lo is not None:
+        if np.ndim(lo) != 0 and np.size(lo) != 1:
+            raise UnsupportedError(f"{ctx.describe()}: a non-scalar min is not supported")
+        out = np.maximum(out, np.asarray(lo).reshape(()).astype(out.dtype))
+    if hi is not None:
+        if np.ndim(hi) != 0 and np.size(hi) != 1:
+            raise UnsupportedError(f"{ctx.describe()}: a non-scalar max is not supported")
+        out = np.minimum(out, np.asarray(hi).reshape(()).astype(out.dtype))
+    return [np.asarray(out).astype(x.dtype, copy=False)]

@@ -1,0 +1,225 @@
+"""Unary elementwise operators: math functions and activations.
+
+Every kernel returns an array of its input's dtype. Float types numpy cannot compute in
+directly (bfloat16, the float8 family) are computed in float32 and rounded back, which is
+what a chip with a float32 datapath does too.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from npuc.ir.errors import UnsupportedError
+
+from . import kernel
+
+_NATIVE_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _is_float(x: np.ndarray) -> bool:
+    return x.dtype in _NATIVE_FLOATS or (x.dtype.kind == "V" and "float" in x.dtype.name)
+
+
+def _float_op(fn):
+    """Apply ``fn`` in a dtype numpy computes in natively, return the input's dtype."""
+
+    def apply(x: np.ndarray, *args):
+        if x.dtype in _NATIVE_FLOATS:
+            return np.asarray(fn(x, *args), dtype=x.dtype)
+        if x.dtype.kind in "iub":
+            return np.asarray(fn(x, *args)).astype(x.dtype)
+        return np.asarray(fn(x.astype(np.float32), *args)).astype(x.dtype)
+
+    return apply
+
+
+def _unary(op: str, fn) -> None:
+    wrapped = _float_op(fn)
+
+    @kernel(op)
+    def run(inputs, attrs, ctx, _f=wrapped):
+        return [_f(inputs[0])]
+
+    run.__name__ = op.lower()
+    run.__doc__ = f"ONNX {op}."
+
+
+@njit(cache=True)
+def _erf_flat(x, out):
+    for i in range(x.size):
+        out[i] = math.erf(x[i])
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """The error function, elementwise (numpy has none)."""
+    flat = np.ascontiguousarray(x).reshape(-1)
+    out = np.empty_like(flat)
+    _erf_flat(flat, out)
+    return out.reshape(x.shape)
+
+
+def _sigmoid(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+_SIMPLE = {
+    "Exp": np.exp, "Log": np.log, "Sqrt": np.sqrt, "Sin": np.sin, "Cos": np.cos,
+    "Tan": np.tan, "Asin": np.arcsin, "Acos": np.arccos, "Atan": np.arctan,
+    "Sinh": np.sinh, "Cosh": np.cosh, "Asinh": np.arcsinh, "Acosh": np.arccosh,
+    "Atanh": np.arctanh, "Floor": np.floor, "Ceil": np.ceil, "Round": np.rint,
+    "Tanh": np.tanh, "Sigmoid": _sigmoid, "Erf": erf,
+    "Reciprocal": lambda x: 1 / x,
+    "Softplus": lambda x: np.logaddexp(0, x),
+    "Softsign": lambda x: x / (1 + np.abs(x)),
+    "Mish": lambda x: x * np.tanh(np.logaddexp(0, x)),
+    "HardSwish": lambda x: x * np.clip(x / 6 + 0.5, 0, 1),
+}
+for _op, _fn in _SIMPLE.items():
+    _unary(_op, _fn)
+
+
+@kernel("Abs")
+def abs_(inputs, attrs, ctx):
+    """ONNX Abs (integers wrap: abs(-128) stays -128 in int8, as two's complement does)."""
+    return [_float_op(np.abs)(inputs[0])]
+
+
+@kernel("Neg")
+def neg(inputs, attrs, ctx):
+    """ONNX Neg."""
+    return [_float_op(np.negative)(inputs[0])]
+
+
+@kernel("Sign")
+def sign(inputs, attrs, ctx):
+    """ONNX Sign."""
+    return [_float_op(np.sign)(inputs[0])]
+
+
+@kernel("Relu")
+def relu(inputs, attrs, ctx):
+    """ONNX Relu (also on signed integers)."""
+    x = inputs[0]
+    return [_float_op(lambda v: np.maximum(v, 0))(x)]
+
+
+@kernel("LeakyRelu")
+def leaky_relu(inputs, attrs, ctx):
+    """ONNX LeakyRelu."""
+    alpha = attrs.get("alpha", 0.01)
+    return [_float_op(lambda v: np.where(v < 0, v * alpha, v))(inputs[0])]
+
+
+@kernel("PRelu")
+def prelu(inputs, attrs, ctx):
+    """ONNX PRelu: the slope broadcasts to the input (unidirectionally)."""
+    x, slope = inputs
+    if x.dtype.kind in "iu":
+        return [np.where(x < 0, x * slope.astype(x.dtype), x).astype(x.dtype)]
+    return [_float_op(lambda v: np.where(v < 0, v * slope.astype(v.dtype), v))(x)]
+
+
+@kernel("Elu")
+def elu(inputs, attrs, ctx):
+    """ONNX Elu."""
+    alpha = attrs.get("alpha", 1.0)
+    return [_float_op(lambda v: np.where(v < 0, alpha * np.expm1(v), v))(inputs[0])]
+
+
+@kernel("Selu")
+def selu(inputs, attrs, ctx):
+    """ONNX Selu."""
+    alpha = attrs.get("alpha", 1.67326319217681884765625)
+    gamma = attrs.get("gamma", 1.05070102214813232421875)
+    return [_float_op(lambda v: gamma * np.where(v <= 0, alpha * np.expm1(v), v))(inputs[0])]
+
+
+@kernel("Celu")
+def celu(inputs, attrs, ctx):
+    """ONNX Celu."""
+    alpha = attrs.get("alpha", 1.0)
+    return [_float_op(lambda v: np.maximum(v, 0) + np.minimum(0, alpha * np.expm1(v / alpha)))(
+        inputs[0])]
+
+
+@kernel("Gelu")
+def gelu(inputs, attrs, ctx):
+    """ONNX Gelu, exact (``approximate="none"``) or with the tanh approximation."""
+    approximate = attrs.get("approximate", "none")
+    if approximate == "tanh":
+        c = math.sqrt(2 / math.pi)
+        fn = lambda v: 0.5 * v * (1 + np.tanh(c * (v + 0.044715 * v ** 3)))  # noqa: E731
+    elif approximate == "none":
+        fn = lambda v: 0.5 * v * (1 + erf(v / math.sqrt(2)))  # noqa: E731
+    else:
+        raise UnsupportedError(f"{ctx.describe()}: approximate={approximate!r} is not supported")
+    return [_float_op(fn)(inputs[0])]
+
+
+@kernel("HardSigmoid")
+def hard_sigmoid(inputs, attrs, ctx):
+    """ONNX HardSigmoid."""
+    alpha, beta = attrs.get("alpha", 0.2), attrs.get("beta", 0.5)
+    return [_float_op(lambda v: np.clip(alpha * v + beta, 0, 1))(inputs[0])]
+
+
+@kernel("ThresholdedRelu")
+def thresholded_relu(inputs, attrs, ctx):
+    """ONNX ThresholdedRelu."""
+    alpha = attrs.get("alpha", 1.0)
+    return [_float_op(lambda v: np.where(v > alpha, v, 0))(inputs[0])]
+
+
+@kernel("Shrink")
+def shrink(inputs, attrs, ctx):
+    """ONNX Shrink."""
+    bias, lambd = attrs.get("bias", 0.0), attrs.get("lambd", 0.5)
+    x = inputs[0]
+    if x.dtype.kind in "iu":
+        xf = x.astype(np.float64)
+        return [np.where(xf < -lambd, xf + bias, np.where(xf > lambd, xf - bias, 0)).astype(x.dtype)]
+    return [_float_op(lambda v: np.where(v < -lambd, v + bias, np.where(v > lambd, v - bias, 0)))(x)]
+
+
+@kernel("Swish")
+def swish(inputs, attrs, ctx):
+    """ONNX Swish: x * sigmoid(alpha * x)."""
+    alpha = attrs.get("alpha", 1.0)
+    return [_float_op(lambda v: v * _sigmoid(alpha * v))(inputs[0])]
+
+
+@kernel("IsNaN")
+def is_nan(inputs, attrs, ctx):
+    """ONNX IsNaN."""
+    x = inputs[0]
+    return [np.isnan(x if x.dtype in _NATIVE_FLOATS else x.astype(np.float32))]
+
+
+@kernel("IsInf")
+def is_inf(inputs, attrs, ctx):
+    """ONNX IsInf, with ``detect_positive`` / ``detect_negative``."""
+    x = inputs[0]
+    if x.dtype not in _NATIVE_FLOATS:
+        x = x.astype(np.float32)
+    pos, neg_ = attrs.get("detect_positive", 1), attrs.get("detect_negative", 1)
+    out = np.zeros(x.shape, dtype=bool)
+    if pos:
+        out |= np.isposinf(x)
+    if neg_:
+        out |= np.isneginf(x)
+    return [out]
+
+
+@kernel("Not")
+def not_(inputs, attrs, ctx):
+    """ONNX Not."""
+    return [np.logical_not(inputs[0])]
+
+
+@kernel("BitwiseNot")
+def bitwise_not(inputs, attrs, ctx):
+    """ONNX BitwiseNot."""
+    return [np.invert(inputs[0])]

@@ -1,0 +1,116 @@
+"""Reductions: Reduce* and ArgMax/ArgMin.
+
+``axes`` is an attribute until opset 13 for ReduceSum and opset 18 for the others, an
+optional input after. Reducing over an empty set gives the operation's identity (0 for
+sums, 1 for products, -inf/+inf or the integer type's limit for max/min), as the ONNX
+reference does. Half-precision inputs accumulate in float32; the result keeps the input
+dtype.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from npuc.ir.errors import NpucError
+
+from . import kernel
+from .shape_ops import normalize_axes, normalize_axis
+
+_AXES_INPUT_SINCE = {"ReduceSum": 13}
+
+
+def _lowest(dtype):
+    return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
+
+
+def _highest(dtype):
+    return np.inf if dtype.kind == "f" else np.iinfo(dtype).max
+
+
+def _compute_dtype(x: np.ndarray) -> np.ndarray:
+    if x.dtype.kind == "V" or x.dtype == np.float16:
+        return x.astype(np.float32)
+    if x.dtype == bool:
+        return x.astype(np.uint8)
+    return x
+
+
+def _logsumexp(x, axis, keepdims):
+    x = x.astype(np.float64) if x.dtype.kind != "f" else x
+    if x.size == 0:
+        return np.log(np.sum(np.exp(x), axis=axis, keepdims=keepdims))
+    m = np.max(x, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    s = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return s if keepdims else np.squeeze(s, axis=axis)
+
+
+_REDUCERS = {
+    "ReduceSum": lambda x, a, k: np.sum(x, axis=a, keepdims=k),
+    "ReduceMean": lambda x, a, k: np.mean(x, axis=a, keepdims=k),
+    "ReduceMax": lambda x, a, k: np.max(x, axis=a, keepdims=k, initial=_lowest(x.dtype)),
+    "ReduceMin": lambda x, a, k: np.min(x, axis=a, keepdims=k, initial=_highest(x.dtype)),
+    "ReduceProd": lambda x, a, k: np.prod(x, axis=a, keepdims=k),
+    "ReduceL1": lambda x, a, k: np.sum(np.abs(x), axis=a, keepdims=k),
+    "ReduceL2": lambda x, a, k: np.sqrt(np.sum(np.square(x), axis=a, keepdims=k)),
+    "ReduceSumSquare": lambda x, a, k: np.sum(np.square(x), axis=a, keepdims=k),
+    "ReduceLogSum": lambda x, a, k: np.log(np.sum(x, axis=a, keepdims=k)),
+    "ReduceLogSumExp": _logsumexp,
+}
+
+
+def reduction_axes(op: str, inputs, attrs, ctx, rank: int):
+    """The axes to reduce as a tuple, or None when the node is a no-op."""
+    if ctx.opset >= _AXES_INPUT_SINCE.get(op, 18):
+        v = inputs[1] if len(inputs) > 1 else None
+        axes = None if v is None else [int(a) for a in np.asarray(v).reshape(-1)]
+    else:
+        axes = attrs.get("axes")
+    if not axes:
+        if attrs.get("noop_with_empty_axes", 0):
+            return None
+        return tuple(range(rank))
+    return tuple(normalize_axes(axes, rank, ctx))
+
+
+def _reduce(op: str, fn) -> None:
+    @kernel(op)
+    def run(inputs, attrs, ctx):
+        x = inputs[0]
+        axes = reduction_axes(op, inputs, attrs, ctx, x.ndim)
+        if axes is None:
+            return [x]
+        keepdims = bool(attrs.get("keepdims", 1))
+        with np.errstate(all="ignore"):
+            r = fn(_compute_dtype(x), axes, keepdims)
+        return [np.asarray(r).astype(x.dtype)]
+
+    run.__name__ = op.lower()
+    run.__doc__ = f"ONNX {op} with ``keepdims`` and ``noop_with_empty_axes``."
+
+
+for _op, _fn in _REDUCERS.items():
+    _reduce(_op, _fn)
+
+
+def _arg(op: str, fn) -> None:
+    @kernel(op)
+    def run(inputs, attrs, ctx):
+        x = inputs[0]
+        axis = normalize_axis(attrs.get("axis", 0), x.ndim, ctx)
+        if x.shape[axis] == 0:
+            raise NpucError(f"{ctx.describe()}: cannot take {op} of an empty axis")
+        keepdims = bool(attrs.get("keepdims", 1))
+        x = _compute_dtype(x)
+        if attrs.get("select_last_index", 0):
+            r = x.shape[axis] - 1 - fn(np.flip(x, axis), axis=axis, keepdims=keepdims)
+        else:
+            r = fn(x, axis=axis, keepdims=keepdims)
+        return [np.asarray(r, dtype=np.int64)]
+
+    run.__name__ = op.lower()
+    run.__doc__ = f"ONNX {op} with ``keepdims`` and ``select_last_index``."
+
+
+_arg("ArgMax", np.argmax)
+_arg("ArgMin", np.argmin)
