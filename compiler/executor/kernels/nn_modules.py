@@ -4,4 +4,6 @@ resizing, quantisation, recurrent, signal and vision operators)."""
 MODULES = [
     "npuc.compiler.executor.kernels.conv",
     "npuc.compiler.executor.kernels.pool",
+    "npuc.compiler.executor.kernels.matmul",
+    "npuc.compiler.executor.kernels.norm",
 ]

@@ -1,0 +1,99 @@
+"""Matrix products: MatMul, Gemm, Einsum (numpy/BLAS) and the exact integer forms
+MatMulInteger and QLinearMatMul (int32 accumulation in a Numba loop, never through float).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import kernel
+from .conv import int_gemm, requantize, unsupported
+
+
+@kernel("MatMul")
+def matmul(inputs, attrs, ctx):
+    a, b = inputs
+    if a.dtype.kind not in "fiu":
+        raise unsupported(ctx, f"MatMul on {a.dtype}")
+    return [np.matmul(a, b)]
+
+
+@kernel("Gemm")
+def gemm(inputs, attrs, ctx):
+    a, b = inputs[0], inputs[1]
+    c = inputs[2] if len(inputs) > 2 else None
+    if attrs.get("transA", 0):
+        a = a.T
+    if attrs.get("transB", 0):
+        b = b.T
+    alpha, beta = attrs.get("alpha", 1.0), attrs.get("beta", 1.0)
+    y = np.matmul(a, b)
+    if alpha != 1.0:
+        y *= y.dtype.type(alpha)
+    if c is not None and beta != 0:
+        y += c * y.dtype.type(beta) if beta != 1.0 else c
+    return [y]
+
+
+@kernel("Einsum")
+def einsum(inputs, attrs, ctx):
+    eq = attrs["equation"].replace(" ", "")
+    ops = inputs
+    if any(a.dtype.kind == "V" or "bfloat16" in str(a.dtype) for a in inputs):
+        ops = [a.astype(np.float32) for a in inputs]  # numpy cannot sum ml_dtypes floats
+    out = np.einsum(eq, *ops, optimize=len(inputs) > 2)
+    return [np.asarray(out, dtype=inputs[0].dtype)]
+
+
+def integer_matmul(a, b, a_zero=None, b_zero=None):
+    """Exact (a - a_zero) @ (b - b_zero) as int32, numpy broadcasting over batch dims.
+
+    ``a_zero`` is a scalar or one value per row of ``a``; ``b_zero`` a scalar or one per
+    column of ``b`` (the MatMulInteger rules).
+    """
+    ai = a.astype(np.int32)
+    bi = b.astype(np.int32)
+    if a_zero is not None:
+        az = np.asarray(a_zero, dtype=np.int32)
+        ai = ai - (az.reshape(-1, 1) if az.ndim == 1 and az.size > 1 else az)
+    if b_zero is not None:
+        bz = np.asarray(b_zero, dtype=np.int32)
+        bi = bi - bz
+    a1, b1 = ai.ndim == 1, bi.ndim == 1
+    if a1:
+        ai = ai[None, :]
+    if b1:
+        bi = bi[:, None]
+    batch = np.broadcast_shapes(ai.shape[:-2], bi.shape[:-2])
+    a3 = np.ascontiguousarray(np.broadcast_to(ai, batch + ai.shape[-2:])).reshape(-1, *ai.shape[-2:])
+    b3 = np.ascontiguousarray(np.broadcast_to(bi, batch + bi.shape[-2:])).reshape(-1, *bi.shape[-2:])
+    out = np.empty((a3.shape[0], a3.shape[1], b3.shape[2]), dtype=np.int32)
+    int_gemm(a3, b3, out)
+    out = out.reshape(batch + out.shape[1:])
+    if a1:
+        out = out[..., 0, :]
+    if b1:
+        out = out[..., 0]
+    return out
+
+
+@kernel("MatMulInteger")
+def matmul_integer(inputs, attrs, ctx):
+    a, b = inputs[0], inputs[1]
+    az = inputs[2] if len(inputs) > 2 else None
+    bz = inputs[3] if len(inputs) > 3 else None
+    if a.dtype.kind not in "iu" or b.dtype.kind not in "iu":
+        raise unsupported(ctx, f"MatMulInteger on {a.dtype} x {b.dtype}")
+    return [integer_matmul(a, b, az, bz)]
+
+
+@kernel("QLinearMatMul")
+def qlinear_matmul(inputs, attrs, ctx):
+    a, a_s, az, b, b_s, bz, y_s, yz = inputs[:8]
+    if a.dtype.kind not in "iu" or b.dtype.kind not in "iu":
+        raise unsupported(ctx, f"QLinearMatMul on {a.dtype} x {b.dtype}")
+    acc = integer_matmul(a, b, az, bz)
+    a_s = np.asarray(a_s, np.float64)
+    a_s = a_s.reshape(-1, 1) if a_s.size > 1 else a_s
+    scale = a_s * np.asarray(b_s, np.float64) / np.asarray(y_s, np.float64)
+    return [requantize(acc, scale, np.asarray(yz).astype(np.float64), yz.dtype)]

@@ -1,0 +1,174 @@
+"""Normalisations and softmax: BatchNormalization, InstanceNormalization,
+LayerNormalization, GroupNormalization, RMSNormalization, LpNormalization,
+MeanVarianceNormalization, LRN, Softmax, LogSoftmax, Hardmax.
+
+All are a few reductions over contiguous axes, which numpy already does at memory speed;
+statistics are computed in float32 (float64 for double inputs), as ``stash_type`` asks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import kernel
+from .conv import unsupported
+
+
+def _stash(x):
+    return np.float64 if x.dtype == np.float64 else np.float32
+
+
+def _bcast_channel(v, ndim):
+    return v.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+@kernel("BatchNormalization")
+def batch_norm(inputs, attrs, ctx):
+    x, scale, bias, mean, var = inputs[:5]
+    eps = attrs.get("epsilon", 1e-5)
+    training = attrs.get("training_mode", 0) if ctx.opset >= 14 else ctx.num_outputs > 1
+    if training:
+        axes = (0,) + tuple(range(2, x.ndim))
+        cur_mean = x.mean(axis=axes)
+        cur_var = x.var(axis=axes)
+        m = attrs.get("momentum", 0.9)
+        y = (x - _bcast_channel(cur_mean, x.ndim)) / np.sqrt(_bcast_channel(cur_var, x.ndim) + eps)
+        y = y * _bcast_channel(scale, x.ndim) + _bcast_channel(bias, x.ndim)
+        run_mean = (mean * m + cur_mean * (1 - m)).astype(mean.dtype)
+        run_var = (var * m + cur_var * (1 - m)).astype(var.dtype)
+        outs = [y.astype(x.dtype), run_mean, run_var]
+        if ctx.opset < 14:
+            outs += [cur_mean.astype(mean.dtype), (1 / np.sqrt(cur_var + eps)).astype(var.dtype)]
+        return outs[:ctx.num_outputs]
+    inv = (scale / np.sqrt(var.astype(np.float64) + eps)).astype(x.dtype)
+    shift = (bias - mean * inv).astype(x.dtype)
+    return [x * _bcast_channel(inv, x.ndim) + _bcast_channel(shift, x.ndim)]
+
+
+def _normalize(x, axes, eps):
+    st = _stash(x)
+    xs = x.astype(st, copy=False)
+    mean = xs.mean(axis=axes, keepdims=True)
+    d = xs - mean
+    var = (d * d).mean(axis=axes, keepdims=True)
+    inv = 1 / np.sqrt(var + st(eps))
+    return d * inv, mean, inv
+
+
+@kernel("InstanceNormalization")
+def instance_norm(inputs, attrs, ctx):
+    x, scale, bias = inputs
+    y, _, _ = _normalize(x, tuple(range(2, x.ndim)), attrs.get("epsilon", 1e-5))
+    return [(y * _bcast_channel(scale, x.ndim) + _bcast_channel(bias, x.ndim)).astype(x.dtype)]
+
+
+@kernel("LayerNormalization")
+def layer_norm(inputs, attrs, ctx):
+    x, scale = inputs[0], inputs[1]
+    bias = inputs[2] if len(inputs) > 2 else None
+    axis = attrs.get("axis", -1) % x.ndim
+    y, mean, inv = _normalize(x, tuple(range(axis, x.ndim)), attrs.get("epsilon", 1e-5))
+    y = y * scale
+    if bias is not None:
+        y += bias
+    return [y.astype(x.dtype), mean, inv][:ctx.num_outputs]
+
+
+@kernel("GroupNormalization")
+def group_norm(inputs, attrs, ctx):
+    x, scale, bias = inputs
+    g = attrs["num_groups"]
+    n, c = x.shape[:2]
+    xg = x.reshape(n, g, -1)
+    y, _, _ = _normalize(xg, (2,), attrs.get("epsilon", 1e-5))
+    y = y.reshape(x.shape)
+    if ctx.opset < 21 and scale.size == g and g != c:  # opset 18: one scale per group
+        scale, bias = np.repeat(scale, c // g), np.repeat(bias, c // g)
+    return [(y * _bcast_channel(scale, x.ndim) + _bcast_channel(bias, x.ndim)).astype(x.dtype)]
+
+
+@kernel("RMSNormalization")
+def rms_norm(inputs, attrs, ctx):
+    x, scale = inputs[0], inputs[1]
+    axis = attrs.get("axis", -1) % x.ndim
+    st = _stash(x)
+    xs = x.astype(st, copy=False)
+    ms = (xs * xs).mean(axis=tuple(range(axis, x.ndim)), keepdims=True)
+    return [(xs / np.sqrt(ms + st(attrs.get("epsilon", 1e-5))) * scale).astype(x.dtype)]
+
+
+@kernel("LpNormalization")
+def lp_norm(inputs, attrs, ctx):
+    x = inputs[0]
+    axis, p = attrs.get("axis", -1), attrs.get("p", 2)
+    if p == 1:
+        norm = np.abs(x).sum(axis=axis, keepdims=True)
+    elif p == 2:
+        norm = np.sqrt((x * x).sum(axis=axis, keepdims=True))
+    else:
+        raise unsupported(ctx, f"LpNormalization with p={p}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return [np.where(norm == 0, 0, x / norm).astype(x.dtype)]
+
+
+@kernel("MeanVarianceNormalization")
+def mean_variance_norm(inputs, attrs, ctx):
+    x = inputs[0]
+    axes = tuple(attrs.get("axes", [0, 2, 3]))
+    mean = x.mean(axis=axes, keepdims=True)
+    std = np.sqrt(((x - mean) ** 2).mean(axis=axes, keepdims=True))
+    return [((x - mean) / (std + 1e-9)).astype(x.dtype)]
+
+
+@kernel("LRN")
+def lrn(inputs, attrs, ctx):
+    x = inputs[0]
+    size = attrs["size"]
+    alpha, beta, bias = attrs.get("alpha", 1e-4), attrs.get("beta", 0.75), attrs.get("bias", 1.0)
+    c = x.shape[1]
+    sq = (x.astype(np.float64) ** 2)
+    lo, hi = (size - 1) // 2, -(-(size - 1) // 2)
+    cs = np.concatenate([np.zeros_like(sq[:, :1]), np.cumsum(sq, axis=1)], axis=1)
+    idx = np.arange(c)
+    top, bottom = np.minimum(idx + hi + 1, c), np.maximum(idx - lo, 0)
+    square_sum = cs[:, top] - cs[:, bottom]
+    return [(x / (bias + alpha / size * square_sum) ** beta).astype(x.dtype)]
+
+
+def _softmax_axes(x, attrs, ctx):
+    """Reshape for the softmax family: before opset 13 the input is coerced to 2-D."""
+    if ctx.opset < 13:
+        axis = attrs.get("axis", 1) % max(x.ndim, 1)
+        return x.reshape(int(np.prod(x.shape[:axis])), -1), 1
+    return x, attrs.get("axis", -1)
+
+
+def softmax_array(x, axis):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    e /= e.sum(axis=axis, keepdims=True)
+    return e
+
+
+@kernel("Softmax")
+def softmax(inputs, attrs, ctx):
+    x = inputs[0]
+    x2, axis = _softmax_axes(x, attrs, ctx)
+    return [softmax_array(x2, axis).reshape(x.shape)]
+
+
+@kernel("LogSoftmax")
+def log_softmax(inputs, attrs, ctx):
+    x = inputs[0]
+    x2, axis = _softmax_axes(x, attrs, ctx)
+    s = x2 - x2.max(axis=axis, keepdims=True)
+    return [(s - np.log(np.exp(s).sum(axis=axis, keepdims=True))).reshape(x.shape)]
+
+
+@kernel("Hardmax")
+def hardmax(inputs, attrs, ctx):
+    x = inputs[0]
+    x2, axis = _softmax_axes(x, attrs, ctx)
+    arg = np.expand_dims(np.argmax(x2, axis=axis), axis)
+    y = np.zeros_like(x2)
+    np.put_along_axis(y, arg, 1, axis=axis)
+    return [y.reshape(x.shape)]
