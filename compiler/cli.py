@@ -1,0 +1,85 @@
+"""The ``npuc`` command.
+
+Each subcommand is a module in ``npuc.compiler.commands`` with ``add_parser(subparsers)``
+and ``run(args) -> int``. Module tops import only the standard library, so that
+``npuc --help`` answers at once; heavy imports happen inside ``run``.
+
+Mistakes in the user's input are :class:`NpucError`: printed as one line, exit code 2.
+``-v`` shows the traceback as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = ["convert", "run", "opt", "quantize", "compile", "verify", "explain", "report",
+            "targets"]
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from npuc import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="npuc",
+        description="An NPU compiler and graph optimizer for FuriosaAI Warboy and RNGD, "
+                    "Rebellions ATOM, Sapeon X220 and X330. A MODEL is an .onnx file, an "
+                    ".npuir text IR file, or zoo:NAME for a built-in model.")
+    parser.add_argument("--version", action="version", version=f"npuc {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show details (and tracebacks) of errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"npuc.compiler.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"npuc.compiler.commands.{name}":
+                continue
+            raise
+        p = module.add_parser(sub)
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="show details (and tracebacks) of errors")
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return EXIT_USAGE
+    from npuc.ir.errors import NpucError
+
+    try:
+        return int(args._run(args) or 0)
+    except NpucError as e:
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        print(f"npuc: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("npuc: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except MemoryError:
+        print("npuc: error: out of memory", file=sys.stderr)
+        return EXIT_INTERNAL
+    except Exception as e:  # a bug in npuc, not the user's mistake
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
+        print(f"npuc: internal error: {type(e).__name__}: {e} (this is a bug in npuc; "
+              "run again with -v for the traceback and report it)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())
