@@ -6,4 +6,5 @@ MODULES = [
     "npuc.compiler.executor.kernels.pool",
     "npuc.compiler.executor.kernels.matmul",
     "npuc.compiler.executor.kernels.norm",
+    "npuc.compiler.executor.kernels.resize",
 ]
