@@ -137,7 +137,9 @@ def _compare(got, want, name, random_op) -> str | None:
         return f"{name}: shape {got.shape} != {want.shape}"
     if random_op:
         return None
-    if want.dtype.kind in "fc" or want.dtype.itemsize == 1 and "float" in str(want.dtype):
+    if want.dtype.kind == "V":  # ml_dtypes (float8, int4, bfloat16): compare as float64
+        got, want = got.astype(np.float64), want.astype(np.float64)
+    if want.dtype.kind in "fc":
         g = got.astype(np.complex128 if want.dtype.kind == "c" else np.float64)
         w = want.astype(g.dtype)
         if not np.allclose(g, w, rtol=1e-3, atol=1e-4, equal_nan=True):

@@ -7,4 +7,5 @@ MODULES = [
     "npuc.compiler.executor.kernels.matmul",
     "npuc.compiler.executor.kernels.norm",
     "npuc.compiler.executor.kernels.resize",
+    "npuc.compiler.executor.kernels.quant",
 ]

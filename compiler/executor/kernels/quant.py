@@ -1,0 +1,121 @@
+"""Quantisation: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear.
+
+Scales are per tensor (a scalar), per axis (1-D along ``axis``) or blocked (same rank as
+the input, ``block_size`` consecutive elements along ``axis`` share one scale). Integer
+results round half to even and saturate; the float8 and int4 types come from ml_dtypes.
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+from onnx import helper
+
+from . import kernel
+from .conv import unsupported
+
+FLOAT8 = {np.dtype(t) for t in (ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e4m3fnuz,
+                                ml_dtypes.float8_e5m2, ml_dtypes.float8_e5m2fnuz)}
+if hasattr(ml_dtypes, "float4_e2m1fn"):
+    FLOAT8.add(np.dtype(ml_dtypes.float4_e2m1fn))
+INTEGER = {np.dtype(t) for t in (np.int8, np.uint8, np.int16, np.uint16, np.int32,
+                                 ml_dtypes.int4, ml_dtypes.uint4)}
+if hasattr(ml_dtypes, "int2"):
+    INTEGER |= {np.dtype(ml_dtypes.int2), np.dtype(ml_dtypes.uint2)}
+
+
+def expand_scale(scale, x_shape, axis, block_size):
+    """Broadcast a per-tensor, per-axis or blocked scale (or zero point) to ``x_shape``."""
+    scale = np.asarray(scale)
+    if scale.ndim == 0 or scale.size == 1 and len(x_shape) == 0:
+        return scale.reshape(())
+    axis = axis % len(x_shape)
+    if block_size:
+        return np.repeat(scale, block_size, axis=axis).take(range(x_shape[axis]), axis=axis)
+    if scale.ndim == 1:
+        shape = [1] * len(x_shape)
+        shape[axis] = scale.shape[0]
+        return scale.reshape(shape)
+    return scale
+
+
+def quantize(x, scale, zero_point, out_dtype, saturate=True):
+    """saturate(round_half_even(x / scale) + zero_point) in ``out_dtype``."""
+    work = np.float32 if np.dtype(scale.dtype).itemsize <= 4 and x.dtype != np.float64 else np.float64
+    q = x.astype(work) / scale.astype(work)
+    out_dtype = np.dtype(out_dtype)
+    if out_dtype in FLOAT8:
+        if zero_point is not None:
+            q = q + zero_point.astype(work)
+        if saturate:
+            fmax = float(ml_dtypes.finfo(out_dtype).max)
+            q = np.clip(q, -fmax, fmax)
+        return q.astype(out_dtype)
+    q = np.rint(q)
+    if zero_point is not None:
+        q = q + zero_point.astype(work)
+    info = ml_dtypes.iinfo(out_dtype) if out_dtype.kind == "V" else np.iinfo(out_dtype)
+    return np.clip(q, info.min, info.max).astype(out_dtype)
+
+
+def _out_dtype(attrs, zero_point, ctx):
+    if zero_point is not None:
+        return zero_point.dtype
+    code = attrs.get("output_dtype", 0)
+    if code:
+        return np.dtype(helper.tensor_dtype_to_np_dtype(code))
+    return np.dtype(np.uint8)
+
+
+@kernel("QuantizeLinear")
+def quantize_linear(inputs, attrs, ctx):
+    x, scale = inputs[0], inputs[1]
+    zp = inputs[2] if len(inputs) > 2 else None
+    out_dtype = _out_dtype(attrs, zp, ctx)
+    if out_dtype not in FLOAT8 and out_dtype not in INTEGER:
+        raise unsupported(ctx, f"quantizing to {out_dtype}")
+    axis, block = attrs.get("axis", 1), attrs.get("block_size", 0)
+    s = expand_scale(scale, x.shape, axis, block)
+    z = expand_scale(zp, x.shape, axis, block) if zp is not None else None
+    if z is not None and out_dtype in FLOAT8:
+        z = z.astype(np.float32)
+    elif z is not None:
+        z = z.astype(np.int64)
+    return [quantize(x, s, z, out_dtype, bool(attrs.get("saturate", 1)))]
+
+
+@kernel("DequantizeLinear")
+def dequantize_linear(inputs, attrs, ctx):
+    x, scale = inputs[0], inputs[1]
+    zp = inputs[2] if len(inputs) > 2 else None
+    if x.dtype not in FLOAT8 and x.dtype not in INTEGER:
+        raise unsupported(ctx, f"dequantizing {x.dtype}")
+    axis, block = attrs.get("axis", 1), attrs.get("block_size", 0)
+    out_dtype = scale.dtype
+    if attrs.get("output_dtype", 0):
+        out_dtype = np.dtype(helper.tensor_dtype_to_np_dtype(attrs["output_dtype"]))
+    work = np.float64 if out_dtype == np.float64 else np.float32
+    s = expand_scale(scale, x.shape, axis, block).astype(work)
+    if x.dtype in FLOAT8:
+        v = x.astype(work)
+        if zp is not None:
+            v = v - expand_scale(zp, x.shape, axis, block).astype(work)
+    else:
+        v = x.astype(np.int64)
+        if zp is not None:
+            v = v - expand_scale(zp, x.shape, axis, block).astype(np.int64)
+        v = v.astype(work)
+    return [(v * s).astype(out_dtype)]
+
+
+@kernel("DynamicQuantizeLinear")
+def dynamic_quantize_linear(inputs, attrs, ctx):
+    x = inputs[0].astype(np.float32)
+    lo = min(0.0, float(x.min())) if x.size else 0.0
+    hi = max(0.0, float(x.max())) if x.size else 0.0
+    scale = np.float32((hi - lo) / 255.0)
+    if scale == 0:
+        scale = np.float32(1.0)  # all-zero input: any scale represents it exactly
+    zp = np.uint8(np.clip(np.rint(np.float32(0 - lo) / scale), 0, 255))
+    y = np.clip(np.rint(x / scale) + zp, 0, 255).astype(np.uint8)
+    return [y, np.array(scale, dtype=np.float32), np.array(zp, dtype=np.uint8)]
