@@ -21,9 +21,8 @@ import warnings
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
-
 from npuc.compiler.executor.kernels import KERNELS, KernelContext
+from onnx import helper, numpy_helper
 
 
 def load_basic_kernels() -> set[tuple[str, str]]:

@@ -8,10 +8,9 @@ toward zero, like C and the ONNX reference; division by zero gives 0 rather than
 from __future__ import annotations
 
 import numpy as np
-
 from npuc.ir.errors import NpucError, UnsupportedError
 
-from . import kernel
+from .shape_ops import checked_kernel
 
 _NATIVE = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
@@ -46,7 +45,7 @@ def int_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _binary(op: str, fn) -> None:
-    @kernel(op)
+    @checked_kernel(op)
     def run(inputs, attrs, ctx):
         return [_arith(fn, inputs[0], inputs[1], ctx)]
 
@@ -60,7 +59,7 @@ for _op, _fn in {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply,
     _binary(_op, _fn)
 
 
-@kernel("Div")
+@checked_kernel("Div")
 def div(inputs, attrs, ctx):
     """ONNX Div; integer division truncates toward zero."""
     a, b = inputs
@@ -69,7 +68,7 @@ def div(inputs, attrs, ctx):
     return [_arith(np.divide, a, b, ctx)]
 
 
-@kernel("Mod")
+@checked_kernel("Mod")
 def mod(inputs, attrs, ctx):
     """ONNX Mod: sign of the divisor (``fmod=0``) or of the dividend (``fmod=1``)."""
     a, b = inputs
@@ -83,7 +82,7 @@ def mod(inputs, attrs, ctx):
     return [_arith(np.fmod if fmod else np.mod, a, b, ctx)]
 
 
-@kernel("Pow")
+@checked_kernel("Pow")
 def pow_(inputs, attrs, ctx):
     """ONNX Pow; the result has the base's dtype whatever the exponent's type."""
     a, b = inputs
@@ -98,7 +97,7 @@ def pow_(inputs, attrs, ctx):
     return [np.asarray(r).astype(a.dtype)]
 
 
-@kernel("BitShift")
+@checked_kernel("BitShift")
 def bit_shift(inputs, attrs, ctx):
     """ONNX BitShift on unsigned integers."""
     a, b = inputs
@@ -110,7 +109,7 @@ def bit_shift(inputs, attrs, ctx):
 
 
 def _compare(op: str, fn) -> None:
-    @kernel(op)
+    @checked_kernel(op)
     def run(inputs, attrs, ctx):
         a, b = inputs
         if a.dtype == object or b.dtype == object:
@@ -128,7 +127,7 @@ for _op, _fn in {"Equal": np.equal, "Less": np.less, "LessOrEqual": np.less_equa
 
 
 def _variadic(op: str, fn, mean: bool = False) -> None:
-    @kernel(op)
+    @checked_kernel(op)
     def run(inputs, attrs, ctx):
         xs = [x for x in inputs if x is not None]
         if not xs:
@@ -152,14 +151,14 @@ _variadic("Max", np.maximum)
 _variadic("Min", np.minimum)
 
 
-@kernel("Where")
+@checked_kernel("Where")
 def where(inputs, attrs, ctx):
     """ONNX Where."""
     c, x, y = inputs
     return [np.where(c, x, y).astype(x.dtype, copy=False)]
 
 
-@kernel("Clip")
+@checked_kernel("Clip")
 def clip(inputs, attrs, ctx):
     """ONNX Clip; bounds are attributes before opset 11 and optional inputs from 11 on.
 

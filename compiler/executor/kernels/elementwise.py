@@ -10,11 +10,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from npuc.ir.errors import UnsupportedError
 from numba import njit
 
-from npuc.ir.errors import UnsupportedError
-
-from . import kernel
+from .shape_ops import checked_kernel
 
 _NATIVE_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
@@ -39,7 +38,7 @@ def _float_op(fn):
 def _unary(op: str, fn) -> None:
     wrapped = _float_op(fn)
 
-    @kernel(op)
+    @checked_kernel(op)
     def run(inputs, attrs, ctx, _f=wrapped):
         return [_f(inputs[0])]
 
@@ -55,10 +54,11 @@ def _erf_flat(x, out):
 
 def erf(x: np.ndarray) -> np.ndarray:
     """The error function, elementwise (numpy has none)."""
-    flat = np.ascontiguousarray(x).reshape(-1)
+    wide = np.float64 if x.dtype == np.float64 else np.float32
+    flat = np.ascontiguousarray(x, dtype=wide).reshape(-1)
     out = np.empty_like(flat)
     _erf_flat(flat, out)
-    return out.reshape(x.shape)
+    return out.reshape(x.shape).astype(x.dtype, copy=False)
 
 
 def _sigmoid(x):
@@ -81,39 +81,39 @@ for _op, _fn in _SIMPLE.items():
     _unary(_op, _fn)
 
 
-@kernel("Abs")
+@checked_kernel("Abs")
 def abs_(inputs, attrs, ctx):
     """ONNX Abs (integers wrap: abs(-128) stays -128 in int8, as two's complement does)."""
     return [_float_op(np.abs)(inputs[0])]
 
 
-@kernel("Neg")
+@checked_kernel("Neg")
 def neg(inputs, attrs, ctx):
     """ONNX Neg."""
     return [_float_op(np.negative)(inputs[0])]
 
 
-@kernel("Sign")
+@checked_kernel("Sign")
 def sign(inputs, attrs, ctx):
     """ONNX Sign."""
     return [_float_op(np.sign)(inputs[0])]
 
 
-@kernel("Relu")
+@checked_kernel("Relu")
 def relu(inputs, attrs, ctx):
     """ONNX Relu (also on signed integers)."""
     x = inputs[0]
     return [_float_op(lambda v: np.maximum(v, 0))(x)]
 
 
-@kernel("LeakyRelu")
+@checked_kernel("LeakyRelu")
 def leaky_relu(inputs, attrs, ctx):
     """ONNX LeakyRelu."""
     alpha = attrs.get("alpha", 0.01)
     return [_float_op(lambda v: np.where(v < 0, v * alpha, v))(inputs[0])]
 
 
-@kernel("PRelu")
+@checked_kernel("PRelu")
 def prelu(inputs, attrs, ctx):
     """ONNX PRelu: the slope broadcasts to the input (unidirectionally)."""
     x, slope = inputs
@@ -122,14 +122,14 @@ def prelu(inputs, attrs, ctx):
     return [_float_op(lambda v: np.where(v < 0, v * slope.astype(v.dtype), v))(x)]
 
 
-@kernel("Elu")
+@checked_kernel("Elu")
 def elu(inputs, attrs, ctx):
     """ONNX Elu."""
     alpha = attrs.get("alpha", 1.0)
     return [_float_op(lambda v: np.where(v < 0, alpha * np.expm1(v), v))(inputs[0])]
 
 
-@kernel("Selu")
+@checked_kernel("Selu")
 def selu(inputs, attrs, ctx):
     """ONNX Selu."""
     alpha = attrs.get("alpha", 1.67326319217681884765625)
@@ -137,7 +137,7 @@ def selu(inputs, attrs, ctx):
     return [_float_op(lambda v: gamma * np.where(v <= 0, alpha * np.expm1(v), v))(inputs[0])]
 
 
-@kernel("Celu")
+@checked_kernel("Celu")
 def celu(inputs, attrs, ctx):
     """ONNX Celu."""
     alpha = attrs.get("alpha", 1.0)
@@ -145,35 +145,35 @@ def celu(inputs, attrs, ctx):
         inputs[0])]
 
 
-@kernel("Gelu")
+@checked_kernel("Gelu")
 def gelu(inputs, attrs, ctx):
     """ONNX Gelu, exact (``approximate="none"``) or with the tanh approximation."""
     approximate = attrs.get("approximate", "none")
     if approximate == "tanh":
         c = math.sqrt(2 / math.pi)
-        fn = lambda v: 0.5 * v * (1 + np.tanh(c * (v + 0.044715 * v ** 3)))  # noqa: E731
+        fn = lambda v: 0.5 * v * (1 + np.tanh(c * (v + 0.044715 * v ** 3)))
     elif approximate == "none":
-        fn = lambda v: 0.5 * v * (1 + erf(v / math.sqrt(2)))  # noqa: E731
+        fn = lambda v: 0.5 * v * (1 + erf(v / math.sqrt(2)))
     else:
         raise UnsupportedError(f"{ctx.describe()}: approximate={approximate!r} is not supported")
     return [_float_op(fn)(inputs[0])]
 
 
-@kernel("HardSigmoid")
+@checked_kernel("HardSigmoid")
 def hard_sigmoid(inputs, attrs, ctx):
     """ONNX HardSigmoid."""
     alpha, beta = attrs.get("alpha", 0.2), attrs.get("beta", 0.5)
     return [_float_op(lambda v: np.clip(alpha * v + beta, 0, 1))(inputs[0])]
 
 
-@kernel("ThresholdedRelu")
+@checked_kernel("ThresholdedRelu")
 def thresholded_relu(inputs, attrs, ctx):
     """ONNX ThresholdedRelu."""
     alpha = attrs.get("alpha", 1.0)
     return [_float_op(lambda v: np.where(v > alpha, v, 0))(inputs[0])]
 
 
-@kernel("Shrink")
+@checked_kernel("Shrink")
 def shrink(inputs, attrs, ctx):
     """ONNX Shrink."""
     bias, lambd = attrs.get("bias", 0.0), attrs.get("lambd", 0.5)
@@ -184,21 +184,21 @@ def shrink(inputs, attrs, ctx):
     return [_float_op(lambda v: np.where(v < -lambd, v + bias, np.where(v > lambd, v - bias, 0)))(x)]
 
 
-@kernel("Swish")
+@checked_kernel("Swish")
 def swish(inputs, attrs, ctx):
     """ONNX Swish: x * sigmoid(alpha * x)."""
     alpha = attrs.get("alpha", 1.0)
     return [_float_op(lambda v: v * _sigmoid(alpha * v))(inputs[0])]
 
 
-@kernel("IsNaN")
+@checked_kernel("IsNaN")
 def is_nan(inputs, attrs, ctx):
     """ONNX IsNaN."""
     x = inputs[0]
     return [np.isnan(x if x.dtype in _NATIVE_FLOATS else x.astype(np.float32))]
 
 
-@kernel("IsInf")
+@checked_kernel("IsInf")
 def is_inf(inputs, attrs, ctx):
     """ONNX IsInf, with ``detect_positive`` / ``detect_negative``."""
     x = inputs[0]
@@ -213,13 +213,13 @@ def is_inf(inputs, attrs, ctx):
     return [out]
 
 
-@kernel("Not")
+@checked_kernel("Not")
 def not_(inputs, attrs, ctx):
     """ONNX Not."""
     return [np.logical_not(inputs[0])]
 
 
-@kernel("BitwiseNot")
+@checked_kernel("BitwiseNot")
 def bitwise_not(inputs, attrs, ctx):
     """ONNX BitwiseNot."""
     return [np.invert(inputs[0])]

@@ -8,11 +8,9 @@ indices count from the end, as ONNX allows.
 from __future__ import annotations
 
 import numpy as np
-
 from npuc.ir.errors import NpucError, UnsupportedError
 
-from . import kernel
-from .shape_ops import normalize_axis
+from .shape_ops import checked_kernel, normalize_axis
 
 
 def _check_indices(idx: np.ndarray, dim, ctx) -> np.ndarray:
@@ -26,7 +24,7 @@ def _check_indices(idx: np.ndarray, dim, ctx) -> np.ndarray:
     return np.where(idx < 0, idx + dim, idx)
 
 
-@kernel("Gather")
+@checked_kernel("Gather")
 def gather(inputs, attrs, ctx):
     """ONNX Gather."""
     data, indices = inputs
@@ -35,7 +33,7 @@ def gather(inputs, attrs, ctx):
     return [np.take(data, idx, axis=axis)]
 
 
-@kernel("GatherElements")
+@checked_kernel("GatherElements")
 def gather_elements(inputs, attrs, ctx):
     """ONNX GatherElements."""
     data, indices = inputs
@@ -58,7 +56,7 @@ def _nd_index(data_shape, indices: np.ndarray, ctx) -> tuple:
     return tuple(idx[..., j] for j in range(k))
 
 
-@kernel("GatherND")
+@checked_kernel("GatherND")
 def gather_nd(inputs, attrs, ctx):
     """ONNX GatherND with ``batch_dims``."""
     data, indices = inputs
@@ -102,11 +100,11 @@ def _scatter_elements(inputs, attrs, ctx):
     return [_scatter_at(out, tuple(where), updates, attrs.get("reduction", "none"), ctx)]
 
 
-kernel("ScatterElements", "Scatter")(_scatter_elements)
+checked_kernel("ScatterElements", "Scatter")(_scatter_elements)
 _scatter_elements.__doc__ = "ONNX ScatterElements (and the older Scatter), with ``reduction``."
 
 
-@kernel("ScatterND")
+@checked_kernel("ScatterND")
 def scatter_nd(inputs, attrs, ctx):
     """ONNX ScatterND with ``reduction``."""
     data, indices, updates = inputs
@@ -119,7 +117,7 @@ def scatter_nd(inputs, attrs, ctx):
                         attrs.get("reduction", "none"), ctx)]
 
 
-@kernel("Compress")
+@checked_kernel("Compress")
 def compress(inputs, attrs, ctx):
     """ONNX Compress (flattened input when no axis is given)."""
     x, cond = inputs
@@ -134,7 +132,7 @@ def compress(inputs, attrs, ctx):
     return [np.compress(cond, x, axis=axis)]
 
 
-@kernel("NonZero")
+@checked_kernel("NonZero")
 def non_zero(inputs, attrs, ctx):
     """ONNX NonZero: one row per dimension, one column per nonzero element."""
     x = inputs[0]
@@ -143,7 +141,7 @@ def non_zero(inputs, attrs, ctx):
     return [np.array(np.nonzero(x), dtype=np.int64).reshape(x.ndim, -1)]
 
 
-@kernel("OneHot")
+@checked_kernel("OneHot")
 def one_hot(inputs, attrs, ctx):
     """ONNX OneHot; out-of-range indices give a row of off values."""
     indices, depth, values = inputs
@@ -159,7 +157,7 @@ def one_hot(inputs, attrs, ctx):
     return [np.where(hot, values[1], values[0]).astype(values.dtype)]
 
 
-@kernel("Trilu")
+@checked_kernel("Trilu")
 def trilu(inputs, attrs, ctx):
     """ONNX Trilu: keep the upper (default) or lower triangle of the last two axes."""
     x = inputs[0]
@@ -169,7 +167,7 @@ def trilu(inputs, attrs, ctx):
     return [np.triu(x, k) if attrs.get("upper", 1) else np.tril(x, k)]
 
 
-@kernel("ReverseSequence")
+@checked_kernel("ReverseSequence")
 def reverse_sequence(inputs, attrs, ctx):
     """ONNX ReverseSequence: reverse the first ``sequence_lens[b]`` steps of each batch."""
     x, lens = inputs
@@ -184,4 +182,26 @@ def reverse_sequence(inputs, attrs, ctx):
         src[batch_axis] = b
         src[time_axis] = slice(0, n)
         out[tuple(src)] = np.flip(x[tuple(src)], axis=time_axis - (batch_axis < time_axis))
+    return [out]
+
+
+@checked_kernel("TensorScatter")
+def tensor_scatter(inputs, attrs, ctx):
+    """ONNX TensorScatter: write ``update`` into a cache along ``axis`` at each batch's index."""
+    past, update = inputs[0], inputs[1]
+    write = inputs[2] if len(inputs) > 2 and inputs[2] is not None else None
+    axis = normalize_axis(attrs.get("axis", -2), past.ndim, ctx)
+    if axis == 0:
+        raise NpucError(f"{ctx.describe()}: axis cannot be the batch axis")
+    circular = attrs.get("mode", "linear") == "circular"
+    max_len, seq_len = past.shape[axis], update.shape[axis]
+    out = np.array(past, copy=True)
+    for b in range(past.shape[0]):
+        start = 0 if write is None else int(write.reshape(-1)[b])
+        pos = start + np.arange(seq_len)
+        if circular:
+            pos %= max_len
+        elif seq_len and (start < 0 or pos[-1] >= max_len):
+            raise NpucError(f"{ctx.describe()}: write index {start} overflows the cache")
+        out[b][(slice(None),) * (axis - 1) + (pos,)] = update[b]
     return [out]

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import ml_dtypes
 import numpy as np
-
 from npuc.ir.dtypes import dtype as npuc_dtype
 from npuc.ir.errors import NpucError, UnsupportedError
 
-from . import kernel
+from .shape_ops import checked_kernel
 
 _FLOAT8 = {np.dtype(t) for t in (ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e4m3fnuz,
                                   ml_dtypes.float8_e5m2, ml_dtypes.float8_e5m2fnuz)}
@@ -85,7 +84,7 @@ def cast_array(x: np.ndarray, to: np.dtype, saturate: bool = True,
         return x.astype(to)
 
 
-@kernel("Cast")
+@checked_kernel("Cast")
 def cast(inputs, attrs, ctx):
     """ONNX Cast to the type ``to`` (with ``saturate`` for float8 targets)."""
     to = _numpy_dtype(attrs["to"], ctx)
@@ -93,20 +92,20 @@ def cast(inputs, attrs, ctx):
                        attrs.get("round_mode", "up"))]
 
 
-@kernel("CastLike")
+@checked_kernel("CastLike")
 def cast_like(inputs, attrs, ctx):
     """ONNX CastLike: cast to the type of the second input."""
     return [cast_array(inputs[0], inputs[1].dtype, bool(attrs.get("saturate", 1)),
                        attrs.get("round_mode", "up"))]
 
 
-@kernel("Identity")
+@checked_kernel("Identity")
 def identity(inputs, attrs, ctx):
     """ONNX Identity (tensors, sequences and optionals alike)."""
     return [inputs[0]]
 
 
-@kernel("Constant")
+@checked_kernel("Constant")
 def constant(inputs, attrs, ctx):
     """ONNX Constant, from whichever ``value*`` attribute is set."""
     if "value" in attrs:
@@ -124,7 +123,7 @@ def constant(inputs, attrs, ctx):
     raise NpucError(f"{ctx.describe()}: Constant has no value attribute")
 
 
-@kernel("ConstantOfShape")
+@checked_kernel("ConstantOfShape")
 def constant_of_shape(inputs, attrs, ctx):
     """ONNX ConstantOfShape (float32 zeros unless ``value`` says otherwise)."""
     shape = [int(d) for d in np.asarray(inputs[0]).reshape(-1)]
@@ -135,7 +134,7 @@ def constant_of_shape(inputs, attrs, ctx):
     return [np.full(shape, value[0], dtype=value.dtype)]
 
 
-@kernel("Range")
+@checked_kernel("Range")
 def range_(inputs, attrs, ctx):
     """ONNX Range: ``max(ceil((limit - start) / delta), 0)`` elements."""
     start, limit, delta = (np.asarray(v).reshape(()) for v in inputs)
@@ -150,7 +149,7 @@ def range_(inputs, attrs, ctx):
     return [(start + np.arange(n).astype(dt) * delta).astype(dt)]
 
 
-@kernel("EyeLike")
+@checked_kernel("EyeLike")
 def eye_like(inputs, attrs, ctx):
     """ONNX EyeLike, with diagonal offset ``k`` and optional output ``dtype``."""
     x = inputs[0]
@@ -160,7 +159,7 @@ def eye_like(inputs, attrs, ctx):
     return [np.eye(x.shape[0], x.shape[1], k=attrs.get("k", 0)).astype(dt)]
 
 
-@kernel("Det")
+@checked_kernel("Det")
 def det(inputs, attrs, ctx):
     """ONNX Det over the last two axes."""
     x = inputs[0]
@@ -168,7 +167,7 @@ def det(inputs, attrs, ctx):
     return [np.asarray(np.linalg.det(wide)).astype(x.dtype)]
 
 
-@kernel("Unique")
+@checked_kernel("Unique")
 def unique(inputs, attrs, ctx):
     """ONNX Unique: values, first indices, inverse indices and counts.
 
@@ -192,7 +191,7 @@ def unique(inputs, attrs, ctx):
         : max(ctx.num_outputs, 1)]
 
 
-@kernel("AffineGrid")
+@checked_kernel("AffineGrid")
 def affine_grid(inputs, attrs, ctx):
     """ONNX AffineGrid: sampling coordinates in [-1, 1] for 2-D and 3-D affine transforms."""
     theta, size = inputs
@@ -215,3 +214,13 @@ def affine_grid(inputs, attrs, ctx):
     wide = theta.astype(np.float64)
     grid = np.einsum("pk,njk->npj", base, wide)
     return [grid.reshape([size[0]] + spatial + [len(spatial)]).astype(theta.dtype)]
+
+
+@checked_kernel("BitCast")
+def bit_cast(inputs, attrs, ctx):
+    """ONNX BitCast: the same bits read as another type of the same width."""
+    x = inputs[0]
+    to = _numpy_dtype(attrs["to"], ctx)
+    if to == object or x.dtype == object or to.itemsize != x.dtype.itemsize:
+        raise NpucError(f"{ctx.describe()}: cannot bit-cast {x.dtype} to {to}")
+    return [(x if x.flags.c_contiguous else x.copy()).view(to)]

@@ -10,11 +10,9 @@ dtype.
 from __future__ import annotations
 
 import numpy as np
-
 from npuc.ir.errors import NpucError
 
-from . import kernel
-from .shape_ops import normalize_axes, normalize_axis
+from .shape_ops import checked_kernel, normalize_axes, normalize_axis
 
 _AXES_INPUT_SINCE = {"ReduceSum": 13}
 
@@ -74,7 +72,7 @@ def reduction_axes(op: str, inputs, attrs, ctx, rank: int):
 
 
 def _reduce(op: str, fn) -> None:
-    @kernel(op)
+    @checked_kernel(op)
     def run(inputs, attrs, ctx):
         x = inputs[0]
         axes = reduction_axes(op, inputs, attrs, ctx, x.ndim)
@@ -94,7 +92,7 @@ for _op, _fn in _REDUCERS.items():
 
 
 def _arg(op: str, fn) -> None:
-    @kernel(op)
+    @checked_kernel(op)
     def run(inputs, attrs, ctx):
         x = inputs[0]
         axis = normalize_axis(attrs.get("axis", 0), x.ndim, ctx)

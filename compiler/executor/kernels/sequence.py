@@ -6,13 +6,13 @@ its value. Sequence operators never modify the list they are given: they build a
 
 from __future__ import annotations
 
-import numpy as np
+from itertools import pairwise
 
+import numpy as np
 from npuc.ir.dtypes import dtype as npuc_dtype
 from npuc.ir.errors import NpucError
 
-from . import kernel
-from .shape_ops import normalize_axis, split_sizes
+from .shape_ops import checked_kernel, normalize_axis, split_sizes
 
 
 def _position(pos, length: int, ctx, insert: bool = False) -> int:
@@ -31,7 +31,7 @@ def _sequence(value, ctx) -> list:
     return value
 
 
-@kernel("SequenceEmpty")
+@checked_kernel("SequenceEmpty")
 def sequence_empty(inputs, attrs, ctx):
     """ONNX SequenceEmpty (the element type only matters to type inference)."""
     if "dtype" in attrs:
@@ -39,13 +39,13 @@ def sequence_empty(inputs, attrs, ctx):
     return [[]]
 
 
-@kernel("SequenceConstruct")
+@checked_kernel("SequenceConstruct")
 def sequence_construct(inputs, attrs, ctx):
     """ONNX SequenceConstruct."""
     return [list(inputs)]
 
 
-@kernel("SequenceInsert")
+@checked_kernel("SequenceInsert")
 def sequence_insert(inputs, attrs, ctx):
     """ONNX SequenceInsert at ``position`` (the end by default)."""
     seq = list(_sequence(inputs[0], ctx))
@@ -55,14 +55,14 @@ def sequence_insert(inputs, attrs, ctx):
     return [seq]
 
 
-@kernel("SequenceAt")
+@checked_kernel("SequenceAt")
 def sequence_at(inputs, attrs, ctx):
     """ONNX SequenceAt."""
     seq = _sequence(inputs[0], ctx)
     return [seq[_position(inputs[1], len(seq), ctx)]]
 
 
-@kernel("SequenceErase")
+@checked_kernel("SequenceErase")
 def sequence_erase(inputs, attrs, ctx):
     """ONNX SequenceErase at ``position`` (the last element by default)."""
     seq = list(_sequence(inputs[0], ctx))
@@ -73,13 +73,13 @@ def sequence_erase(inputs, attrs, ctx):
     return [seq]
 
 
-@kernel("SequenceLength")
+@checked_kernel("SequenceLength")
 def sequence_length(inputs, attrs, ctx):
     """ONNX SequenceLength."""
     return [np.array(len(_sequence(inputs[0], ctx)), dtype=np.int64)]
 
 
-@kernel("SplitToSequence")
+@checked_kernel("SplitToSequence")
 def split_to_sequence(inputs, attrs, ctx):
     """ONNX SplitToSequence: by sizes, by a chunk length, or into single slices."""
     x = inputs[0]
@@ -100,10 +100,10 @@ def split_to_sequence(inputs, attrs, ctx):
     else:
         sizes = split_sizes(dim, [int(s) for s in split], 0, ctx)
     bounds = np.cumsum([0] + sizes)
-    return [[np.take(x, np.arange(lo, hi), axis=axis) for lo, hi in zip(bounds[:-1], bounds[1:])]]
+    return [[np.take(x, np.arange(lo, hi), axis=axis) for lo, hi in pairwise(bounds)]]
 
 
-@kernel("ConcatFromSequence")
+@checked_kernel("ConcatFromSequence")
 def concat_from_sequence(inputs, attrs, ctx):
     """ONNX ConcatFromSequence (``new_axis=1`` stacks)."""
     seq = _sequence(inputs[0], ctx)
@@ -118,20 +118,20 @@ def concat_from_sequence(inputs, attrs, ctx):
         raise NpucError(f"{ctx.describe()}: sequence elements do not concatenate: {e}") from e
 
 
-@kernel("Optional")
+@checked_kernel("Optional")
 def optional(inputs, attrs, ctx):
     """ONNX Optional: the input wrapped, or an empty optional (None) when there is none."""
     return [inputs[0] if inputs else None]
 
 
-@kernel("OptionalHasElement")
+@checked_kernel("OptionalHasElement")
 def optional_has_element(inputs, attrs, ctx):
     """ONNX OptionalHasElement (a missing input counts as empty)."""
     value = inputs[0] if inputs else None
     return [np.array(value is not None)]
 
 
-@kernel("OptionalGetElement")
+@checked_kernel("OptionalGetElement")
 def optional_get_element(inputs, attrs, ctx):
     """ONNX OptionalGetElement; an empty optional is an error."""
     if not inputs or inputs[0] is None:

@@ -8,11 +8,40 @@ accepted according to ``ctx.opset``.
 
 from __future__ import annotations
 
-import numpy as np
+import functools
+from itertools import pairwise
 
+import numpy as np
 from npuc.ir.errors import NpucError, UnsupportedError
 
 from . import kernel
+
+
+def checked_kernel(*op_types: str, domain: str = ""):
+    """Register like :func:`kernel`; numpy's complaints about the data become NpucErrors.
+
+    A shape that does not broadcast or an index out of range is a problem with the model
+    or its inputs, so the user gets one line naming the node instead of a traceback.
+    """
+
+    def register(fn):
+        @functools.wraps(fn)
+        def run(inputs, attrs, ctx):
+            try:
+                return fn(inputs, attrs, ctx)
+            except NpucError:
+                raise
+            except (ValueError, IndexError, ZeroDivisionError, MemoryError) as e:
+                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+                raise NpucError(f"{ctx.describe()}: {msg}") from e
+            except TypeError as e:
+                types = ", ".join(str(getattr(x, "dtype", type(x).__name__)) for x in inputs)
+                raise UnsupportedError(f"{ctx.describe()}: inputs of type {types} are not "
+                                       "supported") from e
+
+        return kernel(*op_types, domain=domain)(run)
+
+    return register
 
 
 def normalize_axis(axis: int, rank: int, ctx) -> int:
@@ -40,7 +69,7 @@ def input_or_attr(inputs, index: int, attrs, name: str, ctx, since: int):
     return None if v is None else [int(x) for x in np.atleast_1d(v)]
 
 
-@kernel("Reshape")
+@checked_kernel("Reshape")
 def reshape(inputs, attrs, ctx):
     """ONNX Reshape: 0 copies the input dimension (unless ``allowzero``), -1 is inferred."""
     x = inputs[0]
@@ -66,7 +95,7 @@ def reshape(inputs, attrs, ctx):
     return [x.reshape(out)]
 
 
-@kernel("Transpose")
+@checked_kernel("Transpose")
 def transpose(inputs, attrs, ctx):
     """ONNX Transpose; without ``perm`` the axes are reversed."""
     x = inputs[0]
@@ -78,7 +107,7 @@ def transpose(inputs, attrs, ctx):
     return [x.transpose(perm)]
 
 
-@kernel("Flatten")
+@checked_kernel("Flatten")
 def flatten(inputs, attrs, ctx):
     """ONNX Flatten to 2-D around ``axis``."""
     x = inputs[0]
@@ -90,7 +119,7 @@ def flatten(inputs, attrs, ctx):
     return [x.reshape(rows, int(np.prod(x.shape[axis:])))]
 
 
-@kernel("Squeeze")
+@checked_kernel("Squeeze")
 def squeeze(inputs, attrs, ctx):
     """ONNX Squeeze; without axes every dimension of size 1 goes."""
     x = inputs[0]
@@ -104,7 +133,7 @@ def squeeze(inputs, attrs, ctx):
     return [x.reshape([d for i, d in enumerate(x.shape) if i not in axes])]
 
 
-@kernel("Unsqueeze")
+@checked_kernel("Unsqueeze")
 def unsqueeze(inputs, attrs, ctx):
     """ONNX Unsqueeze; axes refer to the output's dimensions."""
     x = inputs[0]
@@ -115,7 +144,7 @@ def unsqueeze(inputs, attrs, ctx):
     return [x.reshape([1 if i in axes else next(shape) for i in range(rank)])]
 
 
-@kernel("Concat")
+@checked_kernel("Concat")
 def concat(inputs, attrs, ctx):
     """ONNX Concat."""
     xs = [x for x in inputs if x is not None]
@@ -139,7 +168,7 @@ def split_sizes(dim: int, split, count: int, ctx) -> list[int]:
     return [min(chunk, max(dim - i * chunk, 0)) for i in range(count)]
 
 
-@kernel("Split")
+@checked_kernel("Split")
 def split(inputs, attrs, ctx):
     """ONNX Split into ``split`` sizes, or into equal parts (opset 18: the last smaller)."""
     x = inputs[0]
@@ -155,7 +184,7 @@ def split(inputs, attrs, ctx):
     bounds = np.cumsum([0] + sizes)
     index = [slice(None)] * x.ndim
     out = []
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
+    for lo, hi in pairwise(bounds):
         index[axis] = slice(int(lo), int(hi))
         out.append(x[tuple(index)])
     return out
@@ -172,7 +201,7 @@ def _slice_index(dim: int, start: int, end: int, step: int) -> slice:
     return slice(start, None if end < 0 else end, step)
 
 
-@kernel("Slice")
+@checked_kernel("Slice")
 def slice_(inputs, attrs, ctx):
     """ONNX Slice (attributes before opset 10, inputs from 10 on)."""
     x = inputs[0]
@@ -180,7 +209,7 @@ def slice_(inputs, attrs, ctx):
         starts, ends, axes, steps = (attrs.get("starts"), attrs.get("ends"),
                                      attrs.get("axes"), None)
     else:
-        get = lambda i: (None if len(inputs) <= i or inputs[i] is None  # noqa: E731
+        get = lambda i: (None if len(inputs) <= i or inputs[i] is None
                          else [int(v) for v in inputs[i].reshape(-1)])
         starts, ends, axes, steps = get(1), get(2), get(3), get(4)
     if len(starts) != len(ends):
@@ -195,7 +224,7 @@ def slice_(inputs, attrs, ctx):
     return [x[tuple(index)]]
 
 
-@kernel("Expand")
+@checked_kernel("Expand")
 def expand(inputs, attrs, ctx):
     """ONNX Expand (bidirectional broadcasting; a read-only view)."""
     x, shape = inputs
@@ -206,7 +235,7 @@ def expand(inputs, attrs, ctx):
     return [np.broadcast_to(x, out)]
 
 
-@kernel("Shape")
+@checked_kernel("Shape")
 def shape(inputs, attrs, ctx):
     """ONNX Shape, with ``start``/``end`` (opset 15)."""
     dims = inputs[0].shape
@@ -217,13 +246,13 @@ def shape(inputs, attrs, ctx):
     return [np.array(dims[start:end], dtype=np.int64)]
 
 
-@kernel("Size")
+@checked_kernel("Size")
 def size(inputs, attrs, ctx):
     """ONNX Size."""
     return [np.array(inputs[0].size, dtype=np.int64)]
 
 
-@kernel("Tile")
+@checked_kernel("Tile")
 def tile(inputs, attrs, ctx):
     """ONNX Tile."""
     x, repeats = inputs
@@ -257,7 +286,7 @@ def pad_array(x: np.ndarray, pads: list[int], axes: list[int], mode: str, value,
     return np.pad(x, widths, mode=_PAD_MODES[mode])
 
 
-@kernel("Pad")
+@checked_kernel("Pad")
 def pad(inputs, attrs, ctx):
     """ONNX Pad (constant, reflect, edge, wrap; ``axes`` from opset 18)."""
     x = inputs[0]
@@ -280,7 +309,7 @@ def pad(inputs, attrs, ctx):
     return [pad_array(x, pads, axes, mode, value, ctx)]
 
 
-@kernel("DepthToSpace")
+@checked_kernel("DepthToSpace")
 def depth_to_space(inputs, attrs, ctx):
     """ONNX DepthToSpace (DCR or CRD ordering)."""
     x = inputs[0]
@@ -295,7 +324,7 @@ def depth_to_space(inputs, attrs, ctx):
     return [t.reshape(n, c // (b * b), h * b, w * b)]
 
 
-@kernel("SpaceToDepth")
+@checked_kernel("SpaceToDepth")
 def space_to_depth(inputs, attrs, ctx):
     """ONNX SpaceToDepth (DCR, or CRD from opset 28)."""
     x = inputs[0]
@@ -311,7 +340,7 @@ def space_to_depth(inputs, attrs, ctx):
     return [t.reshape(n, c * b * b, h // b, w // b)]
 
 
-@kernel("CenterCropPad")
+@checked_kernel("CenterCropPad")
 def center_crop_pad(inputs, attrs, ctx):
     """ONNX CenterCropPad: crop or zero-pad each axis around its centre."""
     x, shape = inputs
