@@ -1,0 +1,39 @@
+"""Targets: chips described as data, where each node runs, and what it costs.
+
+- :func:`get_target` / :func:`list_targets`: the chips shipped in ``chips/*.toml``, those of
+  plugins (entry point group ``npuc.targets``) and chip files given by path.
+- :func:`load_target` / :func:`parse_target`: read a chip file, strictly.
+- :func:`place`: which nodes of a graph run on the chip, and why the others do not.
+- :func:`estimate_node` / :func:`estimate_group`: the analytical cost model.
+
+The names are imported on first use, so ``import npuc.targets`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+_EXPORTS = {
+    "get_target": "registry", "list_targets": "registry", "shipped_names": "registry",
+    "load_target": "loader", "parse_target": "loader",
+    "Target": "model", "ComputeUnit": "model", "Memory": "model", "QuantRules": "model",
+    "OpRule": "model", "Limit": "model", "Fusion": "model", "Layout": "model",
+    "place": "placement", "place_node": "placement", "Placement": "placement",
+    "estimate_node": "cost", "estimate_group": "cost", "Estimate": "cost", "Tile": "cost",
+    "Roofline": "cost",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'npuc.targets' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
