@@ -8,4 +8,5 @@ MODULES = [
     "npuc.compiler.executor.kernels.norm",
     "npuc.compiler.executor.kernels.resize",
     "npuc.compiler.executor.kernels.quant",
+    "npuc.compiler.executor.kernels.misc_nn",
 ]
