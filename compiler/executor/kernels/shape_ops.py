@@ -196,7 +196,7 @@ def _slice_index(dim: int, start: int, end: int, step: int) -> slice:
         start = max(0, min(dim, start + dim if start < 0 else start))
         end = max(0, min(dim, end + dim if end < 0 else end))
         return slice(start, end, step)
-    start = max(-1, min(dim - 1, start + dim if start < 0 else start))
+    start = max(0, min(dim - 1, start + dim if start < 0 else start))
     end = max(-1, min(dim - 1, end + dim if end < 0 else end))
     return slice(start, None if end < 0 else end, step)
 
