@@ -1,0 +1,59 @@
+"""The zoo's catalogue: each model name with its family, configuration and summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+
+from npuc.zoo import bert, gpt2, mobilenet, resnet, vit
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One zoo model: how to build it and what to say about it.
+
+    ``family`` is a module with ``build(builder, config)`` and ``input_specs(config)``;
+    ``parameters`` is the trainable parameter count of the default configuration, the
+    number the original model is known by (checked against the built model in tests).
+    """
+
+    family: ModuleType
+    config: object
+    summary: str
+    parameters: int
+
+
+ENTRIES: dict[str, Entry] = {
+    "resnet50": Entry(resnet, resnet.ResNetConfig(),
+                      "ResNet-50 (torchvision), 224x224 image, 1000 classes", 25_557_032),
+    "mobilenetv2": Entry(mobilenet, mobilenet.MobileNetV2Config(),
+                         "MobileNetV2 (torchvision), 224x224 image, 1000 classes",
+                         3_504_872),
+    "bert-base": Entry(bert, bert.BertConfig(),
+                       "BERT-base uncased encoder (HuggingFace BertModel), 128 tokens",
+                       109_482_240),
+    "gpt2": Entry(gpt2, gpt2.GPT2Config(),
+                  "GPT-2 small (HuggingFace GPT2LMHeadModel), 128 tokens", 124_439_808),
+    "vit-base": Entry(vit, vit.ViTConfig(),
+                      "ViT-B/16 (HuggingFace ViTForImageClassification), 224x224, 1000 "
+                      "classes", 86_567_656),
+    "resnet-tiny": Entry(resnet, resnet.ResNetConfig(layers=(1, 1, 1, 1), width=8,
+                                                     image_size=32, num_classes=10),
+                         "ResNet with one bottleneck per stage, width 8, 32x32, 10 classes",
+                         130_962),
+    "mobilenetv2-tiny": Entry(mobilenet, mobilenet.MobileNetV2Config(
+        blocks=((1, 8, 1, 1), (6, 12, 2, 2), (6, 16, 2, 2)), first_channels=8,
+        last_channels=64, image_size=32, num_classes=10),
+        "MobileNetV2 with three block groups, 32x32, 10 classes", 13_834),
+    "bert-tiny": Entry(bert, bert.BertConfig(vocab_size=1000, hidden=64, layers=2, heads=4,
+                                             intermediate=256, max_positions=64,
+                                             sequence=16),
+                       "BERT encoder, 2 layers, hidden 64, 16 tokens", 172_480),
+    "gpt2-tiny": Entry(gpt2, gpt2.GPT2Config(vocab_size=1000, hidden=64, layers=2, heads=4,
+                                             max_positions=64, sequence=16),
+                       "GPT-2 decoder, 2 layers, hidden 64, 16 tokens", 168_192),
+    "vit-tiny": Entry(vit, vit.ViTConfig(image_size=32, patch=8, hidden=64, layers=2,
+                                         heads=4, intermediate=256, num_classes=10),
+                      "ViT, 2 layers, hidden 64, 32x32 image in 8x8 patches, 10 classes",
+                      114_250),
+}
