@@ -9,4 +9,5 @@ MODULES = [
     "npuc.compiler.executor.kernels.resize",
     "npuc.compiler.executor.kernels.quant",
     "npuc.compiler.executor.kernels.misc_nn",
+    "npuc.compiler.executor.kernels.vision",
 ]
