@@ -73,7 +73,7 @@ def cast_array(x: np.ndarray, to: np.dtype, saturate: bool = True,
         if to.kind == "V":
             return x.astype(np.float32).astype(to)
         return x.astype(to)
-    if to in _FLOAT8 and saturate and x.dtype.kind in "fV":
+    if to in _FLOAT8 and saturate and x.dtype.kind in "fiuV":
         info = ml_dtypes.finfo(to)
         wide = x.astype(np.float32)
         with np.errstate(invalid="ignore"):

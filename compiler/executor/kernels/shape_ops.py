@@ -34,6 +34,8 @@ def checked_kernel(*op_types: str, domain: str = ""):
             except (ValueError, IndexError, ZeroDivisionError, MemoryError) as e:
                 msg = str(e).splitlines()[0] if str(e) else type(e).__name__
                 raise NpucError(f"{ctx.describe()}: {msg}") from e
+            except KeyError as e:
+                raise NpucError(f"{ctx.describe()}: missing attribute or input {e}") from e
             except TypeError as e:
                 types = ", ".join(str(getattr(x, "dtype", type(x).__name__)) for x in inputs)
                 raise UnsupportedError(f"{ctx.describe()}: inputs of type {types} are not "
