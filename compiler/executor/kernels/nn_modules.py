@@ -10,4 +10,5 @@ MODULES = [
     "npuc.compiler.executor.kernels.quant",
     "npuc.compiler.executor.kernels.misc_nn",
     "npuc.compiler.executor.kernels.vision",
+    "npuc.compiler.executor.kernels.rnn",
 ]
