@@ -181,10 +181,11 @@ def reference_markdown() -> str:
             kind = "table of " + _PLURAL[spec.value]
         else:
             kind = KIND_NAMES[spec.kind]
-        choices = getattr(spec, "choices", ()) or getattr(spec, "key_choices", ())
         doc = spec.doc
-        if choices:
-            doc += " One of: " + ", ".join(f"`{c}`" for c in choices) + "."
+        if getattr(spec, "choices", ()):
+            doc += " One of: " + ", ".join(f"`{c}`" for c in spec.choices) + "."
+        if getattr(spec, "key_choices", ()):
+            doc += " Keys: " + ", ".join(f"`{c}`" for c in spec.key_choices) + "."
         required = "yes" if spec.required else "no"
         rows.append(f"| `{path}` | {kind} | {required} | {doc.strip()} |")
     return "\n".join(rows) + "\n"

@@ -1,0 +1,46 @@
+"""docs/targets.md stays true: its schema reference is the schema, its example loads."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from npuc.targets import get_target
+from npuc.targets.constraints import CHECKS
+from npuc.targets.schema import iter_keys, reference_markdown
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "targets.md"
+
+
+@pytest.fixture(scope="module")
+def doc():
+    return DOC.read_text()
+
+
+def test_the_schema_reference_is_generated_from_the_schema(doc):
+    section = doc.split("<!-- schema-reference:start -->\n")[1].split(
+        "<!-- schema-reference:end -->")[0]
+    assert section == reference_markdown(), (
+        "docs/targets.md's schema reference is out of date: paste reference_markdown()")
+
+
+def test_every_schema_key_is_documented(doc):
+    for path, _ in iter_keys():
+        assert f"| `{path}` |" in doc, path
+
+
+def test_every_check_is_documented(doc):
+    for key, check in CHECKS.items():
+        assert f"| `{key}` | {check.doc} |" in doc, key
+
+
+def test_the_worked_example_loads_by_path(doc, tmp_path):
+    example = doc.split("## Worked example")[1]
+    text = re.search(r"```toml\n(.*?)```", example, re.S).group(1)
+    path = tmp_path / "acme-n1.toml"
+    path.write_text(text)
+    target = get_target(str(path))
+    assert target.name == "acme-n1"
+    assert target.peak_ops("int8") == 3.2768e12
+    assert target.operators["Conv"].limits[0].message == "Conv group must be at most 64"
+    assert target.is_estimated("fusion.epilogues")
