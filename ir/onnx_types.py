@@ -85,5 +85,7 @@ def array_to_proto(array: np.ndarray, name: str = "", dt: DType | None = None) -
         return onnx.helper.make_tensor(name, onnx.TensorProto.STRING, array.shape,
                                        [s.encode() if isinstance(s, str) else s
                                         for s in array.reshape(-1)])
-    arr = np.ascontiguousarray(array, dtype=dt.numpy)
+    arr = np.asarray(array, dtype=dt.numpy)  # not ascontiguousarray: it makes 0-d arrays 1-d
+    if not arr.flags.c_contiguous:
+        arr = arr.copy()
     return numpy_helper.from_array(arr, name)

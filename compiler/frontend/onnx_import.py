@@ -38,7 +38,7 @@ def import_onnx(model, infer_shapes: bool = True) -> Graph:
     opset = _opsets(proto, where)
     _check_operators(proto.graph, opset, where)
     _sort_nodes(proto.graph, where)
-    _check_proto(proto, where)
+    _check_proto(proto, where, where if base_dir is not None else None)
     if infer_shapes:
         proto = _infer_shapes(proto, where)
 
@@ -222,9 +222,15 @@ def _first_lines(e: Exception) -> str:
     return msg.replace("Inference error(s): ", "")
 
 
-def _check_proto(proto: onnx.ModelProto, where: str) -> None:
+def _check_proto(proto: onnx.ModelProto, where: str, path: str | None) -> None:
+    from onnx.external_data_helper import _get_all_tensors
+
+    external = any(uses_external_data(t) for t in _get_all_tensors(proto))
     try:
-        onnx.checker.check_model(proto, full_check=False)
+        if external and path is not None:  # the checker finds the data files from the path
+            onnx.checker.check_model(path, full_check=False)
+        else:
+            onnx.checker.check_model(proto, full_check=False)
     except onnx.checker.ValidationError as e:
         msg = _first_lines(e)
         if "topologically sorted" in msg:
