@@ -11,4 +11,5 @@ MODULES = [
     "npuc.compiler.executor.kernels.misc_nn",
     "npuc.compiler.executor.kernels.vision",
     "npuc.compiler.executor.kernels.rnn",
+    "npuc.compiler.executor.kernels.signal",
 ]
