@@ -23,7 +23,29 @@ _EXPORTS = {
     "Roofline": "cost",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ComputeUnit",
+    "Estimate",
+    "Fusion",
+    "Layout",
+    "Limit",
+    "Memory",
+    "OpRule",
+    "Placement",
+    "QuantRules",
+    "Roofline",
+    "Target",
+    "Tile",
+    "estimate_group",
+    "estimate_node",
+    "get_target",
+    "list_targets",
+    "load_target",
+    "parse_target",
+    "place",
+    "place_node",
+    "shipped_names",
+]
 
 
 def __getattr__(name: str):

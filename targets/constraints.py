@@ -17,8 +17,9 @@ schema reference in ``docs/targets.md`` is made from these docstrings.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 # ONNX defaults for the attributes limits usually read; a limit's `default` key wins.
 ONNX_DEFAULTS: dict[tuple[str, str], Any] = {

@@ -17,8 +17,17 @@ from pathlib import Path
 from npuc.ir.errors import NpucError
 
 from .constraints import select_check
-from .model import (ComputeUnit, Fusion, Layout, Limit, Memory, OpRule, QuantRules, Target,
-                    frozen_map)
+from .model import (
+    ComputeUnit,
+    Fusion,
+    Layout,
+    Limit,
+    Memory,
+    OpRule,
+    QuantRules,
+    Target,
+    frozen_map,
+)
 from .toml_lines import key_lines
 from .validate import Where, validate
 

@@ -11,9 +11,10 @@ Dtype names in a chip file are the precision names a datasheet uses: ``int4``, `
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 PRECISIONS = ("int4", "int8", "fp8", "fp16", "bf16", "fp32")
 

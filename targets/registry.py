@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -39,7 +39,7 @@ def shipped_names() -> list[str]:
     return sorted(_chip_files())
 
 
-@lru_cache(maxsize=None)
+@cache
 def _shipped(name: str) -> Target:
     resource = _chip_files()[name]
     with resources.as_file(resource) as path:

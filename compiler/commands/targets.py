@@ -67,22 +67,28 @@ def _table(targets) -> str:
 
 def _show(t) -> str:
     c, m, q = t.compute, t.memory, t.quant
-    lines = [f"{t.name}: {t.description}", f"  source      {t.source}",
-             f"  peak        {_peak(t)}",
-             f"  compute     {_mark(t, 'compute.units', str(c.units))} units x "
-             f"{_mark(t, 'compute.mac_array', 'x'.join(map(str, c.mac_array)))} MACs at "
-             f"{_mark(t, 'compute.clock_hz', _si(c.clock_hz, 'Hz'))}",
-             f"  SRAM        {_mark(t, 'memory.sram_bytes', _binary(m.sram_bytes))} in "
-             f"{m.sram_banks} banks",
-             f"  DRAM        {_mark(t, 'memory.dram_bytes', _binary(m.dram_bytes))} at "
-             f"{_mark(t, 'memory.dram_bandwidth_bytes_per_s', _si(m.dram_bandwidth_bytes_per_s, 'B/s'))}"
-             f", DMA alignment {m.dma_alignment_bytes} B",
-             f"  precisions  {', '.join(q.dtypes)} (preferred {q.preferred}; calibration for "
-             f"{', '.join(q.calibration) or 'none'})",
-             f"  quantize    weights {q.weights}{' symmetric' if q.weights_symmetric else ''}, "
-             f"activations {q.activations}",
-             f"  layout      {t.layout.preferred}, channels aligned to "
-             f"{t.layout.channel_alignment}"]
+    mac_array = "x".join(map(str, c.mac_array))
+    bandwidth = _si(m.dram_bandwidth_bytes_per_s, "B/s")
+    calibration = ", ".join(q.calibration) or "none"
+    symmetric = " symmetric" if q.weights_symmetric else ""
+    lines = [
+        f"{t.name}: {t.description}",
+        f"  source      {t.source}",
+        f"  peak        {_peak(t)}",
+        (f"  compute     {_mark(t, 'compute.units', str(c.units))} units x "
+         f"{_mark(t, 'compute.mac_array', mac_array)} MACs at "
+         f"{_mark(t, 'compute.clock_hz', _si(c.clock_hz, 'Hz'))}"),
+        (f"  SRAM        {_mark(t, 'memory.sram_bytes', _binary(m.sram_bytes))} in "
+         f"{m.sram_banks} banks"),
+        (f"  DRAM        {_mark(t, 'memory.dram_bytes', _binary(m.dram_bytes))} at "
+         f"{_mark(t, 'memory.dram_bandwidth_bytes_per_s', bandwidth)}, "
+         f"DMA alignment {m.dma_alignment_bytes} B"),
+        (f"  precisions  {', '.join(q.dtypes)} (preferred {q.preferred}; "
+         f"calibration for {calibration})"),
+        f"  quantize    weights {q.weights}{symmetric}, activations {q.activations}",
+        (f"  layout      {t.layout.preferred}, channels aligned to "
+         f"{t.layout.channel_alignment}"),
+    ]
     ops = ["all"] if t.all_operators else sorted(t.operators)
     lines.append(f"  operators   {', '.join(ops)}")
     limits = [lim for rule in t.operators.values() if rule.base is None for lim in rule.limits]

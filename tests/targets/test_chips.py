@@ -4,7 +4,6 @@ import argparse
 import json
 
 import pytest
-
 from npuc.compiler.commands import targets as command
 from npuc.targets import get_target, list_targets
 

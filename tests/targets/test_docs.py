@@ -4,7 +4,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from npuc.targets import get_target
 from npuc.targets.constraints import CHECKS
 from npuc.targets.schema import iter_keys, reference_markdown
@@ -36,7 +35,7 @@ def test_every_check_is_documented(doc):
 
 def test_the_worked_example_loads_by_path(doc, tmp_path):
     example = doc.split("## Worked example")[1]
-    text = re.search(r"```toml\n(.*?)```", example, re.S).group(1)
+    text = re.search(r"```toml\n(.*?)```", example, re.DOTALL).group(1)
     path = tmp_path / "acme-n1.toml"
     path.write_text(text)
     target = get_target(str(path))
