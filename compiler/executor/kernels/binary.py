@@ -94,7 +94,7 @@ def pow_(inputs, attrs, ctx):
         else:
             na = _native(a)
             r = np.power(na, _native(b).astype(na.dtype))
-    return [np.asarray(r).astype(a.dtype)]
+        return [np.asarray(r).astype(a.dtype)]
 
 
 @checked_kernel("BitShift")
