@@ -8,6 +8,7 @@ because tensor data is never loaded into the protobuf message.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 
@@ -38,9 +39,14 @@ def import_onnx(model, infer_shapes: bool = True) -> Graph:
     opset = _opsets(proto, where)
     _check_operators(proto.graph, opset, where)
     _sort_nodes(proto.graph, where)
-    _check_proto(proto, where, where if base_dir is not None else None)
+    light = _without_weights(proto)
+    _check_proto(light if light is not None else proto, where,
+                 where if base_dir is not None else None)
     if infer_shapes:
-        proto = _infer_shapes(proto, where)
+        if light is None:
+            proto = _infer_shapes(proto, where)
+        else:
+            _take_types(proto, _infer_shapes(light, where))
 
     def load_tensor(t):
         if uses_external_data(t) and base_dir is None:
@@ -238,6 +244,54 @@ def _check_proto(proto: onnx.ModelProto, where: str, path: str | None) -> None:
         raise ModelError(f"{where}: invalid model: {msg}") from None
     except Exception as e:  # the checker can fail in other ways on damaged files
         raise ModelError(f"{where}: invalid model: {_first_lines(e)}") from None
+
+
+# Initializers above this many elements are left out of the copy that the checker and shape
+# inference see: both serialize the whole model, which costs more than the rest of the
+# import for a large model, and neither needs weight data (shape data is small).
+LIGHT_LIMIT = 1024
+
+
+def _without_weights(proto: onnx.ModelProto) -> onnx.ModelProto | None:
+    """A copy of the model whose large initializers are typed graph inputs, or None.
+
+    None when there is nothing large to leave out, or when tensors live in external
+    files (then the checker must see them as they are).
+    """
+    from onnx import helper
+
+    graph = proto.graph
+    big = [t for t in graph.initializer if math.prod(t.dims) > LIGHT_LIMIT]
+    if not big or any(uses_external_data(t) for t in graph.initializer):
+        return None
+    light = onnx.ModelProto()
+    light.ir_version = proto.ir_version
+    light.opset_import.extend(proto.opset_import)
+    light.functions.extend(proto.functions)
+    g = light.graph
+    g.name = graph.name
+    g.node.extend(graph.node)
+    g.input.extend(graph.input)
+    g.output.extend(graph.output)
+    g.value_info.extend(graph.value_info)
+    g.sparse_initializer.extend(graph.sparse_initializer)
+    big_names = {t.name for t in big}
+    declared = {i.name for i in graph.input}
+    g.initializer.extend(t for t in graph.initializer if t.name not in big_names)
+    for t in big:
+        if t.name not in declared:
+            g.input.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+    return light
+
+
+def _take_types(proto: onnx.ModelProto, inferred: onnx.ModelProto) -> None:
+    """Copy the types shape inference found (on the light copy) into the model."""
+    del proto.graph.value_info[:]
+    proto.graph.value_info.extend(inferred.graph.value_info)
+    found = {o.name: o for o in inferred.graph.output}
+    for o in proto.graph.output:
+        if o.name in found:
+            o.type.CopyFrom(found[o.name].type)
 
 
 def _infer_shapes(proto: onnx.ModelProto, where: str) -> onnx.ModelProto:
