@@ -13,10 +13,9 @@ import time
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import helper
-
 from npuc.compiler.executor.kernels import KERNELS, KernelContext
 from npuc.compiler.executor.kernels.nn_modules import MODULES
+from onnx import helper
 
 F = onnx.TensorProto.FLOAT
 
@@ -82,7 +81,7 @@ def main() -> None:
             print(f"{label:28s} (no kernel)")
             continue
         ctx = KernelContext(opset=21, num_outputs=1)
-        ours = _median_time(lambda: fn(inputs, attrs, ctx))
+        ours = _median_time(lambda fn=fn, inputs=inputs, attrs=attrs, ctx=ctx: fn(inputs, attrs, ctx))
         theirs = _median_time(_ort_session(op, inputs, attrs))
         print(f"{label:28s} {ours * 1e3:9.3f} {theirs * 1e3:9.3f} {ours / theirs:7.2f}")
 

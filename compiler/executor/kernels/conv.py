@@ -18,7 +18,6 @@ import itertools
 
 import numba as nb
 import numpy as np
-
 from npuc.ir.errors import UnsupportedError
 
 from . import kernel
@@ -107,31 +106,26 @@ def _depthwise2d(x, w, out, sh, sw, ph, pw, dh, dw, mult):
     n, c, h, wd = x.shape
     _, m, oh, ow = out.shape
     kh, kw = w.shape[2], w.shape[3]
-    acc = np.empty(ow, dtype=out.dtype)
+    # One zero-padded copy of each input plane keeps the inner loop free of bounds tests.
+    hp = (oh - 1) * sh + (kh - 1) * dh + 1
+    wp = (ow - 1) * sw + (kw - 1) * dw + 1
+    xp = np.zeros((hp, wp), dtype=out.dtype)
+    r0, r1 = max(0, -ph), min(h, hp - ph)
+    c0, c1 = max(0, -pw), min(wd, wp - pw)
     for b in range(n):
-        for oc in range(m):
-            xc = x[b, oc // mult]
-            for i in range(oh):
-                acc[:] = 0
-                for ki in range(kh):
-                    hi = i * sh + ki * dh - ph
-                    if hi < 0 or hi >= h:
-                        continue
-                    xrow = xc[hi]
-                    for kj in range(kw):
-                        wv = w[oc, 0, ki, kj]
-                        base = kj * dw - pw
-                        # the output columns whose input column is in range
-                        j0 = 0 if base >= 0 else (-base + sw - 1) // sw
-                        j1 = min(ow, (wd - 1 - base) // sw + 1) if wd - 1 - base >= 0 else 0
-                        if j1 <= j0:
-                            continue
-                        # slices make the inner loop unit-stride and free of index checks
-                        a = acc[j0:j1]
-                        xs = xrow[j0 * sw + base:(j1 - 1) * sw + base + 1:sw]
-                        for t in range(a.shape[0]):
-                            a[t] += wv * xs[t]
-                out[b, oc, i, :] = acc
+        for ic in range(c):
+            xp[r0 + ph:r1 + ph, c0 + pw:c1 + pw] = x[b, ic, r0:r1, c0:c1]
+            for oc in range(ic * mult, (ic + 1) * mult):
+                for i in range(oh):
+                    acc = out[b, oc, i]
+                    acc[:] = 0
+                    for ki in range(kh):
+                        xrow = xp[i * sh + ki * dh]
+                        for kj in range(kw):
+                            wv = w[oc, 0, ki, kj]
+                            xs = xrow[kj * dw:kj * dw + (ow - 1) * sw + 1:sw]
+                            for t in range(ow):
+                                acc[t] += wv * xs[t]
 
 
 def conv_nd(x, w, b=None, strides=None, pads=None, dilations=None, group=1, out=None):
@@ -258,7 +252,6 @@ def int_gemm(a, b, out):
 
 def conv_integer(x, w, x_zero, w_zero, strides, pads, dilations, group):
     """Exact integer convolution of (x - x_zero) and (w - w_zero), as int32."""
-    nd = x.ndim - 2
     n, c = x.shape[:2]
     m = w.shape[0]
     xi = x.astype(np.int32) - np.int32(0 if x_zero is None else np.asarray(x_zero).reshape(-1)[0])

@@ -124,7 +124,7 @@ def _pool2d_rows(x, out, is_max, kh, kw, sh, sw, ph, pw, dh, dw):
                     if is_max:
                         for t in range(a.shape[0]):
                             v = xs[t]
-                            if v > a[t]:
+                            if v > a[t]:  # noqa: PLR1730 - NaN-free compare vectorises
                                 a[t] = v
                     else:
                         for t in range(a.shape[0]):

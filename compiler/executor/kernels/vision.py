@@ -217,7 +217,7 @@ def non_max_suppression(inputs, attrs, ctx):
 
 def _bilinear_gather(x, y, xx):
     """Sample x (N, C, H, W) at float coords y, xx (N, *P): zero outside, bilinear inside."""
-    n, c, h, w = x.shape
+    n, _, h, w = x.shape
     y0, x0 = np.floor(y), np.floor(xx)
     out = 0.0
     bidx = np.arange(n).reshape((n,) + (1,) * (y.ndim - 1))
