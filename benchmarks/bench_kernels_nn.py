@@ -67,6 +67,37 @@ CASES = [
 ]
 
 
+def resnet50_convs():
+    """(in_ch, out_ch, kernel, stride, spatial) of every convolution in ResNet-50 v1."""
+    layers = [(3, 64, 7, 2, 224)]
+    cin = 64
+    for width, blocks, size, stride in ((64, 3, 56, 1), (128, 4, 56, 2), (256, 6, 28, 2), (512, 3, 14, 2)):
+        for b in range(blocks):
+            s = stride if b == 0 else 1
+            inner = size if b == 0 else size // stride
+            layers += [(cin, width, 1, 1, inner), (width, width, 3, s, inner),
+                       (width, width * 4, 1, 1, inner // s)]
+            if b == 0:
+                layers.append((cin, width * 4, 1, s, inner))
+            cin = width * 4
+    return layers
+
+
+def bench_resnet50_convs(rng) -> None:
+    """All 53 convolutions of ResNet-50 at batch 1, summed."""
+    ours = theirs = 0.0
+    fn = KERNELS[("", "Conv")]
+    ctx = KernelContext(opset=21)
+    for cin, cout, k, s, size in resnet50_convs():
+        inputs = [rng.standard_normal((1, cin, size, size)).astype(np.float32),
+                  rng.standard_normal((cout, cin, k, k)).astype(np.float32),
+                  rng.standard_normal((cout,)).astype(np.float32)]
+        attrs = {"pads": [k // 2] * 4, "strides": [s, s]}
+        ours += _median_time(lambda inputs=inputs, attrs=attrs: fn(inputs, attrs, ctx), 5)
+        theirs += _median_time(_ort_session("Conv", inputs, attrs), 5)
+    print(f"{'resnet50 convs (53)':28s} {ours * 1e3:9.3f} {theirs * 1e3:9.3f} {ours / theirs:7.2f}")
+
+
 def main() -> None:
     import importlib
 
@@ -84,6 +115,7 @@ def main() -> None:
         ours = _median_time(lambda fn=fn, inputs=inputs, attrs=attrs, ctx=ctx: fn(inputs, attrs, ctx))
         theirs = _median_time(_ort_session(op, inputs, attrs))
         print(f"{label:28s} {ours * 1e3:9.3f} {theirs * 1e3:9.3f} {ours / theirs:7.2f}")
+    bench_resnet50_convs(rng)
 
 
 if __name__ == "__main__":

@@ -104,7 +104,7 @@ def conv_out_shape(in_shape, kernel_shape, strides, pads, dilations):
 @nb.njit(cache=True)
 def _depthwise2d(x, w, out, sh, sw, ph, pw, dh, dw, mult):
     n, c, h, wd = x.shape
-    _, m, oh, ow = out.shape
+    oh, ow = out.shape[2], out.shape[3]
     kh, kw = w.shape[2], w.shape[3]
     # One zero-padded copy of each input plane keeps the inner loop free of bounds tests.
     hp = (oh - 1) * sh + (kh - 1) * dh + 1
@@ -123,9 +123,14 @@ def _depthwise2d(x, w, out, sh, sw, ph, pw, dh, dw, mult):
                         xrow = xp[i * sh + ki * dh]
                         for kj in range(kw):
                             wv = w[oc, 0, ki, kj]
-                            xs = xrow[kj * dw:kj * dw + (ow - 1) * sw + 1:sw]
-                            for t in range(ow):
-                                acc[t] += wv * xs[t]
+                            if sw == 1:  # a step-free slice stays contiguous and vectorises
+                                xc = xrow[kj * dw:kj * dw + ow]
+                                for t in range(ow):
+                                    acc[t] += wv * xc[t]
+                            else:
+                                xs = xrow[kj * dw:kj * dw + (ow - 1) * sw + 1:sw]
+                                for t in range(ow):
+                                    acc[t] += wv * xs[t]
 
 
 def conv_nd(x, w, b=None, strides=None, pads=None, dilations=None, group=1, out=None):

@@ -50,9 +50,15 @@ def _normalize(x, axes, eps):
     xs = x.astype(st, copy=False)
     mean = xs.mean(axis=axes, keepdims=True)
     d = xs - mean
-    var = (d * d).mean(axis=axes, keepdims=True)
+    if axes == tuple(range(x.ndim - len(axes), x.ndim)):
+        # trailing axes: a row-wise dot product is one pass without a temporary
+        rows = d.reshape(-1, int(np.prod([x.shape[a] for a in axes])))
+        var = (np.einsum("ij,ij->i", rows, rows) / rows.shape[1]).reshape(mean.shape)
+    else:
+        var = (d * d).mean(axis=axes, keepdims=True)
     inv = 1 / np.sqrt(var + st(eps))
-    return d * inv, mean, inv
+    d *= inv
+    return d, mean, inv
 
 
 @kernel("InstanceNormalization")
@@ -68,10 +74,10 @@ def layer_norm(inputs, attrs, ctx):
     bias = inputs[2] if len(inputs) > 2 else None
     axis = attrs.get("axis", -1) % x.ndim
     y, mean, inv = _normalize(x, tuple(range(axis, x.ndim)), attrs.get("epsilon", 1e-5))
-    y = y * scale
+    y *= scale
     if bias is not None:
         y += bias
-    return [y.astype(x.dtype), mean, inv][:ctx.num_outputs]
+    return [y.astype(x.dtype, copy=False), mean, inv][:ctx.num_outputs]
 
 
 @kernel("GroupNormalization")
@@ -144,7 +150,8 @@ def _softmax_axes(x, attrs, ctx):
 
 
 def softmax_array(x, axis):
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    e = x - x.max(axis=axis, keepdims=True)
+    np.exp(e, out=e)
     e /= e.sum(axis=axis, keepdims=True)
     return e
 

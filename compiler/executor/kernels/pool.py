@@ -98,10 +98,16 @@ def _pool3d(x, out, idx, mode, k, s, pb, pe, dl, count_pad, p, storage_order):
 
 @nb.njit(cache=True)
 def _pool2d_rows(x, out, is_max, kh, kw, sh, sw, ph, pw, dh, dw):
-    """Max or sum of 2-D windows, one output row at a time (the inner loop vectorises)."""
+    """Max or sum of 2-D windows, one output row at a time.
+
+    Each input row is first split into ``sw`` contiguous phases (every sw-th element), so
+    that every kernel tap reads a contiguous slice and the inner loop vectorises.
+    """
     nc, h, wd = x.shape
     _, oh, ow = out.shape
     row = np.empty(ow, dtype=out.dtype)
+    plen = (wd + sw - 1) // sw
+    phases = np.empty((sw, plen), dtype=x.dtype)
     for q in range(nc):
         for i in range(oh):
             if is_max:
@@ -113,14 +119,20 @@ def _pool2d_rows(x, out, is_max, kh, kw, sh, sw, ph, pw, dh, dw):
                 if hi < 0 or hi >= h:
                     continue
                 xrow = x[q, hi]
+                for p in range(sw):
+                    n_p = (wd - p + sw - 1) // sw
+                    for t in range(n_p):
+                        phases[p, t] = xrow[p + t * sw]
                 for kj in range(kw):
                     base = kj * dw - pw
                     j0 = 0 if base >= 0 else (-base + sw - 1) // sw
                     j1 = min(ow, (wd - 1 - base) // sw + 1) if wd - 1 - base >= 0 else 0
                     if j1 <= j0:
                         continue
+                    phase = base % sw
+                    shift = (base - phase) // sw
                     a = row[j0:j1]
-                    xs = xrow[j0 * sw + base:(j1 - 1) * sw + base + 1:sw]
+                    xs = phases[phase, j0 + shift:j1 + shift]
                     if is_max:
                         for t in range(a.shape[0]):
                             v = xs[t]
