@@ -81,8 +81,13 @@ _ALL = [
     _d("c64", TensorProto.COMPLEX64, np.complex64, 64, "complex"),
     _d("c128", TensorProto.COMPLEX128, np.complex128, 128, "complex"),
 ]
-if hasattr(TensorProto, "FLOAT4E2M1") and hasattr(ml_dtypes, "float4_e2m1fn"):
-    _ALL.append(_d("f4e2m1", TensorProto.FLOAT4E2M1, ml_dtypes.float4_e2m1fn, 4, "float"))
+# Newer types, present when the installed onnx and ml_dtypes both know them.
+for _name, _proto, _np, _bits, _kind in [("f4e2m1", "FLOAT4E2M1", "float4_e2m1fn", 4, "float"),
+                                         ("f8e8m0", "FLOAT8E8M0", "float8_e8m0fnu", 8, "float"),
+                                         ("i2", "INT2", "int2", 2, "int"),
+                                         ("u2", "UINT2", "uint2", 2, "uint")]:
+    if hasattr(TensorProto, _proto) and hasattr(ml_dtypes, _np):
+        _ALL.append(_d(_name, getattr(TensorProto, _proto), getattr(ml_dtypes, _np), _bits, _kind))
 
 BY_NAME: dict[str, DType] = {d.name: d for d in _ALL}
 BY_ONNX: dict[int, DType] = {d.onnx: d for d in _ALL}

@@ -120,7 +120,9 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
         hold(env[id(v)])
     opset_cache: dict[str, int] = {}
     for index, node in enumerate(graph.nodes):
-        fn = get_kernel(node.op_type, node.domain)
+        if node.domain not in opset_cache:
+            opset_cache[node.domain] = graph.opset_of(node.domain) or 1
+        fn = get_kernel(node.op_type, node.domain, opset_cache[node.domain])
         if fn is None:
             raise UnsupportedError(f"{node.describe()}: npuc's executor has no kernel for "
                                    f"operator {node.qualified_type}")
@@ -134,8 +136,6 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
                 args.append(outer[id(v)])
             else:
                 raise NpucError(f"{node.describe()}: input %{v.name} has no value")
-        if node.domain not in opset_cache:
-            opset_cache[node.domain] = graph.opset_of(node.domain) or 1
         ctx = KernelContext(opset=opset_cache[node.domain], num_outputs=len(node.outputs),
                             node=node, output_types=[None if o is None else o.type
                                                      for o in node.outputs], rng=rng)

@@ -23,7 +23,7 @@ from npuc.ir.onnx_types import array_from_proto
 from npuc.ir.schema import custom_ops
 from npuc.ir.verifier import verify
 
-OLDEST_OPSET = 7
+OLDEST_OPSET = 1
 
 
 def import_onnx(model, infer_shapes: bool = True) -> Graph:
@@ -112,9 +112,9 @@ def _opsets(proto: onnx.ModelProto, where: str) -> dict[str, int]:
     opset = {}
     for o in proto.opset_import:
         opset["" if o.domain in ("", "ai.onnx") else o.domain] = int(o.version)
-    if "" not in opset:
-        opset[""] = OLDEST_OPSET if not proto.opset_import else opset.get("", 0) or 1
     newest = onnx.defs.onnx_opset_version()
+    if "" not in opset:  # a model of only other domains: its default-domain nodes are new
+        opset[""] = newest
     if opset[""] < OLDEST_OPSET:
         raise UnsupportedError(f"{where}: opset {opset['']} is older than npuc reads "
                                f"(opset {OLDEST_OPSET} to {newest}); convert it with "

@@ -62,10 +62,21 @@ def _load_all() -> None:
         importlib.import_module(module)
 
 
-def get_kernel(op_type: str, domain: str = "") -> Callable | None:
-    """The kernel for an operator, or None when npuc has none."""
+def get_kernel(op_type: str, domain: str = "", opset: int | None = None) -> Callable | None:
+    """The kernel for an operator, or None when npuc has none.
+
+    An ONNX operator that npuc has no kernel for but that onnx defines by a function body
+    runs as that body (see ``functions.py``) when ``opset`` is given.
+    """
     _load_all()
-    return KERNELS.get((domain, op_type))
+    fn = KERNELS.get((domain, op_type))
+    if fn is None and opset is not None and domain in ("", "ai.onnx.ml", "ai.onnx.preview",
+                                                        "ai.onnx.preview.training"):
+        from .functions import function_kernel, has_function
+
+        if has_function(op_type, domain, opset):
+            return function_kernel
+    return fn
 
 
 def supported_ops() -> list[tuple[str, str]]:
