@@ -79,15 +79,16 @@ def test_conv_writes_into_given_buffer():
     np.testing.assert_allclose(out, run("Conv", [x, w], pads=[1, 1, 1, 1])[0], rtol=1e-6)
 
 
-def test_depthwise_matches_grouped_im2col():
+@pytest.mark.parametrize("strides", [[1, 1], [2, 1], [1, 2]])
+def test_depthwise_matches_per_channel_convolutions(strides):
     from npuc.compiler.executor.kernels.conv import conv_nd
 
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 6, 11, 13)).astype(np.float32)
     w = rng.standard_normal((6, 1, 3, 3)).astype(np.float32)
-    got = conv_nd(x, w, None, [2, 1], [1, 0, 1, 2], [1, 2], group=6)
+    got = conv_nd(x, w, None, strides, [1, 0, 1, 2], [1, 2], group=6)
     # the same convolution as six separate single-channel ones
-    want = np.concatenate([conv_nd(x[:, c:c + 1], w[c:c + 1], None, [2, 1], [1, 0, 1, 2], [1, 2])
+    want = np.concatenate([conv_nd(x[:, c:c + 1], w[c:c + 1], None, strides, [1, 0, 1, 2], [1, 2])
                            for c in range(6)], axis=1)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
@@ -139,3 +140,34 @@ def test_unsupported_attribute_is_one_line_error():
     x = np.zeros((1, 1, 4, 4), dtype=np.float32)
     with pytest.raises(UnsupportedError, match="Resize mode 'area' is not supported"):
         run("Resize", [x, None, np.array([1, 1, 2, 2], np.float32)], mode="area")
+
+
+def test_max_pool_on_strided_view_equals_contiguous_copy():
+    rng = np.random.default_rng(5)
+    view = rng.standard_normal((1, 4, 30, 30)).astype(np.float32)[:, ::2, 1:29, 2:]
+    attrs = {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}
+    got = run("MaxPool", [view], **attrs)[0]
+    np.testing.assert_array_equal(got, run("MaxPool", [np.ascontiguousarray(view)], **attrs)[0])
+
+
+def test_global_lp_pool():
+    x = np.array([[[[3.0, 4.0]]]], dtype=np.float32)
+    np.testing.assert_allclose(run("GlobalLpPool", [x], p=2)[0], [[[[5.0]]]])
+
+
+def test_max_roi_pool_whole_map_is_a_2x2_max_pool():
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    rois = np.array([[0, 0, 0, 3, 3]], dtype=np.float32)
+    got = run("MaxRoiPool", [x, rois], pooled_shape=[2, 2])[0]
+    np.testing.assert_array_equal(got, [[[[5, 7], [13, 15]]]])
+
+
+def test_random_operators_use_the_context_generator():
+    ctx = KernelContext(opset=21, rng=np.random.default_rng(0))
+    normal = KERNELS[("", "RandomNormal")]([], {"shape": [3, 4], "mean": 5.0}, ctx)[0]
+    assert normal.shape == (3, 4) and normal.dtype == np.float32
+    like = KERNELS[("", "RandomUniformLike")]([np.zeros((2, 2), np.float64)], {"low": 2.0, "high": 3.0}, ctx)[0]
+    assert like.dtype == np.float64 and ((like >= 2) & (like < 3)).all()
+    draws = KERNELS[("", "Multinomial")]([np.log(np.array([[0.0, 1.0]], np.float32) + 1e-30)],
+                                         {"sample_size": 8}, ctx)[0]
+    np.testing.assert_array_equal(draws, np.ones((1, 8), dtype=np.int32))
