@@ -1,0 +1,226 @@
+"""Scheduling: from an optimized (and maybe quantized) graph to groups, tiles and a memory
+plan, driven by the target's description.
+
+The stages, in the order :func:`schedule` runs them:
+
+1. **partition** (:mod:`.partition`): each node on the NPU or the CPU, with the reason;
+2. **fusion groups** (:mod:`.groups`): what runs as one kernel;
+3. **tiling** (:mod:`.tiling`): tile height per group, by the cost model, under the SRAM;
+4. **cascading**: tensors passed between NPU groups stay in SRAM when there is room over
+   their whole lifetime (they then cost no DRAM traffic);
+5. **memory plan** (:mod:`.memplan`): SRAM, DRAM and weight offsets, best fit;
+6. **estimates** (:mod:`.estimate`): cycles per group, resident traffic discounted.
+
+Every choice is written to the graph's decision log.
+"""
+
+from __future__ import annotations
+
+from npuc.ir.decisions import log_of
+from npuc.ir.errors import NpucError
+
+from .buffers import group_buffers, lifetimes
+from .costview import cost_view
+from .estimate import discount_resident, group_estimate
+from .groups import form_groups
+from .memplan import align_up, best_fit, plan
+from .model import Allocation, Group, MemoryPlan, Schedule, TileChoice
+from .partition import partition
+from .tiling import choose_tile, max_footprint, part_bytes
+from .slices import Need, allowed_axes, shape_of
+
+__all__ = ["schedule", "Schedule", "Group", "TileChoice", "MemoryPlan", "Allocation",
+           "name_nodes"]
+
+
+def name_nodes(graph) -> None:
+    """Give every node a unique name (schedules, programs and messages refer to nodes by it)."""
+    seen: set[str] = set()
+    for i, node in enumerate(graph.nodes):
+        name = node.name or f"{node.op_type}_{i}"
+        while name in seen:
+            name = f"{name}_{i}"
+        node.name = name
+        seen.add(name)
+
+
+def schedule(graph, target, precision: str, pinned: dict | None = None) -> Schedule:
+    """Schedule ``graph`` for ``target``, estimating at ``precision``.
+
+    ``pinned`` maps an anchor node name to ``{"axis": a, "rows": r}`` or
+    ``{"device": "cpu"}`` (from a schedule file); pins are checked and obeyed.
+    """
+    log = log_of(graph)
+    name_nodes(graph)
+    nodes = {n.name: n for n in graph.nodes}
+    values = {v.name: v for v in graph.values()}
+    devices = partition(graph, target)
+    for anchor, pin in (pinned or {}).items():
+        if pin.get("device") == "cpu":
+            devices[anchor] = ("cpu", "pinned to the CPU by the schedule file")
+    groups = form_groups(graph, devices, target)
+    costed = cost_view(graph, precision)
+    cost_nodes = {n.name: n for n in costed.nodes}
+    from npuc.targets import get_target
+
+    host = get_target("cpu")
+    budget = target.memory.sram_bytes
+    align = target.memory.dma_alignment_bytes
+    for g in groups:
+        members = [nodes[n] for n in g.nodes]
+        priced = [cost_nodes[n] for n in g.nodes]
+        if g.device == "npu":
+            pin = (pinned or {}).get(g.anchor)
+            if pin and "rows" in pin:
+                g.tile, g.estimate = _pinned_tile(g, members, values, priced, target, pin)
+            else:
+                choice, est, size = choose_tile(
+                    members, values, priced, target, budget,
+                    lambda c, f, t: group_estimate(c, target, f, g.name))
+                if choice is None:
+                    g.device = "cpu"
+                    g.reason = (f"needs {size} bytes of SRAM even at its smallest tile; "
+                                f"{target.name} has {budget}")
+                    log.record("tiling", g.anchor, "cpu", g.reason, group=g.name)
+                else:
+                    g.tile, g.estimate = choice, est
+                    g.tile.reason = _tile_reason(choice, size, budget, est)
+                    log.record("tiling", g.anchor, _tile_action(choice), g.tile.reason,
+                               group=g.name, footprint=size)
+        if g.device == "cpu":
+            g.tile = TileChoice(None, 1, 1, "runs on the host CPU")
+            g.estimate = group_estimate([nodes[n] for n in g.nodes], host, 1.0, g.name)
+    sched = Schedule(target.name, groups, precision=precision)
+    _plan_memory(graph, sched, nodes, values, target)
+    for tensor in sched.resident:
+        log.record("cascade", tensor, "kept in SRAM",
+                   "the tensor stays on chip between the groups that make and read it, "
+                   "saving its DRAM store and load")
+    return sched
+
+
+def _tile_action(choice: TileChoice) -> str:
+    if choice.axis is None:
+        return "one tile"
+    return f"{choice.count} tiles of {choice.rows} along axis {choice.axis}"
+
+
+def _tile_reason(choice: TileChoice, size: int, budget: int, est: dict) -> str:
+    where = f"needs {size} of {budget} bytes of SRAM"
+    if choice.axis is None:
+        return f"the whole group fits on chip as one tile ({where}); {est['bound']}-bound"
+    return (f"fastest tile by the cost model that fits ({where}, inputs and outputs "
+            f"double-buffered); {est['bound']}-bound at {est['utilisation']:.0%} MAC use")
+
+
+def _pinned_tile(g, members, values, priced, target, pin) -> tuple[TileChoice, dict]:
+    tail = members[-1]
+    axis, rows = pin.get("axis"), int(pin["rows"])
+    if axis is None:
+        choice = TileChoice(None, 1, 1, "pinned by the schedule file", pinned=True)
+    else:
+        shape = shape_of(tail.outputs[0])
+        if axis not in allowed_axes(tail) or not isinstance(axis, int):
+            raise NpucError(f"schedule file: group {g.anchor} cannot be tiled along axis "
+                            f"{axis}")
+        if not 1 <= rows <= shape[axis]:
+            raise NpucError(f"schedule file: group {g.anchor} tile rows {rows} is outside "
+                            f"1..{shape[axis]}")
+        choice = TileChoice(axis, rows, shape[axis], "pinned by the schedule file", pinned=True)
+    size = max_footprint(members, values, choice.axis, choice.rows, choice.extent,
+                         target.memory.dma_alignment_bytes) if axis is not None else None
+    if axis is not None and size is None:
+        raise NpucError(f"schedule file: group {g.anchor} cannot be tiled along axis {axis}")
+    if size is not None and size > target.memory.sram_bytes:
+        raise NpucError(f"schedule file: the tile pinned for {g.anchor} needs {size} bytes "
+                        f"of SRAM; {target.name} has {target.memory.sram_bytes}")
+    log_of(members[0].graph).record("tiling", g.anchor, _tile_action(choice),
+                                    "pinned by the schedule file", group=g.name)
+    from .tiling import with_setup
+
+    est = group_estimate(priced, target, choice.rows / choice.extent, g.name)
+    return choice, with_setup(est, choice.count, target)
+
+
+def _plan_memory(graph, sched: Schedule, nodes, values, target) -> None:
+    """Cascading decisions, then SRAM, DRAM and weight offsets; estimates discounted."""
+    groups = sched.groups
+    align = target.memory.dma_alignment_bytes
+    span = lifetimes(graph, groups, nodes)
+    producer = {v.name: i for i, g in enumerate(groups) for n in g.nodes
+                for v in nodes[n].outputs if v is not None}
+    readers: dict[str, set[int]] = {}
+    for i, g in enumerate(groups):
+        for n in g.nodes:
+            for v in nodes[n].inputs:
+                if v is not None and v.const is None:
+                    readers.setdefault(v.name, set()).add(i)
+    outputs = {v.name for v in graph.outputs}
+    crossing = {t for t in span if t in outputs or t not in producer or
+                groups[producer[t]].device == "cpu" or readers.get(t, set()) - {producer[t]}}
+    # 1. tile buffers, group by group (they never outlive their group)
+    per_group = {}
+    items = []
+    for i, g in enumerate(groups):
+        if g.device != "npu":
+            continue
+        bufs = group_buffers(g, [nodes[n] for n in g.nodes], values, set(), align)
+        per_group[i] = bufs
+        items += [(b.name, b.slot * b.slots, i, i) for b in bufs.values()]
+    placed = plan(items, align, None, "sram")
+    # 2. cascading: keep NPU-to-NPU tensors on chip where they fit over their lifetime
+    candidates = [t for t in sorted(crossing, key=lambda t: (span[t][0], t))
+                  if t in producer and t not in outputs and groups[producer[t]].device == "npu"
+                  and readers.get(t) and all(groups[r].device == "npu" for r in readers[t])]
+    resident = []
+    for t in candidates:
+        size = part_bytes(values[t], Need.whole(), align)
+        more = best_fit([(f"res/{t}", size, span[t][0], span[t][1])], align, placed,
+                        target.memory.sram_bytes, "sram")
+        if more is not None:
+            placed = more
+            resident.append(t)
+    sched.resident = resident
+    res = set(resident)
+    items = []
+    for i, g in enumerate(groups):
+        if g.device != "npu":
+            continue
+        bufs = group_buffers(g, [nodes[n] for n in g.nodes], values, res, align)
+        per_group[i] = bufs
+        items += [(b.name, b.slot * b.slots, i, i) for b in bufs.values()]
+    items += [(f"res/{t}", part_bytes(values[t], Need.whole(), align), *span[t])
+              for t in resident]
+    sram = plan(items, align, target.memory.sram_bytes, "sram")
+    if sram is None:  # best fit from scratch did worse than the incremental placement
+        keep = {name for name, *_ in items}
+        sram = [a for a in placed if a.name in keep]
+    # 3. DRAM: tensors that cross groups and are not resident; 4. weights, in order of use
+    dram_items = [(t, part_bytes(values[t], Need.whole(), align), *span[t])
+                  for t in sorted(crossing - res)]
+    dram = plan(dram_items, align, None, "dram")
+    weights, offset = [], 0
+    seen = set()
+    for i, g in enumerate(groups):
+        for n in g.nodes:
+            for v in nodes[n].inputs:
+                if v is not None and v.const is not None and v.name not in seen:
+                    seen.add(v.name)
+                    size = align_up(max(v.const.nbytes, 1), align)
+                    weights.append(Allocation(v.name, "weights", offset, size, 0,
+                                              len(groups) - 1))
+                    offset += size
+    sched.plan = MemoryPlan(align, sram + dram + weights, target.memory.sram_bytes)
+    # 5. estimates without the traffic of resident tensors
+    itemsize = {"int8": 1, "int4": 0.5, "fp8": 1, "fp16": 2, "bf16": 2}.get(sched.precision)
+    for i, g in enumerate(groups):
+        if g.device != "npu":
+            continue
+        kept = 0
+        for n in g.nodes:
+            node = nodes[n]
+            for v in list(node.inputs) + list(node.outputs):
+                if v is not None and v.name in res:
+                    numel = part_bytes(v, Need.whole(), 1) // v.type.dtype.itemsize
+                    kept += numel * (itemsize or v.type.dtype.itemsize)
+        g.estimate = discount_resident(g.estimate, int(kept), target.compute.clock_hz)

@@ -1,0 +1,87 @@
+"""The buffers a schedule needs, with their lifetimes, named the way lowering finds them.
+
+SRAM, per group ``gNNN`` (live only while the group runs):
+
+- ``gNNN/in/X``: the part of input X one tile reads (two slots when double-buffered),
+- ``gNNN/w/X``: constant X (weights), loaded once,
+- ``gNNN/t/X``: intermediate X made and used inside the kernel,
+- ``gNNN/out/X``: the part of the output one tile writes (two slots when double-buffered);
+
+and ``res/X`` for a tensor kept in SRAM from the group that makes it to the last group
+that reads it. DRAM holds the other tensors (``X``, from the group that makes it to the
+last that reads it; model inputs and outputs for the whole run); the weights region holds
+every constant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .slices import Need
+from .tiling import part_bytes, walk
+
+
+@dataclass
+class Buffer:
+    """An SRAM buffer of one group: ``slots`` copies of ``slot`` bytes."""
+
+    name: str
+    tensor: str
+    slot: int
+    slots: int
+
+
+def group_buffers(group, nodes, values, resident, align: int) -> dict[str, Buffer]:
+    """The SRAM buffers of one NPU group for its tile choice (resident tensors excluded)."""
+    choice = group.tile
+    slots = 2 if choice.count > 1 else 1
+    found: dict[str, Buffer] = {}
+
+    def need(kind, tensor, size, n):
+        key = f"{group.name}/{kind}/{tensor}"
+        b = found.get(key)
+        if b is None:
+            found[key] = Buffer(key, tensor, size, n)
+        elif size > b.slot:
+            b.slot = size
+
+    for lo, hi in choice.ranges():
+        tw = walk(nodes, choice.axis, lo, hi)
+        for name, n in tw.reads.items():
+            v = values[name]
+            if name in resident:
+                continue
+            if v.const is not None:
+                need("w", name, part_bytes(v, Need.whole(), align), 1)
+            else:
+                need("in", name, part_bytes(v, n, align), slots)
+        for step in tw.steps:
+            out = step.node.outputs[0]
+            if out.name in tw.internal:
+                need("t", out.name, part_bytes(out, step.out, align), 1)
+            elif out.name not in resident:
+                need("out", out.name, part_bytes(out, step.out, align), slots)
+    return found
+
+
+def lifetimes(graph, groups, node_by_name) -> dict[str, tuple[int, int]]:
+    """``{tensor: (first group, last group)}`` for every non-constant tensor groups touch."""
+    span: dict[str, list[int]] = {}
+    end = len(groups) - 1
+    for v in graph.inputs:
+        span[v.name] = [0, 0]
+    for i, g in enumerate(groups):
+        for name in g.nodes:
+            node = node_by_name[name]
+            for v in node.inputs:
+                if v is not None and v.const is None:
+                    s = span.setdefault(v.name, [i, i])
+                    s[1] = max(s[1], i)
+            for v in node.outputs:
+                if v is not None:
+                    s = span.setdefault(v.name, [i, i])
+                    s[0] = min(s[0], i)
+    for v in graph.outputs:
+        if v.name in span:
+            span[v.name][1] = end
+    return {k: (a, b) for k, (a, b) in span.items()}

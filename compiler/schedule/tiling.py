@@ -1,0 +1,191 @@
+"""Tiling: how many output rows each fused group computes per tile.
+
+For a group, :func:`walk` follows a tile of the last node's output back through the
+members (using :mod:`npuc.compiler.schedule.slices`) and finds what every member reads.
+:func:`choose_tile` then tries tile heights from the whole output down to one row: each
+candidate must fit the SRAM with its inputs and outputs double-buffered (the next tile
+loads while this one computes) and its weights loaded once; of those that fit, the cost
+model's fastest wins, fewer tiles breaking ties. A group too large for the SRAM at any
+tile goes to the CPU, and says so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .model import TileChoice
+from .slices import Need, TileRule, allowed_axes, shape_of, tile_rule
+
+
+@dataclass
+class Step:
+    """One member of a group, for one tile: its rule and the part of its output it makes."""
+
+    node: object
+    rule: TileRule
+    out: Need
+
+
+@dataclass
+class TileWalk:
+    """What a group does for one tile: its steps in order and its external reads."""
+
+    steps: list[Step]
+    reads: dict[str, Need]        # external value name -> the part read
+    internal: set[str]            # values made and used inside the group
+
+
+def _union(a: Need | None, b: Need) -> Need:
+    if a is None:
+        return b
+    if a.axis is None or b.axis is None or a.axis != b.axis:
+        return Need.whole()
+    return Need(a.axis, min(a.lo, b.lo), max(a.hi, b.hi))
+
+
+def walk(nodes, axis: int | None, lo: int, hi: int) -> TileWalk | None:
+    """The steps of ``nodes`` (a group) for output tile ``[lo, hi)`` of ``axis``, or None
+    when some member cannot be cut that way. ``axis=None`` walks the whole group once."""
+    tail = nodes[-1].outputs[0]
+    internal = {v.name for n in nodes[:-1] for v in n.outputs if v is not None}
+    wanted: dict[str, Need] = {tail.name: Need(axis, lo, hi) if axis is not None
+                               else Need.whole()}
+    steps, reads = [], {}
+    for node in reversed(nodes):
+        need = wanted.get(node.outputs[0].name)
+        if need is None:
+            return None
+        if need.axis is None:
+            if axis is not None:
+                return None
+            rule = TileRule([None if v is None else Need.whole() for v in node.inputs])
+        else:
+            rule = tile_rule(node, need.axis, need.lo, need.hi)
+            if rule is None:
+                return None
+        steps.append(Step(node, rule, need))
+        for v, n in zip(node.inputs, rule.needs):
+            if v is None:
+                continue
+            if v.name in internal:
+                wanted[v.name] = _union(wanted.get(v.name), n)
+            else:
+                reads[v.name] = _union(reads.get(v.name), n)
+    steps.reverse()
+    return TileWalk(steps, reads, internal)
+
+
+def part_shape(value, need: Need) -> tuple[int, ...]:
+    shape = list(shape_of(value))
+    if need.axis is not None:
+        shape[need.axis] = need.hi - need.lo
+    return tuple(shape)
+
+
+def part_bytes(value, need: Need, align: int) -> int:
+    size = math.prod(part_shape(value, need)) * value.type.dtype.itemsize
+    return -(-size // align) * align
+
+
+def footprint(nodes, values: dict, tw: TileWalk, tiles: int, align: int,
+              resident: frozenset = frozenset()) -> int:
+    """SRAM bytes one tile needs: streamed operands twice when there are several tiles."""
+    buffers = 2 if tiles > 1 else 1
+    total = 0
+    for name, need in tw.reads.items():
+        v = values[name]
+        if name in resident:
+            continue
+        if v.const is not None:
+            total += part_bytes(v, Need.whole(), align)
+        else:
+            total += buffers * part_bytes(v, need, align)
+    for step in tw.steps:
+        out = step.node.outputs[0]
+        if out.name in tw.internal:
+            total += part_bytes(out, step.out, align)
+        elif out.name not in resident:
+            total += buffers * part_bytes(out, step.out, align)
+    return total
+
+
+def candidate_rows(extent: int) -> list[int]:
+    """Tile heights worth trying: each distinct ``ceil(extent / t)``, largest first."""
+    rows = sorted({-(-extent // t) for t in range(1, min(extent, 64) + 1)} |
+                  {max(1, extent // (2 ** p)) for p in range(12)}, reverse=True)
+    return [r for r in rows if r >= 1]
+
+
+def max_footprint(nodes, values, axis, rows, extent, align, resident=frozenset()) -> int | None:
+    """The largest tile's footprint (halo tiles in the middle included), or None."""
+    choice = TileChoice(axis, rows, extent)
+    ranges = choice.ranges()
+    sample = ranges if len(ranges) <= 8 else ranges[:3] + ranges[len(ranges) // 2:][:1] + \
+        ranges[-2:]
+    worst = 0
+    for lo, hi in sample:
+        tw = walk(nodes, axis, lo, hi)
+        if tw is None:
+            return None
+        worst = max(worst, footprint(nodes, values, tw, choice.count, align, resident))
+    return worst
+
+
+# A tile costs a fixed setup on top of its work: writing DMA descriptors and waiting on
+# the synchronization between load, compute and store. Not public for any chip here;
+# a few hundred cycles is typical of DMA engines with descriptor queues.
+TILE_SETUP_CYCLES = 200
+
+
+def with_setup(est: dict, tiles: int, target) -> dict:
+    """``est`` plus the setup cycles of ``tiles`` tiles."""
+    out = dict(est)
+    out["setup_cycles"] = TILE_SETUP_CYCLES * tiles
+    out["cycles"] = est["cycles"] + out["setup_cycles"]
+    out["seconds"] = out["cycles"] / target.compute.clock_hz
+    return out
+
+
+def choose_tile(nodes, values: dict, cost_nodes, target, budget: int,
+                estimate) -> tuple[TileChoice | None, dict, int]:
+    """The best tile for a group under ``budget`` bytes of SRAM.
+
+    ``estimate(cost_nodes, tile_fraction, tiles)`` prices a candidate. Returns
+    ``(choice, estimate, footprint)``; ``choice`` is None when nothing fits.
+    """
+    align = target.memory.dma_alignment_bytes
+    tail = nodes[-1]
+    out_shape = shape_of(tail.outputs[0])
+    best = None
+    smallest = None
+    axes = [a for a in allowed_axes(tail) if out_shape[a] > 1]
+    for axis in axes:
+        extent = out_shape[axis]
+        if walk(nodes, axis, 0, extent) is None:
+            continue
+        for rows in candidate_rows(extent):
+            size = max_footprint(nodes, values, axis, rows, extent, align)
+            if size is None:
+                break
+            smallest = size if smallest is None else min(smallest, size)
+            if size > budget:
+                continue
+            count = -(-extent // rows)
+            est = with_setup(estimate(cost_nodes, rows / extent, count), count, target)
+            key = (est["cycles"], count)
+            if best is None or key < best[0]:
+                best = (key, TileChoice(axis, rows, extent), est, size)
+        if best is not None:
+            break  # the preferred axis has a fitting tile: keep to it
+    whole = walk(nodes, None, 0, 1)
+    size = footprint(nodes, values, whole, 1, align)
+    smallest = size if smallest is None else min(smallest, size)
+    if size <= budget:
+        est = with_setup(estimate(cost_nodes, 1.0, 1), 1, target)
+        if best is None or (est["cycles"], 1) <= best[0]:
+            best = ((est["cycles"], 1), TileChoice(None, 1, 1), est, size)
+    if best is None:
+        return None, {"smallest": smallest}, smallest
+    _, choice, est, size = best
+    return choice, est, size
