@@ -103,12 +103,13 @@ def _pool2d_rows(x, out, is_max, kh, kw, sh, sw, ph, pw, dh, dw):
     Each input row is first split into ``sw`` contiguous phases (every sw-th element), so
     that every kernel tap reads a contiguous slice and the inner loop vectorises.
     """
-    nc, h, wd = x.shape
-    _, oh, ow = out.shape
+    n, c, h, wd = x.shape
+    oh, ow = out.shape[2], out.shape[3]
     row = np.empty(ow, dtype=out.dtype)
     plen = (wd + sw - 1) // sw
     phases = np.empty((sw, plen), dtype=x.dtype)
-    for q in range(nc):
+    for q in range(n * c):
+        xq = x[q // c, q % c]
         for i in range(oh):
             if is_max:
                 row[:] = -np.inf
@@ -118,7 +119,7 @@ def _pool2d_rows(x, out, is_max, kh, kw, sh, sw, ph, pw, dh, dw):
                 hi = i * sh + ki * dh - ph
                 if hi < 0 or hi >= h:
                     continue
-                xrow = x[q, hi]
+                xrow = xq[hi]
                 for p in range(sw):
                     n_p = (wd - p + sw - 1) // sw
                     for t in range(n_p):
@@ -141,7 +142,7 @@ def _pool2d_rows(x, out, is_max, kh, kw, sh, sw, ph, pw, dh, dw):
                     else:
                         for t in range(a.shape[0]):
                             a[t] += xs[t]
-            out[q, i, :] = row
+            out[q // c, q % c, i, :] = row
 
 
 def _window_counts(in_len, out_len, k, s, pb, pe, d, include_pad):
@@ -153,10 +154,10 @@ def _window_counts(in_len, out_len, k, s, pb, pe, d, include_pad):
 
 
 def _pool2d_fast(x, mode, kernel_shape, strides, pads, dilations, out_shape, count_include_pad):
+    """2-D max or average pool reading ``x`` in place (any strides)."""
     n, c, h, w = x.shape
-    x3 = x.reshape(n * c, h, w)
-    out = np.empty((n * c, *out_shape), dtype=x.dtype)
-    _pool2d_rows(x3, out, mode == MAX, kernel_shape[0], kernel_shape[1], strides[0], strides[1],
+    out = np.empty((n, c, *out_shape), dtype=x.dtype)
+    _pool2d_rows(x, out, mode == MAX, kernel_shape[0], kernel_shape[1], strides[0], strides[1],
                  pads[0], pads[1], dilations[0], dilations[1])
     if mode == AVG:
         ch = _window_counts(h, out_shape[0], kernel_shape[0], strides[0], pads[0], pads[2],
@@ -164,7 +165,7 @@ def _pool2d_fast(x, mode, kernel_shape, strides, pads, dilations, out_shape, cou
         cw = _window_counts(w, out_shape[1], kernel_shape[1], strides[1], pads[1], pads[3],
                             dilations[1], count_include_pad)
         out /= np.maximum(ch[:, None] * cw[None, :], 1).astype(x.dtype)
-    return out.reshape(n, c, *out_shape)
+    return out
 
 
 def pool_nd(x, mode, kernel_shape, strides, pads, dilations, out_shape,
