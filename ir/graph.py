@@ -211,8 +211,9 @@ class Graph:
     def add_constant(self, name: str | None, array, type: TensorType | None = None) -> Value:
         """A constant tensor; a fresh name is chosen when ``name`` is None or taken."""
         array = np.asarray(array) if not isinstance(array, np.ndarray) else array
-        name = self.fresh_name(name or "const") if name is None or name in self._root()._names \
-            else name
+        if name is None or name in self._root()._names:
+            name = self.fresh_name(name or "const")
+            self.release_name(name)  # fresh_name reserved it; _claim below takes it
         v = Value(name, type or TensorType(of_array(array), array.shape), const=array)
         self._claim(v)
         self.constants[name] = v
