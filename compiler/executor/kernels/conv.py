@@ -14,6 +14,7 @@ on a window of a tensor; the registered kernels are thin wrappers that read attr
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import numba as nb
@@ -25,10 +26,35 @@ from . import kernel
 
 def unsupported(ctx, what: str) -> UnsupportedError:
     """The error a kernel raises for a valid but unsupported attribute or type."""
-    return UnsupportedError(f"{ctx.describe()}: {what} is not supported")
+    where = ctx.describe() if ctx is not None else "node"
+    return UnsupportedError(f"{where}: {what} is not supported")
 
 
-def conv_pads(auto_pad, in_shape, kernel_shape, strides, dilations, pads=None):
+def _kind_ok(dtype, kinds) -> bool:
+    dtype = np.dtype(dtype)
+    if dtype.kind == "V":  # ml_dtypes: bfloat16 and float8 count as float, int4 as int
+        return ("float" if "float" in dtype.name else "int") in kinds
+    return ("float" in kinds and dtype.kind == "f") or ("int" in kinds and dtype.kind in "iu")
+
+
+def accepts(*kinds):
+    """Refuse (with an UnsupportedError) a first input whose dtype is not of ``kinds``."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def checked(inputs, attrs, ctx):
+            x = inputs[0] if inputs else None
+            if x is not None and not _kind_ok(np.asarray(x).dtype, kinds):
+                op = ctx.node.op_type if ctx.node is not None else fn.__name__
+                raise unsupported(ctx, f"{op} on {np.asarray(x).dtype}")
+            return fn(inputs, attrs, ctx)
+
+        return checked
+
+    return wrap
+
+
+def conv_pads(auto_pad, in_shape, kernel_shape, strides, dilations, pads=None, ctx=None):
     """Begin/end pads (ONNX layout ``[b0, b1, ..., e0, e1, ...]``) for a conv or pool."""
     n = len(in_shape)
     auto_pad = auto_pad or "NOTSET"
@@ -37,7 +63,7 @@ def conv_pads(auto_pad, in_shape, kernel_shape, strides, dilations, pads=None):
             return [0] * (2 * n)
         return list(pads)
     if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
-        raise ValueError(f"auto_pad {auto_pad!r}")
+        raise unsupported(ctx, f"auto_pad {auto_pad!r}")
     begin, end = [], []
     for i in range(n):
         out = -(-in_shape[i] // strides[i])
@@ -189,12 +215,12 @@ def conv_transpose_nd(x, w, b=None, strides=None, pads=None, dilations=None, gro
     return out
 
 
-def _conv_geometry(x, w, attrs):
+def _conv_geometry(x, w, attrs, ctx):
     nd = x.ndim - 2
     kshape = list(attrs.get("kernel_shape") or w.shape[2:])
     strides = list(attrs.get("strides") or [1] * nd)
     dilations = list(attrs.get("dilations") or [1] * nd)
-    pads = conv_pads(attrs.get("auto_pad"), x.shape[2:], kshape, strides, dilations, attrs.get("pads"))
+    pads = conv_pads(attrs.get("auto_pad"), x.shape[2:], kshape, strides, dilations, attrs.get("pads"), ctx)
     return strides, pads, dilations
 
 
@@ -204,11 +230,12 @@ def conv(inputs, attrs, ctx):
     b = inputs[2] if len(inputs) > 2 else None
     if x.dtype.kind != "f":
         raise unsupported(ctx, f"Conv on {x.dtype}")
-    strides, pads, dilations = _conv_geometry(x, w, attrs)
+    strides, pads, dilations = _conv_geometry(x, w, attrs, ctx)
     return [conv_nd(x, w, b, strides, pads, dilations, attrs.get("group", 1))]
 
 
 @kernel("ConvTranspose")
+@accepts("float")
 def conv_transpose(inputs, attrs, ctx):
     x, w = inputs[0], inputs[1]
     b = inputs[2] if len(inputs) > 2 else None
@@ -223,6 +250,8 @@ def conv_transpose(inputs, attrs, ctx):
     out_shape = attrs.get("output_shape")
     if out_shape is not None:
         out_shape = list(out_shape)[-nd:]
+    if auto_pad not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
+        raise unsupported(ctx, f"auto_pad {auto_pad!r}")
     pads = attrs.get("pads")
     if pads is None and auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         target = out_shape or [x.shape[2 + d] * strides[d] for d in range(nd)]
@@ -277,11 +306,12 @@ def conv_integer(x, w, x_zero, w_zero, strides, pads, dilations, group):
 
 
 @kernel("ConvInteger")
+@accepts("int")
 def conv_integer_kernel(inputs, attrs, ctx):
     x, w = inputs[0], inputs[1]
     xz = inputs[2] if len(inputs) > 2 else None
     wz = inputs[3] if len(inputs) > 3 else None
-    strides, pads, dilations = _conv_geometry(x, w, attrs)
+    strides, pads, dilations = _conv_geometry(x, w, attrs, ctx)
     return [conv_integer(x, w, xz, wz, strides, pads, dilations, attrs.get("group", 1))]
 
 
@@ -293,10 +323,11 @@ def requantize(acc, scale, zero_point, dtype):
 
 
 @kernel("QLinearConv")
+@accepts("int")
 def qlinear_conv(inputs, attrs, ctx):
     x, xs, xz, w, ws, wz, ys, yz = inputs[:8]
     b = inputs[8] if len(inputs) > 8 else None
-    strides, pads, dilations = _conv_geometry(x, w, attrs)
+    strides, pads, dilations = _conv_geometry(x, w, attrs, ctx)
     acc = conv_integer(x, w, xz, wz, strides, pads, dilations, attrs.get("group", 1))
     if b is not None:
         acc = acc + b.astype(np.int32).reshape((1, -1) + (1,) * (x.ndim - 2))
@@ -309,6 +340,7 @@ def qlinear_conv(inputs, attrs, ctx):
 
 
 @kernel("Col2Im")
+@accepts("float", "int")
 def col2im_kernel(inputs, attrs, ctx):
     data, image_shape, block_shape = inputs
     image_shape = [int(v) for v in image_shape]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernel
-from .conv import int_gemm, requantize, unsupported
+from .conv import accepts, int_gemm, requantize, unsupported
 
 
 @kernel("MatMul")
@@ -19,6 +19,7 @@ def matmul(inputs, attrs, ctx):
 
 
 @kernel("Gemm")
+@accepts("float", "int")
 def gemm(inputs, attrs, ctx):
     a, b = inputs[0], inputs[1]
     c = inputs[2] if len(inputs) > 2 else None
@@ -36,6 +37,7 @@ def gemm(inputs, attrs, ctx):
 
 
 @kernel("Einsum")
+@accepts("float", "int")
 def einsum(inputs, attrs, ctx):
     eq = attrs["equation"].replace(" ", "")
     ops = inputs

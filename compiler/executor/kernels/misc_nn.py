@@ -14,7 +14,7 @@ import numpy as np
 from onnx import helper
 
 from . import kernel
-from .conv import unsupported
+from .conv import accepts, unsupported
 
 
 def _masked_softmax(x):
@@ -41,11 +41,14 @@ def _position_bias(q_len, kv_len, offset, causal, left, right, dtype):
 
 
 @kernel("Attention")
+@accepts("float")
 def attention(inputs, attrs, ctx):
     q, k, v = inputs[:3]
     mask, past_k, past_v, nonpad = (list(inputs[3:7]) + [None] * 4)[:4]
     rank3 = q.ndim == 3
     if rank3:
+        if "q_num_heads" not in attrs or "kv_num_heads" not in attrs:
+            raise unsupported(ctx, "3-D Attention without q_num_heads and kv_num_heads")
         qh, kvh = attrs["q_num_heads"], attrs["kv_num_heads"]
         b = q.shape[0]
         q = q.reshape(b, q.shape[1], qh, -1).transpose(0, 2, 1, 3)
@@ -102,6 +105,7 @@ def attention(inputs, attrs, ctx):
 
 
 @kernel("RotaryEmbedding")
+@accepts("float")
 def rotary_embedding(inputs, attrs, ctx):
     x, cos, sin = inputs[:3]
     pos = inputs[3] if len(inputs) > 3 else None
@@ -126,6 +130,7 @@ def rotary_embedding(inputs, attrs, ctx):
 
 
 @kernel("TopK")
+@accepts("float", "int")
 def topk(inputs, attrs, ctx):
     x = inputs[0]
     k = int(attrs["k"]) if ctx.opset < 10 else int(np.asarray(inputs[1]).reshape(-1)[0])
@@ -139,6 +144,7 @@ def topk(inputs, attrs, ctx):
 
 
 @kernel("CumSum")
+@accepts("float", "int")
 def cumsum(inputs, attrs, ctx):
     x, axis = inputs[0], int(np.asarray(inputs[1]).reshape(-1)[0])
     if attrs.get("reverse", 0):
@@ -188,6 +194,7 @@ def random_uniform(inputs, attrs, ctx):
 
 
 @kernel("Bernoulli")
+@accepts("float")
 def bernoulli(inputs, attrs, ctx):
     p = inputs[0]
     return [(ctx.rng.uniform(size=p.shape) < p).astype(_dtype(attrs, p.dtype))]

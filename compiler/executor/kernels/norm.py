@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernel
-from .conv import unsupported
+from .conv import accepts, unsupported
 
 
 def _stash(x):
@@ -23,6 +23,7 @@ def _bcast_channel(v, ndim):
 
 
 @kernel("BatchNormalization")
+@accepts("float")
 def batch_norm(inputs, attrs, ctx):
     x, scale, bias, mean, var = inputs[:5]
     eps = attrs.get("epsilon", 1e-5)
@@ -62,6 +63,7 @@ def _normalize(x, axes, eps):
 
 
 @kernel("InstanceNormalization")
+@accepts("float")
 def instance_norm(inputs, attrs, ctx):
     x, scale, bias = inputs
     y, _, _ = _normalize(x, tuple(range(2, x.ndim)), attrs.get("epsilon", 1e-5))
@@ -69,6 +71,7 @@ def instance_norm(inputs, attrs, ctx):
 
 
 @kernel("LayerNormalization")
+@accepts("float")
 def layer_norm(inputs, attrs, ctx):
     x, scale = inputs[0], inputs[1]
     bias = inputs[2] if len(inputs) > 2 else None
@@ -81,6 +84,7 @@ def layer_norm(inputs, attrs, ctx):
 
 
 @kernel("GroupNormalization")
+@accepts("float")
 def group_norm(inputs, attrs, ctx):
     x, scale, bias = inputs
     g = attrs["num_groups"]
@@ -94,6 +98,7 @@ def group_norm(inputs, attrs, ctx):
 
 
 @kernel("RMSNormalization")
+@accepts("float")
 def rms_norm(inputs, attrs, ctx):
     x, scale = inputs[0], inputs[1]
     axis = attrs.get("axis", -1) % x.ndim
@@ -104,6 +109,7 @@ def rms_norm(inputs, attrs, ctx):
 
 
 @kernel("LpNormalization")
+@accepts("float")
 def lp_norm(inputs, attrs, ctx):
     x = inputs[0]
     axis, p = attrs.get("axis", -1), attrs.get("p", 2)
@@ -118,6 +124,7 @@ def lp_norm(inputs, attrs, ctx):
 
 
 @kernel("MeanVarianceNormalization")
+@accepts("float")
 def mean_variance_norm(inputs, attrs, ctx):
     x = inputs[0]
     axes = tuple(attrs.get("axes", [0, 2, 3]))
@@ -127,6 +134,7 @@ def mean_variance_norm(inputs, attrs, ctx):
 
 
 @kernel("LRN")
+@accepts("float")
 def lrn(inputs, attrs, ctx):
     x = inputs[0]
     size = attrs["size"]
@@ -157,6 +165,7 @@ def softmax_array(x, axis):
 
 
 @kernel("Softmax")
+@accepts("float")
 def softmax(inputs, attrs, ctx):
     x = inputs[0]
     x2, axis = _softmax_axes(x, attrs, ctx)
@@ -164,6 +173,7 @@ def softmax(inputs, attrs, ctx):
 
 
 @kernel("LogSoftmax")
+@accepts("float")
 def log_softmax(inputs, attrs, ctx):
     x = inputs[0]
     x2, axis = _softmax_axes(x, attrs, ctx)
@@ -172,6 +182,7 @@ def log_softmax(inputs, attrs, ctx):
 
 
 @kernel("Hardmax")
+@accepts("float")
 def hardmax(inputs, attrs, ctx):
     x = inputs[0]
     x2, axis = _softmax_axes(x, attrs, ctx)

@@ -12,7 +12,7 @@ import numba as nb
 import numpy as np
 
 from . import kernel
-from .conv import conv_pads, unsupported
+from .conv import accepts, conv_pads, unsupported
 
 MAX, AVG, LP = 0, 1, 2
 
@@ -200,7 +200,7 @@ def _pool(inputs, attrs, ctx, mode):
     strides = list(attrs.get("strides") or [1] * nd)
     dilations = list(attrs.get("dilations") or [1] * nd)
     auto_pad = attrs.get("auto_pad", "NOTSET")
-    pads = conv_pads(auto_pad, x.shape[2:], kshape, strides, dilations, attrs.get("pads"))
+    pads = conv_pads(auto_pad, x.shape[2:], kshape, strides, dilations, attrs.get("pads"), ctx)
     oshape = pool_out_shape(x.shape[2:], kshape, strides, pads, dilations,
                             attrs.get("ceil_mode", 0), auto_pad)
     # Padding at the end only matters for which positions count_include_pad counts;
@@ -227,6 +227,7 @@ def average_pool(inputs, attrs, ctx):
 
 
 @kernel("LpPool")
+@accepts("float")
 def lp_pool(inputs, attrs, ctx):
     return _pool(inputs, attrs, ctx, LP)
 
@@ -236,18 +237,21 @@ def _spatial_axes(x):
 
 
 @kernel("GlobalAveragePool")
+@accepts("float")
 def global_average_pool(inputs, attrs, ctx):
     x = inputs[0]
     return [x.mean(axis=_spatial_axes(x), keepdims=True, dtype=np.float64).astype(x.dtype)]
 
 
 @kernel("GlobalMaxPool")
+@accepts("float", "int")
 def global_max_pool(inputs, attrs, ctx):
     x = inputs[0]
     return [x.max(axis=_spatial_axes(x), keepdims=True)]
 
 
 @kernel("GlobalLpPool")
+@accepts("float")
 def global_lp_pool(inputs, attrs, ctx):
     x = inputs[0]
     p = attrs.get("p", 2)
@@ -256,6 +260,7 @@ def global_lp_pool(inputs, attrs, ctx):
 
 
 @kernel("MaxUnpool")
+@accepts("float", "int")
 def max_unpool(inputs, attrs, ctx):
     x, indices = inputs[0], inputs[1]
     shape = inputs[2] if len(inputs) > 2 and inputs[2] is not None else None
@@ -301,6 +306,7 @@ def _max_roi_pool(x, rois, ph, pw, scale, out):
 
 
 @kernel("MaxRoiPool")
+@accepts("float", "int")
 def max_roi_pool(inputs, attrs, ctx):
     x, rois = inputs
     ph, pw = attrs["pooled_shape"]

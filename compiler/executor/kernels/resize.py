@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernel
-from .conv import unsupported
+from .conv import accepts, unsupported
 
 TRANSFORMS = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
               "asymmetric", "tf_half_pixel_for_nn", "tf_crop_and_resize"}
@@ -158,6 +158,7 @@ def _present(inputs, i):
 
 
 @kernel("Resize")
+@accepts("float", "int")
 def resize_kernel(inputs, attrs, ctx):
     x = inputs[0]
     _check(attrs, ctx)
@@ -169,6 +170,7 @@ def resize_kernel(inputs, attrs, ctx):
 
 
 @kernel("Upsample")
+@accepts("float", "int")
 def upsample(inputs, attrs, ctx):
     x = inputs[0]
     scales = inputs[1] if len(inputs) > 1 else np.array(attrs["scales"], dtype=np.float32)

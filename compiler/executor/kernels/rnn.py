@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernel
-from .conv import unsupported
+from .conv import accepts, unsupported
 
 
 def _activation(name, alpha, beta):
@@ -136,15 +136,18 @@ def _lstm_step(xt, h, c, r, rb, p, hid, act, clip, input_forget):
 
 
 @kernel("RNN")
+@accepts("float")
 def rnn(inputs, attrs, ctx):
     return _run("rnn", inputs, attrs, ctx, 1, ["Tanh"])
 
 
 @kernel("GRU")
+@accepts("float")
 def gru(inputs, attrs, ctx):
     return _run("gru", inputs, attrs, ctx, 3, ["Sigmoid", "Tanh"])
 
 
 @kernel("LSTM")
+@accepts("float")
 def lstm(inputs, attrs, ctx):
     return _run("lstm", inputs, attrs, ctx, 4, ["Sigmoid", "Tanh", "Tanh"])

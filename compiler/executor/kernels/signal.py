@@ -10,6 +10,7 @@ import numpy as np
 from onnx import helper
 
 from . import kernel
+from .conv import accepts
 
 
 def _to_complex(x):
@@ -25,6 +26,7 @@ def _scalar(v, default=None):
 
 
 @kernel("DFT")
+@accepts("float")
 def dft(inputs, attrs, ctx):
     x = inputs[0]
     length = _scalar(inputs[1] if len(inputs) > 1 else None)
@@ -48,6 +50,7 @@ def dft(inputs, attrs, ctx):
 
 
 @kernel("STFT")
+@accepts("float")
 def stft(inputs, attrs, ctx):
     x, step = inputs[0], _scalar(inputs[1])
     window = inputs[2] if len(inputs) > 2 else None

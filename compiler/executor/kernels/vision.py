@@ -14,7 +14,7 @@ import numba as nb
 import numpy as np
 
 from . import kernel
-from .conv import conv_out_shape, unsupported
+from .conv import accepts, conv_out_shape, unsupported
 
 
 def _reflect(x, lo, hi):
@@ -40,6 +40,7 @@ def _cubic_weights(t, a=-0.75):
 
 
 @kernel("GridSample")
+@accepts("float")
 def grid_sample(inputs, attrs, ctx):
     x, grid = inputs
     mode = {"bilinear": "linear", "bicubic": "cubic"}.get(attrs.get("mode", "linear" if ctx.opset >= 20 else "bilinear"),
@@ -156,6 +157,7 @@ def _roi_align(x, rois, batch, out, scale, sampling, is_max, half_pixel):
 
 
 @kernel("RoiAlign")
+@accepts("float")
 def roi_align(inputs, attrs, ctx):
     x, rois, batch = inputs
     mode = attrs.get("mode", "avg")
@@ -233,6 +235,7 @@ def _bilinear_gather(x, y, xx):
 
 
 @kernel("DeformConv")
+@accepts("float")
 def deform_conv(inputs, attrs, ctx):
     x, w, offset = inputs[:3]
     b = inputs[3] if len(inputs) > 3 else None
