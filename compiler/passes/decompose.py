@@ -1,0 +1,50 @@
+"""Decompose npuc operators back into standard ONNX."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from npuc.ir.graph import Graph
+
+from .base import Pass, register
+from .npuc_ops import DECOMPOSE
+from .pattern import Match
+from .rewrite import Rule, apply_rules
+
+
+class Decompose(Rule):
+    """An npuc operator becomes the ONNX nodes it stands for."""
+
+    roots = None
+    quiet = True
+
+    def match(self, node):
+        if (node.domain, node.op_type) in DECOMPOSE:
+            yield Match(node, covered=[(node, True)])
+
+    def rewrite(self, m, b):
+        return DECOMPOSE[(m.root.domain, m.root.op_type)](m.root, b)
+
+
+@register
+@dataclass
+class DecomposeNpucOps(Pass):
+    """Rewrite npuc operators (FusedConv, Attention, ...) as standard ONNX operators.
+
+    Export runs this, so that onnxruntime can run an optimized graph.
+    """
+
+    name = "decompose-npuc"
+
+    def run(self, graph: Graph) -> bool:
+        return apply_rules(graph, [Decompose()], self.name) > 0
+
+
+def decompose_npuc(graph: Graph) -> Graph:
+    """The graph itself when it has no npuc operator, else a decomposed copy."""
+    if not any((n.domain, n.op_type) in DECOMPOSE for g in graph.all_graphs() for n in g.nodes):
+        return graph
+    graph = graph.copy()
+    DecomposeNpucOps().run(graph)
+    graph.opset.pop("npuc", None)
+    return graph
