@@ -1,4 +1,4 @@
-"""Convolutions: Conv, ConvTranspose, ConvInteger, QLinearConv, DeformConv, Col2Im.
+"""Convolutions: Conv, ConvTranspose, Col2Im, and the helpers other kernels share.
 
 The general convolution is im2col + one BLAS matrix product per (image, group): the
 columns are gathered with one strided numpy copy per kernel offset, and padding is never
@@ -10,6 +10,8 @@ single-threaded: numpy's BLAS already uses the cores, and the two pools would fi
 The numerics live in functions that take explicit (possibly strided) input views,
 explicit padding and an optional output buffer, so that the tile simulator can run them
 on a window of a tensor; the registered kernels are thin wrappers that read attributes.
+The integer convolutions (ConvInteger, QLinearConv) live in ``quant``; DeformConv in
+``vision``.
 """
 
 from __future__ import annotations
@@ -215,7 +217,7 @@ def conv_transpose_nd(x, w, b=None, strides=None, pads=None, dilations=None, gro
     return out
 
 
-def _conv_geometry(x, w, attrs, ctx):
+def conv_geometry(x, w, attrs, ctx):
     nd = x.ndim - 2
     kshape = list(attrs.get("kernel_shape") or w.shape[2:])
     strides = list(attrs.get("strides") or [1] * nd)
@@ -230,7 +232,7 @@ def conv(inputs, attrs, ctx):
     b = inputs[2] if len(inputs) > 2 else None
     if x.dtype.kind != "f":
         raise unsupported(ctx, f"Conv on {x.dtype}")
-    strides, pads, dilations = _conv_geometry(x, w, attrs, ctx)
+    strides, pads, dilations = conv_geometry(x, w, attrs, ctx)
     return [conv_nd(x, w, b, strides, pads, dilations, attrs.get("group", 1))]
 
 
@@ -266,77 +268,6 @@ def conv_transpose(inputs, attrs, ctx):
     if out_shape is None:
         out_shape = [full[d] - pads[d] - pads[d + nd] for d in range(nd)]
     return [conv_transpose_nd(x, w, b, strides, pads, dilations, attrs.get("group", 1), out_shape)]
-
-
-@nb.njit(cache=True)
-def int_gemm(a, b, out):
-    """out[g] = a[g] @ b[g] for int32 stacks, accumulated exactly in int32."""
-    for g in range(a.shape[0]):
-        for i in range(a.shape[1]):
-            for j in range(b.shape[2]):
-                out[g, i, j] = 0
-            for k in range(a.shape[2]):
-                av = a[g, i, k]
-                if av == 0:
-                    continue
-                for j in range(b.shape[2]):
-                    out[g, i, j] += av * b[g, k, j]
-    return out
-
-
-def conv_integer(x, w, x_zero, w_zero, strides, pads, dilations, group):
-    """Exact integer convolution of (x - x_zero) and (w - w_zero), as int32."""
-    n, c = x.shape[:2]
-    m = w.shape[0]
-    xi = x.astype(np.int32) - np.int32(0 if x_zero is None else np.asarray(x_zero).reshape(-1)[0])
-    wi = w.astype(np.int32)
-    if w_zero is not None:
-        wz = np.asarray(w_zero, dtype=np.int32).reshape(-1)
-        wi = wi - (wz.reshape((-1,) + (1,) * (w.ndim - 1)) if wz.size > 1 else wz[0])
-    kshape = w.shape[2:]
-    oshape = conv_out_shape(x.shape[2:], kshape, strides, pads, dilations)
-    # Padding must read as the zero point, i.e. zero after subtracting it.
-    cols = im2col(xi, kshape, strides, pads, dilations, oshape, np.int32)
-    cols = cols.reshape(n, group, (c // group) * int(np.prod(kshape)), -1)
-    wm = np.ascontiguousarray(wi.reshape(group, m // group, -1))
-    out = np.empty((n, group, m // group, cols.shape[-1]), dtype=np.int32)
-    for i in range(n):
-        int_gemm(wm, np.ascontiguousarray(cols[i]), out[i])
-    return out.reshape(n, m, *oshape)
-
-
-@kernel("ConvInteger")
-@accepts("int")
-def conv_integer_kernel(inputs, attrs, ctx):
-    x, w = inputs[0], inputs[1]
-    xz = inputs[2] if len(inputs) > 2 else None
-    wz = inputs[3] if len(inputs) > 3 else None
-    strides, pads, dilations = _conv_geometry(x, w, attrs, ctx)
-    return [conv_integer(x, w, xz, wz, strides, pads, dilations, attrs.get("group", 1))]
-
-
-def requantize(acc, scale, zero_point, dtype):
-    """round_half_even(acc * scale) + zero_point, saturated to ``dtype``."""
-    info = np.iinfo(dtype)
-    y = np.rint(acc.astype(np.float64) * scale) + np.asarray(zero_point, dtype=np.float64)
-    return np.clip(y, info.min, info.max).astype(dtype)
-
-
-@kernel("QLinearConv")
-@accepts("int")
-def qlinear_conv(inputs, attrs, ctx):
-    x, xs, xz, w, ws, wz, ys, yz = inputs[:8]
-    b = inputs[8] if len(inputs) > 8 else None
-    strides, pads, dilations = _conv_geometry(x, w, attrs, ctx)
-    acc = conv_integer(x, w, xz, wz, strides, pads, dilations, attrs.get("group", 1))
-    if b is not None:
-        acc = acc + b.astype(np.int32).reshape((1, -1) + (1,) * (x.ndim - 2))
-    nd = x.ndim - 2
-    scale = (np.float64(np.asarray(xs).reshape(-1)[0]) * np.asarray(ws, np.float64).reshape(-1)
-             / np.float64(np.asarray(ys).reshape(-1)[0]))
-    scale = scale.reshape((1, -1) + (1,) * nd) if scale.size > 1 else scale[0]
-    zp = yz if yz is not None else np.zeros((), x.dtype)
-    return [requantize(acc, scale, np.asarray(zp).reshape(-1)[0], (zp.dtype if yz is not None else x.dtype))]
 
 
 @kernel("Col2Im")

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernel
-from .conv import accepts, int_gemm, requantize, unsupported
+from .conv import accepts, unsupported
+from .quant import int_gemm, requantize
 
 
 @kernel("MatMul")

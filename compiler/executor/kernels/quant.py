@@ -1,18 +1,22 @@
-"""Quantisation: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear.
+"""Quantisation: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, and the exact
+integer convolutions ConvInteger and QLinearConv.
 
 Scales are per tensor (a scalar), per axis (1-D along ``axis``) or blocked (same rank as
 the input, ``block_size`` consecutive elements along ``axis`` share one scale). Integer
 results round half to even and saturate; the float8 and int4 types come from ml_dtypes.
+Integer convolutions gather int32 columns (im2col) and accumulate them in int32 in a
+Numba loop, never through float.
 """
 
 from __future__ import annotations
 
 import ml_dtypes
+import numba as nb
 import numpy as np
 from onnx import helper
 
 from . import kernel
-from .conv import unsupported
+from .conv import accepts, conv_geometry, conv_out_shape, im2col, unsupported
 
 FLOAT8 = {np.dtype(t) for t in (ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e4m3fnuz,
                                 ml_dtypes.float8_e5m2, ml_dtypes.float8_e5m2fnuz)}
@@ -119,3 +123,74 @@ def dynamic_quantize_linear(inputs, attrs, ctx):
     zp = np.uint8(np.clip(np.rint(np.float32(0 - lo) / scale), 0, 255))
     y = np.clip(np.rint(x / scale) + zp, 0, 255).astype(np.uint8)
     return [y, np.array(scale, dtype=np.float32), np.array(zp, dtype=np.uint8)]
+
+
+@nb.njit(cache=True)
+def int_gemm(a, b, out):
+    """out[g] = a[g] @ b[g] for int32 stacks, accumulated exactly in int32."""
+    for g in range(a.shape[0]):
+        for i in range(a.shape[1]):
+            for j in range(b.shape[2]):
+                out[g, i, j] = 0
+            for k in range(a.shape[2]):
+                av = a[g, i, k]
+                if av == 0:
+                    continue
+                for j in range(b.shape[2]):
+                    out[g, i, j] += av * b[g, k, j]
+    return out
+
+
+def conv_integer(x, w, x_zero, w_zero, strides, pads, dilations, group):
+    """Exact integer convolution of (x - x_zero) and (w - w_zero), as int32."""
+    n, c = x.shape[:2]
+    m = w.shape[0]
+    xi = x.astype(np.int32) - np.int32(0 if x_zero is None else np.asarray(x_zero).reshape(-1)[0])
+    wi = w.astype(np.int32)
+    if w_zero is not None:
+        wz = np.asarray(w_zero, dtype=np.int32).reshape(-1)
+        wi = wi - (wz.reshape((-1,) + (1,) * (w.ndim - 1)) if wz.size > 1 else wz[0])
+    kshape = w.shape[2:]
+    oshape = conv_out_shape(x.shape[2:], kshape, strides, pads, dilations)
+    # Padding must read as the zero point, i.e. zero after subtracting it.
+    cols = im2col(xi, kshape, strides, pads, dilations, oshape, np.int32)
+    cols = cols.reshape(n, group, (c // group) * int(np.prod(kshape)), -1)
+    wm = np.ascontiguousarray(wi.reshape(group, m // group, -1))
+    out = np.empty((n, group, m // group, cols.shape[-1]), dtype=np.int32)
+    for i in range(n):
+        int_gemm(wm, np.ascontiguousarray(cols[i]), out[i])
+    return out.reshape(n, m, *oshape)
+
+
+@kernel("ConvInteger")
+@accepts("int")
+def conv_integer_kernel(inputs, attrs, ctx):
+    x, w = inputs[0], inputs[1]
+    xz = inputs[2] if len(inputs) > 2 else None
+    wz = inputs[3] if len(inputs) > 3 else None
+    strides, pads, dilations = conv_geometry(x, w, attrs, ctx)
+    return [conv_integer(x, w, xz, wz, strides, pads, dilations, attrs.get("group", 1))]
+
+
+def requantize(acc, scale, zero_point, dtype):
+    """round_half_even(acc * scale) + zero_point, saturated to ``dtype``."""
+    info = np.iinfo(dtype)
+    y = np.rint(acc.astype(np.float64) * scale) + np.asarray(zero_point, dtype=np.float64)
+    return np.clip(y, info.min, info.max).astype(dtype)
+
+
+@kernel("QLinearConv")
+@accepts("int")
+def qlinear_conv(inputs, attrs, ctx):
+    x, xs, xz, w, ws, wz, ys, yz = inputs[:8]
+    b = inputs[8] if len(inputs) > 8 else None
+    strides, pads, dilations = conv_geometry(x, w, attrs, ctx)
+    acc = conv_integer(x, w, xz, wz, strides, pads, dilations, attrs.get("group", 1))
+    if b is not None:
+        acc = acc + b.astype(np.int32).reshape((1, -1) + (1,) * (x.ndim - 2))
+    nd = x.ndim - 2
+    scale = (np.float64(np.asarray(xs).reshape(-1)[0]) * np.asarray(ws, np.float64).reshape(-1)
+             / np.float64(np.asarray(ys).reshape(-1)[0]))
+    scale = scale.reshape((1, -1) + (1,) * nd) if scale.size > 1 else scale[0]
+    zp = yz if yz is not None else np.zeros((), x.dtype)
+    return [requantize(acc, scale, np.asarray(zp).reshape(-1)[0], (zp.dtype if yz is not None else x.dtype))]
