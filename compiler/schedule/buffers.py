@@ -56,11 +56,14 @@ def group_buffers(group, nodes, values, resident, align: int) -> dict[str, Buffe
             else:
                 need("in", name, part_bytes(v, n, align), slots)
         for step in tw.steps:
-            out = step.node.outputs[0]
-            if out.name in tw.internal:
-                need("t", out.name, part_bytes(out, step.out, align), 1)
-            elif out.name not in resident:
-                need("out", out.name, part_bytes(out, step.out, align), slots)
+            for i, out in enumerate(step.node.outputs):
+                if out is None:
+                    continue
+                part = step.out if i == 0 else Need.whole()
+                if out.name in tw.internal:
+                    need("t", out.name, part_bytes(out, part, align), 1)
+                elif out.name not in resident:
+                    need("out", out.name, part_bytes(out, part, align), slots)
     return found
 
 

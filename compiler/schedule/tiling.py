@@ -102,11 +102,14 @@ def footprint(nodes, values: dict, tw: TileWalk, tiles: int, align: int,
         else:
             total += buffers * part_bytes(v, need, align)
     for step in tw.steps:
-        out = step.node.outputs[0]
-        if out.name in tw.internal:
-            total += part_bytes(out, step.out, align)
-        elif out.name not in resident:
-            total += buffers * part_bytes(out, step.out, align)
+        for i, out in enumerate(step.node.outputs):
+            if out is None:
+                continue
+            part = step.out if i == 0 else Need.whole()
+            if out.name in tw.internal:
+                total += part_bytes(out, part, align)
+            elif out.name not in resident:
+                total += buffers * part_bytes(out, part, align)
     return total
 
 

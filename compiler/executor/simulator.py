@@ -1,0 +1,174 @@
+"""The command-stream simulator: runs a lowered program through explicit memories.
+
+SRAM, the DRAM activation arena and the weight blob are flat numpy byte arrays of the
+sizes the program's memory plan gives. Every command reads and writes them through
+typed views at the offsets the program names: a DMA copies a run of a tensor between
+memories, a ``compute`` calls the executor's kernel for its node on the tile's buffers,
+a ``cpu`` command does the same over DRAM. Nothing else holds data between commands, so a
+wrong tile, a wrong halo or two buffers placed on top of each other change the numbers,
+and ``npuc verify`` sees it.
+
+The simulator also checks what it can see directly: buffers inside their memory, the
+program's version, the weight blob's checksum, and that a compute never reads an SRAM
+buffer whose load has not been waited for (``sync``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+
+from npuc.ir.errors import NpucError
+
+SUPPORTED_VERSIONS = (1,)
+
+
+class SimulationError(NpucError):
+    """A program that cannot run as written: a buffer outside its memory, a bad command."""
+
+
+class _Node:
+    """What a kernel may ask of its node: a name for messages and its attributes."""
+
+    def __init__(self, name, op_type, domain, attrs):
+        self.name, self.op_type, self.domain, self.attrs = name, op_type, domain, attrs
+        self.outputs, self.inputs = [], []
+
+    def describe(self) -> str:
+        q = f"{self.domain}::{self.op_type}" if self.domain else self.op_type
+        return f"{q} node '{self.name}' (simulated)"
+
+
+class Machine:
+    """The memories of one run and the views into them."""
+
+    def __init__(self, program: dict, weights: bytes):
+        mem = program["memory"]
+        self.program = program
+        self.spaces = {"sram": np.zeros(max(mem["sram_bytes"], 1), np.uint8),
+                       "dram": np.zeros(max(mem["dram_bytes"], 1), np.uint8),
+                       "weights": np.frombuffer(weights, np.uint8)}
+        from npuc.ir.dtypes import dtype as ir_dtype
+
+        self.dtypes = {name: ir_dtype(t["dtype"]).numpy for name, t in program["tensors"].items()}
+        self.in_flight: set[int] = set()  # SRAM offsets loaded since the last sync
+
+    def view(self, r: dict, sliced: bool = True) -> np.ndarray:
+        """The array a buffer reference names (its run, when it has one)."""
+        space = self.spaces[r["space"]]
+        dt = self.dtypes[r["tensor"]]
+        shape = tuple(r["shape"])
+        n = math.prod(shape) * dt.itemsize
+        off = r["offset"]
+        if off < 0 or off + n > space.size:
+            raise SimulationError(f"buffer of {r['tensor']} at {r['space']}[{off}:{off + n}] "
+                                  f"is outside the {space.size}-byte {r['space']}")
+        arr = space[off:off + n].view(dt).reshape(shape)
+        layout = r.get("layout")
+        if layout == "ohwi":
+            arr = arr.transpose(0, 3, 1, 2)
+        elif layout:
+            raise SimulationError(f"unknown weight layout {layout!r}")
+        if sliced and r.get("slice"):
+            axis, lo, hi = r["slice"]
+            index = [slice(None)] * arr.ndim
+            index[axis] = slice(lo, hi)
+            arr = arr[tuple(index)]
+        return arr
+
+    def write(self, r: dict, value) -> None:
+        dst = self.view(r)
+        value = np.asarray(value)
+        if value.shape != dst.shape and value.size == dst.size and not r.get("slice"):
+            value = value.reshape(dst.shape)  # a scalar written as [1], a kernel's spelling
+        if value.shape != dst.shape:
+            raise SimulationError(f"{r['tensor']}: result of shape {list(value.shape)} does "
+                                  f"not fit its tile {list(dst.shape)}")
+        np.copyto(dst, value, casting="unsafe")
+
+
+def check_program(program, weights: bytes) -> None:
+    """One-line errors for a program this simulator cannot run."""
+    if not isinstance(program, dict) or program.get("format") != "npuc-program":
+        raise SimulationError("not an npuc program (the 'format' field is missing)")
+    if program.get("version") not in SUPPORTED_VERSIONS:
+        raise SimulationError(f"program version {program.get('version')} is not supported by "
+                              f"this npuc (it runs versions {SUPPORTED_VERSIONS}); "
+                              "compile the model again")
+    if hashlib.sha256(weights).hexdigest() != program.get("weights_sha256"):
+        raise SimulationError("the weight blob does not belong to this program (checksum "
+                              "mismatch)")
+
+
+def simulate(program: dict, weights: bytes, inputs: dict, trace=None) -> dict:
+    """Run ``program`` on named ``inputs``; the outputs by name."""
+    from npuc.compiler.executor import threads
+    from npuc.compiler.executor.kernels import KernelContext, get_kernel
+
+    from npuc.compiler.lower.encode import decode_type, decode_value
+
+    threads.configure()
+    check_program(program, weights)
+    m = Machine(program, weights)
+    for name, r in program["inputs"].items():
+        if name not in inputs:
+            raise NpucError(f"missing input '{name}'")
+        m.write(r, np.asarray(inputs[name]))
+    nodes = {}
+    for name, n in program["nodes"].items():
+        nodes[name] = (_Node(name, n["op_type"], n["domain"],
+                             {k: decode_value(v) for k, v in n["attrs"].items()}), n)
+    opset = program.get("opset", {})
+    rng = np.random.default_rng(0)
+    for index, cmd in enumerate(program["commands"]):
+        op = cmd["op"]
+        if trace is not None:
+            trace(index, cmd)
+        if op in ("dma_load", "dma_store"):
+            m.write(cmd["dst"], m.view(cmd["src"]))
+            if op == "dma_load":
+                m.in_flight.add(cmd["dst"]["offset"])
+        elif op == "sync":
+            m.in_flight.clear()
+        elif op in ("compute", "cpu"):
+            node, info = nodes[cmd["node"]]
+            args = []
+            for r in cmd["inputs"]:
+                if r is None:
+                    args.append(None)
+                    continue
+                if r["space"] == "sram" and r["offset"] in m.in_flight:
+                    raise SimulationError(f"command {index}: {node.describe()} reads "
+                                          f"{r['tensor']} before its load was waited for")
+                args.append(m.view(r))
+            attrs = dict(node.attrs)
+            attrs.update({k: decode_value(v) for k, v in cmd.get("attrs", {}).items()})
+            fn = get_kernel(node.op_type, node.domain)
+            if fn is None:
+                raise SimulationError(f"no kernel for {node.describe()}")
+            out_types = []
+            for r in cmd["outputs"]:
+                if r is None:
+                    out_types.append(None)
+                    continue
+                t = decode_type(program["tensors"][r["tensor"]])
+                out_types.append(t.with_shape(m.view(r).shape))
+            domain = node.domain or "ai.onnx"
+            ctx = KernelContext(opset=opset.get(domain, opset.get("", 17)),
+                                num_outputs=info["outputs"], node=node,
+                                output_types=out_types, rng=rng)
+            try:
+                results = fn(args, attrs, ctx)
+            except NpucError:
+                raise
+            except (ValueError, IndexError, TypeError) as e:
+                raise SimulationError(f"command {index}: {node.describe()}: "
+                                      f"{type(e).__name__}: {e}") from e
+            for r, value in zip(cmd["outputs"], results):
+                if r is not None:
+                    m.write(r, value)
+        else:
+            raise SimulationError(f"command {index}: unknown operation {op!r}")
+    return {name: m.view(r).copy() for name, r in program["outputs"].items()}
