@@ -47,4 +47,19 @@ def decompose_npuc(graph: Graph) -> Graph:
     graph = graph.copy()
     DecomposeNpucOps().run(graph)
     graph.opset.pop("npuc", None)
+    unique_node_names(graph)
     return graph
+
+
+def unique_node_names(graph: Graph) -> None:
+    """ONNX wants node names unique; a decomposed node's parts share its name."""
+    seen: set[str] = set()
+    for node in graph.nodes:
+        if not node.name:
+            continue
+        name, k = node.name, 1
+        while name in seen:
+            name = f"{node.name}_{k}"
+            k += 1
+        node.name = name
+        seen.add(name)

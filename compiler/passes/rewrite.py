@@ -89,9 +89,11 @@ class Builder:
         inputs = list(inputs)
         while inputs and inputs[-1] is None:
             inputs.pop()
+        if name is None:  # the first new node inherits the root's name, later ones count
+            name = self.anchor.name if not self.created else \
+                f"{self.anchor.name}_{len(self.created)}"
         node = self.graph.create_node(op_type, inputs, outs, attrs, domain=domain,
-                                      name=self.anchor.name if name is None else name,
-                                      before=self.anchor)
+                                      name=name, before=self.anchor)
         self.created.append(node)
         if out_type is not None:
             node.outputs[0].type = out_type
