@@ -17,11 +17,14 @@ TWO_GB = 2**31
 def export_onnx(graph: Graph, path: str | os.PathLike | None = None) -> onnx.ModelProto:
     """The graph as an ONNX model; also written to ``path`` when given.
 
-    Constants become initializers. Models whose weights pass 2 GB are saved with their
+    Constants become initializers; npuc operators (FusedConv, Attention, ...) are
+    decomposed into the ONNX operators they stand for. Models whose weights pass 2 GB are saved with their
     tensors in a side file ``<name>.data`` next to the model, as ONNX requires.
     """
     from npuc import __version__
+    from npuc.compiler.passes.decompose import decompose_npuc
 
+    graph = decompose_npuc(graph)  # npuc operators become standard ONNX for onnxruntime
     gp = graph_to_proto(graph)
     opset = dict(graph.opset) or {"": onnx.defs.onnx_opset_version()}
     imports = [helper.make_opsetid(d, v) for d, v in sorted(opset.items())]
