@@ -171,3 +171,15 @@ def test_random_operators_use_the_context_generator():
     draws = KERNELS[("", "Multinomial")]([np.log(np.array([[0.0, 1.0]], np.float32) + 1e-30)],
                                          {"sample_size": 8}, ctx)[0]
     np.testing.assert_array_equal(draws, np.ones((1, 8), dtype=np.int32))
+
+
+def test_integer_product_wraps_like_int32_when_sums_overflow():
+    from npuc.compiler.executor.kernels.quant import exact_int_matmul
+
+    rng = np.random.default_rng(6)
+    a = rng.integers(-(2**15), 2**15, (1, 3, 50)).astype(np.int32)
+    b = rng.integers(-(2**15), 2**15, (1, 50, 4)).astype(np.int32)  # sums overflow int32
+    out = np.empty((1, 3, 4), dtype=np.int32)
+    exact_int_matmul(a, b, out)
+    want = (a.astype(np.int64) @ b.astype(np.int64)).astype(np.int32)  # wraps modulo 2^32
+    np.testing.assert_array_equal(out, want)

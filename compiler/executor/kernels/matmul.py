@@ -8,7 +8,7 @@ import numpy as np
 
 from . import kernel
 from .conv import accepts, unsupported
-from .quant import int_gemm, requantize
+from .quant import exact_int_matmul, requantize
 
 
 @kernel("MatMul")
@@ -71,7 +71,7 @@ def integer_matmul(a, b, a_zero=None, b_zero=None):
     a3 = np.ascontiguousarray(np.broadcast_to(ai, batch + ai.shape[-2:])).reshape(-1, *ai.shape[-2:])
     b3 = np.ascontiguousarray(np.broadcast_to(bi, batch + bi.shape[-2:])).reshape(-1, *bi.shape[-2:])
     out = np.empty((a3.shape[0], a3.shape[1], b3.shape[2]), dtype=np.int32)
-    int_gemm(a3, b3, out)
+    exact_int_matmul(a3, b3, out)
     out = out.reshape(batch + out.shape[1:])
     if a1:
         out = out[..., 0, :]
