@@ -30,14 +30,14 @@ def _median_time(fn, repeat=20):
     return float(np.median(times))
 
 
-def _ort_session(op, inputs, attrs, n_out=1):
+def _ort_session(op, inputs, attrs, n_out=1, out_type=F):
     names = [f"i{k}" for k in range(len(inputs))]
     node = helper.make_node(op, names, [f"o{k}" for k in range(n_out)], **attrs)
     graph = helper.make_graph(
         [node], "g",
         [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
          for n, a in zip(names, inputs)],
-        [helper.make_tensor_value_info(f"o{k}", F, None) for k in range(n_out)])
+        [helper.make_tensor_value_info(f"o{k}", out_type, None) for k in range(n_out)])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 2
@@ -83,6 +83,18 @@ def resnet50_convs():
     return layers
 
 
+def bench_conv_integer(rng) -> None:
+    """An exact uint8 convolution (ConvInteger) on a ResNet-50 shape."""
+    inputs = [rng.integers(0, 256, (1, 64, 56, 56)).astype(np.uint8),
+              rng.integers(0, 256, (64, 64, 3, 3)).astype(np.uint8), np.array(128, np.uint8)]
+    attrs = {"pads": [1, 1, 1, 1]}
+    fn = KERNELS[("", "ConvInteger")]
+    ctx = KernelContext(opset=21)
+    ours = _median_time(lambda: fn(inputs, attrs, ctx), 10)
+    theirs = _median_time(_ort_session("ConvInteger", inputs, attrs, out_type=onnx.TensorProto.INT32), 10)
+    print(f"{'convinteger 3x3 64 @56':28s} {ours * 1e3:9.3f} {theirs * 1e3:9.3f} {ours / theirs:7.2f}")
+
+
 def bench_resnet50_convs(rng) -> None:
     """All 53 convolutions of ResNet-50 at batch 1, summed."""
     ours = theirs = 0.0
@@ -115,6 +127,7 @@ def main() -> None:
         ours = _median_time(lambda fn=fn, inputs=inputs, attrs=attrs, ctx=ctx: fn(inputs, attrs, ctx))
         theirs = _median_time(_ort_session(op, inputs, attrs))
         print(f"{label:28s} {ours * 1e3:9.3f} {theirs * 1e3:9.3f} {ours / theirs:7.2f}")
+    bench_conv_integer(rng)
     bench_resnet50_convs(rng)
 
 
