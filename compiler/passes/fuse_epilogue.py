@@ -77,7 +77,7 @@ class MatMulBias(Rule):
             return "the added constant is not one value per output column"
 
     def rewrite(self, m, b):
-        bias = b.const(m.const("c").reshape(-1))
+        bias = m.c if m.const("c").ndim == 1 else b.const(m.const("c").reshape(-1))
         return b.op("FusedMatMul", m.a, m.w, bias, domain="npuc", name=m.mm.name,
                     out_type=m.root.outputs[0].type)
 

@@ -108,7 +108,8 @@ class Builder:
 
     def const(self, array, name: str | None = None) -> Value:
         """A new constant (named after the root when no name is given)."""
-        return self.graph.add_constant(name or f"{self.anchor.name or 'c'}_c", np.asarray(array))
+        hint = self.anchor.name or self.anchor.outputs[0].name
+        return self.graph.add_constant(name or f"{hint}_c", np.asarray(array))
 
     def undo(self) -> None:
         for node in reversed(self.created):
@@ -131,7 +132,9 @@ def apply_rules(graph: Graph, rules: list[Rule], stage: str) -> int:
             by_op.setdefault(op, []).append(r)
     log = log_of(graph)
     refused: set[tuple[int, int]] = set()
-    work = deque(graph.nodes)
+    # Last node first: a larger pattern is rooted later than the smaller ones inside it
+    # (LayerNorm's final Add after its Div), so it gets the first chance to match.
+    work = deque(reversed(list(graph.nodes)))
     queued = {id(n) for n in work}
     count = 0
 
@@ -213,8 +216,8 @@ def _replace(graph, rule, m: Match, stage, log):
             v.type = _better_type(old.type, v.type)
         else:
             touched.extend(u for u, _ in v.uses)
-        if any(o is old for o in graph.outputs):
-            renames.append((v, old.name))
+        if any(o is old for o in graph.outputs) or v.producer in b.created:
+            renames.append((v, old.name))  # outputs keep their names; new values take them
         old.replace_all_uses_with(v)
     for n, _ in m.covered:  # the root first, then inward: each frees the next
         if n.graph is graph and all(v is None or (not v.uses and not any(
