@@ -19,6 +19,10 @@ def _stash(x):
 
 
 def _bcast_channel(v, ndim):
+    """Per-channel parameters against (N, C, ...); BatchNormalization with spatial=0
+    (before opset 9) has one per channel and position, shaped (C, ...)."""
+    if v.ndim > 1:
+        return v[None]
     return v.reshape((1, -1) + (1,) * (ndim - 2))
 
 
