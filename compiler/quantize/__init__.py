@@ -1,0 +1,37 @@
+"""Post-training quantization for the chips' integer and narrow float formats.
+
+- :func:`quantize`: a quantized copy of a graph for a target (int8 with the chip's
+  integer arithmetic, or fp8/bf16/fp16 rounding), from calibration data.
+- :func:`report`: layer-by-layer SQNR and cosine similarity against the float graph.
+- :func:`export_qdq`: the quantized graph as QDQ ONNX for onnxruntime.
+- Observers (``MinMaxObserver``, ``PercentileObserver``, ``EntropyObserver``,
+  ``MSEObserver``) and the fixed-point helpers in :mod:`.fixedpoint`.
+
+See docs/quantization.md.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+_EXPORTS = {
+    "quantize": "api", "random_calibration": "api", "params_of": "api",
+    "report": "report", "layer_report": "report", "format_report": "report",
+    "sqnr": "report", "cosine": "report",
+    "export_qdq": "qdq", "to_qdq": "qdq",
+    "Scheme": "scheme", "scheme_for": "scheme",
+    "MinMaxObserver": "observers", "PercentileObserver": "observers",
+    "EntropyObserver": "observers", "MSEObserver": "observers", "make_observer": "observers",
+    "calibrate": "calibrate",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'npuc.compiler.quantize' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,150 @@
+"""``npuc.quantize``: the post-training quantization pipeline, top to bottom.
+
+1. the scheme from the target (precision, per-channel weights, (a)symmetric activations);
+2. prepare: BatchNormalization folded into the Conv before it;
+3. calibrate: observe every activation over the calibration batches;
+4. SmoothQuant for MatMuls with constant weights whose inputs have outlier columns;
+5. ranges to scales and zero points;
+6. rewrite: int8 npuc operators (or fp8/bf16/fp16 rounding) where a rule applies;
+7. sensitivity: the layers that lose the most go back to float, when asked.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from npuc.ir.decisions import log_of
+from npuc.ir.errors import NpucError
+from npuc.ir.graph import Graph
+from npuc.ir.types import QuantParams
+
+from . import ops  # noqa: F401  (registers the quantized operators)
+from .calibrate import Stats, calibrate
+from .params import activation_params
+from .prepare import prepare
+from .rewrite import Rewriter
+from .scheme import scheme_for
+from .smooth import smooth_matmuls
+
+AUTO_METHOD = {"int8": "entropy", "fp8": "minmax"}
+
+
+def random_calibration(graph: Graph, n: int = 8, seed: int = 0) -> list[dict]:
+    """``n`` random input dicts (batch 1): images ~ N(0, 1), integers small. Ranges
+    computed from them are poor; use real data for anything that matters."""
+    rng = np.random.default_rng(seed)
+    batches = []
+    for _ in range(n):
+        feeds = {}
+        for v in graph.inputs:
+            shape = [d if isinstance(d, int) else 1 for d in (v.type.shape or [])]
+            dt = v.type.dtype.numpy
+            if np.dtype(dt).kind == "f":
+                feeds[v.name] = rng.standard_normal(shape).astype(dt)
+            elif np.dtype(dt).kind in "iu":
+                feeds[v.name] = rng.integers(0, 2, size=shape).astype(dt) if "mask" in v.name \
+                    else rng.integers(0, 100, size=shape).astype(dt)
+            else:
+                feeds[v.name] = np.zeros(shape, dt)
+        batches.append(feeds)
+    return batches
+
+
+def quantize(graph: Graph, target="generic-npu", calibration=None, method: str = "auto",
+             precision: str | None = None, keep_float=(), bias_correction: bool = True,
+             smoothquant: float | None = 0.5, sensitivity: int = 0,
+             progress: bool = True) -> Graph:
+    """A quantized copy of ``graph`` for ``target``.
+
+    ``calibration``: an iterable of input dicts (None: random inputs, with a warning).
+    ``method``: ``auto``, ``minmax``, ``percentile``, ``entropy`` or ``mse``.
+    ``precision``: ``int8``, ``fp8``, ``bf16``, ``fp16`` (default: the chip's preferred).
+    ``keep_float``: node names to leave in float. ``bias_correction``: remove the mean
+    error weight rounding adds to each output channel. ``smoothquant``: the migration
+    strength alpha for MatMul inputs (None: off). ``sensitivity``: keep this many of the
+    layers that lose the most accuracy in float.
+
+    The result takes and returns float tensors; ``execute`` runs it with the chip's
+    integer arithmetic.
+    """
+    scheme = scheme_for(target, precision)
+    g = prepare(graph)
+    if scheme.precision in ("bf16", "fp16"):
+        from .floatq import rewrite_float
+
+        rewrite_float(g, scheme.precision, {}, keep_float)
+        g.meta["quantize"] = {"scheme": scheme, "float_graph": prepare(graph), "map": {}}
+        return g
+    if calibration is None:
+        warnings.warn("no calibration data: using random inputs, which give poor "
+                      "quantization ranges", stacklevel=2)
+        calibration = random_calibration(graph)
+    if method == "auto":
+        method = AUTO_METHOD[scheme.precision]
+    heavy = [n for n in g.nodes if n.op_type in ("Conv", "Gemm", "MatMul") and not n.domain]
+    chans = {n.inputs[0].name for n in heavy if n.op_type in ("Conv", "Gemm")}
+    cols = {n.inputs[0].name for n in heavy if n.op_type == "MatMul" and
+            n.input(1).const is not None}
+    calibration = list(calibration)
+    stats = calibrate(g, calibration, method, progress, chans, cols)
+    ranges = _ranges(stats, scheme)
+    if smoothquant is not None and scheme.precision == "int8":
+        smooth_matmuls(g, stats, ranges, smoothquant)
+    float_graph = g.copy()
+    if scheme.precision == "fp8":
+        from .floatq import rewrite_float
+
+        amax = {k: max(-lo, hi) for k, (lo, hi) in ranges.items()}
+        rewrite_float(g, "fp8", amax, keep_float)
+        g.meta["quantize"] = {"scheme": scheme, "float_graph": float_graph, "map": {}}
+        return g
+    act = {k: activation_params(lo, hi, scheme) for k, (lo, hi) in ranges.items()}
+    options = {"bias_correction": bias_correction, "keep_float": set(keep_float)}
+    q = _rewrite(float_graph, scheme, act, stats, options)
+    if sensitivity > 0:
+        from .report import layer_report
+
+        rows = layer_report(q, calibration[:1])
+        worst = sorted((r for r in rows if r.node and r.loss is not None),
+                       key=lambda r: -r.loss)[:sensitivity]
+        names = {r.node for r in worst}
+        for r in worst:
+            log_of(float_graph).record("quantize", r.node, "kept float",
+                                       f"sensitivity: quantizing it loses {r.loss:.1f} dB "
+                                       "of SQNR, among the most of all layers")
+        options["keep_float"] |= names
+        q = _rewrite(float_graph, scheme, act, stats, options)
+    return q
+
+
+def _rewrite(float_graph, scheme, act, stats, options) -> Graph:
+    g = float_graph.copy()
+    rw = Rewriter(g, scheme, act, stats, options)
+    rw.run(options["keep_float"])
+    if log_of(g) is not log_of(float_graph):
+        log_of(g).entries.extend(list(log_of(float_graph)))
+    g.meta["quantize"] = {"scheme": scheme, "float_graph": float_graph, "map": rw.float_of}
+    return g
+
+
+def _ranges(stats: Stats, scheme) -> dict[str, tuple[float, float]]:
+    out = {}
+    for name, obs in stats.observers.items():
+        if obs.seen:
+            out[name] = obs.range(256, scheme.act_symmetric)
+    return out
+
+
+def params_of(graph: Graph) -> dict[str, QuantParams]:
+    """The quantization parameters of every int8 value of a quantized graph, by name."""
+    return {v.name: v.type.quant for v in graph.values()
+            if getattr(v.type, "quant", None) is not None}
+
+
+
+
+
+
+__all__ = ["quantize", "random_calibration", "params_of"]

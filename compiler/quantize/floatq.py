@@ -1,0 +1,103 @@
+"""Float formats the chip computes in: fp8 (e4m3), bf16, fp16.
+
+The matrix units of RNGD (fp8, bf16) and ATOM (fp16) multiply inputs in the narrow
+format and accumulate in fp32. That is expressed in the graph as a rounding of each
+Conv/Gemm/MatMul input and weight to the format, in front of the unchanged float
+operator: for fp8 a QuantizeLinear/DequantizeLinear pair with a per-tensor scale for
+activations (``amax / 448``) and per-channel scales for weights; for bf16 and fp16 a Cast
+to the format and back. Products of two fp8 or bf16 numbers are exact in fp32, so running
+the float operator on the rounded values gives the chip's products; only the order of
+the fp32 additions may differ.
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+from onnx import TensorProto
+
+from npuc.ir.decisions import log_of
+from npuc.ir.graph import Graph, Node
+from npuc.ir.types import TensorType
+
+from .params import fp8_scale
+
+E4M3 = ml_dtypes.float8_e4m3fn
+_CAST = {"bf16": (TensorProto.BFLOAT16, ml_dtypes.bfloat16), "fp16": (TensorProto.FLOAT16,
+                                                                        np.float16)}
+_IR_NAME = {"bf16": "bf16", "fp16": "f16"}
+
+
+def _weight_axis(node: Node, index: int) -> int:
+    if node.op_type == "Conv":
+        return 0
+    if node.op_type == "Gemm":
+        return 0 if node.attrs.get("transB", 0) else 1
+    return -1
+
+
+def _round_input(g: Graph, node: Node, i: int, precision: str, amax: float | None):
+    v = node.inputs[i]
+    name = node.name or node.outputs[0].name
+    if precision == "fp8":
+        if v.const is not None:
+            axis = _weight_axis(node, i) % v.const.ndim
+            w = np.moveaxis(v.const, axis, 0)
+            scale = fp8_scale(np.abs(w.reshape(w.shape[0], -1)).max(axis=1))
+            shape = [1] * v.const.ndim
+            shape[axis] = -1
+            wq = (v.const / scale.reshape(shape)).astype(E4M3)
+            src = g.add_constant(f"{v.name}_fp8", wq)
+            ins = [src, g.add_constant(f"{v.name}_fp8_scale", scale)]
+            dq = g.create_node("DequantizeLinear", ins, [(f"{v.name}_dq", v.type)],
+                               {"axis": axis}, name=f"{name}_w_dequantize", before=node)
+        else:
+            if amax is None:
+                return
+            scale = fp8_scale(amax)
+            zp = g.add_constant(f"{v.name}_fp8_zero_point", np.zeros((), E4M3))
+            q = g.create_node("QuantizeLinear", [v, g.add_constant(f"{v.name}_fp8_scale", scale),
+                                                 zp],
+                              [(f"{v.name}_fp8", TensorType("f8e4m3", v.type.shape))],
+                              name=f"{name}_x{i}_quantize", before=node)
+            dq = g.create_node("DequantizeLinear", [q.outputs[0], q.inputs[1], zp],
+                               [(f"{v.name}_x{i}_dq", v.type)], name=f"{name}_x{i}_dequantize",
+                               before=node)
+        node.set_input(i, dq.outputs[0])
+        return
+    code, np_type = _CAST[precision]
+    if v.const is not None:
+        rounded = v.const.astype(np_type)
+        src = g.add_constant(f"{v.name}_{precision}", rounded)
+        back = g.create_node("Cast", [src], [(f"{v.name}_{precision}_f32", v.type)],
+                             {"to": TensorProto.FLOAT}, name=f"{name}_w_cast", before=node)
+    else:
+        down = g.create_node("Cast", [v], [(f"{v.name}_{precision}", v.type.with_dtype(_IR_NAME[precision]))],
+                             {"to": code}, name=f"{name}_x{i}_cast", before=node)
+        back = g.create_node("Cast", [down.outputs[0]], [(f"{v.name}_{precision}_f32", v.type)],
+                             {"to": TensorProto.FLOAT}, name=f"{name}_x{i}_uncast", before=node)
+    node.set_input(i, back.outputs[0])
+
+
+def rewrite_float(g: Graph, precision: str, amax: dict[str, float], keep_float=()) -> Graph:
+    """Round the inputs of every Conv, Gemm and MatMul to ``precision`` (in place)."""
+    keep = set(keep_float)
+    for node in list(g.nodes):
+        if node.domain or node.op_type not in ("Conv", "Gemm", "MatMul", "ConvTranspose"):
+            continue
+        if node.name in keep:
+            log_of(g).record("quantize", node.name, "kept float",
+                             "the user asked to keep this node in float")
+            continue
+        for i in (0, 1):
+            v = node.input(i)
+            if v is None or not isinstance(v.type, TensorType):
+                continue
+            _round_input(g, node, i, precision, amax.get(v.name))
+        log_of(g).record("quantize", node.name or node.outputs[0].name, precision,
+                         f"inputs and weights rounded to {precision}, fp32 accumulation")
+    for v in list(g.constants.values()):
+        if not v.uses and v not in g.outputs:
+            g.remove_constant(v)
+    return g
+

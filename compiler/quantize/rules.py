@@ -1,0 +1,348 @@
+"""One rule per float operator: how it becomes int8, or why it stays float.
+
+A rule is ``rule(rewriter, node) -> None | str``: it replaces the node (returning None)
+or returns the reason it did not, which goes to the decision log.
+
+- Conv, Gemm, MatMul: the compute-heavy operators. Their float inputs are quantized on
+  the way in; weights per output channel; bias int32 at scale ``s_x * s_w``; a Relu or
+  Clip that only reads the result becomes the output clamp, and an Add of a constant
+  vector after a MatMul becomes its bias.
+- Add, Mul of two int8 tensors: TFLite's integer Add and Mul.
+- Elementwise functions of one int8 tensor (and scalar constants): a 256-entry table,
+  computed by running the operator's own float kernel on the 256 input levels; a chain
+  of them becomes one table.
+- Data movement (MaxPool, Reshape, Transpose, ...): the same operator on int8 data.
+- Concat: inputs requantized to the output's scale where they differ.
+
+Only the compute-heavy operators quantize a float input; the others apply only when
+their inputs are int8 already, so a lone float island never pays a round trip.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from npuc.compiler.executor.kernels import KernelContext, get_kernel
+from npuc.compiler.executor.kernels.conv import conv_pads
+from npuc.ir.schema import attr_or_default
+from npuc.ir.types import QuantParams, TensorType
+
+from .fixedpoint import add_multipliers, quantize_multiplier, quantize_multipliers
+from .params import dequantize_weight, quantize_value, quantize_weight, weight_params
+
+
+def _out_type(v, q: QuantParams) -> TensorType:
+    shape = v.type.shape if isinstance(v.type, TensorType) else None
+    return TensorType("i8", shape, q)
+
+
+def _scalar(v) -> float | None:
+    return None if v is None or v.const is None or v.const.size != 1 else float(v.const.ravel()[0])
+
+
+def _clamp_after(rw, y):
+    """A Relu or Clip that alone reads ``y``: (node, lo, hi), absorbed as the clamp."""
+    if len(y.uses) != 1 or y in rw.graph.outputs:
+        return None
+    user = y.uses[0][0]
+    if user.domain or user.name in rw.options.get("keep_float", ()):
+        return None
+    if user.op_type == "Relu":
+        return user, 0.0, None
+    if user.op_type == "Clip":
+        if len(user.inputs) > 1:
+            lo, hi = user.input(1), user.input(2)
+            if (lo is not None and lo.const is None) or (hi is not None and hi.const is None):
+                return None
+            return user, _scalar(lo), _scalar(hi)
+        return user, user.attrs.get("min"), user.attrs.get("max")
+    return None
+
+
+def _qrange(q: QuantParams, lo, hi) -> tuple[int, int]:
+    s, z = float(q.scale), int(q.zero_point)
+    qmin = -128 if lo is None else max(-128, min(127, z + int(np.round(lo / s))))
+    qmax = 127 if hi is None else min(127, max(-128, z + int(np.round(hi / s))))
+    return qmin, qmax
+
+
+def _epilogue(rw, node):
+    """The value the quantized node will compute, the absorbed nodes and its clamp."""
+    y = node.outputs[0]
+    absorbed, lo, hi = [], None, None
+    clamp = _clamp_after(rw, y)
+    if clamp is not None:
+        absorbed, lo, hi = [clamp[0]], clamp[1], clamp[2]
+        y = clamp[0].outputs[0]
+    return y, absorbed, lo, hi
+
+
+def _weight_node(rw, node, x, w, bias, axis, y, absorbed, lo, hi, op, attrs, bias_axis):
+    """Shared by Conv, Gemm and MatMul with constant weights."""
+    qy = rw.act.get(y.name)
+    if qy is None or x.name not in rw.act:
+        return "no calibration range for its input or output"
+    qx = rw.act[x.name]
+    sc = rw.scheme
+    qw = weight_params(w, axis, sc)
+    wq = quantize_weight(w, qw, sc)
+    b = np.zeros(w.shape[axis], np.float64) if bias is None else bias.astype(np.float64)
+    mean = rw.stats.channel_mean(x.name) if rw.options.get("bias_correction") and \
+        rw.stats is not None else None
+    if mean is not None:
+        b = b - _weight_error_on_mean(w, dequantize_weight(wq, qw), mean, op, attrs)
+    sw = np.broadcast_to(qw.scale, (w.shape[axis],)).astype(np.float64)
+    sx = float(qx.scale)
+    bq = np.clip(np.rint(b / (sx * sw)), -(2**31), 2**31 - 1).astype(np.int32)
+    m0, sh = quantize_multipliers(sx * sw / float(qy.scale))
+    xq = rw.quantized(x, node)
+    qmin, qmax = _qrange(qy, lo, hi)
+    attrs = {**attrs, "y_scale": float(qy.scale), "y_zero_point": int(qy.zero_point),
+             "qmin": qmin, "qmax": qmax}
+    name = node.name or y.name
+    bias_q = QuantParams((sx * sw).astype(np.float32), np.zeros(len(sw), np.int32), 0)
+    new = rw.node(op, [xq, rw.const(f"{name}_wq", wq, qw), rw.const(f"{name}_bq", bq, bias_q),
+                       rw.const(f"{name}_m0", m0), rw.const(f"{name}_shift", sh)],
+                  (f"{y.name}_q", _out_type(y, qy)), attrs, before=node, name=name)
+    rw.replace(node, new.outputs[0], y, absorbed)
+
+
+def _weight_error_on_mean(w, wdq, mean, op, attrs):
+    """``(W_q - W) E[x]`` per output channel: the bias a rounding of W adds on average."""
+    err = wdq.astype(np.float64) - w
+    if op == "QConv":
+        g = attrs.get("group", 1)
+        m, cg = w.shape[0], w.shape[1]
+        e = err.reshape(m, cg, -1).sum(axis=2)
+        mu = np.asarray(mean).reshape(g, cg)
+        return np.einsum("mc,mc->m", e, mu[np.arange(m) // (m // g)])
+    return np.asarray(mean) @ err  # W is [K, N]
+
+
+def conv(rw, node):
+    x, wv, bv = node.input(0), node.input(1), node.input(2)
+    if wv is None or wv.const is None or (bv is not None and bv.const is None):
+        return "its weights are not constant"
+    w = wv.const
+    nd = w.ndim - 2
+    kshape = list(attr_or_default(node, "kernel_shape") or w.shape[2:])
+    strides = list(attr_or_default(node, "strides") or [1] * nd)
+    dil = list(attr_or_default(node, "dilations") or [1] * nd)
+    auto = attr_or_default(node, "auto_pad") or "NOTSET"
+    pads = attr_or_default(node, "pads")
+    if auto not in ("NOTSET", "VALID"):
+        shape = x.type.shape if isinstance(x.type, TensorType) else None
+        if shape is None or not all(isinstance(d, int) for d in shape[2:]):
+            return "auto_pad needs a known input size"
+        pads = conv_pads(auto, shape[2:], kshape, strides, dil, pads)
+    pads = list(pads or [0] * (2 * nd)) if auto != "VALID" else [0] * (2 * nd)
+    attrs = {"strides": strides, "pads": pads, "dilations": dil,
+             "group": int(attr_or_default(node, "group") or 1)}
+    y, absorbed, lo, hi = _epilogue(rw, node)
+    qx = rw.act.get(x.name)
+    if qx is not None:
+        attrs["x_zero_point"] = int(qx.zero_point)
+    return _weight_node(rw, node, x, w, None if bv is None else bv.const, 0, y, absorbed,
+                        lo, hi, "QConv", attrs, 0)
+
+
+def _bias_after_matmul(rw, y, n):
+    """An Add of a constant vector of ``n`` that alone reads ``y`` (fused as the bias)."""
+    if len(y.uses) != 1 or y in rw.graph.outputs:
+        return None
+    add = y.uses[0][0]
+    if add.op_type != "Add" or add.domain or add.name in rw.options.get("keep_float", ()):
+        return None
+    other = add.inputs[1 - y.uses[0][1]]
+    if other is None or other.const is None or other.const.size != n or \
+            other.const.shape[-1:] != (n,):
+        return None
+    return add, other.const.reshape(n)
+
+
+def _matmul_common(rw, node, x, w, bias):
+    """MatMul-like with constant ``w`` [K, N]; ``bias`` [N] or None."""
+    y, absorbed, lo, hi = node.outputs[0], [], None, None
+    fused = _bias_after_matmul(rw, y, w.shape[1])
+    if fused is not None:
+        absorbed = [fused[0]]
+        bias = fused[1] if bias is None else bias + fused[1]
+        y = fused[0].outputs[0]
+    else:
+        y, absorbed, lo, hi = _epilogue(rw, node)
+    qx = rw.act.get(x.name)
+    attrs = {"a_zero_point": int(qx.zero_point)} if qx is not None else {}
+    return _weight_node(rw, node, x, w, bias, 1, y, absorbed, lo, hi, "QMatMul", attrs, 0)
+
+
+def gemm(rw, node):
+    a, b, c = node.input(0), node.input(1), node.input(2)
+    if b is None or b.const is None or (c is not None and c.const is None):
+        return "its weights are not constant"
+    if attr_or_default(node, "transA") or attr_or_default(node, "alpha") not in (None, 1.0) \
+            or attr_or_default(node, "beta") not in (None, 1.0):
+        return "transA, alpha or beta other than the defaults"
+    w = b.const.T if attr_or_default(node, "transB") else b.const
+    bias = None
+    if c is not None:
+        bias = np.broadcast_to(c.const.reshape(-1) if c.const.size == w.shape[1]
+                               else c.const.reshape(()), (w.shape[1],)).astype(np.float64)
+    return _matmul_common(rw, node, a, w, bias)
+
+
+def matmul(rw, node):
+    a, b = node.input(0), node.input(1)
+    if b.const is not None:
+        if b.const.ndim != 2:
+            return "constant weights of rank other than 2"
+        return _matmul_common(rw, node, a, b.const, None)
+    # two activations (attention): both int8 per tensor, when they are int8 already
+    qa, qb = rw.available(a), rw.available(b)
+    if qa is None or qb is None:
+        return "its inputs are not int8"
+    y, absorbed, lo, hi = _epilogue(rw, node)
+    qy = rw.act.get(y.name)
+    if qy is None:
+        return "no calibration range for its output"
+    pa, pb = qa.type.quant, qb.type.quant
+    m0, sh = quantize_multipliers([float(pa.scale) * float(pb.scale) / float(qy.scale)])
+    qmin, qmax = _qrange(qy, lo, hi)
+    name = node.name or y.name
+    new = rw.node("QMatMul", [qa, qb, None, rw.const(f"{name}_m0", m0),
+                              rw.const(f"{name}_shift", sh)],
+                  (f"{y.name}_q", _out_type(y, qy)),
+                  {"a_zero_point": int(pa.zero_point), "b_zero_point": int(pb.zero_point),
+                   "y_scale": float(qy.scale), "y_zero_point": int(qy.zero_point),
+                   "qmin": qmin, "qmax": qmax}, before=node, name=name)
+    rw.replace(node, new.outputs[0], y, absorbed)
+
+
+def add(rw, node):
+    if any(v is not None and v.const is not None for v in node.inputs):
+        return lut(rw, node)
+    qa, qb = rw.available(node.input(0)), rw.available(node.input(1))
+    if qa is None or qb is None:
+        return "its inputs are not both int8"
+    y, absorbed, lo, hi = _epilogue(rw, node)
+    qy = rw.act.get(y.name)
+    if qy is None:
+        return "no calibration range for its output"
+    pa, pb = qa.type.quant, qb.type.quant
+    ma, mb, mo = add_multipliers(float(pa.scale), float(pb.scale), float(qy.scale))
+    qmin, qmax = _qrange(qy, lo, hi)
+    new = rw.node("QAdd", [qa, qb], (f"{y.name}_q", _out_type(y, qy)),
+                  {"a_zero_point": int(pa.zero_point), "b_zero_point": int(pb.zero_point),
+                   "a_multiplier": ma[0], "a_shift": ma[1], "b_multiplier": mb[0],
+                   "b_shift": mb[1], "y_multiplier": mo[0], "y_shift": mo[1], "left_shift": 20,
+                   "y_scale": float(qy.scale), "y_zero_point": int(qy.zero_point),
+                   "qmin": qmin, "qmax": qmax}, before=node, name=node.name)
+    rw.replace(node, new.outputs[0], y, absorbed)
+
+
+def mul(rw, node):
+    if any(v is not None and v.const is not None for v in node.inputs):
+        return lut(rw, node)
+    qa, qb = rw.available(node.input(0)), rw.available(node.input(1))
+    if qa is None or qb is None:
+        return "its inputs are not both int8"
+    y = node.outputs[0]
+    qy = rw.act.get(y.name)
+    if qy is None:
+        return "no calibration range for its output"
+    pa, pb = qa.type.quant, qb.type.quant
+    m = quantize_multiplier(float(pa.scale) * float(pb.scale) / float(qy.scale))
+    new = rw.node("QMul", [qa, qb], (f"{y.name}_q", _out_type(y, qy)),
+                  {"a_zero_point": int(pa.zero_point), "b_zero_point": int(pb.zero_point),
+                   "multiplier": m[0], "shift": m[1], "y_scale": float(qy.scale),
+                   "y_zero_point": int(qy.zero_point)}, before=node, name=node.name)
+    rw.replace(node, new.outputs[0], y)
+
+
+def lut(rw, node):
+    """An elementwise function of one int8 tensor as a 256-entry table."""
+    data = [v for v in node.inputs if v is not None and v.const is None]
+    consts = [v for v in node.inputs if v is not None and v.const is not None]
+    if len(data) != 1 or any(c.const.size != 1 for c in consts) or len(node.outputs) != 1:
+        return "not an elementwise function of one tensor"
+    x = data[0]
+    qx = rw.available(x)
+    if qx is None:
+        return "its input is not int8"
+    y = node.outputs[0]
+    qy = rw.act.get(y.name)
+    if qy is None:
+        return "no calibration range for its output"
+    fn = get_kernel(node.op_type, node.domain)
+    opset = rw.graph.opset_of("") or 17
+    steps = [(fn, node, opset)]
+    source = qx
+    prev = qx.producer
+    if prev is not None and prev.op_type == "Lut" and prev.domain == "npuc" and \
+            len(x.uses) == 1 and x not in rw.graph.outputs and "steps" in prev.meta:
+        steps = prev.meta["steps"] + steps  # fold the chain into one table
+        source = prev.inputs[0]
+    levels = np.arange(-128, 128, dtype=np.int32)
+    t = (levels - int(source.type.quant.zero_point)).astype(np.float32) * \
+        np.float32(source.type.quant.scale)
+    for f, n, ops in steps:
+        args = [t if (v is not None and v.const is None) else (None if v is None else v.const)
+                for v in n.inputs]
+        t = np.asarray(f(args, n.attrs, KernelContext(opset=ops, node=n))[0],
+                       dtype=np.float32).reshape(-1)
+    table = quantize_value(t, qy)
+    name = node.name or y.name
+    new = rw.node("Lut", [source, rw.const(f"{name}_table", table)],
+                  (f"{y.name}_q", _out_type(y, qy)),
+                  {"y_scale": float(qy.scale), "y_zero_point": int(qy.zero_point)},
+                  before=node, name=name)
+    new.meta["steps"] = steps
+    rw.replace(node, new.outputs[0], y)
+
+
+def passthrough(rw, node):
+    """Data movement: the same operator on the int8 data, same scale and zero point."""
+    qx = rw.available(node.input(0))
+    if qx is None:
+        return "its input is not int8"
+    if len([o for o in node.outputs if o is not None]) != 1:
+        return "more than one output"
+    y = node.outputs[0]
+    new = rw.node(node.op_type, [qx, *node.inputs[1:]], (f"{y.name}_q", _out_type(y, qx.type.quant)),
+                  dict(node.attrs), before=node, domain="", name=node.name)
+    rw.replace(node, new.outputs[0], y)
+
+
+def concat(rw, node):
+    twins = [rw.available(v) for v in node.inputs]
+    if any(t is None for t in twins):
+        return "its inputs are not all int8"
+    y = node.outputs[0]
+    qy = rw.act.get(y.name)
+    if qy is None:
+        return "no calibration range for its output"
+    ins = []
+    for t in twins:
+        q = t.type.quant
+        if q == qy:
+            ins.append(t)
+            continue
+        m = quantize_multiplier(float(q.scale) / float(qy.scale))
+        r = rw.node("Requantize", [t], (f"{t.name}_rq", _out_type(t, qy)),
+                    {"x_zero_point": int(q.zero_point), "multiplier": m[0], "shift": m[1],
+                     "y_scale": float(qy.scale), "y_zero_point": int(qy.zero_point)},
+                    before=node)
+        ins.append(r.outputs[0])
+    new = rw.node("Concat", ins, (f"{y.name}_q", _out_type(y, qy)), dict(node.attrs),
+                  before=node, domain="", name=node.name)
+    rw.replace(node, new.outputs[0], y)
+
+
+LUT_OPS = ["Relu", "Clip", "Sigmoid", "Tanh", "Erf", "Exp", "Log", "Sqrt", "Reciprocal",
+           "Neg", "Abs", "LeakyRelu", "HardSigmoid", "HardSwish", "Softplus", "Softsign",
+           "Elu", "Selu", "Celu", "Gelu", "Mish", "ThresholdedRelu", "Sub", "Div", "Pow",
+           "Max", "Min"]
+PASS_OPS = ["MaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity",
+            "Slice", "DepthToSpace", "SpaceToDepth", "Expand", "GlobalMaxPool"]
+
+RULES = {"Conv": conv, "Gemm": gemm, "MatMul": matmul, "Add": add, "Mul": mul,
+         "Concat": concat, **{op: lut for op in LUT_OPS}, **{op: passthrough for op in PASS_OPS}}

@@ -1,0 +1,107 @@
+"""The quantization scheme of a target: precision, weights and activations.
+
+Read from the target's ``[quantization]`` table (``npuc.targets.get_target(name).quant``)
+when the targets package knows the chip; a built-in table covers the shipped chips
+otherwise, so quantization does not depend on the target files being present.
+
+The precision is the chip's preferred one unless the user asks for another, and a chip
+that prefers a float format needing no calibration (RNGD's bf16, ATOM's fp16) is
+quantized to that format; ``precision="int8"`` (or ``"fp8"``) asks for the calibrated one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from npuc.ir.errors import NpucError
+
+PRECISIONS = ("int8", "fp8", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """How to quantize for one chip.
+
+    ``weights_per_channel``: one scale per output channel (Conv/Gemm/MatMul weights);
+    ``weights_narrow``: int8 weights in [-127, 127] (so ``-w`` is representable);
+    ``act_symmetric``: activations with zero point 0, else asymmetric int8 in [-128, 127].
+    """
+
+    target: str
+    precision: str = "int8"
+    weights_per_channel: bool = True
+    weights_narrow: bool = True
+    act_symmetric: bool = False
+    dtypes: tuple[str, ...] = ("int8",)
+
+    @property
+    def integer(self) -> bool:
+        return self.precision == "int8"
+
+    @property
+    def qmin(self) -> int:
+        return -128
+
+    @property
+    def qmax(self) -> int:
+        return 127
+
+    @property
+    def wmin(self) -> int:
+        return -127 if self.weights_narrow else -128
+
+
+# (dtypes, preferred, per-channel weights, narrow weights, symmetric activations)
+_BUILTIN = {
+    "warboy": (("int8",), "int8", True, True, False),
+    "warboy-2pe": (("int8",), "int8", True, True, False),
+    "rngd": (("bf16", "fp8", "int8"), "bf16", True, False, False),
+    "atom": (("int8", "fp16"), "fp16", True, False, False),
+    "x220-compact": (("int8",), "int8", True, False, False),
+    "x220-enterprise": (("int8",), "int8", True, False, False),
+    "x330": (("int8", "bf16", "fp16"), "int8", True, False, False),
+    "generic-npu": (("int8", "fp16", "bf16"), "int8", True, False, False),
+    "cpu": (("fp32", "int8"), "int8", True, False, False),
+}
+
+
+def _from_target(name: str) -> Scheme | None:
+    try:
+        from npuc.targets import get_target
+    except ImportError:
+        return None
+    try:
+        target = get_target(name)
+    except NpucError:
+        return None
+    q = getattr(target, "quant", None)
+    if q is None:
+        return None
+    preferred = q.preferred if q.preferred != "fp32" else "int8"
+    return Scheme(target.name, preferred, q.weights == "per-channel",
+                  bool(getattr(q, "weights_narrow_range", False)),
+                  q.activations == "symmetric", tuple(q.dtypes))
+
+
+def scheme_for(target, precision: str | None = None) -> Scheme:
+    """The scheme for a target (a name, a Target, or a Scheme) at ``precision``."""
+    if isinstance(target, Scheme):
+        scheme = target
+    else:
+        name = getattr(target, "name", target) or "generic-npu"
+        scheme = _from_target(name)
+        if scheme is None:
+            if name not in _BUILTIN:
+                raise NpucError(f"unknown target '{name}' for quantization; known: "
+                                f"{', '.join(sorted(_BUILTIN))}")
+            dts, pref, pc, narrow, sym = _BUILTIN[name]
+            scheme = Scheme(name, pref, pc, narrow, sym, dts)
+    if precision is None:
+        return scheme
+    if precision not in PRECISIONS:
+        raise NpucError(f"unknown precision '{precision}'; choose one of "
+                        f"{', '.join(PRECISIONS)}")
+    if precision not in scheme.dtypes and not (precision == "int8" and "fp32" in scheme.dtypes):
+        raise NpucError(f"target '{scheme.target}' does not compute in {precision}; it "
+                        f"supports {', '.join(scheme.dtypes)}")
+    return replace(scheme, precision=precision)
