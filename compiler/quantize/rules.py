@@ -196,10 +196,10 @@ def matmul(rw, node):
         if b.const.ndim != 2:
             return "constant weights of rank other than 2"
         return _matmul_common(rw, node, a, b.const, None)
-    # two activations (attention): both int8 per tensor, when they are int8 already
-    qa, qb = rw.available(a), rw.available(b)
-    if qa is None or qb is None:
-        return "its inputs are not int8"
+    # two activations (attention): both int8 per tensor
+    if a.name not in rw.act or b.name not in rw.act:
+        return "no calibration range for its inputs"
+    qa, qb = rw.quantized(a, node), rw.quantized(b, node)
     y, absorbed, lo, hi = _epilogue(rw, node)
     qy = rw.act.get(y.name)
     if qy is None:
@@ -273,8 +273,11 @@ def lut(rw, node):
     if qy is None:
         return "no calibration range for its output"
     fn = get_kernel(node.op_type, node.domain)
-    opset = rw.graph.opset_of("") or 17
-    steps = [(fn, node, opset)]
+    ctx = KernelContext(opset=rw.graph.opset_of("") or 17, node=node)
+    # the inputs as (is the data, constant): the node is gone when a chain is folded
+    args = [(v is not None and v.const is None, None if v is None else v.const)
+            for v in node.inputs]
+    steps = [(fn, args, dict(node.attrs), ctx)]
     source = qx
     prev = qx.producer
     if prev is not None and prev.op_type == "Lut" and prev.domain == "npuc" and \
@@ -284,11 +287,9 @@ def lut(rw, node):
     levels = np.arange(-128, 128, dtype=np.int32)
     t = (levels - int(source.type.quant.zero_point)).astype(np.float32) * \
         np.float32(source.type.quant.scale)
-    for f, n, ops in steps:
-        args = [t if (v is not None and v.const is None) else (None if v is None else v.const)
-                for v in n.inputs]
-        t = np.asarray(f(args, n.attrs, KernelContext(opset=ops, node=n))[0],
-                       dtype=np.float32).reshape(-1)
+    for f, step_args, attrs, step_ctx in steps:
+        ins = [t if is_data else c for is_data, c in step_args]
+        t = np.asarray(f(ins, attrs, step_ctx)[0], dtype=np.float32).reshape(-1)
     table = quantize_value(t, qy)
     name = node.name or y.name
     new = rw.node("Lut", [source, rw.const(f"{name}_table", table)],
