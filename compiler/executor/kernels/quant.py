@@ -144,19 +144,26 @@ def int_gemm(a, b, out):
 def exact_int_matmul(a, b, out):
     """out[g] = a[g] @ b[g] for int32 stacks, exactly as int32 accumulation gives.
 
-    When no partial sum can leave the int32 range (|a| * |b| * K < 2^31) every product
-    and sum is an integer well inside float64's 53-bit mantissa, so a float64 BLAS
-    product is exact and several times faster than the integer loop; otherwise the
-    Numba loop reproduces int32 arithmetic, wrap-around included.
+    BLAS is used whenever it is provably exact. If every product is at most P in size
+    and a block of the K dimension is short enough that P * block < 2^24, every partial
+    sum of that block (in whatever order BLAS adds) is an integer below 2^24, which
+    float32 represents exactly: each block is one sgemm and the blocks are added as
+    integers. Larger products use float64 (53 bits) the same way. Only when a sum could
+    leave the int32 range does the Numba loop run, reproducing int32 wrap-around.
     """
-    if a.size and b.size:
-        bound = float(np.abs(a).max()) * float(np.abs(b).max()) * a.shape[-1]
-    else:
-        bound = 0.0
-    if bound < 2.0**31:
-        out[...] = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    k = a.shape[-1]
+    per = float(np.abs(a).max()) * float(np.abs(b).max()) if a.size and b.size else 0.0
+    if per * k >= 2.0**31:
+        return int_gemm(np.ascontiguousarray(a), np.ascontiguousarray(b), out)
+    block = int(2.0**24 // per) if per else k
+    if block >= min(k, 64):
+        af, bf = a.astype(np.float32), b.astype(np.float32)
+        out[...] = 0
+        for k0 in range(0, k, block):
+            out += np.matmul(af[..., k0:k0 + block], bf[..., k0:k0 + block, :]).astype(np.int32)
         return out
-    return int_gemm(np.ascontiguousarray(a), np.ascontiguousarray(b), out)
+    out[...] = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    return out
 
 
 def conv_integer(x, w, x_zero, w_zero, strides, pads, dilations, group):
