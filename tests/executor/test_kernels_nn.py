@@ -183,3 +183,12 @@ def test_integer_product_wraps_like_int32_when_sums_overflow():
     exact_int_matmul(a, b, out)
     want = (a.astype(np.int64) @ b.astype(np.int64)).astype(np.int32)  # wraps modulo 2^32
     np.testing.assert_array_equal(out, want)
+
+
+def test_integer_product_in_several_exact_float_blocks():
+    rng = np.random.default_rng(7)
+    a = rng.integers(0, 256, (5, 1000)).astype(np.uint8)  # K = 1000: four float32 blocks
+    b = rng.integers(-128, 128, (1000, 6)).astype(np.int8)
+    got = run("MatMulInteger", [a, b, np.array(7, np.uint8), np.array(-3, np.int8)])[0]
+    want = (a.astype(np.int64) - 7) @ (b.astype(np.int64) + 3)
+    np.testing.assert_array_equal(got, want)
