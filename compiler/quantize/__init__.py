@@ -16,8 +16,8 @@ from importlib import import_module
 
 _EXPORTS = {
     "quantize": "api", "random_calibration": "api", "params_of": "api",
-    "report": "report", "layer_report": "report", "format_report": "report",
-    "sqnr": "report", "cosine": "report",
+    "report": "compare", "layer_report": "compare", "format_report": "compare",
+    "sqnr": "compare", "cosine": "compare",
     "export_qdq": "qdq", "to_qdq": "qdq",
     "Scheme": "scheme", "scheme_for": "scheme",
     "MinMaxObserver": "observers", "PercentileObserver": "observers",

@@ -104,7 +104,7 @@ def quantize(graph: Graph, target="generic-npu", calibration=None, method: str =
     options = {"bias_correction": bias_correction, "keep_float": set(keep_float)}
     q = _rewrite(float_graph, scheme, act, stats, options)
     if sensitivity > 0:
-        from .report import layer_report
+        from .compare import layer_report
 
         rows = layer_report(q, calibration[:1])
         worst = sorted((r for r in rows if r.node and r.loss is not None),
