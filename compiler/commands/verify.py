@@ -1,0 +1,46 @@
+"""``npuc verify MODEL --target T``: compile, simulate, compare with onnxruntime."""
+
+from __future__ import annotations
+
+from .compile import add_common
+
+
+def add_parser(sub):
+    p = sub.add_parser("verify", help="compile, simulate the program and check its numbers",
+                       description="Compile MODEL for a target, run the program in npuc's "
+                                   "command-stream simulator and compare its outputs with "
+                                   "onnxruntime on the original model (npuc's float "
+                                   "execution when onnxruntime is missing). Exit 0 when within "
+                                   "the tolerance of the precision used, 1 when not.")
+    add_common(p)
+    p.add_argument("--inputs", metavar="NPZ", help="inputs (default: generated, seeded)")
+    p.add_argument("-o", "--output", metavar="DIR", help="also write the compiled program")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    return p
+
+
+def run(args) -> int:
+    import json
+    import sys
+
+    from npuc.compiler.driver import verify
+    from npuc.compiler.executor.inputs import load_inputs
+
+    inputs = load_inputs(args.inputs) if args.inputs else None
+    r = verify(args.model, args.target, opt_level=args.opt_level, quantize=args.quantize,
+               calibration=args.calibration, inputs=inputs, schedule_in=args.schedule_in,
+               batch=args.batch, output_dir=args.output, progress=sys.stderr.isatty())
+    if args.json:
+        print(json.dumps(r.to_json(), indent=1, sort_keys=True))
+        return 0 if r.passed else 1
+    for note in r.notes:
+        print(f"note: {note}")
+    tol = r.tolerance
+    print(f"reference: {r.reference}; precision {r.precision}: needs SQNR >= "
+          f"{tol['sqnr_db_min']} dB and cosine >= {tol['cosine_min']}")
+    for name, m in r.outputs.items():
+        print(f"  {name}: max error {m['max_abs_error']:.4g}, SQNR {m['sqnr_db']:.2f} dB, "
+              f"cosine {m['cosine']:.6f}, program vs IR {m['program_vs_ir_sqnr_db']:.1f} dB"
+              f" -> {'ok' if m['passed'] else 'FAIL'}")
+    print("verify: passed" if r.passed else "verify: FAILED")
+    return 0 if r.passed else 1

@@ -1,0 +1,135 @@
+"""Getting a model ready to schedule: every shape known, shape arithmetic folded.
+
+Scheduling needs static shapes: :func:`load_static` fixes symbolic dimensions (the batch
+to ``batch``, any other symbol to 1, said in the decision log) before shape inference.
+
+:func:`fold_constants` computes, once, every node whose inputs are all constants (the
+``Shape -> Gather -> Concat -> Reshape`` arithmetic exporters leave behind, now that the
+shapes are fixed). It is what ``npuc.optimize`` does among much else; the driver uses it
+when the optimizer is not available.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from npuc.ir.decisions import log_of
+from npuc.ir.graph import subgraphs
+from npuc.ir.types import TensorType
+
+RANDOM_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
+              "Multinomial", "Bernoulli", "Dropout"}
+
+
+def _fix_proto(proto, batch: int) -> list[str]:
+    notes = []
+    for vi in proto.graph.input:
+        dims = vi.type.tensor_type.shape.dim
+        for axis, d in enumerate(dims):
+            if d.HasField("dim_value"):
+                continue
+            size = batch if axis == 0 else 1
+            notes.append(f"input '{vi.name}' axis {axis} ('{d.dim_param or '?'}') fixed to {size}")
+            d.Clear()
+            d.dim_value = size
+    return notes
+
+
+def load_static(spec, batch: int = 1):
+    """``(graph, proto)``: the model with static shapes, and its ONNX form when it has one
+    (the reference for verification)."""
+    import onnx
+
+    from npuc.compiler.frontend.load import load_model
+    from npuc.compiler.frontend.onnx_import import import_onnx
+    from npuc.ir.errors import ModelError, NpucError
+
+    proto = None
+    if isinstance(spec, onnx.ModelProto):
+        proto = onnx.ModelProto()
+        proto.CopyFrom(spec)
+    elif isinstance(spec, (str, os.PathLike)) and os.fspath(spec).startswith("zoo:"):
+        from npuc import zoo
+
+        proto = zoo.build(os.fspath(spec)[4:], batch=batch)
+    elif isinstance(spec, (str, os.PathLike)) and os.fspath(spec).endswith(".onnx"):
+        path = os.fspath(spec)
+        if not os.path.isfile(path):
+            raise NpucError(f"{path}: no such file")
+        try:
+            proto = onnx.load(path, load_external_data=True)
+        except Exception as e:  # onnx raises DecodeError and friends
+            raise ModelError(f"{path}: not a readable ONNX model ({type(e).__name__})") from None
+    if proto is not None:
+        notes = _fix_proto(proto, batch)
+        graph = import_onnx(proto)
+    else:
+        graph = load_model(spec)
+        notes = _fix_graph(graph, batch)
+    for note in notes:
+        log_of(graph).record("prepare", note.split("'")[1], "static shape", note)
+    return graph, proto
+
+
+def _fix_graph(graph, batch: int) -> list[str]:
+    from npuc.ir.infer import infer_graph
+
+    notes = []
+    for v in graph.inputs:
+        t = v.type
+        if isinstance(t, TensorType) and t.shape is not None and not t.is_static:
+            shape = [d if isinstance(d, int) else (batch if axis == 0 else 1)
+                     for axis, d in enumerate(t.shape)]
+            notes.append(f"input '{v.name}' shape {list(t.shape)} fixed to {shape}")
+            v.type = t.with_shape(shape)
+    if notes:
+        infer_graph(graph, overwrite=True)
+    return notes
+
+
+def fold_constants(graph) -> int:
+    """Replace nodes whose inputs are all constants by their results; the count folded."""
+    from npuc.compiler.executor.kernels import KernelContext, get_kernel
+
+    folded = 0
+    for node in list(graph.nodes):
+        if node.op_type in RANDOM_OPS or subgraphs(node) or node.domain not in ("", "ai.onnx"):
+            continue
+        ins = [v for v in node.inputs if v is not None]
+        if node.op_type == "Shape" and ins and isinstance(ins[0].type, TensorType) \
+                and ins[0].type.is_static:
+            start, end = node.attrs.get("start", 0), node.attrs.get("end")
+            results = [np.array(ins[0].type.shape[start:end], dtype=np.int64)]
+        elif ins and all(v.const is not None for v in ins):
+            fn = get_kernel(node.op_type, node.domain)
+            if fn is None:
+                continue
+            ctx = KernelContext(opset=graph.opset_of("") or 17, num_outputs=len(node.outputs),
+                                node=node, output_types=[o.type if o else None
+                                                         for o in node.outputs])
+            try:
+                results = fn([None if v is None else v.const for v in node.inputs], node.attrs,
+                             ctx)
+            except Exception:  # leave it to run at run time; the executor will say why
+                continue
+        else:
+            continue
+        outputs = [o for o in node.outputs]
+        if any(o is not None and any(o is g for g in graph.outputs) for o in outputs):
+            continue
+        for o, r in zip(outputs, results):
+            if o is None:
+                continue
+            r = np.asarray(r)
+            if isinstance(o.type, TensorType) and r.dtype != o.type.dtype.numpy:
+                r = r.astype(o.type.dtype.numpy)
+            c = graph.add_constant(graph.fresh_name(o.name + "_folded"), r)
+            o.replace_all_uses_with(c)
+        graph.remove_node(node)
+        folded += 1
+    for name, v in list(graph.constants.items()):
+        if not v.uses and not any(o is v for o in graph.outputs):
+            graph.remove_constant(v)
+    return folded
