@@ -202,8 +202,12 @@ def attr_to_proto(name: str, value, node: Node | None = None) -> AttributeProto:
     return helper.make_attribute(name, value)
 
 
-def graph_to_proto(graph: Graph, value_info: bool = True) -> onnx.GraphProto:
-    """A GraphProto of a Graph (constants become initializers)."""
+def graph_to_proto(graph: Graph, value_info: bool = True, tensor_hook=None) -> onnx.GraphProto:
+    """A GraphProto of a Graph (constants become initializers).
+
+    ``tensor_hook(value)`` may return the TensorProto for a constant itself (for example
+    one whose data lives in an external file); None falls back to inline data.
+    """
     nodes = []
     for n in graph.nodes:
         proto = helper.make_node(
@@ -212,7 +216,10 @@ def graph_to_proto(graph: Graph, value_info: bool = True) -> onnx.GraphProto:
             name=n.name or None, domain=n.domain or None)
         proto.attribute.extend(attr_to_proto(k, n.attrs[k], n) for k in sorted(n.attrs))
         nodes.append(proto)
-    inits = [array_to_proto(v.const, v.name, v.type.dtype) for v in graph.constants.values()]
+    inits = []
+    for v in graph.constants.values():
+        t = tensor_hook(v) if tensor_hook is not None else None
+        inits.append(t if t is not None else array_to_proto(v.const, v.name, v.type.dtype))
     inputs = [helper.make_value_info(v.name, type_to_proto(v.type)) for v in graph.inputs]
     outputs = [helper.make_value_info(v.name, type_to_proto(v.type)) for v in graph.outputs]
     infos = []

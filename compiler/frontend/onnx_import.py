@@ -53,6 +53,10 @@ def import_onnx(model, infer_shapes: bool = True) -> Graph:
             raise ModelError(f"{where}: tensor '{t.name}' keeps its data in an external file; "
                              "import the model from its path")
         try:
+            if uses_external_data(t):
+                mapped = _map_external(t, base_dir, where)
+                if mapped is not None:
+                    return mapped
             return array_from_proto(t, base_dir)
         except (OSError, ValueError) as e:
             raise ModelError(f"{where}: cannot read tensor '{t.name}': {e}") from None
@@ -65,6 +69,37 @@ def import_onnx(model, infer_shapes: bool = True) -> Graph:
     graph.meta["producer"] = proto.producer_name
     graph.meta["source"] = where
     return graph
+
+
+def _map_external(t: onnx.TensorProto, base_dir: str, where: str):
+    """Map a tensor's external data into memory (copy-on-write) instead of reading it.
+
+    Large models load at once and only the pages used are read. Packed types (int4,
+    float4) and strings go through onnx's reader instead (None).
+    """
+    import numpy as np
+    from onnx.external_data_helper import ExternalDataInfo
+
+    from npuc.ir.dtypes import BY_ONNX
+
+    dt = BY_ONNX.get(t.data_type)
+    if dt is None or dt.bits < 8 or dt.kind == "string":
+        return None
+    info = ExternalDataInfo(t)
+    shape = tuple(int(d) for d in t.dims)
+    count = math.prod(shape)
+    need = count * dt.itemsize
+    if info.length and int(info.length) != need:
+        raise ModelError(f"{where}: tensor '{t.name}' has {info.length} bytes of external data, "
+                         f"its shape {list(shape)} needs {need}")
+    path = os.path.join(base_dir, info.location)
+    offset = int(info.offset or 0)
+    if offset + need > os.path.getsize(path):
+        raise ModelError(f"{where}: tensor '{t.name}' reads past the end of '{info.location}'")
+    if count == 0:
+        return np.zeros(shape, dtype=dt.numpy)
+    return np.memmap(path, dtype=dt.numpy, mode="c", offset=offset, shape=shape) \
+        .view(np.ndarray)
 
 
 def _read(path: str) -> onnx.ModelProto:
