@@ -23,8 +23,10 @@ ELEMENTWISE = {
     "LeakyRelu", "PRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Exp", "Log",
     "Sqrt", "Reciprocal", "Erf", "Softplus", "Neg", "Abs", "Cast", "Identity", "Gelu",
     "Elu", "Selu", "Not", "And", "Or", "Equal", "Less", "Greater", "Floor", "Ceil", "Round",
-    "Sin", "Cos", "Sign", "Mish",
+    "Sin", "Cos", "Sign", "Mish", "Requantize", "Lut",
 }
+# elementwise ops whose inputs after the first are parameters, read whole
+PARAMETERIZED = {"QuantizeLinear", "DequantizeLinear", "Lut"}
 CONV_LIKE = {"Conv", "MaxPool", "AveragePool"}
 MATMUL_LIKE = {"MatMul", "Gemm"}
 LAST_AXIS = {"Softmax", "LogSoftmax", "LayerNormalization", "LayerNorm"}
@@ -109,7 +111,7 @@ def allowed_axes(node) -> list[int]:
         return list(range(first - 1, -1, -1)) if first > 0 else []
     if op in CHANNEL_REDUCE:
         return [1, 0]
-    if op in ELEMENTWISE:
+    if op in ELEMENTWISE or op in PARAMETERIZED:
         return sorted(range(rank), key=lambda a: (out[a] <= 1, a))
     return []
 
@@ -138,6 +140,9 @@ def tile_rule(node, axis: int, lo: int, hi: int) -> TileRule | None:
                                                 for v in present[1:]])
     if op in CHANNEL_REDUCE:
         return TileRule([Need(axis, lo, hi)])
+    if op in PARAMETERIZED:
+        return TileRule([Need(axis, lo, hi)] + [None if v is None else Need.whole()
+                                                for v in present[1:]])
     return TileRule([None if v is None else _aligned(v, rank, axis, lo, hi) for v in present])
 
 

@@ -114,10 +114,11 @@ def footprint(nodes, values: dict, tw: TileWalk, tiles: int, align: int,
 
 
 def candidate_rows(extent: int) -> list[int]:
-    """Tile heights worth trying: each distinct ``ceil(extent / t)``, largest first."""
-    rows = sorted({-(-extent // t) for t in range(1, min(extent, 64) + 1)} |
-                  {max(1, extent // (2 ** p)) for p in range(12)}, reverse=True)
-    return [r for r in rows if r >= 1]
+    """Tile heights worth trying, largest first: the whole, then ``ceil(extent / t)`` for
+    tile counts t that a schedule would use (more tiles only add setup)."""
+    counts = [1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 48, 64, 112, 224]
+    rows = sorted({-(-extent // t) for t in counts if t <= extent}, reverse=True)
+    return rows
 
 
 def max_footprint(nodes, values, axis, rows, extent, align, resident=frozenset()) -> int | None:
@@ -167,6 +168,7 @@ def choose_tile(nodes, values: dict, cost_nodes, target, budget: int,
         extent = out_shape[axis]
         if walk(nodes, axis, 0, extent) is None:
             continue
+        worse = 0
         for rows in candidate_rows(extent):
             size = max_footprint(nodes, values, axis, rows, extent, align)
             if size is None:
@@ -179,6 +181,11 @@ def choose_tile(nodes, values: dict, cost_nodes, target, budget: int,
             key = (est["cycles"], count)
             if best is None or key < best[0]:
                 best = (key, TileChoice(axis, rows, extent), est, size)
+                worse = 0
+            else:
+                worse += 1
+                if worse >= 3:  # past the best: more tiles only add setup and halos
+                    break
         if best is not None:
             break  # the preferred axis has a fitting tile: keep to it
     whole = walk(nodes, None, 0, 1)
