@@ -8,8 +8,9 @@ Q0.31 and a power-of-two exponent ``shift``: ``m ~= M0 * 2**(shift - 31)`` with
         RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x << max(shift, 0), M0),
                             max(-shift, 0))
 
-``SaturatingRoundingDoublingHighMul`` is the high 32 bits of ``2*x*M0`` rounded half away
-from zero (with the single overflow case ``INT32_MIN * INT32_MIN`` saturated);
+``SaturatingRoundingDoublingHighMul`` is the high 32 bits of ``2*x*M0`` rounded to nearest,
+ties upward (its nudge is ``2**30`` or ``1 - 2**30``; the one overflow case
+``INT32_MIN * INT32_MIN`` saturates);
 ``RoundingDivideByPOT`` is an arithmetic right shift rounded half away from zero. These
 are the definitions of gemmlowp's ``fixedpoint.h``, which TFLite's reference kernels (and
 the Warboy SDK's TFLite scheme) use; the functions below are bit-exact ports.
@@ -57,7 +58,7 @@ def quantize_multipliers(ms) -> tuple[np.ndarray, np.ndarray]:
 
 @nb.njit(cache=True, inline="always")
 def srdhm(a, b):
-    """SaturatingRoundingDoublingHighMul of two int32 values (as int64 scalars)."""
+    """SaturatingRoundingDoublingHighMul of two int32 values (ties round upward)."""
     if a == INT32_MIN and b == INT32_MIN:
         return INT32_MAX
     ab = np.int64(a) * np.int64(b)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 BINS = 2048
+MIN_SAMPLES = 8192  # below this, histogram methods fall back to MinMax
 
 
 class Observer:
@@ -96,7 +97,8 @@ class HistogramObserver(Observer):
         raise NotImplementedError
 
     def range(self, levels: int = 256, symmetric: bool = False) -> tuple[float, float]:
-        if not self.seen or self.amax == 0.0:
+        # too few samples (e.g. a classifier's logits) to estimate a distribution
+        if not self.seen or self.amax == 0.0 or self.hist.sum() < MIN_SAMPLES:
             return super().range()
         return self._clip_to(self.threshold(levels, symmetric))
 

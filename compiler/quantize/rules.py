@@ -84,15 +84,18 @@ def _weight_node(rw, node, x, w, bias, axis, y, absorbed, lo, hi, op, attrs, bia
         return "no calibration range for its input or output"
     qx = rw.act[x.name]
     sc = rw.scheme
-    qw = weight_params(w, axis, sc)
-    wq = quantize_weight(w, qw, sc)
+    sx = float(qx.scale)
     b = np.zeros(w.shape[axis], np.float64) if bias is None else bias.astype(np.float64)
+    qw = weight_params(w, axis, sc)
+    if qw.axis is not None:  # a channel of tiny weights must still hold its bias in int32
+        floor = (np.abs(b) * 1.05 / (sx * 2.0**30)).astype(np.float32)
+        qw = QuantParams(np.maximum(qw.scale, floor), qw.zero_point, qw.axis)
+    wq = quantize_weight(w, qw, sc)
     mean = rw.stats.channel_mean(x.name) if rw.options.get("bias_correction") and \
         rw.stats is not None else None
     if mean is not None:
         b = b - _weight_error_on_mean(w, dequantize_weight(wq, qw), mean, op, attrs)
     sw = np.broadcast_to(qw.scale, (w.shape[axis],)).astype(np.float64)
-    sx = float(qx.scale)
     bq = np.clip(np.rint(b / (sx * sw)), -(2**31), 2**31 - 1).astype(np.int32)
     m0, sh = quantize_multipliers(sx * sw / float(qy.scale))
     xq = rw.quantized(x, node)
