@@ -19,6 +19,7 @@ dump every stage to a folder as numbered text IR files, verify after every pass.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import sys
@@ -93,14 +94,23 @@ class PassManager:
     timings: list[PassTiming] = field(default_factory=list)
 
     def run(self, graph: Graph) -> Graph:
-        self._stage = 0
-        self._dump(graph, "input")
-        for _round in range(8 if self.repeat_until_stable else 1):
-            changed = False
-            for p in self.passes:
-                changed |= bool(self._run_one(p, graph))
-            if not changed:
-                break
+        # Nodes and values point at each other, so every rewrite makes reference cycles;
+        # the cyclic collector would rescan the whole graph again and again, which made
+        # the pipeline superlinear. Nothing here needs it until the passes are done.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._stage = 0
+            self._dump(graph, "input")
+            for _round in range(8 if self.repeat_until_stable else 1):
+                changed = False
+                for p in self.passes:
+                    changed |= bool(self._run_one(p, graph))
+                if not changed:
+                    break
+        finally:
+            if collecting:
+                gc.enable()
         if self.timing:
             self.report_timing()
         return graph
