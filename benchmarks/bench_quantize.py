@@ -1,0 +1,135 @@
+"""Quantization quality and speed, against onnxruntime's ``quantize_static`` in the same run.
+
+    python benchmarks/bench_quantize.py            # ResNet-50, BERT-base, digits
+    python benchmarks/bench_quantize.py --quick    # ResNet-50 and digits only
+
+Figures:
+- zoo ResNet-50 (random weights), 32 calibration / 16 evaluation inputs: SQNR of the
+  int8 output against float for npuc (warboy-2pe, integer execution) and for
+  onnxruntime's QDQ per-channel int8 (MinMax and Percentile), and the time to quantize.
+- BERT-base: SQNR at int8 (warboy-2pe) and fp8 (rngd).
+- digits MLP (scikit-learn): test accuracy float vs int8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import npuc  # noqa: E402
+from npuc.compiler.executor.interpreter import execute  # noqa: E402
+from npuc.compiler.quantize import quantize, sqnr  # noqa: E402
+
+
+def _inputs(name, n, seed0):
+    return [npuc.zoo.sample_inputs(name, batch=1, seed=seed0 + i) for i in range(n)]
+
+
+def _ort_quantize(model_path, cal, method):
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                          QuantType, quantize_static)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(cal)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    out = model_path.replace(".onnx", f"_{method}.onnx")
+    t = time.perf_counter()
+    quantize_static(model_path, out, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=getattr(CalibrationMethod, method))
+    return out, time.perf_counter() - t
+
+
+def _ort_run(path, feeds):
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return [sess.run(None, f)[0] for f in feeds]
+
+
+def _sqnr_all(ref, got):
+    return sqnr(np.concatenate([r.ravel() for r in ref]), np.concatenate([g.ravel() for g in got]))
+
+
+def bench_resnet50(n_cal=32, n_eval=16):
+    import onnx
+
+    name = "resnet50"
+    model = npuc.zoo.build(name, batch=1)
+    tmp = tempfile.mkdtemp()
+    path = os.path.join(tmp, "resnet50.onnx")
+    onnx.save(model, path)
+    cal, ev = _inputs(name, n_cal, 0), _inputs(name, n_eval, 1000)
+    g = npuc.import_onnx(model)
+    ref = [execute(g, f)["output"] for f in ev]
+    rows = {}
+    for method in ("MinMax", "Percentile"):
+        out, secs = _ort_quantize(path, cal, method)
+        rows[f"onnxruntime {method}"] = (_sqnr_all(ref, _ort_run(out, ev)), secs)
+    for method in ("entropy", "minmax", "percentile", "mse"):
+        t = time.perf_counter()
+        q = quantize(g, "warboy-2pe", cal, method=method, progress=False)
+        secs = time.perf_counter() - t
+        rows[f"npuc {method}"] = (_sqnr_all(ref, [execute(q, f)["output"] for f in ev]), secs)
+    print(f"ResNet-50, {n_cal} calibration / {n_eval} evaluation inputs (int8 output SQNR):")
+    for k, (db, secs) in rows.items():
+        print(f"  {k:<26} {db:6.2f} dB   quantize {secs:6.1f} s")
+    best_ort = max(v for k, v in rows.items() if k.startswith("onnxruntime"))
+    ours = rows["npuc entropy"]
+    print(f"  npuc (auto=entropy) - best onnxruntime: {ours[0] - best_ort[0]:+.2f} dB; "
+          f"quantize time ratio npuc/onnxruntime {ours[1] / best_ort[1]:.2f}")
+
+
+def bench_bert(n_cal=8, n_eval=4):
+    name = "bert-base"
+    g = npuc.load_model("zoo:" + name)
+    cal, ev = _inputs(name, n_cal, 0), _inputs(name, n_eval, 1000)
+    out = g.outputs[0].name
+    ref = [execute(g, f)[out] for f in ev]
+    for target, precision in (("warboy-2pe", "int8"), ("rngd", "fp8")):
+        t = time.perf_counter()
+        q = quantize(g, target, cal, precision=precision, progress=False)
+        secs = time.perf_counter() - t
+        db = _sqnr_all(ref, [execute(q, f)[out] for f in ev])
+        print(f"BERT-base {precision} ({target}): SQNR {db:.2f} dB, quantize {secs:.1f} s")
+
+
+def bench_digits():
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+    from tests.quantize.test_digits import _digits_model
+
+    g, xtr, xte, yte, out = _digits_model()
+    cal = [{"x": xtr[i:i + 100]} for i in range(0, 400, 100)]
+    q = quantize(g, "warboy-2pe", cal, progress=False)
+    acc_f = np.mean(execute(g, {"x": xte})[out].argmax(1) == yte)
+    acc_q = np.mean(execute(q, {"x": xte})[out].argmax(1) == yte)
+    print(f"digits MLP: float accuracy {100 * acc_f:.2f}%, int8 (warboy-2pe) "
+          f"{100 * acc_q:.2f}% ({100 * (acc_q - acc_f):+.2f} points)")
+
+
+def main():
+    import logging
+
+    logging.getLogger().setLevel(logging.ERROR)  # onnxruntime's quantizer is chatty
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="skip BERT-base")
+    args = p.parse_args()
+    bench_digits()
+    bench_resnet50()
+    if not args.quick:
+        bench_bert()
+
+
+if __name__ == "__main__":
+    main()
