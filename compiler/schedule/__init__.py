@@ -55,10 +55,11 @@ def schedule(graph, target, precision: str, pinned: dict | None = None) -> Sched
     nodes = {n.name: n for n in graph.nodes}
     values = {v.name: v for v in graph.values()}
     devices = partition(graph, target)
-    for anchor, pin in (pinned or {}).items():
-        if pin.get("device") == "cpu":
-            devices[anchor] = ("cpu", "pinned to the CPU by the schedule file")
     groups = form_groups(graph, devices, target)
+    for g in groups:
+        if g.device == "npu" and (pinned or {}).get(g.anchor, {}).get("device") == "cpu":
+            g.device, g.reason = "cpu", "pinned to the CPU by the schedule file"
+            log.record("partition", g.anchor, "cpu", g.reason, group=g.name)
     costed = cost_view(graph, precision)
     cost_nodes = {n.name: n for n in costed.nodes}
     from npuc.targets import get_target
