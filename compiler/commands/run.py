@@ -52,8 +52,7 @@ def run(args) -> int:
             desc += f" min {a.min():.6g} max {a.max():.6g} mean {a.mean():.6g}"
         print(desc)
     print(f"time {best * 1e3:.2f} ms, {stats.nodes_run} nodes, peak intermediate memory "
-          f"{stats.peak_bytes / 2**20:.1f} MiB (+ {stats.constant_bytes / 2**20:.1f} MiB "
-          "of weights)")
+          f"{_size(stats.peak_bytes)} (+ {_size(stats.constant_bytes)} of weights)")
     if args.profile:
         for op, secs in sorted(stats.per_op_seconds.items(), key=lambda kv: -kv[1]):
             print(f"  {op:24s} {secs * 1e3:9.2f} ms")
@@ -66,3 +65,10 @@ def run(args) -> int:
         os.replace(tmp, args.output)
         print(f"wrote {args.output}")
     return 0
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"

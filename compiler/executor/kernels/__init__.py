@@ -47,12 +47,19 @@ def register_module(module: str) -> None:
 _loaded = False
 
 
+def load_all() -> None:
+    """Import every kernel module and every module that declares npuc operators."""
+    _load_all()
+
+
 def _load_all() -> None:
     global _loaded
     if _loaded:
         return
     _loaded = True
-    modules = [f"{__name__}.control"]
+    # npuc's own operators (schemas and kernels) live next to the passes that create them
+    modules = [f"{__name__}.control", "npuc.compiler.passes.npuc_ops",
+               "npuc.compiler.quantize.ops"]
     for listing in ("nn_modules", "basic_modules"):
         try:
             modules += importlib.import_module(f"{__name__}.{listing}").MODULES
