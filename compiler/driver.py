@@ -47,6 +47,7 @@ class CompileResult:
     proto: object = None     # the ONNX model with static shapes, when there is one
     output_dir: str | None = None
     files: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)  # time per pipeline step (not in artifacts)
 
     @property
     def estimated_latency_s(self) -> float:
@@ -117,6 +118,7 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
         _write_file(schedule_out, files["schedule.json"])
     result.files = files
     steps.close()
+    result.seconds = steps.seconds
     return result
 
 
@@ -362,8 +364,16 @@ class _Progress:
             self.bar = tqdm(total=total, desc="compile", unit="step", leave=False,
                             bar_format="{desc}: {n}/{total} {bar} [{elapsed}]")
         self.started = False
+        self.seconds: dict[str, float] = {}
+        self._clock = None
 
     def next(self, name: str) -> None:
+        import time
+
+        now = time.perf_counter()
+        if self._clock is not None:
+            self.seconds[self._clock[0]] = now - self._clock[1]
+        self._clock = (name, now)
         if self.bar is not None:
             if self.started:
                 self.bar.update(1)
@@ -371,6 +381,7 @@ class _Progress:
             self.bar.set_description(f"compile: {name}")
 
     def close(self) -> None:
+        self.next("")
         if self.bar is not None:
             self.bar.update(1)
             self.bar.close()
