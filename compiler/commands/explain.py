@@ -43,7 +43,9 @@ def explain_lines(schedule: dict, decisions: list, only: str | None = None) -> l
             if g["device"] == "npu":
                 lines.append(f"  runs on: NPU - {p['reason'] if p else ''}")
             else:
-                lines.append(f"  runs on: CPU - {g['reason'] if p and p['action'] == 'npu' else (p['reason'] if p else g['reason'])}")
+                # a node the chip supports may still run on the CPU for its group's sake
+                why = g["reason"] if p is None or p["action"] == "npu" else p["reason"]
+                lines.append(f"  runs on: CPU - {why}")
             others = [n for n in g["nodes"] if n != name]
             with_ = f" with {', '.join(others)}" if others else " alone"
             lines.append(f"  group:   {g['name']}{with_} - {g['reason']}")

@@ -10,8 +10,8 @@ def add_parser(sub):
                                    "decisions) and print its path.")
     p.add_argument("dir", metavar="DIR", help="a folder written by npuc compile")
     p.add_argument("--open", action="store_true", help="open it in a web browser")
-    p.add_argument("--matplotlib", action="store_true",
-                   help="draw the roofline with matplotlib (default: a plain SVG)")
+    p.add_argument("--plain-svg", action="store_true",
+                   help="draw the roofline as a plain SVG even when matplotlib is installed")
     return p
 
 
@@ -32,7 +32,7 @@ def run(args) -> int:
     if summary.get("format") != "npuc-summary":
         raise NpucError(f"{args.dir}/summary.json: not an npuc summary")
     path = os.path.join(args.dir, "report.html")
-    html = write_report(summary, decisions, use_matplotlib=True if args.matplotlib else False)
+    html = write_report(summary, decisions, use_matplotlib=False if args.plain_svg else None)
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(html)

@@ -106,7 +106,6 @@ def simulate(program: dict, weights: bytes, inputs: dict, trace=None) -> dict:
     """Run ``program`` on named ``inputs``; the outputs by name."""
     from npuc.compiler.executor import threads
     from npuc.compiler.executor.kernels import KernelContext, get_kernel
-
     from npuc.compiler.lower.encode import decode_type, decode_value
 
     threads.configure()

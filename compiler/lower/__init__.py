@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from npuc.ir.errors import NpucError
 
-from .encode import encode_type, encode_value
-from ..schedule.slices import CONV_LIKE, Need, base_op, shape_of
+from ..schedule.slices import Need, base_op, shape_of
 from ..schedule.tiling import part_shape, walk
+from .encode import encode_type, encode_value
 
 PROGRAM_VERSION = 1
 MAC_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Attention"}
@@ -50,7 +50,7 @@ def weight_layouts(graph, target) -> dict[str, str]:
                 layouts[v.name] = "ohwi"
             else:
                 refused.add(v.name)
-    return {k: l for k, l in layouts.items() if k not in refused}
+    return {k: lay for k, lay in layouts.items() if k not in refused}
 
 
 def _stored(array, layout: str | None):
@@ -101,7 +101,7 @@ def lower(graph, sched, target) -> tuple[dict, bytes]:
     commands: list[dict] = []
     node_table: dict[str, dict] = {}
     resident = set(sched.resident)
-    for gi, g in enumerate(sched.groups):
+    for g in sched.groups:
         members = [nodes[n] for n in g.nodes]
         for n in members:
             node_table[n.name] = {
@@ -156,7 +156,7 @@ def _lower_group(g, members, values, alloc, resident, ref, dram_ref) -> list[dic
     for k, (lo, hi) in enumerate(choice.ranges()):
         tw = walk(members, choice.axis, lo, hi)
 
-        def slot(buffer_name):
+        def slot(buffer_name, k=k):
             a = alloc[buffer_name]
             return (k % 2) * (a.size // 2) if double else 0
 

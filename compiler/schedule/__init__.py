@@ -26,8 +26,8 @@ from .groups import form_groups
 from .memplan import align_up, best_fit, plan
 from .model import Allocation, Group, MemoryPlan, Schedule, TileChoice
 from .partition import partition
-from .tiling import choose_tile, max_footprint, part_bytes
 from .slices import Need, allowed_axes, shape_of
+from .tiling import choose_tile, max_footprint, part_bytes
 
 __all__ = ["schedule", "Schedule", "Group", "TileChoice", "MemoryPlan", "Allocation",
            "name_nodes"]
@@ -66,7 +66,6 @@ def schedule(graph, target, precision: str, pinned: dict | None = None) -> Sched
 
     host = get_target("cpu")
     budget = target.memory.sram_bytes
-    align = target.memory.dma_alignment_bytes
     for g in groups:
         members = [nodes[n] for n in g.nodes]
         priced = [cost_nodes[n] for n in g.nodes]
@@ -77,7 +76,7 @@ def schedule(graph, target, precision: str, pinned: dict | None = None) -> Sched
             else:
                 choice, est, size = choose_tile(
                     members, values, priced, target, budget,
-                    lambda c, f, t: group_estimate(c, target, f, g.name))
+                    lambda c, f, t, g=g: group_estimate(c, target, f, g.name))
                 if choice is None:
                     g.device = "cpu"
                     g.reason = (f"needs {size} bytes of SRAM even at its smallest tile; "
@@ -202,7 +201,7 @@ def _plan_memory(graph, sched: Schedule, nodes, values, target) -> None:
     dram = plan(dram_items, align, None, "dram")
     weights, offset = [], 0
     seen = set()
-    for i, g in enumerate(groups):
+    for g in groups:
         for n in g.nodes:
             for v in nodes[n].inputs:
                 if v is not None and v.const is not None and v.name not in seen:
@@ -214,7 +213,7 @@ def _plan_memory(graph, sched: Schedule, nodes, values, target) -> None:
     sched.plan = MemoryPlan(align, sram + dram + weights, target.memory.sram_bytes)
     # 5. estimates without the traffic of resident tensors
     itemsize = {"int8": 1, "int4": 0.5, "fp8": 1, "fp16": 2, "bf16": 2}.get(sched.precision)
-    for i, g in enumerate(groups):
+    for g in groups:
         if g.device != "npu":
             continue
         kept = 0

@@ -129,7 +129,7 @@ def fold_constants(graph) -> int:
             o.replace_all_uses_with(c)
         graph.remove_node(node)
         folded += 1
-    for name, v in list(graph.constants.items()):
+    for v in list(graph.constants.values()):
         if not v.uses and not any(o is v for o in graph.outputs):
             graph.remove_constant(v)
     return folded
