@@ -86,8 +86,8 @@ def bench_resnet50(n_cal=32, n_eval=16):
     for k, (db, secs) in rows.items():
         print(f"  {k:<26} {db:6.2f} dB   quantize {secs:6.1f} s")
     best_ort = max(v for k, v in rows.items() if k.startswith("onnxruntime"))
-    ours = rows["npuc entropy"]
-    print(f"  npuc (auto=entropy) - best onnxruntime: {ours[0] - best_ort[0]:+.2f} dB; "
+    ours = rows["npuc minmax"]
+    print(f"  npuc (auto=minmax) - best onnxruntime: {ours[0] - best_ort[0]:+.2f} dB; "
           f"quantize time ratio npuc/onnxruntime {ours[1] / best_ort[1]:.2f}")
 
 

@@ -28,7 +28,7 @@ from .rewrite import Rewriter
 from .scheme import scheme_for
 from .smooth import smooth_matmuls
 
-AUTO_METHOD = {"int8": "entropy", "fp8": "minmax"}
+AUTO_METHOD = {"int8": "minmax", "fp8": "minmax"}
 
 
 def random_calibration(graph: Graph, n: int = 8, seed: int = 0) -> list[dict]:
