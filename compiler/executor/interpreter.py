@@ -37,7 +37,8 @@ def execute(graph: Graph, inputs: dict, stats: RunStats | None = None,
     stats.constant_bytes = sum(v.const.nbytes for v in graph.constants.values()
                                if isinstance(v.const, np.ndarray))
     rng = rng if rng is not None else np.random.default_rng(0)
-    results = _run(graph, env, stats, profile, rng, outer={})
+    with threads.blas_limit():
+        results = _run(graph, env, stats, profile, rng, outer={})
     return {v.name: r for v, r in zip(graph.outputs, results)}
 
 
