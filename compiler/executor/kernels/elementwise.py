@@ -52,12 +52,36 @@ def _erf_flat(x, out):
         out[i] = math.erf(x[i])
 
 
+# Rational approximation of erf on [-4, 4] (Eigen's float erf; beyond 4, erf is 1 in
+# float32). Branch-free, so Numba vectorises it: about ten times faster than calling libm's
+# erff per element, and within a few float32 ulps of it.
+_ERF_ALPHA = (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06,
+              -5.69250639462346e-05, -7.34990630326855e-04, -2.95459980854025e-03,
+              -1.60960333262415e-02)
+_ERF_BETA = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03,
+             -7.37332916720468e-03, -1.42647390514189e-02)
+
+
+@njit(cache=True, error_model="numpy",
+      fastmath={"contract", "arcp", "nsz", "reassoc"})  # not "nnan": NaN stays NaN
+def _erf_flat32(x, out):
+    a0, a1, a2, a3, a4, a5, a6 = _ERF_ALPHA
+    b0, b1, b2, b3, b4 = _ERF_BETA
+    for i in range(x.size):
+        v = x[i]
+        v = np.float32(-4.0) if v < -4.0 else (np.float32(4.0) if v > 4.0 else v)
+        v2 = v * v
+        p = ((((((a0 * v2 + a1) * v2 + a2) * v2 + a3) * v2 + a4) * v2 + a5) * v2 + a6) * v
+        q = (((b0 * v2 + b1) * v2 + b2) * v2 + b3) * v2 + b4
+        out[i] = p / q
+
+
 def erf(x: np.ndarray) -> np.ndarray:
     """The error function, elementwise (numpy has none)."""
     wide = np.float64 if x.dtype == np.float64 else np.float32
     flat = np.ascontiguousarray(x, dtype=wide).reshape(-1)
     out = np.empty_like(flat)
-    _erf_flat(flat, out)
+    (_erf_flat if wide == np.float64 else _erf_flat32)(flat, out)
     return out.reshape(x.shape).astype(x.dtype, copy=False)
 
 
