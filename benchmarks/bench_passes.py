@@ -2,6 +2,7 @@
 
     python benchmarks/bench_passes.py                 # the five big zoo models + synthetic
     python benchmarks/bench_passes.py --models resnet50 --sizes 1000,10000
+    python benchmarks/bench_passes.py --models benchmarks/models/resnet50-torchscript.onnx
 
 For each zoo model, written to an .onnx file first: the time to import and optimize it
 (-O2), the time onnxsim takes to simplify the same file, measured in the same run, both
@@ -40,11 +41,24 @@ def bench_model(name: str, folder: str, repeat: int) -> dict:
     from npuc.compiler.frontend.onnx_export import export_onnx
     from npuc.compiler.frontend.onnx_import import import_onnx
 
-    path = os.path.join(folder, f"{name}.onnx")
-    onnx.save(npuc.zoo.build(name), path)
+    if name.endswith(".onnx"):  # an exported model (benchmarks/export_models.py)
+        path = name
+        stem = os.path.basename(name)[:-5]
+        for exporter in ("-torchscript", "-dynamo"):
+            stem = stem.removesuffix(exporter)
+        npz = os.path.join(os.path.dirname(name), f"{stem}.inputs.npz")
+        inputs = dict(np.load(npz)) if os.path.exists(npz) else None
+    else:
+        path = os.path.join(folder, f"{name}.onnx")
+        onnx.save(npuc.zoo.build(name), path)
+        inputs = npuc.zoo.sample_inputs(name)
     ours_s, graph = best_of(lambda: npuc.optimize(import_onnx(path), level=2, copy=False),
                             repeat)
-    row = {"model": name, "nodes": len(import_onnx(path)), "ours_s": ours_s,
+    if inputs is None:
+        from npuc.compiler.executor.inputs import random_inputs
+
+        inputs = random_inputs(import_onnx(path))
+    row = {"model": os.path.basename(name), "nodes": len(import_onnx(path)), "ours_s": ours_s,
            "ours_nodes": len(graph)}
     try:
         import onnxsim
@@ -53,7 +67,6 @@ def bench_model(name: str, folder: str, repeat: int) -> dict:
     else:
         sim_s, (sim, _ok) = best_of(lambda: onnxsim.simplify(path), repeat)
         row["sim_s"], row["sim_nodes"] = sim_s, len(sim.graph.node)
-    inputs = npuc.zoo.sample_inputs(name)
     want = ort.InferenceSession(path).run(None, inputs)
     got = ort.InferenceSession(export_onnx(graph).SerializeToString()).run(None, inputs)
     row["rel_err"] = max(float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) or 1.0))
@@ -96,14 +109,14 @@ def main() -> None:
     npuc.optimize(npuc.load_model("zoo:resnet-tiny"), level=2)  # warm up lazy imports
     models = [m for m in args.models.split(",") if m]
     if models:
-        print(f"{'model':<12}{'nodes':>7}{'-O2':>6}{'onnxsim':>9}{'ours s':>9}{'sim s':>9}"
+        print(f"{'model':<28}{'nodes':>7}{'-O2':>6}{'onnxsim':>9}{'ours s':>9}{'sim s':>9}"
               f"{'ratio':>7}{'rel err':>10}")
         with tempfile.TemporaryDirectory() as folder:
             for name in models:
                 r = bench_model(name, folder, args.repeat)
                 sim_s = r["sim_s"]
                 ratio = f"{r['ours_s'] / sim_s:.2f}" if sim_s else "-"
-                print(f"{r['model']:<12}{r['nodes']:>7}{r['ours_nodes']:>6}"
+                print(f"{r['model']:<28}{r['nodes']:>7}{r['ours_nodes']:>6}"
                       f"{r['sim_nodes'] if r['sim_nodes'] is not None else '-':>9}"
                       f"{r['ours_s']:>9.3f}{sim_s if sim_s is not None else float('nan'):>9.3f}"
                       f"{ratio:>7}{r['rel_err']:>10.1e}", flush=True)

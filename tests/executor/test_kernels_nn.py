@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-import node_case_runner as runner  # tests/executor is on sys.path under pytest
+from tests.executor import node_case_runner as runner
 import numpy as np
 import pytest
 from hypothesis import given, settings
