@@ -14,6 +14,9 @@ from .quant import exact_int_matmul, requantize
 @kernel("MatMul")
 def matmul(inputs, attrs, ctx):
     a, b = inputs
+    if a.dtype.kind == "V" and "float" in a.dtype.name:
+        # bfloat16 and the float8 types: multiply in float32 (BLAS), round once at the end
+        return [np.matmul(a.astype(np.float32), b.astype(np.float32)).astype(a.dtype)]
     if a.dtype.kind not in "fiu":
         raise unsupported(ctx, f"MatMul on {a.dtype}")
     return [np.matmul(a, b)]

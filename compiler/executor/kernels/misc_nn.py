@@ -18,11 +18,14 @@ from .conv import accepts, unsupported
 
 
 def _masked_softmax(x):
+    # zero and one of x's dtype: a Python 0 would promote bfloat16 to float64 in np.where
+    # and round differently from a softmax computed in the input's type
+    zero, one = np.zeros((), x.dtype), np.ones((), x.dtype)
     m = x.max(axis=-1, keepdims=True)
-    m = np.where(np.isneginf(m), 0, m)
+    m = np.where(np.isneginf(m), zero, m)
     e = np.exp(x - m)
     s = e.sum(axis=-1, keepdims=True)
-    return e / np.where(s == 0, 1, s)
+    return e / np.where(s == zero, one, s)
 
 
 def _position_bias(q_len, kv_len, offset, causal, left, right, dtype):
@@ -84,7 +87,8 @@ def attention(inputs, attrs, ctx):
     if q.shape[1] != k.shape[1]:
         reps = q.shape[1] // k.shape[1]
         k, v = np.repeat(k, reps, axis=1), np.repeat(v, reps, axis=1)
-    qk = np.matmul(q * root, k.transpose(0, 1, 3, 2) * root)
+    # numpy multiplies bfloat16 matrices in float32; round back as the MatMul would
+    qk = np.matmul(q * root, k.transpose(0, 1, 3, 2) * root).astype(q.dtype, copy=False)
     softcap = attrs.get("softcap", 0.0)
     if softcap and softcap > 0:
         qk = np.tanh(qk / softcap) * softcap
