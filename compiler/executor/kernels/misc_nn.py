@@ -1,4 +1,4 @@
-"""Attention, RotaryEmbedding, TopK, CumSum, Dropout and the random operators.
+"""Attention, RotaryEmbedding, TopK, CumSum, CumProd, Dropout and the random operators.
 
 Attention follows the opset-23 definition: 3-D inputs are split into heads, grouped
 query heads share key/value heads, the mask (boolean or additive), causal masking
@@ -160,6 +160,21 @@ def cumsum(inputs, attrs, ctx):
         sel[axis] = 0
         y[tuple(sel)] = 0
     return [np.flip(y, axis) if attrs.get("reverse", 0) else y]
+
+
+@kernel("CumProd")
+@accepts("float", "int")
+def cumprod(inputs, attrs, ctx):
+    x, axis = inputs[0], int(np.asarray(inputs[1]).reshape(-1)[0])
+    axis %= max(x.ndim, 1)
+    reverse, exclusive = attrs.get("reverse", 0), attrs.get("exclusive", 0)
+    if reverse:
+        x = np.flip(x, axis)
+    if exclusive:  # shift right by one along the axis, the first product being 1
+        ones = np.ones_like(np.take(x, [0], axis=axis))
+        x = np.concatenate([ones, np.take(x, np.arange(x.shape[axis] - 1), axis=axis)], axis)
+    y = np.cumprod(x, axis=axis, dtype=x.dtype)
+    return [np.flip(y, axis) if reverse else y]
 
 
 @kernel("Dropout")

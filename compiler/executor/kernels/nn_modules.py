@@ -1,5 +1,6 @@
 """Modules that define the neural-network kernels (convolution, pooling, normalisation,
-resizing, quantisation, recurrent, signal and vision operators)."""
+resizing, quantisation, recurrent, signal and vision operators, optimizer steps and
+the ai.onnx.ml operators)."""
 
 MODULES = [
     "npuc.compiler.executor.kernels.conv",
@@ -12,4 +13,6 @@ MODULES = [
     "npuc.compiler.executor.kernels.vision",
     "npuc.compiler.executor.kernels.rnn",
     "npuc.compiler.executor.kernels.signal",
+    "npuc.compiler.executor.kernels.training",
+    "npuc.compiler.executor.kernels.ml",
 ]
