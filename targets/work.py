@@ -66,10 +66,18 @@ def numel(value, node) -> int:
     return math.prod(static_shape(value, node))
 
 
+# npuc's integer ops and the float op whose work they do (see the module docstring).
+QUANTIZED_BASE = {"QConv": "Conv", "QMatMul": "MatMul", "QAdd": "Add", "QMul": "Mul",
+                  "Requantize": "Requantize", "Lut": "Lut"}
+
+
 def base_op_type(node) -> str:
-    """``Conv`` for ``npuc::FusedConv`` (the optimizer's naming), else the op type."""
-    if node.domain == "npuc" and node.op_type.startswith("Fused"):
-        return node.op_type[len("Fused"):]
+    """``Conv`` for ``npuc::FusedConv`` (the optimizer's naming) and ``npuc::QConv`` (the
+    quantizer's), else the op type."""
+    if node.domain == "npuc":
+        if node.op_type.startswith("Fused"):
+            return node.op_type[len("Fused"):]
+        return QUANTIZED_BASE.get(node.op_type, node.op_type)
     return node.op_type
 
 

@@ -1,7 +1,8 @@
 """``npuc.quantize``: the post-training quantization pipeline, top to bottom.
 
 1. the scheme from the target (precision, per-channel weights, (a)symmetric activations);
-2. prepare: BatchNormalization folded into the Conv before it;
+2. prepare: BatchNormalization folded into the Conv before it; for int8, the optimizer's
+   fused operators split into the parts the integer rules know (:mod:`.unfuse`);
 3. calibrate: observe every activation over the calibration batches;
 4. SmoothQuant for MatMuls with constant weights whose inputs have outlier columns;
 5. ranges to scales and zero points;
@@ -77,6 +78,10 @@ def quantize(graph: Graph, target="generic-npu", calibration=None, method: str =
         rewrite_float(g, scheme.precision, {}, keep_float)
         g.meta["quantize"] = {"scheme": scheme, "float_graph": prepare(graph), "map": {}}
         return g
+    if scheme.precision == "int8":
+        from .unfuse import split_fused
+
+        split_fused(g)
     if calibration is None:
         warnings.warn("no calibration data: using random inputs, which give poor "
                       "quantization ranges", stacklevel=2)

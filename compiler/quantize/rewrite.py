@@ -115,7 +115,8 @@ class Rewriter:
             if node.name in keep:
                 self.record(node, "kept float", "the user asked to keep this node in float")
                 continue
-            rule = RULES.get(node.op_type) if not node.domain else None
+            key = f"{node.domain}::{node.op_type}" if node.domain else node.op_type
+            rule = RULES.get(key)
             if rule is None:
                 continue
             reason = rule(self, node)

@@ -61,6 +61,8 @@ def _clamp_after(rw, y):
 
 def _qrange(q: QuantParams, lo, hi) -> tuple[int, int]:
     s, z = float(q.scale), int(q.zero_point)
+    lo = None if lo is None or not np.isfinite(lo) else lo  # Clip(-inf, 6): no lower clamp
+    hi = None if hi is None or not np.isfinite(hi) else hi
     qmin = -128 if lo is None else max(-128, min(127, z + int(np.round(lo / s))))
     qmax = 127 if hi is None else min(127, max(-128, z + int(np.round(hi / s))))
     return qmin, qmax
@@ -171,6 +173,10 @@ def _matmul_common(rw, node, x, w, bias):
         absorbed = [fused[0]]
         bias = fused[1] if bias is None else bias + fused[1]
         y = fused[0].outputs[0]
+        clamp = _clamp_after(rw, y)  # Linear + ReLU: the bias and then the clamp
+        if clamp is not None:
+            absorbed.append(clamp[0])
+            lo, hi, y = clamp[1], clamp[2], clamp[0].outputs[0]
     else:
         y, absorbed, lo, hi = _epilogue(rw, node)
     qx = rw.act.get(x.name)
@@ -348,5 +354,7 @@ LUT_OPS = ["Relu", "Clip", "Sigmoid", "Tanh", "Erf", "Exp", "Log", "Sqrt", "Reci
 PASS_OPS = ["MaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity",
             "Slice", "DepthToSpace", "SpaceToDepth", "Expand", "GlobalMaxPool"]
 
+# npuc operators are keyed "npuc::Op" (the fused ones are split before, see unfuse.py)
 RULES = {"Conv": conv, "Gemm": gemm, "MatMul": matmul, "Add": add, "Mul": mul,
-         "Concat": concat, **{op: lut for op in LUT_OPS}, **{op: passthrough for op in PASS_OPS}}
+         "Concat": concat, "npuc::Gelu": lut, **{op: lut for op in LUT_OPS},
+         **{op: passthrough for op in PASS_OPS}}

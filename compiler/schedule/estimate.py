@@ -4,7 +4,9 @@
 of the anchor's output positions one tile computes) and returns the estimate as a plain
 dict, the form the schedule file and the report keep. :func:`discount_resident` removes
 the DRAM traffic of tensors that stay in SRAM between groups (cascading), which the cost
-model, seeing one group at a time, counts as loads and stores.
+model, seeing one group at a time, counts as loads and stores. The group's roofline
+moves the same way: its memory term counts only the bytes that still cross DRAM, so
+that the roofline stays a lower bound of the estimate it is printed beside.
 """
 
 from __future__ import annotations
@@ -58,6 +60,14 @@ def discount_resident(est: dict, resident_bytes: int, clock_hz: float) -> dict:
             else dma / est["tiles"]
     else:
         prologue = est["prologue_cycles"]
+    roof = dict(est.get("roofline") or {})
+    if roof:
+        # the lower bound moves only the bytes that still cross DRAM, at the same bandwidth
+        roof["bytes"] = int(boundary * keep)
+        roof["memory_s"] = float(roof.get("memory_s", 0.0)) * keep
+        roof["bound"] = "compute" if roof.get("compute_s", 0.0) >= roof["memory_s"] \
+            else "memory"
+        out["roofline"] = roof
     out.update(dma_cycles=dma, dma_bytes=int(est["dma_bytes"] * keep), prologue_cycles=prologue,
                cycles=max(compute, dma) + prologue + est.get("setup_cycles", 0),
                resident_bytes=int(resident_bytes))

@@ -22,8 +22,20 @@ from .slices import ELEMENTWISE, base_op
 CHAIN_LIMIT = 8  # elementwise ops per chain: beyond this, tiles get too many operands
 
 
+# The quantizer's integer elementwise ops fuse where their float ops do: a QAdd after a
+# QConv is the residual Add of the epilogue, computed on the int8 accumulator output.
+INTEGER_EPILOGUES = {"QAdd": "Add", "QMul": "Mul"}
+
+
 def _key(node) -> str:
     return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
+
+
+def _fusable_key(node) -> str:
+    """How the target's fusion lists name ``node``'s op (an integer op as its float op)."""
+    if node.domain == "npuc" and node.op_type in INTEGER_EPILOGUES:
+        return INTEGER_EPILOGUES[node.op_type]
+    return _key(node)
 
 
 def _single_reader(node, graph):
@@ -73,7 +85,7 @@ def form_groups(graph, devices: dict[str, tuple[str, str]], target) -> list[Grou
                 break
             if devices[user.name][0] != "npu":
                 break
-            if _key(user) not in allowed:
+            if _key(user) not in allowed and _fusable_key(user) not in allowed:
                 log.record("fusion", user.name, "not fused",
                            f"{target.name} does not run {_key(user)} inside a {_key(node)} "
                            f"kernel", group_anchor=node.name)

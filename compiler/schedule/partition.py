@@ -11,6 +11,12 @@ QuantizeLinear/DequantizeLinear at the edges of quantized regions; chip files na
 float ops. A quantized op is placed as its float op would be (same limits), provided the
 chip computes in int8; a quantize or dequantize runs on the chip when the chip has int8,
 as the conversion step of the kernel next to it.
+
+A chip that computes only in int8 (Warboy, X220) cannot run a node that the quantizer
+left in float, whatever its operator table says: such a node of a quantized graph runs
+on the CPU, and its reason says why it stayed in float (from the quantizer's decision
+log). An unquantized graph (``--quantize none``) is left to the operator table, since
+its cost is estimated as if it were quantized (docs/compile.md).
 """
 
 from __future__ import annotations
@@ -60,15 +66,42 @@ def _place(node, target):
     return p
 
 
+FLOAT_FORMATS = ("fp32", "bf16", "fp16", "fp8")
+
+
+def _is_float(value) -> bool:
+    dt = getattr(getattr(value, "type", None), "dtype", None)
+    return dt is not None and (dt.name.startswith("f") or dt.name == "bf16")
+
+
+def _float_reason(node, graph, target) -> str | None:
+    """Why ``node`` cannot run on an int8-only chip, or None when it can."""
+    if node.domain in ("", "ai.onnx") and node.op_type in CONVERSIONS:
+        return None
+    if not any(v is not None and v.const is None and _is_float(v)
+               for v in list(node.inputs) + list(node.outputs)):
+        return None
+    why = [d.reason for d in log_of(graph).about(node.name)
+           if d.stage == "quantize" and d.action == "kept float"]
+    op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
+    because = why[-1] if why else f"npuc's quantizer has no integer form of {op}"
+    return f"{target.name} computes only in int8; this node stays in float because {because}"
+
+
 def partition(graph, target) -> dict[str, tuple[str, str]]:
     """``{node name: (device, reason)}`` for every node, recorded in the decision log."""
     from .slices import shape_of
 
     log = log_of(graph)
     result = {}
+    int8_only = target.kind != CPU and "quantize" in graph.meta and \
+        not any(d in FLOAT_FORMATS for d in target.quant.dtypes)
     for node in graph.nodes:
         p = _place(node, target)
         device, reason = p.device, p.reason + (f" ({p.detail})" if p.detail else "")
+        floating = _float_reason(node, graph, target) if int8_only and device == NPU else None
+        if floating:
+            device, reason = CPU, floating
         unknown = [v.name for v in list(node.inputs) + list(node.outputs)
                    if v is not None and shape_of(v) is None]
         if device == NPU and unknown:
