@@ -1,4 +1,5 @@
-"""Control flow: If, Loop and Scan run their subgraphs through ``ctx.run_graph``."""
+"""Control flow: If, Loop, Scan and SequenceMap run their subgraphs through
+``ctx.run_graph``."""
 
 from __future__ import annotations
 
@@ -61,9 +62,8 @@ def loop(inputs, attrs, ctx):
 def scan(inputs, attrs, ctx):
     body = attrs["body"]
     n_scan = int(attrs["num_scan_inputs"])
-    opset = ctx.opset
-    if opset < 9:  # Scan-8 has a leading optional sequence_lens input and batch axis
-        raise NpucError(f"{ctx.describe()}: Scan before opset 9 is not supported")
+    if ctx.opset < 9:
+        return _scan8(inputs, attrs, ctx)
     n_state = len(inputs) - n_scan
     state = list(inputs[:n_state])
     scan_in = list(inputs[n_state:])
@@ -95,4 +95,69 @@ def scan(inputs, attrs, ctx):
         stacked = np.stack(values)
         axis = axis % stacked.ndim
         results.append(np.moveaxis(stacked, 0, axis))
+    return results
+
+
+def _scan8(inputs, attrs, ctx):
+    """Scan-8: a leading optional ``sequence_lens`` input, then the states and the scan
+    inputs, all with a batch axis first (scan inputs are (batch, sequence, ...)). Each
+    batch entry is scanned on its own, over its own length; scan outputs past a shorter
+    sequence stay zero."""
+    body = attrs["body"]
+    n_scan = int(attrs["num_scan_inputs"])
+    lens, rest = inputs[0], list(inputs[1:])
+    n_state = len(rest) - n_scan
+    states, scan_in = rest[:n_state], rest[n_state:]
+    dirs = attrs.get("directions", [0] * n_scan)
+    batch = (states or scan_in)[0].shape[0]
+    full = scan_in[0].shape[1] if scan_in else 0
+    lengths = [full] * batch if lens is None or np.asarray(lens).size == 0 \
+        else [int(v) for v in np.asarray(lens).reshape(-1)]
+    names = [v.name for v in body.inputs]
+    final: list[list] = [[] for _ in range(n_state)]
+    collected: list[list] = []  # per batch entry, per scan output: the values in order
+    for b in range(batch):
+        state = [s[b] for s in states]
+        seqs = [x[b, :lengths[b]][::-1] if d else x[b, :lengths[b]]
+                for x, d in zip(scan_in, dirs)]
+        outs_b: list[list] = [[] for _ in range(len(body.outputs) - n_state)]
+        for t in range(lengths[b]):
+            feeds = dict(zip(names[:n_state], state))
+            feeds.update((name, s[t]) for name, s in zip(names[n_state:], seqs))
+            outs = ctx.run_graph(body, feeds)
+            state = list(outs[:n_state])
+            for k, value in enumerate(outs[n_state:]):
+                outs_b[k].append(value)
+        for k, value in enumerate(state):
+            final[k].append(value)
+        collected.append(outs_b)
+    results = [np.stack(values) for values in final]
+    for k in range(len(body.outputs) - n_state):
+        first = next((c[k][0] for c in collected if c[k]), None)
+        if first is None:
+            raise NpucError(f"{ctx.describe()}: every sequence is empty")
+        out = np.zeros((batch, full) + first.shape, dtype=first.dtype)
+        for b, c in enumerate(collected):
+            if c[k]:
+                out[b, :len(c[k])] = np.stack(c[k])
+        results.append(out)
+    return results
+
+
+@kernel("SequenceMap")
+def sequence_map(inputs, attrs, ctx):
+    """Run the body once per position of the input sequences; a tensor input is passed
+    unchanged to every call. Each body output becomes a sequence."""
+    body = attrs["body"]
+    names = [v.name for v in body.inputs]
+    lengths = {len(x) for x in inputs if isinstance(x, list)}
+    if len(lengths) > 1:
+        raise NpucError(f"{ctx.describe()}: the input sequences differ in length "
+                        f"({sorted(lengths)})")
+    length = lengths.pop() if lengths else 0
+    results: list[list] = [[] for _ in body.outputs]
+    for i in range(length):
+        feeds = {name: x[i] if isinstance(x, list) else x for name, x in zip(names, inputs)}
+        for k, value in enumerate(ctx.run_graph(body, feeds)):
+            results[k].append(value)
     return results
