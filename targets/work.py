@@ -139,10 +139,20 @@ def epilogue_count(node) -> int:
     return len(value) if isinstance(value, (list, tuple)) else 1
 
 
+def _same_dtype(node) -> bool:
+    """A Cast between equal types: the rounding of a matrix-unit input to the format the
+    chip computes in, seen at that format (the cost view), which the unit's input stage
+    does as it reads; no pass of its own."""
+    a, b = node.inputs[0], node.outputs[0]
+    ta, tb = getattr(a, "type", None), getattr(b, "type", None)
+    return getattr(ta, "dtype", None) is not None and getattr(ta, "dtype", 0) == \
+        getattr(tb, "dtype", 1)
+
+
 def vector_elements(node) -> int:
     """Elements processed outside the MAC array (elementwise, reductions, softmax)."""
     base = base_op_type(node)
-    if base in VIEW_OPS:
+    if base in VIEW_OPS or (base == "Cast" and _same_dtype(node)):
         return 0
     if base == "Attention":
         groups, sq, sk, _, _ = _attention_dims(node)

@@ -8,6 +8,12 @@ activations (``amax / 448``) and per-channel scales for weights; for bf16 and fp
 to the format and back. Products of two fp8 or bf16 numbers are exact in fp32, so running
 the float operator on the rounded values gives the chip's products; only the order of
 the fp32 additions may differ.
+
+The optimizer's fused operators round the same inputs: ``npuc::FusedConv``,
+``FusedGemm`` and ``FusedMatMul`` their data and weight (the bias and the activation stay
+fp32, as the chip applies them to the fp32 accumulator), ``npuc::Attention`` its Q, K
+and V. Attention's probabilities between its two products are internal to the kernel
+and are not rounded here: an estimate of that one rounding is left out.
 """
 
 from __future__ import annotations
@@ -28,10 +34,18 @@ _CAST = {"bf16": (TensorProto.BFLOAT16, ml_dtypes.bfloat16), "fp16": (TensorProt
 _IR_NAME = {"bf16": "bf16", "fp16": "f16"}
 
 
+# the operators whose matrix-unit inputs are rounded, and which inputs those are
+ROUNDED = {("", "Conv"): (0, 1), ("", "Gemm"): (0, 1), ("", "MatMul"): (0, 1),
+           ("", "ConvTranspose"): (0, 1), ("npuc", "FusedConv"): (0, 1),
+           ("npuc", "FusedGemm"): (0, 1), ("npuc", "FusedMatMul"): (0, 1),
+           ("npuc", "Attention"): (0, 1, 2)}
+
+
 def _weight_axis(node: Node, index: int) -> int:
-    if node.op_type == "Conv":
+    op = node.op_type[len("Fused"):] if node.op_type.startswith("Fused") else node.op_type
+    if op == "Conv":
         return 0
-    if node.op_type == "Gemm":
+    if op == "Gemm":
         return 0 if node.attrs.get("transB", 0) else 1
     return -1
 
@@ -67,10 +81,11 @@ def _round_input(g: Graph, node: Node, i: int, precision: str, amax: float | Non
         return
     code, np_type = _CAST[precision]
     if v.const is not None:
-        rounded = v.const.astype(np_type)
-        src = g.add_constant(f"{v.name}_{precision}", rounded)
-        back = g.create_node("Cast", [src], [(f"{v.name}_{precision}_f32", v.type)],
-                             {"to": TensorProto.FLOAT}, name=f"{name}_w_cast", before=node)
+        # weights are stored in the format: the rounded values as a constant, with no
+        # conversion node the scheduler would price as a pass over the weights
+        rounded = v.const.astype(np_type).astype(v.const.dtype)
+        node.set_input(i, g.add_constant(f"{v.name}_{precision}", rounded))
+        return
     else:
         down = g.create_node("Cast", [v], [(f"{v.name}_{precision}", v.type.with_dtype(_IR_NAME[precision]))],
                              {"to": code}, name=f"{name}_x{i}_cast", before=node)
@@ -80,16 +95,18 @@ def _round_input(g: Graph, node: Node, i: int, precision: str, amax: float | Non
 
 
 def rewrite_float(g: Graph, precision: str, amax: dict[str, float], keep_float=()) -> Graph:
-    """Round the inputs of every Conv, Gemm and MatMul to ``precision`` (in place)."""
+    """Round the matrix-unit inputs of every Conv, Gemm and MatMul (plain or fused) and
+    Attention to ``precision`` (in place)."""
     keep = set(keep_float)
     for node in list(g.nodes):
-        if node.domain or node.op_type not in ("Conv", "Gemm", "MatMul", "ConvTranspose"):
+        which = ROUNDED.get((node.domain if node.domain != "ai.onnx" else "", node.op_type))
+        if which is None:
             continue
         if node.name in keep:
             log_of(g).record("quantize", node.name, "kept float",
                              "the user asked to keep this node in float")
             continue
-        for i in (0, 1):
+        for i in which:
             v = node.input(i)
             if v is None or not isinstance(v.type, TensorType):
                 continue
