@@ -9,11 +9,19 @@ behind numpy (matrix products, hence convolutions and transformers).
 - BLAS runs single-threaded while npuc executes a graph, unless ``NPUC_BLAS_THREADS``
   asks otherwise (``0`` leaves BLAS alone). OpenBLAS's threads wait for each other by
   spinning; when another busy process holds one of the cores, every matrix product waits
-  for a descheduled thread. Measured on 2 cores shared with one busy process, in the same
-  run: ResNet-50 took 270 ms with one BLAS thread and 610-1830 ms with two (onnxruntime,
-  2 threads: 240-300 ms); BERT-base 410-530 ms against 970-4900 ms. On an idle machine two
-  threads make a large matrix product about 1.9x faster, so ``NPUC_BLAS_THREADS=2`` is the
-  setting for a machine that npuc has to itself.
+  for a descheduled thread. Measured in the same runs (2 cores; onnxruntime with 2 threads
+  alongside):
+
+  milliseconds, best of 4 (median)   1 BLAS thread  2 BLAS threads  onnxruntime
+  ResNet-50, one busy neighbour      270 (287)      612 (1057)      242 (286)
+  BERT-base, one busy neighbour      414 (512)      972 (2477)      499 (533)
+  ResNet-50, quiet machine           119 (122)       71 (72)         39 (39)
+  BERT-base, quiet machine           284 (288)      164 (165)       120 (122)
+
+  Two threads win by 1.7x on a quiet machine and lose by 2-5x on a busy
+  one; npuc picks the setting that never collapses, since it mostly runs next to other
+  work (tests, compilers, benchmarks). ``NPUC_BLAS_THREADS=2`` is the setting for a
+  machine that npuc has to itself.
 
 The BLAS limit is set around each top-level :func:`npuc.execute` and restored after it,
 so numpy code outside npuc keeps its own thread count. It needs ``threadpoolctl``; without
