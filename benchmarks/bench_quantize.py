@@ -6,8 +6,10 @@
 Figures:
 - zoo ResNet-50 (random weights), 32 calibration / 16 evaluation inputs: SQNR of the
   int8 output against float for npuc (warboy-2pe, integer execution) and for
-  onnxruntime's QDQ per-channel int8 (MinMax and Percentile), and the time to quantize.
-- BERT-base: SQNR at int8 (warboy-2pe) and fp8 (rngd).
+  onnxruntime's QDQ per-channel int8 (MinMax and Percentile), and the time to quantize;
+  npuc both on the imported graph and after ``npuc.optimize`` at -O2 (fused Conv+Relu,
+  what ``npuc compile`` quantizes).
+- BERT-base: SQNR at int8 (warboy-2pe) and fp8 (rngd), imported and after -O2.
 - digits MLP (scikit-learn): test accuracy float vs int8.
 """
 
@@ -82,6 +84,11 @@ def bench_resnet50(n_cal=32, n_eval=16):
         q = quantize(g, "warboy-2pe", cal, method=method, progress=False)
         secs = time.perf_counter() - t
         rows[f"npuc {method}"] = (_sqnr_all(ref, [execute(q, f)["output"] for f in ev]), secs)
+    t = time.perf_counter()
+    q = quantize(_optimized(g), "warboy-2pe", cal, progress=False)
+    secs = time.perf_counter() - t
+    rows["npuc minmax, -O2 graph"] = (_sqnr_all(ref, [execute(q, f)["output"] for f in ev]),
+                                      secs)
     print(f"ResNet-50, {n_cal} calibration / {n_eval} evaluation inputs (int8 output SQNR):")
     for k, (db, secs) in rows.items():
         print(f"  {k:<26} {db:6.2f} dB   quantize {secs:6.1f} s")
@@ -91,18 +98,28 @@ def bench_resnet50(n_cal=32, n_eval=16):
           f"quantize time ratio npuc/onnxruntime {ours[1] / best_ort[1]:.2f}")
 
 
+def _optimized(g):
+    """The graph as ``npuc compile`` quantizes it: -O2 (fused ops), constants folded."""
+    from npuc.compiler.driver import _optimize
+
+    return _optimize(g.copy(), 2)
+
+
 def bench_bert(n_cal=8, n_eval=4):
     name = "bert-base"
     g = npuc.load_model("zoo:" + name)
     cal, ev = _inputs(name, n_cal, 0), _inputs(name, n_eval, 1000)
     out = g.outputs[0].name
     ref = [execute(g, f)[out] for f in ev]
-    for target, precision in (("warboy-2pe", "int8"), ("rngd", "fp8")):
-        t = time.perf_counter()
-        q = quantize(g, target, cal, precision=precision, progress=False)
-        secs = time.perf_counter() - t
-        db = _sqnr_all(ref, [execute(q, f)[out] for f in ev])
-        print(f"BERT-base {precision} ({target}): SQNR {db:.2f} dB, quantize {secs:.1f} s")
+    opt = _optimized(g)
+    for label, graph in (("imported", g), ("-O2", opt)):
+        for target, precision in (("warboy-2pe", "int8"), ("rngd", "fp8"), ("rngd", "bf16")):
+            t = time.perf_counter()
+            q = quantize(graph, target, cal, precision=precision, progress=False)
+            secs = time.perf_counter() - t
+            db = _sqnr_all(ref, [execute(q, f)[out] for f in ev])
+            print(f"BERT-base {label} {precision} ({target}): SQNR {db:.2f} dB, "
+                  f"quantize {secs:.1f} s")
 
 
 def bench_digits():
