@@ -6,11 +6,12 @@ behind numpy (matrix products, hence convolutions and transformers).
 - Numba runs single-threaded unless ``NPUC_NUM_THREADS`` asks otherwise: on a small
   machine Numba's and OpenBLAS's threads compete for the same cores, and a kernel that
   mixed both ran four times slower.
-- BLAS runs single-threaded while npuc executes a graph, unless ``NPUC_BLAS_THREADS``
-  asks otherwise (``0`` leaves BLAS alone). OpenBLAS's threads wait for each other by
-  spinning; when another busy process holds one of the cores, every matrix product waits
-  for a descheduled thread. Measured in the same runs (2 cores; onnxruntime with 2 threads
-  alongside):
+- BLAS uses every core while npuc executes a graph, except when the machine is already
+  busy (its one-minute load average is at least the number of cores): then one thread.
+  ``NPUC_BLAS_THREADS=N`` sets it (``0`` leaves BLAS alone). OpenBLAS's threads wait for
+  each other by spinning; when another busy process holds one of the cores, every matrix
+  product waits for a descheduled thread. Measured in the same runs (2 cores; onnxruntime
+  with 2 threads alongside):
 
   milliseconds, best of 4 (median)   1 BLAS thread  2 BLAS threads  onnxruntime
   ResNet-50, one busy neighbour      270 (287)      612 (1057)      242 (286)
@@ -18,10 +19,8 @@ behind numpy (matrix products, hence convolutions and transformers).
   ResNet-50, quiet machine           119 (122)       71 (72)         39 (39)
   BERT-base, quiet machine           284 (288)      164 (165)       120 (122)
 
-  Two threads win by 1.7x on a quiet machine and lose by 2-5x on a busy
-  one; npuc picks the setting that never collapses, since it mostly runs next to other
-  work (tests, compilers, benchmarks). ``NPUC_BLAS_THREADS=2`` is the setting for a
-  machine that npuc has to itself.
+  Two threads win by 1.7x on a quiet machine and lose by 2-5x on a busy one, so the
+  choice follows the load at the first run in the process.
 
 The BLAS limit is set around each top-level :func:`npuc.execute` and restored after it,
 so numpy code outside npuc keeps its own thread count. It needs ``threadpoolctl``; without
@@ -60,12 +59,27 @@ def configure() -> None:
             _blas = None
 
 
+_chosen: int | None = None
+
+
 def blas_threads() -> int:
     """The BLAS thread count npuc asks for while it runs (0: leave BLAS alone)."""
-    try:
-        return max(0, int(os.environ.get("NPUC_BLAS_THREADS", "1")))
-    except ValueError:
-        return 1
+    global _chosen
+    setting = os.environ.get("NPUC_BLAS_THREADS")
+    if setting is not None:
+        try:
+            return max(0, int(setting))
+        except ValueError:
+            return 1
+    if _chosen is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+            else (os.cpu_count() or 1)
+        try:
+            busy = os.getloadavg()[0] >= cores
+        except OSError:  # no load average on this system
+            busy = False
+        _chosen = 1 if busy else cores
+    return _chosen
 
 
 @contextlib.contextmanager

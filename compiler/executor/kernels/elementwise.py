@@ -26,6 +26,8 @@ def _float_op(fn):
     """Apply ``fn`` in a dtype numpy computes in natively, return the input's dtype."""
 
     def apply(x: np.ndarray, *args):
+        if x.dtype == np.float16:  # computed in float32 and rounded once, as torch does
+            return np.asarray(fn(x.astype(np.float32), *args)).astype(np.float16)
         if x.dtype in _NATIVE_FLOATS:
             return np.asarray(fn(x, *args), dtype=x.dtype)
         if x.dtype.kind in "iub":

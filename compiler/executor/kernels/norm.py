@@ -221,6 +221,10 @@ def _softmax_axes(x, attrs, ctx):
 
 
 def softmax_array(x, axis):
+    if x.dtype == np.float16:  # in float32, rounded once (as torch does for half)
+        return softmax_array(x.astype(np.float32), axis).astype(x.dtype)
+    # bfloat16 goes step by step, each rounded: that is how ONNX's Attention function
+    # body (and its reference) computes it
     e = x - x.max(axis=axis, keepdims=True)
     np.exp(e, out=e)
     e /= e.sum(axis=axis, keepdims=True)
@@ -240,8 +244,10 @@ def softmax(inputs, attrs, ctx):
 def log_softmax(inputs, attrs, ctx):
     x = inputs[0]
     x2, axis = _softmax_axes(x, attrs, ctx)
-    s = x2 - x2.max(axis=axis, keepdims=True)
-    return [(s - np.log(np.exp(s).sum(axis=axis, keepdims=True))).reshape(x.shape)]
+    wide = x2 if x2.dtype in (np.float32, np.float64) else x2.astype(np.float32)
+    s = wide - wide.max(axis=axis, keepdims=True)
+    out = s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
+    return [out.astype(x.dtype, copy=False).reshape(x.shape)]
 
 
 @kernel("Hardmax")

@@ -193,6 +193,10 @@ def pool_nd(x, mode, kernel_shape, strides, pads, dilations, out_shape,
 
 def _pool(inputs, attrs, ctx, mode):
     x = inputs[0]
+    narrow = x.dtype if _is_narrow_float(x.dtype) else None
+    if narrow is not None:  # float16, bfloat16, float8: pooled in float32, rounded once
+        outs = _pool([x.astype(np.float32)] + list(inputs[1:]), attrs, ctx, mode)
+        return [outs[0].astype(narrow)] + outs[1:]
     if x.dtype.kind not in "fiu" or (mode != MAX and x.dtype.kind != "f"):
         raise unsupported(ctx, f"{ctx.node.op_type if ctx.node else 'pooling'} on {x.dtype}")
     nd = x.ndim - 2
@@ -230,6 +234,10 @@ def average_pool(inputs, attrs, ctx):
 @accepts("float")
 def lp_pool(inputs, attrs, ctx):
     return _pool(inputs, attrs, ctx, LP)
+
+
+def _is_narrow_float(dt) -> bool:
+    return dt == np.float16 or (dt.kind == "V" and "float" in dt.name)
 
 
 def _spatial_axes(x):
