@@ -17,7 +17,6 @@ import warnings
 import numpy as np
 
 from npuc.ir.decisions import log_of
-from npuc.ir.errors import NpucError
 from npuc.ir.graph import Graph
 from npuc.ir.types import QuantParams
 

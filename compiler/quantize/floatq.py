@@ -86,11 +86,11 @@ def _round_input(g: Graph, node: Node, i: int, precision: str, amax: float | Non
         rounded = v.const.astype(np_type).astype(v.const.dtype)
         node.set_input(i, g.add_constant(f"{v.name}_{precision}", rounded))
         return
-    else:
-        down = g.create_node("Cast", [v], [(f"{v.name}_{precision}", v.type.with_dtype(_IR_NAME[precision]))],
-                             {"to": code}, name=f"{name}_x{i}_cast", before=node)
-        back = g.create_node("Cast", [down.outputs[0]], [(f"{v.name}_{precision}_f32", v.type)],
-                             {"to": TensorProto.FLOAT}, name=f"{name}_x{i}_uncast", before=node)
+    narrow = v.type.with_dtype(_IR_NAME[precision])
+    down = g.create_node("Cast", [v], [(f"{v.name}_{precision}", narrow)],
+                         {"to": code}, name=f"{name}_x{i}_cast", before=node)
+    back = g.create_node("Cast", [down.outputs[0]], [(f"{v.name}_{precision}_f32", v.type)],
+                         {"to": TensorProto.FLOAT}, name=f"{name}_x{i}_uncast", before=node)
     node.set_input(i, back.outputs[0])
 
 

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 from importlib import import_module
 
+import numpy as np
+
 import npuc.compiler.executor.kernels as _kernels
 from npuc.compiler.executor.kernels import register_module
 from npuc.ir.schema import FLOAT, INT, INTS, register_op
 from npuc.ir.types import QuantParams, TensorType, broadcast_shapes
-
-import numpy as np
 
 QUANT_OPS = ("QConv", "QMatMul", "QAdd", "QMul", "Requantize", "Lut")
 

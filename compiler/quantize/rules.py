@@ -7,12 +7,9 @@ or returns the reason it did not, which goes to the decision log.
   the way in; weights per output channel; bias int32 at scale ``s_x * s_w``; a Relu or
   Clip that only reads the result becomes the output clamp, and an Add of a constant
   vector after a MatMul becomes its bias.
-- Add, Mul of two int8 tensors: TFLite's integer Add and Mul.
-- Elementwise functions of one int8 tensor (and scalar constants): a 256-entry table,
-  computed by running the operator's own float kernel on the 256 input levels; a chain
-  of them becomes one table.
-- Data movement (MaxPool, Reshape, Transpose, ...): the same operator on int8 data.
-- Concat: inputs requantized to the output's scale where they differ.
+- Add, Mul, elementwise functions (one 256-entry table), data movement and Concat: in
+  :mod:`.rules_elementwise`.
+- ``npuc::Gelu`` (the optimizer's GELU): a table, like the ONNX elementwise functions.
 
 Only the compute-heavy operators quantize a float input; the others apply only when
 their inputs are int8 already, so a lone float island never pays a round trip.
@@ -22,13 +19,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from npuc.compiler.executor.kernels import KernelContext, get_kernel
 from npuc.compiler.executor.kernels.conv import conv_pads
 from npuc.ir.schema import attr_or_default
 from npuc.ir.types import QuantParams, TensorType
 
-from .fixedpoint import add_multipliers, quantize_multiplier, quantize_multipliers
-from .params import dequantize_weight, quantize_value, quantize_weight, weight_params
+from .fixedpoint import quantize_multipliers
+from .params import dequantize_weight, quantize_weight, weight_params
 
 
 def _out_type(v, q: QuantParams) -> TensorType:
@@ -226,133 +222,8 @@ def matmul(rw, node):
     rw.replace(node, new.outputs[0], y, absorbed)
 
 
-def add(rw, node):
-    if any(v is not None and v.const is not None for v in node.inputs):
-        return lut(rw, node)
-    qa, qb = rw.available(node.input(0)), rw.available(node.input(1))
-    if qa is None or qb is None:
-        return "its inputs are not both int8"
-    y, absorbed, lo, hi = _epilogue(rw, node)
-    qy = rw.act.get(y.name)
-    if qy is None:
-        return "no calibration range for its output"
-    pa, pb = qa.type.quant, qb.type.quant
-    ma, mb, mo = add_multipliers(float(pa.scale), float(pb.scale), float(qy.scale))
-    qmin, qmax = _qrange(qy, lo, hi)
-    new = rw.node("QAdd", [qa, qb], (f"{y.name}_q", _out_type(y, qy)),
-                  {"a_zero_point": int(pa.zero_point), "b_zero_point": int(pb.zero_point),
-                   "a_multiplier": ma[0], "a_shift": ma[1], "b_multiplier": mb[0],
-                   "b_shift": mb[1], "y_multiplier": mo[0], "y_shift": mo[1], "left_shift": 20,
-                   "y_scale": float(qy.scale), "y_zero_point": int(qy.zero_point),
-                   "qmin": qmin, "qmax": qmax}, before=node, name=node.name)
-    rw.replace(node, new.outputs[0], y, absorbed)
-
-
-def mul(rw, node):
-    if any(v is not None and v.const is not None for v in node.inputs):
-        return lut(rw, node)
-    qa, qb = rw.available(node.input(0)), rw.available(node.input(1))
-    if qa is None or qb is None:
-        return "its inputs are not both int8"
-    y = node.outputs[0]
-    qy = rw.act.get(y.name)
-    if qy is None:
-        return "no calibration range for its output"
-    pa, pb = qa.type.quant, qb.type.quant
-    m = quantize_multiplier(float(pa.scale) * float(pb.scale) / float(qy.scale))
-    new = rw.node("QMul", [qa, qb], (f"{y.name}_q", _out_type(y, qy)),
-                  {"a_zero_point": int(pa.zero_point), "b_zero_point": int(pb.zero_point),
-                   "multiplier": m[0], "shift": m[1], "y_scale": float(qy.scale),
-                   "y_zero_point": int(qy.zero_point)}, before=node, name=node.name)
-    rw.replace(node, new.outputs[0], y)
-
-
-def lut(rw, node):
-    """An elementwise function of one int8 tensor as a 256-entry table."""
-    data = [v for v in node.inputs if v is not None and v.const is None]
-    consts = [v for v in node.inputs if v is not None and v.const is not None]
-    if len(data) != 1 or any(c.const.size != 1 for c in consts) or len(node.outputs) != 1:
-        return "not an elementwise function of one tensor"
-    x = data[0]
-    qx = rw.available(x)
-    if qx is None:
-        return "its input is not int8"
-    y = node.outputs[0]
-    qy = rw.act.get(y.name)
-    if qy is None:
-        return "no calibration range for its output"
-    fn = get_kernel(node.op_type, node.domain)
-    ctx = KernelContext(opset=rw.graph.opset_of("") or 17, node=node)
-    # the inputs as (is the data, constant): the node is gone when a chain is folded
-    args = [(v is not None and v.const is None, None if v is None else v.const)
-            for v in node.inputs]
-    steps = [(fn, args, dict(node.attrs), ctx)]
-    source = qx
-    prev = qx.producer
-    if prev is not None and prev.op_type == "Lut" and prev.domain == "npuc" and \
-            len(x.uses) == 1 and x not in rw.graph.outputs and "steps" in prev.meta:
-        steps = prev.meta["steps"] + steps  # fold the chain into one table
-        source = prev.inputs[0]
-    levels = np.arange(-128, 128, dtype=np.int32)
-    t = (levels - int(source.type.quant.zero_point)).astype(np.float32) * \
-        np.float32(source.type.quant.scale)
-    for f, step_args, attrs, step_ctx in steps:
-        ins = [t if is_data else c for is_data, c in step_args]
-        t = np.asarray(f(ins, attrs, step_ctx)[0], dtype=np.float32).reshape(-1)
-    table = quantize_value(t, qy)
-    name = node.name or y.name
-    new = rw.node("Lut", [source, rw.const(f"{name}_table", table)],
-                  (f"{y.name}_q", _out_type(y, qy)),
-                  {"y_scale": float(qy.scale), "y_zero_point": int(qy.zero_point)},
-                  before=node, name=name)
-    new.meta["steps"] = steps
-    rw.replace(node, new.outputs[0], y)
-
-
-def passthrough(rw, node):
-    """Data movement: the same operator on the int8 data, same scale and zero point."""
-    qx = rw.available(node.input(0))
-    if qx is None:
-        return "its input is not int8"
-    if len([o for o in node.outputs if o is not None]) != 1:
-        return "more than one output"
-    y = node.outputs[0]
-    new = rw.node(node.op_type, [qx, *node.inputs[1:]], (f"{y.name}_q", _out_type(y, qx.type.quant)),
-                  dict(node.attrs), before=node, domain="", name=node.name)
-    rw.replace(node, new.outputs[0], y)
-
-
-def concat(rw, node):
-    twins = [rw.available(v) for v in node.inputs]
-    if any(t is None for t in twins):
-        return "its inputs are not all int8"
-    y = node.outputs[0]
-    qy = rw.act.get(y.name)
-    if qy is None:
-        return "no calibration range for its output"
-    ins = []
-    for t in twins:
-        q = t.type.quant
-        if q == qy:
-            ins.append(t)
-            continue
-        m = quantize_multiplier(float(q.scale) / float(qy.scale))
-        r = rw.node("Requantize", [t], (f"{t.name}_rq", _out_type(t, qy)),
-                    {"x_zero_point": int(q.zero_point), "multiplier": m[0], "shift": m[1],
-                     "y_scale": float(qy.scale), "y_zero_point": int(qy.zero_point)},
-                    before=node)
-        ins.append(r.outputs[0])
-    new = rw.node("Concat", ins, (f"{y.name}_q", _out_type(y, qy)), dict(node.attrs),
-                  before=node, domain="", name=node.name)
-    rw.replace(node, new.outputs[0], y)
-
-
-LUT_OPS = ["Relu", "Clip", "Sigmoid", "Tanh", "Erf", "Exp", "Log", "Sqrt", "Reciprocal",
-           "Neg", "Abs", "LeakyRelu", "HardSigmoid", "HardSwish", "Softplus", "Softsign",
-           "Elu", "Selu", "Celu", "Gelu", "Mish", "ThresholdedRelu", "Sub", "Div", "Pow",
-           "Max", "Min"]
-PASS_OPS = ["MaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity",
-            "Slice", "DepthToSpace", "SpaceToDepth", "Expand", "GlobalMaxPool"]
+# last: those rules use the helpers above
+from .rules_elementwise import LUT_OPS, PASS_OPS, add, concat, lut, mul, passthrough  # noqa: E402,I001
 
 # npuc operators are keyed "npuc::Op" (the fused ones are split before, see unfuse.py)
 RULES = {"Conv": conv, "Gemm": gemm, "MatMul": matmul, "Add": add, "Mul": mul,
