@@ -13,9 +13,10 @@ import time
 import numpy as np
 import onnx
 import onnxruntime as ort
+from onnx import helper
+
 from npuc.compiler.executor.kernels import KERNELS, KernelContext
 from npuc.compiler.executor.kernels.nn_modules import MODULES
-from onnx import helper
 
 F = onnx.TensorProto.FLOAT
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 

@@ -8,9 +8,8 @@ included, so that shapes computed from data, as in Reshape, come out right).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-import numpy as np
 import onnx
 from onnx import helper
 

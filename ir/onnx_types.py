@@ -6,7 +6,8 @@ import numpy as np
 import onnx
 from onnx import TypeProto, numpy_helper
 
-from .dtypes import BY_ONNX, DType, dtype as to_dtype
+from .dtypes import BY_ONNX, DType
+from .dtypes import dtype as to_dtype
 from .errors import UnsupportedError
 from .types import OptionalType, SequenceType, TensorType, Type
 

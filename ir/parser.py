@@ -12,7 +12,7 @@ import os
 from functools import lru_cache
 
 import numpy as np
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from .dtypes import BY_NAME
@@ -20,7 +20,6 @@ from .errors import ParseError
 from .graph import Graph, Value
 from .printer import VERSION
 from .types import OptionalType, QuantParams, SequenceType, TensorType
-
 
 HOLE = object()  # an omitted optional input or output, spelled "_"
 
@@ -255,7 +254,7 @@ class _Builder:
             self.fail(line, f"{op_type} has {len(outs)} results but {len(types)} types")
         built_attrs = {k: self.attr(v, g, local, line) for k, v in attrs.items()}
         out_specs = []
-        for o, t in zip(outs, types):
+        for o in outs:
             if o is None:
                 out_specs.append(None)
             else:

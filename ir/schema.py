@@ -9,9 +9,10 @@ One registry serves the importer, the verifier, the printer and the executor.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, Callable
+from functools import cache
+from typing import Any
 
 import onnx
 import onnx.defs
@@ -95,7 +96,7 @@ def custom_ops() -> dict[tuple[str, str], OpSchema]:
     return dict(_CUSTOM)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _onnx_schema(op_type: str, domain: str, opset: int) -> OpSchema | None:
     try:
         s = onnx.defs.get_schema(op_type, opset, domain)
@@ -129,7 +130,7 @@ def get_schema(op_type: str, domain: str = "", opset: int | None = None) -> OpSc
     return _onnx_schema(op_type, domain, opset)
 
 
-@lru_cache(maxsize=None)
+@cache
 def latest_opset(domain: str = "") -> int:
     """The newest opset of a domain that the installed onnx knows."""
     if domain in ("", "ai.onnx"):

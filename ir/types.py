@@ -12,7 +12,8 @@ from typing import Union
 
 import numpy as np
 
-from .dtypes import DType, dtype as to_dtype
+from .dtypes import DType
+from .dtypes import dtype as to_dtype
 
 Dim = Union[int, str, None]
 

@@ -128,7 +128,7 @@ def _exists(data: dict, dotted: str) -> bool:
 def _check_estimates(data: dict, where: Where) -> None:
     estimated = data.get("estimated", [])
     assumptions = data.get("assumptions", {})
-    for i, path in enumerate(estimated):
+    for path in estimated:
         if not _exists(data, path):
             raise where.error(("estimated",), f"estimated names '{path}', which is not a key "
                                               "of this file")

@@ -24,8 +24,8 @@ def run(args) -> int:
 
     import numpy as np
 
-    from npuc.compiler.executor.interpreter import RunStats, execute
     from npuc.compiler.executor.inputs import load_inputs, random_inputs
+    from npuc.compiler.executor.interpreter import RunStats, execute
     from npuc.compiler.frontend.load import load_model
     from npuc.ir.errors import NpucError
 

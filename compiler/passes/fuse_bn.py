@@ -51,7 +51,7 @@ def _factor(m):
 class FoldBatchNormIntoConv(Rule):
     """BatchNormalization after a Conv is folded into the Conv's weights and bias."""
 
-    pattern = f"BatchNormalization(conv:Conv(x, w, b?), scale, bias, mean, var)"
+    pattern = "BatchNormalization(conv:Conv(x, w, b?), scale, bias, mean, var)"
 
     def check(self, m):
         reason = _bn_check(m, ("w", "b"))

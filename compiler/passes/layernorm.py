@@ -50,8 +50,8 @@ class LayerNormPattern(Rule):
         a1, a2 = sorted(a % rank for a in a1), sorted(a % rank for a in a2)
         if a1 != a2 or a1 != list(range(rank - len(a1), rank)):
             return "it does not normalize over the trailing axes"
-        if not attr_or_default(m.m1, "keepdims") in (None, 1) or \
-                not attr_or_default(m.m2, "keepdims") in (None, 1):
+        if attr_or_default(m.m1, "keepdims") not in (None, 1) or \
+                attr_or_default(m.m2, "keepdims") not in (None, 1):
             return "a ReduceMean drops the reduced axes"
         eps = m.const("eps")
         if eps is None or eps.size != 1:

@@ -24,7 +24,7 @@ in both orders.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from lark import Lark, Transformer
@@ -96,12 +96,12 @@ class _Build(Transformer):
         return Anything()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parser() -> Lark:
     return Lark(GRAMMAR, parser="lalr")
 
 
-@lru_cache(maxsize=None)
+@cache
 def parse_pattern(text: str) -> Call:
     """The tree of a pattern; its root must be an operator call."""
     tree = _Build().transform(_parser().parse(text))

@@ -27,7 +27,7 @@ the graph. Matched nodes that nothing reads any more are deleted at once.
 from __future__ import annotations
 
 from collections import deque
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 

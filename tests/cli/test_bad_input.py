@@ -1,11 +1,9 @@
 """Every kind of bad input gets exit code 2 and one sentence naming what and where."""
 
-import os
 import subprocess
 import sys
 
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 

@@ -21,8 +21,9 @@ import warnings
 
 import numpy as np
 import onnx
-from npuc.compiler.executor.kernels import KERNELS, KernelContext
 from onnx import helper, numpy_helper
+
+from npuc.compiler.executor.kernels import KERNELS, KernelContext
 
 
 def load_basic_kernels() -> set[tuple[str, str]]:

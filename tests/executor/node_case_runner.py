@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import ml_dtypes
 import numpy as np
 import onnx
-from npuc.compiler.executor.kernels import KERNELS, KernelContext
 from onnx import helper, numpy_helper
+
+from npuc.compiler.executor.kernels import KERNELS, KernelContext
 
 # Operators whose outputs are random: only shape, dtype and value range are compared.
 RANDOM_OPS = {"Bernoulli", "RandomNormal", "RandomUniform", "RandomNormalLike",

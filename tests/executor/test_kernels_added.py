@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from npuc.compiler.executor import threads
 from npuc.compiler.executor.kernels import KernelContext, get_kernel
 

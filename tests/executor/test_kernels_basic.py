@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+
 from npuc.compiler.executor.kernels import KERNELS, KernelContext
 from npuc.ir.errors import NpucError, UnsupportedError
-
 from tests.executor import basic_case_runner as runner
 
 # ONNX conformance cases of the basic operators that pass; raise it when more do.

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import importlib
 
-from tests.executor import node_case_runner as runner
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from npuc.compiler.executor.kernels import KERNELS, KernelContext
 from npuc.compiler.executor.kernels.nn_modules import MODULES
 from npuc.ir.errors import UnsupportedError
+from tests.executor import node_case_runner as runner
 
 for _m in MODULES:
     importlib.import_module(_m)
@@ -166,7 +167,8 @@ def test_random_operators_use_the_context_generator():
     ctx = KernelContext(opset=21, rng=np.random.default_rng(0))
     normal = KERNELS[("", "RandomNormal")]([], {"shape": [3, 4], "mean": 5.0}, ctx)[0]
     assert normal.shape == (3, 4) and normal.dtype == np.float32
-    like = KERNELS[("", "RandomUniformLike")]([np.zeros((2, 2), np.float64)], {"low": 2.0, "high": 3.0}, ctx)[0]
+    uniform_like = KERNELS[("", "RandomUniformLike")]
+    like = uniform_like([np.zeros((2, 2), np.float64)], {"low": 2.0, "high": 3.0}, ctx)[0]
     assert like.dtype == np.float64 and ((like >= 2) & (like < 3)).all()
     draws = KERNELS[("", "Multinomial")]([np.log(np.array([[0.0, 1.0]], np.float32) + 1e-30)],
                                          {"sample_size": 8}, ctx)[0]

@@ -4,8 +4,13 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from npuc.compiler.quantize.fixedpoint import (add_multipliers, quantize_multiplier,
-                                               quantized_add, quantized_mul, requantize)
+from npuc.compiler.quantize.fixedpoint import (
+    add_multipliers,
+    quantize_multiplier,
+    quantized_add,
+    quantized_mul,
+    requantize,
+)
 
 I32 = st.integers(-(2**31), 2**31 - 1)
 

@@ -5,8 +5,14 @@ import pytest
 
 import npuc
 from npuc.compiler.executor.interpreter import execute
-from npuc.compiler.quantize import (EntropyObserver, MinMaxObserver, export_qdq, quantize,
-                                    report, sqnr)
+from npuc.compiler.quantize import (
+    EntropyObserver,
+    MinMaxObserver,
+    export_qdq,
+    quantize,
+    report,
+    sqnr,
+)
 from npuc.ir.errors import NpucError
 
 

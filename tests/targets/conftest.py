@@ -1,6 +1,7 @@
 """Shared helpers for the target tests: a small chip with round numbers."""
 
 import pytest
+
 from npuc.targets.loader import parse_target
 
 TINY_CHIP = """

@@ -4,6 +4,7 @@ import argparse
 import json
 
 import pytest
+
 from npuc.compiler.commands import targets as command
 from npuc.targets import get_target, list_targets
 

@@ -7,6 +7,7 @@ alignment (1 byte).
 
 import numpy as np
 import pytest
+
 from npuc.ir.graph import Graph
 from npuc.ir.types import tensor
 from npuc.targets import Tile, estimate_group, estimate_node

@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from npuc.targets import get_target
 from npuc.targets.constraints import CHECKS
 from npuc.targets.schema import iter_keys, reference_markdown

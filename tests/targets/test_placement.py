@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from npuc.ir.graph import Graph
 from npuc.ir.types import tensor
 from npuc.targets import get_target, place

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+
 from npuc.ir.errors import NpucError
 from npuc.targets import get_target, list_targets, registry
 from npuc.targets.loader import parse_target

@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from npuc.ir.errors import NpucError
 from npuc.targets import get_target, load_target
 from npuc.targets.loader import parse_target

@@ -4,9 +4,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from npuc.ir.errors import NpucError
 
 from npuc import zoo
+from npuc.ir.errors import NpucError
 from npuc.zoo.registry import ENTRIES
 
 TINY = [name for name in zoo.names() if name.endswith("-tiny")]

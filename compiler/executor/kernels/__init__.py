@@ -18,8 +18,9 @@ only pays for the operators and dtypes it uses.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 KERNELS: dict[tuple[str, str], Callable] = {}
 

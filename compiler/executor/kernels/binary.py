@@ -8,6 +8,7 @@ toward zero, like C and the ONNX reference; division by zero gives 0 rather than
 from __future__ import annotations
 
 import numpy as np
+
 from npuc.ir.errors import NpucError, UnsupportedError
 
 from .shape_ops import checked_kernel

@@ -21,6 +21,7 @@ import itertools
 
 import numba as nb
 import numpy as np
+
 from npuc.ir.errors import UnsupportedError
 
 from . import kernel

@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from npuc.ir.errors import UnsupportedError
 from numba import njit
+
+from npuc.ir.errors import UnsupportedError
 
 from .shape_ops import checked_kernel
 

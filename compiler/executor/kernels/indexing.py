@@ -8,6 +8,7 @@ indices count from the end, as ONNX allows.
 from __future__ import annotations
 
 import numpy as np
+
 from npuc.ir.errors import NpucError, UnsupportedError
 
 from .shape_ops import checked_kernel, normalize_axis

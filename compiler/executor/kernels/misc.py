@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ml_dtypes
 import numpy as np
+
 from npuc.ir.dtypes import dtype as npuc_dtype
 from npuc.ir.errors import NpucError, UnsupportedError
 

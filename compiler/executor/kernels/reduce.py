@@ -10,6 +10,7 @@ dtype.
 from __future__ import annotations
 
 import numpy as np
+
 from npuc.ir.errors import NpucError
 
 from .shape_ops import checked_kernel, normalize_axes, normalize_axis

@@ -91,7 +91,8 @@ def _run(cell, inputs, attrs, ctx, gates, defaults):
                     pre = np.clip(pre, -clip, clip)
                 hn, cn = acts[d][0](pre), c
             elif cell == "gru":
-                hn, cn = _gru_step(xt, h, r[d], rb, hid, acts[d], clip, attrs.get("linear_before_reset", 0)), c
+                lbr = attrs.get("linear_before_reset", 0)
+                hn, cn = _gru_step(xt, h, r[d], rb, hid, acts[d], clip, lbr), c
             else:
                 hn, cn = _lstm_step(xt, h, c, r[d], rb, p, hid, acts[d], clip, attrs.get("input_forget", 0))
             h = np.where(live, hn, h)

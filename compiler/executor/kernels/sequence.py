@@ -9,6 +9,7 @@ from __future__ import annotations
 from itertools import pairwise
 
 import numpy as np
+
 from npuc.ir.dtypes import dtype as npuc_dtype
 from npuc.ir.errors import NpucError
 

@@ -12,6 +12,7 @@ import functools
 from itertools import pairwise
 
 import numpy as np
+
 from npuc.ir.errors import NpucError, UnsupportedError
 
 from . import kernel

@@ -6,6 +6,7 @@ import re
 from itertools import pairwise
 
 import numpy as np
+
 from npuc.ir.errors import NpucError, UnsupportedError
 
 from .shape_ops import checked_kernel

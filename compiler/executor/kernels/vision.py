@@ -43,8 +43,8 @@ def _cubic_weights(t, a=-0.75):
 @accepts("float")
 def grid_sample(inputs, attrs, ctx):
     x, grid = inputs
-    mode = {"bilinear": "linear", "bicubic": "cubic"}.get(attrs.get("mode", "linear" if ctx.opset >= 20 else "bilinear"),
-                                                          attrs.get("mode", "linear"))
+    given = attrs.get("mode", "linear" if ctx.opset >= 20 else "bilinear")
+    mode = {"bilinear": "linear", "bicubic": "cubic"}.get(given, attrs.get("mode", "linear"))
     pad = attrs.get("padding_mode", "zeros")
     align = attrs.get("align_corners", 0)
     if mode not in ("linear", "nearest", "cubic") or pad not in ("zeros", "border", "reflection"):
@@ -161,7 +161,8 @@ def _roi_align(x, rois, batch, out, scale, sampling, is_max, half_pixel):
 def roi_align(inputs, attrs, ctx):
     x, rois, batch = inputs
     mode = attrs.get("mode", "avg")
-    ctm = attrs.get("coordinate_transformation_mode", "half_pixel" if ctx.opset >= 16 else "output_half_pixel")
+    default_ctm = "half_pixel" if ctx.opset >= 16 else "output_half_pixel"
+    ctm = attrs.get("coordinate_transformation_mode", default_ctm)
     if mode not in ("avg", "max") or ctm not in ("half_pixel", "output_half_pixel"):
         raise unsupported(ctx, f"RoiAlign mode {mode!r} with {ctm!r}")
     oh, ow = attrs.get("output_height", 1), attrs.get("output_width", 1)
