@@ -27,8 +27,8 @@ def random_inputs(graph: Graph, seed: int = 0, dims: dict[str, int] | None = Non
                   ) -> dict[str, np.ndarray]:
     """Inputs of the right names, dtypes and shapes; symbolic dimensions default to 1.
 
-    Integer inputs get small non-negative values (valid as indices into most tables);
-    a model whose integer inputs index something larger may need real data.
+    Integer inputs get small non-negative values, below the size of any table they index
+    (token ids into an embedding, token types into a table of two); masks get 0 and 1.
     """
     rng = np.random.default_rng(seed)
     dims = dict(dims or {})
@@ -45,9 +45,32 @@ def random_inputs(graph: Graph, seed: int = 0, dims: dict[str, int] | None = Non
         elif dt.kind == "bool":
             arr = rng.random(shape) < 0.5
         elif dt.is_integer:
-            arr = rng.integers(0, 2, size=shape).astype(dt.numpy) if "mask" in v.name \
-                else rng.integers(0, 100, size=shape).astype(dt.numpy)
+            high = 2 if "mask" in v.name else min(100, index_bound(v) or 100)
+            arr = rng.integers(0, high, size=shape).astype(dt.numpy)
         else:
             raise InputError(f"input '{v.name}' of type {t} cannot be generated; give --inputs")
         out[v.name] = arr
     return out
+
+
+# Operators through which an index keeps its meaning on its way to a Gather.
+_PASS_THROUGH = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Cast", "Identity", "Expand",
+                 "Slice", "Transpose", "Concat"}
+
+
+def index_bound(value, depth: int = 6) -> int | None:
+    """The smallest table size ``value`` indexes (through a Gather), or None."""
+    bound = None
+    for node, i in value.uses:
+        found = None
+        if node.op_type == "Gather" and i == 1:
+            data = node.inputs[0].type
+            if isinstance(data, TensorType) and data.shape is not None:
+                axis = node.attrs.get("axis", 0) % len(data.shape)
+                size = data.shape[axis]
+                found = size if isinstance(size, int) else None
+        elif node.op_type in _PASS_THROUGH and i == 0 and depth > 0:
+            found = index_bound(node.outputs[0], depth - 1) if node.outputs else None
+        if found is not None:
+            bound = found if bound is None else min(bound, found)
+    return bound

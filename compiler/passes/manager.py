@@ -37,7 +37,7 @@ LEVELS = {
     0: "",
     1: CLEANUP,
     2: f"{CLEANUP},infer-shapes,fuse-pad,fuse-conv-bn,fuse-gelu,fuse-layernorm,"
-       "fuse-attention,sink-transposes,canonicalize,fuse-epilogue,cse,dce",
+       "fuse-attention,sink-transposes,canonicalize,infer-shapes,fuse-epilogue,cse,dce",
     3: f"fold-constants{{max-elements=-1}},{CLEANUP},infer-shapes,fuse-pad,fuse-conv-bn,"
        "fuse-gelu,fuse-layernorm,fuse-attention,sink-transposes,canonicalize,"
        "fuse-epilogue,cse,dce",

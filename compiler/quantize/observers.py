@@ -27,6 +27,14 @@ BINS = 2048
 MIN_SAMPLES = 8192  # below this, histogram methods fall back to MinMax
 
 
+def _finite(x: np.ndarray) -> np.ndarray:
+    """The finite values of ``x``: an infinity (a mask's -inf) has no integer code and would
+    make every range infinite; it saturates to the end of the range instead."""
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        return x[np.isfinite(x)]
+    return x
+
+
 class Observer:
     """Base class: ``observe(x)`` per batch, then ``range()``."""
 
@@ -35,6 +43,7 @@ class Observer:
         self.hi = -np.inf
 
     def observe(self, x: np.ndarray) -> None:
+        x = _finite(x)
         if x.size:
             self.lo = min(self.lo, float(np.min(x)))
             self.hi = max(self.hi, float(np.max(x)))
@@ -62,6 +71,7 @@ class HistogramObserver(Observer):
         self.hist = np.zeros(bins, dtype=np.float64)
 
     def observe(self, x: np.ndarray) -> None:
+        x = _finite(x)
         if not x.size:
             return
         super().observe(x)

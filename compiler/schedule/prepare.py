@@ -34,6 +34,13 @@ def _fix_proto(proto, batch: int) -> list[str]:
             notes.append(f"input '{vi.name}' axis {axis} ('{d.dim_param or '?'}') fixed to {size}")
             d.Clear()
             d.dim_value = size
+    # Shapes the exporter recorded were computed for symbolic inputs ('batch', 'unk__3');
+    # dropped, so that shape inference computes them again from the fixed inputs.
+    del proto.graph.value_info[:]
+    for vi in proto.graph.output:
+        for d in vi.type.tensor_type.shape.dim:
+            if not d.HasField("dim_value"):
+                d.Clear()
     return notes
 
 
@@ -70,7 +77,75 @@ def load_static(spec, batch: int = 1):
         notes = _fix_graph(graph, batch)
     for note in notes:
         log_of(graph).record("prepare", note.split("'")[1], "static shape", note)
+    settle_shapes(graph)
     return graph, proto
+
+
+FOLD_LIMIT = 1 << 16  # elements: shape arithmetic is small; real tensors are not folded here
+
+
+def settle_shapes(graph) -> int:
+    """Make every shape known in one pass in order; the number of nodes folded.
+
+    Exporters compute reshape targets from ``Shape`` of earlier tensors, in chains that
+    onnx's inference cannot always follow. With the inputs' shapes fixed, one walk in
+    order settles them all: a ``Shape`` of a known tensor becomes a constant, a small node
+    whose inputs are all constants is computed (with the executor's kernels), and every
+    other node has its output types inferred from its, by then known, inputs.
+    """
+    from npuc.compiler.executor.kernels import KernelContext, get_kernel
+    from npuc.ir.infer import infer_node
+
+    folded = 0
+    for node in list(graph.nodes):
+        if node.domain or subgraphs(node) or node.op_type in RANDOM_OPS:
+            continue
+        outs = [v for v in node.outputs if v is not None]
+        values = _fold(node, graph, get_kernel, KernelContext)
+        if values is not None:
+            for v, arr in zip(node.outputs, values):
+                if v is not None:
+                    v.replace_all_uses_with(graph.add_constant(v.name + "_c", np.asarray(arr)))
+            graph.remove_node(node)
+            folded += 1
+            continue
+        if all(isinstance(v.type, TensorType) and v.type.is_static for v in outs):
+            continue
+        try:
+            types = infer_node(node)
+        except Exception:  # a node inference cannot handle keeps the type it has
+            continue
+        for v, t in zip(node.outputs, types):
+            if v is not None and isinstance(t, TensorType) and t.is_static:
+                v.type = t if not isinstance(v.type, TensorType) or v.type.quant is None \
+                    else t.with_quant(v.type.quant)
+    return folded
+
+
+def _fold(node, graph, get_kernel, KernelContext):
+    """The output arrays of a node computable now, or None."""
+    if node.op_type == "Shape":
+        t = node.inputs[0].type
+        if not (isinstance(t, TensorType) and t.is_static):
+            return None
+        start, end = node.attrs.get("start", 0), node.attrs.get("end")
+        return [np.array(t.shape[start:end], dtype=np.int64)]
+    if not node.inputs or any(v is not None and v.const is None for v in node.inputs):
+        return None
+    if any(v is not None and v.const.size > FOLD_LIMIT for v in node.inputs):
+        return None
+    opset = graph.opset_of(node.domain) or 1
+    fn = get_kernel(node.op_type, node.domain, opset)
+    if fn is None:
+        return None
+    ctx = KernelContext(opset=opset, num_outputs=len(node.outputs), node=node)
+    try:
+        values = fn([None if v is None else v.const for v in node.inputs], node.attrs, ctx)
+    except Exception:  # left for the executor to report when it runs the node
+        return None
+    if any(np.asarray(a).size > FOLD_LIMIT for a in values):
+        return None
+    return values
 
 
 def _fix_graph(graph, batch: int) -> list[str]:
