@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .analysis import captured_values, reads, subgraphs, topological_order  # noqa: F401
 from .dtypes import of_array
 from .errors import VerifyError
 from .types import TensorType, Type
@@ -365,33 +366,7 @@ class Graph:
         Keeps the current order where it is already valid (stable). Raises VerifyError
         naming a node on a cycle when there is one.
         """
-        nodes = list(self.nodes)
-        position = {id(n): i for i, n in enumerate(nodes)}
-        pending = {}
-        for n in nodes:
-            deps = {id(v.producer) for v in _reads(n) if v.producer is not None
-                    and id(v.producer) in position and v.producer is not n}
-            pending[id(n)] = deps
-        users: dict[int, list[Node]] = {}
-        for n in nodes:
-            for d in pending[id(n)]:
-                users.setdefault(d, []).append(n)
-        import heapq
-
-        ready = [(position[id(n)], n) for n in nodes if not pending[id(n)]]
-        heapq.heapify(ready)
-        order = []
-        while ready:
-            _, n = heapq.heappop(ready)
-            order.append(n)
-            for u in users.get(id(n), ()):
-                deps = pending[id(u)]
-                deps.discard(id(n))
-                if not deps:
-                    heapq.heappush(ready, (position[id(u)], u))
-        if len(order) != len(nodes):
-            stuck = next(n for n in nodes if pending[id(n)])
-            raise VerifyError(f"the graph has a cycle through {stuck.describe()}")
+        order = topological_order(self)
         self.first = self.last = None
         self._count = 0
         for n in order:
@@ -400,47 +375,9 @@ class Graph:
 
     def copy(self) -> "Graph":
         """A deep copy (constant arrays are shared, they are never mutated in place)."""
-        from .printer import clone_graph  # noqa: F401  (shares the printer's traversal)
+        from .printer import clone_graph
 
         return clone_graph(self)
 
     def __repr__(self) -> str:
         return f"<Graph {self.name}: {len(self.inputs)} inputs, {len(self)} nodes>"
-
-
-def subgraphs(node: Node) -> list[Graph]:
-    """The graphs held in a node's attributes (If branches, Loop and Scan bodies)."""
-    out = []
-    for a in node.attrs.values():
-        if isinstance(a, Graph):
-            out.append(a)
-        elif isinstance(a, list) and a and isinstance(a[0], Graph):
-            out.extend(a)
-    return out
-
-
-def _reads(node: Node) -> Iterator[Value]:
-    """Every value a node reads: its inputs and what its subgraphs capture from outside."""
-    for v in node.inputs:
-        if v is not None:
-            yield v
-    for sub in subgraphs(node):
-        yield from captured_values(sub)
-
-
-def captured_values(graph: Graph) -> list[Value]:
-    """Values from enclosing graphs read inside ``graph`` (or its own subgraphs)."""
-    inner: set[int] = set()
-    found: dict[int, Value] = {}
-    for g in graph.all_graphs():
-        for v in g.values():
-            inner.add(id(v))
-    for g in graph.all_graphs():
-        for n in g.nodes:
-            for v in n.inputs:
-                if v is not None and id(v) not in inner:
-                    found.setdefault(id(v), v)
-        for v in g.outputs:
-            if id(v) not in inner:
-                found.setdefault(id(v), v)
-    return list(found.values())

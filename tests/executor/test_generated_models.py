@@ -45,7 +45,7 @@ def params():
     for name, case in sorted(CASES.items()):
         marks = []
         if case["status"] == "known_failure":
-            marks.append(pytest.mark.xfail(reason=case["reason"], strict=False))
+            marks.append(pytest.mark.xfail(reason=case["reason"], strict=True))
         yield pytest.param(name, id=name, marks=marks)
 
 
