@@ -21,9 +21,10 @@ import warnings
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
 from npuc.compiler.executor.kernels import KERNELS, KernelContext
+from tests.executor.case_tools import model_opset, node_attrs
 
 
 def load_basic_kernels() -> set[tuple[str, str]]:
@@ -111,28 +112,6 @@ def load_case(case_dir: str):
     return model, sets
 
 
-def node_attrs(node: onnx.NodeProto) -> dict:
-    """The node's attributes as the kernels receive them (str, not bytes; tensors as arrays)."""
-    attrs = {}
-    for a in node.attribute:
-        v = helper.get_attribute_value(a)
-        if isinstance(v, bytes):
-            v = v.decode()
-        elif isinstance(v, list) and v and isinstance(v[0], bytes):
-            v = [s.decode() for s in v]
-        elif isinstance(v, onnx.TensorProto):
-            v = numpy_helper.to_array(v)
-        elif isinstance(v, list) and v and isinstance(v[0], onnx.TensorProto):
-            v = [numpy_helper.to_array(t) for t in v]
-        attrs[a.name] = v
-    return attrs
-
-
-def model_opset(model: onnx.ModelProto, domain: str) -> int:
-    for imp in model.opset_import:
-        if imp.domain == domain or (domain in ("", "ai.onnx") and imp.domain in ("", "ai.onnx")):
-            return imp.version
-    return 1
 
 
 def _compare(got, want, where: str) -> str | None:

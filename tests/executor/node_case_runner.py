@@ -18,9 +18,10 @@ from dataclasses import dataclass
 import ml_dtypes
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
 from npuc.compiler.executor.kernels import KERNELS, KernelContext
+from tests.executor.case_tools import model_opset, node_attrs
 
 # Operators whose outputs are random: only shape, dtype and value range are compared.
 RANDOM_OPS = {"Bernoulli", "RandomNormal", "RandomUniform", "RandomNormalLike",
@@ -108,26 +109,6 @@ def load_cases(root: str, op_types=None) -> list[NodeCase]:
     return [c for c in cases if op_types is None or c.node.op_type in op_types]
 
 
-def node_attrs(node: onnx.NodeProto) -> dict:
-    """The node's attributes as plain Python values, as the kernels receive them."""
-    attrs = {}
-    for a in node.attribute:
-        v = helper.get_attribute_value(a)
-        if isinstance(v, bytes):
-            v = v.decode()
-        elif isinstance(v, list) and v and isinstance(v[0], bytes):
-            v = [s.decode() for s in v]
-        elif isinstance(v, onnx.TensorProto):
-            v = numpy_helper.to_array(v)
-        attrs[a.name] = v
-    return attrs
-
-
-def model_opset(model: onnx.ModelProto, domain: str = "") -> int:
-    for imp in model.opset_import:
-        if imp.domain in (domain, "ai.onnx" if domain == "" else domain):
-            return imp.version
-    return 1
 
 
 def _compare(got, want, name, random_op) -> str | None:
