@@ -317,11 +317,15 @@ def _json(data) -> str:
 
 
 def _write_dir(path: str, files: dict) -> None:
-    """Write ``files`` into folder ``path``, all or nothing (temp folder, then rename)."""
+    """Write ``files`` into folder ``path``, all or nothing (temp folder, then rename).
+
+    Missing parent folders are created, as ``mkdir -p`` would."""
     path = os.path.abspath(path)
     parent = os.path.dirname(path)
-    if not os.path.isdir(parent):
-        raise NpucError(f"{path}: the folder {parent} does not exist")
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as e:
+        raise NpucError(f"{path}: cannot create the folder {parent}: {e.strerror}") from None
     if os.path.exists(path) and not os.path.isdir(path):
         raise NpucError(f"{path}: exists and is not a folder")
     tmp = tempfile.mkdtemp(prefix=".npuc-", dir=parent)
