@@ -2,6 +2,7 @@
 
     python benchmarks/bench_quantize.py            # ResNet-50, BERT-base, digits
     python benchmarks/bench_quantize.py --quick    # ResNet-50 and digits only
+    python benchmarks/bench_quantize.py --quick --model benchmarks/models/resnet50-torchscript.onnx
 
 Figures:
 - zoo ResNet-50 (random weights), 32 calibration / 16 evaluation inputs: SQNR of the
@@ -69,17 +70,22 @@ def _sqnr_all(ref, got):
     return sqnr(np.concatenate([r.ravel() for r in ref]), np.concatenate([g.ravel() for g in got]))
 
 
-def bench_resnet50(n_cal=32, n_eval=16):
+def bench_resnet50(n_cal=32, n_eval=16, model_path=None):
+    """ResNet-50 from the zoo, or the model at ``model_path`` (e.g. a PyTorch export)."""
     import onnx
 
-    name = "resnet50"
-    model = npuc.zoo.build(name, batch=1)
     tmp = tempfile.mkdtemp()
     path = os.path.join(tmp, "resnet50.onnx")
+    if model_path:
+        model = onnx.load(model_path)
+    else:
+        model = npuc.zoo.build("resnet50", batch=1)
     onnx.save(model, path)
-    cal, ev = _inputs(name, n_cal, 0), _inputs(name, n_eval, 1000)
-    g = npuc.import_onnx(model)
-    ref = [execute(g, f)["output"] for f in ev]
+    cal = [npuc.zoo.sample_inputs(model, batch=1, seed=i) for i in range(n_cal)]
+    ev = [npuc.zoo.sample_inputs(model, batch=1, seed=1000 + i) for i in range(n_eval)]
+    g = npuc.import_onnx(path)
+    out_name = g.outputs[0].name
+    ref = [execute(g, f)[out_name] for f in ev]
     rows = {}
     for method in ("MinMax", "Percentile"):
         out, secs = _ort_quantize(path, cal, method)
@@ -88,13 +94,14 @@ def bench_resnet50(n_cal=32, n_eval=16):
         t = time.perf_counter()
         q = quantize(g, "warboy-2pe", cal, method=method, progress=False)
         secs = time.perf_counter() - t
-        rows[f"npuc {method}"] = (_sqnr_all(ref, [execute(q, f)["output"] for f in ev]), secs)
+        rows[f"npuc {method}"] = (_sqnr_all(ref, [execute(q, f)[out_name] for f in ev]), secs)
     t = time.perf_counter()
     q = quantize(_optimized(g), "warboy-2pe", cal, progress=False)
     secs = time.perf_counter() - t
-    rows["npuc minmax, -O2 graph"] = (_sqnr_all(ref, [execute(q, f)["output"] for f in ev]),
+    rows["npuc minmax, -O2 graph"] = (_sqnr_all(ref, [execute(q, f)[out_name] for f in ev]),
                                       secs)
-    print(f"ResNet-50, {n_cal} calibration / {n_eval} evaluation inputs (int8 output SQNR):")
+    print(f"ResNet-50 ({model_path or 'zoo'}), {n_cal} calibration / {n_eval} evaluation "
+          "inputs (int8 output SQNR):")
     for k, (db, secs) in rows.items():
         print(f"  {k:<26} {db:6.2f} dB   quantize {secs:6.1f} s")
     best_ort = max(v for k, v in rows.items() if k.startswith("onnxruntime"))
@@ -146,9 +153,11 @@ def main():
     logging.getLogger().setLevel(logging.ERROR)  # onnxruntime's quantizer is chatty
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="skip BERT-base")
+    p.add_argument("--model", help="an ONNX ResNet-50 to use instead of the zoo's (for example "
+                                   "benchmarks/models/resnet50-torchscript.onnx)")
     args = p.parse_args()
     bench_digits()
-    bench_resnet50()
+    bench_resnet50(model_path=args.model)
     if not args.quick:
         bench_bert()
 
