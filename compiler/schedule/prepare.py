@@ -93,22 +93,14 @@ def settle_shapes(graph) -> int:
     whose inputs are all constants is computed (with the executor's kernels), and every
     other node has its output types inferred from its, by then known, inputs.
     """
-    from npuc.compiler.executor.kernels import KernelContext, get_kernel
     from npuc.ir.infer import infer_node
 
     folded = 0
     for node in list(graph.nodes):
-        if node.domain or subgraphs(node) or node.op_type in RANDOM_OPS:
-            continue
-        outs = [v for v in node.outputs if v is not None]
-        values = _fold(node, graph, get_kernel, KernelContext)
-        if values is not None:
-            for v, arr in zip(node.outputs, values):
-                if v is not None:
-                    v.replace_all_uses_with(graph.add_constant(v.name + "_c", np.asarray(arr)))
-            graph.remove_node(node)
+        if fold_node(graph, node, FOLD_LIMIT):
             folded += 1
             continue
+        outs = [v for v in node.outputs if v is not None]
         if all(isinstance(v.type, TensorType) and v.type.is_static for v in outs):
             continue
         try:
@@ -120,32 +112,6 @@ def settle_shapes(graph) -> int:
                 v.type = t if not isinstance(v.type, TensorType) or v.type.quant is None \
                     else t.with_quant(v.type.quant)
     return folded
-
-
-def _fold(node, graph, get_kernel, KernelContext):
-    """The output arrays of a node computable now, or None."""
-    if node.op_type == "Shape":
-        t = node.inputs[0].type
-        if not (isinstance(t, TensorType) and t.is_static):
-            return None
-        start, end = node.attrs.get("start", 0), node.attrs.get("end")
-        return [np.array(t.shape[start:end], dtype=np.int64)]
-    if not node.inputs or any(v is not None and v.const is None for v in node.inputs):
-        return None
-    if any(v is not None and v.const.size > FOLD_LIMIT for v in node.inputs):
-        return None
-    opset = graph.opset_of(node.domain) or 1
-    fn = get_kernel(node.op_type, node.domain, opset)
-    if fn is None:
-        return None
-    ctx = KernelContext(opset=opset, num_outputs=len(node.outputs), node=node)
-    try:
-        values = fn([None if v is None else v.const for v in node.inputs], node.attrs, ctx)
-    except Exception:  # left for the executor to report when it runs the node
-        return None
-    if any(np.asarray(a).size > FOLD_LIMIT for a in values):
-        return None
-    return values
 
 
 def _fix_graph(graph, batch: int) -> list[str]:
@@ -164,46 +130,57 @@ def _fix_graph(graph, batch: int) -> list[str]:
     return notes
 
 
-def fold_constants(graph) -> int:
-    """Replace nodes whose inputs are all constants by their results; the count folded."""
+def fold_node(graph, node, limit: int | None = None) -> bool:
+    """Replace ``node`` by constants when it can be computed now; whether it was.
+
+    A ``Shape`` of a tensor of known shape, or a node whose inputs are all constants
+    (computed with the executor's kernel). ``limit`` bounds the elements of inputs and
+    results; random operators, subgraphs, npuc operators and graph outputs are left alone.
+    """
     from npuc.compiler.executor.kernels import KernelContext, get_kernel
 
-    folded = 0
-    for node in list(graph.nodes):
-        if node.op_type in RANDOM_OPS or subgraphs(node) or node.domain not in ("", "ai.onnx"):
+    if node.op_type in RANDOM_OPS or subgraphs(node) or node.domain not in ("", "ai.onnx"):
+        return False
+    if any(o is not None and any(o is g for g in graph.outputs) for o in node.outputs):
+        return False
+    ins = [v for v in node.inputs if v is not None]
+    if node.op_type == "Shape":
+        t = ins[0].type if ins else None
+        if not (isinstance(t, TensorType) and t.is_static):
+            return False
+        start, end = node.attrs.get("start", 0), node.attrs.get("end")
+        results = [np.array(t.shape[start:end], dtype=np.int64)]
+    else:
+        if not ins or any(v.const is None for v in ins):
+            return False
+        if limit is not None and any(v.const.size > limit for v in ins):
+            return False
+        opset = graph.opset_of(node.domain) or 17
+        fn = get_kernel(node.op_type, node.domain, opset)
+        if fn is None:
+            return False
+        ctx = KernelContext(opset=opset, num_outputs=len(node.outputs), node=node,
+                            output_types=[o.type if o else None for o in node.outputs])
+        try:
+            results = fn([None if v is None else v.const for v in node.inputs], node.attrs, ctx)
+        except Exception:  # left to run at run time; the executor will say why
+            return False
+        if limit is not None and any(np.asarray(r).size > limit for r in results):
+            return False
+    for o, r in zip(node.outputs, results):
+        if o is None:
             continue
-        ins = [v for v in node.inputs if v is not None]
-        if node.op_type == "Shape" and ins and isinstance(ins[0].type, TensorType) \
-                and ins[0].type.is_static:
-            start, end = node.attrs.get("start", 0), node.attrs.get("end")
-            results = [np.array(ins[0].type.shape[start:end], dtype=np.int64)]
-        elif ins and all(v.const is not None for v in ins):
-            fn = get_kernel(node.op_type, node.domain)
-            if fn is None:
-                continue
-            ctx = KernelContext(opset=graph.opset_of("") or 17, num_outputs=len(node.outputs),
-                                node=node, output_types=[o.type if o else None
-                                                         for o in node.outputs])
-            try:
-                results = fn([None if v is None else v.const for v in node.inputs], node.attrs,
-                             ctx)
-            except Exception:  # leave it to run at run time; the executor will say why
-                continue
-        else:
-            continue
-        outputs = [o for o in node.outputs]
-        if any(o is not None and any(o is g for g in graph.outputs) for o in outputs):
-            continue
-        for o, r in zip(outputs, results):
-            if o is None:
-                continue
-            r = np.asarray(r)
-            if isinstance(o.type, TensorType) and r.dtype != o.type.dtype.numpy:
-                r = r.astype(o.type.dtype.numpy)
-            c = graph.add_constant(graph.fresh_name(o.name + "_folded"), r)
-            o.replace_all_uses_with(c)
-        graph.remove_node(node)
-        folded += 1
+        r = np.asarray(r)
+        if isinstance(o.type, TensorType) and r.dtype != o.type.dtype.numpy:
+            r = r.astype(o.type.dtype.numpy)
+        o.replace_all_uses_with(graph.add_constant(graph.fresh_name(o.name + "_folded"), r))
+    graph.remove_node(node)
+    return True
+
+
+def fold_constants(graph) -> int:
+    """Replace nodes whose inputs are all constants by their results; the count folded."""
+    folded = sum(fold_node(graph, node) for node in list(graph.nodes))
     for v in list(graph.constants.values()):
         if not v.uses and not any(o is v for o in graph.outputs):
             graph.remove_constant(v)
