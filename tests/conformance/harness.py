@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-RTOL, ATOL = 1e-3, 1e-4
+from tests.executor.case_tools import equal, value
+
 CASE_SECONDS = 60
 
 
@@ -43,47 +44,6 @@ def collect():
         return node_cases.collect_testcases()
 
 
-def _value(v):
-    """Case data as arrays: some cases keep tensors as TensorProto (float8, int4, ...)."""
-    import onnx
-
-    from npuc.ir.onnx_types import array_from_proto
-
-    if isinstance(v, onnx.TensorProto):
-        return array_from_proto(v)
-    if isinstance(v, list):
-        return [_value(x) for x in v]
-    return v
-
-
-def _equal(got, want, where: str) -> str | None:
-    if want is None or got is None:
-        return None if want is None and got is None else f"{where}: optional presence differs"
-    if isinstance(want, list):
-        if not isinstance(got, list) or len(got) != len(want):
-            return f"{where}: sequence length differs"
-        for i, (g, w) in enumerate(zip(got, want)):
-            msg = _equal(g, w, f"{where}[{i}]")
-            if msg:
-                return msg
-        return None
-    got, want = np.asarray(got), np.asarray(want)
-    if got.dtype != want.dtype and not (got.dtype.kind in "OU" and want.dtype.kind in "OU"):
-        return f"{where}: dtype {got.dtype}, expected {want.dtype}"
-    if got.shape != want.shape:
-        return f"{where}: shape {list(got.shape)}, expected {list(want.shape)}"
-    if want.dtype.kind in "OUS":
-        return None if got.tolist() == want.tolist() else f"{where}: strings differ"
-    g, w = got.astype(np.float64), want.astype(np.float64)
-    if want.dtype.kind == "c":
-        g, w = got.astype(np.complex128), want.astype(np.complex128)
-    close = np.isclose(g, w, rtol=RTOL, atol=ATOL, equal_nan=True)
-    if not close.all():
-        err = np.abs(g - w)[~close]
-        return f"{where}: {int((~close).sum())} of {close.size} values differ (max {err.max():.3g})"
-    return None
-
-
 class _Timeout(Exception):
     pass
 
@@ -98,7 +58,7 @@ def run_case(case) -> Outcome:
     from npuc.ir.errors import NpucError, UnsupportedError
 
     inputs, expected = case.data_sets[0]
-    inputs, expected = [_value(v) for v in inputs], [_value(v) for v in expected]
+    inputs, expected = [value(v) for v in inputs], [value(v) for v in expected]
     names = [vi.name for vi in case.model.graph.input
              if vi.name not in {t.name for t in case.model.graph.initializer}]
     old = signal.signal(signal.SIGALRM, _alarm)
@@ -106,8 +66,8 @@ def run_case(case) -> Outcome:
     try:
         graph = import_onnx(case.model)
         feeds = {}
-        for name, value in zip(names, inputs):
-            feeds[name] = value if isinstance(value, (list, type(None))) else np.asarray(value)
+        for name, given in zip(names, inputs):
+            feeds[name] = given if isinstance(given, (list, type(None))) else np.asarray(given)
         got = execute(graph, feeds)
     except UnsupportedError as e:
         return Outcome(case.name, "unsupported", str(e))
@@ -124,7 +84,7 @@ def run_case(case) -> Outcome:
     if len(outs) != len(expected):
         return Outcome(case.name, "mismatch", f"{len(outs)} outputs, expected {len(expected)}")
     for i, (g, w) in enumerate(zip(outs, expected)):
-        msg = _equal(g, w, f"output {i}")
+        msg = equal(g, w, f"output {i}")
         if msg:
             return Outcome(case.name, "mismatch", msg)
     return Outcome(case.name, "pass")

@@ -24,7 +24,7 @@ import onnx
 from onnx import numpy_helper
 
 from npuc.compiler.executor.kernels import KERNELS, KernelContext
-from tests.executor.case_tools import model_opset, node_attrs
+from tests.executor.case_tools import equal, model_opset, node_attrs
 
 
 def load_basic_kernels() -> set[tuple[str, str]]:
@@ -114,40 +114,6 @@ def load_case(case_dir: str):
 
 
 
-def _compare(got, want, where: str) -> str | None:
-    if isinstance(want, list):
-        if not isinstance(got, list) or len(got) != len(want):
-            return f"{where}: expected a sequence of {len(want)}, got {type(got).__name__}"
-        for i, (g, w) in enumerate(zip(got, want)):
-            msg = _compare(g, w, f"{where}[{i}]")
-            if msg:
-                return msg
-        return None
-    if want is None:
-        return None if got is None else f"{where}: expected an empty optional"
-    if got is None or isinstance(got, list):
-        return f"{where}: expected a tensor, got {type(got).__name__}"
-    want = np.asarray(want)
-    got = np.asarray(got)
-    if got.dtype != want.dtype:
-        return f"{where}: dtype {got.dtype} != {want.dtype}"
-    if got.shape != want.shape:
-        return f"{where}: shape {got.shape} != {want.shape}"
-    is_float = want.dtype.kind in "fc" or (want.dtype.kind == "V" and "float" in want.dtype.name)
-    if is_float:
-        ctype = np.complex128 if want.dtype.kind == "c" else np.float64
-        g, w = got.astype(ctype), want.astype(ctype)
-        if not np.allclose(g, w, rtol=1e-3, atol=1e-4, equal_nan=True):
-            bad = int((~np.isclose(g, w, rtol=1e-3, atol=1e-4, equal_nan=True)).sum())
-            return f"{where}: {bad} of {want.size} values differ"
-        return None
-    if want.dtype == object:
-        same = got.tolist() == want.tolist()
-    else:
-        same = np.array_equal(got, want)
-    return None if same else f"{where}: values differ"
-
-
 def run_case(case_dir: str) -> str | None:
     """Run one case; None when it passes, else a one-line reason."""
     model, sets = load_case(case_dir)
@@ -174,7 +140,7 @@ def run_case(case_dir: str) -> str | None:
         if len(got) != len(outs):
             return f"{len(got)} outputs, expected {len(outs)}"
         for k, (g, w) in enumerate(zip(got, outs)):
-            msg = _compare(g, w, f"output {k}")
+            msg = equal(g, w, f"output {k}")
             if msg:
                 return msg
     return None
