@@ -54,6 +54,12 @@ class CompileResult:
         return self.summary["estimated_latency_s"]
 
 
+def warnings_of(graph) -> list[str]:
+    """The one-line warnings a command prints for ``graph``'s numeric hazards."""
+    return [f"warning: {d.action} at %{d.subject}: {d.reason}"
+            for d in log_of(graph) if d.stage == "numerics"]
+
+
 @dataclass
 class VerifyResult:
     """Per-output errors of the simulated program against a reference, and against the
@@ -119,6 +125,7 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
             ) -> CompileResult:
     """Compile ``model`` (a path, ``zoo:NAME`` or ModelProto) for ``target``."""
     from npuc.compiler.lower import lower
+    from npuc.compiler.quantize.hazards import check_weights
     from npuc.compiler.report import summarize, write_report
     from npuc.compiler.schedule import schedule
     from npuc.compiler.schedule.prepare import load_static
@@ -129,6 +136,7 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
     steps = _Progress(progress, 6)
     steps.next("load")
     graph, proto = load_static(model, batch)
+    check_weights(graph, model if isinstance(model, str) else None)
     steps.next("optimize")
     graph = _optimize(graph, opt_level)
     steps.next("quantize")

@@ -30,6 +30,10 @@ def run(args) -> int:
     r = verify(args.model, args.target, opt_level=args.opt_level, quantize=args.quantize,
                calibration=args.calibration, inputs=inputs, schedule_in=args.schedule_in,
                batch=args.batch, output_dir=args.output, progress=sys.stderr.isatty())
+    from npuc.compiler.driver import warnings_of
+
+    for line in warnings_of(r.compiled.graph):
+        print(line, file=sys.stderr)
     if args.json:
         print(json.dumps(r.to_json(), indent=1, sort_keys=True))
         return 0 if r.passed else 1
