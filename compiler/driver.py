@@ -7,16 +7,14 @@
 Optimization and quantization are called through ``npuc.optimize`` and ``npuc.quantize``;
 when either is not available in this build, the driver says so in the decision log and
 goes on (constant folding only; float32 execution, estimated at the chip's precision).
-The output folder is written whole or not at all: into a temporary folder beside it,
-then renamed.
+The output folder is written whole or not at all, through :mod:`npuc.ir.safeio`; it and
+``--schedule-out`` are checked before any work is done.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,7 +79,12 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
     from npuc.compiler.schedule import schedule
     from npuc.compiler.schedule.prepare import load_static
     from npuc.compiler.schedule.schedule_file import check_pins, dumps, read_pins
+    from npuc.ir.safeio import check_output_dir, check_output_file, write_dir, write_file
 
+    if output_dir is not None:  # refused before any work, never after
+        check_output_dir(output_dir, protect=_inputs_of(model, calibration, schedule_in))
+    if schedule_out is not None:
+        check_output_file(schedule_out)
     target = _target(target)
     precision = _requested_precision(target, quantize)
     steps = _Progress(progress, 6)
@@ -112,10 +115,10 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
     }
     files["report.html"] = write_report(summary, json.loads(files["decisions.json"]))
     if output_dir is not None:
-        _write_dir(output_dir, files)
+        write_dir(output_dir, files, protect=_inputs_of(model, calibration, schedule_in))
         result.output_dir = output_dir
     if schedule_out is not None:
-        _write_file(schedule_out, files["schedule.json"])
+        write_file(schedule_out, files["schedule.json"])
     result.files = files
     steps.close()
     result.seconds = steps.seconds
@@ -312,49 +315,14 @@ def _reference(model, compiled, feeds) -> tuple[dict, str, list]:
 
 # -- output ------------------------------------------------------------------------------
 
+def _inputs_of(*specs) -> list:
+    """The files among the user's inputs, which an output folder must never hold."""
+    return [s for s in specs if isinstance(s, (str, os.PathLike))
+            and not os.fspath(s).startswith(("zoo:", "random:"))]
+
+
 def _json(data) -> str:
     return json.dumps(data, indent=1, sort_keys=True) + "\n"
-
-
-def _write_dir(path: str, files: dict) -> None:
-    """Write ``files`` into folder ``path``, all or nothing (temp folder, then rename).
-
-    Missing parent folders are created, as ``mkdir -p`` would."""
-    path = os.path.abspath(path)
-    parent = os.path.dirname(path)
-    try:
-        os.makedirs(parent, exist_ok=True)
-    except OSError as e:
-        raise NpucError(f"{path}: cannot create the folder {parent}: {e.strerror}") from None
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise NpucError(f"{path}: exists and is not a folder")
-    tmp = tempfile.mkdtemp(prefix=".npuc-", dir=parent)
-    try:
-        for name, data in sorted(files.items()):
-            mode = "wb" if isinstance(data, bytes) else "w"
-            with open(os.path.join(tmp, name), mode, **({} if mode == "wb" else
-                                                          {"encoding": "utf-8"})) as f:
-                f.write(data)
-        if os.path.isdir(path):
-            old = path + ".old-npuc"
-            os.rename(path, old)
-            os.rename(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _write_file(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise NpucError(f"{path}: the folder {folder} does not exist")
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 class _Progress:

@@ -216,13 +216,9 @@ def save_text(graph: Graph, path: str, inline_limit: int = 16) -> None:
     text = print_graph(graph, blob, blob_name, inline_limit)
     if not blob:
         text = print_graph(graph, None, None, inline_limit)
-    _atomic_write(path, text.encode("utf-8"))
-    if blob:
-        _atomic_write(path + ".bin", bytes(blob))
+    from .safeio import check_output_file, write_file
 
-
-def _atomic_write(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    check_output_file(path)
+    if blob:  # the side file first: the text, written last, is what makes the pair new
+        write_file(path + ".bin", bytes(blob))
+    write_file(path, text.encode("utf-8"))

@@ -52,6 +52,10 @@ def run(args) -> int:
     print_after = None
     if args.print_after:
         print_after = "all" if "all" in args.print_after else set(args.print_after)
+    if args.output != "-":
+        from npuc.ir.safeio import check_output_file
+
+        check_output_file(args.output)  # before any work
     graph = load_model(args.model)
     before = len(graph)
     manager = PassManager(pipeline, verify=args.verify_each, timing=args.time,

@@ -105,6 +105,9 @@ def run(args) -> int:
 
     if not args.output.endswith((".npuir", ".onnx")):
         raise NpucError(f"{args.output}: unknown output format; use .npuir or .onnx (QDQ)")
+    from npuc.ir.safeio import check_output_file
+
+    check_output_file(args.output)  # before any work
     from npuc.compiler.quantize.scheme import scheme_for
 
     scheme_for(args.target, args.precision)  # a wrong target fails before any work
@@ -118,9 +121,6 @@ def run(args) -> int:
                      precision=args.precision, keep_float=args.keep_float,
                      sensitivity=args.sensitivity, progress=sys.stderr.isatty())
     if args.output.endswith(".onnx"):
-        folder = os.path.dirname(os.path.abspath(args.output))
-        if not os.path.isdir(folder):
-            raise NpucError(f"{args.output}: the folder {folder} does not exist")
         export_qdq(q, args.output)
     else:
         save_model(q, args.output)

@@ -21,6 +21,7 @@ def run(args) -> int:
 
     from npuc.compiler.report import write_report
     from npuc.ir.errors import NpucError
+    from npuc.ir.safeio import write_file
 
     try:
         with open(os.path.join(args.dir, "summary.json"), encoding="utf-8") as f:
@@ -33,10 +34,7 @@ def run(args) -> int:
         raise NpucError(f"{args.dir}/summary.json: not an npuc summary")
     path = os.path.join(args.dir, "report.html")
     html = write_report(summary, decisions, use_matplotlib=False if args.plain_svg else None)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(html)
-    os.replace(tmp, path)
+    write_file(path, html)
     print(os.path.abspath(path))
     if args.open:
         import webbrowser

@@ -51,10 +51,10 @@ def _load(spec, infer_shapes: bool) -> Graph:
 
 def save_model(graph: Graph, path) -> None:
     """Write ``.onnx`` or ``.npuir`` (with its side file) according to the suffix."""
+    from npuc.ir.safeio import check_output_file
+
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise NpucError(f"{path}: the folder {folder} does not exist")
+    check_output_file(path)
     if path.endswith(TEXT_SUFFIXES):
         from npuc.ir.parser import save_text
 
