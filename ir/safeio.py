@@ -133,6 +133,24 @@ def check_output_dir(path, protect=()) -> str:
     return real
 
 
+def check_input_file(path) -> str:
+    """Refuse to read anything but a regular file (a FIFO would hang the reader, a device
+    would never end); return the path."""
+    shown = os.fspath(path)
+    try:
+        mode = os.stat(shown).st_mode
+    except FileNotFoundError:
+        raise NpucError(f"{shown}: no such file") from None
+    except OSError as e:
+        raise NpucError(f"{shown}: cannot read: {e.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise NpucError(f"{shown}: is a folder, not a file")
+    if not stat.S_ISREG(mode):
+        raise NpucError(f"{shown}: is not a regular file (a device, FIFO or socket); npuc "
+                        "reads only regular files")
+    return shown
+
+
 # -- leftovers ---------------------------------------------------------------------------
 
 def _prefix(base: str) -> str:

@@ -109,15 +109,17 @@ def run(args) -> int:
 
     check_output_file(args.output)  # before any work
     from npuc.compiler.quantize.scheme import scheme_for
+    from npuc.targets import get_target
 
-    scheme_for(args.target, args.precision)  # a wrong target fails before any work
+    target = get_target(args.target)
+    scheme_for(target, args.precision)  # a wrong target fails before any work
     graph = load_model(args.model)
     batches = load_calibration(args.calibration, graph)
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        q = quantize(graph, args.target, batches, method=args.method,
+        q = quantize(graph, target, batches, method=args.method,
                      precision=args.precision, keep_float=args.keep_float,
                      sensitivity=args.sensitivity, progress=sys.stderr.isatty())
     if args.output.endswith(".onnx"):
