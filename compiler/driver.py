@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,11 +75,6 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
             schedule_out: str | None = None, batch: int = 1, progress: bool = False,
             ) -> CompileResult:
     """Compile ``model`` (a path, ``zoo:NAME`` or ModelProto) for ``target``."""
-    from npuc.compiler.lower import lower
-    from npuc.compiler.report import summarize, write_report
-    from npuc.compiler.schedule import schedule
-    from npuc.compiler.schedule.prepare import load_static
-    from npuc.compiler.schedule.schedule_file import check_pins, dumps, read_pins
     from npuc.ir.safeio import check_output_dir, check_output_file, write_dir, write_file
 
     if output_dir is not None:  # refused before any work, never after
@@ -87,6 +83,26 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
         check_output_file(schedule_out)
     target = _target(target)
     precision = _requested_precision(target, quantize)
+    with _naming(model, calibration, schedule_in):
+        result = _pipeline(model, target, precision, opt_level, calibration, schedule_in,
+                           batch, progress)
+    if output_dir is not None:
+        write_dir(output_dir, result.files, protect=_inputs_of(model, calibration, schedule_in))
+        result.output_dir = output_dir
+    if schedule_out is not None:
+        write_file(schedule_out, result.files["schedule.json"])
+    return result
+
+
+def _pipeline(model, target, precision, opt_level, calibration, schedule_in, batch,
+              progress) -> CompileResult:
+    """load -> optimize -> quantize -> schedule -> lower -> summarize."""
+    from npuc.compiler.lower import lower
+    from npuc.compiler.report import summarize, write_report
+    from npuc.compiler.schedule import schedule
+    from npuc.compiler.schedule.prepare import load_static
+    from npuc.compiler.schedule.schedule_file import check_pins, dumps, read_pins
+
     steps = _Progress(progress, 6)
     steps.next("load")
     graph, proto = load_static(model, batch)
@@ -114,11 +130,6 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
         "decisions.json": log_of(graph).dumps() + "\n",
     }
     files["report.html"] = write_report(summary, json.loads(files["decisions.json"]))
-    if output_dir is not None:
-        write_dir(output_dir, files, protect=_inputs_of(model, calibration, schedule_in))
-        result.output_dir = output_dir
-    if schedule_out is not None:
-        write_file(schedule_out, files["schedule.json"])
     result.files = files
     steps.close()
     result.seconds = steps.seconds
@@ -249,25 +260,29 @@ def _quantize(graph, target, precision: str, calibration, progress: bool = False
 
 def _calibration(graph, calibration, target, precision):
     """Calibration inputs: ``random:N``, an .npz file, or a folder of .npy/.npz files."""
-    from npuc.compiler.executor.inputs import load_inputs, random_inputs
+    from npuc.compiler.executor.inputs import (
+        check_sets,
+        load_inputs,
+        random_count,
+        random_inputs,
+    )
 
     if calibration is None:
         if target.quant.needs_calibration(precision):
             log_of(graph).record("quantize", graph.name, "random calibration",
                                  "no calibration data given: 8 random input sets are used; "
                                  "give --calibration for real accuracy")
+            check_sets(8, graph, "random calibration")
             return [random_inputs(graph, seed=i) for i in range(8)]
         return None
     if isinstance(calibration, str) and calibration.startswith("random:"):
-        try:
-            n = int(calibration[7:])
-        except ValueError:
-            raise NpucError(f"--calibration {calibration}: N in random:N must be a number") \
-                from None
-        return [random_inputs(graph, seed=i) for i in range(max(1, n))]
+        n = random_count(calibration, graph)
+        return [random_inputs(graph, seed=i) for i in range(n)]
     if isinstance(calibration, (list, tuple)):
         return list(calibration)
     path = os.fspath(calibration)
+    if not os.path.exists(path):
+        raise NpucError(f"--calibration {path}: no such file or folder")
     if os.path.isdir(path):
         names = sorted(f for f in os.listdir(path) if f.endswith(".npz"))
         if not names:
@@ -314,6 +329,21 @@ def _reference(model, compiled, feeds) -> tuple[dict, str, list]:
 
 
 # -- output ------------------------------------------------------------------------------
+
+@contextmanager
+def _naming(model, *others):
+    """Errors about the model start with the file the user gave, not the graph's name
+    (errors about the other files given already start with theirs)."""
+    try:
+        yield
+    except NpucError as e:
+        name = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
+        text = str(e)
+        known = [name, "--"] + [os.fspath(o) for o in others if isinstance(o, (str, os.PathLike))]
+        if name and not any(text.startswith(k) for k in known if k):
+            raise type(e)(f"{name}: {text}") from None
+        raise
+
 
 def _inputs_of(*specs) -> list:
     """The files among the user's inputs, which an output folder must never hold."""

@@ -41,18 +41,14 @@ def _split(feeds: dict) -> list[dict]:
 
 def load_calibration(spec: str, graph) -> list[dict]:
     """Calibration batches from ``spec`` (see the module docstring)."""
-    import numpy as np
-
+    from npuc.compiler.executor.inputs import load_inputs, load_npy, random_count
     from npuc.ir.errors import NpucError
 
     names = [v.name for v in graph.inputs]
     if spec.startswith("random:"):
         from npuc.compiler.quantize.api import random_calibration
 
-        try:
-            n = int(spec[7:])
-        except ValueError:
-            raise NpucError(f"--calibration {spec}: N must be a number") from None
+        n = random_count(spec, graph)
         print(f"npuc: warning: calibrating on {n} RANDOM inputs; the quantization ranges "
               "will be poor: give real samples with --calibration DATA.npz", file=sys.stderr)
         return random_calibration(graph, n)
@@ -74,15 +70,14 @@ def load_calibration(spec: str, graph) -> list[dict]:
         for f in files:
             path = os.path.join(spec, f)
             if f.endswith(".npz"):
-                with np.load(path) as z:
-                    batches += _split(check(dict(z), path))
+                batches += _split(check(load_inputs(path), path))
             else:
                 stem = f[:-4]
                 key = stem if stem in names else (names[0] if len(names) == 1 else None)
                 if key is None:
                     raise NpucError(f"{path}: name the file for one of the inputs "
                                     f"({', '.join(names)})")
-                arr = np.load(path)
+                arr = load_npy(path)
                 if key == stem:
                     singles[key] = arr
                 else:
@@ -92,8 +87,7 @@ def load_calibration(spec: str, graph) -> list[dict]:
             batches += _split(check(singles, spec))
         return batches
     if spec.endswith(".npz"):
-        with np.load(spec) as z:
-            return _split(check(dict(z), spec))
+        return _split(check(load_inputs(spec), spec))
     raise NpucError(f"--calibration {spec}: give an .npz file, a folder of .npy/.npz files, "
                     "or random:N")
 

@@ -37,7 +37,7 @@ def _load(spec, infer_shapes: bool) -> Graph:
     if spec.startswith("zoo:"):
         from npuc import zoo
 
-        return import_onnx(zoo.build(spec[4:]), infer_shapes)
+        return import_onnx(zoo.build(spec[4:]), infer_shapes, source=spec)
     if spec.endswith(TEXT_SUFFIXES):
         from npuc.ir.parser import load_text
 
@@ -45,6 +45,9 @@ def _load(spec, infer_shapes: bool) -> Graph:
             raise NpucError(f"{spec}: is a folder, not a text IR file")
         if not os.path.exists(spec):
             raise NpucError(f"{spec}: no such file")
+        from npuc.ir.safeio import check_input_file
+
+        check_input_file(spec)
         return load_text(spec)
     return import_onnx(spec, infer_shapes)
 
