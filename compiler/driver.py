@@ -113,9 +113,14 @@ def _pipeline(model, target, precision, opt_level, calibration, schedule_in, bat
     estimate_at = computed if computed != "fp32" else _estimate_precision(target, precision)
     steps.next("schedule")
     pins = read_pins(schedule_in, target.name) if schedule_in else None
-    if pins:
-        check_pins(pins, graph)
-    sched = schedule(graph, target, estimate_at, pins)
+    try:
+        if pins:
+            check_pins(pins, graph)
+        sched = schedule(graph, target, estimate_at, pins)
+    except NpucError as e:  # a pin's mistake is the schedule file's: name the file
+        if schedule_in and str(e).startswith("schedule file: "):
+            raise type(e)(f"{schedule_in}: {str(e)[len('schedule file: '):]}") from None
+        raise
     steps.next("lower")
     program, weights = lower(graph, sched, target)
     steps.next("write")
@@ -145,13 +150,14 @@ def verify(model, target, opt_level: int = 2, quantize: str = "auto", calibratio
 
     compiled = compile(model, target, opt_level, quantize, calibration, output_dir,
                        schedule_in, batch=batch, progress=progress)
-    feeds = inputs if inputs is not None else _sample_inputs(model, compiled)
-    got = simulate(compiled.program, compiled.weights, feeds)
-    expected, reference, notes = _reference(model, compiled, feeds)
     from npuc.compiler.executor.interpreter import execute
 
+    feeds = inputs if inputs is not None else _sample_inputs(model, compiled)
     # the program must compute what the graph it was lowered from computes, tile by tile
+    # (run first: it checks the inputs' names, dtypes and shapes against the model)
     lowered = execute(compiled.graph, feeds)
+    got = simulate(compiled.program, compiled.weights, feeds, target=compiled.target)
+    expected, reference, notes = _reference(model, compiled, feeds)
     sqnr_min, cos_min = TOLERANCE[compiled.precision]
     ir_min, _ = TOLERANCE["fp32"]
     rows, passed = {}, True
