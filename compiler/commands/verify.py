@@ -25,7 +25,6 @@ def run(args) -> int:
 
     from npuc.compiler.driver import verify
     from npuc.compiler.executor.inputs import load_inputs
-
     from npuc.ir.errors import InputError, NpucError
 
     if args.batch < 1:
