@@ -193,12 +193,24 @@ def load_text(path: str) -> Graph:
     except OSError as e:
         raise NpucError(f"{path}: cannot read: {e.strerror}") from None
     blob = None
-    name = blob_name_of(text)
+    try:
+        name = blob_name_of(text)
+    except ValueError:  # json's error: the header's side-file name is not a JSON string
+        name = 0
+    if name is not None and not isinstance(name, str):
+        raise ParseError(f"{path}:1: the header must name its side file as a quoted string "
+                         "(blobs \"NAME.bin\")")
     if name is not None:
         folder = os.path.dirname(os.path.abspath(path))
         blob_path = os.path.realpath(os.path.join(folder, name))
         if os.path.dirname(blob_path) != os.path.realpath(folder):
             raise ParseError(f"{path}:1: side file '{name}' must be in the same folder")
+        from .safeio import check_input_file
+
+        try:
+            check_input_file(blob_path)
+        except NpucError as e:
+            raise ParseError(f"{path}:1: side file {e}") from None
         try:
             with open(blob_path, "rb") as f:
                 blob = f.read()

@@ -107,7 +107,17 @@ def run(args) -> int:
 
     target = get_target(args.target)
     scheme_for(target, args.precision)  # a wrong target fails before any work
+    if args.sensitivity < 0:
+        raise NpucError(f"--sensitivity must be 0 or more, not {args.sensitivity}")
     graph = load_model(args.model)
+    node_names = {n.name for n in graph.nodes}
+    for name in args.keep_float:
+        if name not in node_names:
+            import difflib
+
+            close = difflib.get_close_matches(name, sorted(node_names), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise NpucError(f"--keep-float {name}: {args.model} has no node of that name{hint}")
     batches = load_calibration(args.calibration, graph)
     import warnings
 

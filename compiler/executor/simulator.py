@@ -102,7 +102,9 @@ def _capacities(program: dict, target) -> tuple[int, int]:
                                   f"not {target.name!r}")
         sram, dram = target.memory.sram_bytes, target.memory.dram_bytes
     else:
-        sram, dram = mem["sram_capacity"], mem.get("dram_capacity", mem["dram_bytes"])
+        # programs of older npuc versions do not record the chip's DRAM
+        sram = mem["sram_capacity"]
+        dram = mem.get("dram_capacity", mem["dram_bytes"] + mem.get("weights_bytes", 0))
     if mem["sram_bytes"] > sram:
         raise SimulationError(f"the program claims {mem['sram_bytes']} bytes of SRAM; the "
                               f"chip has {sram}")
@@ -112,8 +114,6 @@ def _capacities(program: dict, target) -> tuple[int, int]:
     return sram, dram
 
 
-_SHAPE = {"format": str, "version": int, "target": str, "inputs": dict, "outputs": dict,
-          "tensors": dict, "nodes": dict, "commands": list, "memory": dict}
 _MEMORY = ("sram_capacity", "sram_bytes", "dram_bytes")
 
 
@@ -121,9 +121,12 @@ def check_program(program, weights: bytes) -> None:
     """One-line errors for a program this simulator cannot run."""
     if not isinstance(program, dict) or program.get("format") != "npuc-program":
         raise SimulationError("not an npuc program (the 'format' field is missing)")
-    for key, kind in _SHAPE.items():
-        if not isinstance(program.get(key), kind):
-            raise SimulationError(f"malformed program: '{key}' must be a {kind.__name__}")
+    from npuc.compiler.readback import PROGRAM, check
+
+    try:
+        check(program, PROGRAM, "malformed program")
+    except NpucError as e:
+        raise SimulationError(str(e)) from None
     for key in _MEMORY:
         value = program["memory"].get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
