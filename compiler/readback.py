@@ -22,7 +22,7 @@ OPT_INT = (int, type(None))
 
 TILE = {"axis": OPT_INT, "rows": int, "count": int}
 LAYER = {"group": str, "device": str, "nodes": [str], "ops": [str], "estimated_s": NUM,
-         "roofline_s": NUM, "macs": NUM, "ops_count": NUM, "intensity": NUM,
+         "roofline_s": NUM, "macs": NUM, "ops_count": NUM, "intensity": (NUM, type(None)),
          "dram_bytes": NUM, "bound": str, "utilisation": NUM, "reason": str,
          "tile": (TILE, type(None))}
 SUMMARY = {"format": str, "version": int, "target": str, "model": str, "precision": str,
