@@ -23,6 +23,8 @@ from npuc.ir.onnx_types import array_from_proto
 from npuc.ir.schema import custom_ops
 from npuc.ir.verifier import verify
 
+from . import contrib_schemas  # noqa: F401  (declares onnxruntime's com.microsoft operators)
+
 OLDEST_OPSET = 1
 
 
@@ -36,6 +38,7 @@ def import_onnx(model, infer_shapes: bool = True) -> Graph:
         proto = _read(where)
         base_dir = os.path.dirname(os.path.abspath(where))
     _check_external_data(proto, where, base_dir)
+    proto = contrib_schemas.onnx_domain_to_contrib(proto)
     opset = _opsets(proto, where)
     _check_operators(proto.graph, opset, where)
     _sort_nodes(proto.graph, where)
