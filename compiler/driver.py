@@ -129,10 +129,14 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
     steps = _Progress(progress, 6)
     steps.next("load")
     graph, proto = load_static(model, batch)
+    prequantized = _prepare_contrib(graph)
+    if prequantized is not None and quantize == "auto" and "int8" in target.quant.dtypes:
+        precision = "int8"  # the model's own int8 quantization, where the chip has int8
     steps.next("optimize")
     graph = _optimize(graph, opt_level)
     steps.next("quantize")
-    graph, computed = _quantize(graph, target, precision, calibration, progress)
+    graph, computed = _quantize(graph, target, precision, calibration, progress,
+                                prequantized)
     estimate_at = computed if computed != "fp32" else _estimate_precision(target, precision)
     steps.next("schedule")
     pins = read_pins(schedule_in, target.name) if schedule_in else None
@@ -251,11 +255,29 @@ def _optimize(graph, level: int):
     return graph
 
 
-def _quantize(graph, target, precision: str, calibration, progress: bool = False):
+def _prepare_contrib(graph):
+    """onnxruntime's contrib operators rewritten (at every -O level), and a pre-quantized
+    model's own parameters taken out of its Q/DQ pairs (None when it has none)."""
+    from npuc.compiler.passes.contrib_expand import expand_contrib
+    from npuc.compiler.quantize.prequantized import is_prequantized, take_parameters
+
+    expand_contrib(graph)
+    return take_parameters(graph) if is_prequantized(graph) else None
+
+
+def _quantize(graph, target, precision: str, calibration, progress: bool = False,
+              prequantized=None):
     """``(graph, precision it computes in)``."""
     from npuc.compiler.schedule.costview import graph_precision
 
     log = log_of(graph)
+    if prequantized is not None:
+        from npuc.compiler.quantize.prequantized import quantize_prequantized, why_not_used
+
+        if precision == "int8" and calibration is None:
+            return quantize_prequantized(graph, target, prequantized), "int8"
+        log.record("quantize", graph.name, "model parameters not used",
+                   why_not_used(target, precision, calibration))
     if precision in ("none", "fp32"):
         log.record("quantize", graph.name, "not quantized", "--quantize none: the program "
                    "computes in float32")
@@ -333,11 +355,18 @@ def _reference(model, compiled, feeds) -> tuple[dict, str, list]:
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = 2
             opts.log_severity_level = 3
-            session = ort.InferenceSession(compiled.proto.SerializeToString(), opts,
-                                           providers=["CPUExecutionProvider"])
-            names = [o.name for o in session.get_outputs()]
-            outs = session.run(names, feeds)
-            return dict(zip(names, outs)), "onnxruntime", notes
+            try:
+                session = ort.InferenceSession(compiled.proto.SerializeToString(), opts,
+                                               providers=["CPUExecutionProvider"])
+            except Exception as e:  # an operator onnxruntime has only for GPUs, say
+                session = None
+                notes.append("onnxruntime cannot run this model on the CPU "
+                             f"({str(e).splitlines()[0][:160]}): compared with npuc's float "
+                             "execution instead")
+            if session is not None:
+                names = [o.name for o in session.get_outputs()]
+                outs = session.run(names, feeds)
+                return dict(zip(names, outs)), "onnxruntime", notes
     else:
         notes.append("the model is not ONNX: compared with npuc's float execution")
     from npuc.compiler.executor.interpreter import execute
