@@ -100,6 +100,7 @@ class ExpandContribOps(Pass):
 
         if not any(n.domain == MS for n in graph.nodes):
             return False
+        _infer_missing(graph)
         done = apply_rules(graph, [ExpandContrib()], self.name) > 0
         if any(n.domain == "npuc" for n in graph.nodes):
             graph.opset.setdefault("npuc", 1)
@@ -113,6 +114,24 @@ class ExpandContribOps(Pass):
                                      f"{node.op_type} stays as it is: {reason}; it runs with "
                                      "its kernel")
         return done
+
+
+def _infer_missing(graph: Graph) -> None:
+    """onnx's shape inference stops at operators it does not know: the types after a
+    contrib operator come from npuc's schemas, in order."""
+    from npuc.ir.infer import infer_node
+
+    for node in graph.nodes:
+        if all(v is None or (isinstance(v.type, TensorType) and v.type.shape is not None)
+               for v in node.outputs):
+            continue
+        try:
+            types = infer_node(node)
+        except Exception:  # a node npuc cannot type keeps what it has
+            continue
+        for v, t in zip(node.outputs, types):
+            if v is not None and t is not None and (v.type is None or v.type.shape is None):
+                v.type = t
 
 
 # -- convolutions and products ---------------------------------------------------------

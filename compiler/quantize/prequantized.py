@@ -125,7 +125,7 @@ def take_parameters(graph: Graph) -> dict[str, QuantParams]:
         qp = as_int8(*_params(q))
         if qp is None or not _same(_params(q), params):
             continue
-        v = q.inputs[0]
+        v = _clamp_at_zero(graph, q, qp)
         out = d.outputs[0]
         is_output = any(o is out for o in graph.outputs)
         out.replace_all_uses_with(v)
@@ -140,6 +140,23 @@ def take_parameters(graph: Graph) -> dict[str, QuantParams]:
                f"the model's own quantization is kept: {len(act)} activation scales and "
                "zero points read from its QuantizeLinear/DequantizeLinear pairs")
     return act
+
+
+# operators whose result can be negative (a Relu after them may have been removed)
+SIGNED = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Sub", "Mul"}
+
+
+def _clamp_at_zero(graph, q, qp: QuantParams):
+    """The float value a Q/DQ pair gives back: its input, through a Relu when the pair's
+    range starts at 0 (onnxruntime removes a Relu before such a pair, whose saturation
+    does the clamping; the float graph needs it back, the integer rewrite absorbs it)."""
+    v = q.inputs[0]
+    p = v.producer
+    if int(qp.zero_point) != -128 or p is None or p.domain or p.op_type not in SIGNED:
+        return v
+    relu = graph.create_node("Relu", [v], [f"{v.name}_relu"], name=f"{v.name}_relu", after=p)
+    relu.outputs[0].type = v.type
+    return relu.outputs[0]
 
 
 def _same(a, b) -> bool:
