@@ -1,11 +1,14 @@
 """Models of onnxruntime's contrib operators compile for each main chip and verify; the
 optimized graph exports to ONNX that onnxruntime runs."""
 
+import json
+
 import numpy as np
 import onnx
 import pytest
 
 import npuc
+from npuc.compiler.commands.explain import explain_lines
 from npuc.compiler.executor.interpreter import execute
 from npuc.compiler.frontend.onnx_export import export_onnx
 from npuc.compiler.frontend.onnx_import import import_onnx
@@ -37,6 +40,10 @@ def test_kept_contrib_op_runs_on_the_cpu_with_its_reason():
     assert kept and "past key/value cache" in kept[0].reason
     placed = {d.subject: d.action for d in log if d.stage == "partition"}
     assert placed[kept[0].subject] == "cpu"
+    files = r.compiled.files
+    lines = explain_lines(json.loads(files["schedule.json"]), json.loads(files["decisions.json"]),
+                          kept[0].subject)
+    assert any(line.startswith("  kept:") and "past key/value cache" in line for line in lines)
 
 
 @pytest.mark.parametrize("level", [1, 2])
