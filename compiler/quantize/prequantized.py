@@ -122,6 +122,9 @@ def take_parameters(graph: Graph) -> dict[str, QuantParams]:
         q = x.producer
         if q is None or q.op_type != "QuantizeLinear" or q.domain or _params(q) is None:
             continue
+        if q.inputs[0].const is not None and _quantize_constant(graph, q):
+            _dequantize_constant(graph, d, log)  # weights as PyTorch exports them
+            continue
         qp = as_int8(*_params(q))
         if qp is None or not _same(_params(q), params):
             continue
@@ -136,6 +139,7 @@ def take_parameters(graph: Graph) -> dict[str, QuantParams]:
             _rename(graph, v, out.name)
         act.setdefault(v.name, qp)
     _drop_unused_constants(graph)
+    _through_monotone(graph, act)
     log.record(STAGE, graph.name, "model parameters",
                f"the model's own quantization is kept: {len(act)} activation scales and "
                "zero points read from its QuantizeLinear/DequantizeLinear pairs")
@@ -159,9 +163,46 @@ def _clamp_at_zero(graph, q, qp: QuantParams):
     return relu.outputs[0]
 
 
+# quantize(P(x)) == P(quantize(x)) with the same parameters: the input of such an
+# operator may take its output's parameters when the model gives the input none
+MONOTONE = {"MaxPool", "Relu", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze",
+            "Identity"}
+
+
+def _through_monotone(graph, act) -> None:
+    """Give a value the model left unquantized the parameters of the quantized result of
+    the data-movement or monotone operator that alone reads it (a MaxPool after a Relu
+    in models quantized without onnxruntime's pre-processing): the same numbers."""
+    for node in reversed(list(graph.nodes)):
+        x, y = node.input(0), node.outputs[0]
+        if node.domain or node.op_type not in MONOTONE or x is None or x.const is not None:
+            continue
+        if y.name in act and x.name not in act and len(x.uses) == 1 and \
+                not any(o is x for o in graph.outputs):
+            act[x.name] = act[y.name]
+
+
 def _same(a, b) -> bool:
     return np.array_equal(np.asarray(a[0], np.float32), np.asarray(b[0], np.float32)) and \
         np.array_equal(np.asarray(a[1]).astype(np.int32), np.asarray(b[1]).astype(np.int32))
+
+
+def _quantize_constant(graph, q) -> bool:
+    """A QuantizeLinear of a float constant computed now (its integer tensor in place of
+    its output), so that the DequantizeLinear after it reads a quantized constant."""
+    from npuc.compiler.executor.kernels import KernelContext, get_kernel
+
+    out = q.outputs[0]
+    if len(out.uses) != 1 or any(o is out for o in graph.outputs):
+        return False
+    ins = [None if v is None else v.const for v in q.inputs]
+    opset = graph.opset_of("") or 17
+    values = get_kernel("QuantizeLinear")(ins, dict(q.attrs), KernelContext(opset=opset))[0]
+    c = graph.add_constant(f"{out.name}_const", values)
+    user, i = out.uses[0]
+    user.set_input(i, c)
+    graph.remove_node(q)
+    return True
 
 
 def _dequantize_constant(graph, d, log):

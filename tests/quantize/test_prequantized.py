@@ -168,3 +168,40 @@ def test_dynamically_quantized_model_imports_runs_and_compiles(tmp_path):
     np.testing.assert_allclose(got, want, atol=1e-2)
     r = npuc.verify(path, "warboy-2pe", inputs={"x": x})
     assert r.passed, r.to_json()
+
+
+def fake_quantized_conv() -> onnx.ModelProto:
+    """QDQ as PyTorch's quantization-aware export writes it: float weights behind their
+    own QuantizeLinear -> DequantizeLinear (per channel), activations likewise."""
+    rng = np.random.default_rng(4)
+    w = (rng.standard_normal((6, 3, 3, 3)) * 0.3).astype(np.float32)
+    # scales wider than the weights need: npuc's own choice would differ
+    ws = (np.abs(w).reshape(6, -1).max(axis=1) / 100).astype(np.float32)
+    t = numpy_helper.from_array
+    inits = [t(w, "w"), t(ws, "ws"), t(np.zeros(6, np.int8), "wz"),
+             t((rng.standard_normal(6) * 0.1).astype(np.float32), "b"),
+             t(np.float32(0.03), "xs"), t(np.int8(0), "xz"),
+             t(np.float32(0.02), "ys"), t(np.int8(-128), "yz")]
+    n = helper.make_node
+    nodes = [n("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+             n("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+             n("QuantizeLinear", ["w", "ws", "wz"], ["wq"], axis=0),
+             n("DequantizeLinear", ["wq", "ws", "wz"], ["wd"], axis=0),
+             n("Conv", ["xd", "wd", "b"], ["c"], pads=[1, 1, 1, 1]),
+             n("Relu", ["c"], ["r"]),
+             n("QuantizeLinear", ["r", "ys", "yz"], ["rq"]),
+             n("DequantizeLinear", ["rq", "ys", "yz"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "qat", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6, 8, 8])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_fake_quantized_weights_keep_their_per_channel_scales():
+    model = fake_quantized_conv()
+    r = npuc.verify(model, "warboy-2pe")
+    assert r.passed and r.precision == "int8", r.to_json()
+    assert r.outputs["y"]["max_abs_error"] <= 0.02 + 1e-6  # one output step
+    qconv = next(n for n in r.compiled.graph.nodes if n.op_type == "QConv")
+    want = numpy_helper.to_array(next(t for t in model.graph.initializer if t.name == "ws"))
+    np.testing.assert_array_equal(qconv.inputs[1].type.quant.scale, want)
