@@ -209,12 +209,20 @@ def _dequantize(node):
     return [None] if x is None else [TensorType(s.dtype if s else "f32", x.shape)]
 
 
+# attributes onnxruntime requires (the others without a default are optional)
+REQUIRED = {"num_heads": ("Attention", "MultiHeadAttention", "GroupQueryAttention"),
+            "kv_num_heads": ("GroupQueryAttention",), "is_inner_broadcast": ("BiasSoftmax",),
+            "axis": ("QLinearConcat",), "K": ("MatMulNBits",), "N": ("MatMulNBits",),
+            "block_size": ("MatMulNBits",)}
+
+
 def _ms(op, inputs, optional=0, outputs=("Y",), infer=_same, attrs=None, n_out=None,
         variadic=False, doc=""):
     attrs = attrs or {}
+    optional_attrs = tuple(a for a in attrs if op not in REQUIRED.get(a, ()))
     register_op(op, MS, inputs=inputs, outputs=outputs, optional_inputs=optional,
                 variadic=variadic, attrs=attrs, infer=infer, num_outputs=n_out,
-                optional_attrs=tuple(attrs), doc=doc or f"onnxruntime contrib {op}")
+                optional_attrs=optional_attrs, doc=doc or f"onnxruntime contrib {op}")
 
 
 _CONV = {"auto_pad": (STRING, "NOTSET"), "dilations": (INTS, None), "group": (INT, 1),

@@ -3,11 +3,16 @@ each, with the output types npuc infers at import checked against what onnxrunti
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper
 
 from npuc.compiler.executor.interpreter import execute
 from npuc.compiler.frontend.onnx_import import import_onnx
+from npuc.ir.errors import NpucError
 
 from .contrib_cases import CASES, LSTM_CASE, REFERENCE, build
 
@@ -49,3 +54,33 @@ def test_contrib_op_matches_onnxruntime(case):
         else:
             tol = LOOSE.get(name, 2e-5)
             np.testing.assert_allclose(g, w, rtol=tol, atol=tol, err_msg=f"{name} output {i}")
+
+
+def _one_node(node):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8])
+    return helper.make_model(helper.make_graph([node], "bad", [x], [y]), opset_imports=[
+        helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+
+
+@pytest.mark.parametrize("node, message", [
+    (helper.make_node("Attention", ["x", "x"], ["y"], domain="com.microsoft"),
+     "node 'y' (Attention) lacks its required attribute 'num_heads'"),
+    (helper.make_node("Attention", ["x"], ["y"], domain="com.microsoft", num_heads=2),
+     "node 'y' (Attention) has 1 inputs; it takes 2 to 7"),
+    (helper.make_node("NoSuchOp", ["x"], ["y"], domain="com.microsoft"),
+     "unknown operator 'NoSuchOp' in domain 'com.microsoft'"),
+])
+def test_malformed_contrib_node_is_refused_with_its_name(node, message):
+    with pytest.raises(NpucError, match=re.escape(message)):
+        import_onnx(_one_node(node))
+
+
+def test_onnxruntime_ops_in_the_onnx_domain_read_as_contrib():
+    node = helper.make_node("SimplifiedLayerNormalization", ["x", "g"], ["y"], epsilon=1e-6)
+    model = _one_node(node)
+    model.graph.initializer.append(onnx.numpy_helper.from_array(np.ones(8, np.float32), "g"))
+    graph = import_onnx(model)
+    assert [n.qualified_type for n in graph.nodes] == \
+        ["com.microsoft::SimplifiedLayerNormalization"]
+    assert all(n.domain == "" for n in model.graph.node)  # the caller's model is not changed
