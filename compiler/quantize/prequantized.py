@@ -139,9 +139,10 @@ def take_parameters(graph: Graph) -> dict[str, QuantParams]:
             _rename(graph, v, out.name)
         act.setdefault(v.name, qp)
     _drop_unused_constants(graph)
+    pairs = len(act)
     _through_monotone(graph, act)
     log.record(STAGE, graph.name, "model parameters",
-               f"the model's own quantization is kept: {len(act)} activation scales and "
+               f"the model's own quantization is kept: {pairs} activation scales and "
                "zero points read from its QuantizeLinear/DequantizeLinear pairs")
     return act
 

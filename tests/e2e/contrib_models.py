@@ -77,10 +77,10 @@ def conv_block() -> onnx.ModelProto:
           pads=[1, 1, 1, 1]),
         n("FusedConv", ["c1", "w2", "", "c1"], ["c2"], domain=MS, activation="LeakyRelu",
           activation_params=[0.1], pads=[1, 1, 1, 1]),
-        n("Transpose", ["c2"], ["nhwc"], perm=[0, 2, 3, 1]),
+        n("BiasSoftmax", ["c2", "c1"], ["sm"], domain=MS, axis=-1, is_inner_broadcast=0),
+        n("Transpose", ["sm"], ["nhwc"], perm=[0, 2, 3, 1]),
         n("NhwcConv", ["nhwc", "w3", "b3"], ["c3"], domain=MS),
-        n("BiasAdd", ["c3", "bias", "nhwc"], ["s"], domain=MS),
-        n("BiasSoftmax", ["s", "s"], ["y"], domain=MS, axis=-1, is_inner_broadcast=0),
+        n("BiasAdd", ["c3", "bias", "nhwc"], ["y"], domain=MS),
     ]
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 8, 8])
