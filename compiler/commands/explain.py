@@ -29,6 +29,8 @@ def explain_lines(schedule: dict, decisions: list, only: str | None = None) -> l
     for d in decisions:
         if d["stage"] == "fusion" and d["action"] == "not fused":
             refused.setdefault(d["subject"], d["reason"])
+    kept = {d["subject"]: d["reason"] for d in decisions  # contrib ops not rewritten
+            if d["stage"] == "expand-contrib" and d["action"] == "kept"}
     lines = [f"target {schedule['target']}, estimated at {schedule['precision']}"]
     for g in schedule["groups"]:
         tile = g["tile"]
@@ -51,6 +53,8 @@ def explain_lines(schedule: dict, decisions: list, only: str | None = None) -> l
             lines.append(f"  group:   {g['name']}{with_} - {g['reason']}")
             if name in refused:
                 lines.append(f"  not fused with the node before: {refused[name]}")
+            if name in kept:
+                lines.append(f"  kept:    {kept[name]}")
             if g["device"] == "npu" and name == g["nodes"][0]:
                 lines.append(f"  tile:    {tile_text} - {tile['reason']}")
     if only and len(lines) == 1:
