@@ -74,8 +74,12 @@ class VerifyResult:
 def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibration=None,
             output_dir: str | None = None, schedule_in: str | None = None,
             schedule_out: str | None = None, batch: int = 1, progress: bool = False,
-            ) -> CompileResult:
-    """Compile ``model`` (a path, ``zoo:NAME`` or ModelProto) for ``target``."""
+            shapes=None, input_shapes: dict | None = None) -> CompileResult:
+    """Compile ``model`` (a path, ``zoo:NAME`` or ModelProto) for ``target``.
+
+    ``shapes`` (``--shape`` specs or a :class:`ShapeSet`) and ``input_shapes`` (the shapes
+    of inputs the user has) give the symbolic dimensions their values; see
+    :mod:`npuc.compiler.schedule.shapes`."""
     from npuc.compiler.lower import lower
     from npuc.compiler.report import summarize, write_report
     from npuc.compiler.schedule import schedule
@@ -86,7 +90,9 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
     precision = _requested_precision(target, quantize)
     steps = _Progress(progress, 6)
     steps.next("load")
-    graph, proto = load_static(model, batch)
+    shape_set = _one_shape_set(shapes)
+    graph, proto = load_static(model, batch, shape_set,
+                               input_shapes or _calibration_shapes(calibration))
     steps.next("optimize")
     graph = _optimize(graph, opt_level)
     steps.next("quantize")
@@ -124,13 +130,16 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
 
 def verify(model, target, opt_level: int = 2, quantize: str = "auto", calibration=None,
            inputs: dict | None = None, schedule_in: str | None = None, batch: int = 1,
-           output_dir: str | None = None, progress: bool = False) -> VerifyResult:
+           output_dir: str | None = None, progress: bool = False, shapes=None
+           ) -> VerifyResult:
     """Compile, simulate the program, and compare with onnxruntime on the original model
     (npuc's own float execution when onnxruntime is not installed, and said so)."""
     from npuc.compiler.executor.simulator import simulate
 
+    given = None if inputs is None else {k: np.shape(v) for k, v in inputs.items()}
     compiled = compile(model, target, opt_level, quantize, calibration, output_dir,
-                       schedule_in, batch=batch, progress=progress)
+                       schedule_in, batch=batch, progress=progress, shapes=shapes,
+                       input_shapes=given)
     feeds = inputs if inputs is not None else _sample_inputs(model, compiled)
     got = simulate(compiled.program, compiled.weights, feeds)
     expected, reference, notes = _reference(model, compiled, feeds)
@@ -244,6 +253,34 @@ def _quantize(graph, target, precision: str, calibration, progress: bool = False
     return graph, getattr(scheme, "precision", None) or graph_precision(graph) or "fp32"
 
 
+def _one_shape_set(shapes):
+    from npuc.compiler.schedule.shapes import parse_shapes
+
+    sets = parse_shapes(shapes)
+    if len(sets) > 1:
+        raise NpucError(f"--shape asks for {len(sets)} shape sets; a program has one "
+                        "(compile several with an output folder)")
+    return sets[0]
+
+
+def _calibration_shapes(calibration) -> dict | None:
+    """The input shapes of the first calibration sample, when the user gave samples."""
+    from npuc.compiler.executor.inputs import load_inputs
+
+    if isinstance(calibration, (list, tuple)) and calibration:
+        return {k: np.shape(v) for k, v in calibration[0].items()}
+    if not isinstance(calibration, (str, os.PathLike)) or \
+            os.fspath(calibration).startswith("random:"):
+        return None
+    path = os.fspath(calibration)
+    if os.path.isdir(path):
+        names = sorted(f for f in os.listdir(path) if f.endswith(".npz"))
+        path = os.path.join(path, names[0]) if names else None
+    if path is None or not os.path.isfile(path):
+        return None
+    return {k: np.shape(v) for k, v in load_inputs(path).items()}
+
+
 def _calibration(graph, calibration, target, precision):
     """Calibration inputs: ``random:N``, an .npz file, or a folder of .npy/.npz files."""
     from npuc.compiler.executor.inputs import load_inputs, random_inputs
@@ -306,7 +343,7 @@ def _reference(model, compiled, feeds) -> tuple[dict, str, list]:
     from npuc.compiler.executor.interpreter import execute
     from npuc.compiler.schedule.prepare import load_static
 
-    graph, _ = load_static(model, 1)
+    graph, _ = load_static(model, 1, given={k: np.shape(v) for k, v in feeds.items()})
     return execute(graph, feeds), "npuc float execution", notes
 
 

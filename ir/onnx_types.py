@@ -29,9 +29,10 @@ def type_from_proto(tp: TypeProto, where: str = "") -> Type | None:
         if tt.HasField("shape"):
             dims = []
             for d in tt.shape.dim:
-                if d.HasField("dim_value"):
+                # -1 and "?" are how exporters write "any size" (not one shared symbol)
+                if d.HasField("dim_value") and d.dim_value >= 0:
                     dims.append(int(d.dim_value))
-                elif d.HasField("dim_param") and d.dim_param:
+                elif d.HasField("dim_param") and d.dim_param and d.dim_param != "?":
                     dims.append(d.dim_param)
                 else:
                     dims.append(None)

@@ -5,6 +5,16 @@ from __future__ import annotations
 QUANTIZE = ("auto", "int8", "fp8", "bf16", "fp16", "none")
 
 
+SHAPE_HELP = ("a symbolic dimension's value: NAME=1x3x736x736 sets input NAME's shape, "
+              "SYMBOL=128 every dimension named SYMBOL; repeatable. Several values "
+              "(seq=128,512) compile one program per shape set")
+
+
+def add_shape_option(p) -> None:
+    """``--shape NAME=DIMS``, for every command that fixes a model's shapes."""
+    p.add_argument("--shape", action="append", metavar="NAME=DIMS", help=SHAPE_HELP)
+
+
 def add_common(p) -> None:
     """The options compile, verify and explain share."""
     p.add_argument("model", metavar="MODEL", help="an .onnx file, an .npuir file or zoo:NAME")
@@ -21,6 +31,7 @@ def add_common(p) -> None:
                    help="a schedule file whose tiles and CPU placements to obey")
     p.add_argument("--batch", type=int, default=1, metavar="N",
                    help="batch size the symbolic batch dimension is fixed to (default 1)")
+    add_shape_option(p)
 
 
 def add_parser(sub):
@@ -47,7 +58,7 @@ def run(args) -> int:
     result = compile(args.model, args.target, opt_level=args.opt_level, quantize=args.quantize,
                      calibration=args.calibration, output_dir=args.output,
                      schedule_in=args.schedule_in, schedule_out=args.schedule_out,
-                     batch=args.batch, progress=sys.stderr.isatty())
+                     batch=args.batch, progress=sys.stderr.isatty(), shapes=args.shape)
     s = result.summary
     print(f"compiled {s['model']} for {s['target']} ({s['precision']}, estimated at "
           f"{s['estimated_at']}): {s['groups']} groups, {s['nodes_on_npu']} nodes on the NPU, "

@@ -19,6 +19,9 @@ def add_parser(sub):
                    choices=("auto", "int8", "fp8", "bf16", "fp16", "none"))
     p.add_argument("--calibration", metavar="PATH|random:N")
     p.add_argument("--node", metavar="NAME", help="only this node")
+    from .compile import add_shape_option
+
+    add_shape_option(p)
     return p
 
 
@@ -80,7 +83,7 @@ def run(args) -> int:
         from npuc.compiler.driver import compile
 
         r = compile(args.model, args.target, opt_level=args.opt_level, quantize=args.quantize,
-                    calibration=args.calibration)
+                    calibration=args.calibration, shapes=args.shape)
         schedule = json.loads(r.files["schedule.json"])
         decisions = json.loads(r.files["decisions.json"])
     for line in explain_lines(schedule, decisions, args.node):

@@ -29,7 +29,8 @@ def run(args) -> int:
     inputs = load_inputs(args.inputs) if args.inputs else None
     r = verify(args.model, args.target, opt_level=args.opt_level, quantize=args.quantize,
                calibration=args.calibration, inputs=inputs, schedule_in=args.schedule_in,
-               batch=args.batch, output_dir=args.output, progress=sys.stderr.isatty())
+               batch=args.batch, output_dir=args.output, progress=sys.stderr.isatty(),
+               shapes=args.shape)
     if args.json:
         print(json.dumps(r.to_json(), indent=1, sort_keys=True))
         return 0 if r.passed else 1

@@ -1,7 +1,8 @@
 """Getting a model ready to schedule: every shape known, shape arithmetic folded.
 
-Scheduling needs static shapes: :func:`load_static` fixes symbolic dimensions (the batch
-to ``batch``, any other symbol to 1, said in the decision log) before shape inference.
+Scheduling needs static shapes: :func:`load_static` gives symbolic dimensions their
+values (``--shape``, the inputs given, the batch; see :mod:`.shapes`; each said in the
+decision log) before shape inference, and refuses a model with one left unset.
 
 :func:`fold_constants` computes, once, every node whose inputs are all constants (the
 ``Shape -> Gather -> Concat -> Reshape`` arithmetic exporters leave behind, now that the
@@ -19,34 +20,18 @@ from npuc.ir.decisions import log_of
 from npuc.ir.graph import subgraphs
 from npuc.ir.types import TensorType
 
+from .shapes import proto_signature, resolve, set_proto_shapes
+
 RANDOM_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
               "Multinomial", "Bernoulli", "Dropout"}
 
 
-def _fix_proto(proto, batch: int) -> list[str]:
-    notes = []
-    for vi in proto.graph.input:
-        dims = vi.type.tensor_type.shape.dim
-        for axis, d in enumerate(dims):
-            if d.HasField("dim_value"):
-                continue
-            size = batch if axis == 0 else 1
-            notes.append(f"input '{vi.name}' axis {axis} ('{d.dim_param or '?'}') fixed to {size}")
-            d.Clear()
-            d.dim_value = size
-    # Shapes the exporter recorded were computed for symbolic inputs ('batch', 'unk__3');
-    # dropped, so that shape inference computes them again from the fixed inputs.
-    del proto.graph.value_info[:]
-    for vi in proto.graph.output:
-        for d in vi.type.tensor_type.shape.dim:
-            if not d.HasField("dim_value"):
-                d.Clear()
-    return notes
-
-
-def load_static(spec, batch: int = 1):
+def load_static(spec, batch: int = 1, shapes=None, given: dict | None = None):
     """``(graph, proto)``: the model with static shapes, and its ONNX form when it has one
-    (the reference for verification)."""
+    (the reference for verification).
+
+    ``shapes`` is a :class:`~npuc.compiler.schedule.shapes.ShapeSet` (``--shape``),
+    ``given`` the shapes of input arrays the user gave; see :func:`shapes.resolve`."""
     import onnx
 
     from npuc.compiler.frontend.load import load_model
@@ -70,11 +55,14 @@ def load_static(spec, batch: int = 1):
         except Exception as e:  # onnx raises DecodeError and friends
             raise ModelError(f"{path}: not a readable ONNX model ({type(e).__name__})") from None
     if proto is not None:
-        notes = _fix_proto(proto, batch)
+        where = os.fspath(spec) if isinstance(spec, (str, os.PathLike)) else \
+            (proto.graph.name or "the model")
+        fixed, notes = resolve(proto_signature(proto), shapes, batch, given, where)
+        set_proto_shapes(proto, fixed)
         graph = import_onnx(proto)
     else:
         graph = load_model(spec)
-        notes = _fix_graph(graph, batch)
+        notes = _fix_graph(graph, batch, shapes, given)
     for note in notes:
         log_of(graph).record("prepare", note.split("'")[1], "static shape", note)
     settle_shapes(graph)
@@ -114,18 +102,18 @@ def settle_shapes(graph) -> int:
     return folded
 
 
-def _fix_graph(graph, batch: int) -> list[str]:
+def _fix_graph(graph, batch: int, shapes, given) -> list[str]:
     from npuc.ir.infer import infer_graph
 
-    notes = []
+    signature = [(v.name, list(v.type.shape)) for v in graph.inputs
+                 if isinstance(v.type, TensorType) and v.type.shape is not None]
+    fixed, notes = resolve(signature, shapes, batch, given, graph.name or "the model")
+    changed = False
     for v in graph.inputs:
-        t = v.type
-        if isinstance(t, TensorType) and t.shape is not None and not t.is_static:
-            shape = [d if isinstance(d, int) else (batch if axis == 0 else 1)
-                     for axis, d in enumerate(t.shape)]
-            notes.append(f"input '{v.name}' shape {list(t.shape)} fixed to {shape}")
-            v.type = t.with_shape(shape)
-    if notes:
+        if v.name in fixed and tuple(v.type.shape) != fixed[v.name]:
+            v.type = v.type.with_shape(list(fixed[v.name]))
+            changed = True
+    if changed:
         infer_graph(graph, overwrite=True)
     return notes
 
