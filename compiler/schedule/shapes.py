@@ -165,7 +165,7 @@ def _missing_message(where, signature, missing, partial) -> str:
     listed = "; ".join(f"input '{n}' axis {a} ({'anonymous' if d is None else repr(d)})"
                        for n, a, d in missing)
     fixes = []
-    for name, dims in signature:
+    for name, _ in signature:
         if any(m[0] == name for m in missing):
             shape = "x".join(str(d) if isinstance(d, int) else f"<{i}>"
                              for i, d in enumerate(partial[name]))

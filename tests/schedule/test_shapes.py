@@ -76,7 +76,7 @@ def test_every_dimension_gets_a_value_or_is_named_in_the_error(dims, a, b, batch
     """Resolution either fixes every axis consistently or names each axis left open."""
     sig = [("x", dims), ("y", list(reversed(dims)))]
     try:
-        out, _ = resolve(sig, parse_shapes(["a=%d" % a])[0] if "a" in dims else None, batch)
+        out, _ = resolve(sig, parse_shapes([f"a={a}"])[0] if "a" in dims else None, batch)
     except NpucError as e:
         assert "without a value" in str(e)
         return
