@@ -15,6 +15,21 @@ def add_shape_option(p) -> None:
     p.add_argument("--shape", action="append", metavar="NAME=DIMS", help=SHAPE_HELP)
 
 
+def specialise_from_args(graph, args):
+    """``graph`` with the input shapes ``--shape`` gives set (one shape set only)."""
+    if not getattr(args, "shape", None):
+        return graph
+    from npuc.compiler.schedule.prepare import specialise
+    from npuc.compiler.schedule.shapes import parse_shapes
+    from npuc.ir.errors import NpucError
+
+    sets = parse_shapes(args.shape)
+    if len(sets) > 1:
+        raise NpucError(f"--shape asks for {len(sets)} shape sets; this command takes one")
+    specialise(graph, sets[0])
+    return graph
+
+
 def add_common(p) -> None:
     """The options compile, verify and explain share."""
     p.add_argument("model", metavar="MODEL", help="an .onnx file, an .npuir file or zoo:NAME")

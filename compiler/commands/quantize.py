@@ -29,6 +29,9 @@ def add_parser(sub):
                    help="keep the K layers that lose the most accuracy in float")
     p.add_argument("--report", action="store_true",
                    help="print layer-by-layer SQNR and cosine similarity")
+    from .compile import add_shape_option
+
+    add_shape_option(p)
     return p
 
 
@@ -109,6 +112,9 @@ def run(args) -> int:
 
     scheme_for(args.target, args.precision)  # a wrong target fails before any work
     graph = load_model(args.model)
+    from .compile import specialise_from_args
+
+    graph = specialise_from_args(graph, args)
     batches = load_calibration(args.calibration, graph)
     import warnings
 

@@ -102,12 +102,18 @@ def settle_shapes(graph) -> int:
     return folded
 
 
-def _fix_graph(graph, batch: int, shapes, given) -> list[str]:
+def specialise(graph, shapes) -> list[str]:
+    """Set the input shapes ``--shape`` gives (a ShapeSet) and infer the rest again; the
+    dimensions it does not name stay symbolic. The notes of what was set."""
+    return _fix_graph(graph, None, shapes, None, strict=False)
+
+
+def _fix_graph(graph, batch, shapes, given, strict: bool = True) -> list[str]:
     from npuc.ir.infer import infer_graph
 
     signature = [(v.name, list(v.type.shape)) for v in graph.inputs
                  if isinstance(v.type, TensorType) and v.type.shape is not None]
-    fixed, notes = resolve(signature, shapes, batch, given, graph.name or "the model")
+    fixed, notes = resolve(signature, shapes, batch, given, graph.name or "the model", strict)
     changed = False
     for v in graph.inputs:
         if v.name in fixed and tuple(v.type.shape) != fixed[v.name]:

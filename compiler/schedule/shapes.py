@@ -82,14 +82,15 @@ def _dims(spec: str, text: str) -> tuple[int, ...]:
     return dims
 
 
-def resolve(signature, shapes: ShapeSet | None = None, batch: int = 1, given=None,
-            where: str = "the model"):
+def resolve(signature, shapes: ShapeSet | None = None, batch: int | None = 1, given=None,
+            where: str = "the model", strict: bool = True):
     """Concrete shapes for a model's inputs; ``(shapes by input name, notes)``.
 
     ``signature`` lists ``(input name, dims)`` with dims an int, a symbol name or None;
     ``given`` maps input names to the shapes of arrays the user gave. Raises a one-line
     :class:`NpucError` naming every dimension left without a value and the flag that
-    sets it."""
+    sets it; unless not ``strict``, when such dimensions stay as they are (and a ``batch``
+    of None leaves axis 0 alone): a model specialised only where asked."""
     signature = [(n, list(d)) for n, d in signature if d is not None]
     wanted = shapes.as_dict() if shapes is not None else {}
     input_names = {n for n, _ in signature}
@@ -115,7 +116,7 @@ def resolve(signature, shapes: ShapeSet | None = None, batch: int = 1, given=Non
         if name in whole:
             out[name] = _take_whole(name, dims, *whole[name], symbols, notes)
     for name, dims in signature:  # the batch: axis 0, unless set another way
-        if name not in out and dims and not isinstance(dims[0], int):
+        if name not in out and dims and not isinstance(dims[0], int) and batch is not None:
             sym = dims[0]
             if sym is None or sym not in symbols:
                 dims[0] = batch
@@ -135,7 +136,7 @@ def resolve(signature, shapes: ShapeSet | None = None, batch: int = 1, given=Non
             elif not isinstance(d, int):
                 missing.append((name, axis, d))
         out[name] = tuple(dims)
-    if missing:
+    if missing and strict:
         raise NpucError(_missing_message(where, signature, missing, out))
     return out, notes
 
