@@ -116,3 +116,12 @@ def test_run_accepts_any_consistent_shape_for_open_dimensions(tmp_path, capsys):
     assert code == 0, capsys.readouterr()
     want = ort.InferenceSession(str(path)).run(None, {"x": x})[0]
     np.testing.assert_allclose(np.load(tmp_path / "out.npz")["y"], want, rtol=1e-5, atol=1e-6)
+
+
+def test_open_dimensions_import_as_open_and_generate_inputs():
+    from npuc.compiler.executor.inputs import random_inputs
+    from npuc.compiler.frontend.onnx_import import import_onnx
+
+    g = import_onnx(_model([-1, 3, "?", "?"]))
+    assert _shape(g) == (None, 3, None, None)
+    assert random_inputs(g)["x"].shape == (1, 3, 1, 1)
