@@ -78,28 +78,49 @@ def settle_shapes(graph) -> int:
     Exporters compute reshape targets from ``Shape`` of earlier tensors, in chains that
     onnx's inference cannot always follow. With the inputs' shapes fixed, one walk in
     order settles them all: a ``Shape`` of a known tensor becomes a constant, a small node
-    whose inputs are all constants is computed (with the executor's kernels), and every
-    other node has its output types inferred from its, by then known, inputs.
+    whose inputs are all constants is computed (with the executor's kernels), an ``If``
+    whose condition has become a constant is replaced by its branch (whose nodes are
+    walked next), and every other node has its output types inferred from its, by then
+    known, inputs. Subgraphs left (a condition known only at run time) are settled the
+    same way, inside.
     """
-    from npuc.ir.infer import infer_node
+    from .control_flow import infer_if, inline_branch
 
     folded = 0
-    for node in list(graph.nodes):
+    node = graph.first
+    while node is not None:
+        nxt = node.next
+        if node.op_type == "If" and node.domain in ("", "ai.onnx"):
+            first = inline_branch(graph, node)
+            if first is not None or node.graph is None:
+                folded += 1
+                node = first or nxt
+                continue
         if fold_node(graph, node, FOLD_LIMIT):
             folded += 1
+            node = nxt
             continue
-        outs = [v for v in node.outputs if v is not None]
-        if all(isinstance(v.type, TensorType) and v.type.is_static for v in outs):
-            continue
-        try:
-            types = infer_node(node)
-        except Exception:  # a node inference cannot handle keeps the type it has
-            continue
-        for v, t in zip(node.outputs, types):
-            if v is not None and isinstance(t, TensorType) and t.is_static:
-                v.type = t if not isinstance(v.type, TensorType) or v.type.quant is None \
-                    else t.with_quant(v.type.quant)
+        for sub in subgraphs(node):
+            folded += settle_shapes(sub)
+        _infer_outputs(node, infer_if if node.op_type == "If" else None)
+        node = nxt
     return folded
+
+
+def _infer_outputs(node, rule=None) -> None:
+    from npuc.ir.infer import infer_node
+
+    outs = [v for v in node.outputs if v is not None]
+    if all(isinstance(v.type, TensorType) and v.type.is_static for v in outs):
+        return
+    try:
+        types = rule(node) if rule is not None else infer_node(node)
+    except Exception:  # a node inference cannot handle keeps the type it has
+        return
+    for v, t in zip(node.outputs, types):
+        if v is not None and isinstance(t, TensorType) and t.is_static:
+            v.type = t if not isinstance(v.type, TensorType) or v.type.quant is None \
+                else t.with_quant(v.type.quant)
 
 
 def specialise(graph, shapes) -> list[str]:
