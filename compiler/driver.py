@@ -45,6 +45,7 @@ class CompileResult:
     precision: str           # what the program computes in ("fp32" when not quantized)
     estimate_precision: str  # what the estimates assume
     proto: object = None     # the ONNX model with static shapes, when there is one
+    source_proto: object = None  # the ONNX model as given (symbolic shapes kept)
     output_dir: str | None = None
     files: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)  # time per pipeline step (not in artifacts)
@@ -93,6 +94,7 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
     shape_set = _one_shape_set(shapes)
     graph, proto = load_static(model, batch, shape_set,
                                input_shapes or _calibration_shapes(calibration))
+    source = graph.meta.pop("source_proto", proto)
     steps.next("optimize")
     graph = _optimize(graph, opt_level)
     steps.next("quantize")
@@ -108,7 +110,7 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
     steps.next("write")
     summary = summarize(graph, sched, program, target, model, computed, estimate_at)
     result = CompileResult(target, graph, sched, program, weights, summary, computed,
-                           estimate_at, proto)
+                           estimate_at, proto, source)
     files = {
         "program.json": _json(program),
         "weights.bin": weights,
@@ -137,12 +139,19 @@ def verify(model, target, opt_level: int = 2, quantize: str = "auto", calibratio
     from npuc.compiler.executor.simulator import simulate
 
     given = None if inputs is None else {k: np.shape(v) for k, v in inputs.items()}
+    early = []
+    if calibration is None and inputs is not None:
+        # random calibration knows nothing of a sample rate or a token id; the inputs do
+        calibration = [inputs]
+        early.append("no --calibration given: the quantizer was calibrated on the inputs "
+                     "verified")
     compiled = compile(model, target, opt_level, quantize, calibration, output_dir,
                        schedule_in, batch=batch, progress=progress, shapes=shapes,
                        input_shapes=given)
     feeds = inputs if inputs is not None else _sample_inputs(model, compiled)
     got = simulate(compiled.program, compiled.weights, feeds)
     expected, reference, notes = _reference(model, compiled, feeds)
+    notes = early + notes
     from npuc.compiler.executor.interpreter import execute
 
     # the program must compute what the graph it was lowered from computes, tile by tile
@@ -246,8 +255,14 @@ def _quantize(graph, target, precision: str, calibration, progress: bool = False
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the decision log says it, once
-        result = quantize(graph, target=target, calibration=samples, precision=precision,
-                          progress=progress)
+        try:
+            result = quantize(graph, target=target, calibration=samples,
+                              precision=precision, progress=progress)
+        except NpucError as e:
+            if calibration is not None:
+                raise
+            raise NpucError(f"calibrating on random inputs: {e}; give inputs the model "
+                            "accepts with --calibration") from None
     graph = result if result is not None and hasattr(result, "nodes") else graph
     scheme = graph.meta.get("quantize", {}).get("scheme")
     return graph, getattr(scheme, "precision", None) or graph_precision(graph) or "fp32"
@@ -333,8 +348,9 @@ def _reference(model, compiled, feeds) -> tuple[dict, str, list]:
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = 2
             opts.log_severity_level = 3
-            session = ort.InferenceSession(compiled.proto.SerializeToString(), opts,
-                                           providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(
+                (compiled.source_proto or compiled.proto).SerializeToString(), opts,
+                providers=["CPUExecutionProvider"])
             names = [o.name for o in session.get_outputs()]
             outs = session.run(names, feeds)
             return dict(zip(names, outs)), "onnxruntime", notes

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 from npuc.ir.decisions import log_of
 from npuc.ir.errors import NpucError
+from npuc.ir.graph import reads
 
 from .buffers import group_buffers, lifetimes
+from .control_flow import host_priced
 from .costview import cost_view
 from .estimate import discount_resident, group_estimate
 from .groups import form_groups
@@ -89,7 +91,8 @@ def schedule(graph, target, precision: str, pinned: dict | None = None) -> Sched
                                group=g.name, footprint=size)
         if g.device == "cpu":
             g.tile = TileChoice(None, 1, 1, "runs on the host CPU")
-            g.estimate = group_estimate([nodes[n] for n in g.nodes], host, 1.0, g.name)
+            g.estimate = group_estimate(host_priced([nodes[n] for n in g.nodes]), host, 1.0,
+                                        g.name)
     sched = Schedule(target.name, groups, precision=precision)
     _plan_memory(graph, sched, nodes, values, target)
     for tensor in sched.resident:
@@ -152,7 +155,7 @@ def _plan_memory(graph, sched: Schedule, nodes, values, target) -> None:
     readers: dict[str, set[int]] = {}
     for i, g in enumerate(groups):
         for n in g.nodes:
-            for v in nodes[n].inputs:
+            for v in reads(nodes[n]):
                 if v is not None and v.const is None:
                     readers.setdefault(v.name, set()).add(i)
     outputs = {v.name for v in graph.outputs}
@@ -203,7 +206,7 @@ def _plan_memory(graph, sched: Schedule, nodes, values, target) -> None:
     seen = set()
     for g in groups:
         for n in g.nodes:
-            for v in nodes[n].inputs:
+            for v in reads(nodes[n]):
                 if v is not None and v.const is not None and v.name not in seen:
                     seen.add(v.name)
                     size = align_up(max(v.const.nbytes, 1), align)

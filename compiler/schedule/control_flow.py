@@ -78,17 +78,61 @@ def inline_branch(graph, node):
 
 
 def infer_if(node) -> list:
-    """An ``If``'s output types: those its branches agree on (None where they do not)."""
+    """An ``If``'s output types: those its branches agree on.
+
+    A program has static shapes; when the branches disagree for these input sizes (a
+    model's 8 kHz path fed a 16 kHz frame computes other shapes, or none), the program is
+    compiled for the then branch's (else the one that has a static type), the decision
+    log says so, and running the other branch is an error that names the tensor."""
     if node.op_type != "If":
         return [None] * len(node.outputs)
     then, other = node.attrs["then_branch"].outputs, node.attrs["else_branch"].outputs
     out = []
     for a, b in zip(then, other):
-        ta, tb = a.type, b.type
-        same = isinstance(ta, TensorType) and isinstance(tb, TensorType) and \
-            ta.is_static and tb.is_static and ta.shape == tb.shape and ta.dtype == tb.dtype
-        out.append(ta if same else None)
+        ta, tb = (v.type if isinstance(v.type, TensorType) and v.type.is_static else None
+                  for v in (a, b))
+        same = ta is not None and tb is not None and ta.shape == tb.shape and \
+            ta.dtype == tb.dtype
+        if not same and (ta or tb) is not None:
+            known, odd = ("then", b) if ta is not None else ("else", a)
+            log_of(node.graph).record(
+                "prepare", node.name or "If", "branch shapes",
+                f"the branches give this output different shapes for these input sizes "
+                f"(%{odd.name} is {odd.type}); the program is compiled for the {known} "
+                f"branch's {ta or tb}, and taking the other branch is an error")
+        out.append(ta or tb)
     return out
+
+
+def infer_loop(node) -> list:
+    """A ``Loop``'s output types: a carried value keeps its type (the body's, when it is
+    static, else the initial value's); a scanned output stacks the body's over a constant
+    trip count."""
+    body = node.attrs["body"]
+    carried = list(node.inputs[2:])
+    out = []
+    for k in range(len(node.outputs)):
+        inner = body.outputs[k + 1] if k + 1 < len(body.outputs) else None
+        t = inner.type if inner is not None and isinstance(inner.type, TensorType) else None
+        if k < len(carried):
+            start = carried[k].type if carried[k] is not None else None
+            out.append(t if t is not None and t.is_static else start)
+            continue
+        trips = node.inputs[0].const if node.inputs and node.inputs[0] is not None else None
+        if trips is not None and t is not None and t.is_static:
+            out.append(t.with_shape([int(np.asarray(trips).reshape(-1)[0]), *t.shape]))
+        else:
+            out.append(None)
+    return out
+
+
+def infer_control(node) -> list:
+    """Output types of a control-flow node from its subgraphs (see the two above)."""
+    if node.op_type == "If":
+        return infer_if(node)
+    if node.op_type == "Loop":
+        return infer_loop(node)
+    return [None] * len(node.outputs)
 
 
 def host_reason(node) -> str:
@@ -104,14 +148,29 @@ def host_reason(node) -> str:
             "(npuc does not unroll it onto the NPU)")
 
 
+MAX_PRICED = 1 << 14  # nodes one CPU group is priced with: a long loop is priced by a sample
+
+
+def host_priced(nodes) -> list:
+    """The nodes that price a CPU group: control flow replaced by what it runs."""
+    out = []
+    for n in nodes:
+        if not is_control_flow(n):
+            out.append(n)
+            continue
+        inner, times = host_nodes(n)
+        out += (inner * max(1, int(times)))[:MAX_PRICED] if inner else \
+            ([n] if all(isinstance(getattr(v, "type", None), TensorType) and v.type.is_static
+                        for v in n.outputs if v is not None) else [])
+    return out
+
+
 def host_nodes(node) -> tuple[list, float]:
     """The nodes that price a control-flow node on the host, and how many times each runs.
 
     An If is priced at its dearer branch (by node count); a Loop at its body times a
     constant trip count (one iteration when the count is only known at run time); a Scan
     at its body times the scanned length."""
-    from npuc.targets.work import gemm_views, vector_elements
-
     def priceable(g):
         found = []
         for n in g.nodes:
@@ -119,12 +178,9 @@ def host_nodes(node) -> tuple[list, float]:
                 inner, times = host_nodes(n)
                 found += inner * max(1, int(times))
                 continue
-            try:
-                gemm_views(n)
-                vector_elements(n)
-            except Exception:  # a shape only known at run time: not priced, said below
-                continue
-            found.append(n)
+            if all(isinstance(v.type, TensorType) and v.type.is_static
+                   for v in list(n.inputs) + list(n.outputs) if v is not None):
+                found.append(n)  # a shape only known at run time is not priced
         return found
 
     if node.op_type == "If":

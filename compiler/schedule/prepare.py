@@ -58,8 +58,13 @@ def load_static(spec, batch: int = 1, shapes=None, given: dict | None = None):
         where = os.fspath(spec) if isinstance(spec, (str, os.PathLike)) else \
             (proto.graph.name or "the model")
         fixed, notes = resolve(proto_signature(proto), shapes, batch, given, where)
+        source = onnx.ModelProto()
+        source.CopyFrom(proto)
         set_proto_shapes(proto, fixed)
         graph = import_onnx(proto)
+        # the model as given: onnxruntime runs it for any consistent input sizes, where the
+        # static copy may fail its stricter checks (a branch that cannot take these sizes)
+        graph.meta["source_proto"] = source
     else:
         graph = load_model(spec)
         notes = _fix_graph(graph, batch, shapes, given)
@@ -84,7 +89,7 @@ def settle_shapes(graph) -> int:
     known, inputs. Subgraphs left (a condition known only at run time) are settled the
     same way, inside.
     """
-    from .control_flow import infer_if, inline_branch
+    from .control_flow import infer_control, inline_branch
 
     folded = 0
     node = graph.first
@@ -102,7 +107,7 @@ def settle_shapes(graph) -> int:
             continue
         for sub in subgraphs(node):
             folded += settle_shapes(sub)
-        _infer_outputs(node, infer_if if node.op_type == "If" else None)
+        _infer_outputs(node, infer_control if subgraphs(node) else None)
         node = nxt
     return folded
 

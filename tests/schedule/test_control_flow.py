@@ -7,6 +7,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from npuc.compiler.driver import verify
 from npuc.compiler.schedule.prepare import load_static
+from npuc.ir.decisions import log_of
 
 
 def _const(name, value):
@@ -64,3 +65,67 @@ def test_a_folded_if_compiles_and_verifies():
     r = verify(shape_if_model(False), "rngd", inputs={"x": x})
     assert r.passed, r.outputs
     assert r.compiled.summary["nodes_on_cpu"] == 0
+
+
+def runtime_if_model():
+    """A condition read from an input: r = Relu(x) on the NPU, then If(flag > 0) picks
+    r * w or r + w on the host (both read r and w from outside), then Sigmoid."""
+    w = _const("w", np.linspace(-1, 1, 8).astype(np.float32))
+    then = _branch("then", [helper.make_node("Mul", ["r", "w"], ["a"])], "a", [1, 4, 8])
+    other = _branch("else", [helper.make_node("Add", ["r", "w"], ["b"])], "b", [1, 4, 8])
+    nodes = [helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("Greater", ["flag", "zero"], ["c"]),
+             helper.make_node("If", ["c"], ["z"], then_branch=then, else_branch=other),
+             helper.make_node("Sigmoid", ["z"], ["y"])]
+    g = helper.make_graph(
+        nodes, "m", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8]),
+                     helper.make_tensor_value_info("flag", TensorProto.INT64, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8])],
+        [w, _const("zero", np.array(0, np.int64))])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
+@pytest.mark.parametrize("target", ["warboy-2pe", "rngd"])
+def test_an_if_known_at_run_time_runs_on_the_host(target):
+    model = runtime_if_model()
+    x = np.random.default_rng(2).standard_normal((1, 4, 8)).astype(np.float32)
+    compiled = None
+    for flag in (1, -1):
+        feeds = {"x": x, "flag": np.array(flag, np.int64)}
+        r = verify(model, target, inputs=feeds, quantize="none")
+        assert r.passed, r.outputs
+        compiled = r.compiled
+    groups = {g.device for g in compiled.schedule.groups}
+    assert groups == {"npu", "cpu"}
+    assert any(c["op"] == "cpu" and "captures" in c for c in compiled.program["commands"])
+    placed = [d for d in log_of(compiled.graph).by_stage("partition") if d.action == "cpu"]
+    assert any("only known at run time" in d.reason for d in placed if d.data["op"] == "If")
+
+
+def loop_model():
+    """y = Relu(x) + n * Relu(x), by a Loop of n steps whose body reads r from outside."""
+    body = helper.make_graph(
+        [helper.make_node("Add", ["acc_in", "r"], ["acc_out"]),
+         helper.make_node("Identity", ["cond_in"], ["cond_out"])], "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_in", TensorProto.FLOAT, [1, 4, 8])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, [1, 4, 8])])
+    nodes = [helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("Loop", ["n", "", "r"], ["z"], body=body),
+             helper.make_node("Relu", ["z"], ["y"])]
+    g = helper.make_graph(
+        nodes, "m", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8]),
+                     helper.make_tensor_value_info("n", TensorProto.INT64, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8])])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_a_loop_runs_on_the_host_with_the_npu_parts_around_it():
+    x = np.random.default_rng(3).standard_normal((1, 4, 8)).astype(np.float32)
+    r = verify(loop_model(), "rngd", inputs={"x": x, "n": np.array(3, np.int64)},
+               quantize="none")
+    assert r.passed, r.outputs
+    devices = {n: g.device for g in r.compiled.schedule.groups for n in g.nodes}
+    assert sorted(devices.values()) == ["cpu", "npu", "npu"]
