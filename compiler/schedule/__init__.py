@@ -23,6 +23,7 @@ from npuc.ir.graph import reads
 from .buffers import group_buffers, lifetimes
 from .control_flow import host_priced
 from .costview import cost_view
+from .epilogues import split_unfusable
 from .estimate import discount_resident, group_estimate
 from .groups import form_groups
 from .memplan import align_up, best_fit, plan
@@ -53,6 +54,7 @@ def schedule(graph, target, precision: str, pinned: dict | None = None) -> Sched
     ``{"device": "cpu"}`` (from a schedule file); pins are checked and obeyed.
     """
     log = log_of(graph)
+    split_unfusable(graph, target)
     name_nodes(graph)
     nodes = {n.name: n for n in graph.nodes}
     values = {v.name: v for v in graph.values()}
