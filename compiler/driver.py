@@ -75,8 +75,10 @@ class VerifyResult:
 def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibration=None,
             output_dir: str | None = None, schedule_in: str | None = None,
             schedule_out: str | None = None, batch: int = 1, progress: bool = False,
-            shapes=None, input_shapes: dict | None = None) -> CompileResult:
-    """Compile ``model`` (a path, ``zoo:NAME`` or ModelProto) for ``target``.
+            shapes=None, input_shapes: dict | None = None):
+    """Compile ``model`` (a path, ``zoo:NAME`` or ModelProto) for ``target``: a
+    :class:`CompileResult` (a :class:`~npuc.compiler.bucketed.BucketsResult` when
+    ``shapes`` asks for several shape sets).
 
     ``shapes`` (``--shape`` specs or a :class:`ShapeSet`) and ``input_shapes`` (the shapes
     of inputs the user has) give the symbolic dimensions their values; see
@@ -86,7 +88,14 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
     from npuc.compiler.schedule import schedule
     from npuc.compiler.schedule.prepare import load_static
     from npuc.compiler.schedule.schedule_file import check_pins, dumps, read_pins
+    from npuc.compiler.schedule.shapes import parse_shapes
 
+    if len(parse_shapes(shapes)) > 1:
+        from npuc.compiler.bucketed import compile_buckets
+
+        return compile_buckets(model, target, parse_shapes(shapes), opt_level=opt_level,
+                               quantize=quantize, calibration=calibration,
+                               output_dir=output_dir, batch=batch, progress=progress)
     target = _target(target)
     precision = _requested_precision(target, quantize)
     steps = _Progress(progress, 6)
@@ -135,9 +144,18 @@ def verify(model, target, opt_level: int = 2, quantize: str = "auto", calibratio
            output_dir: str | None = None, progress: bool = False, shapes=None
            ) -> VerifyResult:
     """Compile, simulate the program, and compare with onnxruntime on the original model
-    (npuc's own float execution when onnxruntime is not installed, and said so)."""
-    from npuc.compiler.executor.simulator import simulate
+    (npuc's own float execution when onnxruntime is not installed, and said so).
 
+    Several shape sets compile one program each (see :mod:`npuc.compiler.bucketed`); the
+    inputs are run by the program compiled for their shapes."""
+    from npuc.compiler.schedule.shapes import parse_shapes
+
+    if len(parse_shapes(shapes)) > 1:
+        from npuc.compiler.bucketed import verify_buckets
+
+        return verify_buckets(model, target, parse_shapes(shapes), opt_level=opt_level,
+                              quantize=quantize, calibration=calibration, inputs=inputs,
+                              batch=batch, output_dir=output_dir, progress=progress)
     given = None if inputs is None else {k: np.shape(v) for k, v in inputs.items()}
     early = []
     if calibration is None and inputs is not None:
@@ -149,10 +167,18 @@ def verify(model, target, opt_level: int = 2, quantize: str = "auto", calibratio
                        schedule_in, batch=batch, progress=progress, shapes=shapes,
                        input_shapes=given)
     feeds = inputs if inputs is not None else _sample_inputs(model, compiled)
-    got = simulate(compiled.program, compiled.weights, feeds)
-    expected, reference, notes = _reference(model, compiled, feeds)
-    notes = early + notes
+    return check_program(model, compiled, compiled.program, compiled.weights, feeds, early)
+
+
+def check_program(model, compiled, program, weights, feeds, notes=()) -> VerifyResult:
+    """Simulate ``program`` (compiled as ``compiled``) on ``feeds`` and compare it with the
+    reference and with the graph it was lowered from."""
     from npuc.compiler.executor.interpreter import execute
+    from npuc.compiler.executor.simulator import simulate
+
+    got = simulate(program, weights, feeds)
+    expected, reference, more = _reference(model, compiled, feeds)
+    notes = list(notes) + more
 
     # the program must compute what the graph it was lowered from computes, tile by tile
     lowered = execute(compiled.graph, feeds)

@@ -74,12 +74,18 @@ def run(args) -> int:
                      calibration=args.calibration, output_dir=args.output,
                      schedule_in=args.schedule_in, schedule_out=args.schedule_out,
                      batch=args.batch, progress=sys.stderr.isatty(), shapes=args.shape)
-    s = result.summary
+    for label, r in zip(getattr(result, "labels", [None]), getattr(result, "results", [result])):
+        _print_summary(r.summary, label)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _print_summary(s: dict, label: str | None) -> None:
+    if label:
+        print(f"program for {label}:")
     print(f"compiled {s['model']} for {s['target']} ({s['precision']}, estimated at "
           f"{s['estimated_at']}): {s['groups']} groups, {s['nodes_on_npu']} nodes on the NPU, "
           f"{s['nodes_on_cpu']} on the CPU")
     print(f"estimated latency {s['estimated_latency_s'] * 1e3:.4f} ms, SRAM peak "
           f"{s['sram_peak_bytes']} of {s['sram_bytes']} bytes, DRAM traffic "
           f"{s['dram_traffic_bytes']} bytes")
-    print(f"wrote {args.output}")
-    return 0

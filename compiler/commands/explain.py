@@ -63,20 +63,36 @@ def explain_lines(schedule: dict, decisions: list, only: str | None = None) -> l
     return lines
 
 
+def _read_folder(path: str) -> list[tuple]:
+    """``(shape set or None, schedule, decisions)`` per program of a compiled folder."""
+    import json
+
+    from npuc.ir.errors import NpucError
+
+    parts = [(None, "schedule.json", "decisions.json")]
+    try:
+        if os.path.isfile(os.path.join(path, "manifest.json")):
+            with open(os.path.join(path, "manifest.json"), encoding="utf-8") as f:
+                parts = [(p["shapes"], p["schedule"], p["decisions"])
+                         for p in json.load(f)["programs"]]
+        out = []
+        for title, schedule_name, decisions_name in parts:
+            with open(os.path.join(path, schedule_name), encoding="utf-8") as f:
+                schedule = json.load(f)
+            with open(os.path.join(path, decisions_name), encoding="utf-8") as f:
+                out.append((title, schedule, json.load(f)))
+        return out
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise NpucError(f"{path}: not a folder written by npuc compile ({e})") from None
+
+
 def run(args) -> int:
     import json
 
     from npuc.ir.errors import NpucError
 
     if os.path.isdir(args.model):
-        try:
-            with open(os.path.join(args.model, "schedule.json"), encoding="utf-8") as f:
-                schedule = json.load(f)
-            with open(os.path.join(args.model, "decisions.json"), encoding="utf-8") as f:
-                decisions = json.load(f)
-        except (OSError, json.JSONDecodeError) as e:
-            raise NpucError(f"{args.model}: not a folder written by npuc compile ({e})") \
-                from None
+        programs = _read_folder(args.model)
     else:
         if not args.target:
             raise NpucError("--target is needed to explain a model")
@@ -84,8 +100,13 @@ def run(args) -> int:
 
         r = compile(args.model, args.target, opt_level=args.opt_level, quantize=args.quantize,
                     calibration=args.calibration, shapes=args.shape)
-        schedule = json.loads(r.files["schedule.json"])
-        decisions = json.loads(r.files["decisions.json"])
-    for line in explain_lines(schedule, decisions, args.node):
-        print(line)
+        programs = [(label, json.loads(c.files["schedule.json"]),
+                     json.loads(c.files["decisions.json"]))
+                    for label, c in zip(getattr(r, "labels", [None]),
+                                        getattr(r, "results", [r]))]
+    for title, schedule, decisions in programs:
+        if title:
+            print(f"== program for {title}")
+        for line in explain_lines(schedule, decisions, args.node):
+            print(line)
     return 0
