@@ -20,6 +20,7 @@ from npuc.ir.decisions import log_of
 from npuc.ir.graph import subgraphs
 from npuc.ir.types import TensorType
 
+from .recurrent import unroll_recurrent
 from .shapes import proto_signature, resolve, set_proto_shapes
 
 RANDOM_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
@@ -71,6 +72,8 @@ def load_static(spec, batch: int = 1, shapes=None, given: dict | None = None):
     for note in notes:
         log_of(graph).record("prepare", note.split("'")[1], "static shape", note)
     settle_shapes(graph)
+    if unroll_recurrent(graph):
+        settle_shapes(graph)
     return graph, proto
 
 
