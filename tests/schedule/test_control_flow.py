@@ -129,3 +129,37 @@ def test_a_loop_runs_on_the_host_with_the_npu_parts_around_it():
     assert r.passed, r.outputs
     devices = {n: g.device for g in r.compiled.schedule.groups for n in g.nodes}
     assert sorted(devices.values()) == ["cpu", "npu", "npu"]
+
+
+def scan_model():
+    """A running sum over the rows of Relu(x), plus a value read from outside the body."""
+    body = helper.make_graph(
+        [helper.make_node("Add", ["s_in", "row"], ["t"]),
+         helper.make_node("Add", ["t", "b"], ["s_out"]),
+         helper.make_node("Identity", ["s_out"], ["each"])], "body",
+        [helper.make_tensor_value_info("s_in", TensorProto.FLOAT, [8]),
+         helper.make_tensor_value_info("row", TensorProto.FLOAT, [8])],
+        [helper.make_tensor_value_info("s_out", TensorProto.FLOAT, [8]),
+         helper.make_tensor_value_info("each", TensorProto.FLOAT, [8])])
+    nodes = [helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("Sigmoid", ["s0"], ["b"]),
+             helper.make_node("Scan", ["s0", "r"], ["s", "y"], body=body, num_scan_inputs=1)]
+    g = helper.make_graph(
+        nodes, "m", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8]),
+                     helper.make_tensor_value_info("s0", TensorProto.FLOAT, [8])],
+        [helper.make_tensor_value_info("s", TensorProto.FLOAT, [8]),
+         helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 8])])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_a_scan_runs_on_the_host_and_the_program_is_deterministic():
+    from npuc.compiler.driver import compile
+
+    rng = np.random.default_rng(4)
+    feeds = {"x": rng.standard_normal((4, 8)).astype(np.float32),
+             "s0": rng.standard_normal(8).astype(np.float32)}
+    r = verify(scan_model(), "atom", inputs=feeds, quantize="none")
+    assert r.passed, r.outputs
+    again = compile(scan_model(), "atom", quantize="none", input_shapes={"x": (4, 8)})
+    assert again.files["program.json"] == compile(
+        scan_model(), "atom", quantize="none").files["program.json"]
