@@ -88,3 +88,15 @@ def test_symbols_made_up_inside_the_graph_are_not_exported(tmp_path):
     x = np.random.default_rng(2).standard_normal((1, 3, 16, 24)).astype(np.float32)
     np.testing.assert_allclose(_run(out, {"x": x})[0], _run(src, {"x": x})[0],
                                rtol=1e-4, atol=1e-4)
+
+
+def test_trained_classifier_optimized_runs_in_onnxruntime(tmp_path, capsys):
+    """A paddle2onnx export with anonymous dimensions (f32[-1, 3, ?, ?])."""
+    import pathlib
+
+    src = pathlib.Path(__file__).parents[1] / "data" / "trained" / "ppocr_mobile_v2_cls.onnx"
+    out = tmp_path / "opt.onnx"
+    assert main(["opt", str(src), "-O2", "-o", str(out)]) == 0, capsys.readouterr()
+    x = np.random.default_rng(5).standard_normal((2, 3, 48, 160)).astype(np.float32)
+    np.testing.assert_allclose(_run(out, {"x": x})[0], _run(src, {"x": x})[0],
+                               rtol=1e-4, atol=1e-5)

@@ -125,3 +125,13 @@ def test_open_dimensions_import_as_open_and_generate_inputs():
     g = import_onnx(_model([-1, 3, "?", "?"]))
     assert _shape(g) == (None, 3, None, None)
     assert random_inputs(g)["x"].shape == (1, 3, 1, 1)
+
+
+def test_quantize_takes_shape(tmp_path, capsys):
+    path = tmp_path / "m.onnx"
+    _model(["N", 3, "H", "W"], path)
+    out = tmp_path / "q.npuir"
+    code = main(["quantize", str(path), "-t", "warboy", "--calibration", "random:2",
+                 "--shape", "x=1x3x4x6", "-o", str(out)])
+    assert code == 0, capsys.readouterr()
+    assert "f32[1,3,4,6]" in out.read_text() or "[1,3,4,6]" in out.read_text()
