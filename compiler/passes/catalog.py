@@ -5,6 +5,7 @@ from . import (  # noqa: F401
     canonicalize,
     cse,
     dce,
+    decoder,
     decompose,
     fold_constants,
     fuse_bn,
