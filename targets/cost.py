@@ -4,7 +4,10 @@ For each tile of the group's anchor (its largest matrix product, see
 :mod:`npuc.targets.work`):
 
 - **compute**: the tile occupies ``ceil(m/units)*units x ceil(n/rows)*rows x
-  ceil(k/cols)*cols`` MAC slots of the chip's ``units`` arrays of ``[rows, cols]``;
+  ceil(k/cols)*cols`` MAC slots of the chip's ``units`` arrays of ``[rows, cols]`` when
+  the units share out the rows ``m``, or ``m x ceil(n/(rows*units))*rows*units x
+  ceil(k/cols)*cols`` when they share out the columns ``n`` (what a compiler does for a
+  product with few rows, as a decode step's ``m = batch`` is), whichever fills better;
   utilisation is useful MACs over slots, and cycles are slots over the MACs per cycle that
   the chip's peak gives at the precision (``peak / (2 * clock)``). Vector work (epilogues,
   softmax, elementwise ops) runs in the pipeline behind the MAC array, so a tile's compute
@@ -105,8 +108,10 @@ def _splits(total: int, size: int) -> list[tuple[int, int]]:
 
 def _slots(m: int, n: int, k: int, target: Target) -> int:
     units, (rows, cols) = target.compute.units, target.compute.mac_array
-    return (math.ceil(m / units) * units) * (math.ceil(n / rows) * rows) * \
-        (math.ceil(k / cols) * cols)
+    depth = math.ceil(k / cols) * cols
+    by_rows = (math.ceil(m / units) * units) * (math.ceil(n / rows) * rows)
+    by_columns = m * (math.ceil(n / (rows * units)) * rows * units)
+    return min(by_rows, by_columns) * depth
 
 
 def _precision(nodes, target: Target) -> tuple[str, list[str]]:

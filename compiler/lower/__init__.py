@@ -29,7 +29,7 @@ from ..schedule.tiling import part_shape, walk
 from .encode import encode_type, encode_value
 
 PROGRAM_VERSION = 1
-MAC_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Attention"}
+MAC_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Attention", "GatedMLP"}
 
 
 def weight_layouts(graph, target) -> dict[str, str]:

@@ -38,7 +38,7 @@ _IR_NAME = {"bf16": "bf16", "fp16": "f16"}
 ROUNDED = {("", "Conv"): (0, 1), ("", "Gemm"): (0, 1), ("", "MatMul"): (0, 1),
            ("", "ConvTranspose"): (0, 1), ("npuc", "FusedConv"): (0, 1),
            ("npuc", "FusedGemm"): (0, 1), ("npuc", "FusedMatMul"): (0, 1),
-           ("npuc", "Attention"): (0, 1, 2)}
+           ("npuc", "Attention"): (0, 1, 2), ("npuc", "GatedMLP"): (0, 1, 2)}
 
 
 def _weight_axis(node: Node, index: int) -> int:

@@ -28,8 +28,11 @@ ELEMENTWISE = {
 # elementwise ops whose inputs after the first are parameters, read whole
 PARAMETERIZED = {"QuantizeLinear", "DequantizeLinear", "Lut"}
 CONV_LIKE = {"Conv", "MaxPool", "AveragePool"}
-MATMUL_LIKE = {"MatMul", "Gemm"}
-LAST_AXIS = {"Softmax", "LogSoftmax", "LayerNormalization", "LayerNorm"}
+MATMUL_LIKE = {"MatMul", "Gemm", "GatedMLP"}
+# the inputs of a matrix op that are its weights (read whole when tiling along rows)
+WEIGHT_INPUTS = {"MatMul": (1,), "Gemm": (1,), "GatedMLP": (1, 2)}
+LAST_AXIS = {"Softmax", "LogSoftmax", "LayerNormalization", "LayerNorm", "RMSNormalization",
+             "RMSNorm", "Rotary"}
 CHANNEL_REDUCE = {"GlobalAveragePool", "GlobalMaxPool"}
 
 
@@ -130,7 +133,7 @@ def tile_rule(node, axis: int, lo: int, hi: int) -> TileRule | None:
         for i, v in enumerate(present):
             if v is None:
                 needs.append(None)
-            elif i == 1 and axis == rank - 2:
+            elif i in WEIGHT_INPUTS[op] and axis == rank - 2:
                 needs.append(Need.whole())
             else:
                 needs.append(_aligned(v, rank, axis, lo, hi))
