@@ -4,7 +4,9 @@ The program (format ``npuc-program``, version :data:`PROGRAM_VERSION`) is a list
 commands over three memories, each a flat byte array whose size the memory plan gives:
 ``sram`` (on chip), ``dram`` (the activation arena) and ``weights`` (the weight blob, in
 the chip's layout). A buffer reference names a tensor, a memory, a byte offset, the shape
-stored there, and optionally a run ``[axis, lo, hi]`` of that shape.
+stored there, and optionally a run ``[axis, lo, hi]`` of that shape; a weight stored in a
+narrower format than its tensor type (bf16 or fp16, exact, see
+:mod:`npuc.compiler.schedule.storage`) says so with ``"stored"``.
 
 Per NPU group and tile:
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 from npuc.ir.errors import NpucError
 
 from ..schedule.slices import Need, base_op, shape_of
+from ..schedule.storage import stored_array
 from ..schedule.tiling import part_shape, walk
 from .encode import encode_type, encode_value
 
@@ -86,6 +89,8 @@ def lower(graph, sched, target) -> tuple[dict, bytes]:
         if space == "weights" or buffer_name.split("/")[1:2] == ["w"]:
             if layouts.get(v.name):
                 r["layout"] = layouts[v.name]
+            if v.meta.get("stored"):
+                r["stored"] = v.meta["stored"]
         return r
 
     def dram_ref(v, need=None):
@@ -96,7 +101,7 @@ def lower(graph, sched, target) -> tuple[dict, bytes]:
     # the weight blob, in the order the plan gave
     blob = bytearray(plan.peak("weights"))
     for a in plan.in_space("weights"):
-        data = _stored(values[a.name].const, layouts.get(a.name)).tobytes()
+        data = _stored(stored_array(values[a.name]), layouts.get(a.name)).tobytes()
         blob[a.offset:a.offset + len(data)] = data
     commands: list[dict] = []
     node_table: dict[str, dict] = {}

@@ -9,11 +9,16 @@ to the format and back. Products of two fp8 or bf16 numbers are exact in fp32, s
 the float operator on the rounded values gives the chip's products; only the order of
 the fp32 additions may differ.
 
+For bf16 and fp16 an embedding table (a Gather of rows from a float constant) is rounded
+as well, so that the whole model's weights are stored in the format (the scheduler stores
+every constant that is exact in it at 2 bytes per element).
+
 The optimizer's fused operators round the same inputs: ``npuc::FusedConv``,
 ``FusedGemm`` and ``FusedMatMul`` their data and weight (the bias and the activation stay
 fp32, as the chip applies them to the fp32 accumulator), ``npuc::Attention`` its Q, K
-and V. Attention's probabilities between its two products are internal to the kernel
-and are not rounded here: an estimate of that one rounding is left out.
+and V, ``npuc::GatedMLP`` its data and both weights. Attention's probabilities between
+its two products are internal to the kernel and are not rounded here: an estimate of that
+one rounding is left out.
 """
 
 from __future__ import annotations
@@ -94,12 +99,21 @@ def _round_input(g: Graph, node: Node, i: int, precision: str, amax: float | Non
     node.set_input(i, back.outputs[0])
 
 
+def _is_table(node: Node) -> bool:
+    """A Gather of rows from a constant float table (an embedding)."""
+    return node.domain in ("", "ai.onnx") and node.op_type == "Gather" and \
+        node.attrs.get("axis", 0) == 0 and node.inputs[0].const is not None and \
+        node.inputs[0].const.dtype == np.float32
+
+
 def rewrite_float(g: Graph, precision: str, amax: dict[str, float], keep_float=()) -> Graph:
     """Round the matrix-unit inputs of every Conv, Gemm and MatMul (plain or fused) and
     Attention to ``precision`` (in place)."""
     keep = set(keep_float)
     for node in list(g.nodes):
         which = ROUNDED.get((node.domain if node.domain != "ai.onnx" else "", node.op_type))
+        if which is None and _is_table(node) and precision in _CAST:
+            which = (0,)  # an embedding table is stored in the format its rows are used in
         if which is None:
             continue
         if node.name in keep:

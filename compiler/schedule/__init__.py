@@ -27,6 +27,7 @@ from .memplan import align_up, best_fit, plan
 from .model import Allocation, Group, MemoryPlan, Schedule, TileChoice
 from .partition import partition
 from .slices import Need, allowed_axes, shape_of
+from .storage import mark_storage
 from .tiling import choose_tile, max_footprint, part_bytes
 
 __all__ = ["schedule", "Schedule", "Group", "TileChoice", "MemoryPlan", "Allocation",
@@ -52,6 +53,11 @@ def schedule(graph, target, precision: str, pinned: dict | None = None) -> Sched
     """
     log = log_of(graph)
     name_nodes(graph)
+    saved = mark_storage(graph, precision)
+    if saved:
+        log.record("schedule", graph.name, f"weights stored in {precision}",
+                   f"{saved} bytes saved: the weights are exact in {precision}, so the blob, "
+                   "SRAM and DRAM hold them at 2 bytes per element")
     nodes = {n.name: n for n in graph.nodes}
     values = {v.name: v for v in graph.values()}
     devices = partition(graph, target)
@@ -206,7 +212,7 @@ def _plan_memory(graph, sched: Schedule, nodes, values, target) -> None:
             for v in nodes[n].inputs:
                 if v is not None and v.const is not None and v.name not in seen:
                     seen.add(v.name)
-                    size = align_up(max(v.const.nbytes, 1), align)
+                    size = align_up(max(part_bytes(v, Need.whole(), 1), 1), align)
                     weights.append(Allocation(v.name, "weights", offset, size, 0,
                                               len(groups) - 1))
                     offset += size

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from .model import TileChoice
 from .slices import Need, TileRule, allowed_axes, shape_of, tile_rule
+from .storage import stored_dtype
 
 
 @dataclass
@@ -84,7 +85,8 @@ def part_shape(value, need: Need) -> tuple[int, ...]:
 
 
 def part_bytes(value, need: Need, align: int) -> int:
-    size = math.prod(part_shape(value, need)) * value.type.dtype.itemsize
+    """Bytes of the part ``need`` of ``value``, at the format it is stored in, aligned."""
+    size = math.prod(part_shape(value, need)) * stored_dtype(value).itemsize
     return -(-size // align) * align
 
 
