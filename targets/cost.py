@@ -12,7 +12,8 @@ For each tile of the group's anchor (its largest matrix product, see
   the chip's peak gives at the precision (``peak / (2 * clock)``). Vector work (epilogues,
   softmax, elementwise ops) runs in the pipeline behind the MAC array, so a tile's compute
   is ``max(MAC cycles, vector elements / vector elements per cycle)``.
-- **DMA**: bytes in and out at the tensors' element sizes, each transfer rounded up to the
+- **DMA**: bytes in and out at the tensors' element sizes (of a row Gather's constant
+  table only the rows it reads), each transfer rounded up to the
   DMA alignment, over the DRAM bandwidth (``bytes * clock / bandwidth`` cycles). A tile
   reads its share of the inputs (``m x k``) and weights (``k x n``) and writes its share of
   the outputs, so inputs are read once per tile along ``n`` and weights once per tile
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from itertools import product
 
 from .model import Target, precision_of
-from .work import GemmView, gemm_views, nbytes, vector_elements
+from .work import GemmView, gemm_views, nbytes, read_bytes, vector_elements
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ def _boundary(nodes) -> tuple[int, int, int]:
                 continue
             seen.add(id(v))
             if v.const is not None:
-                weights += nbytes(v, node)
+                weights += read_bytes(node, v)
             else:
                 act += nbytes(v, node)
         for v in node.outputs:

@@ -66,6 +66,15 @@ def nbytes(value, node) -> int:
     return (math.prod(shape) * value.type.dtype.bits + 7) // 8
 
 
+def read_bytes(node, value) -> int:
+    """Bytes ``node`` reads of ``value``: all of it, except a row Gather's constant table,
+    of which only the gathered rows (the output's size at the table's element type)."""
+    if node.op_type == "Gather" and node.domain in ("", "ai.onnx") and \
+            node.attrs.get("axis", 0) == 0 and node.inputs and node.inputs[0] is value:
+        return (numel(node.outputs[0], node) * value.type.dtype.bits + 7) // 8
+    return nbytes(value, node)
+
+
 def numel(value, node) -> int:
     return math.prod(static_shape(value, node))
 

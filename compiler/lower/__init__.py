@@ -11,10 +11,13 @@ narrower format than its tensor type (bf16 or fp16, exact, see
 Per NPU group and tile:
 
 - ``dma_load``: copy a run of a tensor from DRAM (or the weights) into an SRAM buffer;
-  weights once per group, streamed inputs per tile into one of two slots;
+  weights once per group (or their columns per tile, when the tiles cut them), streamed
+  inputs per tile into one of two slots;
 - ``sync`` ``dma``: the compute below waits for those loads;
 - ``compute``: run one node on an engine (``mac`` or ``vector``) over the tile, reading
-  and writing SRAM; per-tile attributes (the padding of a halo tile) in ``attrs``;
+  and writing SRAM; per-tile attributes (the padding of a halo tile) in ``attrs``; a row
+  Gather from a constant table (an embedding) runs on the ``dma`` engine and reads only
+  the rows its indices name, straight from the weights;
 - ``sync`` ``compute`` and ``dma_store``: write the tile of the group's output to DRAM,
   unless the output stays in SRAM for the next group (cascading).
 
@@ -168,7 +171,14 @@ def _lower_group(g, members, values, alloc, resident, ref, dram_ref) -> list[dic
         loaded: dict[str, Need] = {}
         for name, need in sorted(tw.reads.items()):
             v = values[name]
-            if v.const is not None:
+            if name in tw.gathered:
+                continue  # the DMA engine reads its rows when the gather runs
+            if v.const is not None and need.axis is not None:  # a slice per tile
+                b = f"{g.name}/w/{name}"
+                loaded[name] = need
+                out.append({"op": "dma_load", "group": g.name, "src": dram_ref(v, need),
+                            "dst": ref(v, "sram", b, part_shape(v, need), slot=slot(b))})
+            elif v.const is not None:
                 if k == 0:
                     b = f"{g.name}/w/{name}"
                     out.append({"op": "dma_load", "group": g.name, "src": dram_ref(v),
@@ -187,6 +197,12 @@ def _lower_group(g, members, values, alloc, resident, ref, dram_ref) -> list[dic
             for v, need in zip(node.inputs, step.rule.needs):
                 if v is None:
                     inputs.append(None)
+                elif v.name in tw.gathered:
+                    inputs.append(dram_ref(v))
+                elif v.const is not None and v.name in loaded:
+                    b = f"{g.name}/w/{v.name}"
+                    inputs.append(ref(v, "sram", b, part_shape(v, loaded[v.name]),
+                                      slot=slot(b)))
                 elif v.const is not None:
                     b = f"{g.name}/w/{v.name}"
                     inputs.append(ref(v, "sram", b, dram_ref(v)["shape"], need))
@@ -219,8 +235,10 @@ def _lower_group(g, members, values, alloc, resident, ref, dram_ref) -> list[dic
                     b = f"{g.name}/out/{o.name}"
                     results.append(ref(o, "sram", b, part_shape(o, part), slot=slot(b)))
                     stores.append((o, b, part))
-            cmd = {"op": "compute", "group": g.name, "node": node.name,
-                   "engine": "mac" if base_op(node) in MAC_OPS else "vector",
+            engine = "mac" if base_op(node) in MAC_OPS else \
+                "dma" if any(v is not None and v.name in tw.gathered for v in node.inputs) \
+                else "vector"
+            cmd = {"op": "compute", "group": g.name, "node": node.name, "engine": engine,
                    "tile": None if step.out.axis is None else
                    [step.out.axis, step.out.lo, step.out.hi],
                    "inputs": inputs, "outputs": results}

@@ -82,7 +82,7 @@ def schedule(graph, target, precision: str, pinned: dict | None = None) -> Sched
             else:
                 choice, est, size = choose_tile(
                     members, values, priced, target, budget,
-                    lambda c, f, t, g=g: group_estimate(c, target, f, g.name))
+                    lambda c, f, t, cols, g=g: group_estimate(c, target, f, g.name, cols))
                 if choice is None:
                     g.device = "cpu"
                     g.reason = (f"needs {size} bytes of SRAM even at its smallest tile; "
@@ -144,7 +144,8 @@ def _pinned_tile(g, members, values, priced, target, pin) -> tuple[TileChoice, d
                                     "pinned by the schedule file", group=g.name)
     from .tiling import with_setup
 
-    est = group_estimate(priced, target, choice.rows / choice.extent, g.name)
+    cols = axis is not None and axis == len(shape_of(tail.outputs[0])) - 1
+    est = group_estimate(priced, target, choice.rows / choice.extent, g.name, cols)
     return choice, with_setup(est, choice.count, target)
 
 
