@@ -277,6 +277,9 @@ def _quantize(graph, target, precision: str, calibration, progress: bool = False
         result = quantize(graph, target=target, calibration=samples, precision=precision,
                           progress=progress)
     graph = result if result is not None and hasattr(result, "nodes") else graph
+    # the float graph kept for layer reports holds a float32 copy of every weight; the
+    # compile pipeline does not read it, and a large model cannot afford it
+    graph.meta.get("quantize", {}).pop("float_graph", None)
     scheme = graph.meta.get("quantize", {}).get("scheme")
     return graph, getattr(scheme, "precision", None) or graph_precision(graph) or "fp32"
 

@@ -101,11 +101,7 @@ def lower(graph, sched, target) -> tuple[dict, bytes]:
             return ref(v, "weights", v.name, _stored(v.const, layouts.get(v.name)).shape, need)
         return ref(v, "dram", v.name, shape_of(v), need)
 
-    # the weight blob, in the order the plan gave
-    blob = bytearray(plan.peak("weights"))
-    for a in plan.in_space("weights"):
-        data = _stored(stored_array(values[a.name]), layouts.get(a.name)).tobytes()
-        blob[a.offset:a.offset + len(data)] = data
+    blob, digest = weight_blob(plan, values, layouts)
     commands: list[dict] = []
     node_table: dict[str, dict] = {}
     resident = set(sched.resident)
@@ -149,11 +145,40 @@ def lower(graph, sched, target) -> tuple[dict, bytes]:
         "commands": commands,
         "estimate": {"seconds": sched.estimated_seconds},
     }
-    import hashlib
-
-    program["weights_sha256"] = hashlib.sha256(bytes(blob)).hexdigest()
+    program["weights_sha256"] = digest
     del np
-    return program, bytes(blob)
+    return program, blob
+
+
+def weight_blob(plan, values, layouts) -> tuple[bytes, str]:
+    """The weight blob in the order the plan gave, and its SHA-256.
+
+    Each weight is written to a temporary file as it is converted to its stored form, and
+    the blob is read back once: memory holds the blob one time (plus one weight), not the
+    two or three copies that assembling it in a buffer and freezing that would take.
+    """
+    import hashlib
+    import tempfile
+
+    digest = hashlib.sha256()
+    size = plan.peak("weights")
+    with tempfile.TemporaryFile() as f:
+        pos = 0
+        for a in sorted(plan.in_space("weights"), key=lambda a: a.offset):
+            data = _stored(stored_array(values[a.name]), layouts.get(a.name))
+            view = memoryview(data.reshape(-1).view("u1")) if data.size else b""
+            pad = b"\0" * (a.offset - pos)
+            for part in (pad, view):
+                f.write(part)
+                digest.update(part)
+            pos = a.offset + len(view)
+            del data, view
+        tail = b"\0" * (size - pos)
+        f.write(tail)
+        digest.update(tail)
+        f.seek(0)
+        blob = f.read()
+    return blob, digest.hexdigest()
 
 
 def _lower_group(g, members, values, alloc, resident, ref, dram_ref) -> list[dict]:

@@ -98,11 +98,29 @@ def schedule(graph, target, precision: str, pinned: dict | None = None) -> Sched
             g.estimate = group_estimate([nodes[n] for n in g.nodes], host, 1.0, g.name)
     sched = Schedule(target.name, groups, precision=precision)
     _plan_memory(graph, sched, nodes, values, target)
+    check_dram(graph, sched, target)
     for tensor in sched.resident:
         log.record("cascade", tensor, "kept in SRAM",
                    "the tensor stays on chip between the groups that make and read it, "
                    "saving its DRAM store and load")
     return sched
+
+
+def check_dram(graph, sched: Schedule, target) -> None:
+    """The weights, the inputs and outputs (a decoder's KV cache) and the activations must
+    fit the chip's DRAM together; an error with the sizes when they do not."""
+    weights = sched.plan.peak("weights")
+    arena = sched.plan.peak("dram")
+    align = target.memory.dma_alignment_bytes
+    io = sum(part_bytes(v, Need.whole(), align) for v in {id(v): v for v in
+             list(graph.inputs) + list(graph.outputs)}.values() if shape_of(v) is not None)
+    total = weights + arena
+    if total > target.memory.dram_bytes:
+        raise NpucError(
+            f"the model does not fit {target.name}'s DRAM: {weights} bytes of weights + "
+            f"{arena} bytes of inputs, outputs and activations ({io} of them inputs and "
+            f"outputs, a decoder's KV cache among them) = {total} bytes; "
+            f"{target.name} has {target.memory.dram_bytes}")
 
 
 def _tile_action(choice: TileChoice) -> str:
