@@ -116,8 +116,12 @@ def judge(precision: str, expected: dict, lowered: dict, got: dict) -> tuple[dic
 def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibration=None,
             output_dir: str | None = None, schedule_in: str | None = None,
             schedule_out: str | None = None, batch: int = 1, progress: bool = False,
-            ) -> CompileResult:
-    """Compile ``model`` (a path, ``zoo:NAME`` or ModelProto) for ``target``."""
+            keep_reference: bool = True) -> CompileResult:
+    """Compile ``model`` (a path, ``zoo:NAME`` or ModelProto) for ``target``.
+
+    ``keep_reference=False`` lets the ONNX model go once it is imported (``proto`` is then
+    None): verification needs it, a compile alone does not, and for a large model it is
+    as large as all its float32 weights."""
     from npuc.compiler.lower import lower
     from npuc.compiler.report import summarize, write_report
     from npuc.compiler.schedule import schedule
@@ -129,6 +133,8 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
     steps = _Progress(progress, 6)
     steps.next("load")
     graph, proto = load_static(model, batch)
+    if not keep_reference:
+        proto = None
     steps.next("optimize")
     graph = _optimize(graph, opt_level)
     steps.next("quantize")

@@ -99,11 +99,34 @@ def schedule(graph, target, precision: str, pinned: dict | None = None) -> Sched
     sched = Schedule(target.name, groups, precision=precision)
     _plan_memory(graph, sched, nodes, values, target)
     check_dram(graph, sched, target)
+    sched.host_transfer_s = host_transfer_seconds(graph, sched, nodes, target)
+    if sched.host_transfer_s:
+        log.record("schedule", graph.name, "host transfers priced",
+                   f"{sched.host_transfer_s:.3g} s over the {target.name}'s host link: the "
+                   "model's inputs and outputs and the tensors host CPU groups exchange")
     for tensor in sched.resident:
         log.record("cascade", tensor, "kept in SRAM",
                    "the tensor stays on chip between the groups that make and read it, "
                    "saving its DRAM store and load")
     return sched
+
+
+def host_transfer_seconds(graph, sched: Schedule, nodes, target) -> float:
+    """Time on the host link: the model's inputs in and outputs out, and each tensor that
+    passes between an NPU group and a host CPU group (0 when the chip declares no link)."""
+    bandwidth = target.memory.host_bandwidth_bytes_per_s
+    if not bandwidth or target.kind == "cpu":
+        return 0.0
+    device = {n: g.device for g in sched.groups for n in g.nodes}
+    crossing = {id(v): v for v in list(graph.inputs) + list(graph.outputs)}
+    for node in graph.nodes:
+        for v in node.inputs:
+            p = v.producer if v is not None else None
+            if p is not None and device.get(p.name) != device.get(node.name):
+                crossing[id(v)] = v
+    size = sum(part_bytes(v, Need.whole(), 1) for v in crossing.values()
+               if shape_of(v) is not None)
+    return size / bandwidth
 
 
 def check_dram(graph, sched: Schedule, target) -> None:
