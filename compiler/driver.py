@@ -132,7 +132,7 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
     precision = _requested_precision(target, quantize)
     steps = _Progress(progress, 6)
     steps.next("load")
-    graph, proto = load_static(model, batch)
+    graph, proto = load_static(model, batch, reference=keep_reference)
     if not keep_reference:
         proto = None
     steps.next("optimize")

@@ -46,6 +46,19 @@ ROUNDED = {("", "Conv"): (0, 1), ("", "Gemm"): (0, 1), ("", "MatMul"): (0, 1),
            ("npuc", "Attention"): (0, 1, 2), ("npuc", "GatedMLP"): (0, 1, 2)}
 
 
+def round_bf16(x: np.ndarray) -> np.ndarray:
+    """float32 values rounded to the nearest bf16 (ties to even), as float32: what
+    ``astype(bfloat16).astype(float32)`` gives, by integer arithmetic on the bits, which
+    is many times faster on large weights. NaN stays NaN."""
+    bits = np.ascontiguousarray(x).view(np.uint32)
+    lsb = (bits >> 16) & 1
+    out = ((bits + np.uint32(0x7FFF) + lsb) & np.uint32(0xFFFF0000)).view(np.float32)
+    nan = np.isnan(x)
+    if nan.any():
+        out = np.where(nan, x, out)
+    return out.reshape(x.shape)
+
+
 def _weight_axis(node: Node, index: int) -> int:
     op = node.op_type[len("Fused"):] if node.op_type.startswith("Fused") else node.op_type
     if op == "Conv":
@@ -88,7 +101,8 @@ def _round_input(g: Graph, node: Node, i: int, precision: str, amax: float | Non
     if v.const is not None:
         # weights are stored in the format: the rounded values as a constant, with no
         # conversion node the scheduler would price as a pass over the weights
-        rounded = v.const.astype(np_type).astype(v.const.dtype)
+        rounded = round_bf16(v.const) if precision == "bf16" and \
+            v.const.dtype == np.float32 else v.const.astype(np_type).astype(v.const.dtype)
         node.set_input(i, g.add_constant(f"{v.name}_{precision}", rounded))
         return
     narrow = v.type.with_dtype(_IR_NAME[precision])

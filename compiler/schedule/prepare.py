@@ -44,9 +44,10 @@ def _fix_proto(proto, batch: int) -> list[str]:
     return notes
 
 
-def load_static(spec, batch: int = 1):
+def load_static(spec, batch: int = 1, reference: bool = True):
     """``(graph, proto)``: the model with static shapes, and its ONNX form when it has one
-    (the reference for verification)."""
+    (the reference for verification). ``reference=False``: an ``.onnx`` path is imported
+    without reading it into a proto (its external data mapped, not read), proto None."""
     import onnx
 
     from npuc.compiler.frontend.load import load_model
@@ -61,7 +62,8 @@ def load_static(spec, batch: int = 1):
         from npuc import zoo
 
         proto = zoo.build(os.fspath(spec)[4:], batch=batch)
-    elif isinstance(spec, (str, os.PathLike)) and os.fspath(spec).endswith(".onnx"):
+    elif isinstance(spec, (str, os.PathLike)) and os.fspath(spec).endswith(".onnx") and \
+            reference:
         path = os.fspath(spec)
         if not os.path.isfile(path):
             raise NpucError(f"{path}: no such file")

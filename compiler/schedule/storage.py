@@ -26,6 +26,10 @@ CHUNK = 1 << 22  # elements checked at a time, so a large table is not copied wh
 
 def _exact(array: np.ndarray, narrow) -> bool:
     flat = array.reshape(-1)
+    if narrow is ml_dtypes.bfloat16:  # exact in bf16: the low 16 bits are zero
+        bits = flat.view(np.uint32)
+        return not any(np.any(bits[lo:lo + CHUNK] & 0xFFFF)
+                       for lo in range(0, flat.size, CHUNK))
     with np.errstate(over="ignore"):
         for lo in range(0, flat.size, CHUNK):
             part = flat[lo:lo + CHUNK]
@@ -61,4 +65,7 @@ def stored_array(value) -> np.ndarray:
     name = value.meta.get("stored")
     if not name:
         return value.const
+    if name == "bf16":  # exact: the high half of each float32 is the bf16 number
+        high = (np.ascontiguousarray(value.const).view(np.uint32) >> 16).astype(np.uint16)
+        return high.view(ml_dtypes.bfloat16)
     return value.const.astype(ir_dtype(name).numpy)
