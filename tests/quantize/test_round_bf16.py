@@ -14,7 +14,7 @@ FLOATS = hnp.arrays(np.float32, st.integers(1, 64),
                     elements=st.floats(width=32, allow_nan=True, allow_infinity=True))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(FLOATS)
 def test_round_bf16_is_ml_dtypes_rounding(x):
     want = x.astype(ml_dtypes.bfloat16).astype(np.float32)
@@ -24,7 +24,7 @@ def test_round_bf16_is_ml_dtypes_rounding(x):
     assert np.array_equal(got.view(np.uint32)[keep], want.view(np.uint32)[keep])
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(hnp.arrays(np.float32, st.integers(1, 64),
                   elements=st.floats(width=32, allow_nan=False, allow_infinity=True)))
 def test_exact_weights_are_stored_bit_for_bit(x):
