@@ -122,14 +122,16 @@ def judge(precision: str, expected: dict, lowered: dict, got: dict) -> tuple[dic
 def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibration=None,
             output_dir: str | None = None, schedule_in: str | None = None,
             schedule_out: str | None = None, batch: int = 1, progress: bool = False,
-            shapes=None, input_shapes: dict | None = None):
+            shapes=None, input_shapes: dict | None = None, keep_reference: bool = True):
     """Compile ``model`` (a path, ``zoo:NAME`` or ModelProto) for ``target``: a
     :class:`CompileResult` (a :class:`~npuc.compiler.bucketed.BucketsResult` when
     ``shapes`` asks for several shape sets).
 
     ``shapes`` (``--shape`` specs or a :class:`ShapeSet`) and ``input_shapes`` (the shapes
     of inputs the user has) give the symbolic dimensions their values; see
-    :mod:`npuc.compiler.schedule.shapes`."""
+    :mod:`npuc.compiler.schedule.shapes`. ``keep_reference=False`` lets the ONNX model go
+    once it is imported (``proto`` is then None): verification needs it, a compile alone
+    does not, and for a large model it is as large as all its float32 weights."""
     from npuc.compiler.schedule.shapes import parse_shapes
     from npuc.ir.safeio import check_output_dir, check_output_file, write_dir, write_file
 
@@ -147,7 +149,8 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
     precision = _requested_precision(target, quantize)
     with _naming(model, calibration, schedule_in):
         result = _pipeline(model, target, precision, opt_level, calibration, schedule_in,
-                           batch, progress, quantize == "auto", shapes, input_shapes)
+                           batch, progress, quantize == "auto", shapes, input_shapes,
+                           keep_reference)
     if output_dir is not None:
         write_dir(output_dir, result.files, protect=_inputs_of(model, calibration, schedule_in))
         result.output_dir = output_dir
@@ -157,8 +160,8 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
 
 
 def _pipeline(model, target, precision, opt_level, calibration, schedule_in, batch,
-              progress, auto_precision=False, shapes=None, input_shapes=None
-              ) -> CompileResult:
+              progress, auto_precision=False, shapes=None, input_shapes=None,
+              keep_reference=True) -> CompileResult:
     """load -> optimize -> quantize -> schedule -> lower -> summarize."""
     from npuc.compiler.lower import lower
     from npuc.compiler.quantize.hazards import check_weights
@@ -170,8 +173,11 @@ def _pipeline(model, target, precision, opt_level, calibration, schedule_in, bat
     steps = _Progress(progress, 6)
     steps.next("load")
     graph, proto = load_static(model, batch, _one_shape_set(shapes),
-                               input_shapes or _calibration_shapes(calibration))
+                               input_shapes or _calibration_shapes(calibration),
+                               reference=keep_reference)
     source = graph.meta.pop("source_proto", proto)
+    if not keep_reference:
+        proto = source = None
     check_weights(graph, model if isinstance(model, str) else None)
     prequantized = _prepare_contrib(graph)
     if prequantized is not None and auto_precision and "int8" in target.quant.dtypes:
@@ -390,6 +396,9 @@ def _quantize(graph, target, precision: str, calibration, progress: bool = False
             raise NpucError(f"calibrating on random inputs: {e}; give inputs the model "
                             "accepts with --calibration") from None
     graph = result if result is not None and hasattr(result, "nodes") else graph
+    # the float graph kept for layer reports holds a float32 copy of every weight; the
+    # compile pipeline does not read it, and a large model cannot afford it
+    graph.meta.get("quantize", {}).pop("float_graph", None)
     scheme = graph.meta.get("quantize", {}).get("scheme")
     return graph, getattr(scheme, "precision", None) or graph_precision(graph) or "fp32"
 

@@ -4,12 +4,16 @@ For each tile of the group's anchor (its largest matrix product, see
 :mod:`npuc.targets.work`):
 
 - **compute**: the tile occupies ``ceil(m/units)*units x ceil(n/rows)*rows x
-  ceil(k/cols)*cols`` MAC slots of the chip's ``units`` arrays of ``[rows, cols]``;
+  ceil(k/cols)*cols`` MAC slots of the chip's ``units`` arrays of ``[rows, cols]`` when
+  the units share out the rows ``m``, or ``m x ceil(n/(rows*units))*rows*units x
+  ceil(k/cols)*cols`` when they share out the columns ``n`` (what a compiler does for a
+  product with few rows, as a decode step's ``m = batch`` is), whichever fills better;
   utilisation is useful MACs over slots, and cycles are slots over the MACs per cycle that
   the chip's peak gives at the precision (``peak / (2 * clock)``). Vector work (epilogues,
   softmax, elementwise ops) runs in the pipeline behind the MAC array, so a tile's compute
   is ``max(MAC cycles, vector elements / vector elements per cycle)``.
-- **DMA**: bytes in and out at the tensors' element sizes, each transfer rounded up to the
+- **DMA**: bytes in and out at the tensors' element sizes (of a row Gather's constant
+  table only the rows it reads), each transfer rounded up to the
   DMA alignment, over the DRAM bandwidth (``bytes * clock / bandwidth`` cycles). A tile
   reads its share of the inputs (``m x k``) and weights (``k x n``) and writes its share of
   the outputs, so inputs are read once per tile along ``n`` and weights once per tile
@@ -30,7 +34,7 @@ from dataclasses import dataclass, field
 from itertools import product
 
 from .model import Target, precision_of
-from .work import GemmView, gemm_views, nbytes, vector_elements
+from .work import GemmView, gemm_views, nbytes, read_bytes, vector_elements
 
 
 @dataclass(frozen=True)
@@ -105,8 +109,10 @@ def _splits(total: int, size: int) -> list[tuple[int, int]]:
 
 def _slots(m: int, n: int, k: int, target: Target) -> int:
     units, (rows, cols) = target.compute.units, target.compute.mac_array
-    return (math.ceil(m / units) * units) * (math.ceil(n / rows) * rows) * \
-        (math.ceil(k / cols) * cols)
+    depth = math.ceil(k / cols) * cols
+    by_rows = (math.ceil(m / units) * units) * (math.ceil(n / rows) * rows)
+    by_columns = m * (math.ceil(n / (rows * units)) * rows * units)
+    return min(by_rows, by_columns) * depth
 
 
 def _precision(nodes, target: Target) -> tuple[str, list[str]]:
@@ -135,7 +141,7 @@ def _boundary(nodes) -> tuple[int, int, int]:
                 continue
             seen.add(id(v))
             if v.const is not None:
-                weights += nbytes(v, node)
+                weights += read_bytes(node, v)
             else:
                 act += nbytes(v, node)
         for v in node.outputs:

@@ -65,6 +65,7 @@ class Memory:
     dram_bytes: int
     dram_bandwidth_bytes_per_s: float
     dma_alignment_bytes: int
+    host_bandwidth_bytes_per_s: float = 0.0  # 0: not declared, transfers not priced
 
 
 @dataclass(frozen=True, eq=False)

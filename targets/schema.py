@@ -116,6 +116,11 @@ SCHEMA = Table("A chip.", {
         "dram_bytes": Key("int", "Off-chip DRAM in bytes.", positive=True),
         "dram_bandwidth_bytes_per_s": Key("number", "DRAM bandwidth in bytes per second.", positive=True),
         "dma_alignment_bytes": Key("int", "Alignment in bytes of every DMA transfer.", positive=True),
+        "host_bandwidth_bytes_per_s": Key("number", "Bandwidth of the link to the host "
+                                                    "(PCIe), one direction, in bytes per "
+                                                    "second; inputs, outputs and tensors "
+                                                    "passed to host CPU groups cross it.",
+                                          required=False, positive=True),
     }),
     "quantization": Table("The precisions the chip computes in and how to quantize for it.", {
         "dtypes": Key("str_list", "Precisions the chip computes in.", choices=PRECISIONS),

@@ -11,7 +11,11 @@ reduction. The formulas, with ``g`` the group count:
   scatters into a kernel window): ``groups = g``, ``m = N * prod(S)``,
   ``n = Cout/g * prod(K)``, ``k = Cin/g``.
 - Gemm ``A[M, K] @ B[K, N]`` (after transA/transB): ``m = M``, ``n = N``, ``k = K``.
-- MatMul ``[..., M, K] @ [..., K, N]``: ``groups = prod(...)`` of the output's batch dims.
+- MatMul ``[..., M, K] @ [..., K, N]``: ``groups = prod(...)`` of the output's batch dims;
+  when the right operand is one matrix (a weight) shared by the whole batch, the batch
+  rows are one product instead: ``m = prod(...) * M`` (a decode step's ``[B, 1, K]``
+  times ``[K, N]`` is one GEMM with ``m = B``).
+- GatedMLP ``x @ Wg`` and ``x @ Wu``: one product of twice the width, ``n = 2 N``.
 - Attention, q ``[..., Sq, D]``, k ``[..., Sk, D]``, v ``[..., Sk, Dv]`` (rank 3 with a
   ``num_heads`` attribute splits D and Dv into heads): two products per head,
   ``Q K^T`` (``m = Sq, n = Sk, k = D``) and ``P V`` (``m = Sq, n = Dv, k = Sk``); the
@@ -62,6 +66,15 @@ def nbytes(value, node) -> int:
     return (math.prod(shape) * value.type.dtype.bits + 7) // 8
 
 
+def read_bytes(node, value) -> int:
+    """Bytes ``node`` reads of ``value``: all of it, except a row Gather's constant table,
+    of which only the gathered rows (the output's size at the table's element type)."""
+    if node.op_type == "Gather" and node.domain in ("", "ai.onnx") and \
+            node.attrs.get("axis", 0) == 0 and node.inputs and node.inputs[0] is value:
+        return (numel(node.outputs[0], node) * value.type.dtype.bits + 7) // 8
+    return nbytes(value, node)
+
+
 def numel(value, node) -> int:
     return math.prod(static_shape(value, node))
 
@@ -105,6 +118,8 @@ def _matmul(node) -> list[GemmView]:
     m = a[-2] if len(a) >= 2 else 1
     n = b[-1] if len(b) >= 2 else 1
     batch = out[:-2] if len(a) >= 2 and len(b) >= 2 else out[:-1] if len(out) else ()
+    if len(a) >= 2 and math.prod(b[:-2]) == 1:  # one shared right matrix: fold the batch
+        return [GemmView(1, math.prod(batch) * m, n, a[-1])]
     return [GemmView(math.prod(batch), m, n, a[-1])]
 
 
@@ -113,7 +128,9 @@ def _attention_dims(node):
     v = static_shape(node.inputs[2], node)
     heads = int(node.attrs.get("num_heads", 1) or 1) if len(q) == 3 else 1
     groups = math.prod(q[:-2]) * heads
-    return groups, q[-2], k[-2], q[-1] // heads, v[-1] // heads
+    # npuc::Attention reads the key transposed, [..., D, Sk]
+    sk = k[-1] if node.domain == "npuc" and len(q) != 3 else k[-2]
+    return groups, q[-2], sk, q[-1] // heads, v[-1] // heads
 
 
 def _attention(node) -> list[GemmView]:
@@ -121,8 +138,14 @@ def _attention(node) -> list[GemmView]:
     return [GemmView(groups, sq, sk, d), GemmView(groups, sq, dv, sk)]
 
 
+def _gated_mlp(node) -> list[GemmView]:
+    """Two products sharing their input: gate and up (one GEMM of twice the width)."""
+    (view,) = _matmul(node)
+    return [GemmView(view.groups, view.m, 2 * view.n, view.k)]
+
+
 MAC_OPS = {"Conv": _conv, "ConvTranspose": _conv_transpose, "Gemm": _gemm,
-           "MatMul": _matmul, "Attention": _attention}
+           "MatMul": _matmul, "Attention": _attention, "GatedMLP": _gated_mlp}
 
 
 def gemm_views(node) -> list[GemmView]:
@@ -157,6 +180,8 @@ def vector_elements(node) -> int:
     if base == "Attention":
         groups, sq, sk, _, _ = _attention_dims(node)
         return groups * sq * sk
+    if base == "GatedMLP":  # the activation and the product
+        return 2 * numel(node.outputs[0], node)
     if base in MAC_OPS:
         return numel(node.outputs[0], node) * epilogue_count(node)
     tensors = [v for v in list(node.inputs) + list(node.outputs) if v is not None]

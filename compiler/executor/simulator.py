@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from npuc.ir.dtypes import dtype as ir_dtype
 from npuc.ir.errors import NpucError
 from npuc.ir.graph import Graph
 
@@ -54,15 +55,14 @@ class Machine:
         self.spaces = {"sram": np.zeros(max(sram, 1), np.uint8),
                        "dram": np.zeros(max(min(mem["dram_bytes"], dram), 1), np.uint8),
                        "weights": np.frombuffer(weights, np.uint8)}
-        from npuc.ir.dtypes import dtype as ir_dtype
-
         self.dtypes = {name: ir_dtype(t["dtype"]).numpy for name, t in program["tensors"].items()}
         self.in_flight: set[int] = set()  # SRAM offsets loaded since the last sync
 
     def view(self, r: dict, sliced: bool = True) -> np.ndarray:
         """The array a buffer reference names (its run, when it has one)."""
         space = self.spaces[r["space"]]
-        dt = self.dtypes[r["tensor"]]
+        dt = self.dtypes[r["tensor"]] if not r.get("stored") else \
+            ir_dtype(r["stored"]).numpy
         shape = tuple(r["shape"])
         n = math.prod(shape) * dt.itemsize
         off = r["offset"]
@@ -208,7 +208,10 @@ def _simulate(program: dict, weights: bytes, inputs: dict, trace, target, check)
                 if r["space"] == "sram" and r["offset"] in m.in_flight:
                     raise SimulationError(f"command {index}: {node.describe()} reads "
                                           f"{r['tensor']} before its load was waited for")
-                args.append(m.view(r))
+                arr = m.view(r)
+                if r.get("stored"):  # a weight stored narrow: the kernel reads its values
+                    arr = arr.astype(m.dtypes[r["tensor"]])
+                args.append(arr)
             attrs = dict(node.attrs)
             attrs.update({k: decode_value(v) for k, v in cmd.get("attrs", {}).items()})
             fn = get_kernel(node.op_type, node.domain)

@@ -4,15 +4,20 @@ The program (format ``npuc-program``, version :data:`PROGRAM_VERSION`) is a list
 commands over three memories, each a flat byte array whose size the memory plan gives:
 ``sram`` (on chip), ``dram`` (the activation arena) and ``weights`` (the weight blob, in
 the chip's layout). A buffer reference names a tensor, a memory, a byte offset, the shape
-stored there, and optionally a run ``[axis, lo, hi]`` of that shape.
+stored there, and optionally a run ``[axis, lo, hi]`` of that shape; a weight stored in a
+narrower format than its tensor type (bf16 or fp16, exact, see
+:mod:`npuc.compiler.schedule.storage`) says so with ``"stored"``.
 
 Per NPU group and tile:
 
 - ``dma_load``: copy a run of a tensor from DRAM (or the weights) into an SRAM buffer;
-  weights once per group, streamed inputs per tile into one of two slots;
+  weights once per group (or their columns per tile, when the tiles cut them), streamed
+  inputs per tile into one of two slots;
 - ``sync`` ``dma``: the compute below waits for those loads;
 - ``compute``: run one node on an engine (``mac`` or ``vector``) over the tile, reading
-  and writing SRAM; per-tile attributes (the padding of a halo tile) in ``attrs``;
+  and writing SRAM; per-tile attributes (the padding of a halo tile) in ``attrs``; a row
+  Gather from a constant table (an embedding) runs on the ``dma`` engine and reads only
+  the rows its indices name, straight from the weights;
 - ``sync`` ``compute`` and ``dma_store``: write the tile of the group's output to DRAM,
   unless the output stays in SRAM for the next group (cascading).
 
@@ -26,11 +31,12 @@ from npuc.ir.errors import NpucError
 from npuc.ir.graph import captured_values, subgraphs
 
 from ..schedule.slices import Need, base_op, shape_of
+from ..schedule.storage import stored_array
 from ..schedule.tiling import part_shape, walk
 from .encode import encode_type, encode_value
 
 PROGRAM_VERSION = 1
-MAC_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Attention"}
+MAC_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Attention", "GatedMLP"}
 
 
 def weight_layouts(graph, target) -> dict[str, str]:
@@ -87,6 +93,8 @@ def lower(graph, sched, target) -> tuple[dict, bytes]:
         if space == "weights" or buffer_name.split("/")[1:2] == ["w"]:
             if layouts.get(v.name):
                 r["layout"] = layouts[v.name]
+            if v.meta.get("stored"):
+                r["stored"] = v.meta["stored"]
         return r
 
     def dram_ref(v, need=None):
@@ -94,11 +102,7 @@ def lower(graph, sched, target) -> tuple[dict, bytes]:
             return ref(v, "weights", v.name, _stored(v.const, layouts.get(v.name)).shape, need)
         return ref(v, "dram", v.name, shape_of(v), need)
 
-    # the weight blob, in the order the plan gave
-    blob = bytearray(plan.peak("weights"))
-    for a in plan.in_space("weights"):
-        data = _stored(values[a.name].const, layouts.get(a.name)).tobytes()
-        blob[a.offset:a.offset + len(data)] = data
+    blob, digest = weight_blob(plan, values, layouts)
     commands: list[dict] = []
     node_table: dict[str, dict] = {}
     resident = set(sched.resident)
@@ -146,11 +150,40 @@ def lower(graph, sched, target) -> tuple[dict, bytes]:
         "commands": commands,
         "estimate": {"seconds": sched.estimated_seconds},
     }
-    import hashlib
-
-    program["weights_sha256"] = hashlib.sha256(bytes(blob)).hexdigest()
+    program["weights_sha256"] = digest
     del np
-    return program, bytes(blob)
+    return program, blob
+
+
+def weight_blob(plan, values, layouts) -> tuple[bytes, str]:
+    """The weight blob in the order the plan gave, and its SHA-256.
+
+    Each weight is written to a temporary file as it is converted to its stored form, and
+    the blob is read back once: memory holds the blob one time (plus one weight), not the
+    two or three copies that assembling it in a buffer and freezing that would take.
+    """
+    import hashlib
+    import tempfile
+
+    digest = hashlib.sha256()
+    size = plan.peak("weights")
+    with tempfile.TemporaryFile() as f:
+        pos = 0
+        for a in sorted(plan.in_space("weights"), key=lambda a: a.offset):
+            data = _stored(stored_array(values[a.name]), layouts.get(a.name))
+            view = memoryview(data.reshape(-1).view("u1")) if data.size else b""
+            pad = b"\0" * (a.offset - pos)
+            for part in (pad, view):
+                f.write(part)
+                digest.update(part)
+            pos = a.offset + len(view)
+            del data, view
+        tail = b"\0" * (size - pos)
+        f.write(tail)
+        digest.update(tail)
+        f.seek(0)
+        blob = f.read()
+    return blob, digest.hexdigest()
 
 
 def _lower_group(g, members, values, alloc, resident, ref, dram_ref) -> list[dict]:
@@ -168,7 +201,14 @@ def _lower_group(g, members, values, alloc, resident, ref, dram_ref) -> list[dic
         loaded: dict[str, Need] = {}
         for name, need in sorted(tw.reads.items()):
             v = values[name]
-            if v.const is not None:
+            if name in tw.gathered:
+                continue  # the DMA engine reads its rows when the gather runs
+            if v.const is not None and need.axis is not None:  # a slice per tile
+                b = f"{g.name}/w/{name}"
+                loaded[name] = need
+                out.append({"op": "dma_load", "group": g.name, "src": dram_ref(v, need),
+                            "dst": ref(v, "sram", b, part_shape(v, need), slot=slot(b))})
+            elif v.const is not None:
                 if k == 0:
                     b = f"{g.name}/w/{name}"
                     out.append({"op": "dma_load", "group": g.name, "src": dram_ref(v),
@@ -187,6 +227,12 @@ def _lower_group(g, members, values, alloc, resident, ref, dram_ref) -> list[dic
             for v, need in zip(node.inputs, step.rule.needs):
                 if v is None:
                     inputs.append(None)
+                elif v.name in tw.gathered:
+                    inputs.append(dram_ref(v))
+                elif v.const is not None and v.name in loaded:
+                    b = f"{g.name}/w/{v.name}"
+                    inputs.append(ref(v, "sram", b, part_shape(v, loaded[v.name]),
+                                      slot=slot(b)))
                 elif v.const is not None:
                     b = f"{g.name}/w/{v.name}"
                     inputs.append(ref(v, "sram", b, dram_ref(v)["shape"], need))
@@ -219,8 +265,10 @@ def _lower_group(g, members, values, alloc, resident, ref, dram_ref) -> list[dic
                     b = f"{g.name}/out/{o.name}"
                     results.append(ref(o, "sram", b, part_shape(o, part), slot=slot(b)))
                     stores.append((o, b, part))
-            cmd = {"op": "compute", "group": g.name, "node": node.name,
-                   "engine": "mac" if base_op(node) in MAC_OPS else "vector",
+            engine = "mac" if base_op(node) in MAC_OPS else \
+                "dma" if any(v is not None and v.name in tw.gathered for v in node.inputs) \
+                else "vector"
+            cmd = {"op": "compute", "group": g.name, "node": node.name, "engine": engine,
                    "tile": None if step.out.axis is None else
                    [step.out.axis, step.out.lo, step.out.hi],
                    "inputs": inputs, "outputs": results}

@@ -6,6 +6,7 @@ from . import (  # noqa: F401
     contrib_expand,
     cse,
     dce,
+    decoder,
     decompose,
     fold_constants,
     fuse_bn,

@@ -9,8 +9,9 @@ Levels, the pipelines behind ``-O0`` to ``-O3``:
 - ``-O1``: onnxruntime's contrib operators rewritten as ONNX and npuc operators, then
   clean-ups: canonicalize, constant folding, common subexpressions, dead code.
 - ``-O2``: ``-O1``, then the rewrites an NPU wants: Pad folded into its consumer,
-  BatchNorm folded into Conv and Gemm, GELU, LayerNorm and attention recognized,
-  transposes sunk and cancelled, bias and activation epilogues fused into ``npuc`` ops.
+  BatchNorm folded into Conv and Gemm, GELU, LayerNorm and attention recognized, and the
+  decoder patterns (RMSNorm, rotary embedding, gated MLP), transposes sunk and cancelled,
+  bias and activation epilogues fused into ``npuc`` ops.
 - ``-O3``: ``-O2`` with no size limit on constant folding, repeated until nothing changes.
 
 Instruments (all off by default): time per pass, print the IR after one pass or all,
@@ -37,9 +38,11 @@ LEVELS = {
     0: "",
     1: f"expand-contrib,{CLEANUP}",
     2: f"expand-contrib,{CLEANUP},infer-shapes,fuse-pad,fuse-conv-bn,fuse-gelu,fuse-layernorm,"
-       "fuse-attention,sink-transposes,canonicalize,infer-shapes,fuse-epilogue,cse,dce",
-    3: f"expand-contrib,fold-constants{{max-elements=-1}},{CLEANUP},infer-shapes,fuse-pad,fuse-conv-bn,"
-       "fuse-gelu,fuse-layernorm,fuse-attention,sink-transposes,canonicalize,"
+       "fuse-rmsnorm,fuse-rotary,fuse-attention,fuse-gated-mlp,sink-transposes,canonicalize,"
+       "infer-shapes,fuse-epilogue,cse,dce",
+    3: f"expand-contrib,fold-constants{{max-elements=-1}},{CLEANUP},infer-shapes,fuse-pad,"
+       "fuse-conv-bn,fuse-gelu,fuse-layernorm,fuse-rmsnorm,fuse-rotary,fuse-attention,"
+       "fuse-gated-mlp,sink-transposes,canonicalize,"
        "fuse-epilogue,cse,dce",
 }
 _ITEM = re.compile(r"\s*([A-Za-z0-9_\-]+)\s*(?:\{([^}]*)\})?\s*(?:,|$)")

@@ -7,7 +7,11 @@
 - ``Gelu(X) {approximate}``: GELU for opsets before 20, which have no ONNX Gelu.
 - ``Attention(Q, Kt, V, Mask?)``: ``softmax(Q @ Kt * scale [+ Mask]) @ V``, or with
   ``mask_mode = "select"``, the scores where Mask is false replaced by ``mask_fill``.
-  ``Kt`` is the key already transposed, as exporters feed the first MatMul.
+  ``Kt`` is the key already transposed, as exporters feed the first MatMul. With
+  ``kv_repeat = n`` (grouped-query attention) Kt and V have one head per n heads of Q
+  (axis -3), head h reading key head h // n; ``nan_to_zero = 1`` zeroes the
+  probabilities of a row that is masked out entirely (NaN after the softmax), as torch's
+  SDPA export does with ``Where(IsNaN(p), 0, p)``.
 
 The epilogue is ``activation`` (empty for none: Relu, LeakyRelu, Clip, Sigmoid, Tanh,
 HardSigmoid, HardSwish, Elu, Gelu, GeluTanh) with its numbers in ``activation_params``
@@ -87,7 +91,11 @@ def _attention_shape(node):
     q, v = _t(node, 0), _t(node, 2)
     if q is None or v is None or q.shape is None or v.shape is None:
         return [None]
-    batch = broadcast_shapes(q.shape[:-2], v.shape[:-2])
+    vb = list(v.shape[:-2])
+    repeat = node.attrs.get("kv_repeat", 1)
+    if repeat != 1 and vb and isinstance(vb[-1], int):
+        vb[-1] *= repeat
+    batch = broadcast_shapes(q.shape[:-2], tuple(vb))
     return [TensorType(q.dtype, (*batch, q.shape[-2], v.shape[-1]))]
 
 
@@ -109,7 +117,7 @@ register_op("Gelu", inputs=("X",), attrs={"approximate": (STRING, "none")},
             infer=_same_shape, doc="GELU, exact (erf) or with the tanh approximation.")
 register_op("Attention", inputs=("Q", "Kt", "V", "Mask"), optional_inputs=1,
             attrs={"scale": (FLOAT, 1.0), "mask_mode": (STRING, "add"),
-                   "mask_fill": (FLOAT, 0.0)},
+                   "mask_fill": (FLOAT, 0.0), "kv_repeat": (INT, 1), "nan_to_zero": (INT, 0)},
             infer=_attention_shape, doc="Scaled dot-product attention.")
 
 
@@ -180,6 +188,9 @@ def attention(inputs, attrs, ctx):
     ctx = _onnx_ctx(ctx)
     q, kt, v = inputs[:3]
     mask = inputs[3] if len(inputs) > 3 else None
+    repeat = attrs.get("kv_repeat", 1)
+    if repeat != 1:
+        kt, v = np.repeat(kt, repeat, axis=-3), np.repeat(v, repeat, axis=-3)
     mm = get_kernel("MatMul")
     s = mm([q, kt], {}, ctx)[0]
     scale = attrs.get("scale", 1.0)
@@ -191,6 +202,8 @@ def attention(inputs, attrs, ctx):
         else:
             s = s + mask
     p = get_kernel("Softmax")([s], {"axis": -1}, ctx)[0]
+    if attrs.get("nan_to_zero", 0):
+        p = np.where(np.isnan(p), p.dtype.type(0), p)
     return [mm([p, v], {}, ctx)[0]]
 
 
@@ -278,6 +291,9 @@ def _gelu(node, b):
 def _attention(node, b):
     q, kt, v = node.inputs[:3]
     mask = node.input(3)
+    repeat = node.attrs.get("kv_repeat", 1)
+    if repeat != 1:
+        kt, v = emit_repeat_heads(b, kt, repeat), emit_repeat_heads(b, v, repeat)
     s = b.op("MatMul", q, kt)
     dt = s.type.dtype.numpy if isinstance(s.type, TensorType) else np.float32
     scale = node.attrs.get("scale", 1.0)
@@ -290,4 +306,20 @@ def _attention(node, b):
         else:
             s = b.op("Add", s, mask)
     p = b.op("Softmax", s, axis=-1, out_type=s.type)
+    if node.attrs.get("nan_to_zero", 0):
+        p = b.op("Where", b.op("IsNaN", p), b.const(np.asarray(0.0, dt)), p, out_type=s.type)
     return [b.op("MatMul", p, v, out_type=node.outputs[0].type)]
+
+
+def emit_repeat_heads(b, x, n):
+    """HF's ``repeat_kv`` on axis -3: Unsqueeze, Expand, Reshape."""
+    shape = list(x.type.shape)
+    rank = len(shape)
+    axis = rank - 2
+    y = b.op("Unsqueeze", x, b.const(np.asarray([axis], np.int64)))
+    y = b.op("Expand", y, b.const(np.asarray(shape[:axis] + [n] + shape[axis:], np.int64)))
+    out = shape[:axis - 1] + [shape[axis - 1] * n] + shape[axis:]
+    return b.op("Reshape", y, b.const(np.asarray(out, np.int64)))
+
+
+from . import decoder_ops  # noqa: E402,F401  (RMSNorm, Rotary, GatedMLP)

@@ -52,6 +52,7 @@ def summarize(graph, sched, program, target, model, precision: str, estimate_at:
         "model": _model_label(model), "target": target.name,
         "precision": precision, "estimated_at": estimate_at,
         "estimated_latency_s": sched.estimated_seconds,
+        "host_transfer_s": sched.host_transfer_s,
         "sram_peak_bytes": sched.plan.peak("sram"), "sram_bytes": target.memory.sram_bytes,
         "dram_arena_bytes": sched.plan.peak("dram"), "weights_bytes": sched.plan.peak("weights"),
         "dram_traffic_bytes": int(sum(g.estimate.get("dma_bytes", 0) for g in sched.groups

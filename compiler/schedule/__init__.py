@@ -30,6 +30,7 @@ from .memplan import align_up, best_fit, plan
 from .model import Allocation, Group, MemoryPlan, Schedule, TileChoice
 from .partition import partition
 from .slices import Need, allowed_axes, shape_of
+from .storage import mark_storage
 from .tiling import choose_tile, footprint, max_footprint, part_bytes, walk
 
 __all__ = ["schedule", "Schedule", "Group", "TileChoice", "MemoryPlan", "Allocation",
@@ -56,6 +57,11 @@ def schedule(graph, target, precision: str, pinned: dict | None = None) -> Sched
     log = log_of(graph)
     split_unfusable(graph, target)
     name_nodes(graph)
+    saved = mark_storage(graph, precision)
+    if saved:
+        log.record("schedule", graph.name, f"weights stored in {precision}",
+                   f"{saved} bytes saved: the weights are exact in {precision}, so the blob, "
+                   "SRAM and DRAM hold them at 2 bytes per element")
     nodes = {n.name: n for n in graph.nodes}
     values = {v.name: v for v in graph.values()}
     devices = partition(graph, target)
@@ -81,7 +87,7 @@ def schedule(graph, target, precision: str, pinned: dict | None = None) -> Sched
             else:
                 choice, est, size = choose_tile(
                     members, values, priced, target, budget,
-                    lambda c, f, t, g=g: group_estimate(c, target, f, g.name))
+                    lambda c, f, t, cols, g=g: group_estimate(c, target, f, g.name, cols))
                 if choice is None:
                     g.device = "cpu"
                     g.reason = (f"needs {size} bytes of SRAM even at its smallest tile; "
@@ -98,7 +104,12 @@ def schedule(graph, target, precision: str, pinned: dict | None = None) -> Sched
                                         g.name)
     sched = Schedule(target.name, groups, precision=precision)
     _plan_memory(graph, sched, nodes, values, target)
-    check_capacity(sched, target)
+    check_capacity(sched, target, graph)
+    sched.host_transfer_s = host_transfer_seconds(graph, sched, nodes, target)
+    if sched.host_transfer_s:
+        log.record("schedule", graph.name, "host transfers priced",
+                   f"{sched.host_transfer_s:.3g} s over the {target.name}'s host link: the "
+                   "model's inputs and outputs and the tensors host CPU groups exchange")
     for tensor in sched.resident:
         log.record("cascade", tensor, "kept in SRAM",
                    "the tensor stays on chip between the groups that make and read it, "
@@ -119,19 +130,47 @@ def _check_anchors(pinned: dict, groups) -> None:
                             f"node ({where}); pins apply to a group's first node")
 
 
-def check_capacity(sched: Schedule, target, what: str = "the program") -> None:
-    """The memory plan fits the chip: SRAM peak within its SRAM, and activations plus
-    weights within its DRAM; else an NpucError with the sizes."""
+def host_transfer_seconds(graph, sched: Schedule, nodes, target) -> float:
+    """Time on the host link: the model's inputs in and outputs out, and each tensor that
+    passes between an NPU group and a host CPU group (0 when the chip declares no link)."""
+    bandwidth = target.memory.host_bandwidth_bytes_per_s
+    if not bandwidth or target.kind == "cpu":
+        return 0.0
+    device = {n: g.device for g in sched.groups for n in g.nodes}
+    crossing = {id(v): v for v in list(graph.inputs) + list(graph.outputs)}
+    for node in graph.nodes:
+        for v in node.inputs:
+            p = v.producer if v is not None else None
+            if p is not None and device.get(p.name) != device.get(node.name):
+                crossing[id(v)] = v
+    size = sum(part_bytes(v, Need.whole(), 1) for v in crossing.values()
+               if shape_of(v) is not None)
+    return size / bandwidth
+
+
+def check_capacity(sched: Schedule, target, graph=None, what: str = "the program") -> None:
+    """The memory plan fits the chip: SRAM peak within its SRAM, and weights, inputs and
+    outputs (a decoder's KV cache among them) and activations within its DRAM; else an
+    NpucError with the sizes."""
     plan_ = sched.plan
     sram = plan_.peak("sram")
     if sram > target.memory.sram_bytes:
         raise NpucError(f"{what} needs {sram} bytes of SRAM at its peak; {target.name} has "
                         f"{target.memory.sram_bytes}")
-    dram, weights = plan_.peak("dram"), plan_.peak("weights")
-    if dram + weights > target.memory.dram_bytes:
-        raise NpucError(f"{what} needs {dram + weights} bytes of DRAM ({weights} of weights, "
-                        f"{dram} of activations); {target.name} has "
-                        f"{target.memory.dram_bytes}")
+    weights, arena = plan_.peak("weights"), plan_.peak("dram")
+    total = weights + arena
+    if total > target.memory.dram_bytes:
+        io = ""
+        if graph is not None:
+            align = target.memory.dma_alignment_bytes
+            values = {id(v): v for v in list(graph.inputs) + list(graph.outputs)}.values()
+            io_bytes = sum(part_bytes(v, Need.whole(), align) for v in values
+                           if shape_of(v) is not None)
+            io = f" ({io_bytes} of them inputs and outputs, a decoder's KV cache among them)"
+        raise NpucError(
+            f"{what} does not fit {target.name}'s DRAM: {weights} bytes of weights + "
+            f"{arena} bytes of inputs, outputs and activations{io} = {total} bytes; "
+            f"{target.name} has {target.memory.dram_bytes}")
 
 
 def _tile_action(choice: TileChoice) -> str:
@@ -177,7 +216,8 @@ def _pinned_tile(g, members, values, priced, target, pin) -> tuple[TileChoice, d
                                     "pinned by the schedule file", group=g.name)
     from .tiling import with_setup
 
-    est = group_estimate(priced, target, choice.rows / choice.extent, g.name)
+    cols = axis is not None and axis == len(shape_of(tail.outputs[0])) - 1
+    est = group_estimate(priced, target, choice.rows / choice.extent, g.name, cols)
     return choice, with_setup(est, choice.count, target)
 
 
@@ -245,7 +285,7 @@ def _plan_memory(graph, sched: Schedule, nodes, values, target) -> None:
             for v in reads(nodes[n]):
                 if v is not None and v.const is not None and v.name not in seen:
                     seen.add(v.name)
-                    size = align_up(max(v.const.nbytes, 1), align)
+                    size = align_up(max(part_bytes(v, Need.whole(), 1), 1), align)
                     weights.append(Allocation(v.name, "weights", offset, size, 0,
                                               len(groups) - 1))
                     offset += size

@@ -3,7 +3,8 @@
 SRAM, per group ``gNNN`` (live only while the group runs):
 
 - ``gNNN/in/X``: the part of input X one tile reads (two slots when double-buffered),
-- ``gNNN/w/X``: constant X (weights), loaded once,
+- ``gNNN/w/X``: constant X (weights), loaded once, or its slice for one tile (two slots
+  when double-buffered) when the tiles cut the weights' columns,
 - ``gNNN/t/X``: intermediate X made and used inside the kernel,
 - ``gNNN/out/X``: the part of the output one tile writes (two slots when double-buffered);
 
@@ -51,10 +52,12 @@ def group_buffers(group, nodes, values, resident, align: int) -> dict[str, Buffe
         tw = walk(nodes, choice.axis, lo, hi)
         for name, n in tw.reads.items():
             v = values[name]
-            if name in resident:
+            if name in resident or name in tw.gathered:
                 continue
-            if v.const is not None:
+            if v.const is not None and n.axis is None:
                 need("w", name, part_bytes(v, Need.whole(), align), 1)
+            elif v.const is not None:  # a slice of the weights per tile, streamed
+                need("w", name, part_bytes(v, n, align), slots)
             else:
                 need("in", name, part_bytes(v, n, align), slots)
         for step in tw.steps:

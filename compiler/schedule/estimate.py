@@ -30,15 +30,18 @@ def as_dict(e) -> dict:
     }
 
 
-def group_estimate(cost_nodes, target, fraction: float = 1.0, name: str = "") -> dict:
-    """The estimate of a group whose tiles each compute ``fraction`` of its output."""
+def group_estimate(cost_nodes, target, fraction: float = 1.0, name: str = "",
+                   columns: bool = False) -> dict:
+    """The estimate of a group whose tiles each compute ``fraction`` of its output (of its
+    rows, or of its columns when ``columns``)."""
     from npuc.targets.cost import Tile, estimate_group
     from npuc.targets.work import gemm_views, vector_elements
 
     views = [v for n in cost_nodes for v in gemm_views(n)]
     if views:
         a = max(views, key=lambda v: v.macs)
-        tile = Tile(max(1, math.ceil(a.m * fraction)), a.n, a.k)
+        tile = Tile(a.m, max(1, math.ceil(a.n * fraction)), a.k) if columns else \
+            Tile(max(1, math.ceil(a.m * fraction)), a.n, a.k)
     else:
         elements = max(1, sum(vector_elements(n) for n in cost_nodes))
         tile = Tile(max(1, math.ceil(elements * fraction)), 1, 1)

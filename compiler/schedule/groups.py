@@ -3,7 +3,9 @@
 Two kinds of groups, both from the target's ``[fusion]`` table:
 
 - an **anchor** (Conv, Gemm, MatMul, ...) followed by the epilogue ops the chip applies to
-  its output before writing it (``fusion.epilogues``), at most ``fusion.max_epilogues``;
+  its output before writing it (``fusion.epilogues``), at most ``fusion.max_epilogues``,
+  and preceded by the dequantization of its constant weights (fp8 weights are read in
+  their format and widened as they load: a prologue, first in the group);
 - a **chain** of elementwise ops, when ``fusion.elementwise_chains`` is true.
 
 A node joins the group of the node before it only when it is that node's single reader,
@@ -52,12 +54,31 @@ def _single_reader(node, graph):
     return users[0]
 
 
+PROLOGUE_ANCHORS = {"MatMul", "Gemm", "Conv", "ConvTranspose", "GatedMLP"}
+
+
+def _prologues(graph, devices) -> dict[str, list]:
+    """``{anchor name: [DequantizeLinear nodes]}``: weight dequantizations read only by one
+    matrix op on the NPU, which its kernel does as it loads the weights."""
+    found: dict[str, list] = {}
+    for node in graph.nodes:
+        if node.op_type != "DequantizeLinear" or node.domain not in ("", "ai.onnx") or \
+                node.inputs[0].const is None or devices[node.name][0] != "npu":
+            continue
+        user = _single_reader(node, graph)
+        if user is not None and devices[user.name][0] == "npu" and \
+                base_op(user) in PROLOGUE_ANCHORS:
+            found.setdefault(user.name, []).append(node)
+    return found
+
+
 def form_groups(graph, devices: dict[str, tuple[str, str]], target) -> list[Group]:
     """Groups in execution order, from placement ``devices`` and the target's fusion rules."""
     log = log_of(graph)
     fusion = target.fusion
     position = {n.name: i for i, n in enumerate(graph.nodes)}
-    taken: set[str] = set()
+    prologues = _prologues(graph, devices)
+    taken: set[str] = {n.name for lead in prologues.values() for n in lead}
     groups: list[tuple[int, Group]] = []
     for node in graph.nodes:
         if node.name in taken:
@@ -106,6 +127,10 @@ def form_groups(graph, devices: dict[str, tuple[str, str]], target) -> list[Grou
                    f"elementwise chain {_key(node)}, {ops} runs as one vector kernel")
         else:
             why = f"{_key(node)} runs alone on {target.name}"
+        lead = prologues.get(node.name, [])
+        if lead:
+            members = lead + members
+            why += "; its weights are dequantized as they load"
         groups.append((position[tail.name], Group("", "npu", [m.name for m in members], why)))
     groups.sort(key=lambda pair: pair[0])
     result = []

@@ -100,6 +100,7 @@ class Schedule:
     resident: list[str] = field(default_factory=list)  # tensors kept on chip across groups
     plan: MemoryPlan | None = None
     precision: str = "fp32"  # the precision estimates are made at
+    host_transfer_s: float = 0.0  # inputs, outputs and CPU groups' tensors over the host link
 
     def group_of(self, node_name: str) -> Group | None:
         for g in self.groups:
@@ -109,4 +110,4 @@ class Schedule:
 
     @property
     def estimated_seconds(self) -> float:
-        return sum(g.estimate.get("seconds", 0.0) for g in self.groups)
+        return sum(g.estimate.get("seconds", 0.0) for g in self.groups) + self.host_transfer_s

@@ -28,9 +28,11 @@ RANDOM_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUnifor
               "Multinomial", "Bernoulli", "Dropout"}
 
 
-def load_static(spec, batch: int = 1, shapes=None, given: dict | None = None):
+def load_static(spec, batch: int = 1, shapes=None, given: dict | None = None,
+                reference: bool = True):
     """``(graph, proto)``: the model with static shapes, and its ONNX form when it has one
-    (the reference for verification).
+    (the reference for verification). ``reference=False``: an ``.onnx`` path is imported
+    without reading it into a proto (its external data mapped, not read), proto None.
 
     ``shapes`` is a :class:`~npuc.compiler.schedule.shapes.ShapeSet` (``--shape``),
     ``given`` the shapes of input arrays the user gave; see :func:`shapes.resolve`."""
@@ -49,7 +51,8 @@ def load_static(spec, batch: int = 1, shapes=None, given: dict | None = None):
         from npuc import zoo
 
         proto = zoo.build(os.fspath(spec)[4:], batch=batch)
-    elif isinstance(spec, (str, os.PathLike)) and os.fspath(spec).endswith(".onnx"):
+    elif isinstance(spec, (str, os.PathLike)) and os.fspath(spec).endswith(".onnx") and \
+            reference:
         path = os.fspath(spec)
         if not os.path.exists(path):
             raise NpucError(f"{path}: no such file")

@@ -10,6 +10,10 @@ that only the true border of the image is padded:
     last input row   r1 = (hi - 1) * stride - pad_top + (kernel - 1) * dilation + 1
     the tile reads   [max(r0, 0), min(r1, H))  and pads by  max(-r0, 0), max(r1 - H, 0)
 
+A matrix op with constant 2-D weights can also be cut along its output columns: each
+tile then reads all of its input and the columns ``[lo, hi)`` of its weights, so a layer
+whose weights do not fit the SRAM streams them through it a slice at a time.
+
 A rule returns None when the op cannot be cut along that axis (a softmax along its own
 axis, a reshape); such groups run as one tile.
 """
@@ -28,8 +32,11 @@ ELEMENTWISE = {
 # elementwise ops whose inputs after the first are parameters, read whole
 PARAMETERIZED = {"QuantizeLinear", "DequantizeLinear", "Lut"}
 CONV_LIKE = {"Conv", "MaxPool", "AveragePool"}
-MATMUL_LIKE = {"MatMul", "Gemm"}
-LAST_AXIS = {"Softmax", "LogSoftmax", "LayerNormalization", "LayerNorm"}
+MATMUL_LIKE = {"MatMul", "Gemm", "GatedMLP"}
+# the inputs of a matrix op that are its weights (read whole when tiling along rows)
+WEIGHT_INPUTS = {"MatMul": (1,), "Gemm": (1,), "GatedMLP": (1, 2)}
+LAST_AXIS = {"Softmax", "LogSoftmax", "LayerNormalization", "LayerNorm", "RMSNormalization",
+             "RMSNorm", "Rotary"}
 CHANNEL_REDUCE = {"GlobalAveragePool", "GlobalMaxPool"}
 
 
@@ -99,7 +106,8 @@ def allowed_axes(node) -> list[int]:
             return []
         if len(shape_of(node.inputs[0])) < 2 or len(shape_of(node.inputs[1])) < 2:
             return []
-        return [rank - 2] + list(range(rank - 2))
+        columns = [rank - 1] if weight_column_axes(node) else []
+        return [rank - 2] + list(range(rank - 2)) + columns
     if op == "BatchNormalization":
         return [2, 0, 3] if rank == 4 else [0]
     if op in LAST_AXIS:
@@ -111,9 +119,40 @@ def allowed_axes(node) -> list[int]:
         return list(range(first - 1, -1, -1)) if first > 0 else []
     if op in CHANNEL_REDUCE:
         return [1, 0]
+    if gathered_table(node, 0):  # rows of the output are rows of the indices
+        return [a for a in range(len(shape_of(node.inputs[1]))) if out[a] > 1]
     if op in ELEMENTWISE or op in PARAMETERIZED:
         return sorted(range(rank), key=lambda a: (out[a] <= 1, a))
     return []
+
+
+def gathered_table(node, index: int) -> bool:
+    """True for the constant table of a row Gather (an embedding): the DMA engine reads
+    the rows the indices name straight from DRAM, so the table is never loaded whole."""
+    return index == 0 and base_op(node) == "Gather" and node.domain in ("", "ai.onnx") and \
+        node.attrs.get("axis", 0) == 0 and node.inputs[0].const is not None and \
+        node.inputs[1].const is None
+
+
+def _is_weight(v) -> bool:
+    """A constant, or the dequantization of one (fp8 weights widened as they load)."""
+    if v.const is not None:
+        return True
+    p = v.producer
+    return p is not None and p.op_type == "DequantizeLinear" and p.inputs[0].const is not None
+
+
+def weight_column_axes(node) -> dict[int, int] | None:
+    """``{input: axis}`` of the output columns in each constant 2-D weight of a matrix op,
+    or None when its weights are not such (then it cannot be cut along its columns)."""
+    op = base_op(node)
+    found = {}
+    for i in WEIGHT_INPUTS.get(op, ()):
+        v = node.inputs[i] if i < len(node.inputs) else None
+        if v is None or not _is_weight(v) or len(shape_of(v) or ()) != 2:
+            return None
+        found[i] = 0 if op == "Gemm" and node.attrs.get("transB", 0) else 1
+    return found or None
 
 
 def tile_rule(node, axis: int, lo: int, hi: int) -> TileRule | None:
@@ -125,12 +164,25 @@ def tile_rule(node, axis: int, lo: int, hi: int) -> TileRule | None:
     present = [v for v in node.inputs]
     if op in CONV_LIKE:
         return _conv_rule(node, op, axis, lo, hi)
+    if op in MATMUL_LIKE and axis == rank - 1:  # columns: a slice of every weight
+        columns = weight_column_axes(node)
+        needs = []
+        for i, v in enumerate(present):
+            if v is None:
+                needs.append(None)
+            elif i in columns:
+                needs.append(Need(columns[i], lo, hi))
+            elif i == 0:
+                needs.append(Need.whole())
+            else:
+                needs.append(_aligned(v, rank, axis, lo, hi))
+        return TileRule(needs)
     if op in MATMUL_LIKE:
         needs = []
         for i, v in enumerate(present):
             if v is None:
                 needs.append(None)
-            elif i == 1 and axis == rank - 2:
+            elif i in WEIGHT_INPUTS[op] and axis == rank - 2:
                 needs.append(Need.whole())
             else:
                 needs.append(_aligned(v, rank, axis, lo, hi))
@@ -142,6 +194,8 @@ def tile_rule(node, axis: int, lo: int, hi: int) -> TileRule | None:
         return TileRule([Need(axis, lo, hi)])
     if op in ("QuantizeLinear", "DequantizeLinear"):
         return _quantize_rule(node, rank, axis, lo, hi)
+    if gathered_table(node, 0):
+        return TileRule([Need.whole(), Need(axis, lo, hi)])
     if op in PARAMETERIZED:
         return TileRule([Need(axis, lo, hi)] + [None if v is None else Need.whole()
                                                 for v in present[1:]])

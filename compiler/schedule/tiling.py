@@ -12,10 +12,11 @@ tile goes to the CPU, and says so.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .model import TileChoice
-from .slices import Need, TileRule, allowed_axes, shape_of, tile_rule
+from .slices import Need, TileRule, allowed_axes, gathered_table, shape_of, tile_rule
+from .storage import stored_dtype
 
 
 @dataclass
@@ -34,6 +35,7 @@ class TileWalk:
     steps: list[Step]
     reads: dict[str, Need]        # external value name -> the part read
     internal: set[str]            # values made and used inside the group
+    gathered: set[str] = field(default_factory=set)  # tables read row by row from DRAM
 
 
 def _union(a: Need | None, b: Need) -> Need:
@@ -51,7 +53,7 @@ def walk(nodes, axis: int | None, lo: int, hi: int) -> TileWalk | None:
     internal = {v.name for n in nodes[:-1] for v in n.outputs if v is not None}
     wanted: dict[str, Need] = {tail.name: Need(axis, lo, hi) if axis is not None
                                else Need.whole()}
-    steps, reads = [], {}
+    steps, reads, gathered = [], {}, set()
     for node in reversed(nodes):
         need = wanted.get(node.outputs[0].name)
         if need is None:
@@ -65,15 +67,17 @@ def walk(nodes, axis: int | None, lo: int, hi: int) -> TileWalk | None:
             if rule is None:
                 return None
         steps.append(Step(node, rule, need))
-        for v, n in zip(node.inputs, rule.needs):
+        for i, (v, n) in enumerate(zip(node.inputs, rule.needs)):
             if v is None:
                 continue
+            if gathered_table(node, i):
+                gathered.add(v.name)
             if v.name in internal:
                 wanted[v.name] = _union(wanted.get(v.name), n)
             else:
                 reads[v.name] = _union(reads.get(v.name), n)
     steps.reverse()
-    return TileWalk(steps, reads, internal)
+    return TileWalk(steps, reads, internal, gathered)
 
 
 def part_shape(value, need: Need) -> tuple[int, ...]:
@@ -84,7 +88,8 @@ def part_shape(value, need: Need) -> tuple[int, ...]:
 
 
 def part_bytes(value, need: Need, align: int) -> int:
-    size = math.prod(part_shape(value, need)) * value.type.dtype.itemsize
+    """Bytes of the part ``need`` of ``value``, at the format it is stored in, aligned."""
+    size = math.prod(part_shape(value, need)) * stored_dtype(value).itemsize
     return -(-size // align) * align
 
 
@@ -95,10 +100,10 @@ def footprint(nodes, values: dict, tw: TileWalk, tiles: int, align: int,
     total = 0
     for name, need in tw.reads.items():
         v = values[name]
-        if name in resident:
+        if name in resident or name in tw.gathered:
             continue
-        if v.const is not None:
-            total += part_bytes(v, Need.whole(), align)
+        if v.const is not None and need.axis is None:
+            total += part_bytes(v, Need.whole(), align)  # loaded once for every tile
         else:
             total += buffers * part_bytes(v, need, align)
     for step in tw.steps:
@@ -155,7 +160,8 @@ def choose_tile(nodes, values: dict, cost_nodes, target, budget: int,
                 estimate) -> tuple[TileChoice | None, dict, int]:
     """The best tile for a group under ``budget`` bytes of SRAM.
 
-    ``estimate(cost_nodes, tile_fraction, tiles)`` prices a candidate. Returns
+    ``estimate(cost_nodes, tile_fraction, tiles, columns)`` prices a candidate (``columns``
+    when the tiles cut the output's last axis, the anchor's ``n``). Returns
     ``(choice, estimate, footprint)``; ``choice`` is None when nothing fits.
     """
     align = target.memory.dma_alignment_bytes
@@ -177,7 +183,9 @@ def choose_tile(nodes, values: dict, cost_nodes, target, budget: int,
             if size > budget:
                 continue
             count = -(-extent // rows)
-            est = with_setup(estimate(cost_nodes, rows / extent, count), count, target)
+            columns = axis == len(out_shape) - 1 and len(out_shape) > 1
+            est = with_setup(estimate(cost_nodes, rows / extent, count, columns), count,
+                             target)
             key = (est["cycles"], count)
             if best is None or key < best[0]:
                 best = (key, TileChoice(axis, rows, extent), est, size)
@@ -192,7 +200,7 @@ def choose_tile(nodes, values: dict, cost_nodes, target, budget: int,
     size = footprint(nodes, values, whole, 1, align)
     smallest = size if smallest is None else min(smallest, size)
     if size <= budget:
-        est = with_setup(estimate(cost_nodes, 1.0, 1), 1, target)
+        est = with_setup(estimate(cost_nodes, 1.0, 1, False), 1, target)
         if best is None or (est["cycles"], 1) <= best[0]:
             best = ((est["cycles"], 1), TileChoice(None, 1, 1), est, size)
     if best is None:

@@ -19,7 +19,7 @@ import numpy as np
 import onnx
 
 from npuc.ir.errors import NpucError
-from npuc.zoo.builder import GraphBuilder, parameter_count
+from npuc.zoo.builder import OPSET, GraphBuilder, parameter_count
 from npuc.zoo.inputs import make_inputs, specs_of
 from npuc.zoo.registry import ENTRIES, Entry
 
@@ -32,7 +32,7 @@ def names() -> list[str]:
 
 
 def build(name: str, batch: int | None = None, **options) -> onnx.ModelProto:
-    """Build the model ``name`` as an ONNX ModelProto (opset 17).
+    """Build the model ``name`` as an ONNX ModelProto (opset 17 unless its options say).
 
     ``batch=None`` leaves the batch dimension symbolic (``"batch"``); an int fixes it.
     ``options`` override fields of the model's configuration, e.g.
@@ -43,7 +43,8 @@ def build(name: str, batch: int | None = None, **options) -> onnx.ModelProto:
     # The seed depends on the name only, so a model is the same on every call.
     builder = GraphBuilder(seed=zlib.crc32(name.encode()), batch=batch)
     entry.family.build(builder, config)
-    return builder.model(name.replace("-", "_"), doc=entry.summary)
+    return builder.model(name.replace("-", "_"), doc=entry.summary,
+                         opset=getattr(config, "opset", OPSET))
 
 
 def describe(name: str) -> str:

@@ -136,12 +136,14 @@ class GraphBuilder:
         return self.normal(shape, np.sqrt(gain / fan_in))
 
     # -- result ---------------------------------------------------------------------------
-    def model(self, graph_name: str, doc: str = "") -> onnx.ModelProto:
-        """The finished model: opset 17, producer ``npuc.zoo``."""
+    def model(self, graph_name: str, doc: str = "", opset: int = OPSET) -> onnx.ModelProto:
+        """The finished model: opset 17 unless asked, producer ``npuc.zoo``."""
         model = self._model
-        model.ir_version = IR_VERSION
+        opset_id = helper.make_opsetid("", opset)
+        model.ir_version = IR_VERSION if opset <= OPSET else \
+            helper.find_min_ir_version_for([opset_id])
         model.producer_name = PRODUCER
-        model.opset_import.append(helper.make_opsetid("", OPSET))
+        model.opset_import.append(opset_id)
         graph = model.graph
         graph.name = graph_name
         graph.doc_string = doc

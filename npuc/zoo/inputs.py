@@ -17,13 +17,15 @@ class InputSpec:
     """One graph input: its name, what it holds, and its shape (``None`` = batch).
 
     ``kind`` is ``"image"`` (float32 ~ N(0, 1)), ``"tokens"`` (int64 ids below
-    ``vocab``) or ``"mask"`` (int64 ones, the last few positions zero).
+    ``vocab``), ``"mask"`` (int64 ones, the last few positions zero) or ``"positions"``
+    (int64 positions ``offset, offset + 1, ...`` along the last axis).
     """
 
     name: str
     kind: str
     shape: tuple[int | None, ...]
     vocab: int = 0
+    offset: int = 0
 
     @property
     def elem_type(self) -> int:
@@ -39,6 +41,9 @@ def make_inputs(specs: list[InputSpec], batch: int = 1, seed: int = 0) -> dict[s
         shape = tuple(batch if d is None else d for d in spec.shape)
         if spec.kind == "image":
             arrays[spec.name] = rng.standard_normal(shape, dtype=np.float32)
+        elif spec.kind == "positions":
+            arrays[spec.name] = np.broadcast_to(
+                np.arange(spec.offset, spec.offset + shape[-1], dtype=np.int64), shape).copy()
         elif spec.kind == "tokens":
             arrays[spec.name] = rng.integers(0, spec.vocab, shape, dtype=np.int64)
         else:
@@ -72,6 +77,8 @@ def specs_of(model: onnx.ModelProto) -> list[InputSpec]:
             specs.append(InputSpec(value.name, "image", shape))
         elif "mask" in value.name:
             specs.append(InputSpec(value.name, "mask", shape))
+        elif "position" in value.name:
+            specs.append(InputSpec(value.name, "positions", shape))
         else:
             specs.append(InputSpec(value.name, "tokens", shape, vocab_of.get(value.name, 2)))
     return specs

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import ModuleType
 
-from npuc.zoo import bert, gpt2, mobilenet, resnet, vit
+from npuc.zoo import bert, gpt2, llama, mobilenet, resnet, vit
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,9 @@ ENTRIES: dict[str, Entry] = {
     "vit-base": Entry(vit, vit.ViTConfig(),
                       "ViT-B/16 (HuggingFace ViTForImageClassification), 224x224, 1000 "
                       "classes", 86_567_656),
+    "llama-small": Entry(llama, llama.LlamaConfig(),
+                         "Llama-style decoder (LlamaForCausalLM), hidden 512, 4 layers, 8 "
+                         "heads with 2 KV heads, 128-token prefill", 43_848_192),
     "resnet-tiny": Entry(resnet, resnet.ResNetConfig(layers=(1, 1, 1, 1), width=8,
                                                      image_size=32, num_classes=10),
                          "ResNet with one bottleneck per stage, width 8, 32x32, 10 classes",
@@ -52,6 +55,11 @@ ENTRIES: dict[str, Entry] = {
     "gpt2-tiny": Entry(gpt2, gpt2.GPT2Config(vocab_size=1000, hidden=64, layers=2, heads=4,
                                              max_positions=64, sequence=16),
                        "GPT-2 decoder, 2 layers, hidden 64, 16 tokens", 168_192),
+    "llama-tiny": Entry(llama, llama.LlamaConfig(vocab_size=256, hidden=64, layers=2,
+                                                 heads=4, kv_heads=2, intermediate=128,
+                                                 sequence=8),
+                        "Llama-style decoder, 2 layers, hidden 64, 4 heads with 2 KV heads, "
+                        "8 tokens", 106_816),
     "vit-tiny": Entry(vit, vit.ViTConfig(image_size=32, patch=8, hidden=64, layers=2,
                                          heads=4, intermediate=256, num_classes=10),
                       "ViT, 2 layers, hidden 64, 32x32 image in 8x8 patches, 10 classes",

@@ -160,7 +160,7 @@ def test_pass_keeps_results_on_elementwise_graphs(name, g):
 
 
 @pytest.mark.parametrize("model", ["resnet-tiny", "mobilenetv2-tiny", "bert-tiny", "gpt2-tiny",
-                                   "vit-tiny"])
+                                   "vit-tiny", "llama-tiny"])
 def test_zoo_models_after_O2(model):
     g = npuc.load_model(f"zoo:{model}")
     opt = npuc.optimize(g, level=2, verify=True)

@@ -29,8 +29,9 @@ def declared_shape(value: onnx.ValueInfoProto, batch: int) -> tuple[int, ...]:
 
 def test_names_are_the_catalogue():
     assert zoo.names() == [
-        "resnet50", "mobilenetv2", "bert-base", "gpt2", "vit-base",
-        "resnet-tiny", "mobilenetv2-tiny", "bert-tiny", "gpt2-tiny", "vit-tiny",
+        "resnet50", "mobilenetv2", "bert-base", "gpt2", "vit-base", "llama-small",
+        "resnet-tiny", "mobilenetv2-tiny", "bert-tiny", "gpt2-tiny", "llama-tiny",
+        "vit-tiny",
     ]
 
 
@@ -171,7 +172,7 @@ def test_vit_embeds_patches_with_a_strided_conv():
 
 def test_full_size_models_have_their_real_parameter_counts():
     known = {"resnet50": 25.6e6, "mobilenetv2": 3.5e6, "bert-base": 110e6,
-             "gpt2": 124e6, "vit-base": 86e6}
+             "gpt2": 124e6, "vit-base": 86e6, "llama-small": 43.8e6}
     for name in BIG:
         model = zoo.build(name)
         count = zoo.parameter_count(model)

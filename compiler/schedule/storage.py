@@ -1,0 +1,71 @@
+"""Weights stored at the precision the program computes in.
+
+A program compiled for bf16 or fp16 computes its matrix products on weights the quantizer
+has already rounded to that format; they are float32 in the graph (the executor computes
+in float32) but every value is exactly a bf16 (fp16) number. Such a constant is stored in
+the weight blob, loaded into SRAM and moved over DRAM at 2 bytes per element: the chip's
+layout, half the bytes. Nothing is lost: widening it back gives the same float32 values,
+which is what the simulator does when a kernel reads it, so the program stays
+bit-identical to the IR. A constant that is not exact in the format (a norm's scale the
+quantizer left alone) keeps its own type.
+
+:func:`mark_storage` records the format in ``value.meta["stored"]``; :func:`stored_dtype`
+and :func:`stored_array` read it.
+"""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+
+from npuc.ir.dtypes import dtype as ir_dtype
+
+FORMATS = {"bf16": ("bf16", ml_dtypes.bfloat16), "fp16": ("f16", np.float16)}
+CHUNK = 1 << 22  # elements checked at a time, so a large table is not copied whole
+
+
+def _exact(array: np.ndarray, narrow) -> bool:
+    flat = array.reshape(-1)
+    if narrow is ml_dtypes.bfloat16:  # exact in bf16: the low 16 bits are zero
+        bits = flat.view(np.uint32)
+        return not any(np.any(bits[lo:lo + CHUNK] & 0xFFFF)
+                       for lo in range(0, flat.size, CHUNK))
+    with np.errstate(over="ignore"):
+        for lo in range(0, flat.size, CHUNK):
+            part = flat[lo:lo + CHUNK]
+            if not np.array_equal(part.astype(narrow).astype(part.dtype), part,
+                                  equal_nan=True):
+                return False
+    return True
+
+
+def mark_storage(graph, precision: str) -> int:
+    """Mark the float32 constants that are exact at ``precision`` (bf16, fp16) to be stored
+    in it; returns the bytes saved."""
+    fmt = FORMATS.get(precision)
+    saved = 0
+    for v in graph.constants.values():
+        v.meta.pop("stored", None)
+        if fmt is None or v.const is None or v.const.dtype != np.float32 or v.const.size < 2:
+            continue
+        if _exact(v.const, fmt[1]):
+            v.meta["stored"] = fmt[0]
+            saved += v.const.nbytes // 2
+    return saved
+
+
+def stored_dtype(value):
+    """The IR dtype ``value`` is stored in (its own unless marked)."""
+    name = value.meta.get("stored") if value.const is not None else None
+    return ir_dtype(name) if name else value.type.dtype
+
+
+def stored_array(value) -> np.ndarray:
+    """The constant's data in the format it is stored in."""
+    name = value.meta.get("stored")
+    if not name:
+        return value.const
+    if name == "bf16":  # exact: the high half of each float32 is the bf16 number
+        high = (np.ascontiguousarray(value.const).view(np.uint32) >> 16).astype(np.uint16)
+        return high.view(ml_dtypes.bfloat16)
+    return value.const.astype(ir_dtype(name).numpy)

@@ -1,0 +1,41 @@
+"""bf16 rounding by integer arithmetic gives exactly what ml_dtypes gives."""
+
+import ml_dtypes
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from npuc.compiler.quantize.floatq import round_bf16
+from npuc.compiler.schedule.storage import _exact, stored_array
+from npuc.ir.graph import Graph
+
+FLOATS = hnp.arrays(np.float32, st.integers(1, 64),
+                    elements=st.floats(width=32, allow_nan=True, allow_infinity=True))
+
+
+@settings(max_examples=50, deadline=None)
+@given(FLOATS)
+def test_round_bf16_is_ml_dtypes_rounding(x):
+    want = x.astype(ml_dtypes.bfloat16).astype(np.float32)
+    got = round_bf16(x)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    keep = ~np.isnan(want)
+    assert np.array_equal(got.view(np.uint32)[keep], want.view(np.uint32)[keep])
+
+
+@settings(max_examples=30, deadline=None)
+@given(hnp.arrays(np.float32, st.integers(1, 64),
+                  elements=st.floats(width=32, allow_nan=False, allow_infinity=True)))
+def test_exact_weights_are_stored_bit_for_bit(x):
+    rounded = round_bf16(x)
+    assert _exact(rounded, ml_dtypes.bfloat16)
+    g = Graph()
+    v = g.add_constant("w", rounded)
+    v.meta["stored"] = "bf16"
+    stored = stored_array(v)
+    assert stored.dtype == ml_dtypes.bfloat16
+    back = stored.astype(np.float32)
+    assert np.array_equal(back.view(np.uint32), rounded.view(np.uint32))
+    if not np.array_equal(x.view(np.uint32), rounded.view(np.uint32)):
+        assert not _exact(x, ml_dtypes.bfloat16)
