@@ -60,6 +60,11 @@ ENTRIES: dict[str, Entry] = {
                                                  sequence=8),
                         "Llama-style decoder, 2 layers, hidden 64, 4 heads with 2 KV heads, "
                         "8 tokens", 106_816),
+    "llama-tiny-decode": Entry(llama, llama.LlamaConfig(vocab_size=256, hidden=64, layers=2,
+                                                        heads=4, kv_heads=2, intermediate=128,
+                                                        sequence=1, past=7, use_cache=True),
+                               "llama-tiny's decode step: one token after 7 cached, the "
+                               "KV cache in and out", 106_816),
     "vit-tiny": Entry(vit, vit.ViTConfig(image_size=32, patch=8, hidden=64, layers=2,
                                          heads=4, intermediate=256, num_classes=10),
                       "ViT, 2 layers, hidden 64, 32x32 image in 8x8 patches, 10 classes",

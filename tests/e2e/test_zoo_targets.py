@@ -8,7 +8,8 @@ import npuc
 from npuc.targets import get_target
 from npuc.targets.registry import shipped_names
 
-MODELS = ["resnet-tiny", "mobilenetv2-tiny", "bert-tiny", "gpt2-tiny", "vit-tiny"]
+MODELS = ["resnet-tiny", "mobilenetv2-tiny", "bert-tiny", "gpt2-tiny", "vit-tiny",
+          "llama-tiny", "llama-tiny-decode"]
 # --quantize spellings of the precisions a chip file lists (fp32 is "none")
 _CHOICE = {"fp32": "none", "int8": "int8", "fp8": "fp8", "bf16": "bf16", "fp16": "fp16"}
 
