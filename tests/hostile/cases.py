@@ -445,3 +445,90 @@ def explain_on_an_edited_folder(d: Path):
 def text_ir_with_a_malformed_header(d: Path):
     (d / "m.npuir").write_text("npuir 1 blobs 123\ngraph g(%x: f32[1]) {\n}\n")
     return {"argv": ["run", "m.npuir"], "words": ["m.npuir"]}
+
+
+# -- models that break npuc's assumptions ---------------------------------------------------
+
+@case
+def compile_an_initializer_as_graph_output(d: Path):
+    from onnx import numpy_helper as nh
+
+    m.save(d / "i.onnx", [m.h.make_node("Relu", ["x"], ["y"])], [m.vi("x", [2])],
+           [m.vi("y", [2]), m.vi("w", [2])], [nh.from_array(np.ones(2, np.float32), "w")])
+    return {"argv": ["compile", "i.onnx", "--target", "warboy", "-o", "out"],
+            "words": ["i.onnx", "'w'", "constant"]}
+
+
+@case
+def compile_a_zero_size_conv_input(d: Path):
+    m.conv(d / "z.onnx", height=0, pads=(1, 1, 1, 1))
+    return {"argv": ["compile", "z.onnx", "--target", "warboy", "-o", "out"],
+            "words": ["z.onnx", "dimension of 0"]}
+
+
+@case
+def compile_an_infinite_weight(d: Path):
+    w = np.ones((4, 3, 3, 3), np.float32)
+    w[0, 0, 0, 0] = np.inf
+    m.conv(d / "w.onnx", weight=w)
+    return {"argv": ["compile", "w.onnx", "--target", "warboy", "-o", "out"],
+            "words": ["w.onnx", "infinite"]}
+
+
+@case
+def quantize_a_nan_weight(d: Path):
+    w = np.ones((4, 3, 3, 3), np.float32)
+    w[1, 0, 0, 0] = np.nan
+    m.conv(d / "w.onnx", weight=w)
+    return {"argv": ["quantize", "w.onnx", "--calibration", "random:2", "-o", "q.npuir"],
+            "words": ["NaN"]}
+
+
+@case
+def compile_with_all_nan_calibration(d: Path):
+    m.conv(d / "c.onnx")
+    np.savez(d / "cal.npz", x=np.full((1, 3, 8, 8), np.nan, np.float32))
+    return {"argv": ["compile", "c.onnx", "--target", "warboy", "--calibration", "cal.npz",
+                     "-o", "out"], "words": ["cal.npz", "NaN"]}
+
+
+@case
+def external_data_at_a_negative_offset(d: Path):
+    m.external(d / "e.onnx", offset="-5")
+    return {"argv": ["compile", "e.onnx", "--target", "warboy", "-o", "out"],
+            "words": ["e.onnx", "offset"]}
+
+
+@case
+def external_data_offset_not_a_number(d: Path):
+    m.external(d / "e.onnx", offset="abc")
+    return {"argv": ["run", "e.onnx"], "words": ["e.onnx", "offset"]}
+
+
+@case
+def external_data_location_with_nul(d: Path):
+    m.external(d / "e.onnx", location="ext\0.bin")
+    return {"argv": ["compile", "e.onnx", "--target", "warboy", "-o", "out"],
+            "words": ["e.onnx", "location"]}
+
+
+@case
+def text_ir_declaring_a_type_its_node_cannot_produce(d: Path):
+    m.tiny(d / "m.onnx")
+    return {"setup": ["convert", "m.onnx", "-o", "m.npuir"],
+            "replace": ("m.npuir", "Relu(%x) : f32[batch,4]", "Relu(%x) : i64[batch,7]"),
+            "argv": ["run", "m.npuir"], "words": ["m.npuir", "Relu", "i64"]}
+
+
+@case
+def text_ir_declaring_a_huge_input(d: Path):
+    m.tiny(d / "m.onnx")
+    return {"setup": ["convert", "m.onnx", "-o", "m.npuir"],
+            "replace": ("m.npuir", "%x: f32[batch,4]", "%x: f32[1099511627776,4]"),
+            "argv": ["run", "m.npuir"], "words": ["m.npuir", "limit"]}
+
+
+@case
+def compile_into_dev(d: Path):
+    m.tiny(d / "m.onnx")
+    return {"argv": COMPILE + ["-o", "/dev/npuc-out"], "words": ["/dev"]}
