@@ -299,6 +299,12 @@ def _calibration(graph, calibration, target, precision):
     else:
         samples = [load_inputs(path)]
     check_finite_samples(samples, path)
+    names = [v.name for v in graph.inputs]
+    for feeds in samples:
+        for name in sorted(set(names) ^ set(feeds)):
+            what = "has no array for" if name in names else "has an array for unknown"
+            raise NpucError(f"{path}: {what} input '{name}' (the model's inputs are "
+                            f"{', '.join(names)})")
     return samples
 
 

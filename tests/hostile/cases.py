@@ -532,3 +532,11 @@ def text_ir_declaring_a_huge_input(d: Path):
 def compile_into_dev(d: Path):
     m.tiny(d / "m.onnx")
     return {"argv": COMPILE + ["-o", "/dev/npuc-out"], "words": ["/dev"]}
+
+
+@case
+def compile_with_calibration_for_other_inputs(d: Path):
+    m.tiny(d / "m.onnx")
+    np.savez(d / "cal.npz", z=np.zeros((1, 4), np.float32))
+    return {"argv": ["compile", "m.onnx", "--target", "warboy", "--calibration", "cal.npz",
+                     "-o", "out"], "words": ["cal.npz", "'x'"]}
