@@ -453,6 +453,8 @@ def _calibration(graph, calibration, target, precision):
         return [random_inputs(graph, seed=i) for i in range(n)]
     if isinstance(calibration, (list, tuple)):
         return list(calibration)
+    from npuc.compiler.quantize.api import check_finite_samples
+
     path = os.fspath(calibration)
     if not os.path.exists(path):
         raise NpucError(f"--calibration {path}: no such file or folder")
@@ -460,8 +462,17 @@ def _calibration(graph, calibration, target, precision):
         names = sorted(f for f in os.listdir(path) if f.endswith(".npz"))
         if not names:
             raise NpucError(f"{path}: no .npz files of calibration inputs in this folder")
-        return [load_inputs(os.path.join(path, f)) for f in names]
-    return [load_inputs(path)]
+        samples = [load_inputs(os.path.join(path, f)) for f in names]
+    else:
+        samples = [load_inputs(path)]
+    check_finite_samples(samples, path)
+    names = [v.name for v in graph.inputs]
+    for feeds in samples:
+        for name in sorted(set(names) ^ set(feeds)):
+            what = "has no array for" if name in names else "has an array for unknown"
+            raise NpucError(f"{path}: {what} input '{name}' (the model's inputs are "
+                            f"{', '.join(names)})")
+    return samples
 
 
 def _sample_inputs(model, compiled) -> dict:

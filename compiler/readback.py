@@ -20,11 +20,12 @@ from npuc.ir.safeio import check_input_file
 
 NUM = float
 OPT_INT = (int, type(None))
+OPT_NUM = (float, type(None))
 
 TILE = {"axis": OPT_INT, "rows": int, "count": int}
 LAYER = {"group": str, "device": str, "nodes": [str], "ops": [str], "estimated_s": NUM,
-         "roofline_s": NUM, "macs": NUM, "ops_count": NUM, "intensity": (NUM, type(None)),
-         "dram_bytes": NUM, "bound": str, "utilisation": NUM, "reason": str,
+         "roofline_s": NUM, "macs": NUM, "ops_count": NUM, "intensity": OPT_NUM,
+         "dram_bytes": NUM, "bound": (str, type(None)), "utilisation": NUM, "reason": str,
          "tile": (TILE, type(None))}
 SUMMARY = {"format": str, "version": int, "target": str, "model": str, "precision": str,
            "estimated_at": str, "estimated_latency_s": NUM, "sram_peak_bytes": int,

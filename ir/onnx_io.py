@@ -36,6 +36,10 @@ def graph_from_proto(gp: onnx.GraphProto, opset: dict[str, int], parent: Graph |
     for vi in gp.input:
         if vi.name in init_names:
             continue  # old exporters list initializers among the inputs
+        dims = [d.dim_value for d in vi.type.tensor_type.shape.dim if d.HasField("dim_value")]
+        if any(d < 0 for d in dims):
+            raise ModelError(f"graph input '{vi.name}' has a negative dimension in its shape "
+                             f"{dims}")
         t = type_from_proto(vi.type, f"graph input '{vi.name}': ")
         v = g.add_input(claim_name(vi.name), t)
         local[vi.name] = v

@@ -109,7 +109,7 @@ def run(args) -> int:
     from npuc.targets import get_target
 
     target = get_target(args.target)
-    scheme_for(target, args.precision)  # a wrong target fails before any work
+    scheme = scheme_for(target, args.precision)  # a wrong target fails before any work
     if args.sensitivity < 0:
         raise NpucError(f"--sensitivity must be 0 or more, not {args.sensitivity}")
     graph = load_model(args.model)
@@ -124,7 +124,12 @@ def run(args) -> int:
             close = difflib.get_close_matches(name, sorted(node_names), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise NpucError(f"--keep-float {name}: {args.model} has no node of that name{hint}")
+    from npuc.compiler.quantize.api import check_finite_samples, check_finite_weights
+
+    if scheme.precision in ("int8", "fp8"):
+        check_finite_weights(graph)
     batches = load_calibration(args.calibration, graph)
+    check_finite_samples(batches, args.calibration)
     import warnings
 
     with warnings.catch_warnings():

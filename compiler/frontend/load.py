@@ -48,8 +48,39 @@ def _load(spec, infer_shapes: bool) -> Graph:
         from npuc.ir.safeio import check_input_file
 
         check_input_file(spec)
-        return load_text(spec)
+        graph = load_text(spec)
+        check_declared_types(graph, spec)
+        return graph
     return import_onnx(spec, infer_shapes)
+
+
+def check_declared_types(graph: Graph, where: str) -> None:
+    """Each type a text IR file declares must be one its node can produce: a hand-edited
+    file that says otherwise is refused, naming the node (npuc would trust it)."""
+    from npuc.ir.infer import infer_node
+    from npuc.ir.limits import SizeError, check_type
+    from npuc.ir.types import TensorType
+
+    for v in graph.values():
+        check_type(v.type, f"{where}: %{v.name}")
+    for node in graph.nodes:
+        try:
+            inferred = infer_node(node)
+        except SizeError as e:
+            raise NpucError(f"{where}: {e}") from None
+        except Exception:  # what inference cannot follow is left as declared
+            continue
+        for v, t in zip(node.outputs, inferred):
+            d = None if v is None else v.type
+            if not isinstance(d, TensorType) or not isinstance(t, TensorType):
+                continue
+            same_rank = d.shape is None or t.shape is None or len(d.shape) == len(t.shape)
+            dims_agree = same_rank and (d.shape is None or t.shape is None or all(
+                a == b for a, b in zip(d.shape, t.shape)
+                if isinstance(a, int) and isinstance(b, int)))
+            if d.dtype != t.dtype or not dims_agree:
+                raise NpucError(f"{where}: {node.describe()} declares %{v.name} as {d}, but "
+                                f"it produces {t}")
 
 
 def save_model(graph: Graph, path) -> None:

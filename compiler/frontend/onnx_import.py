@@ -69,6 +69,8 @@ def import_onnx(model, infer_shapes: bool = True, source: str | None = None) -> 
         graph = graph_from_proto(proto.graph, opset, load_tensor=load_tensor)
         verify(graph, check_schemas=False)
     except NpucError as e:
+        if str(e).startswith(f"{where}: "):
+            raise
         raise type(e)(f"{where}: {e}") from None
     graph.meta["producer"] = proto.producer_name
     graph.meta["source"] = where

@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 
 from npuc.ir.decisions import log_of
+from npuc.ir.errors import NpucError
 from npuc.ir.graph import Graph
 from npuc.ir.types import QuantParams
 
@@ -29,6 +30,32 @@ from .scheme import scheme_for
 from .smooth import smooth_matmuls
 
 AUTO_METHOD = {"int8": "minmax", "fp8": "minmax"}
+
+
+_WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+def check_finite_weights(graph: Graph) -> None:
+    """A NaN or infinite weight has no scale: refuse it, naming the node and the weight."""
+    for node in graph.nodes:
+        if node.op_type not in _WEIGHTED:
+            continue
+        for v in node.inputs[1:3]:
+            c = None if v is None else v.const
+            if c is not None and c.dtype.kind == "f" and not np.all(np.isfinite(c)):
+                bad = "NaN" if np.isnan(c).any() else "an infinite value"
+                raise NpucError(f"{node.describe()}: its weight '{v.name}' holds {bad}, which "
+                                "cannot be quantized")
+
+
+def check_finite_samples(batches, where: str) -> None:
+    """Calibration data with NaN or infinite values gives no range: refuse it."""
+    for i, feeds in enumerate(batches):
+        for name, arr in feeds.items():
+            a = np.asarray(arr)
+            if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+                raise NpucError(f"{where}: input '{name}' (sample {i}) holds NaN or infinite "
+                                "values; calibration needs finite data")
 
 
 def random_calibration(graph: Graph, n: int = 8, seed: int = 0) -> list[dict]:
@@ -70,6 +97,8 @@ def quantize(graph: Graph, target="generic-npu", calibration=None, method: str =
     integer arithmetic.
     """
     scheme = scheme_for(target, precision)
+    if scheme.precision in ("int8", "fp8"):
+        check_finite_weights(graph)
     g = prepare(graph)
     if scheme.precision in ("bf16", "fp16"):
         from .floatq import rewrite_float

@@ -76,12 +76,34 @@ def load_static(spec, batch: int = 1, shapes=None, given: dict | None = None,
     else:
         graph = load_model(spec)
         notes = _fix_graph(graph, batch, shapes, given)
+    for v in graph.outputs:
+        if v.const is not None:
+            raise NpucError(f"graph output '{v.name}' is a constant (an initializer), not "
+                            "computed by any node; npuc compiles only computed outputs")
     for note in notes:
         log_of(graph).record("prepare", note.split("'")[1], "static shape", note)
     settle_shapes(graph)
     if unroll_recurrent(graph):
         settle_shapes(graph)
+    _refuse_empty(graph)
     return graph, proto
+
+
+def _refuse_empty(graph) -> None:
+    """A tensor with a dimension of 0 has nothing to tile or schedule: say which."""
+    from npuc.ir.errors import NpucError
+
+    for v in graph.inputs:
+        if isinstance(v.type, TensorType) and v.type.is_static and 0 in v.type.shape:
+            raise NpucError(f"input '{v.name}' has shape {list(v.type.shape)}, with a "
+                            "dimension of 0; npuc compiles only non-empty tensors")
+    for node in graph.nodes:
+        for v in node.outputs:
+            if v is not None and isinstance(v.type, TensorType) and v.type.is_static \
+                    and 0 in v.type.shape:
+                raise NpucError(f"{node.describe()}: its output '{v.name}' has shape "
+                                f"{list(v.type.shape)}, with a dimension of 0; npuc compiles "
+                                "only non-empty tensors")
 
 
 def _load_external(proto, path: str) -> None:

@@ -98,3 +98,24 @@ def chip(path: Path, base: str = "warboy", **replace) -> str:
             raise KeyError(key)
     path.write_text("\n".join(lines) + "\n")
     return str(path)
+
+
+def conv(path: Path, weight=None, height: int = 8, pads=(0, 0, 0, 0)) -> str:
+    """x[1, 3, height, 8] -> Conv with a 4x3x3x3 weight."""
+    w = np.ones((4, 3, 3, 3), np.float32) if weight is None else weight
+    out_h = height + pads[0] + pads[2] - 2
+    return save(path, [h.make_node("Conv", ["x", "w"], ["y"], pads=list(pads))],
+                [vi("x", [1, 3, height, 8])], [vi("y", [1, 4, out_h, 6 + pads[1] + pads[3]])],
+                [nh.from_array(w, "w")])
+
+
+def external(path: Path, offset: str = "0", location: str = "ext.bin") -> str:
+    """x + w, with w's 4096 floats in an external file at ``offset``."""
+    (path.parent / "ext.bin").write_bytes(np.ones(4096, np.float32).tobytes())
+    t = nh.from_array(np.ones(4096, np.float32), "w")
+    t.ClearField("raw_data")
+    t.data_location = T.EXTERNAL
+    for key, value in (("location", location), ("offset", offset), ("length", "16384")):
+        t.external_data.add(key=key, value=value)
+    return save(path, [h.make_node("Add", ["x", "w"], ["y"])], [vi("x", [4096])],
+                [vi("y", [4096])], [t])

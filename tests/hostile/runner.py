@@ -70,6 +70,14 @@ def prepare(case: dict) -> None:
     if case.get("fifo"):
         os.remove(os.path.join(root, case["fifo"]))
         os.mkfifo(os.path.join(root, case["fifo"]))
+    if case.get("replace"):
+        name, old, new = case["replace"]
+        path = os.path.join(root, name)
+        with open(path) as f:
+            text = f.read()
+        assert old in text, (old, text[:300])
+        with open(path, "w") as f:
+            f.write(text.replace(old, new))
     if case.get("edit"):
         name, key, value = case["edit"]
         path = os.path.join(root, name)

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .cases import CASES
+from . import cases_inputs, cases_outputs  # noqa: F401  (they register the cases)
+from .registry import CASES
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,8 @@ from npuc.targets.loader import parse_target
 def test_an_unknown_name_lists_the_known_ones():
     with pytest.raises(NpucError) as err:
         get_target("warboy3")
-    assert "unknown target 'warboy3'; known targets: atom, cpu, generic-npu, rngd" in \
+    assert "unknown target 'warboy3'; did you mean warboy or warboy-2pe? known targets: atom, " \
+        "cpu, generic-npu, rngd" in \
         str(err.value)
 
 
