@@ -27,14 +27,15 @@ from npuc.ir.graph import Graph
 from npuc.ir.types import QuantParams, TensorType
 
 STAGE = "prequantized"
-QDQ = ("QuantizeLinear", "DequantizeLinear")
 
 
 def is_prequantized(graph: Graph) -> bool:
-    """Whether the graph carries its own quantization (QDQ or QOperator nodes)."""
+    """Whether the graph quantizes its activations itself (QuantizeLinear, or QOperator
+    nodes). A model quantized only dynamically or only in its weights is not: its
+    activations are float, and npuc quantizes them as for a float model."""
     from npuc.compiler.passes.contrib_expand_quant import QDQ_FORMS
 
-    ops = set(QDQ) | set(QDQ_FORMS) | {"QLinearMatMul", "QLinearConv"}
+    ops = {"QuantizeLinear", "QLinearMatMul", "QLinearConv"} | set(QDQ_FORMS)
     return any(n.op_type in ops and n.domain in ("", "com.microsoft") for n in graph.nodes)
 
 
@@ -246,17 +247,26 @@ def _drop_unused_constants(graph):
 def quantize_prequantized(graph: Graph, target, act: dict[str, QuantParams]) -> Graph:
     """The int8 graph for ``target`` with the model's parameters ``act`` (from
     :func:`take_parameters`) and its weights' own scales."""
-    from .api import _rewrite
     from .prepare import prepare
+    from .rewrite import Rewriter
     from .scheme import scheme_for
     from .unfuse import split_fused
 
     scheme = scheme_for(target, "int8")
-    g = prepare(graph)
-    split_fused(g)
-    options = {"bias_correction": False, "keep_float": set(), "prequantized": True}
-    return _rewrite(g, scheme, act, None, options)
-
+    float_graph = prepare(graph)
+    split_fused(float_graph)
+    g = float_graph.copy()
+    rw = Rewriter(g, scheme, act, None, {"bias_correction": False, "keep_float": set()})
+    # the model quantizes its inputs itself: int8 from the start, so that an elementwise
+    # operator first in the model runs in int8 too (unused twins are removed at the end)
+    for v in g.inputs:
+        if v.name in act and v.uses:
+            rw.quantized(v, g.first)
+    rw.run(set())
+    if log_of(g) is not log_of(float_graph):
+        log_of(g).entries.extend(list(log_of(float_graph)))
+    g.meta["quantize"] = {"scheme": scheme, "float_graph": float_graph, "map": rw.float_of}
+    return g
 
 
 def why_not_used(target, precision: str, calibration) -> str:

@@ -107,3 +107,65 @@ def decode_step(hidden=32, heads=2, past=5) -> onnx.ModelProto:
                helper.make_tensor_value_info("nk", f, [1, heads, past + 1, head]),
                helper.make_tensor_value_info("nv", f, [1, heads, past + 1, head])]
     return _model(nodes, inputs, outputs, inits, "decode_step")
+
+
+def _packed_4bit(rng, n, k, block):
+    blocks = k // block
+    packed = rng.integers(0, 256, (n, blocks, block // 2)).astype(np.uint8)
+    scales = (rng.random(n * blocks) * 0.05 + 0.01).astype(np.float32)
+    return numpy_helper.from_array(packed, "nb"), numpy_helper.from_array(scales, "nbs")
+
+
+def weight_only_block(seq=4, hidden=32) -> onnx.ModelProto:
+    """Gelu, MatMulNBits (4-bit weights), SkipSimplifiedLayerNormalization, the contrib
+    LayerNormalization (written in the ONNX domain before opset 17), DynamicQuantizeMatMul
+    and MatMulIntegerToFloat after a DynamicQuantizeLinear, as onnxruntime's dynamic
+    quantization and weight-only quantization write them."""
+    rng = np.random.default_rng(3)
+    nb, nbs = _packed_4bit(rng, hidden, hidden, 16)
+    i8 = rng.integers(-40, 41, (hidden, hidden)).astype(np.int8)
+    t = numpy_helper.from_array
+    inits = [nb, nbs, _const(rng, "g", hidden), _const(rng, "b", hidden),
+             t(i8, "wq"), t(np.float32(0.01), "ws"), t(np.int8(0), "wz")]
+    n = helper.make_node
+    nodes = [
+        n("Gelu", ["x"], ["g0"], domain=MS),
+        n("MatMulNBits", ["g0", "nb", "nbs"], ["m0"], domain=MS, K=hidden, N=hidden, bits=4,
+          block_size=16),
+        n("SkipSimplifiedLayerNormalization", ["m0", "x", "g"], ["n0"], domain=MS,
+          epsilon=1e-6),
+        n("LayerNormalization", ["n0", "g", "b"], ["n1"], epsilon=1e-5),
+        n("DynamicQuantizeMatMul", ["n1", "wq", "ws", "wz"], ["d0"], domain=MS),
+        n("DynamicQuantizeLinear", ["d0"], ["dq", "as", "az"]),
+        n("MatMulIntegerToFloat", ["dq", "wq", "as", "ws", "az", "wz"], ["y"], domain=MS),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, seq, hidden])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, seq, hidden])
+    graph = helper.make_graph(nodes, "weight_only_block", [x], [y], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 16),
+                                                    helper.make_opsetid(MS, 1)])
+    model.ir_version = 8
+    return model
+
+
+def qoperator_block() -> onnx.ModelProto:
+    """The elementwise QOperator contrib nodes between com.microsoft QuantizeLinear and
+    DequantizeLinear: QLinearSigmoid, QLinearLeakyRelu, QLinearMul, QLinearConcat."""
+    t = numpy_helper.from_array
+    s, z = np.float32, np.uint8
+    inits = [t(s(0.04), "xs"), t(z(128), "xz"), t(s(1 / 256), "ss"), t(z(0), "sz"),
+             t(s(0.03), "ls"), t(z(100), "lz"), t(s(0.02), "ms"), t(z(90), "mz"),
+             t(s(0.03), "cs"), t(z(95), "cz")]
+    n = helper.make_node
+    nodes = [
+        n("QuantizeLinear", ["x", "xs", "xz"], ["xq"], domain=MS),
+        n("QLinearSigmoid", ["xq", "xs", "xz", "ss", "sz"], ["sq"], domain=MS),
+        n("QLinearLeakyRelu", ["xq", "xs", "xz", "ls", "lz"], ["lq"], domain=MS, alpha=0.1),
+        n("QLinearMul", ["sq", "ss", "sz", "lq", "ls", "lz", "ms", "mz"], ["mq"], domain=MS),
+        n("QLinearConcat", ["cs", "cz", "mq", "ms", "mz", "lq", "ls", "lz"], ["cq"],
+          domain=MS, axis=1),
+        n("DequantizeLinear", ["cq", "cs", "cz"], ["y"], domain=MS),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 6, 6])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 6, 6])
+    return _model(nodes, [x], [y], inits, "qoperator_block")

@@ -15,21 +15,36 @@ from npuc.compiler.frontend.onnx_import import import_onnx
 from npuc.compiler.passes import optimize
 from npuc.ir.decisions import log_of
 
-from .contrib_models import conv_block, decode_step, transformer_block
+from .contrib_models import (
+    conv_block,
+    decode_step,
+    qoperator_block,
+    transformer_block,
+    weight_only_block,
+)
 
 ort = pytest.importorskip("onnxruntime")
 TARGETS = ["warboy-2pe", "rngd", "atom", "x220-enterprise"]
 
 
+MODELS = {"transformer": transformer_block, "conv": conv_block,
+          "weight-only": weight_only_block, "qoperator": qoperator_block}
+
+
 @pytest.mark.parametrize("target", TARGETS)
-@pytest.mark.parametrize("make", [transformer_block, conv_block], ids=["transformer", "conv"])
-def test_contrib_model_compiles_and_verifies(make, target):
-    r = npuc.verify(make(), target, calibration="random:2")
+@pytest.mark.parametrize("name", list(MODELS))
+def test_contrib_model_compiles_and_verifies(name, target):
+    # the QOperator model carries its own quantization: no calibration
+    cal = None if name == "qoperator" else "random:2"
+    r = npuc.verify(MODELS[name](), target, calibration=cal)
     assert r.passed, r.to_json()
     # every contrib operator was rewritten into ONNX and npuc operators
     assert not [n for n in r.compiled.graph.nodes if n.domain == "com.microsoft"]
     for m in r.outputs.values():
         assert m["program_vs_ir_sqnr_db"] >= 60
+    if name == "qoperator":  # the model's own int8 parameters: within one output step
+        assert r.precision == "int8"
+        assert r.outputs["y"]["max_abs_error"] <= 0.03 + 1e-6
 
 
 def test_kept_contrib_op_runs_on_the_cpu_with_its_reason():
