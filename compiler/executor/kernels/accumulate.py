@@ -2,7 +2,8 @@
 
 Every floating-point matrix product, convolution and einsum in npuc accumulates its
 products in float64 and rounds the sum once to the result type (float32, or the narrow
-type of the inputs). That is the IR's definition of these operators, and the graph
+type of the inputs); sums and means over an axis (softmax, normalizations, reductions) do
+the same. That is the IR's definition of these operators, and the graph
 interpreter and the command-stream simulator both compute it through the functions
 below.
 
@@ -52,6 +53,20 @@ def matmul(a, b, out: np.ndarray | None = None, dtype=None) -> np.ndarray:
         np.copyto(out, y.reshape(out.shape), casting="unsafe")
         return out
     return y.astype(dtype if dtype is not None else result_type(a, b))
+
+
+def wide_sum(x, axis=None, keepdims: bool = True) -> np.ndarray:
+    """``x.sum(axis)`` accumulated in float64, as a float64 array (float inputs).
+
+    numpy sums a contiguous axis pairwise and a strided one in order, so the float32 sum
+    of the same numbers depends on their layout in memory, and a program's tile and its
+    IR's whole tensor lie differently; the float64 sum rounds to the same float32."""
+    return np.sum(x, axis=axis, keepdims=keepdims, dtype=np.float64)
+
+
+def wide_mean(x, axis=None, keepdims: bool = True) -> np.ndarray:
+    """``x.mean(axis)`` accumulated in float64 (see :func:`wide_sum`)."""
+    return np.mean(x, axis=axis, keepdims=keepdims, dtype=np.float64)
 
 
 def einsum(equation: str, *operands, dtype=None) -> np.ndarray:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import kernel
+from . import accumulate, kernel
 from .conv import unsupported
 
 MS = "com.microsoft"
@@ -44,7 +44,7 @@ def sdpa(q, k, v, scale, bias=None, softcap=0.0):
     if k.shape[1] != q.shape[1]:
         rep = q.shape[1] // k.shape[1]
         k, v = np.repeat(k, rep, axis=1), np.repeat(v, rep, axis=1)
-    s = np.matmul(q.astype(np.float32), np.swapaxes(k, -1, -2).astype(np.float32))
+    s = accumulate.matmul(q.astype(np.float32), np.swapaxes(k, -1, -2).astype(np.float32))
     s = s * np.float32(scale)
     if softcap:
         s = np.float32(softcap) * np.tanh(s / np.float32(softcap))
@@ -52,8 +52,8 @@ def sdpa(q, k, v, scale, bias=None, softcap=0.0):
         s = s + bias
     s = s - s.max(axis=-1, keepdims=True)
     p = np.exp(s)
-    p /= p.sum(axis=-1, keepdims=True)
-    return np.matmul(p, v.astype(np.float32)).astype(q.dtype)
+    p /= accumulate.wide_sum(p, -1).astype(p.dtype)
+    return accumulate.matmul(p, v.astype(np.float32)).astype(q.dtype)
 
 
 def _scale(attrs, head_size):
@@ -84,7 +84,7 @@ def attention(inputs, attrs, ctx):
         raise unsupported(ctx, "Attention with do_rotary")
     n = attrs["num_heads"]
     sizes = attrs.get("qkv_hidden_sizes") or [w.shape[1] // 3] * 3
-    qkv = np.matmul(x.astype(np.float32), w.astype(np.float32))
+    qkv = accumulate.matmul(x.astype(np.float32), w.astype(np.float32))
     if bias is not None:
         qkv = qkv + bias
     q, k, v = np.split(qkv, np.cumsum(sizes)[:2], axis=-1)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import get_kernel, kernel
+from . import accumulate, get_kernel, kernel
 from .contrib import run
 from .conv import unsupported
 from .quant import quantize
@@ -206,7 +206,7 @@ def matmul_nbits(inputs, attrs, ctx):
         raise unsupported(ctx, "MatMulNBits with float zero points")
     w = (qv - zp) * scale
     w = w.reshape(n, -1)[:, :k]
-    y = np.matmul(a.astype(np.float32), w.T)
+    y = accumulate.matmul(a.astype(np.float32), w.T, dtype=np.float32)
     if bias is not None:
         y = y + bias
     return [y.astype(a.dtype)]

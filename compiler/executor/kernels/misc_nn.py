@@ -24,7 +24,8 @@ def _masked_softmax(x):
     m = x.max(axis=-1, keepdims=True)
     m = np.where(np.isneginf(m), zero, m)
     e = np.exp(x - m)
-    s = e.sum(axis=-1, keepdims=True)
+    s = accumulate.wide_sum(e, -1).astype(x.dtype) if x.dtype.kind == "f" else \
+        e.sum(axis=-1, keepdims=True)
     return e / np.where(s == zero, one, s)
 
 

@@ -12,6 +12,7 @@ import numba as nb
 import numpy as np
 
 from . import kernel
+from .accumulate import wide_mean, wide_sum
 from .conv import accepts, unsupported
 
 
@@ -96,14 +97,9 @@ def _layer_norm_rows(x, scale, bias, eps, out, mean_out, inv_out):
 def _normalize(x, axes, eps):
     st = _stash(x)
     xs = x.astype(st, copy=False)
-    mean = xs.mean(axis=axes, keepdims=True)
+    mean = wide_mean(xs, axes).astype(st)
     d = xs - mean
-    if axes == tuple(range(x.ndim - len(axes), x.ndim)):
-        # trailing axes: a row-wise dot product is one pass without a temporary
-        rows = d.reshape(-1, int(np.prod([x.shape[a] for a in axes])))
-        var = (np.einsum("ij,ij->i", rows, rows) / rows.shape[1]).reshape(mean.shape)
-    else:
-        var = (d * d).mean(axis=axes, keepdims=True)
+    var = wide_mean(d * d, axes).astype(st)
     inv = 1 / np.sqrt(var + st(eps))
     d *= inv
     return d, mean, inv
@@ -167,7 +163,7 @@ def rms_norm(inputs, attrs, ctx):
     axis = attrs.get("axis", -1) % x.ndim
     st = _stash(x)
     xs = x.astype(st, copy=False)
-    ms = (xs * xs).mean(axis=tuple(range(axis, x.ndim)), keepdims=True)
+    ms = wide_mean(xs * xs, tuple(range(axis, x.ndim))).astype(st)
     return [(xs / np.sqrt(ms + st(attrs.get("epsilon", 1e-5))) * scale).astype(x.dtype)]
 
 
@@ -177,9 +173,9 @@ def lp_norm(inputs, attrs, ctx):
     x = inputs[0]
     axis, p = attrs.get("axis", -1), attrs.get("p", 2)
     if p == 1:
-        norm = np.abs(x).sum(axis=axis, keepdims=True)
+        norm = wide_sum(np.abs(x), axis).astype(x.dtype)
     elif p == 2:
-        norm = np.sqrt((x * x).sum(axis=axis, keepdims=True))
+        norm = np.sqrt(wide_sum(x * x, axis)).astype(x.dtype)
     else:
         raise unsupported(ctx, f"LpNormalization with p={p}")
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -191,8 +187,8 @@ def lp_norm(inputs, attrs, ctx):
 def mean_variance_norm(inputs, attrs, ctx):
     x = inputs[0]
     axes = tuple(attrs.get("axes", [0, 2, 3]))
-    mean = x.mean(axis=axes, keepdims=True)
-    std = np.sqrt(((x - mean) ** 2).mean(axis=axes, keepdims=True))
+    mean = wide_mean(x, axes).astype(x.dtype)
+    std = np.sqrt(wide_mean((x - mean) ** 2, axes)).astype(x.dtype)
     return [((x - mean) / (std + 1e-9)).astype(x.dtype)]
 
 
@@ -227,7 +223,10 @@ def softmax_array(x, axis):
     # body (and its reference) computes it
     e = x - x.max(axis=axis, keepdims=True)
     np.exp(e, out=e)
-    e /= e.sum(axis=axis, keepdims=True)
+    if e.dtype in (np.float32, np.float64):
+        e /= wide_sum(e, axis).astype(e.dtype)
+    else:
+        e /= e.sum(axis=axis, keepdims=True)
     return e
 
 
@@ -246,7 +245,7 @@ def log_softmax(inputs, attrs, ctx):
     x2, axis = _softmax_axes(x, attrs, ctx)
     wide = x2 if x2.dtype in (np.float32, np.float64) else x2.astype(np.float32)
     s = wide - wide.max(axis=axis, keepdims=True)
-    out = s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
+    out = s - np.log(wide_sum(np.exp(s), axis)).astype(s.dtype)
     return [out.astype(x.dtype, copy=False).reshape(x.shape)]
 
 

@@ -3,8 +3,8 @@
 ``axes`` is an attribute until opset 13 for ReduceSum and opset 18 for the others, an
 optional input after. Reducing over an empty set gives the operation's identity (0 for
 sums, 1 for products, -inf/+inf or the integer type's limit for max/min), as the ONNX
-reference does. Half-precision inputs accumulate in float32; the result keeps the input
-dtype.
+reference does. Float inputs accumulate in float64 (``accumulate``); the result keeps the
+input dtype.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ def _highest(dtype):
 
 
 def _compute_dtype(x: np.ndarray) -> np.ndarray:
-    if x.dtype.kind == "V" or x.dtype == np.float16:
-        return x.astype(np.float32)
+    if x.dtype.kind == "V" or x.dtype.kind == "f" and x.dtype != np.float64:
+        # float64 accumulation: a float32 sum would depend on the layout (see accumulate)
+        return x.astype(np.float64)
     if x.dtype == bool:
         return x.astype(np.uint8)
     return x
