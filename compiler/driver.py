@@ -74,8 +74,9 @@ class VerifyResult:
 def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibration=None,
             output_dir: str | None = None, schedule_in: str | None = None,
             schedule_out: str | None = None, batch: int = 1, progress: bool = False,
-            ) -> CompileResult:
-    """Compile ``model`` (a path, ``zoo:NAME`` or ModelProto) for ``target``."""
+            fanout=None) -> CompileResult:
+    """Compile ``model`` (a path, ``zoo:NAME`` or ModelProto) for ``target``; ``fanout``
+    (a :class:`npuc.compiler.parallel.Fanout`) spreads calibration over workers."""
     from npuc.compiler.lower import lower
     from npuc.compiler.report import summarize, write_report
     from npuc.compiler.schedule import schedule
@@ -90,7 +91,7 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
     steps.next("optimize")
     graph = _optimize(graph, opt_level)
     steps.next("quantize")
-    graph, computed = _quantize(graph, target, precision, calibration, progress)
+    graph, computed = _quantize(graph, target, precision, calibration, progress, fanout)
     estimate_at = computed if computed != "fp32" else _estimate_precision(target, precision)
     steps.next("schedule")
     pins = read_pins(schedule_in, target.name) if schedule_in else None
@@ -124,13 +125,13 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
 
 def verify(model, target, opt_level: int = 2, quantize: str = "auto", calibration=None,
            inputs: dict | None = None, schedule_in: str | None = None, batch: int = 1,
-           output_dir: str | None = None, progress: bool = False) -> VerifyResult:
+           output_dir: str | None = None, progress: bool = False, fanout=None) -> VerifyResult:
     """Compile, simulate the program, and compare with onnxruntime on the original model
     (npuc's own float execution when onnxruntime is not installed, and said so)."""
     from npuc.compiler.executor.simulator import simulate
 
     compiled = compile(model, target, opt_level, quantize, calibration, output_dir,
-                       schedule_in, batch=batch, progress=progress)
+                       schedule_in, batch=batch, progress=progress, fanout=fanout)
     feeds = inputs if inputs is not None else _sample_inputs(model, compiled)
     got = simulate(compiled.program, compiled.weights, feeds)
     expected, reference, notes = _reference(model, compiled, feeds)
@@ -214,7 +215,8 @@ def _optimize(graph, level: int):
     return graph
 
 
-def _quantize(graph, target, precision: str, calibration, progress: bool = False):
+def _quantize(graph, target, precision: str, calibration, progress: bool = False,
+              fanout=None):
     """``(graph, precision it computes in)``."""
     from npuc.compiler.schedule.costview import graph_precision
 
@@ -238,7 +240,7 @@ def _quantize(graph, target, precision: str, calibration, progress: bool = False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the decision log says it, once
         result = quantize(graph, target=target, calibration=samples, precision=precision,
-                          progress=progress)
+                          progress=progress, fanout=fanout)
     graph = result if result is not None and hasattr(result, "nodes") else graph
     scheme = graph.meta.get("quantize", {}).get("scheme")
     return graph, getattr(scheme, "precision", None) or graph_precision(graph) or "fp32"

@@ -29,6 +29,9 @@ def add_parser(sub):
                    help="keep the K layers that lose the most accuracy in float")
     p.add_argument("--report", action="store_true",
                    help="print layer-by-layer SQNR and cosine similarity")
+    from .compile import add_fanout
+
+    add_fanout(p)
     return p
 
 
@@ -107,6 +110,8 @@ def run(args) -> int:
         raise NpucError(f"{args.output}: unknown output format; use .npuir or .onnx (QDQ)")
     from npuc.compiler.quantize.scheme import scheme_for
 
+    from .compile import fanout_of
+
     scheme_for(args.target, args.precision)  # a wrong target fails before any work
     graph = load_model(args.model)
     batches = load_calibration(args.calibration, graph)
@@ -116,7 +121,8 @@ def run(args) -> int:
         warnings.simplefilter("ignore")
         q = quantize(graph, args.target, batches, method=args.method,
                      precision=args.precision, keep_float=args.keep_float,
-                     sensitivity=args.sensitivity, progress=sys.stderr.isatty())
+                     sensitivity=args.sensitivity, progress=sys.stderr.isatty(),
+                     fanout=fanout_of(args))
     if args.output.endswith(".onnx"):
         folder = os.path.dirname(os.path.abspath(args.output))
         if not os.path.isdir(folder):
