@@ -19,8 +19,17 @@ def _context():
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if ctx.get_start_method() == "forkserver":
         # workers fork from a server that has imported npuc's executor once
-        ctx.set_forkserver_preload(["npuc.compiler.executor.interpreter"])
+        ctx.set_forkserver_preload(["npuc.compiler.fanout_preload"])
     return ctx
+
+
+def start() -> None:
+    """Start the fork server (it imports the preloaded modules in the background)."""
+    ctx = _context()
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
 
 
 class _Run:

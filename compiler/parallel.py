@@ -61,6 +61,15 @@ class Fanout:
         """Whether work leaves this process."""
         return self.ray is not None or self.workers > 1
 
+    def start(self) -> "Fanout":
+        """Start preparing the workers now (local workers' fork server loads npuc's
+        executor in the background), so that it overlaps the caller's own work."""
+        if self.ray is None and self.workers > 1:
+            from npuc.compiler import fanout_local
+
+            fanout_local.start()
+        return self
+
     def items_for(self, n: int) -> int:
         """How many work items to cut ``n`` units into: a few per worker, so a slow or
         lost worker holds back little, but few enough that each amortizes its setup."""
@@ -228,8 +237,10 @@ def load_shared(handle):
 
 
 def worker_setup() -> None:
-    """Run once in each worker process: one BLAS thread, since the workers fill the cores."""
+    """Run in each worker process: one BLAS thread, since the workers fill the cores; the
+    executor's kernels and Numba's compiler loaded (once) before the first task."""
     os.environ.setdefault("NPUC_BLAS_THREADS", "1")
+    import npuc.compiler.fanout_preload  # noqa: F401
 
 
 def call(fn, shared, item):

@@ -40,7 +40,7 @@ def fanout_of(args):
     from npuc.compiler.parallel import Fanout
 
     f = Fanout(workers=args.workers, ray=args.ray)
-    return f if f.parallel else None
+    return f.start() if f.parallel else None
 
 
 def add_parser(sub):
