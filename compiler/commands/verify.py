@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .compile import add_common
+from .compile import add_common, add_fanout, fanout_of
 
 
 def add_parser(sub):
@@ -16,6 +16,7 @@ def add_parser(sub):
     p.add_argument("--inputs", metavar="NPZ", help="inputs (default: generated, seeded)")
     p.add_argument("-o", "--output", metavar="DIR", help="also write the compiled program")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_fanout(p)
     return p
 
 
@@ -29,7 +30,8 @@ def run(args) -> int:
     inputs = load_inputs(args.inputs) if args.inputs else None
     r = verify(args.model, args.target, opt_level=args.opt_level, quantize=args.quantize,
                calibration=args.calibration, inputs=inputs, schedule_in=args.schedule_in,
-               batch=args.batch, output_dir=args.output, progress=sys.stderr.isatty())
+               batch=args.batch, output_dir=args.output, progress=sys.stderr.isatty(),
+               fanout=fanout_of(args))
     if args.json:
         print(json.dumps(r.to_json(), indent=1, sort_keys=True))
         return 0 if r.passed else 1

@@ -110,3 +110,20 @@ def test_quantize_command_with_workers(tmp_path, capsys):
     assert main(["quantize", "zoo:resnet-tiny", "-t", "warboy", "-c", "random:4",
                  "-o", str(tmp_path / "x.npuir"), "--workers", "0"]) == 2
     assert "--workers must be at least 1" in capsys.readouterr().err
+
+
+def test_samples_verified_on_workers_give_the_same_outputs():
+    from npuc import zoo
+    from npuc.compiler import driver
+    from npuc.compiler.verify_fanout import run_samples
+
+    compiled = driver.compile("zoo:resnet-tiny", "warboy", calibration="random:2")
+    samples = [zoo.sample_inputs(compiled.proto, batch=1, seed=i) for i in range(5)]
+    one = run_samples("zoo:resnet-tiny", compiled, samples)
+    two = run_samples("zoo:resnet-tiny", compiled, samples, Fanout(workers=2))
+    assert len(two.got) == len(two.want) == len(two.ir) == 5
+    assert two.reference == one.reference == "onnxruntime"
+    for kind in ("got", "want", "ir"):
+        for a, b in zip(getattr(one, kind), getattr(two, kind)):
+            assert sorted(a) == sorted(b)
+            assert all(a[k].tobytes() == b[k].tobytes() for k in a), kind
