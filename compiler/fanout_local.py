@@ -6,6 +6,7 @@ again."""
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
@@ -32,6 +33,12 @@ def start() -> None:
         forkserver.ensure_running()
 
 
+def _worker_init() -> None:
+    """Workers leave Ctrl-C to the parent, which stops them all (no tracebacks from each)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    worker_setup()
+
+
 class _Run:
     """One fan-out over a process pool: submissions, attempts, results."""
 
@@ -46,7 +53,7 @@ class _Run:
     def _new_pool(self) -> ProcessPoolExecutor:
         n = min(self.fanout.workers, len(self.items) - len(self.results))
         return ProcessPoolExecutor(max_workers=max(1, n), mp_context=_context(),
-                                   initializer=worker_setup)
+                                   initializer=_worker_init)
 
     def submit(self, i: int) -> bool:
         """Run item ``i`` (again); False when the pool is already broken."""
