@@ -41,6 +41,11 @@ def connect(address: str | None) -> None:
             from None
 
 
+def cpus() -> int:
+    """The CPUs of the cluster joined (each runs one task at a time)."""
+    return max(1, int(_ray().cluster_resources().get("CPU", 1)))
+
+
 def put(data: bytes, buffers: list):
     """Store a pickled object once; the handle tasks get (a reference inside a list)."""
     import numpy as np

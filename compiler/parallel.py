@@ -70,12 +70,20 @@ class Fanout:
             fanout_local.start()
         return self
 
+    def slots(self) -> int:
+        """How many tasks run at once: the local workers, or the Ray cluster's CPUs
+        (joining the cluster if needed)."""
+        if self.ray is None:
+            return self.workers
+        from npuc.compiler import fanout_ray
+
+        fanout_ray.connect(self.ray)
+        return fanout_ray.cpus()
+
     def items_for(self, n: int) -> int:
-        """How many work items to cut ``n`` units into: a few per worker, so a slow or
+        """How many work items to cut ``n`` units into: two per task slot, so a slow or
         lost worker holds back little, but few enough that each amortizes its setup."""
-        per = 2
-        slots = self.workers if self.ray is None else max(self.workers, _ray_cpus())
-        return max(1, min(n, slots * per))
+        return max(1, min(n, 2 * self.slots()))
 
     def report(self, message: str) -> None:
         self.events.append(message)
@@ -136,12 +144,6 @@ def _bar(desc: str, total: int, enabled: bool):
     return tqdm(total=total, desc=desc, leave=False)
 
 
-def _ray_cpus() -> int:
-    import ray
-
-    return int(ray.cluster_resources().get("CPU", 1)) if ray.is_initialized() else 1
-
-
 # -- shared data -----------------------------------------------------------------------
 
 def dumps(obj) -> tuple[bytes, list]:
@@ -190,6 +192,7 @@ def share(obj, fanout: Fanout):
     if fanout.ray is not None:
         from npuc.compiler import fanout_ray
 
+        fanout_ray.connect(fanout.ray)
         return fanout_ray.put(data, buffers)
     import atexit
     import shutil

@@ -34,6 +34,7 @@ def test_tasks_spread_over_the_nodes_and_read_the_shared_data(cluster):
     nodes = fan_out(tasks.node_of, list(range(8)), fanout)
     assert len(set(nodes)) == 2
     assert fanout.events == []
+    assert fanout.items_for(100) == 4  # two per CPU of the cluster
 
 
 def test_a_killed_worker_is_retried_and_reported(cluster, tmp_path):
