@@ -80,11 +80,15 @@ def run_samples(model, compiled, samples: list[dict], fanout=None,
                     compiled.proto, list(samples))
     if fanout is None or not fanout.parallel or len(samples) < 2:
         return job.run(range(len(samples)))
-    from npuc.compiler.parallel import fan_out, share, split_range
+    from npuc.compiler.parallel import fan_out, release, share, split_range
 
     parts = split_range(len(samples), fanout.items_for(len(samples)))
-    results = fan_out(run_part, parts, fanout, shared=share(job, fanout), desc="verifying",
-                      weights=[b - a for a, b in parts], progress=progress)
+    shared = share(job, fanout)
+    try:
+        results = fan_out(run_part, parts, fanout, shared=shared, desc="verifying",
+                          weights=[b - a for a, b in parts], progress=progress)
+    finally:
+        release(shared)
     runs = SampleRuns()
     for r in results:
         runs.extend(r)

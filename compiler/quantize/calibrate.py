@@ -97,12 +97,16 @@ def calibrate(graph: Graph, calibration, method: str = "minmax", progress: bool 
         raise NpucError("the calibration data is empty")
     job = CalibrationJob(graph, batches, method, sorted(channel_inputs), sorted(column_inputs))
     if fanout is not None and fanout.parallel and len(batches) > 1:
-        from npuc.compiler.parallel import fan_out, share, split_range
+        from npuc.compiler.parallel import fan_out, release, share, split_range
 
         parts = split_range(len(batches), fanout.items_for(len(batches)))
-        results = fan_out(calibrate_part, parts, fanout, shared=share(job, fanout),
-                          desc="calibrating", weights=[b - a for a, b in parts],
-                          progress=progress)
+        shared = share(job, fanout)
+        try:
+            results = fan_out(calibrate_part, parts, fanout, shared=shared,
+                              desc="calibrating", weights=[b - a for a, b in parts],
+                              progress=progress)
+        finally:
+            release(shared)
         stats = results[0]
         for part in results[1:]:
             stats.merge(part)
