@@ -127,3 +127,24 @@ def test_samples_verified_on_workers_give_the_same_outputs():
         for a, b in zip(getattr(one, kind), getattr(two, kind)):
             assert sorted(a) == sorted(b)
             assert all(a[k].tobytes() == b[k].tobytes() for k in a), kind
+
+
+def test_ray_is_imported_only_when_asked_for():
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from npuc.compiler.cli import build_parser\n"
+            "import npuc.compiler.parallel, npuc.compiler.fanout_local, npuc.compiler.matrix\n"
+            "import npuc.compiler.quantize.calibrate\n"
+            "build_parser()\n"
+            "assert 'ray' not in sys.modules, 'ray was imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_ray_missing_is_a_clear_error(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    with pytest.raises(NpucError, match=r"pip install 'npuc\[ray\]'"):
+        Fanout(ray="").slots()
