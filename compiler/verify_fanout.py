@@ -31,9 +31,11 @@ class SampleRuns:
 
 @dataclass
 class _Reference:
-    """The part of a compile result the reference needs (the static-shape ONNX model)."""
+    """The part of a compile result the reference needs: the ONNX model with static
+    shapes and as given."""
 
     proto: object
+    source_proto: object = None
 
 
 @dataclass
@@ -45,6 +47,7 @@ class VerifyJob:
     weights: bytes
     graph: object
     proto: object
+    source_proto: object
     samples: list
 
     def run(self, indices) -> SampleRuns:
@@ -60,8 +63,8 @@ class VerifyJob:
             feeds = self.samples[i]
             got = simulate(self.program, self.weights, feeds)
             out.got.append({k: np.asarray(v) for k, v in got.items()})
-            want, out.reference, out.notes = _reference(self.model, _Reference(self.proto),
-                                                        feeds)
+            ref = _Reference(self.proto, self.source_proto)
+            want, out.reference, out.notes = _reference(self.model, ref, feeds)
             out.want.append({k: np.asarray(v) for k, v in want.items()})
             out.ir.append({k: np.asarray(v) for k, v in execute(self.graph, feeds).items()})
         return out
@@ -77,7 +80,7 @@ def run_samples(model, compiled, samples: list[dict], fanout=None,
     """Run every sample through ``compiled`` (a :class:`CompileResult` of ``model``), the
     reference and the lowered IR; on ``fanout``'s workers when it is parallel."""
     job = VerifyJob(model, compiled.program, compiled.weights, compiled.graph,
-                    compiled.proto, list(samples))
+                    compiled.proto, getattr(compiled, "source_proto", None), list(samples))
     if fanout is None or not fanout.parallel or len(samples) < 2:
         return job.run(range(len(samples)))
     from npuc.compiler.parallel import fan_out, release, share, split_range

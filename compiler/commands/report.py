@@ -19,25 +19,32 @@ def run(args) -> int:
     import json
     import os
 
+    from npuc.compiler.readback import read_output
     from npuc.compiler.report import write_report
     from npuc.ir.errors import NpucError
+    from npuc.ir.safeio import write_file
 
-    try:
-        with open(os.path.join(args.dir, "summary.json"), encoding="utf-8") as f:
-            summary = json.load(f)
-        with open(os.path.join(args.dir, "decisions.json"), encoding="utf-8") as f:
-            decisions = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise NpucError(f"{args.dir}: not a folder written by npuc compile ({e})") from None
-    if summary.get("format") != "npuc-summary":
-        raise NpucError(f"{args.dir}/summary.json: not an npuc summary")
-    path = os.path.join(args.dir, "report.html")
-    html = write_report(summary, decisions, use_matplotlib=False if args.plain_svg else None)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(html)
-    os.replace(tmp, path)
-    print(os.path.abspath(path))
+    # one program, or one per shape set (named in manifest.json)
+    parts = [("summary.json", "decisions.json", "report.html")]
+    manifest = os.path.join(args.dir, "manifest.json")
+    if os.path.isfile(manifest):
+        try:
+            with open(manifest, encoding="utf-8") as f:
+                parts = [(p["summary"], p["decisions"], p["report"])
+                         for p in json.load(f)["programs"]]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+            raise NpucError(f"{manifest}: not an npuc manifest ({e})") from None
+    for summary_name, decisions_name, report_name in parts:
+        summary, decisions = read_output(args.dir, summary_name, decisions_name)
+        path = os.path.join(args.dir, report_name)
+        try:
+            html = write_report(summary, decisions,
+                                use_matplotlib=False if args.plain_svg else None)
+        except (KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError) as e:
+            raise NpucError(f"{os.path.join(args.dir, summary_name)}: values npuc cannot draw "
+                            f"a report from ({type(e).__name__}: {e})") from None
+        write_file(path, html)
+        print(os.path.abspath(path))
     if args.open:
         import webbrowser
 

@@ -1,7 +1,8 @@
 """Getting a model ready to schedule: every shape known, shape arithmetic folded.
 
-Scheduling needs static shapes: :func:`load_static` fixes symbolic dimensions (the batch
-to ``batch``, any other symbol to 1, said in the decision log) before shape inference.
+Scheduling needs static shapes: :func:`load_static` gives symbolic dimensions their
+values (``--shape``, the inputs given, the batch; see :mod:`.shapes`; each said in the
+decision log) before shape inference, and refuses a model with one left unset.
 
 :func:`fold_constants` computes, once, every node whose inputs are all constants (the
 ``Shape -> Gather -> Concat -> Reshape`` arithmetic exporters leave behind, now that the
@@ -17,41 +18,28 @@ import numpy as np
 
 from npuc.ir.decisions import log_of
 from npuc.ir.graph import subgraphs
+from npuc.ir.limits import SizeError
 from npuc.ir.types import TensorType
+
+from .recurrent import unroll_recurrent
+from .shapes import proto_signature, resolve, set_proto_shapes
 
 RANDOM_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
               "Multinomial", "Bernoulli", "Dropout"}
 
 
-def _fix_proto(proto, batch: int) -> list[str]:
-    notes = []
-    for vi in proto.graph.input:
-        dims = vi.type.tensor_type.shape.dim
-        for axis, d in enumerate(dims):
-            if d.HasField("dim_value"):
-                continue
-            size = batch if axis == 0 else 1
-            notes.append(f"input '{vi.name}' axis {axis} ('{d.dim_param or '?'}') fixed to {size}")
-            d.Clear()
-            d.dim_value = size
-    # Shapes the exporter recorded were computed for symbolic inputs ('batch', 'unk__3');
-    # dropped, so that shape inference computes them again from the fixed inputs.
-    del proto.graph.value_info[:]
-    for vi in proto.graph.output:
-        for d in vi.type.tensor_type.shape.dim:
-            if not d.HasField("dim_value"):
-                d.Clear()
-    return notes
-
-
-def load_static(spec, batch: int = 1):
+def load_static(spec, batch: int = 1, shapes=None, given: dict | None = None):
     """``(graph, proto)``: the model with static shapes, and its ONNX form when it has one
-    (the reference for verification)."""
+    (the reference for verification).
+
+    ``shapes`` is a :class:`~npuc.compiler.schedule.shapes.ShapeSet` (``--shape``),
+    ``given`` the shapes of input arrays the user gave; see :func:`shapes.resolve`."""
     import onnx
 
     from npuc.compiler.frontend.load import load_model
     from npuc.compiler.frontend.onnx_import import import_onnx
     from npuc.ir.errors import ModelError, NpucError
+    from npuc.ir.safeio import check_input_file
 
     proto = None
     if isinstance(spec, onnx.ModelProto):
@@ -63,22 +51,56 @@ def load_static(spec, batch: int = 1):
         proto = zoo.build(os.fspath(spec)[4:], batch=batch)
     elif isinstance(spec, (str, os.PathLike)) and os.fspath(spec).endswith(".onnx"):
         path = os.fspath(spec)
-        if not os.path.isfile(path):
+        if not os.path.exists(path):
             raise NpucError(f"{path}: no such file")
+        check_input_file(path)
         try:
-            proto = onnx.load(path, load_external_data=True)
+            proto = onnx.load(path, load_external_data=False)
         except Exception as e:  # onnx raises DecodeError and friends
             raise ModelError(f"{path}: not a readable ONNX model ({type(e).__name__})") from None
+        _load_external(proto, path)
     if proto is not None:
-        notes = _fix_proto(proto, batch)
-        graph = import_onnx(proto)
+        where = os.fspath(spec) if isinstance(spec, (str, os.PathLike)) else \
+            (proto.graph.name or "the model")
+        fixed, notes = resolve(proto_signature(proto), shapes, batch, given, where)
+        source = onnx.ModelProto()
+        source.CopyFrom(proto)
+        set_proto_shapes(proto, fixed)
+        graph = import_onnx(proto, source=_source(spec))
+        # the model as given: onnxruntime runs it for any consistent input sizes, where the
+        # static copy may fail its stricter checks (a branch that cannot take these sizes)
+        graph.meta["source_proto"] = source
     else:
         graph = load_model(spec)
-        notes = _fix_graph(graph, batch)
+        notes = _fix_graph(graph, batch, shapes, given)
     for note in notes:
         log_of(graph).record("prepare", note.split("'")[1], "static shape", note)
     settle_shapes(graph)
+    if unroll_recurrent(graph):
+        settle_shapes(graph)
     return graph, proto
+
+
+def _load_external(proto, path: str) -> None:
+    """Read a model's external data once it is checked (inside its folder, regular files,
+    byte offsets and lengths that fit the data)."""
+    from onnx.external_data_helper import load_external_data_for_model
+
+    from npuc.compiler.frontend.onnx_import import check_external_data
+    from npuc.ir.errors import ModelError
+
+    base_dir = os.path.dirname(os.path.abspath(path))
+    check_external_data(proto, path, base_dir)
+    try:
+        load_external_data_for_model(proto, base_dir)
+    except Exception as e:  # onnx's reader: a length or offset beyond the file, and so on
+        raise ModelError(f"{path}: cannot read its external data ({type(e).__name__}: "
+                         f"{str(e).strip()[:120]})") from None
+
+
+def _source(spec) -> str | None:
+    """How messages name the model the user gave: its path or ``zoo:NAME``."""
+    return os.fspath(spec) if isinstance(spec, (str, os.PathLike)) else None
 
 
 FOLD_LIMIT = 1 << 16  # elements: shape arithmetic is small; real tensors are not folded here
@@ -90,42 +112,69 @@ def settle_shapes(graph) -> int:
     Exporters compute reshape targets from ``Shape`` of earlier tensors, in chains that
     onnx's inference cannot always follow. With the inputs' shapes fixed, one walk in
     order settles them all: a ``Shape`` of a known tensor becomes a constant, a small node
-    whose inputs are all constants is computed (with the executor's kernels), and every
-    other node has its output types inferred from its, by then known, inputs.
+    whose inputs are all constants is computed (with the executor's kernels), an ``If``
+    whose condition has become a constant is replaced by its branch (whose nodes are
+    walked next), and every other node has its output types inferred from its, by then
+    known, inputs. Subgraphs left (a condition known only at run time) are settled the
+    same way, inside.
     """
-    from npuc.ir.infer import infer_node
+    from .control_flow import infer_control, inline_branch
 
     folded = 0
-    for node in list(graph.nodes):
+    node = graph.first
+    while node is not None:
+        nxt = node.next
+        if node.op_type == "If" and node.domain in ("", "ai.onnx"):
+            first = inline_branch(graph, node)
+            if first is not None or node.graph is None:
+                folded += 1
+                node = first or nxt
+                continue
         if fold_node(graph, node, FOLD_LIMIT):
             folded += 1
+            node = nxt
             continue
-        outs = [v for v in node.outputs if v is not None]
-        if all(isinstance(v.type, TensorType) and v.type.is_static for v in outs):
-            continue
-        try:
-            types = infer_node(node)
-        except Exception:  # a node inference cannot handle keeps the type it has
-            continue
-        for v, t in zip(node.outputs, types):
-            if v is not None and isinstance(t, TensorType) and t.is_static:
-                v.type = t if not isinstance(v.type, TensorType) or v.type.quant is None \
-                    else t.with_quant(v.type.quant)
+        for sub in subgraphs(node):
+            folded += settle_shapes(sub)
+        _infer_outputs(node, infer_control if subgraphs(node) else None)
+        node = nxt
     return folded
 
 
-def _fix_graph(graph, batch: int) -> list[str]:
+def _infer_outputs(node, rule=None) -> None:
+    from npuc.ir.infer import infer_node
+
+    outs = [v for v in node.outputs if v is not None]
+    if all(isinstance(v.type, TensorType) and v.type.is_static for v in outs):
+        return
+    try:
+        types = rule(node) if rule is not None else infer_node(node)
+    except Exception:  # a node inference cannot handle keeps the type it has
+        return
+    for v, t in zip(node.outputs, types):
+        if v is not None and isinstance(t, TensorType) and t.is_static:
+            v.type = t if not isinstance(v.type, TensorType) or v.type.quant is None \
+                else t.with_quant(v.type.quant)
+
+
+def specialise(graph, shapes) -> list[str]:
+    """Set the input shapes ``--shape`` gives (a ShapeSet) and infer the rest again; the
+    dimensions it does not name stay symbolic. The notes of what was set."""
+    return _fix_graph(graph, None, shapes, None, strict=False)
+
+
+def _fix_graph(graph, batch, shapes, given, strict: bool = True) -> list[str]:
     from npuc.ir.infer import infer_graph
 
-    notes = []
+    signature = [(v.name, list(v.type.shape)) for v in graph.inputs
+                 if isinstance(v.type, TensorType) and v.type.shape is not None]
+    fixed, notes = resolve(signature, shapes, batch, given, graph.name or "the model", strict)
+    changed = False
     for v in graph.inputs:
-        t = v.type
-        if isinstance(t, TensorType) and t.shape is not None and not t.is_static:
-            shape = [d if isinstance(d, int) else (batch if axis == 0 else 1)
-                     for axis, d in enumerate(t.shape)]
-            notes.append(f"input '{v.name}' shape {list(t.shape)} fixed to {shape}")
-            v.type = t.with_shape(shape)
-    if notes:
+        if v.name in fixed and tuple(v.type.shape) != fixed[v.name]:
+            v.type = v.type.with_shape(list(fixed[v.name]))
+            changed = True
+    if changed:
         infer_graph(graph, overwrite=True)
     return notes
 
@@ -140,6 +189,8 @@ def fold_node(graph, node, limit: int | None = None) -> bool:
     from npuc.compiler.executor.kernels import KernelContext, get_kernel
 
     if node.op_type in RANDOM_OPS or subgraphs(node) or node.domain not in ("", "ai.onnx"):
+        return False
+    if node.op_type == "DequantizeLinear":  # a pre-quantized model's weights keep their scales
         return False
     if any(o is not None and any(o is g for g in graph.outputs) for o in node.outputs):
         return False
@@ -159,10 +210,15 @@ def fold_node(graph, node, limit: int | None = None) -> bool:
         fn = get_kernel(node.op_type, node.domain, opset)
         if fn is None:
             return False
+        types = _result_types(node)
+        if not _worth_folding(node, types, limit):
+            return False
         ctx = KernelContext(opset=opset, num_outputs=len(node.outputs), node=node,
                             output_types=[o.type if o else None for o in node.outputs])
         try:
             results = fn([None if v is None else v.const for v in node.inputs], node.attrs, ctx)
+        except SizeError:
+            raise
         except Exception:  # left to run at run time; the executor will say why
             return False
         if limit is not None and any(np.asarray(r).size > limit for r in results):
@@ -175,6 +231,51 @@ def fold_node(graph, node, limit: int | None = None) -> bool:
             r = r.astype(o.type.dtype.numpy)
         o.replace_all_uses_with(graph.add_constant(graph.fresh_name(o.name + "_folded"), r))
     graph.remove_node(node)
+    return True
+
+
+# A fold is work done at compile time: a product of constants costing more multiply-adds
+# than this would stall the compiler (and every calibration run after it) for minutes.
+FOLD_MAX_MACS = 1 << 32
+
+
+def _result_types(node) -> list:
+    """The node's output types, inferred when not all known; beyond the size guard they
+    are refused (SizeError names the node and the size)."""
+    from npuc.ir.infer import infer_node
+    from npuc.ir.limits import check_type
+
+    types = [o.type if o is not None else None for o in node.outputs]
+    if not all(isinstance(t, TensorType) and t.is_static for t in types if t is not None) \
+            or any(t is None for t in types):
+        try:
+            types = infer_node(node)
+        except SizeError:
+            raise
+        except Exception:
+            pass
+    for t in types:
+        check_type(t, node.describe())
+    return types
+
+
+def _worth_folding(node, types, limit) -> bool:
+    """Whether to compute ``node`` now: within ``limit`` elements when given; a product of
+    constants beyond :data:`FOLD_MAX_MACS` is skipped under a limit, refused without one."""
+    sizes = [t.numel for t in types if isinstance(t, TensorType) and t.is_static]
+    out = max(sizes, default=0)
+    if limit is not None and out > limit:
+        return False
+    if node.op_type in ("MatMul", "Gemm", "Conv", "ConvTranspose") and len(node.inputs) > 1:
+        w = node.inputs[1].type
+        depth = w.numel // max(w.shape[-1 if node.op_type != "Conv" else 0], 1) \
+            if isinstance(w, TensorType) and w.is_static and w.shape else 1
+        if out * depth > FOLD_MAX_MACS:
+            if limit is not None:
+                return False
+            raise SizeError(f"{node.describe()}: computing it from constants takes "
+                            f"{out * depth:.3g} multiply-adds, more than npuc does at compile "
+                            f"time ({FOLD_MAX_MACS:.3g})")
     return True
 
 
