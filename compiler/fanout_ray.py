@@ -110,8 +110,10 @@ def run(fn, items, fanout, shared, weights, bar) -> list:
                     continue
                 if bar is not None:
                     bar.update(weights[i])
-    except BaseException:
+    except BaseException as e:
         for ref in running:
             ray.cancel(ref, force=True)
+        if isinstance(e, KeyboardInterrupt) and _started_here:
+            ray.shutdown()  # the local Ray this run started, with its workers
         raise
     return [results[i] for i in range(len(items))]
