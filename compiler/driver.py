@@ -122,7 +122,8 @@ def judge(precision: str, expected: dict, lowered: dict, got: dict) -> tuple[dic
 def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibration=None,
             output_dir: str | None = None, schedule_in: str | None = None,
             schedule_out: str | None = None, batch: int = 1, progress: bool = False,
-            shapes=None, input_shapes: dict | None = None, keep_reference: bool = True):
+            shapes=None, input_shapes: dict | None = None, keep_reference: bool = True,
+            fanout=None):
     """Compile ``model`` (a path, ``zoo:NAME`` or ModelProto) for ``target``: a
     :class:`CompileResult` (a :class:`~npuc.compiler.bucketed.BucketsResult` when
     ``shapes`` asks for several shape sets).
@@ -131,7 +132,9 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
     of inputs the user has) give the symbolic dimensions their values; see
     :mod:`npuc.compiler.schedule.shapes`. ``keep_reference=False`` lets the ONNX model go
     once it is imported (``proto`` is then None): verification needs it, a compile alone
-    does not, and for a large model it is as large as all its float32 weights."""
+    does not, and for a large model it is as large as all its float32 weights. ``fanout``
+    (a :class:`npuc.compiler.parallel.Fanout`) spreads calibration over worker processes or
+    Ray; the result is the same."""
     from npuc.compiler.schedule.shapes import parse_shapes
     from npuc.ir.safeio import check_output_dir, check_output_file, write_dir, write_file
 
@@ -140,7 +143,8 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
 
         return compile_buckets(model, target, parse_shapes(shapes), opt_level=opt_level,
                                quantize=quantize, calibration=calibration,
-                               output_dir=output_dir, batch=batch, progress=progress)
+                               output_dir=output_dir, batch=batch, progress=progress,
+                               fanout=fanout)
     if output_dir is not None:  # refused before any work, never after
         check_output_dir(output_dir, protect=_inputs_of(model, calibration, schedule_in))
     if schedule_out is not None:
@@ -150,7 +154,7 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
     with _naming(model, calibration, schedule_in):
         result = _pipeline(model, target, precision, opt_level, calibration, schedule_in,
                            batch, progress, quantize == "auto", shapes, input_shapes,
-                           keep_reference)
+                           keep_reference, fanout)
     if output_dir is not None:
         write_dir(output_dir, result.files, protect=_inputs_of(model, calibration, schedule_in))
         result.output_dir = output_dir
@@ -161,7 +165,7 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
 
 def _pipeline(model, target, precision, opt_level, calibration, schedule_in, batch,
               progress, auto_precision=False, shapes=None, input_shapes=None,
-              keep_reference=True) -> CompileResult:
+              keep_reference=True, fanout=None) -> CompileResult:
     """load -> optimize -> quantize -> schedule -> lower -> summarize."""
     from npuc.compiler.lower import lower
     from npuc.compiler.quantize.hazards import check_weights
@@ -186,7 +190,7 @@ def _pipeline(model, target, precision, opt_level, calibration, schedule_in, bat
     graph = _optimize(graph, opt_level)
     steps.next("quantize")
     graph, computed = _quantize(graph, target, precision, calibration, progress,
-                                prequantized)
+                                prequantized, fanout)
     estimate_at = computed if computed != "fp32" else _estimate_precision(target, precision)
     steps.next("schedule")
     pins = read_pins(schedule_in, target.name) if schedule_in else None
@@ -220,8 +224,8 @@ def _pipeline(model, target, precision, opt_level, calibration, schedule_in, bat
 
 def verify(model, target, opt_level: int = 2, quantize: str = "auto", calibration=None,
            inputs: dict | None = None, schedule_in: str | None = None, batch: int = 1,
-           output_dir: str | None = None, progress: bool = False, shapes=None
-           ) -> VerifyResult:
+           output_dir: str | None = None, progress: bool = False, shapes=None,
+           fanout=None) -> VerifyResult:
     """Compile, simulate the program, and compare with onnxruntime on the original model
     (npuc's own float execution when onnxruntime is not installed, and said so).
 
@@ -234,7 +238,8 @@ def verify(model, target, opt_level: int = 2, quantize: str = "auto", calibratio
 
         return verify_buckets(model, target, parse_shapes(shapes), opt_level=opt_level,
                               quantize=quantize, calibration=calibration, inputs=inputs,
-                              batch=batch, output_dir=output_dir, progress=progress)
+                              batch=batch, output_dir=output_dir, progress=progress,
+                              fanout=fanout)
     given = None if inputs is None else {k: np.shape(v) for k, v in inputs.items()}
     early = []
     if calibration is None and inputs is not None:
@@ -244,7 +249,7 @@ def verify(model, target, opt_level: int = 2, quantize: str = "auto", calibratio
                      "verified")
     compiled = compile(model, target, opt_level, quantize, calibration, output_dir,
                        schedule_in, batch=batch, progress=progress, shapes=shapes,
-                       input_shapes=given)
+                       input_shapes=given, fanout=fanout)
     feeds = inputs if inputs is not None else _sample_inputs(model, compiled)
     return check_program(model, compiled, compiled.program, compiled.weights, feeds, early)
 
@@ -357,7 +362,7 @@ def _prepare_contrib(graph):
 
 
 def _quantize(graph, target, precision: str, calibration, progress: bool = False,
-              prequantized=None):
+              prequantized=None, fanout=None):
     """``(graph, precision it computes in)``."""
     from npuc.compiler.schedule.costview import graph_precision
 
@@ -389,7 +394,7 @@ def _quantize(graph, target, precision: str, calibration, progress: bool = False
         warnings.simplefilter("ignore")  # the decision log says it, once
         try:
             result = quantize(graph, target=target, calibration=samples,
-                              precision=precision, progress=progress)
+                              precision=precision, progress=progress, fanout=fanout)
         except NpucError as e:
             if calibration is not None:
                 raise

@@ -49,6 +49,26 @@ def add_common(p) -> None:
     add_shape_option(p)
 
 
+def add_fanout(p) -> None:
+    """``--workers N`` and ``--ray [ADDRESS]``: where calibration (and other fanned-out
+    work) runs."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="run calibration on N local worker processes (same result)")
+    g.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run on a Ray cluster (pip install 'npuc[ray]'): ADDRESS, or 'auto', "
+                        "or a local one when none is given (write --ray=ADDRESS, or put "
+                        "--ray after MODEL)")
+
+
+def fanout_of(args):
+    """The :class:`Fanout` the options ask for, or None for one process."""
+    from npuc.compiler.parallel import Fanout
+
+    f = Fanout(workers=args.workers, ray=args.ray)
+    return f.start() if f.parallel else None
+
+
 def add_parser(sub):
     p = sub.add_parser("compile", help="compile a model into a program for an NPU",
                        description="Compile MODEL for a target chip: optimize, quantize, "
@@ -58,6 +78,7 @@ def add_parser(sub):
     add_common(p)
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="the output folder")
     p.add_argument("--schedule-out", metavar="JSON", help="also write the schedule here")
+    add_fanout(p)
     return p
 
 
@@ -73,7 +94,8 @@ def run(args) -> int:
     result = compile(args.model, args.target, opt_level=args.opt_level, quantize=args.quantize,
                      calibration=args.calibration, output_dir=args.output,
                      schedule_in=args.schedule_in, schedule_out=args.schedule_out,
-                     batch=args.batch, progress=sys.stderr.isatty(), shapes=args.shape)
+                     batch=args.batch, progress=sys.stderr.isatty(), shapes=args.shape,
+                     fanout=fanout_of(args))
     from npuc.compiler.driver import warnings_of
 
     for label, r in zip(getattr(result, "labels", [None]), getattr(result, "results", [result])):

@@ -29,9 +29,10 @@ def add_parser(sub):
                    help="keep the K layers that lose the most accuracy in float")
     p.add_argument("--report", action="store_true",
                    help="print layer-by-layer SQNR and cosine similarity")
-    from .compile import add_shape_option
+    from .compile import add_fanout, add_shape_option
 
     add_shape_option(p)
+    add_fanout(p)
     return p
 
 
@@ -104,6 +105,8 @@ def run(args) -> int:
         raise NpucError(f"{args.output}: unknown output format; use .npuir or .onnx (QDQ)")
     from npuc.ir.safeio import check_output_file
 
+    from .compile import fanout_of
+
     check_output_file(args.output)  # before any work
     from npuc.compiler.quantize.scheme import scheme_for
     from npuc.targets import get_target
@@ -136,7 +139,8 @@ def run(args) -> int:
         warnings.simplefilter("ignore")
         q = quantize(graph, target, batches, method=args.method,
                      precision=args.precision, keep_float=args.keep_float,
-                     sensitivity=args.sensitivity, progress=sys.stderr.isatty())
+                     sensitivity=args.sensitivity, progress=sys.stderr.isatty(),
+                     fanout=fanout_of(args))
     if args.output.endswith(".onnx"):
         export_qdq(q, args.output)
     else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .compile import add_common
+from .compile import add_common, add_fanout, fanout_of
 
 
 def add_parser(sub):
@@ -16,6 +16,7 @@ def add_parser(sub):
     p.add_argument("--inputs", metavar="NPZ", help="inputs (default: generated, seeded)")
     p.add_argument("-o", "--output", metavar="DIR", help="also write the compiled program")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_fanout(p)
     return p
 
 
@@ -34,7 +35,7 @@ def run(args) -> int:
         r = verify(args.model, args.target, opt_level=args.opt_level, quantize=args.quantize,
                    calibration=args.calibration, inputs=inputs, schedule_in=args.schedule_in,
                    batch=args.batch, output_dir=args.output, progress=sys.stderr.isatty(),
-                   shapes=args.shape)
+                   shapes=args.shape, fanout=fanout_of(args))
     except InputError as e:  # the inputs the user gave do not fit the model: name the file
         if args.inputs is None or str(e).startswith((args.inputs, args.model)):
             raise

@@ -82,7 +82,7 @@ def random_calibration(graph: Graph, n: int = 8, seed: int = 0) -> list[dict]:
 def quantize(graph: Graph, target="generic-npu", calibration=None, method: str = "auto",
              precision: str | None = None, keep_float=(), bias_correction: bool = True,
              smoothquant: float | None = 0.5, sensitivity: int = 0,
-             progress: bool = True) -> Graph:
+             progress: bool = True, fanout=None) -> Graph:
     """A quantized copy of ``graph`` for ``target``.
 
     ``calibration``: an iterable of input dicts (None: random inputs, with a warning).
@@ -91,7 +91,9 @@ def quantize(graph: Graph, target="generic-npu", calibration=None, method: str =
     ``keep_float``: node names to leave in float. ``bias_correction``: remove the mean
     error weight rounding adds to each output channel. ``smoothquant``: the migration
     strength alpha for MatMul inputs (None: off). ``sensitivity``: keep this many of the
-    layers that lose the most accuracy in float.
+    layers that lose the most accuracy in float. ``fanout``: a
+    :class:`npuc.compiler.parallel.Fanout` that calibrates on worker processes or Ray
+    (the result is the same as in one process).
 
     The result takes and returns float tensors; ``execute`` runs it with the chip's
     integer arithmetic.
@@ -124,7 +126,7 @@ def quantize(graph: Graph, target="generic-npu", calibration=None, method: str =
     cols = {n.inputs[0].name for n in heavy if n.op_type == "MatMul" and
             n.input(1).const is not None}
     calibration = list(calibration)
-    stats = calibrate(g, calibration, method, progress, chans, cols)
+    stats = calibrate(g, calibration, method, progress, chans, cols, fanout)
     ranges = _ranges(stats, scheme)
     if smoothquant is not None and scheme.precision == "int8":
         smooth_matmuls(g, stats, ranges, smoothquant)

@@ -17,6 +17,7 @@ from npuc.ir.errors import NpucError
 from npuc.ir.graph import Graph
 from npuc.ir.types import TensorType
 
+from .exactsum import ExactSum
 from .observers import Observer, make_observer
 
 CHUNK = 8
@@ -24,10 +25,11 @@ CHUNK = 8
 
 @dataclass
 class Stats:
-    """What calibration saw, by value name."""
+    """What calibration saw, by value name. Stats of disjoint parts of the calibration
+    data merge (:meth:`merge`) into exactly the stats of the whole, in any order."""
 
     observers: dict[str, Observer] = field(default_factory=dict)
-    channel_sum: dict[str, np.ndarray] = field(default_factory=dict)
+    channel_sum: dict[str, ExactSum] = field(default_factory=dict)
     channel_count: dict[str, int] = field(default_factory=dict)
     column_absmax: dict[str, np.ndarray] = field(default_factory=dict)
     batches: int = 0
@@ -35,7 +37,23 @@ class Stats:
     def channel_mean(self, name: str) -> np.ndarray | None:
         if name not in self.channel_sum:
             return None
-        return self.channel_sum[name] / max(self.channel_count[name], 1)
+        return self.channel_sum[name].value() / max(self.channel_count[name], 1)
+
+    def merge(self, other: "Stats") -> None:
+        """Absorb ``other``, the stats of other calibration samples."""
+        for name, obs in other.observers.items():
+            if name in self.observers:
+                self.observers[name].merge(obs)
+            else:
+                self.observers[name] = obs
+        for name, total in other.channel_sum.items():
+            self.channel_sum.setdefault(name, ExactSum()).merge(total)
+            self.channel_count[name] = self.channel_count.get(name, 0) + \
+                other.channel_count[name]
+        for name, m in other.column_absmax.items():
+            old = self.column_absmax.get(name)
+            self.column_absmax[name] = m if old is None else np.maximum(old, m)
+        self.batches += other.batches
 
 
 def observed_values(graph: Graph) -> list:
@@ -66,46 +84,88 @@ def _batch_axis_free(graph: Graph) -> bool:
 
 
 def calibrate(graph: Graph, calibration, method: str = "minmax", progress: bool = True,
-              channel_inputs=(), column_inputs=()) -> Stats:
+              channel_inputs=(), column_inputs=(), fanout=None) -> Stats:
     """Observe every float activation of ``graph`` over the calibration batches.
 
     ``calibration`` is an iterable of input dicts; ``channel_inputs`` and
     ``column_inputs`` name values whose per-channel mean (axis 1) or per-column ``|x|``
-    maximum (last axis) to keep.
+    maximum (last axis) to keep. ``fanout`` (a :class:`npuc.compiler.parallel.Fanout`)
+    spreads the batches over worker processes or a Ray cluster; the stats are the same.
     """
-    from tqdm.auto import tqdm
-
-    from npuc.compiler.executor.interpreter import execute
-
-    watched = observed_values(graph)
-    probe = graph.copy()
-    by_name = {v.name: v for v in probe.values()}
-    extra = [by_name[v.name] for v in watched if by_name[v.name] not in probe.outputs]
-    probe.outputs.extend(extra)
-    stats = Stats({v.name: make_observer(method) for v in watched})
-    channel_inputs, column_inputs = set(channel_inputs), set(column_inputs)
     batches = list(calibration) if not hasattr(calibration, "__len__") else calibration
     if len(batches) == 0:
         raise NpucError("the calibration data is empty")
-    chunked = _batch_axis_free(graph)
-    for feeds in tqdm(batches, desc="calibrating", unit="batch", disable=not progress,
+    job = CalibrationJob(graph, batches, method, sorted(channel_inputs), sorted(column_inputs))
+    if fanout is not None and fanout.parallel and len(batches) > 1:
+        from npuc.compiler.parallel import fan_out, release, share, split_range
+
+        parts = split_range(len(batches), fanout.items_for(len(batches)))
+        shared = share(job, fanout)
+        try:
+            results = fan_out(calibrate_part, parts, fanout, shared=shared,
+                              desc="calibrating", weights=[b - a for a, b in parts],
+                              progress=progress)
+        finally:
+            release(shared)
+        stats = results[0]
+        for part in results[1:]:
+            stats.merge(part)
+        return stats
+    return job.run(range(len(batches)), progress)
+
+
+@dataclass
+class CalibrationJob:
+    """Everything a worker needs to calibrate any subset of the batches."""
+
+    graph: Graph
+    batches: list
+    method: str
+    channel_inputs: list
+    column_inputs: list
+
+    def run(self, indices, progress: bool = False) -> Stats:
+        """The stats of the batches at ``indices``."""
+        from tqdm.auto import tqdm
+
+        from npuc.compiler.executor.interpreter import execute
+
+        graph = self.graph
+        watched = observed_values(graph)
+        probe = graph.copy()
+        by_name = {v.name: v for v in probe.values()}
+        extra = [by_name[v.name] for v in watched if by_name[v.name] not in probe.outputs]
+        probe.outputs.extend(extra)
+        stats = Stats({v.name: make_observer(self.method) for v in watched})
+        chunked = _batch_axis_free(graph)
+        for i in tqdm(indices, desc="calibrating", unit="batch", disable=not progress,
                       leave=False):
-        for part in (_chunks(feeds, CHUNK) if chunked else [feeds]):
-            env = execute(probe, part)
-            for name, obs in stats.observers.items():
-                x = env.get(name)
-                if x is None:
-                    continue
-                obs.observe(x)
-                if name in channel_inputs and x.ndim >= 2:
-                    axes = tuple(i for i in range(x.ndim) if i != 1)
-                    s = x.astype(np.float64).sum(axis=axes)
-                    stats.channel_sum[name] = stats.channel_sum.get(name, 0) + s
-                    stats.channel_count[name] = stats.channel_count.get(name, 0) + \
-                        x.size // x.shape[1]
-                if name in column_inputs and x.ndim >= 1:
-                    m = np.abs(x).reshape(-1, x.shape[-1]).max(axis=0)
-                    old = stats.column_absmax.get(name)
-                    stats.column_absmax[name] = m if old is None else np.maximum(old, m)
+            feeds = self.batches[i]
+            for part in (_chunks(feeds, CHUNK) if chunked else [feeds]):
+                _observe(stats, execute(probe, part), set(self.channel_inputs),
+                         set(self.column_inputs))
             stats.batches += 1
-    return stats
+        return stats
+
+
+def calibrate_part(job: CalibrationJob, part: tuple[int, int]) -> Stats:
+    """A worker's share: the stats of batches ``part[0]`` to ``part[1] - 1``."""
+    return job.run(range(*part))
+
+
+def _observe(stats: Stats, env: dict, channel_inputs: set, column_inputs: set) -> None:
+    for name, obs in stats.observers.items():
+        x = env.get(name)
+        if x is None:
+            continue
+        obs.observe(x)
+        if name in channel_inputs and x.ndim >= 2:
+            axes = tuple(i for i in range(x.ndim) if i != 1)
+            stats.channel_sum.setdefault(name, ExactSum()).add(
+                x.astype(np.float64).sum(axis=axes))
+            stats.channel_count[name] = stats.channel_count.get(name, 0) + \
+                x.size // x.shape[1]
+        if name in column_inputs and x.ndim >= 1:
+            m = np.abs(x).reshape(-1, x.shape[-1]).max(axis=0)
+            old = stats.column_absmax.get(name)
+            stats.column_absmax[name] = m if old is None else np.maximum(old, m)

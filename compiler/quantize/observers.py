@@ -14,9 +14,15 @@ answers :meth:`Observer.range` with a clipping range ``(lo, hi)``:
 - ``MSEObserver``: the range that minimises the expected squared quantization error
   (rounding plus clipping) of the histogram, searched over shrinking ranges.
 
-The histogram observers stream: their 2048 bins span the largest ``|x|`` seen so far, and
-when a batch exceeds it the existing counts are merged into a wider histogram (each old
-bin's count goes to the new bin holding its centre), so memory stays constant.
+Observers merge exactly (:meth:`Observer.merge`): observing samples in any order, or in
+parts on several machines and merging the parts, gives the same state bit for bit, so a
+calibration fanned out over workers writes the same artifacts as one process. Minimum and
+maximum are exact; the histogram observers count ``|x|`` in integer buckets fixed in
+advance by the float32 encoding itself (the exponent and the top :data:`MANTISSA_BITS`
+bits of the mantissa: buckets 0.2% wide relative to their values, whatever the data), so
+merging is adding integers. Only when a range is asked for are the buckets spread over
+the :data:`BINS` linear bins on ``[0, max |x|]`` that the methods search (each bucket's
+count spread evenly over its width), a function of the merged counts alone.
 """
 
 from __future__ import annotations
@@ -25,6 +31,11 @@ import numpy as np
 
 BINS = 2048
 MIN_SAMPLES = 8192  # below this, histogram methods fall back to MinMax
+MANTISSA_BITS = 9
+_SHIFT = 23 - MANTISSA_BITS
+# |x| below 2**-40 (about 1e-12) shares one bucket with the values just above it: far
+# below any clipping threshold, and it keeps the bucket array short.
+_FLOOR = int(np.array(2.0 ** -40, np.float32).view(np.uint32)) >> _SHIFT
 
 
 def _finite(x: np.ndarray) -> np.ndarray:
@@ -36,7 +47,8 @@ def _finite(x: np.ndarray) -> np.ndarray:
 
 
 class Observer:
-    """Base class: ``observe(x)`` per batch, then ``range()``."""
+    """Base class: ``observe(x)`` per batch, ``merge(other)`` for a part seen elsewhere,
+    then ``range()``."""
 
     def __init__(self):
         self.lo = np.inf
@@ -47,6 +59,14 @@ class Observer:
         if x.size:
             self.lo = min(self.lo, float(np.min(x)))
             self.hi = max(self.hi, float(np.max(x)))
+
+    def merge(self, other: "Observer") -> None:
+        """Absorb what ``other`` (of the same kind) saw, as if this observer had seen it."""
+        if type(other) is not type(self):
+            raise TypeError(f"cannot merge a {type(other).__name__} into a "
+                            f"{type(self).__name__}")
+        self.lo = min(self.lo, other.lo)
+        self.hi = max(self.hi, other.hi)
 
     @property
     def seen(self) -> bool:
@@ -62,13 +82,15 @@ class MinMaxObserver(Observer):
 
 
 class HistogramObserver(Observer):
-    """A streaming histogram of ``|x|`` with :data:`BINS` bins over ``[0, amax]``."""
+    """Exact integer counts of ``|x|`` per float32 bucket; :attr:`hist` spreads them over
+    :data:`BINS` linear bins on ``[0, amax]``."""
 
     def __init__(self, bins: int = BINS):
         super().__init__()
         self.bins = bins
         self.amax = 0.0
-        self.hist = np.zeros(bins, dtype=np.float64)
+        self.base = 0  # the bucket number of counts[0]
+        self.counts = np.zeros(0, dtype=np.int64)
 
     def observe(self, x: np.ndarray) -> None:
         x = _finite(x)
@@ -81,21 +103,52 @@ class HistogramObserver(Observer):
         a = a[a != 0]
         if not a.size:
             return
-        amax = float(a.max())
-        if amax > self.amax:
-            self._widen(amax)
-        h, _ = np.histogram(a, bins=self.bins, range=(0.0, self.amax))
-        self.hist += h
+        self.amax = max(self.amax, float(a.max()))
+        keys = np.maximum(a.view(np.uint32) >> _SHIFT, _FLOOR).astype(np.int64)
+        lo = int(keys.min())
+        self._add(lo, np.bincount(keys - lo))
 
-    def _widen(self, amax: float) -> None:
-        if self.amax > 0 and self.hist.any():
-            width = self.amax / self.bins
-            centres = (np.arange(self.bins) + 0.5) * width
-            idx = np.minimum((centres / amax * self.bins).astype(np.int64), self.bins - 1)
-            merged = np.zeros(self.bins)
-            np.add.at(merged, idx, self.hist)
-            self.hist = merged
-        self.amax = amax
+    def merge(self, other: "HistogramObserver") -> None:
+        super().merge(other)
+        if other.bins != self.bins:
+            raise ValueError("cannot merge histograms of different bin counts")
+        self.amax = max(self.amax, other.amax)
+        if other.counts.size:
+            self._add(other.base, other.counts)
+
+    def _add(self, base: int, counts: np.ndarray) -> None:
+        """Add ``counts`` of buckets ``base, base + 1, ...``, widening the window."""
+        if not self.counts.size:
+            self.base, self.counts = base, counts.astype(np.int64)
+            return
+        start = min(self.base, base)
+        stop = max(self.base + self.counts.size, base + counts.size)
+        if (start, stop) != (self.base, self.base + self.counts.size):
+            grown = np.zeros(stop - start, dtype=np.int64)
+            grown[self.base - start:self.base - start + self.counts.size] = self.counts
+            self.base, self.counts = start, grown
+        self.counts[base - start:base - start + counts.size] += counts
+
+    @property
+    def total(self) -> int:
+        """How many non-zero finite values were seen."""
+        return int(self.counts.sum())
+
+    @property
+    def hist(self) -> np.ndarray:
+        """The counts over :data:`BINS` equal bins on ``[0, amax]`` (float64)."""
+        if not self.counts.size or self.amax == 0.0:
+            return np.zeros(self.bins)
+        keys = np.arange(self.base, self.base + self.counts.size + 1, dtype=np.int64)
+        edges = (keys << _SHIFT).astype(np.uint32).view(np.float32).astype(np.float64)
+        if self.base == _FLOOR:
+            edges[0] = 0.0  # the floor bucket holds everything below it
+        edges = np.minimum(edges, self.amax)
+        cdf = np.concatenate([[0], np.cumsum(self.counts)]).astype(np.float64)
+        at = np.linspace(0.0, self.amax, self.bins + 1)
+        f = np.interp(at, edges, cdf)
+        f[0], f[-1] = 0.0, cdf[-1]
+        return np.diff(f)
 
     def _clip_to(self, t: float) -> tuple[float, float]:
         """A range clipped at threshold ``t`` on ``|x|``, respecting the signs seen."""
@@ -108,7 +161,7 @@ class HistogramObserver(Observer):
 
     def range(self, levels: int = 256, symmetric: bool = False) -> tuple[float, float]:
         # too few samples (e.g. a classifier's logits) to estimate a distribution
-        if not self.seen or self.amax == 0.0 or self.hist.sum() < MIN_SAMPLES:
+        if not self.seen or self.amax == 0.0 or self.total < MIN_SAMPLES:
             return super().range()
         return self._clip_to(self.threshold(levels, symmetric))
 
@@ -121,7 +174,8 @@ class PercentileObserver(HistogramObserver):
         self.percentile = percentile
 
     def threshold(self, levels, symmetric):
-        cdf = np.cumsum(self.hist) / self.hist.sum()
+        hist = self.hist
+        cdf = np.cumsum(hist) / hist.sum()
         i = int(np.searchsorted(cdf, self.percentile / 100.0))
         return min(i + 1, self.bins) * self.amax / self.bins
 
@@ -177,11 +231,12 @@ class MSEObserver(HistogramObserver):
         one_signed = not symmetric and self.lo >= 0
         steps = levels - 1 if one_signed else (levels - 1) / 2.0
         best_t, best_err = self.amax, np.inf
+        hist = self.hist
         for frac in np.linspace(0.05, 1.0, 96):
             t = frac * self.amax
             scale = t / steps
             q = np.minimum(np.round(centres / scale), steps) * scale
-            err = float(np.sum(self.hist * (centres - q) ** 2))
+            err = float(np.sum(hist * (centres - q) ** 2))
             if err < best_err:
                 best_t, best_err = t, err
         return best_t

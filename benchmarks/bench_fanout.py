@@ -1,0 +1,79 @@
+"""Calibration fanned out: wall time with 1 worker, 2 local workers and a local Ray, from one
+run, and a check that the three compiled artifacts are byte-identical.
+
+    python benchmarks/bench_fanout.py                       # BERT-base, 64 samples
+    python benchmarks/bench_fanout.py --model zoo:bert-tiny --samples 16 --no-ray
+
+Each configuration compiles the model for the target with the same calibration samples
+(``npuc.compile(..., fanout=...)``); the model is built once and given as an ONNX proto,
+so loading it is not timed. Printed per configuration: the time of the quantize step
+(calibration plus rewriting: what fans out) and of the whole compile, and the speed-up of
+the quantize step over one worker. Aim: 2 workers at least 1.6x faster than 1 on a
+2-core machine. Workers run BLAS single-threaded; for a fair baseline the one-worker run
+does too (``NPUC_BLAS_THREADS=1``; 2 BLAS threads in one process measure 1.7x at best on
+a quiet machine and lose on a busy one, see compiler/executor/threads.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+os.environ.setdefault("NPUC_BLAS_THREADS", "1")
+
+
+def _compile(proto, target, samples, fanout):
+    from npuc.compiler import driver
+
+    t0 = time.perf_counter()
+    r = driver.compile(proto, target, calibration=samples, fanout=fanout)
+    return r, time.perf_counter() - t0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="zoo:bert-base")
+    p.add_argument("--target", default="warboy")
+    p.add_argument("--samples", type=int, default=64)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--no-ray", action="store_true", help="skip the Ray configuration")
+    args = p.parse_args()
+
+    from npuc import zoo
+    from npuc.compiler.parallel import Fanout
+
+    name = args.model.removeprefix("zoo:")
+    t0 = time.perf_counter()
+    proto = zoo.build(name)
+    samples = [zoo.sample_inputs(proto, batch=1, seed=i) for i in range(args.samples)]
+    print(f"{args.model}: built in {time.perf_counter() - t0:.1f} s; {args.samples} "
+          f"calibration samples; target {args.target}; {os.cpu_count()} cores")
+    configs = [("1 worker", None),
+               (f"{args.workers} local workers", Fanout(workers=args.workers).start())]
+    if not args.no_ray:
+        import ray
+
+        ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
+        configs.append((f"Ray, {args.workers} CPUs", Fanout(ray="")))
+    rows, first = [], None
+    for label, fanout in configs:
+        result, total = _compile(proto, args.target, samples, fanout)
+        quant = result.seconds["quantize"]
+        same = first is None or result.files == first.files
+        first = first or result
+        rows.append((label, quant, total, same, fanout.events if fanout else []))
+    base = rows[0][1]
+    print(f"{'configuration':<22} {'quantize s':>10} {'compile s':>10} {'speed-up':>9}  "
+          "artifacts")
+    for label, quant, total, same, events in rows:
+        print(f"{label:<22} {quant:10.1f} {total:10.1f} {base / quant:8.2f}x  "
+              f"{'identical' if same else 'DIFFERENT'}"
+              + (f"  ({len(events)} retried)" if events else ""))
+    return 0 if all(r[3] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""Imported once by the local workers' fork server before it forks any worker: the
+executor's kernels, the quantization modules and Numba's compiler (imported by Numba on
+its first compilation, about two seconds) are then already loaded in every worker,
+instead of each worker loading them on its first task."""
+
+import numba
+import numpy as np
+
+from npuc.compiler.executor.kernels import load_all
+from npuc.compiler.quantize import ops  # noqa: F401  (the quantized operators' kernels)
+
+load_all()
+
+
+@numba.njit
+def _first_compilation(x):
+    return x + 1
+
+
+_first_compilation(np.zeros(1))
