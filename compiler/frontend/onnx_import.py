@@ -26,10 +26,13 @@ from npuc.ir.verifier import verify
 OLDEST_OPSET = 1
 
 
-def import_onnx(model, infer_shapes: bool = True) -> Graph:
-    """Import an ONNX model (a path or a ``ModelProto``) as an npuc Graph."""
+def import_onnx(model, infer_shapes: bool = True, base_dir: str | None = None) -> Graph:
+    """Import an ONNX model (a path or a ``ModelProto``) as an npuc Graph.
+
+    ``base_dir`` is the folder a ModelProto's external data is mapped from (a path's own
+    folder otherwise)."""
     if isinstance(model, onnx.ModelProto):
-        where, base_dir = model.graph.name or "model", None
+        where = model.graph.name or "model"
         proto = model
     else:
         where = os.fspath(model)

@@ -44,6 +44,34 @@ def _fix_proto(proto, batch: int) -> list[str]:
     return notes
 
 
+# External data past this size stays in its file, mapped into memory on import, rather
+# than read into the ModelProto (which then cannot serve as onnxruntime's reference).
+EXTERNAL_IN_MEMORY_LIMIT = 1 << 31
+
+
+def _read_onnx(path: str):
+    """``(proto, base_dir)``: small external data read into the proto (base_dir None),
+    large external data left in its files and mapped from ``base_dir`` on import."""
+    import onnx
+    from onnx.external_data_helper import ExternalDataInfo, _get_all_tensors, uses_external_data
+
+    from npuc.ir.errors import ModelError, NpucError
+
+    if not os.path.isfile(path):
+        raise NpucError(f"{path}: no such file")
+    try:
+        proto = onnx.load(path, load_external_data=False)
+        external = sum(int(ExternalDataInfo(t).length or 0) for t in _get_all_tensors(proto)
+                       if uses_external_data(t))
+        if external <= EXTERNAL_IN_MEMORY_LIMIT:
+            base = os.path.dirname(os.path.abspath(path))
+            onnx.load_external_data_for_model(proto, base)
+            return proto, None
+    except Exception as e:  # onnx raises DecodeError and friends
+        raise ModelError(f"{path}: not a readable ONNX model ({type(e).__name__})") from None
+    return proto, os.path.dirname(os.path.abspath(path))
+
+
 def load_static(spec, batch: int = 1):
     """``(graph, proto)``: the model with static shapes, and its ONNX form when it has one
     (the reference for verification)."""
@@ -51,27 +79,25 @@ def load_static(spec, batch: int = 1):
 
     from npuc.compiler.frontend.load import load_model
     from npuc.compiler.frontend.onnx_import import import_onnx
-    from npuc.ir.errors import ModelError, NpucError
 
-    proto = None
+    proto, base_dir = None, None
     if isinstance(spec, onnx.ModelProto):
         proto = onnx.ModelProto()
         proto.CopyFrom(spec)
     elif isinstance(spec, (str, os.PathLike)) and os.fspath(spec).startswith("zoo:"):
         from npuc import zoo
 
-        proto = zoo.build(os.fspath(spec)[4:], batch=batch)
-    elif isinstance(spec, (str, os.PathLike)) and os.fspath(spec).endswith(".onnx"):
-        path = os.fspath(spec)
-        if not os.path.isfile(path):
-            raise NpucError(f"{path}: no such file")
-        try:
-            proto = onnx.load(path, load_external_data=True)
-        except Exception as e:  # onnx raises DecodeError and friends
-            raise ModelError(f"{path}: not a readable ONNX model ({type(e).__name__})") from None
+        name = os.fspath(spec)[4:]
+        if zoo.has_external_weights(name):
+            spec = zoo.model_path(name)
+        else:
+            proto = zoo.build(name, batch=batch)
+    if proto is None and isinstance(spec, (str, os.PathLike)) and \
+            os.fspath(spec).endswith(".onnx"):
+        proto, base_dir = _read_onnx(os.fspath(spec))
     if proto is not None:
         notes = _fix_proto(proto, batch)
-        graph = import_onnx(proto)
+        graph = import_onnx(proto, base_dir=base_dir)
     else:
         graph = load_model(spec)
         notes = _fix_graph(graph, batch)

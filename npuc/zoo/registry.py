@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import ModuleType
 
-from npuc.zoo import bert, gpt2, mobilenet, resnet, vit
+from npuc.zoo import bert, gpt2, llama, mobilenet, resnet, vit
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,19 @@ ENTRIES: dict[str, Entry] = {
     "vit-base": Entry(vit, vit.ViTConfig(),
                       "ViT-B/16 (HuggingFace ViTForImageClassification), 224x224, 1000 "
                       "classes", 86_567_656),
+    "llama3.2-1b": Entry(llama, llama.LlamaConfig(
+        hidden=2048, layers=16, heads=32, kv_heads=8, intermediate=8192, tie_embeddings=True),
+        "Llama 3.2 1B decoder, 128-token prefill, weights external (zeros)", 1_235_814_400),
+    "llama3.1-8b": Entry(llama, llama.LlamaConfig(),
+                         "Llama 3.1 8B decoder, 128-token prefill, weights external (zeros)",
+                         8_030_261_248),
+    "llama3.1-70b": Entry(llama, llama.LlamaConfig(
+        hidden=8192, layers=80, heads=64, kv_heads=8, intermediate=28672),
+        "Llama 3.1 70B decoder, 128-token prefill, weights external (zeros)", 70_553_706_496),
+    "qwen2-7b": Entry(llama, llama.LlamaConfig(
+        vocab_size=152064, hidden=3584, layers=28, heads=28, kv_heads=4, intermediate=18944,
+        rope_theta=1e6, eps=1e-6, qkv_bias=True),
+        "Qwen2 7B decoder, 128-token prefill, weights external (zeros)", 7_615_616_512),
     "resnet-tiny": Entry(resnet, resnet.ResNetConfig(layers=(1, 1, 1, 1), width=8,
                                                      image_size=32, num_classes=10),
                          "ResNet with one bottleneck per stage, width 8, 32x32, 10 classes",
@@ -52,6 +65,10 @@ ENTRIES: dict[str, Entry] = {
     "gpt2-tiny": Entry(gpt2, gpt2.GPT2Config(vocab_size=1000, hidden=64, layers=2, heads=4,
                                              max_positions=64, sequence=16),
                        "GPT-2 decoder, 2 layers, hidden 64, 16 tokens", 168_192),
+    "llama-tiny": Entry(llama, llama.LlamaConfig(
+        vocab_size=1000, hidden=64, layers=2, heads=4, kv_heads=2, intermediate=128,
+        sequence=16), "Llama-style decoder, 2 layers, hidden 64, 4 heads (2 KV), 16 tokens",
+        202_048),
     "vit-tiny": Entry(vit, vit.ViTConfig(image_size=32, patch=8, hidden=64, layers=2,
                                          heads=4, intermediate=256, num_classes=10),
                       "ViT, 2 layers, hidden 64, 32x32 image in 8x8 patches, 10 classes",
