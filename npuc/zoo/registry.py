@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import ModuleType
 
-from npuc.zoo import bert, gpt2, llama, mobilenet, resnet, vit
+from npuc.zoo import bert, gpt2, llama, mobilenet, resnet, ssd, vit
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,13 @@ ENTRIES: dict[str, Entry] = {
     "vit-base": Entry(vit, vit.ViTConfig(),
                       "ViT-B/16 (HuggingFace ViTForImageClassification), 224x224, 1000 "
                       "classes", 86_567_656),
+    "ssd-mobilenet": Entry(ssd, ssd.SSDConfig(),
+                           "SSD-MobileNet v1 (MLPerf ssd-mobilenet), 300x300 image, 91 "
+                           "classes, up to the box predictors", 6_819_839),
+    "bert-large": Entry(bert, bert.BertConfig(hidden=1024, layers=24, heads=16,
+                                              intermediate=4096, sequence=384),
+                        "BERT-large uncased encoder (MLPerf BERT-99), 384 tokens",
+                        335_141_888),
     "llama3.2-1b": Entry(llama, llama.LlamaConfig(
         hidden=2048, layers=16, heads=32, kv_heads=8, intermediate=8192, tie_embeddings=True),
         "Llama 3.2 1B decoder, 128-token prefill, weights external (zeros)", 1_235_814_400),
