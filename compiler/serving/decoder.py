@@ -28,8 +28,9 @@ into ``pp`` micro-batches that follow each other through the stages, so a round 
 
 Reported: output tokens/s (``dp * B / round``), time per output token (one round), time
 to first token (the prompt alone through every stage, then the round it joins), and the
-most sequences in flight. The choice of ``tp x pp`` (and data-parallel replicas ``dp``)
-for ``chips`` is the one with the most tokens/s that meets the latency target.
+most sequences in flight (at most ``MAX_SEQUENCES`` unless asked). The choice of
+``tp x pp`` (and data-parallel replicas ``dp``) for ``chips`` is the one with the most
+tokens/s that meets the latency target.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ from npuc.ir.errors import NpucError
 from .collectives import all_reduce_seconds, send_seconds
 
 RESERVE = 0.10
+# The most sequences a runtime keeps in flight unless told otherwise (vLLM's default
+# max_num_seqs); --batch N sets another.
+MAX_SEQUENCES = 256
 BYTES = {"int4": 0.5, "int8": 1, "fp8": 1, "fp16": 2, "bf16": 2, "fp32": 4}
 
 
@@ -105,7 +109,10 @@ def _stage(profile, target, prec, work, tp, pp, sequences, prompt_tokens, memory
     act = tokens * profile.hidden * BYTES[prec.activations]
     reduce_s = 2 * profile.layers / pp * all_reduce_seconds(target, act, tp)
     send_s = send_seconds(target, act) if pp > 1 else 0.0
-    return {"compute_s": compute, "memory_s": memory_s, "all_reduce_s": reduce_s,
+    flops = (2 * profile.matmul_parameters * share * tokens +
+             2 * profile.attention_macs_per_pair * share * pairs)
+    return {"flops": flops, "bytes": moved,
+            "compute_s": compute, "memory_s": memory_s, "all_reduce_s": reduce_s,
             "send_s": send_s, "seconds": max(compute, memory_s) + reduce_s,
             "bound": "compute" if compute >= memory_s else "memory"}
 
@@ -120,7 +127,7 @@ def serve(profile, target, prec: Precisions, work: Workload, tp: int = 1, pp: in
     memory = memory_plan(profile, target, prec, work, tp, pp)
     if not memory["fits"]:
         return {"tp": tp, "pp": pp, "fits": False, **memory}
-    b = max(1, min(sequences or memory["max_sequences"], memory["max_sequences"]))
+    b = max(1, min(sequences or MAX_SEQUENCES, memory["max_sequences"]))
     micro = b / pp
     stage = _stage(profile, target, prec, work, tp, pp, micro, micro * work.input / work.output,
                    memory)
@@ -172,8 +179,8 @@ def plan(profile, target, prec: Precisions, work: Workload, chips: int = 1,
          max_sequences: int | None = None) -> dict:
     """The best ``dp x tp x pp`` for ``chips`` (or the pinned ``tp``/``pp``): the most
     output tokens/s whose time per output token meets ``latency_target``."""
-    if tp and pp and tp * pp > chips or any(x is not None and x < 1 for x in (tp, pp)):
-        raise NpucError(f"--tp {tp} x --pp {pp} does not fit {chips} chips")
+    if any(x is not None and x < 1 for x in (tp, pp)) or chips % ((tp or 1) * (pp or 1)):
+        raise NpucError(f"--tp {tp or 1} x --pp {pp or 1} does not divide {chips} chips")
     tried, best = [], None
     for t, p, dp in _plans(chips, tp, pp):
         if p > profile.layers:

@@ -73,6 +73,7 @@ def _decoder(model, proto, target, chips, work, quantize, tp, pp, qps, latency_t
     weights = weight_precision(target, quantize)
     prec = Precisions(weights, activation_precision(target, weights))
     best = plan(profile, target, prec, work, chips, tp, pp, latency_target, max_sequences)
+    best["curve"] = _curve(profile, target, prec, work, best)
     tokens = best["output_tokens_per_s"]
     requests = tokens / work.output
     replica = best["tp"] * best["pp"]
@@ -84,10 +85,29 @@ def _decoder(model, proto, target, chips, work, quantize, tp, pp, qps, latency_t
            "time_per_output_token_s": best["time_per_output_token_s"],
            "max_sequences": best["sequences_total"],
            "joules_per_token": capacity.energy_joules(target, chips, tokens),
-           "cpu": _decoder_cpu(model, target)}
+           "cpu": _decoder_cpu(model, target),
+           "peak_ops_per_s": target.peak_ops(prec.weights),
+           "dram_bandwidth_bytes_per_s": target.memory.dram_bandwidth_bytes_per_s}
     if qps is not None:
         out["cards_for_load"] = capacity.cards(qps, requests / best["dp"], replica)
     return out
+
+
+def _curve(profile, target, prec, work, best) -> list[dict]:
+    """Time per output token and tokens/s of the chosen plan at 1, 2, 4, ... sequences."""
+    from .decoder import serve
+
+    counts, n = [], 1
+    while n < best["sequences"]:
+        counts.append(n)
+        n *= 2
+    rows = []
+    for n in counts + [best["sequences"]]:
+        r = serve(profile, target, prec, work, best["tp"], best["pp"], n)
+        rows.append({"sequences": n * best["dp"],
+                     "time_per_output_token_s": r["time_per_output_token_s"],
+                     "output_tokens_per_s": r["output_tokens_per_s"] * best["dp"]})
+    return rows
 
 
 def _decoder_cpu(model, target) -> dict:

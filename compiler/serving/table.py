@@ -16,6 +16,8 @@ def _num(value, unit="") -> str:
 def _joules(value) -> str:
     if value is None:
         return "-"
+    if value < 1e-3:
+        return f"{value * 1e6:.3f} uJ"
     return f"{value * 1e3:.3f} mJ" if value < 1 else f"{value:.3f} J"
 
 
