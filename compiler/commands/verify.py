@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .compile import add_common
+from .compile import add_chips, add_common
 
 
 def add_parser(sub):
@@ -16,7 +16,30 @@ def add_parser(sub):
     p.add_argument("--inputs", metavar="NPZ", help="inputs (default: generated, seeded)")
     p.add_argument("-o", "--output", metavar="DIR", help="also write the compiled program")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_chips(p)
     return p
+
+
+def _verify_chips(args, inputs) -> int:
+    import json
+
+    from npuc.compiler.multichip.simulate import verify_chips
+
+    r = verify_chips(args.model, args.target, args.chips, inputs, opt_level=args.opt_level,
+                     quantize=args.quantize, calibration=args.calibration, batch=args.batch)
+    if args.json:
+        print(json.dumps(r, indent=1, sort_keys=True))
+        return 0 if r["passed"] else 1
+    for note in r["notes"]:
+        print(f"note: {note}")
+    print(f"{args.chips} chips simulated together; reference: {r['reference']}; precision "
+          f"{r['precision']}")
+    for name, m in r["outputs"].items():
+        same = "bit-identical to" if m["identical_to_single_chip_ir"] else "DIFFERS from"
+        print(f"  {name}: {same} the single-chip IR, SQNR {m['sqnr_db']:.2f} dB, cosine "
+              f"{m['cosine']:.6f} -> {'ok' if m['passed'] else 'FAIL'}")
+    print("verify: passed" if r["passed"] else "verify: FAILED")
+    return 0 if r["passed"] else 1
 
 
 def run(args) -> int:
@@ -27,6 +50,8 @@ def run(args) -> int:
     from npuc.compiler.executor.inputs import load_inputs
 
     inputs = load_inputs(args.inputs) if args.inputs else None
+    if args.chips > 1:
+        return _verify_chips(args, inputs)
     r = verify(args.model, args.target, opt_level=args.opt_level, quantize=args.quantize,
                calibration=args.calibration, inputs=inputs, schedule_in=args.schedule_in,
                batch=args.batch, output_dir=args.output, progress=sys.stderr.isatty())
