@@ -71,7 +71,6 @@ def run(args) -> int:
     import sys
 
     from npuc.compiler.driver import compile
-
     from npuc.ir.errors import NpucError
 
     if args.batch < 1:
