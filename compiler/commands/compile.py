@@ -39,8 +39,12 @@ def add_parser(sub):
 def add_chips(p) -> None:
     """``--chips N``: one program per chip (shared by compile and verify)."""
     p.add_argument("--chips", type=int, default=1, metavar="N",
-                   help="split the model over N chips in pipeline stages, one program each, "
-                        "exchanging tensors over the chip's link (default 1)")
+                   help="split the model over N chips, one program each, exchanging "
+                        "tensors over the chip's link (default 1)")
+    p.add_argument("--parallel", default="auto", choices=("auto", "tensor", "pipeline"),
+                   help="with --chips: weights split by columns with all-gathers (tensor), "
+                        "or consecutive stages with send/recv (pipeline); auto: tensor for "
+                        "decoders, pipeline otherwise")
 
 
 def _compile_chips(args) -> int:
@@ -52,7 +56,7 @@ def _compile_chips(args) -> int:
         raise NpucError("--schedule-in and --schedule-out work on one chip; not with --chips")
     result = compile_chips(args.model, args.target, args.chips, opt_level=args.opt_level,
                            quantize=args.quantize, calibration=args.calibration,
-                           batch=args.batch)
+                           batch=args.batch, parallel=args.parallel)
     _write_dir(args.output, result.files())
     m = result.manifest
     print(f"compiled {args.model} for {m['chips']} x {m['target']} ({m['precision']}), "

@@ -26,14 +26,15 @@ def _verify_chips(args, inputs) -> int:
     from npuc.compiler.multichip.simulate import verify_chips
 
     r = verify_chips(args.model, args.target, args.chips, inputs, opt_level=args.opt_level,
-                     quantize=args.quantize, calibration=args.calibration, batch=args.batch)
+                     quantize=args.quantize, calibration=args.calibration, batch=args.batch,
+                     parallel=args.parallel)
     if args.json:
         print(json.dumps(r, indent=1, sort_keys=True))
         return 0 if r["passed"] else 1
     for note in r["notes"]:
         print(f"note: {note}")
-    print(f"{args.chips} chips simulated together; reference: {r['reference']}; precision "
-          f"{r['precision']}")
+    print(f"{args.chips} chips ({r['manifest']['parallelism']} parallel) simulated together; "
+          f"reference: {r['reference']}; precision {r['precision']}")
     for name, m in r["outputs"].items():
         same = "bit-identical to" if m["identical_to_single_chip_ir"] else "DIFFERS from"
         print(f"  {name}: {same} the single-chip IR, SQNR {m['sqnr_db']:.2f} dB, cosine "

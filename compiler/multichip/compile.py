@@ -32,6 +32,8 @@ class MultiChipResult:
     precision: str = "fp32"
     proto: object = None
 
+    parallelism: str = "pipeline"
+
     def files(self) -> dict:
         """The artifact: ``chips.json`` and ``chipK-program.json`` / ``-weights.bin`` /
         ``-summary.json`` per chip."""
@@ -81,9 +83,14 @@ def _transfers(programs: list, target) -> list[dict]:
     return moves
 
 
+PARALLEL = ("auto", "pipeline", "tensor")
+
+
 def compile_chips(model, target, chips: int, opt_level: int = 2, quantize: str = "auto",
-                  calibration=None, batch: int = 1) -> MultiChipResult:
-    """Compile ``model`` for ``chips`` x ``target`` (pipeline stages, see the module)."""
+                  calibration=None, batch: int = 1, parallel: str = "auto") -> MultiChipResult:
+    """Compile ``model`` for ``chips`` x ``target``: ``tensor`` parallel (weights split
+    by columns, :mod:`.tensor`) or ``pipeline`` stages; ``auto`` splits decoders (graphs
+    with ``present*`` KV-cache outputs) by tensor, other models by pipeline."""
     from npuc.compiler.driver import (
         _estimate_precision,
         _optimize,
@@ -107,7 +114,17 @@ def compile_chips(model, target, chips: int, opt_level: int = 2, quantize: str =
     graph = _optimize(graph, opt_level)
     graph, computed = _quantize(graph, target, precision, calibration)
     estimate_at = computed if computed != "fp32" else _estimate_precision(target, precision)
+    if parallel not in PARALLEL:
+        raise NpucError(f"--parallel must be one of {', '.join(PARALLEL)}, not {parallel!r}")
+    if parallel == "auto":
+        decoder = any(v.name.startswith("present") for v in graph.outputs)
+        parallel = "tensor" if decoder and chips > 1 else "pipeline"
     result = MultiChipResult(target, graph, precision=computed, proto=proto)
+    if parallel == "tensor":
+        from .tensor_compile import compile_tensor
+
+        compile_tensor(result, model, chips, estimate_at)
+        return result
     for stage in split(graph, chips, target):
         sched = schedule(stage, target, estimate_at, None)
         program, weights = lower(stage, sched, target)

@@ -89,8 +89,9 @@ def stage_graph(graph, nodes: list, index: int, later_reads: set[str]) -> Graph:
         for v in node.outputs:
             if v is not None and (v.name in later_reads or v.name in model_outputs):
                 g.outputs.append(mapped[id(v)])
+    inputs = {id(v) for v in graph.inputs}
     for v in graph.outputs:  # a model output that is a model input or a constant
-        if v.producer is None and id(v) not in {id(x) for x in g.outputs} and index == 0:
+        if index == 0 and (v.const is not None or id(v) in inputs):
             g.outputs.append(value(v))
     return g
 

@@ -16,9 +16,14 @@ from npuc.ir.errors import NpucError
 
 
 def simulate_chips(programs: list, weights: list, inputs: dict) -> dict:
-    """The model's outputs, by name, from every chip's program."""
+    """The model's outputs, by name, from every chip's program (pipeline stages with
+    send/recv, or tensor-parallel segments with all-gathers)."""
     from npuc.compiler.executor.simulator import simulate
 
+    if programs and programs[0].get("format") == "npuc-segments":
+        from .tensor_compile import simulate_segments
+
+        return simulate_segments(programs, weights, inputs)
     delivered: dict = {}
     outputs: dict = {}
     for k, (program, blob) in enumerate(zip(programs, weights)):
