@@ -90,7 +90,6 @@ def simulate_segments(programs: list, weights: list, inputs: dict) -> dict:
     envs = [dict(inputs) for _ in range(chips)]
     count = len(programs[0]["segments"])
     for s in range(count):
-        gathered = []
         for c in range(chips):
             seg = programs[c]["segments"][s]
             blob = _segment_blob(weights[c], programs[c], s)
