@@ -8,5 +8,6 @@ vision and encoder models, a continuous-batching model for decoders, several chi
 - :mod:`.decoder`: the continuous-batching serving model of a decoder;
 - :mod:`.vision`: latency per batch size from compiled programs, offline throughput;
 - :mod:`.capacity`: cards for a load, energy per inference or per token;
-- :mod:`.estimate`: one entry point, ``estimate(model, target, ...)``.
+- :mod:`.estimate`: one entry point, ``estimate(model, target, ...)``;
+- :mod:`.table`, :mod:`.report`: the terminal table and ``npuc compare``'s HTML report.
 """
