@@ -81,11 +81,10 @@ def run(args) -> int:
         return 0
     print(f"{result['model']}")
     print(render(result["estimates"]))
-    for e in result["estimates"]:
+    for e in result["estimates"][:1]:
         if "accuracy" in e:
-            a = e["accuracy"]
-            print(f"accuracy on {e['target']}: SQNR {a['sqnr_db_min']:.1f} dB, cosine "
-                  f"{a['cosine_min']:.5f} against {a['reference']}")
+            print(f"accuracy: the simulated program against {e['accuracy']['reference']} "
+                  f"on {args.inputs}")
     for name, message in result["errors"].items():
         print(f"{name}: cannot run it: {message}")
     for path in (args.output, args.html):

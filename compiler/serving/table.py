@@ -54,6 +54,10 @@ def rows(e: dict) -> list[tuple[str, str]]:
     cpu = e["cpu"]
     share = "" if cpu["time_fraction"] is None else f", {cpu['time_fraction']:.1%} of time"
     out.append(("on the CPU", f"{cpu['nodes']} nodes{share}"))
+    if "accuracy" in e:
+        a = e["accuracy"]
+        out.append(("accuracy", f"SQNR {a['sqnr_db_min']:.1f} dB, cosine "
+                                f"{a['cosine_min']:.5f} ({'ok' if a['passed'] else 'FAIL'})"))
     if "cards_for_load" in e:
         out.append((f"cards for {e['qps']:g} req/s", str(e["cards_for_load"])))
     out.append(("board power", e["board_power"]))

@@ -89,3 +89,15 @@ def test_estimating_a_70b_decoder_reads_none_of_its_weights(tmp_path):
     assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 1 << 20  # KiB: 1 GiB
     data = tmp_path / "llama3.1-70b" / "weights.bin"
     assert data.stat().st_size > 280e9 and data.stat().st_blocks * 512 < 1 << 20
+
+
+def test_compare_measures_accuracy_on_given_inputs(tmp_path, capsys):
+    import numpy as np
+
+    from npuc import zoo
+
+    np.savez(tmp_path / "in.npz", **zoo.sample_inputs("resnet-tiny", batch=1))
+    assert main(["compare", "zoo:resnet-tiny", "--targets", "rngd", "--batch", "1",
+                 "--inputs", str(tmp_path / "in.npz"), "--json"]) == 0
+    a = json.loads(capsys.readouterr().out)["estimates"][0]["accuracy"]
+    assert a["passed"] and a["reference"] == "onnxruntime" and a["sqnr_db_min"] > 25
