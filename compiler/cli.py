@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"npuc {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="show details (and tracebacks) of errors")
+    _add_limits(parser, None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
@@ -42,8 +43,29 @@ def build_parser() -> argparse.ArgumentParser:
         p = module.add_parser(sub)
         p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                        help="show details (and tracebacks) of errors")
+        _add_limits(p, argparse.SUPPRESS)
         p.set_defaults(_run=module.run)
     return parser
+
+
+def _add_limits(p, default) -> None:
+    p.add_argument("--max-tensor-bytes", metavar="N", default=default,
+                   help="refuse any tensor larger than N bytes (suffix K, M, G; default 4G, "
+                        "or NPUC_MAX_TENSOR_BYTES)")
+    p.add_argument("--max-loop-iterations", metavar="N", default=default,
+                   help="refuse a Loop running more than N iterations (default 10000, or "
+                        "NPUC_MAX_LOOP_ITERATIONS)")
+
+
+def _apply_limits(args) -> None:
+    from npuc.ir.limits import parse_size, reset_limits, set_limits
+
+    reset_limits()
+
+    tensor, loop = getattr(args, "max_tensor_bytes", None), getattr(args, "max_loop_iterations",
+                                                                    None)
+    set_limits(None if tensor is None else parse_size(tensor, "--max-tensor-bytes"),
+               None if loop is None else parse_size(loop, "--max-loop-iterations"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     from npuc.ir.errors import NpucError
 
     try:
+        _apply_limits(args)
         return int(args._run(args) or 0)
     except NpucError as e:
         if args.verbose:
@@ -68,9 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
-    except MemoryError:
-        print("npuc: error: out of memory", file=sys.stderr)
-        return EXIT_INTERNAL
+    except MemoryError:  # the machine's limit, not a bug: say which limit to lower
+        print("npuc: error: out of memory (this machine or its memory limit is too small for "
+              "this model; lower --max-tensor-bytes to be stopped earlier)", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as e:  # a bug in npuc, not the user's mistake
         if args.verbose:
             import traceback

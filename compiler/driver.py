@@ -7,16 +7,15 @@
 Optimization and quantization are called through ``npuc.optimize`` and ``npuc.quantize``;
 when either is not available in this build, the driver says so in the decision log and
 goes on (constant folding only; float32 execution, estimated at the chip's precision).
-The output folder is written whole or not at all: into a temporary folder beside it,
-then renamed.
+The output folder is written whole or not at all, through :mod:`npuc.ir.safeio`; it and
+``--schedule-out`` are checked before any work is done.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,6 +51,12 @@ class CompileResult:
     @property
     def estimated_latency_s(self) -> float:
         return self.summary["estimated_latency_s"]
+
+
+def warnings_of(graph) -> list[str]:
+    """The one-line warnings a command prints for ``graph``'s numeric hazards."""
+    return [f"warning: {d.action} at %{d.subject}: {d.reason}"
+            for d in log_of(graph) if d.stage == "numerics"]
 
 
 @dataclass
@@ -118,17 +123,39 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
             schedule_out: str | None = None, batch: int = 1, progress: bool = False,
             ) -> CompileResult:
     """Compile ``model`` (a path, ``zoo:NAME`` or ModelProto) for ``target``."""
+    from npuc.ir.safeio import check_output_dir, check_output_file, write_dir, write_file
+
+    if output_dir is not None:  # refused before any work, never after
+        check_output_dir(output_dir, protect=_inputs_of(model, calibration, schedule_in))
+    if schedule_out is not None:
+        check_output_file(schedule_out)
+    target = _target(target)
+    precision = _requested_precision(target, quantize)
+    with _naming(model, calibration, schedule_in):
+        result = _pipeline(model, target, precision, opt_level, calibration, schedule_in,
+                           batch, progress)
+    if output_dir is not None:
+        write_dir(output_dir, result.files, protect=_inputs_of(model, calibration, schedule_in))
+        result.output_dir = output_dir
+    if schedule_out is not None:
+        write_file(schedule_out, result.files["schedule.json"])
+    return result
+
+
+def _pipeline(model, target, precision, opt_level, calibration, schedule_in, batch,
+              progress) -> CompileResult:
+    """load -> optimize -> quantize -> schedule -> lower -> summarize."""
     from npuc.compiler.lower import lower
+    from npuc.compiler.quantize.hazards import check_weights
     from npuc.compiler.report import summarize, write_report
     from npuc.compiler.schedule import schedule
     from npuc.compiler.schedule.prepare import load_static
     from npuc.compiler.schedule.schedule_file import check_pins, dumps, read_pins
 
-    target = _target(target)
-    precision = _requested_precision(target, quantize)
     steps = _Progress(progress, 6)
     steps.next("load")
     graph, proto = load_static(model, batch)
+    check_weights(graph, model if isinstance(model, str) else None)
     steps.next("optimize")
     graph = _optimize(graph, opt_level)
     steps.next("quantize")
@@ -136,9 +163,14 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
     estimate_at = computed if computed != "fp32" else _estimate_precision(target, precision)
     steps.next("schedule")
     pins = read_pins(schedule_in, target.name) if schedule_in else None
-    if pins:
-        check_pins(pins, graph)
-    sched = schedule(graph, target, estimate_at, pins)
+    try:
+        if pins:
+            check_pins(pins, graph)
+        sched = schedule(graph, target, estimate_at, pins)
+    except NpucError as e:  # a pin's mistake is the schedule file's: name the file
+        if schedule_in and str(e).startswith("schedule file: "):
+            raise type(e)(f"{schedule_in}: {str(e)[len('schedule file: '):]}") from None
+        raise
     steps.next("lower")
     program, weights = lower(graph, sched, target)
     steps.next("write")
@@ -153,11 +185,6 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
         "decisions.json": log_of(graph).dumps() + "\n",
     }
     files["report.html"] = write_report(summary, json.loads(files["decisions.json"]))
-    if output_dir is not None:
-        _write_dir(output_dir, files)
-        result.output_dir = output_dir
-    if schedule_out is not None:
-        _write_file(schedule_out, files["schedule.json"])
     result.files = files
     steps.close()
     result.seconds = steps.seconds
@@ -176,10 +203,11 @@ def verify(model, target, opt_level: int = 2, quantize: str = "auto", calibratio
     compiled = compile(model, target, opt_level, quantize, calibration, output_dir,
                        schedule_in, batch=batch, progress=progress)
     feeds = inputs if inputs is not None else _sample_inputs(model, compiled)
-    got = simulate(compiled.program, compiled.weights, feeds)
-    expected, reference, notes = _reference(model, compiled, feeds)
     # the program must compute what the graph it was lowered from computes, tile by tile
+    # (run first: it checks the inputs' names, dtypes and shapes against the model)
     lowered = execute(compiled.graph, feeds)
+    got = simulate(compiled.program, compiled.weights, feeds, target=compiled.target)
+    expected, reference, notes = _reference(model, compiled, feeds)
     rows, passed = judge(compiled.precision, expected, lowered, got)
     diff = None
     if not all(m["program_vs_ir_identical"] for m in rows.values()):
@@ -283,25 +311,29 @@ def _quantize(graph, target, precision: str, calibration, progress: bool = False
 
 def _calibration(graph, calibration, target, precision):
     """Calibration inputs: ``random:N``, an .npz file, or a folder of .npy/.npz files."""
-    from npuc.compiler.executor.inputs import load_inputs, random_inputs
+    from npuc.compiler.executor.inputs import (
+        check_sets,
+        load_inputs,
+        random_count,
+        random_inputs,
+    )
 
     if calibration is None:
         if target.quant.needs_calibration(precision):
             log_of(graph).record("quantize", graph.name, "random calibration",
                                  "no calibration data given: 8 random input sets are used; "
                                  "give --calibration for real accuracy")
+            check_sets(8, graph, "random calibration")
             return [random_inputs(graph, seed=i) for i in range(8)]
         return None
     if isinstance(calibration, str) and calibration.startswith("random:"):
-        try:
-            n = int(calibration[7:])
-        except ValueError:
-            raise NpucError(f"--calibration {calibration}: N in random:N must be a number") \
-                from None
-        return [random_inputs(graph, seed=i) for i in range(max(1, n))]
+        n = random_count(calibration, graph)
+        return [random_inputs(graph, seed=i) for i in range(n)]
     if isinstance(calibration, (list, tuple)):
         return list(calibration)
     path = os.fspath(calibration)
+    if not os.path.exists(path):
+        raise NpucError(f"--calibration {path}: no such file or folder")
     if os.path.isdir(path):
         names = sorted(f for f in os.listdir(path) if f.endswith(".npz"))
         if not names:
@@ -349,49 +381,29 @@ def _reference(model, compiled, feeds) -> tuple[dict, str, list]:
 
 # -- output ------------------------------------------------------------------------------
 
-def _json(data) -> str:
-    return json.dumps(data, indent=1, sort_keys=True) + "\n"
-
-
-def _write_dir(path: str, files: dict) -> None:
-    """Write ``files`` into folder ``path``, all or nothing (temp folder, then rename).
-
-    Missing parent folders are created, as ``mkdir -p`` would."""
-    path = os.path.abspath(path)
-    parent = os.path.dirname(path)
+@contextmanager
+def _naming(model, *others):
+    """Errors about the model start with the file the user gave, not the graph's name
+    (errors about the other files given already start with theirs)."""
     try:
-        os.makedirs(parent, exist_ok=True)
-    except OSError as e:
-        raise NpucError(f"{path}: cannot create the folder {parent}: {e.strerror}") from None
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise NpucError(f"{path}: exists and is not a folder")
-    tmp = tempfile.mkdtemp(prefix=".npuc-", dir=parent)
-    try:
-        for name, data in sorted(files.items()):
-            mode = "wb" if isinstance(data, bytes) else "w"
-            with open(os.path.join(tmp, name), mode, **({} if mode == "wb" else
-                                                          {"encoding": "utf-8"})) as f:
-                f.write(data)
-        if os.path.isdir(path):
-            old = path + ".old-npuc"
-            os.rename(path, old)
-            os.rename(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        yield
+    except NpucError as e:
+        name = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
+        text = str(e)
+        known = [name, "--"] + [os.fspath(o) for o in others if isinstance(o, (str, os.PathLike))]
+        if name and not any(text.startswith(k) for k in known if k):
+            raise type(e)(f"{name}: {text}") from None
         raise
 
 
-def _write_file(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise NpucError(f"{path}: the folder {folder} does not exist")
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+def _inputs_of(*specs) -> list:
+    """The files among the user's inputs, which an output folder must never hold."""
+    return [s for s in specs if isinstance(s, (str, os.PathLike))
+            and not os.fspath(s).startswith(("zoo:", "random:"))]
+
+
+def _json(data) -> str:
+    return json.dumps(data, indent=1, sort_keys=True) + "\n"
 
 
 class _Progress:

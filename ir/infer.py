@@ -98,7 +98,19 @@ def _matmul(node):
 
 
 def infer_node(node: Node) -> list[Type | None]:
-    """The types of a node's outputs from its inputs (None where they cannot be known)."""
+    """The types of a node's outputs from its inputs (None where they cannot be known).
+
+    An output larger than the size guard allows (:mod:`npuc.ir.limits`) is refused here,
+    before anything tries to make it."""
+    from .limits import check_type
+
+    types = _infer_node(node)
+    for t in types:
+        check_type(t, node.describe())
+    return types
+
+
+def _infer_node(node: Node) -> list[Type | None]:
     opset = node.graph.opset_of(node.domain) if node.graph is not None else None
     schema = get_schema(node.op_type, node.domain, opset)
     if schema is not None and schema.infer is not None:

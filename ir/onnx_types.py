@@ -8,7 +8,7 @@ from onnx import TypeProto, numpy_helper
 
 from .dtypes import BY_ONNX, DType
 from .dtypes import dtype as to_dtype
-from .errors import UnsupportedError
+from .errors import NpucError, UnsupportedError
 from .types import OptionalType, SequenceType, TensorType, Type
 
 
@@ -30,12 +30,20 @@ def type_from_proto(tp: TypeProto, where: str = "") -> Type | None:
             dims = []
             for d in tt.shape.dim:
                 if d.HasField("dim_value"):
+                    if d.dim_value < 0:
+                        raise NpucError(f"{where}negative dimension {d.dim_value} in its "
+                                        "shape")
                     dims.append(int(d.dim_value))
                 elif d.HasField("dim_param") and d.dim_param:
                     dims.append(d.dim_param)
                 else:
                     dims.append(None)
             shape = tuple(dims)
+            if all(isinstance(d, int) for d in dims):
+                from .limits import check_shape
+
+                check_shape(dims, max(BY_ONNX[tt.elem_type].bits // 8, 1),
+                            where.rstrip(": ") or "a tensor")
         return TensorType(BY_ONNX[tt.elem_type], shape)
     if which == "sequence_type":
         return SequenceType(type_from_proto(tp.sequence_type.elem_type, where))
@@ -71,8 +79,18 @@ def type_to_proto(t: Type | None) -> TypeProto:
 
 
 def array_from_proto(tensor: onnx.TensorProto, base_dir: str | None = None) -> np.ndarray:
-    """The numpy array of a TensorProto (external data read from ``base_dir``)."""
-    arr = numpy_helper.to_array(tensor, base_dir or "")
+    """The numpy array of a TensorProto (external data read from ``base_dir``); its
+    declared shape is checked against the size guard first."""
+    from .limits import check_shape
+
+    dt = BY_ONNX.get(tensor.data_type)
+    check_shape(tensor.dims, max(dt.bits // 8, 1) if dt is not None else 1,
+                f"tensor '{tensor.name}'")
+    try:
+        arr = numpy_helper.to_array(tensor, base_dir or "")
+    except (ValueError, TypeError, OverflowError) as e:  # data that does not fit its shape
+        raise NpucError(f"tensor '{tensor.name}': its data does not match its shape "
+                        f"{list(tensor.dims)} ({str(e).strip()[:100]})") from None
     if tensor.data_type == onnx.TensorProto.STRING:
         arr = np.vectorize(lambda b: b.decode() if isinstance(b, bytes) else b,
                            otypes=[object])(arr) if arr.size else arr.astype(object)

@@ -193,12 +193,24 @@ def load_text(path: str) -> Graph:
     except OSError as e:
         raise NpucError(f"{path}: cannot read: {e.strerror}") from None
     blob = None
-    name = blob_name_of(text)
+    try:
+        name = blob_name_of(text)
+    except ValueError:  # json's error: the header's side-file name is not a JSON string
+        name = 0
+    if name is not None and not isinstance(name, str):
+        raise ParseError(f"{path}:1: the header must name its side file as a quoted string "
+                         "(blobs \"NAME.bin\")")
     if name is not None:
         folder = os.path.dirname(os.path.abspath(path))
         blob_path = os.path.realpath(os.path.join(folder, name))
         if os.path.dirname(blob_path) != os.path.realpath(folder):
             raise ParseError(f"{path}:1: side file '{name}' must be in the same folder")
+        from .safeio import check_input_file
+
+        try:
+            check_input_file(blob_path)
+        except NpucError as e:
+            raise ParseError(f"{path}:1: side file {e}") from None
         try:
             with open(blob_path, "rb") as f:
                 blob = f.read()
@@ -216,13 +228,9 @@ def save_text(graph: Graph, path: str, inline_limit: int = 16) -> None:
     text = print_graph(graph, blob, blob_name, inline_limit)
     if not blob:
         text = print_graph(graph, None, None, inline_limit)
-    _atomic_write(path, text.encode("utf-8"))
-    if blob:
-        _atomic_write(path + ".bin", bytes(blob))
+    from .safeio import check_output_file, write_file
 
-
-def _atomic_write(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    check_output_file(path)
+    if blob:  # the side file first: the text, written last, is what makes the pair new
+        write_file(path + ".bin", bytes(blob))
+    write_file(path, text.encode("utf-8"))

@@ -71,9 +71,15 @@ def parse_target(text: str, source: str = "<string>") -> Target:
 
 def load_target(path) -> Target:
     """Read the chip file at ``path``."""
+    from npuc.ir.safeio import check_input_file
+
     path = Path(path)
+    check_input_file(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise NpucError(f"{path}:{line}: not UTF-8 text (a chip file is TOML text)") from None
     except OSError as exc:
         raise NpucError(f"cannot read target file {path}: {exc.strerror}") from None
     return parse_target(text, str(path))
@@ -181,6 +187,9 @@ def _build(data: dict, where: Where) -> Target:
     _check_estimates(data, where)
     _check_positive(data, where)
     rules, all_ops = _operators(data, where)
+    if data["fusion"].get("max_epilogues", 4) < 0:
+        raise where.error(("fusion", "max_epilogues"), "'max_epilogues' in [fusion] must be "
+                          f"0 or more, not {data['fusion']['max_epilogues']}")
     c, m, q, f, lay = (data[k] for k in ("compute", "memory", "quantization", "fusion",
                                          "layout"))
     return Target(

@@ -96,8 +96,12 @@ def get_target(name_or_path) -> Target:
     plugins = _entry_points()
     if text in plugins:
         return _from_entry_point(plugins[text])
-    raise NpucError(f"unknown target '{text}'; known targets: {', '.join(known_names())} "
-                    "(or give the path of a .toml chip file)")
+    import difflib
+
+    close = difflib.get_close_matches(text.lower(), known_names(), n=3, cutoff=0.5)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise NpucError(f"unknown target '{text}'; {hint}known targets: "
+                    f"{', '.join(known_names())} (or give the path of a .toml chip file)")
 
 
 def list_targets() -> list[Target]:

@@ -35,6 +35,7 @@ class Key:
     required: bool = True
     choices: tuple = ()
     length: int | None = None  # exact length, for lists
+    positive: bool = False     # a number (or every number of a list) must be above 0
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Map:
     value: str
     key_choices: tuple = ()
     required: bool = True
+    positive: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,21 +101,21 @@ SCHEMA = Table("A chip.", {
                        "behind the estimate.", "str", required=False),
     "compute": Table("The compute engines.", {
         "units": Key("int", "How many copies of the MAC array work in parallel (slices, "
-                            "engines, cores); they split the output positions."),
+                            "engines, cores); they split the output positions.", positive=True),
         "mac_array": Key("int_list", "The MAC array of one unit, `[rows, cols]`: rows span "
-                                     "output channels, cols span the reduction.", length=2),
-        "clock_hz": Key("number", "The clock frequency in Hz."),
+                                     "output channels, cols span the reduction.", length=2, positive=True),
+        "clock_hz": Key("number", "The clock frequency in Hz.", positive=True),
         "vector_elements_per_cycle": Key("number", "Elements per cycle of elementwise and "
-                                                   "reduction work, all units together."),
+                                                   "reduction work, all units together.", positive=True),
         "peak_ops_per_s": Map("Peak operations per second (a MAC is 2) by precision.",
-                              "number", key_choices=PRECISIONS),
+                              "number", key_choices=PRECISIONS, positive=True),
     }),
     "memory": Table("On-chip and off-chip memory.", {
-        "sram_bytes": Key("int", "On-chip SRAM, all of it, in bytes."),
-        "sram_banks": Key("int", "How many SRAM banks (or slices) the SRAM is split into."),
-        "dram_bytes": Key("int", "Off-chip DRAM in bytes."),
-        "dram_bandwidth_bytes_per_s": Key("number", "DRAM bandwidth in bytes per second."),
-        "dma_alignment_bytes": Key("int", "Alignment in bytes of every DMA transfer."),
+        "sram_bytes": Key("int", "On-chip SRAM, all of it, in bytes.", positive=True),
+        "sram_banks": Key("int", "How many SRAM banks (or slices) the SRAM is split into.", positive=True),
+        "dram_bytes": Key("int", "Off-chip DRAM in bytes.", positive=True),
+        "dram_bandwidth_bytes_per_s": Key("number", "DRAM bandwidth in bytes per second.", positive=True),
+        "dma_alignment_bytes": Key("int", "Alignment in bytes of every DMA transfer.", positive=True),
     }),
     "quantization": Table("The precisions the chip computes in and how to quantize for it.", {
         "dtypes": Key("str_list", "Precisions the chip computes in.", choices=PRECISIONS),
@@ -167,10 +169,10 @@ SCHEMA = Table("A chip.", {
     }, required=False),
     "layout": Table("The data layout the chip prefers.", {
         "preferred": Key("str", "The activation layout.", choices=("NCHW", "NHWC", "native")),
-        "channel_alignment": Key("int", "Channels are padded to a multiple of this."),
+        "channel_alignment": Key("int", "Channels are padded to a multiple of this.", positive=True),
         "conversion_last_axis_multiple": Key("int", "Layout conversions run on the chip only "
                                                     "when the last axis is a multiple of this "
-                                                    "(default 1).", required=False),
+                                                    "(default 1).", required=False, positive=True),
     }),
 })
 
@@ -199,6 +201,8 @@ def reference_markdown() -> str:
         doc = spec.doc
         if getattr(spec, "choices", ()):
             doc += " One of: " + ", ".join(f"`{c}`" for c in spec.choices) + "."
+        if getattr(spec, "positive", False):
+            doc += " Above 0."
         if getattr(spec, "key_choices", ()):
             doc += " Keys: " + ", ".join(f"`{c}`" for c in spec.key_choices) + "."
         required = "yes" if spec.required else "no"

@@ -69,6 +69,7 @@ def check_key(value, spec: Key, path: tuple, where: Where) -> None:
     name = f"'{path[-1]}' in {table_name(path[:-1])}"
     if not _is_kind(value, spec.kind):
         raise where.error(path, f"{name} must be {KIND_NAMES[spec.kind]}, not {_show(value)}")
+    _check_range(value, spec, name, path, where)
     if spec.length is not None and len(value) != spec.length:
         raise where.error(path, f"{name} must have {spec.length} elements, not {len(value)}")
     if spec.choices:
@@ -76,6 +77,19 @@ def check_key(value, spec: Key, path: tuple, where: Where) -> None:
             if v not in spec.choices:
                 allowed = ", ".join(str(c) for c in spec.choices)
                 raise where.error(path, f"{name} must be one of: {allowed}; it is {v!r}")
+
+
+def _check_range(value, spec: Key, name: str, path: tuple, where: Where) -> None:
+    """Numbers are finite; a ``positive`` key's numbers are above 0."""
+    import math
+
+    for v in value if isinstance(value, list) else [value]:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if isinstance(v, float) and not math.isfinite(v):
+            raise where.error(path, f"{name} must be a finite number, not {v}")
+        if spec.positive and v <= 0:
+            raise where.error(path, f"{name} must be above 0, not {v}")
 
 
 def check_table(data: dict, spec: Table | Rows, path: tuple, where: Where) -> None:
@@ -116,7 +130,7 @@ def check_value(value, spec, path: tuple, where: Where) -> None:
             allowed = ", ".join(spec.key_choices)
             raise where.error(path + (key,), f"unknown key '{key}' in {label}; "
                                              f"expected one of: {allowed}")
-        check_key(v, Key(spec.value, ""), path + (key,), where)
+        check_key(v, Key(spec.value, "", positive=spec.positive), path + (key,), where)
 
 
 def validate(data: dict, where: Where) -> None:

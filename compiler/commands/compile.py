@@ -87,6 +87,10 @@ def run(args) -> int:
                      calibration=args.calibration, output_dir=args.output,
                      schedule_in=args.schedule_in, schedule_out=args.schedule_out,
                      batch=args.batch, progress=sys.stderr.isatty())
+    from npuc.compiler.driver import warnings_of
+
+    for line in warnings_of(result.graph):
+        print(line, file=sys.stderr)
     s = result.summary
     print(f"compiled {s['model']} for {s['target']} ({s['precision']}, estimated at "
           f"{s['estimated_at']}): {s['groups']} groups, {s['nodes_on_npu']} nodes on the NPU, "

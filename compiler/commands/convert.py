@@ -16,6 +16,10 @@ def add_parser(sub):
 def run(args) -> int:
     from npuc.compiler.frontend.load import load_model, save_model
 
+    if args.output != "-":
+        from npuc.ir.safeio import check_output_file
+
+        check_output_file(args.output)  # before any work
     graph = load_model(args.model)
     if args.output == "-":
         import sys

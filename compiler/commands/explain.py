@@ -66,14 +66,9 @@ def run(args) -> int:
     from npuc.ir.errors import NpucError
 
     if os.path.isdir(args.model):
-        try:
-            with open(os.path.join(args.model, "schedule.json"), encoding="utf-8") as f:
-                schedule = json.load(f)
-            with open(os.path.join(args.model, "decisions.json"), encoding="utf-8") as f:
-                decisions = json.load(f)
-        except (OSError, json.JSONDecodeError) as e:
-            raise NpucError(f"{args.model}: not a folder written by npuc compile ({e})") \
-                from None
+        from npuc.compiler.readback import read_output
+
+        schedule, decisions = read_output(args.model, "schedule.json", "decisions.json")
     else:
         if not args.target:
             raise NpucError("--target is needed to explain a model")

@@ -50,8 +50,17 @@ def run(args) -> int:
     pipeline = parse_pipeline(args.passes) if args.passes is not None else \
         level_pipeline(2 if args.level is None else args.level)
     print_after = None
+    names = {p.name for p in pipeline}
+    for name in args.print_after or ():
+        if name != "all" and name not in names:
+            raise NpucError(f"--print-after {name}: no pass of that name in the pipeline "
+                            f"({', '.join(sorted(names)) or 'empty'})")
     if args.print_after:
         print_after = "all" if "all" in args.print_after else set(args.print_after)
+    if args.output != "-":
+        from npuc.ir.safeio import check_output_file
+
+        check_output_file(args.output)  # before any work
     graph = load_model(args.model)
     before = len(graph)
     manager = PassManager(pipeline, verify=args.verify_each, timing=args.time,

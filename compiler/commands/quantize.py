@@ -41,18 +41,14 @@ def _split(feeds: dict) -> list[dict]:
 
 def load_calibration(spec: str, graph) -> list[dict]:
     """Calibration batches from ``spec`` (see the module docstring)."""
-    import numpy as np
-
+    from npuc.compiler.executor.inputs import load_inputs, load_npy, random_count
     from npuc.ir.errors import NpucError
 
     names = [v.name for v in graph.inputs]
     if spec.startswith("random:"):
         from npuc.compiler.quantize.api import random_calibration
 
-        try:
-            n = int(spec[7:])
-        except ValueError:
-            raise NpucError(f"--calibration {spec}: N must be a number") from None
+        n = random_count(spec, graph)
         print(f"npuc: warning: calibrating on {n} RANDOM inputs; the quantization ranges "
               "will be poor: give real samples with --calibration DATA.npz", file=sys.stderr)
         return random_calibration(graph, n)
@@ -74,15 +70,14 @@ def load_calibration(spec: str, graph) -> list[dict]:
         for f in files:
             path = os.path.join(spec, f)
             if f.endswith(".npz"):
-                with np.load(path) as z:
-                    batches += _split(check(dict(z), path))
+                batches += _split(check(load_inputs(path), path))
             else:
                 stem = f[:-4]
                 key = stem if stem in names else (names[0] if len(names) == 1 else None)
                 if key is None:
                     raise NpucError(f"{path}: name the file for one of the inputs "
                                     f"({', '.join(names)})")
-                arr = np.load(path)
+                arr = load_npy(path)
                 if key == stem:
                     singles[key] = arr
                 else:
@@ -92,8 +87,7 @@ def load_calibration(spec: str, graph) -> list[dict]:
             batches += _split(check(singles, spec))
         return batches
     if spec.endswith(".npz"):
-        with np.load(spec) as z:
-            return _split(check(dict(z), spec))
+        return _split(check(load_inputs(spec), spec))
     raise NpucError(f"--calibration {spec}: give an .npz file, a folder of .npy/.npz files, "
                     "or random:N")
 
@@ -105,22 +99,34 @@ def run(args) -> int:
 
     if not args.output.endswith((".npuir", ".onnx")):
         raise NpucError(f"{args.output}: unknown output format; use .npuir or .onnx (QDQ)")
-    from npuc.compiler.quantize.scheme import scheme_for
+    from npuc.ir.safeio import check_output_file
 
-    scheme_for(args.target, args.precision)  # a wrong target fails before any work
+    check_output_file(args.output)  # before any work
+    from npuc.compiler.quantize.scheme import scheme_for
+    from npuc.targets import get_target
+
+    target = get_target(args.target)
+    scheme_for(target, args.precision)  # a wrong target fails before any work
+    if args.sensitivity < 0:
+        raise NpucError(f"--sensitivity must be 0 or more, not {args.sensitivity}")
     graph = load_model(args.model)
+    node_names = {n.name for n in graph.nodes}
+    for name in args.keep_float:
+        if name not in node_names:
+            import difflib
+
+            close = difflib.get_close_matches(name, sorted(node_names), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise NpucError(f"--keep-float {name}: {args.model} has no node of that name{hint}")
     batches = load_calibration(args.calibration, graph)
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        q = quantize(graph, args.target, batches, method=args.method,
+        q = quantize(graph, target, batches, method=args.method,
                      precision=args.precision, keep_float=args.keep_float,
                      sensitivity=args.sensitivity, progress=sys.stderr.isatty())
     if args.output.endswith(".onnx"):
-        folder = os.path.dirname(os.path.abspath(args.output))
-        if not os.path.isdir(folder):
-            raise NpucError(f"{args.output}: the folder {folder} does not exist")
         export_qdq(q, args.output)
     else:
         save_model(q, args.output)

@@ -16,27 +16,21 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    import json
     import os
 
+    from npuc.compiler.readback import read_output
     from npuc.compiler.report import write_report
     from npuc.ir.errors import NpucError
+    from npuc.ir.safeio import write_file
 
-    try:
-        with open(os.path.join(args.dir, "summary.json"), encoding="utf-8") as f:
-            summary = json.load(f)
-        with open(os.path.join(args.dir, "decisions.json"), encoding="utf-8") as f:
-            decisions = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise NpucError(f"{args.dir}: not a folder written by npuc compile ({e})") from None
-    if summary.get("format") != "npuc-summary":
-        raise NpucError(f"{args.dir}/summary.json: not an npuc summary")
+    summary, decisions = read_output(args.dir, "summary.json", "decisions.json")
     path = os.path.join(args.dir, "report.html")
-    html = write_report(summary, decisions, use_matplotlib=False if args.plain_svg else None)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(html)
-    os.replace(tmp, path)
+    try:
+        html = write_report(summary, decisions, use_matplotlib=False if args.plain_svg else None)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError) as e:
+        raise NpucError(f"{os.path.join(args.dir, 'summary.json')}: values npuc cannot draw "
+                        f"a report from ({type(e).__name__}: {e})") from None
+    write_file(path, html)
     print(os.path.abspath(path))
     if args.open:
         import webbrowser

@@ -18,7 +18,6 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    import os
     import sys
     import time
 
@@ -28,9 +27,12 @@ def run(args) -> int:
     from npuc.compiler.executor.interpreter import RunStats, execute
     from npuc.compiler.frontend.load import load_model
     from npuc.ir.errors import NpucError
+    from npuc.ir.safeio import check_output_file, write_npz
 
+    if args.output:
+        check_output_file(args.output)  # before any work
     graph = load_model(args.model)
-    if args.inputs:
+    if args.inputs is not None:
         inputs = load_inputs(args.inputs)
     else:
         print("npuc: note: no --inputs given; running on random inputs", file=sys.stderr)
@@ -57,12 +59,7 @@ def run(args) -> int:
         for op, secs in sorted(stats.per_op_seconds.items(), key=lambda kv: -kv[1]):
             print(f"  {op:24s} {secs * 1e3:9.2f} ms")
     if args.output:
-        folder = os.path.dirname(os.path.abspath(args.output))
-        if not os.path.isdir(folder):
-            raise NpucError(f"{args.output}: the folder {folder} does not exist")
-        tmp = args.output + ".tmp.npz"
-        np.savez(tmp, **{k: np.asarray(v) for k, v in outputs.items()})
-        os.replace(tmp, args.output)
+        write_npz(args.output, outputs)
         print(f"wrote {args.output}")
     return 0
 

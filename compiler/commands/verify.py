@@ -49,13 +49,25 @@ def run(args) -> int:
 
     from npuc.compiler.driver import verify
     from npuc.compiler.executor.inputs import load_inputs
+    from npuc.ir.errors import InputError, NpucError
 
-    inputs = load_inputs(args.inputs) if args.inputs else None
+    if args.batch < 1:
+        raise NpucError("--batch must be at least 1")
+    inputs = load_inputs(args.inputs) if args.inputs is not None else None
     if args.chips > 1:
         return _verify_chips(args, inputs)
-    r = verify(args.model, args.target, opt_level=args.opt_level, quantize=args.quantize,
-               calibration=args.calibration, inputs=inputs, schedule_in=args.schedule_in,
-               batch=args.batch, output_dir=args.output, progress=sys.stderr.isatty())
+    try:
+        r = verify(args.model, args.target, opt_level=args.opt_level, quantize=args.quantize,
+                   calibration=args.calibration, inputs=inputs, schedule_in=args.schedule_in,
+                   batch=args.batch, output_dir=args.output, progress=sys.stderr.isatty())
+    except InputError as e:  # the inputs the user gave do not fit the model: name the file
+        if args.inputs is None or str(e).startswith((args.inputs, args.model)):
+            raise
+        raise InputError(f"{args.inputs}: {e}") from None
+    from npuc.compiler.driver import warnings_of
+
+    for line in warnings_of(r.compiled.graph):
+        print(line, file=sys.stderr)
     if args.json:
         print(json.dumps(r.to_json(), indent=1, sort_keys=True))
         return 0 if r.passed else 1

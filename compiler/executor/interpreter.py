@@ -12,6 +12,7 @@ import numpy as np
 
 from npuc.ir.errors import InputError, NpucError, UnsupportedError
 from npuc.ir.graph import Graph, captured_values, subgraphs
+from npuc.ir.limits import check_type
 from npuc.ir.types import TensorType
 
 from . import threads
@@ -147,6 +148,8 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
         if subgraphs(node):
             scope = {**outer, **env}
             ctx.run_graph = lambda g, feeds, _s=scope: _run_sub(g, feeds, _s, stats, rng)
+        for t in ctx.output_types:  # known sizes are checked before anything is made
+            check_type(t, node.describe())
         t0 = time.perf_counter() if profile else 0.0
         try:
             results = fn(args, node.attrs, ctx)

@@ -44,11 +44,14 @@ class _Node:
 class Machine:
     """The memories of one run and the views into them."""
 
-    def __init__(self, program: dict, weights: bytes):
+    def __init__(self, program: dict, weights: bytes, target=None):
         mem = program["memory"]
         self.program = program
-        self.spaces = {"sram": np.zeros(max(mem["sram_bytes"], 1), np.uint8),
-                       "dram": np.zeros(max(mem["dram_bytes"], 1), np.uint8),
+        sram, dram = _capacities(program, target)
+        # SRAM is the chip's whole SRAM (zero pages cost nothing until touched); the DRAM
+        # arena is the program's claim, which was checked against the chip's DRAM
+        self.spaces = {"sram": np.zeros(max(sram, 1), np.uint8),
+                       "dram": np.zeros(max(min(mem["dram_bytes"], dram), 1), np.uint8),
                        "weights": np.frombuffer(weights, np.uint8)}
         from npuc.ir.dtypes import dtype as ir_dtype
 
@@ -89,10 +92,47 @@ class Machine:
         np.copyto(dst, value, casting="unsafe")
 
 
+def _capacities(program: dict, target) -> tuple[int, int]:
+    """The chip's SRAM and DRAM sizes (from ``target`` when given, else as the program
+    records them); a program claiming more than the chip has is refused."""
+    mem = program["memory"]
+    if target is not None:
+        if program.get("target") != target.name:
+            raise SimulationError(f"the program was compiled for {program.get('target')!r}, "
+                                  f"not {target.name!r}")
+        sram, dram = target.memory.sram_bytes, target.memory.dram_bytes
+    else:
+        # programs of older npuc versions do not record the chip's DRAM
+        sram = mem["sram_capacity"]
+        dram = mem.get("dram_capacity", mem["dram_bytes"] + mem.get("weights_bytes", 0))
+    if mem["sram_bytes"] > sram:
+        raise SimulationError(f"the program claims {mem['sram_bytes']} bytes of SRAM; the "
+                              f"chip has {sram}")
+    if mem["dram_bytes"] + mem.get("weights_bytes", 0) > dram:
+        raise SimulationError(f"the program claims {mem['dram_bytes']} bytes of DRAM and "
+                              f"{mem.get('weights_bytes', 0)} of weights; the chip has {dram}")
+    return sram, dram
+
+
+_MEMORY = ("sram_capacity", "sram_bytes", "dram_bytes")
+
+
 def check_program(program, weights: bytes) -> None:
     """One-line errors for a program this simulator cannot run."""
     if not isinstance(program, dict) or program.get("format") != "npuc-program":
         raise SimulationError("not an npuc program (the 'format' field is missing)")
+    from npuc.compiler.readback import PROGRAM, check
+
+    try:
+        check(program, PROGRAM, "malformed program")
+    except NpucError as e:
+        raise SimulationError(str(e)) from None
+    for key in _MEMORY:
+        value = program["memory"].get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise SimulationError(f"malformed program: memory '{key}' must be a byte count")
+    if not isinstance(weights, (bytes, bytearray, memoryview)):
+        raise SimulationError("the weights must be bytes")
     if program.get("version") not in SUPPORTED_VERSIONS:
         raise SimulationError(f"program version {program.get('version')} is not supported by "
                               f"this npuc (it runs versions {SUPPORTED_VERSIONS}); "
@@ -102,19 +142,30 @@ def check_program(program, weights: bytes) -> None:
                               "mismatch)")
 
 
-def simulate(program: dict, weights: bytes, inputs: dict, trace=None, check=None) -> dict:
+def simulate(program: dict, weights: bytes, inputs: dict, trace=None, target=None,
+             check=None) -> dict:
     """Run ``program`` on named ``inputs``; the outputs by name.
 
-    ``trace(index, command)`` is called before each command; ``check(index, command,
-    written)`` after each ``compute`` or ``cpu`` command, with the views its outputs were
-    written to (``None`` for an omitted output)."""
+    The memories are the chip's: ``target``'s when given, else the capacities the program
+    records; a program claiming more is refused. A malformed program is a
+    :class:`SimulationError` naming the command, never a crash. ``trace(index, command)``
+    is called before each command; ``check(index, command, written)`` after each
+    ``compute`` or ``cpu`` command, with the views its outputs were written to (``None``
+    for an omitted output)."""
+    check_program(program, weights)
+    try:
+        return _simulate(program, weights, inputs, trace, target, check)
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as e:
+        raise SimulationError(f"malformed program: {type(e).__name__}: {e}") from None
+
+
+def _simulate(program: dict, weights: bytes, inputs: dict, trace, target, check) -> dict:
     from npuc.compiler.executor import threads
     from npuc.compiler.executor.kernels import KernelContext, get_kernel
     from npuc.compiler.lower.encode import decode_type, decode_value
 
     threads.configure()
-    check_program(program, weights)
-    m = Machine(program, weights)
+    m = Machine(program, weights, target)
     for name, r in program["inputs"].items():
         if name not in inputs:
             raise NpucError(f"missing input '{name}'")

@@ -39,7 +39,7 @@ def _load(spec, infer_shapes: bool) -> Graph:
 
         if zoo.has_external_weights(spec[4:]):
             return import_onnx(zoo.model_path(spec[4:]), infer_shapes)
-        return import_onnx(zoo.build(spec[4:]), infer_shapes)
+        return import_onnx(zoo.build(spec[4:]), infer_shapes, source=spec)
     if spec.endswith(TEXT_SUFFIXES):
         from npuc.ir.parser import load_text
 
@@ -47,16 +47,19 @@ def _load(spec, infer_shapes: bool) -> Graph:
             raise NpucError(f"{spec}: is a folder, not a text IR file")
         if not os.path.exists(spec):
             raise NpucError(f"{spec}: no such file")
+        from npuc.ir.safeio import check_input_file
+
+        check_input_file(spec)
         return load_text(spec)
     return import_onnx(spec, infer_shapes)
 
 
 def save_model(graph: Graph, path) -> None:
     """Write ``.onnx`` or ``.npuir`` (with its side file) according to the suffix."""
+    from npuc.ir.safeio import check_output_file
+
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise NpucError(f"{path}: the folder {folder} does not exist")
+    check_output_file(path)
     if path.endswith(TEXT_SUFFIXES):
         from npuc.ir.parser import save_text
 

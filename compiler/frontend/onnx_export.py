@@ -50,9 +50,9 @@ def export_onnx(graph: Graph, path: str | os.PathLike | None = None) -> onnx.Mod
                                   producer_version=__version__)
         model.ir_version = max(helper.find_min_ir_version_for(imports, ignore_unknown=True), 7)
         if path is not None:
-            _write_atomic(os.fspath(path), model.SerializeToString(deterministic=True))
-            if writer:
+            if writer:  # the weights first: the model, written last, makes the pair new
                 writer.commit()
+            _write_atomic(os.fspath(path), model.SerializeToString(deterministic=True))
     finally:
         if writer:
             writer.discard()
@@ -63,10 +63,12 @@ class _ExternalWriter:
     """Streams large constants into ``<model>.data`` without copying them into protobuf."""
 
     def __init__(self, model_path: str):
+        from npuc.ir.safeio import atomic_file
+
         self.location = os.path.basename(model_path) + ".data"
         self.final = os.path.join(os.path.dirname(os.path.abspath(model_path)), self.location)
-        self.tmp = f"{self.final}.tmp{os.getpid()}"
-        self.file = open(self.tmp, "wb")
+        self._writer = atomic_file(self.final)
+        self.file = self._writer.__enter__()
         self.offset = 0
 
     def tensor(self, value) -> onnx.TensorProto | None:
@@ -90,25 +92,23 @@ class _ExternalWriter:
         return t
 
     def commit(self) -> None:
-        self.file.close()
-        os.replace(self.tmp, self.final)
+        writer, self._writer = self._writer, None
+        writer.__exit__(None, None, None)
 
     def discard(self) -> None:
-        if not self.file.closed:
-            self.file.close()
-        if os.path.exists(self.tmp):
-            os.remove(self.tmp)
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            stop = NpucError("discarded")
+            try:
+                writer.__exit__(NpucError, stop, None)  # removes the temporary
+            except NpucError:
+                pass
 
 
 def _write_atomic(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    from npuc.ir.safeio import write_file
+
+    write_file(path, data)
 
 
 def save_onnx(model: onnx.ModelProto, path: str) -> None:

@@ -26,13 +26,13 @@ from npuc.ir.verifier import verify
 OLDEST_OPSET = 1
 
 
-def import_onnx(model, infer_shapes: bool = True, base_dir: str | None = None) -> Graph:
-    """Import an ONNX model (a path or a ``ModelProto``) as an npuc Graph.
-
-    ``base_dir`` is the folder a ModelProto's external data is mapped from (a path's own
-    folder otherwise)."""
+def import_onnx(model, infer_shapes: bool = True, source: str | None = None,
+                base_dir: str | None = None) -> Graph:
+    """Import an ONNX model (a path or a ``ModelProto``) as an npuc Graph; ``source`` names
+    a ModelProto's file in messages, ``base_dir`` is the folder its external data is
+    mapped from (a path's own folder otherwise)."""
     if isinstance(model, onnx.ModelProto):
-        where = model.graph.name or "model"
+        where = source or model.graph.name or "model"
         proto = model
     else:
         where = os.fspath(model)
@@ -106,10 +106,13 @@ def _map_external(t: onnx.TensorProto, base_dir: str, where: str):
 
 
 def _read(path: str) -> onnx.ModelProto:
+    from npuc.ir.safeio import check_input_file
+
     if not os.path.exists(path):
         raise ModelError(f"{path}: no such file")
     if os.path.isdir(path):
         raise ModelError(f"{path}: is a folder, not an ONNX model file")
+    check_input_file(path)
     if os.path.getsize(path) == 0:
         raise ModelError(f"{path}: the file is empty")
     proto = onnx.ModelProto()
@@ -126,6 +129,12 @@ def _read(path: str) -> onnx.ModelProto:
     return proto
 
 
+def check_external_data(proto: onnx.ModelProto, where: str, base_dir: str | None) -> None:
+    """Refuse external data that escapes the model's folder, is not a regular file, or
+    whose offset or length is not a byte count."""
+    _check_external_data(proto, where, base_dir)
+
+
 def _check_external_data(proto: onnx.ModelProto, where: str, base_dir: str | None) -> None:
     """Refuse external data whose location escapes the model's folder."""
     from onnx.external_data_helper import ExternalDataInfo, _get_all_tensors
@@ -136,14 +145,27 @@ def _check_external_data(proto: onnx.ModelProto, where: str, base_dir: str | Non
     for t in _get_all_tensors(proto):
         if not uses_external_data(t):
             continue
+        fields = {e.key: e.value for e in t.external_data}
+        for key in ("offset", "length"):
+            value = fields.get(key, "0")
+            if not value.isdigit():
+                raise ModelError(f"{where}: tensor '{t.name}' has external data {key} "
+                                 f"{value!r}; it must be a whole number of bytes, 0 or more")
+        loc = fields.get("location", "")
+        if not loc or "\0" in loc:
+            raise ModelError(f"{where}: tensor '{t.name}' has an invalid external data location "
+                             f"{loc!r}")
         loc = ExternalDataInfo(t).location
         target = os.path.realpath(os.path.join(root, loc))
         if os.path.isabs(loc) or os.path.commonpath([root, target]) != root:
             raise ModelError(f"{where}: tensor '{t.name}' keeps its data at '{loc}', outside "
                              "the model's folder; refusing to read it")
-        if not os.path.isfile(target):
+        if not os.path.exists(target):
             raise ModelError(f"{where}: tensor '{t.name}' keeps its data in '{loc}', which "
                              "does not exist next to the model")
+        from npuc.ir.safeio import check_input_file
+
+        check_input_file(target)
 
 
 def _opsets(proto: onnx.ModelProto, where: str) -> dict[str, int]:
@@ -332,7 +354,41 @@ def _take_types(proto: onnx.ModelProto, inferred: onnx.ModelProto) -> None:
             o.type.CopyFrom(found[o.name].type)
 
 
+# Operators that make tensors whose size comes from data: onnx's data propagation can
+# allocate such a tensor whole, so their sizes are checked first without it.
+_SIZED_BY_DATA = {"ConstantOfShape", "Range", "Tile", "Expand", "Resize", "Upsample", "Pad",
+                  "OneHot", "EyeLike", "RandomNormal", "RandomUniform"}
+
+
+def _check_sizes_first(proto: onnx.ModelProto, where: str) -> None:
+    """Refuse a tensor beyond the size guard before onnx's data propagation makes it."""
+    from npuc.ir.dtypes import BY_ONNX
+    from npuc.ir.limits import SizeError, check_shape
+
+    if not any(n.op_type in _SIZED_BY_DATA for n in proto.graph.node):
+        return
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto, check_type=False, strict_mode=False,
+                                                     data_prop=False)
+    except Exception:
+        return  # the full inference below reports the model's problem
+    producer = {o: n for n in proto.graph.node for o in n.output}
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+        tt = vi.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+        if not tt.HasField("shape") or any(d is None for d in dims):
+            continue
+        dt = BY_ONNX.get(tt.elem_type)
+        node = producer.get(vi.name)
+        what = f"{node.op_type} node '{node.name}'" if node is not None else f"'{vi.name}'"
+        try:
+            check_shape(dims, max(dt.bits // 8, 1) if dt is not None else 1, what)
+        except SizeError as e:
+            raise SizeError(f"{where}: {e}") from None
+
+
 def _infer_shapes(proto: onnx.ModelProto, where: str) -> onnx.ModelProto:
+    _check_sizes_first(proto, where)
     try:
         return onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True,
                                                  data_prop=True)

@@ -131,6 +131,7 @@ def lower(graph, sched, target) -> tuple[dict, bytes]:
         "inputs": io_in, "outputs": io_out, "tensors": dict(sorted(tensors.items())),
         "nodes": dict(sorted(node_table.items())),
         "memory": {"alignment": plan.alignment, "sram_capacity": plan.sram_capacity,
+                   "dram_capacity": target.memory.dram_bytes,
                    "sram_bytes": plan.peak("sram"), "dram_bytes": plan.peak("dram"),
                    "weights_bytes": len(blob),
                    "buffers": [{"name": a.name, "space": a.space, "offset": a.offset,

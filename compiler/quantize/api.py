@@ -24,7 +24,7 @@ from . import ops  # noqa: F401  (registers the quantized operators)
 from .calibrate import Stats, calibrate
 from .params import activation_params
 from .prepare import prepare
-from .rewrite import Rewriter
+from .rewrite import Rewriter, keep_reasons
 from .scheme import scheme_for
 from .smooth import smooth_matmuls
 
@@ -74,7 +74,10 @@ def quantize(graph: Graph, target="generic-npu", calibration=None, method: str =
     if scheme.precision in ("bf16", "fp16"):
         from .floatq import rewrite_float
 
-        rewrite_float(g, scheme.precision, {}, keep_float)
+        keep = keep_reasons(keep_float)
+        if scheme.precision == "fp16":
+            keep = _avoid_fp16_overflow(g, calibration, keep)
+        rewrite_float(g, scheme.precision, {}, keep)
         g.meta["quantize"] = {"scheme": scheme, "float_graph": prepare(graph), "map": {}}
         return g
     if scheme.precision == "int8":
@@ -101,11 +104,13 @@ def quantize(graph: Graph, target="generic-npu", calibration=None, method: str =
         from .floatq import rewrite_float
 
         amax = {k: max(-lo, hi) for k, (lo, hi) in ranges.items()}
-        rewrite_float(g, "fp8", amax, keep_float)
+        keep = _avoid_fp8_collapse(g, calibration, amax, keep_reasons(keep_float))
+        rewrite_float(g, "fp8", amax, keep)
         g.meta["quantize"] = {"scheme": scheme, "float_graph": float_graph, "map": {}}
         return g
     act = {k: activation_params(lo, hi, scheme) for k, (lo, hi) in ranges.items()}
-    options = {"bias_correction": bias_correction, "keep_float": set(keep_float)}
+    keep = _avoid_int8_collapse(float_graph, calibration, act, keep_reasons(keep_float))
+    options = {"bias_correction": bias_correction, "keep_float": keep}
     q = _rewrite(float_graph, scheme, act, stats, options)
     if sensitivity > 0:
         from .compare import layer_report
@@ -113,14 +118,73 @@ def quantize(graph: Graph, target="generic-npu", calibration=None, method: str =
         rows = layer_report(q, calibration[:1])
         worst = sorted((r for r in rows if r.node and r.loss is not None),
                        key=lambda r: -r.loss)[:sensitivity]
-        names = {r.node for r in worst}
         for r in worst:
-            log_of(float_graph).record("quantize", r.node, "kept float",
-                                       f"sensitivity: quantizing it loses {r.loss:.1f} dB "
-                                       "of SQNR, among the most of all layers")
-        options["keep_float"] |= names
+            options["keep_float"].setdefault(
+                r.node, f"sensitivity: quantizing it loses {r.loss:.1f} dB of SQNR, among "
+                        "the most of all layers")
         q = _rewrite(float_graph, scheme, act, stats, options)
     return q
+
+
+def _avoid_fp16_overflow(g: Graph, calibration, keep: dict) -> dict:
+    """Keep in float32 the layers whose matrix-unit inputs overflow fp16."""
+    from .floatq import ROUNDED
+    from .hazards import fp16_overflow, keep_for
+
+    rounded = {n.name: ROUNDED[(n.domain if n.domain != "ai.onnx" else "", n.op_type)]
+               for n in g.nodes if n.name not in keep and
+               (n.domain if n.domain != "ai.onnx" else "", n.op_type) in ROUNDED}
+    samples = calibration if calibration is not None else random_calibration(g, 2)
+    hazards = fp16_overflow(g, samples, rounded)
+    for h in hazards:
+        h.record(g)
+    return {**keep_for(hazards), **keep}
+
+
+def _avoid_int8_collapse(g: Graph, calibration, act: dict, keep: dict) -> dict:
+    """Keep in float the layers that read an activation whose int8 range collapses."""
+    from .hazards import INT8_FLUSH_SHARE, int8_levels
+    from .rules import RULES
+
+    readers: dict[str, list[str]] = {}
+    for node in g.nodes:
+        key = f"{node.domain}::{node.op_type}" if node.domain else node.op_type
+        if key not in RULES or node.name in keep:
+            continue
+        for v in node.inputs:
+            if v is not None and v.const is None and v.name in act:
+                readers.setdefault(v.name, []).append(node.name)
+    formats = {name: int8_levels(p) for name, p in act.items() if name in readers}
+    return _keep_collapsed(g, calibration, formats, readers, keep, "int8 range collapse",
+                           flush=INT8_FLUSH_SHARE)
+
+
+def _avoid_fp8_collapse(g: Graph, calibration, amax: dict, keep: dict) -> dict:
+    """Keep in float the layers whose matrix-unit inputs flush to zero in fp8."""
+    from .floatq import ROUNDED
+    from .hazards import FLUSH_SHARE, fp8_levels
+
+    readers: dict[str, list[str]] = {}
+    for node in g.nodes:
+        which = ROUNDED.get((node.domain if node.domain != "ai.onnx" else "", node.op_type))
+        if which is None or node.name in keep:
+            continue
+        for i in which:
+            v = node.input(i)
+            if v is not None and v.const is None and amax.get(v.name, 0) > 0:
+                readers.setdefault(v.name, []).append(node.name)
+    formats = {name: fp8_levels(amax[name]) for name in readers}
+    return _keep_collapsed(g, calibration, formats, readers, keep, "fp8 range collapse",
+                           flush=FLUSH_SHARE)
+
+
+def _keep_collapsed(g, calibration, formats, readers, keep, kind, flush=None) -> dict:
+    from .hazards import keep_for, range_collapse
+
+    hazards = range_collapse(g, calibration, formats, readers, kind, flush)
+    for h in hazards:
+        h.record(g)
+    return {**keep_for(hazards), **keep}
 
 
 def _rewrite(float_graph, scheme, act, stats, options) -> Graph:

@@ -97,14 +97,15 @@ def _round_input(g: Graph, node: Node, i: int, precision: str, amax: float | Non
 def rewrite_float(g: Graph, precision: str, amax: dict[str, float], keep_float=()) -> Graph:
     """Round the matrix-unit inputs of every Conv, Gemm and MatMul (plain or fused) and
     Attention to ``precision`` (in place)."""
-    keep = set(keep_float)
+    from .rewrite import keep_reasons
+
+    keep = keep_reasons(keep_float)
     for node in list(g.nodes):
         which = ROUNDED.get((node.domain if node.domain != "ai.onnx" else "", node.op_type))
         if which is None:
             continue
         if node.name in keep:
-            log_of(g).record("quantize", node.name, "kept float",
-                             "the user asked to keep this node in float")
+            log_of(g).record("quantize", node.name, "kept float", keep[node.name])
             continue
         for i in which:
             v = node.input(i)

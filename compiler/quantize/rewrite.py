@@ -108,12 +108,12 @@ class Rewriter:
     def run(self, keep_float=()) -> Graph:
         from .rules import RULES
 
-        keep = set(keep_float)
+        keep = keep_reasons(keep_float)
         for node in list(self.graph.nodes):
             if node.graph is None:  # absorbed by an earlier rule
                 continue
             if node.name in keep:
-                self.record(node, "kept float", "the user asked to keep this node in float")
+                self.record(node, "kept float", keep[node.name])
                 continue
             key = f"{node.domain}::{node.op_type}" if node.domain else node.op_type
             rule = RULES.get(key)
@@ -156,3 +156,10 @@ def _rename(graph: Graph, value: Value, name: str) -> None:
         return
     names.add(name)
     value.name = name
+
+
+def keep_reasons(keep_float) -> dict[str, str]:
+    """``{node name: why it stays float}`` from a list of names (the user's) or a dict."""
+    if isinstance(keep_float, dict):
+        return dict(keep_float)
+    return {name: "the user asked to keep this node in float" for name in keep_float}

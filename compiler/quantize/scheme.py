@@ -1,8 +1,8 @@
 """The quantization scheme of a target: precision, weights and activations.
 
-Read from the target's ``[quantization]`` table (``npuc.targets.get_target(name).quant``)
-when the targets package knows the chip; a built-in table covers the shipped chips
-otherwise, so quantization does not depend on the target files being present.
+Read only from the target's ``[quantization]`` table: a Target object, or a name or chip
+file path resolved with ``npuc.targets.get_target``, so a custom chip file's rules are the
+ones used.
 
 The precision is the chip's preferred one unless the user asks for another, and a chip
 that prefers a float format needing no calibration (RNGD's bf16, ATOM's fp16) is
@@ -51,51 +51,23 @@ class Scheme:
         return -127 if self.weights_narrow else -128
 
 
-# (dtypes, preferred, per-channel weights, narrow weights, symmetric activations)
-_BUILTIN = {
-    "warboy": (("int8",), "int8", True, True, False),
-    "warboy-2pe": (("int8",), "int8", True, True, False),
-    "rngd": (("bf16", "fp8", "int8"), "bf16", True, False, False),
-    "atom": (("int8", "fp16"), "fp16", True, False, False),
-    "x220-compact": (("int8",), "int8", True, False, False),
-    "x220-enterprise": (("int8",), "int8", True, False, False),
-    "x330": (("int8", "bf16", "fp16"), "int8", True, False, False),
-    "generic-npu": (("int8", "fp16", "bf16"), "int8", True, False, False),
-    "cpu": (("fp32", "int8"), "int8", True, False, False),
-}
-
-
-def _from_target(name: str) -> Scheme | None:
-    try:
-        from npuc.targets import get_target
-    except ImportError:
-        return None
-    try:
-        target = get_target(name)
-    except NpucError:
-        return None
-    q = getattr(target, "quant", None)
-    if q is None:
-        return None
+def _from_target(target) -> Scheme:
+    """The scheme a Target's ``[quantization]`` table describes."""
+    q = target.quant
     preferred = q.preferred if q.preferred != "fp32" else "int8"
     return Scheme(target.name, preferred, q.weights == "per-channel",
-                  bool(getattr(q, "weights_narrow_range", False)),
-                  q.activations == "symmetric", tuple(q.dtypes))
+                  bool(q.weights_narrow_range), q.activations == "symmetric", tuple(q.dtypes))
 
 
 def scheme_for(target, precision: str | None = None) -> Scheme:
-    """The scheme for a target (a name, a Target, or a Scheme) at ``precision``."""
+    """The scheme for a target (a name, a chip file path, a Target, or a Scheme) at
+    ``precision``."""
     if isinstance(target, Scheme):
         scheme = target
     else:
-        name = getattr(target, "name", target) or "generic-npu"
-        scheme = _from_target(name)
-        if scheme is None:
-            if name not in _BUILTIN:
-                raise NpucError(f"unknown target '{name}' for quantization; known: "
-                                f"{', '.join(sorted(_BUILTIN))}")
-            dts, pref, pc, narrow, sym = _BUILTIN[name]
-            scheme = Scheme(name, pref, pc, narrow, sym, dts)
+        from npuc.targets import get_target
+
+        scheme = _from_target(get_target(target or "generic-npu"))
     if precision is None:
         return scheme
     if precision not in PRECISIONS:

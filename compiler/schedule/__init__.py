@@ -27,7 +27,7 @@ from .memplan import align_up, best_fit, plan
 from .model import Allocation, Group, MemoryPlan, Schedule, TileChoice
 from .partition import partition
 from .slices import Need, allowed_axes, shape_of
-from .tiling import choose_tile, max_footprint, part_bytes
+from .tiling import choose_tile, footprint, max_footprint, part_bytes, walk
 
 __all__ = ["schedule", "Schedule", "Group", "TileChoice", "MemoryPlan", "Allocation",
            "name_nodes"]
@@ -56,6 +56,7 @@ def schedule(graph, target, precision: str, pinned: dict | None = None) -> Sched
     values = {v.name: v for v in graph.values()}
     devices = partition(graph, target)
     groups = form_groups(graph, devices, target)
+    _check_anchors(pinned or {}, groups)
     for g in groups:
         if g.device == "npu" and (pinned or {}).get(g.anchor, {}).get("device") == "cpu":
             g.device, g.reason = "cpu", "pinned to the CPU by the schedule file"
@@ -92,11 +93,40 @@ def schedule(graph, target, precision: str, pinned: dict | None = None) -> Sched
             g.estimate = group_estimate([nodes[n] for n in g.nodes], host, 1.0, g.name)
     sched = Schedule(target.name, groups, precision=precision)
     _plan_memory(graph, sched, nodes, values, target)
+    check_capacity(sched, target)
     for tensor in sched.resident:
         log.record("cascade", tensor, "kept in SRAM",
                    "the tensor stays on chip between the groups that make and read it, "
                    "saving its DRAM store and load")
     return sched
+
+
+def _check_anchors(pinned: dict, groups) -> None:
+    """A pin must name the first node of a group: a pin on any other node would be
+    silently ignored."""
+    anchors = {g.anchor for g in groups}
+    for name in pinned:
+        if name not in anchors:
+            inside = next((g for g in groups if name in g.nodes), None)
+            where = (f"it is inside group {inside.name}, whose first node is "
+                     f"{inside.anchor!r}" if inside else "it starts no group")
+            raise NpucError(f"schedule file: the pin on node {name!r} names no group's first "
+                            f"node ({where}); pins apply to a group's first node")
+
+
+def check_capacity(sched: Schedule, target, what: str = "the program") -> None:
+    """The memory plan fits the chip: SRAM peak within its SRAM, and activations plus
+    weights within its DRAM; else an NpucError with the sizes."""
+    plan_ = sched.plan
+    sram = plan_.peak("sram")
+    if sram > target.memory.sram_bytes:
+        raise NpucError(f"{what} needs {sram} bytes of SRAM at its peak; {target.name} has "
+                        f"{target.memory.sram_bytes}")
+    dram, weights = plan_.peak("dram"), plan_.peak("weights")
+    if dram + weights > target.memory.dram_bytes:
+        raise NpucError(f"{what} needs {dram + weights} bytes of DRAM ({weights} of weights, "
+                        f"{dram} of activations); {target.name} has "
+                        f"{target.memory.dram_bytes}")
 
 
 def _tile_action(choice: TileChoice) -> str:
@@ -127,13 +157,17 @@ def _pinned_tile(g, members, values, priced, target, pin) -> tuple[TileChoice, d
             raise NpucError(f"schedule file: group {g.anchor} tile rows {rows} is outside "
                             f"1..{shape[axis]}")
         choice = TileChoice(axis, rows, shape[axis], "pinned by the schedule file", pinned=True)
-    size = max_footprint(members, values, choice.axis, choice.rows, choice.extent,
-                         target.memory.dma_alignment_bytes) if axis is not None else None
-    if axis is not None and size is None:
+    align = target.memory.dma_alignment_bytes
+    if axis is None:  # one tile: the whole group at once
+        size = footprint(members, values, walk(members, None, 0, 1), 1, align)
+    else:
+        size = max_footprint(members, values, choice.axis, choice.rows, choice.extent, align)
+    if size is None:
         raise NpucError(f"schedule file: group {g.anchor} cannot be tiled along axis {axis}")
-    if size is not None and size > target.memory.sram_bytes:
-        raise NpucError(f"schedule file: the tile pinned for {g.anchor} needs {size} bytes "
-                        f"of SRAM; {target.name} has {target.memory.sram_bytes}")
+    if size > target.memory.sram_bytes:
+        raise NpucError(f"schedule file: the tile pinned for {g.anchor} ("
+                        f"{_tile_action(choice)}) needs {size} bytes of SRAM; {target.name} "
+                        f"has {target.memory.sram_bytes}")
     log_of(members[0].graph).record("tiling", g.anchor, _tile_action(choice),
                                     "pinned by the schedule file", group=g.name)
     from .tiling import with_setup

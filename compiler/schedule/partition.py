@@ -88,6 +88,19 @@ def _float_reason(node, graph, target) -> str | None:
     return f"{target.name} computes only in int8; this node stays in float because {because}"
 
 
+def _kept_float_reason(node, graph, target) -> str | None:
+    """Why a node the quantizer kept in float32, because fp16 would overflow, cannot run
+    on a chip with no float32 arithmetic (ATOM: int8 and fp16); None for other nodes."""
+    why = [d.reason for d in log_of(graph).about(node.name)
+           if d.stage == "quantize" and d.action == "kept float" and
+           d.reason.startswith("fp16 overflow")]
+    if not why or not any(v is not None and v.const is None and _is_float(v)
+                          for v in list(node.inputs) + list(node.outputs)):
+        return None
+    return (f"{target.name} has no float32 arithmetic; this node stays in float32 because "
+            f"{why[-1]}")
+
+
 def partition(graph, target) -> dict[str, tuple[str, str]]:
     """``{node name: (device, reason)}`` for every node, recorded in the decision log."""
     from .slices import shape_of
@@ -96,10 +109,14 @@ def partition(graph, target) -> dict[str, tuple[str, str]]:
     result = {}
     int8_only = target.kind != CPU and "quantize" in graph.meta and \
         not any(d in FLOAT_FORMATS for d in target.quant.dtypes)
+    no_fp32 = target.kind != CPU and "quantize" in graph.meta and \
+        target.peak_ops("fp32") is None
     for node in graph.nodes:
         p = _place(node, target)
         device, reason = p.device, p.reason + (f" ({p.detail})" if p.detail else "")
         floating = _float_reason(node, graph, target) if int8_only and device == NPU else None
+        if not floating and device == NPU and no_fp32 and not int8_only:
+            floating = _kept_float_reason(node, graph, target)
         if floating:
             device, reason = CPU, floating
         unknown = [v.name for v in list(node.inputs) + list(node.outputs)

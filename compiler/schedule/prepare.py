@@ -17,6 +17,7 @@ import numpy as np
 
 from npuc.ir.decisions import log_of
 from npuc.ir.graph import subgraphs
+from npuc.ir.limits import SizeError
 from npuc.ir.types import TensorType
 
 RANDOM_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
@@ -49,29 +50,6 @@ def _fix_proto(proto, batch: int) -> list[str]:
 EXTERNAL_IN_MEMORY_LIMIT = 1 << 31
 
 
-def _read_onnx(path: str):
-    """``(proto, base_dir)``: small external data read into the proto (base_dir None),
-    large external data left in its files and mapped from ``base_dir`` on import."""
-    import onnx
-    from onnx.external_data_helper import ExternalDataInfo, _get_all_tensors, uses_external_data
-
-    from npuc.ir.errors import ModelError, NpucError
-
-    if not os.path.isfile(path):
-        raise NpucError(f"{path}: no such file")
-    try:
-        proto = onnx.load(path, load_external_data=False)
-        external = sum(int(ExternalDataInfo(t).length or 0) for t in _get_all_tensors(proto)
-                       if uses_external_data(t))
-        if external <= EXTERNAL_IN_MEMORY_LIMIT:
-            base = os.path.dirname(os.path.abspath(path))
-            onnx.load_external_data_for_model(proto, base)
-            return proto, None
-    except Exception as e:  # onnx raises DecodeError and friends
-        raise ModelError(f"{path}: not a readable ONNX model ({type(e).__name__})") from None
-    return proto, os.path.dirname(os.path.abspath(path))
-
-
 def load_static(spec, batch: int = 1):
     """``(graph, proto)``: the model with static shapes, and its ONNX form when it has one
     (the reference for verification)."""
@@ -79,6 +57,8 @@ def load_static(spec, batch: int = 1):
 
     from npuc.compiler.frontend.load import load_model
     from npuc.compiler.frontend.onnx_import import import_onnx
+    from npuc.ir.errors import ModelError, NpucError
+    from npuc.ir.safeio import check_input_file
 
     proto, base_dir = None, None
     if isinstance(spec, onnx.ModelProto):
@@ -94,10 +74,18 @@ def load_static(spec, batch: int = 1):
             proto = zoo.build(name, batch=batch)
     if proto is None and isinstance(spec, (str, os.PathLike)) and \
             os.fspath(spec).endswith(".onnx"):
-        proto, base_dir = _read_onnx(os.fspath(spec))
+        path = os.fspath(spec)
+        if not os.path.exists(path):
+            raise NpucError(f"{path}: no such file")
+        check_input_file(path)
+        try:
+            proto = onnx.load(path, load_external_data=False)
+        except Exception as e:  # onnx raises DecodeError and friends
+            raise ModelError(f"{path}: not a readable ONNX model ({type(e).__name__})") from None
+        base_dir = _load_external(proto, path)
     if proto is not None:
         notes = _fix_proto(proto, batch)
-        graph = import_onnx(proto, base_dir=base_dir)
+        graph = import_onnx(proto, source=_source(spec), base_dir=base_dir)
     else:
         graph = load_model(spec)
         notes = _fix_graph(graph, batch)
@@ -105,6 +93,40 @@ def load_static(spec, batch: int = 1):
         log_of(graph).record("prepare", note.split("'")[1], "static shape", note)
     settle_shapes(graph)
     return graph, proto
+
+
+def _load_external(proto, path: str) -> str | None:
+    """Read a model's external data once it is checked (inside its folder, regular files,
+    byte offsets and lengths that fit the data); None. Past
+    :data:`EXTERNAL_IN_MEMORY_LIMIT` bytes the data stays in its files, mapped on import:
+    the folder to map it from."""
+    from onnx.external_data_helper import (
+        ExternalDataInfo,
+        _get_all_tensors,
+        load_external_data_for_model,
+        uses_external_data,
+    )
+
+    from npuc.compiler.frontend.onnx_import import check_external_data
+    from npuc.ir.errors import ModelError
+
+    base_dir = os.path.dirname(os.path.abspath(path))
+    check_external_data(proto, path, base_dir)
+    external = sum(int(ExternalDataInfo(t).length or 0) for t in _get_all_tensors(proto)
+                   if uses_external_data(t))
+    if external > EXTERNAL_IN_MEMORY_LIMIT:
+        return base_dir
+    try:
+        load_external_data_for_model(proto, base_dir)
+    except Exception as e:  # onnx's reader: a length or offset beyond the file, and so on
+        raise ModelError(f"{path}: cannot read its external data ({type(e).__name__}: "
+                         f"{str(e).strip()[:120]})") from None
+    return None
+
+
+def _source(spec) -> str | None:
+    """How messages name the model the user gave: its path or ``zoo:NAME``."""
+    return os.fspath(spec) if isinstance(spec, (str, os.PathLike)) else None
 
 
 FOLD_LIMIT = 1 << 16  # elements: shape arithmetic is small; real tensors are not folded here
@@ -185,10 +207,15 @@ def fold_node(graph, node, limit: int | None = None) -> bool:
         fn = get_kernel(node.op_type, node.domain, opset)
         if fn is None:
             return False
+        types = _result_types(node)
+        if not _worth_folding(node, types, limit):
+            return False
         ctx = KernelContext(opset=opset, num_outputs=len(node.outputs), node=node,
                             output_types=[o.type if o else None for o in node.outputs])
         try:
             results = fn([None if v is None else v.const for v in node.inputs], node.attrs, ctx)
+        except SizeError:
+            raise
         except Exception:  # left to run at run time; the executor will say why
             return False
         if limit is not None and any(np.asarray(r).size > limit for r in results):
@@ -201,6 +228,51 @@ def fold_node(graph, node, limit: int | None = None) -> bool:
             r = r.astype(o.type.dtype.numpy)
         o.replace_all_uses_with(graph.add_constant(graph.fresh_name(o.name + "_folded"), r))
     graph.remove_node(node)
+    return True
+
+
+# A fold is work done at compile time: a product of constants costing more multiply-adds
+# than this would stall the compiler (and every calibration run after it) for minutes.
+FOLD_MAX_MACS = 1 << 32
+
+
+def _result_types(node) -> list:
+    """The node's output types, inferred when not all known; beyond the size guard they
+    are refused (SizeError names the node and the size)."""
+    from npuc.ir.infer import infer_node
+    from npuc.ir.limits import check_type
+
+    types = [o.type if o is not None else None for o in node.outputs]
+    if not all(isinstance(t, TensorType) and t.is_static for t in types if t is not None) \
+            or any(t is None for t in types):
+        try:
+            types = infer_node(node)
+        except SizeError:
+            raise
+        except Exception:
+            pass
+    for t in types:
+        check_type(t, node.describe())
+    return types
+
+
+def _worth_folding(node, types, limit) -> bool:
+    """Whether to compute ``node`` now: within ``limit`` elements when given; a product of
+    constants beyond :data:`FOLD_MAX_MACS` is skipped under a limit, refused without one."""
+    sizes = [t.numel for t in types if isinstance(t, TensorType) and t.is_static]
+    out = max(sizes, default=0)
+    if limit is not None and out > limit:
+        return False
+    if node.op_type in ("MatMul", "Gemm", "Conv", "ConvTranspose") and len(node.inputs) > 1:
+        w = node.inputs[1].type
+        depth = w.numel // max(w.shape[-1 if node.op_type != "Conv" else 0], 1) \
+            if isinstance(w, TensorType) and w.is_static and w.shape else 1
+        if out * depth > FOLD_MAX_MACS:
+            if limit is not None:
+                return False
+            raise SizeError(f"{node.describe()}: computing it from constants takes "
+                            f"{out * depth:.3g} multiply-adds, more than npuc does at compile "
+                            f"time ({FOLD_MAX_MACS:.3g})")
     return True
 
 

@@ -8,7 +8,8 @@ def test_compile_creates_missing_parent_folders(tmp_path, capsys):
     assert main(["compile", "zoo:resnet-tiny", "--target", "warboy-2pe", "--calibration",
                  "random:2", "-o", str(out)]) == 0
     assert (out / "summary.json").is_file() and (out / "report.html").is_file()
-    assert not [p for p in out.parent.iterdir() if p.name.startswith(".npuc-")]
+    assert not [p for p in out.parent.iterdir() if ".npuc-" in p.name]
+    assert (out / ".npuc-output").is_file()
 
 
 def test_output_path_that_is_a_file_is_refused(tmp_path, capsys):

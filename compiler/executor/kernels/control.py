@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from npuc.ir.errors import NpucError
+from npuc.ir.limits import check_iterations
 
 from . import kernel
 
@@ -33,6 +34,7 @@ def loop(inputs, attrs, ctx):
     scans: list[list] = [[] for _ in range(len(body.outputs) - 1 - n_carried)]
     i = 0
     while keep_going and (trip_limit is None or i < trip_limit):
+        check_iterations(i + 1, ctx.describe())
         feeds = {names[0]: np.array(i, dtype=np.int64),
                  names[1]: np.array(keep_going, dtype=bool)}
         for name, value in zip(names[2:], carried):

@@ -16,6 +16,7 @@ import numpy as np
 
 from npuc.ir.dtypes import dtype as npuc_dtype
 from npuc.ir.errors import NpucError, UnsupportedError
+from npuc.ir.limits import check_shape
 
 from .shape_ops import checked_kernel, normalize_axes
 
@@ -134,6 +135,7 @@ def constant_of_shape(inputs, attrs, ctx):
         raise NpucError(f"{ctx.describe()}: negative dimension in shape {shape}")
     value = attrs.get("value")
     value = np.zeros(1, np.float32) if value is None else np.asarray(value).reshape(-1)
+    check_shape(shape, value.dtype.itemsize, ctx.describe())
     return [np.full(shape, value[0], dtype=value.dtype)]
 
 
@@ -147,8 +149,14 @@ def range_(inputs, attrs, ctx):
     if dt.kind in "iu":
         s, l_, d = int(start), int(limit), int(delta)
         n = max(-((s - l_) // d), 0)  # ceil division in exact integers
+        check_shape([n], dt.itemsize, ctx.describe())
         return [(s + np.arange(n, dtype=np.int64) * d).astype(dt)]
-    n = max(int(np.ceil((float(limit) - float(start)) / float(delta))), 0)
+    span = (float(limit) - float(start)) / float(delta)
+    if not np.isfinite(span):
+        raise NpucError(f"{ctx.describe()}: Range from {start} to {limit} by {delta} has no "
+                        "finite length")
+    n = max(int(np.ceil(span)), 0)
+    check_shape([n], dt.itemsize, ctx.describe())
     return [(start + np.arange(n).astype(dt) * delta).astype(dt)]
 
 

@@ -14,6 +14,7 @@ from itertools import pairwise
 import numpy as np
 
 from npuc.ir.errors import NpucError, UnsupportedError
+from npuc.ir.limits import check_shape
 
 from . import kernel
 
@@ -235,6 +236,7 @@ def expand(inputs, attrs, ctx):
         out = np.broadcast_shapes(x.shape, tuple(int(d) for d in shape.reshape(-1)))
     except ValueError as e:
         raise NpucError(f"{ctx.describe()}: cannot expand {x.shape} to {shape.tolist()}") from e
+    check_shape(out, x.dtype.itemsize, ctx.describe())
     return [np.broadcast_to(x, out)]
 
 
@@ -262,6 +264,7 @@ def tile(inputs, attrs, ctx):
     repeats = [int(r) for r in repeats.reshape(-1)]
     if len(repeats) != x.ndim or any(r < 0 for r in repeats):
         raise NpucError(f"{ctx.describe()}: repeats {repeats} do not fit rank {x.ndim}")
+    check_shape([d * r for d, r in zip(x.shape, repeats)], x.dtype.itemsize, ctx.describe())
     return [np.tile(x, repeats)]
 
 
