@@ -75,7 +75,9 @@ def run(args) -> int:
     if args.output:
         write_json(args.output, result)
     if args.html:
-        _write_text(args.html, render_html(result))
+        from npuc.ir.safeio import write_file
+
+        write_file(args.html, render_html(result))
     if args.json:
         print(json.dumps(result, indent=1, sort_keys=True))
         return 0
@@ -91,19 +93,3 @@ def run(args) -> int:
         if path:
             print(f"wrote {path}")
     return 0
-
-
-def _write_text(path: str, text: str) -> None:
-    import os
-    import tempfile
-
-    from npuc.ir.errors import NpucError
-
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise NpucError(f"{path}: the folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".npuc-", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)

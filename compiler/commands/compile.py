@@ -48,16 +48,19 @@ def add_chips(p) -> None:
 
 
 def _compile_chips(args) -> int:
-    from npuc.compiler.driver import _write_dir
+    from npuc.compiler.driver import _inputs_of
     from npuc.compiler.multichip.compile import compile_chips
     from npuc.ir.errors import NpucError
+    from npuc.ir.safeio import check_output_dir, write_dir
 
     if args.schedule_in or args.schedule_out:
         raise NpucError("--schedule-in and --schedule-out work on one chip; not with --chips")
+    protect = _inputs_of(args.model, args.calibration)
+    check_output_dir(args.output, protect=protect)  # refused before any work, never after
     result = compile_chips(args.model, args.target, args.chips, opt_level=args.opt_level,
                            quantize=args.quantize, calibration=args.calibration,
                            batch=args.batch, parallel=args.parallel)
-    _write_dir(args.output, result.files())
+    write_dir(args.output, result.files(), protect=protect)
     m = result.manifest
     print(f"compiled {args.model} for {m['chips']} x {m['target']} ({m['precision']}), "
           f"{m['parallelism']} stages over {m['link']}")

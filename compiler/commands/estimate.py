@@ -92,21 +92,12 @@ def options(args) -> dict:
 
 
 def write_json(path: str, data) -> None:
-    """Write ``data`` as JSON to ``path`` (sorted keys; a temporary file, then renamed)."""
+    """Write ``data`` as JSON to ``path`` (sorted keys), through npuc's safe writer."""
     import json
-    import os
-    import tempfile
 
-    from npuc.ir.errors import NpucError
+    from npuc.ir.safeio import write_file
 
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise NpucError(f"{path}: the folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".npuc-", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_file(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def add_parser(sub):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 import zlib
 
 import numpy as np
@@ -69,6 +68,8 @@ def model_path(name: str, folder: str | None = None, **options) -> str:
     import onnx
     from onnx.external_data_helper import ExternalDataInfo, _get_all_tensors
 
+    from npuc.ir.safeio import write_file
+
     model = build(name, **options)
     if folder is None:
         root = os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache",
@@ -87,13 +88,12 @@ def model_path(name: str, folder: str | None = None, **options) -> str:
             ends[info.location] = max(ends.get(info.location, 0),
                                       int(info.offset or 0) + int(info.length or 0))
     for location, size in sorted(ends.items()):
+        # a hole: reads as zeros, uses no blocks (the safe writer writes data it is given;
+        # a hole of 280 GB is no data, so it is made here, growing the file only)
         with open(os.path.join(folder, location), "ab") as f:
-            f.truncate(size)  # a hole: reads as zeros, uses no blocks
-    fd, tmp = tempfile.mkstemp(prefix=".model-", dir=folder)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+            if f.tell() < size:
+                f.truncate(size)
+    write_file(path, data)
     return path
 
 
