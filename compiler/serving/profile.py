@@ -60,8 +60,9 @@ def load_proto(model):
 
         return zoo.build(spec[4:])
     if spec.endswith(".onnx"):
-        if not os.path.isfile(spec):
-            raise NpucError(f"{spec}: no such file")
+        from npuc.ir.safeio import check_input_file
+
+        check_input_file(spec)
         try:
             return onnx.load(spec, load_external_data=False)
         except Exception as e:  # DecodeError and friends
