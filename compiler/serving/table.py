@@ -52,7 +52,8 @@ def rows(e: dict) -> list[tuple[str, str]]:
             out += [("offline", "no batch fits" + (" the latency target"
                                                    if e["latency_target_s"] else ""))]
     cpu = e["cpu"]
-    share = "" if cpu["time_fraction"] is None else f", {cpu['time_fraction']:.1%} of time"
+    share = " of the graph as imported, before fusion" if cpu["time_fraction"] is None \
+        else f", {cpu['time_fraction']:.1%} of time"
     out.append(("on the CPU", f"{cpu['nodes']} nodes{share}"))
     if "accuracy" in e:
         a = e["accuracy"]
