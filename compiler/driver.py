@@ -44,6 +44,7 @@ class CompileResult:
     precision: str           # what the program computes in ("fp32" when not quantized)
     estimate_precision: str  # what the estimates assume
     proto: object = None     # the ONNX model with static shapes, when there is one
+    source_proto: object = None  # the ONNX model as given (symbolic shapes kept)
     output_dir: str | None = None
     files: dict = field(default_factory=dict)
     seconds: dict = field(default_factory=dict)  # time per pipeline step (not in artifacts)
@@ -121,10 +122,23 @@ def judge(precision: str, expected: dict, lowered: dict, got: dict) -> tuple[dic
 def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibration=None,
             output_dir: str | None = None, schedule_in: str | None = None,
             schedule_out: str | None = None, batch: int = 1, progress: bool = False,
-            ) -> CompileResult:
-    """Compile ``model`` (a path, ``zoo:NAME`` or ModelProto) for ``target``."""
+            shapes=None, input_shapes: dict | None = None):
+    """Compile ``model`` (a path, ``zoo:NAME`` or ModelProto) for ``target``: a
+    :class:`CompileResult` (a :class:`~npuc.compiler.bucketed.BucketsResult` when
+    ``shapes`` asks for several shape sets).
+
+    ``shapes`` (``--shape`` specs or a :class:`ShapeSet`) and ``input_shapes`` (the shapes
+    of inputs the user has) give the symbolic dimensions their values; see
+    :mod:`npuc.compiler.schedule.shapes`."""
+    from npuc.compiler.schedule.shapes import parse_shapes
     from npuc.ir.safeio import check_output_dir, check_output_file, write_dir, write_file
 
+    if len(parse_shapes(shapes)) > 1:
+        from npuc.compiler.bucketed import compile_buckets
+
+        return compile_buckets(model, target, parse_shapes(shapes), opt_level=opt_level,
+                               quantize=quantize, calibration=calibration,
+                               output_dir=output_dir, batch=batch, progress=progress)
     if output_dir is not None:  # refused before any work, never after
         check_output_dir(output_dir, protect=_inputs_of(model, calibration, schedule_in))
     if schedule_out is not None:
@@ -133,7 +147,7 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
     precision = _requested_precision(target, quantize)
     with _naming(model, calibration, schedule_in):
         result = _pipeline(model, target, precision, opt_level, calibration, schedule_in,
-                           batch, progress)
+                           batch, progress, quantize == "auto", shapes, input_shapes)
     if output_dir is not None:
         write_dir(output_dir, result.files, protect=_inputs_of(model, calibration, schedule_in))
         result.output_dir = output_dir
@@ -143,7 +157,8 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
 
 
 def _pipeline(model, target, precision, opt_level, calibration, schedule_in, batch,
-              progress) -> CompileResult:
+              progress, auto_precision=False, shapes=None, input_shapes=None
+              ) -> CompileResult:
     """load -> optimize -> quantize -> schedule -> lower -> summarize."""
     from npuc.compiler.lower import lower
     from npuc.compiler.quantize.hazards import check_weights
@@ -154,12 +169,18 @@ def _pipeline(model, target, precision, opt_level, calibration, schedule_in, bat
 
     steps = _Progress(progress, 6)
     steps.next("load")
-    graph, proto = load_static(model, batch)
+    graph, proto = load_static(model, batch, _one_shape_set(shapes),
+                               input_shapes or _calibration_shapes(calibration))
+    source = graph.meta.pop("source_proto", proto)
     check_weights(graph, model if isinstance(model, str) else None)
+    prequantized = _prepare_contrib(graph)
+    if prequantized is not None and auto_precision and "int8" in target.quant.dtypes:
+        precision = "int8"  # the model's own int8 quantization, where the chip has int8
     steps.next("optimize")
     graph = _optimize(graph, opt_level)
     steps.next("quantize")
-    graph, computed = _quantize(graph, target, precision, calibration, progress)
+    graph, computed = _quantize(graph, target, precision, calibration, progress,
+                                prequantized)
     estimate_at = computed if computed != "fp32" else _estimate_precision(target, precision)
     steps.next("schedule")
     pins = read_pins(schedule_in, target.name) if schedule_in else None
@@ -176,7 +197,7 @@ def _pipeline(model, target, precision, opt_level, calibration, schedule_in, bat
     steps.next("write")
     summary = summarize(graph, sched, program, target, model, computed, estimate_at)
     result = CompileResult(target, graph, sched, program, weights, summary, computed,
-                           estimate_at, proto)
+                           estimate_at, proto, source)
     files = {
         "program.json": _json(program),
         "weights.bin": weights,
@@ -193,29 +214,66 @@ def _pipeline(model, target, precision, opt_level, calibration, schedule_in, bat
 
 def verify(model, target, opt_level: int = 2, quantize: str = "auto", calibration=None,
            inputs: dict | None = None, schedule_in: str | None = None, batch: int = 1,
-           output_dir: str | None = None, progress: bool = False) -> VerifyResult:
+           output_dir: str | None = None, progress: bool = False, shapes=None
+           ) -> VerifyResult:
     """Compile, simulate the program, and compare with onnxruntime on the original model
-    (npuc's own float execution when onnxruntime is not installed, and said so)."""
+    (npuc's own float execution when onnxruntime is not installed, and said so).
+
+    Several shape sets compile one program each (see :mod:`npuc.compiler.bucketed`); the
+    inputs are run by the program compiled for their shapes."""
+    from npuc.compiler.schedule.shapes import parse_shapes
+
+    if len(parse_shapes(shapes)) > 1:
+        from npuc.compiler.bucketed import verify_buckets
+
+        return verify_buckets(model, target, parse_shapes(shapes), opt_level=opt_level,
+                              quantize=quantize, calibration=calibration, inputs=inputs,
+                              batch=batch, output_dir=output_dir, progress=progress)
+    given = None if inputs is None else {k: np.shape(v) for k, v in inputs.items()}
+    early = []
+    if calibration is None and inputs is not None:
+        # random calibration knows nothing of a sample rate or a token id; the inputs do
+        calibration = [inputs]
+        early.append("no --calibration given: the quantizer was calibrated on the inputs "
+                     "verified")
+    compiled = compile(model, target, opt_level, quantize, calibration, output_dir,
+                       schedule_in, batch=batch, progress=progress, shapes=shapes,
+                       input_shapes=given)
+    feeds = inputs if inputs is not None else _sample_inputs(model, compiled)
+    return check_program(model, compiled, compiled.program, compiled.weights, feeds, early)
+
+
+def check_program(model, compiled, program, weights, feeds, notes=()) -> VerifyResult:
+    """Simulate ``program`` (compiled as ``compiled``) on ``feeds`` and compare it with the
+    reference and with the graph it was lowered from, bit for bit."""
     from npuc.compiler.executor.diagnose import first_difference
     from npuc.compiler.executor.interpreter import execute
     from npuc.compiler.executor.simulator import simulate
 
-    compiled = compile(model, target, opt_level, quantize, calibration, output_dir,
-                       schedule_in, batch=batch, progress=progress)
-    feeds = inputs if inputs is not None else _sample_inputs(model, compiled)
     # the program must compute what the graph it was lowered from computes, tile by tile
     # (run first: it checks the inputs' names, dtypes and shapes against the model)
     lowered = execute(compiled.graph, feeds)
-    got = simulate(compiled.program, compiled.weights, feeds, target=compiled.target)
-    expected, reference, notes = _reference(model, compiled, feeds)
-    rows, passed = judge(compiled.precision, expected, lowered, got)
+    got = simulate(program, weights, feeds, target=compiled.target)
+    expected, reference, more = _reference(model, compiled, feeds)
+    notes = list(notes) + more
+    judged = _judged_precision(compiled)
+    rows, passed = judge(judged, expected, lowered, got)
     diff = None
     if not all(m["program_vs_ir_identical"] for m in rows.values()):
-        diff = first_difference(compiled.graph, compiled.program, compiled.weights, feeds)
-    sqnr_min, cos_min = TOLERANCE[compiled.precision]
+        diff = first_difference(compiled.graph, program, weights, feeds)
+    sqnr_min, cos_min = TOLERANCE[judged]
     return VerifyResult(passed, reference, compiled.precision,
                         {"sqnr_db_min": sqnr_min, "cosine_min": cos_min,
                          "program_vs_ir": "identical"}, rows, notes, compiled, diff)
+
+
+def _judged_precision(compiled) -> str:
+    """The precision whose tolerance applies: a pre-quantized model's reference computes
+    in int8 itself, so its program is judged at least as loosely as int8."""
+    p = compiled.precision
+    if compiled.graph.meta.get("prequantized") and TOLERANCE[p][0] > TOLERANCE["int8"][0]:
+        return "int8"
+    return p
 
 
 def compare(got: np.ndarray, want: np.ndarray) -> dict:
@@ -279,11 +337,32 @@ def _optimize(graph, level: int):
     return graph
 
 
-def _quantize(graph, target, precision: str, calibration, progress: bool = False):
+def _prepare_contrib(graph):
+    """onnxruntime's contrib operators rewritten (at every -O level), and a pre-quantized
+    model's own parameters taken out of its Q/DQ pairs (None when it has none)."""
+    from npuc.compiler.passes.contrib_expand import expand_contrib
+    from npuc.compiler.quantize.prequantized import is_prequantized, take_parameters
+
+    expand_contrib(graph)
+    if not is_prequantized(graph):
+        return None
+    graph.meta["prequantized"] = True
+    return take_parameters(graph)
+
+
+def _quantize(graph, target, precision: str, calibration, progress: bool = False,
+              prequantized=None):
     """``(graph, precision it computes in)``."""
     from npuc.compiler.schedule.costview import graph_precision
 
     log = log_of(graph)
+    if prequantized is not None:
+        from npuc.compiler.quantize.prequantized import quantize_prequantized, why_not_used
+
+        if precision == "int8" and calibration is None:
+            return quantize_prequantized(graph, target, prequantized), "int8"
+        log.record("quantize", graph.name, "model parameters not used",
+                   why_not_used(target, precision, calibration))
     if precision in ("none", "fp32"):
         log.record("quantize", graph.name, "not quantized", "--quantize none: the program "
                    "computes in float32")
@@ -302,11 +381,45 @@ def _quantize(graph, target, precision: str, calibration, progress: bool = False
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the decision log says it, once
-        result = quantize(graph, target=target, calibration=samples, precision=precision,
-                          progress=progress)
+        try:
+            result = quantize(graph, target=target, calibration=samples,
+                              precision=precision, progress=progress)
+        except NpucError as e:
+            if calibration is not None:
+                raise
+            raise NpucError(f"calibrating on random inputs: {e}; give inputs the model "
+                            "accepts with --calibration") from None
     graph = result if result is not None and hasattr(result, "nodes") else graph
     scheme = graph.meta.get("quantize", {}).get("scheme")
     return graph, getattr(scheme, "precision", None) or graph_precision(graph) or "fp32"
+
+
+def _one_shape_set(shapes):
+    from npuc.compiler.schedule.shapes import parse_shapes
+
+    sets = parse_shapes(shapes)
+    if len(sets) > 1:
+        raise NpucError(f"--shape asks for {len(sets)} shape sets; a program has one "
+                        "(compile several with an output folder)")
+    return sets[0]
+
+
+def _calibration_shapes(calibration) -> dict | None:
+    """The input shapes of the first calibration sample, when the user gave samples."""
+    from npuc.compiler.executor.inputs import load_inputs
+
+    if isinstance(calibration, (list, tuple)) and calibration:
+        return {k: np.shape(v) for k, v in calibration[0].items()}
+    if not isinstance(calibration, (str, os.PathLike)) or \
+            os.fspath(calibration).startswith("random:"):
+        return None
+    path = os.fspath(calibration)
+    if os.path.isdir(path):
+        names = sorted(f for f in os.listdir(path) if f.endswith(".npz"))
+        path = os.path.join(path, names[0]) if names else None
+    if path is None or not os.path.isfile(path):
+        return None
+    return {k: np.shape(v) for k, v in load_inputs(path).items()}
 
 
 def _calibration(graph, calibration, target, precision):
@@ -365,17 +478,25 @@ def _reference(model, compiled, feeds) -> tuple[dict, str, list]:
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = 2
             opts.log_severity_level = 3
-            session = ort.InferenceSession(compiled.proto.SerializeToString(), opts,
-                                           providers=["CPUExecutionProvider"])
-            names = [o.name for o in session.get_outputs()]
-            outs = session.run(names, feeds)
-            return dict(zip(names, outs)), "onnxruntime", notes
+            try:
+                session = ort.InferenceSession(
+                    (compiled.source_proto or compiled.proto).SerializeToString(), opts,
+                    providers=["CPUExecutionProvider"])
+            except Exception as e:  # an operator onnxruntime has only for GPUs, say
+                session = None
+                notes.append("onnxruntime cannot run this model on the CPU "
+                             f"({str(e).splitlines()[0][:160]}): compared with npuc's float "
+                             "execution instead")
+            if session is not None:
+                names = [o.name for o in session.get_outputs()]
+                outs = session.run(names, feeds)
+                return dict(zip(names, outs)), "onnxruntime", notes
     else:
         notes.append("the model is not ONNX: compared with npuc's float execution")
     from npuc.compiler.executor.interpreter import execute
     from npuc.compiler.schedule.prepare import load_static
 
-    graph, _ = load_static(model, 1)
+    graph, _ = load_static(model, 1, given={k: np.shape(v) for k, v in feeds.items()})
     return execute(graph, feeds), "npuc float execution", notes
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 from npuc.ir.errors import NpucError
 from npuc.ir.safeio import check_input_file
@@ -22,7 +23,7 @@ OPT_INT = (int, type(None))
 
 TILE = {"axis": OPT_INT, "rows": int, "count": int}
 LAYER = {"group": str, "device": str, "nodes": [str], "ops": [str], "estimated_s": NUM,
-         "roofline_s": NUM, "macs": NUM, "ops_count": NUM, "intensity": NUM,
+         "roofline_s": NUM, "macs": NUM, "ops_count": NUM, "intensity": (NUM, type(None)),
          "dram_bytes": NUM, "bound": str, "utilisation": NUM, "reason": str,
          "tile": (TILE, type(None))}
 SUMMARY = {"format": str, "version": int, "target": str, "model": str, "precision": str,
@@ -130,6 +131,7 @@ def read_output(folder: str, *names: str) -> list:
         if not os.path.exists(path):
             raise NpucError(f"{folder}: not a folder written by npuc compile ({name} is "
                             "missing)")
-        schema, fmt = schemas[name]
+        # one program's files, or program i's of a shape-set folder (summary-0.json, ...)
+        schema, fmt = schemas[re.sub(r"-\d+(?=\.json$)", "", os.path.basename(name))]
         out.append(read_json(path, schema, fmt))
     return out

@@ -221,16 +221,32 @@ def graph_to_proto(graph: Graph, value_info: bool = True, tensor_hook=None) -> o
         t = tensor_hook(v) if tensor_hook is not None else None
         inits.append(t if t is not None else array_to_proto(v.const, v.name, v.type.dtype))
     inputs = [helper.make_value_info(v.name, type_to_proto(v.type)) for v in graph.inputs]
-    outputs = [helper.make_value_info(v.name, type_to_proto(v.type)) for v in graph.outputs]
+    # onnxruntime takes one dim_param for one size everywhere; a symbol inference made up
+    # inside the graph ('unk__3') is not a promise npuc can keep, so it is written open
+    symbols = {d for v in graph.inputs if isinstance(v.type, TensorType) and v.type.shape
+               for d in v.type.shape if isinstance(d, str)}
+    outputs = [helper.make_value_info(v.name, type_to_proto(_known(v.type, symbols)))
+               for v in graph.outputs]
     infos = []
     if value_info:
         out_ids = {id(v) for v in graph.outputs}
         for n in graph.nodes:
             for v in n.outputs:
                 if v is not None and v.type is not None and id(v) not in out_ids:
-                    infos.append(helper.make_value_info(v.name, type_to_proto(v.type)))
+                    infos.append(helper.make_value_info(v.name,
+                                                        type_to_proto(_known(v.type, symbols))))
     return helper.make_graph(nodes, graph.name, inputs, outputs, initializer=inits,
                              value_info=infos)
+
+
+def _known(t, symbols: set):
+    """``t`` with the symbolic dimensions not among ``symbols`` made anonymous."""
+    if not isinstance(t, TensorType) or t.shape is None:
+        return t
+    if all(not isinstance(d, str) or d in symbols for d in t.shape):
+        return t
+    return t.with_shape([d if not isinstance(d, str) or d in symbols else None
+                         for d in t.shape])
 
 
 def dtype_of_enum(enum: int):

@@ -29,12 +29,12 @@ def type_from_proto(tp: TypeProto, where: str = "") -> Type | None:
         if tt.HasField("shape"):
             dims = []
             for d in tt.shape.dim:
-                if d.HasField("dim_value"):
-                    if d.dim_value < 0:
-                        raise NpucError(f"{where}negative dimension {d.dim_value} in its "
-                                        "shape")
+                # -1 and "?" are how exporters write "any size" (not one shared symbol)
+                if d.HasField("dim_value") and d.dim_value < -1:
+                    raise NpucError(f"{where}negative dimension {d.dim_value} in its shape")
+                if d.HasField("dim_value") and d.dim_value >= 0:
                     dims.append(int(d.dim_value))
-                elif d.HasField("dim_param") and d.dim_param:
+                elif d.HasField("dim_param") and d.dim_param and d.dim_param != "?":
                     dims.append(d.dim_param)
                 else:
                     dims.append(None)

@@ -73,16 +73,19 @@ NPUC_DOMAIN = "npuc"
 
 def register_op(op_type: str, domain: str = NPUC_DOMAIN, *, inputs=(), outputs=("Y",),
                 optional_inputs: int = 0, variadic: bool = False, attrs=None,
-                infer: Callable | None = None, doc: str = "", num_outputs=None) -> OpSchema:
+                infer: Callable | None = None, doc: str = "", num_outputs=None,
+                optional_attrs=()) -> OpSchema:
     """Declare an npuc operator.
 
     ``inputs`` names the inputs; the last ``optional_inputs`` of them may be omitted;
     ``variadic`` lets the last one repeat. ``attrs`` maps a name to ``(type, default)``
-    (a default of ``None`` makes it required). ``infer(node)`` returns output types.
+    (a default of ``None`` makes it required, unless the name is in ``optional_attrs``).
+    ``infer(node)`` returns output types.
     """
     specs = {}
     for name, (atype, default) in (attrs or {}).items():
-        specs[name] = AttrSpec(name, atype, default, default is None)
+        specs[name] = AttrSpec(name, atype, default,
+                               default is None and name not in optional_attrs)
     n = len(inputs)
     lo_out, hi_out = (len(outputs), len(outputs)) if num_outputs is None else num_outputs
     schema = OpSchema(op_type, domain, 1, tuple(inputs), tuple(outputs),

@@ -153,7 +153,8 @@ def estimate_group(nodes, target: Target, tile: Tile | None = None,
     prec, notes = _precision(nodes, target)
     clock = target.compute.clock_hz
     macs_per_cycle = target.compute.macs_per_cycle(prec)
-    views = [v for n in nodes for v in gemm_views(n)]
+    # a product over an empty axis does no work (and would divide by zero below)
+    views = [v for n in nodes for v in gemm_views(n) if v.macs > 0]
     elements = sum(vector_elements(n) for n in nodes)
     in_b, w_b, out_b = _boundary(nodes)
     anchor = max(views, key=lambda v: v.macs) if views else GemmView(1, max(elements, 1), 1, 1)

@@ -5,6 +5,31 @@ from __future__ import annotations
 QUANTIZE = ("auto", "int8", "fp8", "bf16", "fp16", "none")
 
 
+SHAPE_HELP = ("a symbolic dimension's value: NAME=1x3x736x736 sets input NAME's shape, "
+              "SYMBOL=128 every dimension named SYMBOL; repeatable. Several values "
+              "(seq=128,512) compile one program per shape set")
+
+
+def add_shape_option(p) -> None:
+    """``--shape NAME=DIMS``, for every command that fixes a model's shapes."""
+    p.add_argument("--shape", action="append", metavar="NAME=DIMS", help=SHAPE_HELP)
+
+
+def specialise_from_args(graph, args):
+    """``graph`` with the input shapes ``--shape`` gives set (one shape set only)."""
+    if not getattr(args, "shape", None):
+        return graph
+    from npuc.compiler.schedule.prepare import specialise
+    from npuc.compiler.schedule.shapes import parse_shapes
+    from npuc.ir.errors import NpucError
+
+    sets = parse_shapes(args.shape)
+    if len(sets) > 1:
+        raise NpucError(f"--shape asks for {len(sets)} shape sets; this command takes one")
+    specialise(graph, sets[0])
+    return graph
+
+
 def add_common(p) -> None:
     """The options compile, verify and explain share."""
     p.add_argument("model", metavar="MODEL", help="an .onnx file, an .npuir file or zoo:NAME")
@@ -21,6 +46,7 @@ def add_common(p) -> None:
                    help="a schedule file whose tiles and CPU placements to obey")
     p.add_argument("--batch", type=int, default=1, metavar="N",
                    help="batch size the symbolic batch dimension is fixed to (default 1)")
+    add_shape_option(p)
 
 
 def add_parser(sub):
@@ -89,17 +115,23 @@ def run(args) -> int:
     result = compile(args.model, args.target, opt_level=args.opt_level, quantize=args.quantize,
                      calibration=args.calibration, output_dir=args.output,
                      schedule_in=args.schedule_in, schedule_out=args.schedule_out,
-                     batch=args.batch, progress=sys.stderr.isatty())
+                     batch=args.batch, progress=sys.stderr.isatty(), shapes=args.shape)
     from npuc.compiler.driver import warnings_of
 
-    for line in warnings_of(result.graph):
-        print(line, file=sys.stderr)
-    s = result.summary
+    for label, r in zip(getattr(result, "labels", [None]), getattr(result, "results", [result])):
+        for line in warnings_of(r.graph):
+            print(line, file=sys.stderr)
+        _print_summary(r.summary, label)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _print_summary(s: dict, label: str | None) -> None:
+    if label:
+        print(f"program for {label}:")
     print(f"compiled {s['model']} for {s['target']} ({s['precision']}, estimated at "
           f"{s['estimated_at']}): {s['groups']} groups, {s['nodes_on_npu']} nodes on the NPU, "
           f"{s['nodes_on_cpu']} on the CPU")
     print(f"estimated latency {s['estimated_latency_s'] * 1e3:.4f} ms, SRAM peak "
           f"{s['sram_peak_bytes']} of {s['sram_bytes']} bytes, DRAM traffic "
           f"{s['dram_traffic_bytes']} bytes")
-    print(f"wrote {args.output}")
-    return 0

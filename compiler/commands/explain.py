@@ -19,6 +19,9 @@ def add_parser(sub):
                    choices=("auto", "int8", "fp8", "bf16", "fp16", "none"))
     p.add_argument("--calibration", metavar="PATH|random:N")
     p.add_argument("--node", metavar="NAME", help="only this node")
+    from .compile import add_shape_option
+
+    add_shape_option(p)
     return p
 
 
@@ -29,6 +32,8 @@ def explain_lines(schedule: dict, decisions: list, only: str | None = None) -> l
     for d in decisions:
         if d["stage"] == "fusion" and d["action"] == "not fused":
             refused.setdefault(d["subject"], d["reason"])
+    kept = {d["subject"]: d["reason"] for d in decisions  # contrib ops not rewritten
+            if d["stage"] == "expand-contrib" and d["action"] == "kept"}
     lines = [f"target {schedule['target']}, estimated at {schedule['precision']}"]
     for g in schedule["groups"]:
         tile = g["tile"]
@@ -51,6 +56,8 @@ def explain_lines(schedule: dict, decisions: list, only: str | None = None) -> l
             lines.append(f"  group:   {g['name']}{with_} - {g['reason']}")
             if name in refused:
                 lines.append(f"  not fused with the node before: {refused[name]}")
+            if name in kept:
+                lines.append(f"  kept:    {kept[name]}")
             if g["device"] == "npu" and name == g["nodes"][0]:
                 lines.append(f"  tile:    {tile_text} - {tile['reason']}")
     if only and len(lines) == 1:
@@ -60,24 +67,47 @@ def explain_lines(schedule: dict, decisions: list, only: str | None = None) -> l
     return lines
 
 
+def _read_folder(path: str) -> list[tuple]:
+    """``(shape set or None, schedule, decisions)`` per program of a compiled folder."""
+    import json
+
+    from npuc.compiler.readback import read_output
+    from npuc.ir.errors import NpucError
+
+    parts = [(None, "schedule.json", "decisions.json")]
+    manifest = os.path.join(path, "manifest.json")
+    if os.path.isfile(manifest):
+        try:
+            with open(manifest, encoding="utf-8") as f:
+                parts = [(p["shapes"], p["schedule"], p["decisions"])
+                         for p in json.load(f)["programs"]]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+            raise NpucError(f"{manifest}: not an npuc manifest ({e})") from None
+    return [(title, *read_output(path, schedule, decisions))
+            for title, schedule, decisions in parts]
+
+
 def run(args) -> int:
     import json
 
     from npuc.ir.errors import NpucError
 
     if os.path.isdir(args.model):
-        from npuc.compiler.readback import read_output
-
-        schedule, decisions = read_output(args.model, "schedule.json", "decisions.json")
+        programs = _read_folder(args.model)
     else:
         if not args.target:
             raise NpucError("--target is needed to explain a model")
         from npuc.compiler.driver import compile
 
         r = compile(args.model, args.target, opt_level=args.opt_level, quantize=args.quantize,
-                    calibration=args.calibration)
-        schedule = json.loads(r.files["schedule.json"])
-        decisions = json.loads(r.files["decisions.json"])
-    for line in explain_lines(schedule, decisions, args.node):
-        print(line)
+                    calibration=args.calibration, shapes=args.shape)
+        programs = [(label, json.loads(c.files["schedule.json"]),
+                     json.loads(c.files["decisions.json"]))
+                    for label, c in zip(getattr(r, "labels", [None]),
+                                        getattr(r, "results", [r]))]
+    for title, schedule, decisions in programs:
+        if title:
+            print(f"== program for {title}")
+        for line in explain_lines(schedule, decisions, args.node):
+            print(line)
     return 0

@@ -21,6 +21,9 @@ def add_parser(sub):
     p.add_argument("--dump", metavar="DIR", help="write the IR after every pass into DIR")
     p.add_argument("--time", action="store_true", help="report the time of each pass")
     p.add_argument("--verify-each", action="store_true", help="verify the IR after every pass")
+    from .compile import add_shape_option
+
+    add_shape_option(p)
     return p
 
 
@@ -62,6 +65,9 @@ def run(args) -> int:
 
         check_output_file(args.output)  # before any work
     graph = load_model(args.model)
+    from .compile import specialise_from_args
+
+    graph = specialise_from_args(graph, args)
     before = len(graph)
     manager = PassManager(pipeline, verify=args.verify_each, timing=args.time,
                           print_after=print_after, dump_dir=args.dump,

@@ -29,6 +29,9 @@ def add_parser(sub):
                    help="keep the K layers that lose the most accuracy in float")
     p.add_argument("--report", action="store_true",
                    help="print layer-by-layer SQNR and cosine similarity")
+    from .compile import add_shape_option
+
+    add_shape_option(p)
     return p
 
 
@@ -110,6 +113,9 @@ def run(args) -> int:
     if args.sensitivity < 0:
         raise NpucError(f"--sensitivity must be 0 or more, not {args.sensitivity}")
     graph = load_model(args.model)
+    from .compile import specialise_from_args
+
+    graph = specialise_from_args(graph, args)
     node_names = {n.name for n in graph.nodes}
     for name in args.keep_float:
         if name not in node_names:

@@ -16,6 +16,7 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    import json
     import os
 
     from npuc.compiler.readback import read_output
@@ -23,15 +24,27 @@ def run(args) -> int:
     from npuc.ir.errors import NpucError
     from npuc.ir.safeio import write_file
 
-    summary, decisions = read_output(args.dir, "summary.json", "decisions.json")
-    path = os.path.join(args.dir, "report.html")
-    try:
-        html = write_report(summary, decisions, use_matplotlib=False if args.plain_svg else None)
-    except (KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError) as e:
-        raise NpucError(f"{os.path.join(args.dir, 'summary.json')}: values npuc cannot draw "
-                        f"a report from ({type(e).__name__}: {e})") from None
-    write_file(path, html)
-    print(os.path.abspath(path))
+    # one program, or one per shape set (named in manifest.json)
+    parts = [("summary.json", "decisions.json", "report.html")]
+    manifest = os.path.join(args.dir, "manifest.json")
+    if os.path.isfile(manifest):
+        try:
+            with open(manifest, encoding="utf-8") as f:
+                parts = [(p["summary"], p["decisions"], p["report"])
+                         for p in json.load(f)["programs"]]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+            raise NpucError(f"{manifest}: not an npuc manifest ({e})") from None
+    for summary_name, decisions_name, report_name in parts:
+        summary, decisions = read_output(args.dir, summary_name, decisions_name)
+        path = os.path.join(args.dir, report_name)
+        try:
+            html = write_report(summary, decisions,
+                                use_matplotlib=False if args.plain_svg else None)
+        except (KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError) as e:
+            raise NpucError(f"{os.path.join(args.dir, summary_name)}: values npuc cannot draw "
+                            f"a report from ({type(e).__name__}: {e})") from None
+        write_file(path, html)
+        print(os.path.abspath(path))
     if args.open:
         import webbrowser
 

@@ -59,7 +59,8 @@ def run(args) -> int:
     try:
         r = verify(args.model, args.target, opt_level=args.opt_level, quantize=args.quantize,
                    calibration=args.calibration, inputs=inputs, schedule_in=args.schedule_in,
-                   batch=args.batch, output_dir=args.output, progress=sys.stderr.isatty())
+                   batch=args.batch, output_dir=args.output, progress=sys.stderr.isatty(),
+                   shapes=args.shape)
     except InputError as e:  # the inputs the user gave do not fit the model: name the file
         if args.inputs is None or str(e).startswith((args.inputs, args.model)):
             raise

@@ -119,8 +119,8 @@ def random_inputs(graph: Graph, seed: int = 0, dims: dict[str, int] | None = Non
         t = v.type
         if not isinstance(t, TensorType) or t.shape is None:
             raise InputError(f"input '{v.name}' has no known shape; give --inputs")
-        shape = tuple(d if isinstance(d, int) else dims.setdefault(d, 1) if isinstance(d, str)
-                      else 1 for d in t.shape)
+        shape = tuple(d if isinstance(d, int) and d >= 0 else dims.setdefault(d, 1)
+                      if isinstance(d, str) else 1 for d in t.shape)
         check_shape(shape, max(t.dtype.bits // 8, 1), f"input '{v.name}'")
         dt = t.dtype
         if dt.is_float:

@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from npuc.ir.errors import NpucError
+from npuc.ir.graph import Graph
 
 SUPPORTED_VERSIONS = (1,)
 
@@ -142,6 +143,17 @@ def check_program(program, weights: bytes) -> None:
                               "mismatch)")
 
 
+def run_subgraph(graph, captured: dict, feeds: dict) -> list:
+    """Run a subgraph of a ``cpu`` command (decoded standalone: the values it reads from
+    around it are its last inputs) on the host; its outputs in order."""
+    from npuc.compiler.executor.interpreter import execute
+
+    given = {v.name: feeds[v.name] if v.name in feeds else captured[v.name]
+             for v in graph.inputs}
+    results = execute(graph, given)
+    return [results[v.name] for v in graph.outputs]
+
+
 def simulate(program: dict, weights: bytes, inputs: dict, trace=None, target=None,
              check=None) -> dict:
     """Run ``program`` on named ``inputs``; the outputs by name.
@@ -213,6 +225,9 @@ def _simulate(program: dict, weights: bytes, inputs: dict, trace, target, check)
             ctx = KernelContext(opset=opset.get(domain, opset.get("", 17)),
                                 num_outputs=info["outputs"], node=node,
                                 output_types=out_types, rng=rng)
+            if "captures" in cmd or any(isinstance(a, Graph) for a in attrs.values()):
+                captured = {k: m.view(r) for k, r in cmd.get("captures", {}).items()}
+                ctx.run_graph = lambda g, feeds, c=captured: run_subgraph(g, c, feeds)
             try:
                 results = fn(args, attrs, ctx)
             except NpucError:

@@ -23,6 +23,8 @@ from npuc.ir.onnx_types import array_from_proto
 from npuc.ir.schema import custom_ops
 from npuc.ir.verifier import verify
 
+from . import contrib_schemas  # noqa: F401  (declares onnxruntime's com.microsoft operators)
+
 OLDEST_OPSET = 1
 
 
@@ -39,6 +41,7 @@ def import_onnx(model, infer_shapes: bool = True, source: str | None = None,
         proto = _read(where)
         base_dir = os.path.dirname(os.path.abspath(where))
     _check_external_data(proto, where, base_dir)
+    proto = contrib_schemas.onnx_domain_to_contrib(proto)
     opset = _opsets(proto, where)
     _check_operators(proto.graph, opset, where)
     _sort_nodes(proto.graph, where)
@@ -191,6 +194,20 @@ def _check_operators(gp: onnx.GraphProto, opset: dict[str, int], where: str) -> 
     local = {(f.domain, f.name) for f in ()}
     for node in gp.node:
         domain = "" if node.domain == "ai.onnx" else node.domain
+        schema = known_custom.get((domain, node.op_type))
+        if schema is not None:  # onnx's checker does not know these: check attributes here
+            given = {a.name for a in node.attribute}
+            missing = [a for a, spec in schema.attrs.items() if spec.required and a not in given]
+            if missing:
+                raise ModelError(f"{where}: node '{node.name or node.output[0]}' "
+                                 f"({node.op_type}) lacks its required attribute '{missing[0]}'")
+            n = len(node.input)
+            if not schema.min_inputs <= n <= schema.max_inputs:
+                want = schema.min_inputs if schema.min_inputs == schema.max_inputs else \
+                    f"at least {schema.min_inputs}" if schema.max_inputs > 1 << 20 else \
+                    f"{schema.min_inputs} to {schema.max_inputs}"
+                raise ModelError(f"{where}: node '{node.name or node.output[0]}' "
+                                 f"({node.op_type}) has {n} inputs; it takes {want}")
         if (domain, node.op_type) not in known_custom and (domain, node.op_type) not in local:
             version = opset.get(domain)
             if version is None:

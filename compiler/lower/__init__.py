@@ -23,6 +23,7 @@ CPU groups are ``cpu`` commands over DRAM. The simulator
 from __future__ import annotations
 
 from npuc.ir.errors import NpucError
+from npuc.ir.graph import captured_values, subgraphs
 
 from ..schedule.slices import Need, base_op, shape_of
 from ..schedule.tiling import part_shape, walk
@@ -113,10 +114,13 @@ def lower(graph, sched, target) -> tuple[dict, bytes]:
                     note(v)
         if g.device != "npu":
             for n in members:
-                commands.append({"op": "cpu", "group": g.name, "node": n.name,
-                                 "inputs": [None if v is None else dram_ref(v) for v in n.inputs],
-                                 "outputs": [None if v is None else dram_ref(v)
-                                             for v in n.outputs]})
+                cmd = {"op": "cpu", "group": g.name, "node": n.name,
+                       "inputs": [None if v is None else dram_ref(v) for v in n.inputs],
+                       "outputs": [None if v is None else dram_ref(v) for v in n.outputs]}
+                captured = {v.name: v for sub in subgraphs(n) for v in captured_values(sub)}
+                if captured:  # what its subgraphs read from the graph around them
+                    cmd["captures"] = {k: dram_ref(v) for k, v in sorted(captured.items())}
+                commands.append(cmd)
             continue
         commands += _lower_group(g, members, values, alloc, resident, ref, dram_ref)
     io_in = {v.name: dram_ref(v) for v in graph.inputs}

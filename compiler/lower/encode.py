@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from npuc.ir.errors import UnsupportedError
+from npuc.ir.graph import Graph, captured_values
 from npuc.ir.types import QuantParams, TensorType
 
 
@@ -28,12 +29,54 @@ def encode_value(value, where: str = "attribute"):
         return [encode_value(v, where) for v in value]
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if isinstance(value, Graph):
+        return encode_graph(value)
     raise UnsupportedError(f"{where}: a {type(value).__name__} attribute cannot be lowered "
                            "into a program")
 
 
+def encode_graph(graph: Graph) -> dict:
+    """A subgraph (an If branch, a Loop body) as a standalone ONNX graph whose last
+    inputs, after its own, are the values it reads from the graph around it ("captures",
+    by name): the host runs it given those. Base64 of the serialized GraphProto, with the opsets."""
+    import base64
+
+    from onnx import helper
+
+    from npuc.ir.onnx_io import graph_to_proto
+    from npuc.ir.onnx_types import type_to_proto
+
+    proto = graph_to_proto(graph)
+    captured = captured_values(graph)
+    own = list(proto.input)
+    del proto.input[:]
+    proto.input.extend(own + [helper.make_value_info(v.name, type_to_proto(v.type))
+                              for v in captured])
+    data = proto.SerializeToString(deterministic=True)
+    return {"graph": base64.b64encode(data).decode("ascii"),
+            "captures": [v.name for v in captured],
+            "opset": dict(sorted(graph._root().opset.items()))}
+
+
+def decode_graph(value: dict) -> Graph:
+    """The standalone graph of :func:`encode_graph`."""
+    import base64
+
+    import onnx
+
+    from npuc.ir.onnx_io import graph_from_proto
+
+    proto = onnx.GraphProto()
+    proto.ParseFromString(base64.b64decode(value["graph"]))
+    graph = graph_from_proto(proto, value["opset"])
+    graph.meta["captures"] = list(value["captures"])
+    return graph
+
+
 def decode_value(value):
     """The inverse of :func:`encode_value`."""
+    if isinstance(value, dict) and "graph" in value:
+        return decode_graph(value)
     if isinstance(value, dict) and "array" in value:
         return np.asarray(value["array"], dtype=value["dtype"]).reshape(value["shape"])
     if isinstance(value, list):

@@ -3,6 +3,7 @@
 from . import (  # noqa: F401
     attention,
     canonicalize,
+    contrib_expand,
     cse,
     dce,
     decompose,

@@ -6,8 +6,8 @@ in braces: ``"canonicalize,fold-constants{max-elements=4096},dce"``.
 Levels, the pipelines behind ``-O0`` to ``-O3``:
 
 - ``-O0``: nothing.
-- ``-O1``: clean-ups that keep standard ONNX operators only: canonicalize, constant
-  folding, common subexpressions, dead code.
+- ``-O1``: onnxruntime's contrib operators rewritten as ONNX and npuc operators, then
+  clean-ups: canonicalize, constant folding, common subexpressions, dead code.
 - ``-O2``: ``-O1``, then the rewrites an NPU wants: Pad folded into its consumer,
   BatchNorm folded into Conv and Gemm, GELU, LayerNorm and attention recognized,
   transposes sunk and cancelled, bias and activation epilogues fused into ``npuc`` ops.
@@ -35,10 +35,10 @@ from .base import Pass, make_pass
 CLEANUP = "canonicalize,fold-constants,cse,dce"
 LEVELS = {
     0: "",
-    1: CLEANUP,
-    2: f"{CLEANUP},infer-shapes,fuse-pad,fuse-conv-bn,fuse-gelu,fuse-layernorm,"
+    1: f"expand-contrib,{CLEANUP}",
+    2: f"expand-contrib,{CLEANUP},infer-shapes,fuse-pad,fuse-conv-bn,fuse-gelu,fuse-layernorm,"
        "fuse-attention,sink-transposes,canonicalize,infer-shapes,fuse-epilogue,cse,dce",
-    3: f"fold-constants{{max-elements=-1}},{CLEANUP},infer-shapes,fuse-pad,fuse-conv-bn,"
+    3: f"expand-contrib,fold-constants{{max-elements=-1}},{CLEANUP},infer-shapes,fuse-pad,fuse-conv-bn,"
        "fuse-gelu,fuse-layernorm,fuse-attention,sink-transposes,canonicalize,"
        "fuse-epilogue,cse,dce",
 }

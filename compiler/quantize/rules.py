@@ -75,8 +75,20 @@ def _epilogue(rw, node):
     return y, absorbed, lo, hi
 
 
-def _weight_node(rw, node, x, w, bias, axis, y, absorbed, lo, hi, op, attrs, bias_axis):
-    """Shared by Conv, Gemm and MatMul with constant weights."""
+def _model_weight_params(given, w, axis):
+    """The int8 parameters a pre-quantized model gave its weights, if npuc can use them
+    (symmetric int8, per tensor or per output channel)."""
+    if given is None or given.zero_point.dtype != np.int8 or np.any(given.zero_point != 0):
+        return None
+    if given.axis is not None and given.axis % w.ndim != axis % w.ndim:
+        return None
+    return given
+
+
+def _weight_node(rw, node, x, w, bias, axis, y, absorbed, lo, hi, op, attrs, bias_axis,
+                 given=None):
+    """Shared by Conv, Gemm and MatMul with constant weights (``given``: the weights' own
+    parameters in a pre-quantized model)."""
     qy = rw.act.get(y.name)
     if qy is None or x.name not in rw.act:
         return "no calibration range for its input or output"
@@ -84,8 +96,11 @@ def _weight_node(rw, node, x, w, bias, axis, y, absorbed, lo, hi, op, attrs, bia
     sc = rw.scheme
     sx = float(qx.scale)
     b = np.zeros(w.shape[axis], np.float64) if bias is None else bias.astype(np.float64)
-    qw = weight_params(w, axis, sc)
-    if qw.axis is not None:  # a channel of tiny weights must still hold its bias in int32
+    qw = _model_weight_params(given, w, axis)
+    own = qw is None
+    if own:
+        qw = weight_params(w, axis, sc)
+    if qw.axis is not None and own:  # a channel of tiny weights must still hold its bias
         floor = (np.abs(b) * 1.05 / (sx * 2.0**30)).astype(np.float32)
         qw = QuantParams(np.maximum(qw.scale, floor), qw.zero_point, qw.axis)
     wq = quantize_weight(w, qw, sc)
@@ -144,7 +159,7 @@ def conv(rw, node):
     if qx is not None:
         attrs["x_zero_point"] = int(qx.zero_point)
     return _weight_node(rw, node, x, w, None if bv is None else bv.const, 0, y, absorbed,
-                        lo, hi, "QConv", attrs, 0)
+                        lo, hi, "QConv", attrs, 0, wv.meta.get("quant"))
 
 
 def _bias_after_matmul(rw, y, n):
@@ -161,7 +176,7 @@ def _bias_after_matmul(rw, y, n):
     return add, other.const.reshape(n)
 
 
-def _matmul_common(rw, node, x, w, bias):
+def _matmul_common(rw, node, x, w, bias, given=None):
     """MatMul-like with constant ``w`` [K, N]; ``bias`` [N] or None."""
     y, absorbed, lo, hi = node.outputs[0], [], None, None
     fused = _bias_after_matmul(rw, y, w.shape[1])
@@ -177,7 +192,8 @@ def _matmul_common(rw, node, x, w, bias):
         y, absorbed, lo, hi = _epilogue(rw, node)
     qx = rw.act.get(x.name)
     attrs = {"a_zero_point": int(qx.zero_point)} if qx is not None else {}
-    return _weight_node(rw, node, x, w, bias, 1, y, absorbed, lo, hi, "QMatMul", attrs, 0)
+    return _weight_node(rw, node, x, w, bias, 1, y, absorbed, lo, hi, "QMatMul", attrs, 0,
+                        given)
 
 
 def gemm(rw, node):
@@ -188,11 +204,14 @@ def gemm(rw, node):
             or attr_or_default(node, "beta") not in (None, 1.0):
         return "transA, alpha or beta other than the defaults"
     w = b.const.T if attr_or_default(node, "transB") else b.const
+    given = b.meta.get("quant")
+    if given is not None and given.axis is not None and attr_or_default(node, "transB"):
+        given = QuantParams(given.scale, given.zero_point, 1 - given.axis)
     bias = None
     if c is not None:
         bias = np.broadcast_to(c.const.reshape(-1) if c.const.size == w.shape[1]
                                else c.const.reshape(()), (w.shape[1],)).astype(np.float64)
-    return _matmul_common(rw, node, a, w, bias)
+    return _matmul_common(rw, node, a, w, bias, given)
 
 
 def matmul(rw, node):
@@ -200,7 +219,7 @@ def matmul(rw, node):
     if b.const is not None:
         if b.const.ndim != 2:
             return "constant weights of rank other than 2"
-        return _matmul_common(rw, node, a, b.const, None)
+        return _matmul_common(rw, node, a, b.const, None, b.meta.get("quant"))
     # two activations (attention): both int8 per tensor
     if a.name not in rw.act or b.name not in rw.act:
         return "no calibration range for its inputs"

@@ -17,6 +17,8 @@ def _points(summary) -> list[tuple[float, float, str]]:
     for layer in summary["layers"]:
         if layer["device"] != "npu" or not layer.get("intensity") or not layer["estimated_s"]:
             continue
+        if layer["intensity"] <= 0 or layer["ops_count"] <= 0:  # nothing to place on a log axis
+            continue
         pts.append((layer["intensity"], layer["ops_count"] / layer["estimated_s"],
                     layer["group"]))
     return pts
@@ -66,7 +68,7 @@ def _hand_written(summary) -> str:
     pts = _points(summary)
     w, h, pad = 520, 340, 50
     xlo = math.log10(min([p[0] for p in pts] + [0.1]) / 2)
-    xhi = math.log10(max([p[0] for p in pts] + [peak / bw * 4 if bw else 10]))
+    xhi = math.log10(max([p[0] for p in pts] + [peak / bw * 4 if bw else 10, 1.0]))
     ylo = math.log10(max(min([p[1] for p in pts] + [peak / 1e4]), 1.0) / 2)
     yhi = math.log10(max(peak, 1.0) * 2)
 
@@ -76,7 +78,7 @@ def _hand_written(summary) -> str:
     def y(v):
         return h - pad - (math.log10(max(v, 1e-30)) - ylo) / (yhi - ylo or 1) * (h - 2 * pad)
 
-    knee = peak / bw if bw else 10 ** xhi
+    knee = min(max(peak / bw if bw else 10 ** xhi, 10 ** xlo), 10 ** xhi)
     roof = [(10 ** xlo, bw * 10 ** xlo), (knee, peak), (10 ** xhi, peak)]
     path = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in roof)
     dots = "".join(f'<circle cx="{x(a):.1f}" cy="{y(b):.1f}" r="3" fill="#1f77b4">'

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 from npuc.ir.decisions import log_of
 from npuc.ir.errors import NpucError
+from npuc.ir.graph import reads
 
 from .buffers import group_buffers, lifetimes
+from .control_flow import host_priced
 from .costview import cost_view
+from .epilogues import split_unfusable
 from .estimate import discount_resident, group_estimate
 from .groups import form_groups
 from .memplan import align_up, best_fit, plan
@@ -51,6 +54,7 @@ def schedule(graph, target, precision: str, pinned: dict | None = None) -> Sched
     ``{"device": "cpu"}`` (from a schedule file); pins are checked and obeyed.
     """
     log = log_of(graph)
+    split_unfusable(graph, target)
     name_nodes(graph)
     nodes = {n.name: n for n in graph.nodes}
     values = {v.name: v for v in graph.values()}
@@ -90,7 +94,8 @@ def schedule(graph, target, precision: str, pinned: dict | None = None) -> Sched
                                group=g.name, footprint=size)
         if g.device == "cpu":
             g.tile = TileChoice(None, 1, 1, "runs on the host CPU")
-            g.estimate = group_estimate([nodes[n] for n in g.nodes], host, 1.0, g.name)
+            g.estimate = group_estimate(host_priced([nodes[n] for n in g.nodes]), host, 1.0,
+                                        g.name)
     sched = Schedule(target.name, groups, precision=precision)
     _plan_memory(graph, sched, nodes, values, target)
     check_capacity(sched, target)
@@ -186,7 +191,7 @@ def _plan_memory(graph, sched: Schedule, nodes, values, target) -> None:
     readers: dict[str, set[int]] = {}
     for i, g in enumerate(groups):
         for n in g.nodes:
-            for v in nodes[n].inputs:
+            for v in reads(nodes[n]):
                 if v is not None and v.const is None:
                     readers.setdefault(v.name, set()).add(i)
     outputs = {v.name for v in graph.outputs}
@@ -237,7 +242,7 @@ def _plan_memory(graph, sched: Schedule, nodes, values, target) -> None:
     seen = set()
     for g in groups:
         for n in g.nodes:
-            for v in nodes[n].inputs:
+            for v in reads(nodes[n]):
                 if v is not None and v.const is not None and v.name not in seen:
                     seen.add(v.name)
                     size = align_up(max(v.const.nbytes, 1), align)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from npuc.ir.graph import reads
+
 from .slices import Need
 from .tiling import part_bytes, walk
 
@@ -76,8 +78,8 @@ def lifetimes(graph, groups, node_by_name) -> dict[str, tuple[int, int]]:
     for i, g in enumerate(groups):
         for name in g.nodes:
             node = node_by_name[name]
-            for v in node.inputs:
-                if v is not None and v.const is None:
+            for v in reads(node):  # what a subgraph reads from outside lives until it runs
+                if v is not None and v.const is None and v.graph is graph:
                     s = span.setdefault(v.name, [i, i])
                     s[1] = max(s[1], i)
             for v in node.outputs:

@@ -47,8 +47,8 @@ def _single_reader(node, graph):
     if any(o is v for o in graph.outputs):
         return None
     users = v.users
-    if len(users) != 1 or len(v.uses) != 1:
-        return None
+    if len(users) != 1 or len(v.uses) != 1 or users[0].graph is not graph:
+        return None  # (a reader inside a subgraph: the control-flow node reads it)
     return users[0]
 
 

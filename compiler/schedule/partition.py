@@ -103,6 +103,7 @@ def _kept_float_reason(node, graph, target) -> str | None:
 
 def partition(graph, target) -> dict[str, tuple[str, str]]:
     """``{node name: (device, reason)}`` for every node, recorded in the decision log."""
+    from .control_flow import host_reason, is_control_flow
     from .slices import shape_of
 
     log = log_of(graph)
@@ -114,6 +115,8 @@ def partition(graph, target) -> dict[str, tuple[str, str]]:
     for node in graph.nodes:
         p = _place(node, target)
         device, reason = p.device, p.reason + (f" ({p.detail})" if p.detail else "")
+        if is_control_flow(node):
+            device, reason = CPU, host_reason(node)
         floating = _float_reason(node, graph, target) if int8_only and device == NPU else None
         if not floating and device == NPU and no_fp32 and not int8_only:
             floating = _kept_float_reason(node, graph, target)

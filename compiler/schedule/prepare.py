@@ -1,7 +1,8 @@
 """Getting a model ready to schedule: every shape known, shape arithmetic folded.
 
-Scheduling needs static shapes: :func:`load_static` fixes symbolic dimensions (the batch
-to ``batch``, any other symbol to 1, said in the decision log) before shape inference.
+Scheduling needs static shapes: :func:`load_static` gives symbolic dimensions their
+values (``--shape``, the inputs given, the batch; see :mod:`.shapes`; each said in the
+decision log) before shape inference, and refuses a model with one left unset.
 
 :func:`fold_constants` computes, once, every node whose inputs are all constants (the
 ``Shape -> Gather -> Concat -> Reshape`` arithmetic exporters leave behind, now that the
@@ -20,29 +21,11 @@ from npuc.ir.graph import subgraphs
 from npuc.ir.limits import SizeError
 from npuc.ir.types import TensorType
 
+from .recurrent import unroll_recurrent
+from .shapes import proto_signature, resolve, set_proto_shapes
+
 RANDOM_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
               "Multinomial", "Bernoulli", "Dropout"}
-
-
-def _fix_proto(proto, batch: int) -> list[str]:
-    notes = []
-    for vi in proto.graph.input:
-        dims = vi.type.tensor_type.shape.dim
-        for axis, d in enumerate(dims):
-            if d.HasField("dim_value"):
-                continue
-            size = batch if axis == 0 else 1
-            notes.append(f"input '{vi.name}' axis {axis} ('{d.dim_param or '?'}') fixed to {size}")
-            d.Clear()
-            d.dim_value = size
-    # Shapes the exporter recorded were computed for symbolic inputs ('batch', 'unk__3');
-    # dropped, so that shape inference computes them again from the fixed inputs.
-    del proto.graph.value_info[:]
-    for vi in proto.graph.output:
-        for d in vi.type.tensor_type.shape.dim:
-            if not d.HasField("dim_value"):
-                d.Clear()
-    return notes
 
 
 # External data past this size stays in its file, mapped into memory on import, rather
@@ -50,9 +33,12 @@ def _fix_proto(proto, batch: int) -> list[str]:
 EXTERNAL_IN_MEMORY_LIMIT = 1 << 31
 
 
-def load_static(spec, batch: int = 1):
+def load_static(spec, batch: int = 1, shapes=None, given: dict | None = None):
     """``(graph, proto)``: the model with static shapes, and its ONNX form when it has one
-    (the reference for verification)."""
+    (the reference for verification).
+
+    ``shapes`` is a :class:`~npuc.compiler.schedule.shapes.ShapeSet` (``--shape``),
+    ``given`` the shapes of input arrays the user gave; see :func:`shapes.resolve`."""
     import onnx
 
     from npuc.compiler.frontend.load import load_model
@@ -84,14 +70,24 @@ def load_static(spec, batch: int = 1):
             raise ModelError(f"{path}: not a readable ONNX model ({type(e).__name__})") from None
         base_dir = _load_external(proto, path)
     if proto is not None:
-        notes = _fix_proto(proto, batch)
+        where = os.fspath(spec) if isinstance(spec, (str, os.PathLike)) else \
+            (proto.graph.name or "the model")
+        fixed, notes = resolve(proto_signature(proto), shapes, batch, given, where)
+        source = onnx.ModelProto()
+        source.CopyFrom(proto)
+        set_proto_shapes(proto, fixed)
         graph = import_onnx(proto, source=_source(spec), base_dir=base_dir)
+        # the model as given: onnxruntime runs it for any consistent input sizes, where the
+        # static copy may fail its stricter checks (a branch that cannot take these sizes)
+        graph.meta["source_proto"] = source
     else:
         graph = load_model(spec)
-        notes = _fix_graph(graph, batch)
+        notes = _fix_graph(graph, batch, shapes, given)
     for note in notes:
         log_of(graph).record("prepare", note.split("'")[1], "static shape", note)
     settle_shapes(graph)
+    if unroll_recurrent(graph):
+        settle_shapes(graph)
     return graph, proto
 
 
@@ -138,42 +134,69 @@ def settle_shapes(graph) -> int:
     Exporters compute reshape targets from ``Shape`` of earlier tensors, in chains that
     onnx's inference cannot always follow. With the inputs' shapes fixed, one walk in
     order settles them all: a ``Shape`` of a known tensor becomes a constant, a small node
-    whose inputs are all constants is computed (with the executor's kernels), and every
-    other node has its output types inferred from its, by then known, inputs.
+    whose inputs are all constants is computed (with the executor's kernels), an ``If``
+    whose condition has become a constant is replaced by its branch (whose nodes are
+    walked next), and every other node has its output types inferred from its, by then
+    known, inputs. Subgraphs left (a condition known only at run time) are settled the
+    same way, inside.
     """
-    from npuc.ir.infer import infer_node
+    from .control_flow import infer_control, inline_branch
 
     folded = 0
-    for node in list(graph.nodes):
+    node = graph.first
+    while node is not None:
+        nxt = node.next
+        if node.op_type == "If" and node.domain in ("", "ai.onnx"):
+            first = inline_branch(graph, node)
+            if first is not None or node.graph is None:
+                folded += 1
+                node = first or nxt
+                continue
         if fold_node(graph, node, FOLD_LIMIT):
             folded += 1
+            node = nxt
             continue
-        outs = [v for v in node.outputs if v is not None]
-        if all(isinstance(v.type, TensorType) and v.type.is_static for v in outs):
-            continue
-        try:
-            types = infer_node(node)
-        except Exception:  # a node inference cannot handle keeps the type it has
-            continue
-        for v, t in zip(node.outputs, types):
-            if v is not None and isinstance(t, TensorType) and t.is_static:
-                v.type = t if not isinstance(v.type, TensorType) or v.type.quant is None \
-                    else t.with_quant(v.type.quant)
+        for sub in subgraphs(node):
+            folded += settle_shapes(sub)
+        _infer_outputs(node, infer_control if subgraphs(node) else None)
+        node = nxt
     return folded
 
 
-def _fix_graph(graph, batch: int) -> list[str]:
+def _infer_outputs(node, rule=None) -> None:
+    from npuc.ir.infer import infer_node
+
+    outs = [v for v in node.outputs if v is not None]
+    if all(isinstance(v.type, TensorType) and v.type.is_static for v in outs):
+        return
+    try:
+        types = rule(node) if rule is not None else infer_node(node)
+    except Exception:  # a node inference cannot handle keeps the type it has
+        return
+    for v, t in zip(node.outputs, types):
+        if v is not None and isinstance(t, TensorType) and t.is_static:
+            v.type = t if not isinstance(v.type, TensorType) or v.type.quant is None \
+                else t.with_quant(v.type.quant)
+
+
+def specialise(graph, shapes) -> list[str]:
+    """Set the input shapes ``--shape`` gives (a ShapeSet) and infer the rest again; the
+    dimensions it does not name stay symbolic. The notes of what was set."""
+    return _fix_graph(graph, None, shapes, None, strict=False)
+
+
+def _fix_graph(graph, batch, shapes, given, strict: bool = True) -> list[str]:
     from npuc.ir.infer import infer_graph
 
-    notes = []
+    signature = [(v.name, list(v.type.shape)) for v in graph.inputs
+                 if isinstance(v.type, TensorType) and v.type.shape is not None]
+    fixed, notes = resolve(signature, shapes, batch, given, graph.name or "the model", strict)
+    changed = False
     for v in graph.inputs:
-        t = v.type
-        if isinstance(t, TensorType) and t.shape is not None and not t.is_static:
-            shape = [d if isinstance(d, int) else (batch if axis == 0 else 1)
-                     for axis, d in enumerate(t.shape)]
-            notes.append(f"input '{v.name}' shape {list(t.shape)} fixed to {shape}")
-            v.type = t.with_shape(shape)
-    if notes:
+        if v.name in fixed and tuple(v.type.shape) != fixed[v.name]:
+            v.type = v.type.with_shape(list(fixed[v.name]))
+            changed = True
+    if changed:
         infer_graph(graph, overwrite=True)
     return notes
 
@@ -188,6 +211,8 @@ def fold_node(graph, node, limit: int | None = None) -> bool:
     from npuc.compiler.executor.kernels import KernelContext, get_kernel
 
     if node.op_type in RANDOM_OPS or subgraphs(node) or node.domain not in ("", "ai.onnx"):
+        return False
+    if node.op_type == "DequantizeLinear":  # a pre-quantized model's weights keep their scales
         return False
     if any(o is not None and any(o is g for g in graph.outputs) for o in node.outputs):
         return False

@@ -37,3 +37,18 @@ def test_estimate_at_least_roofline_tiny(model, target):
 
 def test_estimate_at_least_roofline_resnet50():
     _check(driver.compile("zoo:resnet50", "warboy-2pe", calibration="random:2"))
+
+
+@pytest.mark.parametrize("matplotlib", [True, False])
+def test_plot_of_layers_without_work_or_without_a_peak(matplotlib):
+    from npuc.compiler.report.roofline import roofline_svg
+
+    layers = [{"device": "npu", "intensity": 0.0, "ops_count": 0.0, "estimated_s": 1e-6,
+               "group": "g0"},
+              {"device": "npu", "intensity": 1e-9, "ops_count": 5.0, "estimated_s": 1e-6,
+               "group": "g1"}]
+    for peak in (0.0, 1e12):
+        svg = roofline_svg({"layers": layers, "peak_ops_per_s": peak, "target": "t",
+                            "dram_bandwidth_bytes_per_s": 1e9, "estimated_at": "int8"},
+                           use_matplotlib=matplotlib)
+        assert svg.startswith("<svg")

@@ -156,3 +156,10 @@ def test_unknown_shapes_are_reported():
     node = node_of("MatMul", [["N", 4], [4, 4]], ["N", 4])
     with pytest.raises(NpucError, match="the shape of %i0 is not known"):
         gemm_views(node)
+
+
+@pytest.mark.parametrize("m,n,k", [(0, 8, 16), (8, 0, 16), (8, 8, 0)])
+def test_an_empty_product_costs_no_compute(tiny, m, n, k):
+    _, node = gemm(m, n, k)
+    e = estimate_node(node, tiny)
+    assert e.macs == 0 and e.seconds >= 0 and e.compute_cycles >= 0

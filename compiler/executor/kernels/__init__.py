@@ -60,7 +60,9 @@ def _load_all() -> None:
     _loaded = True
     # npuc's own operators (schemas and kernels) live next to the passes that create them
     modules = [f"{__name__}.control", "npuc.compiler.passes.npuc_ops",
-               "npuc.compiler.quantize.ops"]
+               "npuc.compiler.quantize.ops", "npuc.compiler.frontend.contrib_schemas",
+               f"{__name__}.contrib", f"{__name__}.contrib_attention",
+               f"{__name__}.contrib_quant"]
     for listing in ("nn_modules", "basic_modules"):
         try:
             modules += importlib.import_module(f"{__name__}.{listing}").MODULES

@@ -1,0 +1,104 @@
+"""Several programs for one model, one per shape set (buckets), sharing one weight blob.
+
+A model compiled for ``--shape seq=128,512,2048`` is three programs: tiles, memory plans
+and folded shape arithmetic differ per shape, the weights do not. :func:`merge_weights`
+lays out one blob that holds every program's weights, each distinct tensor once, and
+points each program's weight references into it. :func:`manifest` names each program's
+shapes, so that a runtime (and npuc's simulator) picks the program that matches its input.
+
+The folder of a bucketed compile holds ``manifest.json``, ``weights.bin`` and, for program
+``i``, ``program-i.json``, ``schedule-i.json``, ``summary-i.json``, ``decisions-i.json`` and
+``report-i.html``. A single shape set keeps the one-program layout (``program.json``...).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+
+MANIFEST_FORMAT = "npuc-buckets"
+MANIFEST_VERSION = 1
+
+
+def _align(n: int, alignment: int) -> int:
+    return -(-n // alignment) * alignment
+
+
+def merge_weights(programs: list[dict], blobs: list[bytes]) -> tuple[list[dict], bytes]:
+    """Programs rewritten to read one shared blob, and that blob (each distinct weight,
+    by name and content, stored once, in the order the programs first use them)."""
+    shared = bytearray()
+    placed: dict[tuple[str, str], int] = {}
+    out = []
+    for program, blob in zip(programs, blobs):
+        program = copy.deepcopy(program)
+        memory = program["memory"]
+        align = max(1, int(memory.get("alignment", 1)))
+        moved: dict[str, int] = {}  # tensor -> new offset minus old
+        for buf in memory["buffers"]:
+            if buf["space"] != "weights":
+                continue
+            data = bytes(blob[buf["offset"]:buf["offset"] + buf["size"]])
+            key = (buf["name"], hashlib.sha256(data).hexdigest())
+            if key not in placed:
+                start = _align(len(shared), align)
+                shared.extend(b"\0" * (start - len(shared)))
+                shared.extend(data)
+                placed[key] = start
+            moved[buf["name"]] = placed[key] - buf["offset"]
+            buf["offset"] = placed[key]
+        _retarget(program, moved)
+        out.append(program)
+    blob = bytes(shared)
+    digest = hashlib.sha256(blob).hexdigest()
+    for program in out:
+        program["memory"]["weights_bytes"] = len(blob)
+        program["memory"]["buffers"].sort(key=lambda b: (b["space"], b["offset"], b["name"]))
+        program["weights_sha256"] = digest
+    return out, blob
+
+
+def _retarget(node, moved: dict[str, int]) -> None:
+    """Shift every weight reference in a program by its tensor's move."""
+    if isinstance(node, dict):
+        if node.get("space") == "weights" and node.get("tensor") in moved and \
+                isinstance(node.get("offset"), int):
+            node["offset"] += moved[node["tensor"]]
+        for k, v in node.items():
+            if k != "buffers":
+                _retarget(v, moved)
+    elif isinstance(node, list):
+        for v in node:
+            _retarget(v, moved)
+
+
+def input_shapes(program: dict) -> dict[str, list[int]]:
+    """The input shapes a program was compiled for, by name."""
+    return {name: list(ref["shape"]) for name, ref in program["inputs"].items()}
+
+
+def manifest(target: str, labels: list[str], programs: list[dict], blob: bytes) -> dict:
+    """The manifest of a bucketed compile: each program's shape set and input shapes."""
+    return {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "target": target,
+            "weights": "weights.bin", "weights_sha256": hashlib.sha256(blob).hexdigest(),
+            "programs": [{"index": i, "shapes": label, "program": f"program-{i}.json",
+                          "schedule": f"schedule-{i}.json", "summary": f"summary-{i}.json",
+                          "decisions": f"decisions-{i}.json", "report": f"report-{i}.html",
+                          "inputs": input_shapes(p),
+                          "estimated_latency_s": p.get("estimate", {}).get("seconds")}
+                         for i, (label, p) in enumerate(zip(labels, programs))]}
+
+
+def pick(programs: list[dict], feeds: dict) -> int:
+    """The index of the program whose input shapes are those of ``feeds``."""
+    from npuc.ir.errors import InputError
+
+    got = {k: list(getattr(v, "shape", ())) for k, v in feeds.items()}
+    for i, p in enumerate(programs):
+        if all(got.get(name) == shape for name, shape in input_shapes(p).items()):
+            return i
+    have = "; ".join(", ".join(f"{k} {v}" for k, v in input_shapes(p).items())
+                     for p in programs)
+    raise InputError(f"no program was compiled for inputs of shapes "
+                     f"{', '.join(f'{k} {v}' for k, v in sorted(got.items()))}; the "
+                     f"programs take: {have}")
