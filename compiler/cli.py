@@ -15,7 +15,7 @@ import importlib
 import sys
 
 COMMANDS = ["convert", "run", "opt", "quantize", "compile", "verify", "explain", "report",
-            "targets", "matrix"]
+            "estimate", "compare", "targets", "matrix"]
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 

@@ -18,6 +18,7 @@ _EXPORTS = {
     "load_target": "loader", "parse_target": "loader",
     "Target": "model", "ComputeUnit": "model", "Memory": "model", "QuantRules": "model",
     "OpRule": "model", "Limit": "model", "Fusion": "model", "Layout": "model",
+    "Link": "model",
     "place": "placement", "place_node": "placement", "Placement": "placement",
     "estimate_node": "cost", "estimate_group": "cost", "Estimate": "cost", "Tile": "cost",
     "Roofline": "cost",

@@ -22,6 +22,7 @@ from .model import (
     Fusion,
     Layout,
     Limit,
+    Link,
     Memory,
     OpRule,
     QuantRules,
@@ -165,9 +166,26 @@ def _check_precisions(data: dict, where: Where) -> None:
                               f"calibration names {p}, which is not in quantization.dtypes")
 
 
+def _link(link: dict | None) -> Link | None:
+    if link is None:
+        return None
+    return Link(link["kind"], float(link["bandwidth_bytes_per_s"]), float(link["latency_s"]),
+                link["topology"])
+
+
+def _check_positive(data: dict, where: Where) -> None:
+    for table, key in (("link", "bandwidth_bytes_per_s"), ("link", "latency_s"),
+                       ("power", "board_watts")):
+        value = data.get(table, {}).get(key)
+        if value is not None and not value > 0:
+            raise where.error((table, key), f"'{key}' in [{table}] must be positive, "
+                                            f"not {value}")
+
+
 def _build(data: dict, where: Where) -> Target:
     _check_precisions(data, where)
     _check_estimates(data, where)
+    _check_positive(data, where)
     rules, all_ops = _operators(data, where)
     if data["fusion"].get("max_epilogues", 4) < 0:
         raise where.error(("fusion", "max_epilogues"), "'max_epilogues' in [fusion] must be "
@@ -194,6 +212,8 @@ def _build(data: dict, where: Where) -> Target:
                       f["elementwise_chains"], f.get("max_epilogues", 4)),
         layout=Layout(lay["preferred"], lay["channel_alignment"],
                       lay.get("conversion_last_axis_multiple", 1)),
+        link=_link(data.get("link")),
+        board_watts=float(data["power"]["board_watts"]) if "power" in data else None,
         estimated=tuple(data.get("estimated", ())),
         assumptions=frozen_map(data.get("assumptions", {})),
         schema_version=data["schema_version"],

@@ -136,6 +136,27 @@ class Layout:
 
 
 @dataclass(frozen=True, eq=False)
+class Link:
+    """The chip-to-chip link: bandwidth one way, latency of a small message, topology.
+
+    ``topology`` ``"ring"`` means each chip sends to the next directly (peer-to-peer);
+    ``"host"`` means through host memory, so every transfer crosses the link twice.
+    """
+
+    kind: str
+    bandwidth_bytes_per_s: float
+    latency_s: float
+    topology: str = "ring"
+
+    def seconds(self, nbytes: float, hops: int = 1) -> float:
+        """Seconds to send ``nbytes`` to a neighbour, ``hops`` times in a row."""
+        if nbytes <= 0 or hops <= 0:
+            return 0.0
+        crossings = 2 if self.topology == "host" else 1
+        return hops * crossings * (self.latency_s + nbytes / self.bandwidth_bytes_per_s)
+
+
+@dataclass(frozen=True, eq=False)
 class Target:
     """A chip, as read from its TOML file."""
 
@@ -150,6 +171,8 @@ class Target:
     all_operators: bool           # True when the file says supported = ["*"]
     fusion: Fusion
     layout: Layout
+    link: Link | None = None
+    board_watts: float | None = None
     estimated: tuple[str, ...] = ()
     assumptions: Mapping[str, str] = field(default_factory=frozen_map)
     schema_version: int = 1

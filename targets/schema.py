@@ -157,6 +157,21 @@ SCHEMA = Table("A chip.", {
         "max_epilogues": Key("int", "The most operators fused after one anchor (default 4).",
                              required=False),
     }),
+    "link": Table("The chip-to-chip link that collectives of a model split over several "
+                  "chips travel on (absent: the chip is used alone).", {
+        "kind": Key("str", "What the link is, e.g. `PCIe Gen5 x16 peer-to-peer`."),
+        "bandwidth_bytes_per_s": Key("number", "Bytes per second one chip sends to the "
+                                               "next, in one direction."),
+        "latency_s": Key("number", "Seconds from one chip's send to the next chip's receive "
+                                   "of a small message."),
+        "topology": Key("str", "How chips are connected: `ring` (each to the next, as on a "
+                               "PCIe switch with peer-to-peer) or `host` (through host "
+                               "memory: every transfer crosses the link twice).",
+                        choices=("ring", "host")),
+    }, required=False),
+    "power": Table("The board's power, for energy estimates (absent: energy unknown).", {
+        "board_watts": Key("number", "The board's power at full load (its TDP), in watts."),
+    }, required=False),
     "layout": Table("The data layout the chip prefers.", {
         "preferred": Key("str", "The activation layout.", choices=("NCHW", "NHWC", "native")),
         "channel_alignment": Key("int", "Channels are padded to a multiple of this.", positive=True),

@@ -79,18 +79,60 @@ def add_parser(sub):
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="the output folder")
     p.add_argument("--schedule-out", metavar="JSON", help="also write the schedule here")
     add_fanout(p)
+    add_chips(p)
     return p
+
+
+def add_chips(p) -> None:
+    """``--chips N``: one program per chip (shared by compile and verify)."""
+    p.add_argument("--chips", type=int, default=1, metavar="N",
+                   help="split the model over N chips, one program each, exchanging "
+                        "tensors over the chip's link (default 1)")
+    p.add_argument("--parallel", default="auto", choices=("auto", "tensor", "pipeline"),
+                   help="with --chips: weights split by columns with all-gathers (tensor), "
+                        "or consecutive stages with send/recv (pipeline); auto: tensor for "
+                        "decoders, pipeline otherwise")
+
+
+def _compile_chips(args) -> int:
+    from npuc.compiler.driver import _inputs_of
+    from npuc.compiler.multichip.compile import compile_chips
+    from npuc.ir.errors import NpucError
+    from npuc.ir.safeio import check_output_dir, write_dir
+
+    if args.schedule_in or args.schedule_out:
+        raise NpucError("--schedule-in and --schedule-out work on one chip; not with --chips")
+    protect = _inputs_of(args.model, args.calibration)
+    check_output_dir(args.output, protect=protect)  # refused before any work, never after
+    result = compile_chips(args.model, args.target, args.chips, opt_level=args.opt_level,
+                           quantize=args.quantize, calibration=args.calibration,
+                           batch=args.batch, parallel=args.parallel)
+    write_dir(args.output, result.files(), protect=protect)
+    m = result.manifest
+    print(f"compiled {args.model} for {m['chips']} x {m['target']} ({m['precision']}), "
+          f"{m['parallelism']} stages over {m['link']}")
+    for stage in m["stages"]:
+        print(f"  chip {stage['chip']}: {stage['nodes']} nodes, estimated "
+              f"{stage['estimated_latency_s'] * 1e3:.4f} ms, sends "
+              f"{stage['send_s'] * 1e3:.4f} ms, weights {stage['weights_bytes']} bytes")
+    print(f"estimated latency {m['estimated_latency_s'] * 1e3:.4f} ms through all chips, "
+          f"{m['pipelined_inputs_per_s']:.1f} inputs/s pipelined")
+    print(f"wrote {args.output}")
+    return 0
 
 
 def run(args) -> int:
     import sys
 
     from npuc.compiler.driver import compile
+    from npuc.ir.errors import NpucError
 
     if args.batch < 1:
-        from npuc.ir.errors import NpucError
-
         raise NpucError("--batch must be at least 1")
+    if args.chips < 1:
+        raise NpucError("--chips must be at least 1")
+    if args.chips > 1:
+        return _compile_chips(args)
     result = compile(args.model, args.target, opt_level=args.opt_level, quantize=args.quantize,
                      calibration=args.calibration, output_dir=args.output,
                      schedule_in=args.schedule_in, schedule_out=args.schedule_out,

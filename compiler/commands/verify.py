@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .compile import add_common, add_fanout, fanout_of
+from .compile import add_chips, add_common, add_fanout, fanout_of
 
 
 def add_parser(sub):
@@ -17,7 +17,31 @@ def add_parser(sub):
     p.add_argument("-o", "--output", metavar="DIR", help="also write the compiled program")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_fanout(p)
+    add_chips(p)
     return p
+
+
+def _verify_chips(args, inputs) -> int:
+    import json
+
+    from npuc.compiler.multichip.simulate import verify_chips
+
+    r = verify_chips(args.model, args.target, args.chips, inputs, opt_level=args.opt_level,
+                     quantize=args.quantize, calibration=args.calibration, batch=args.batch,
+                     parallel=args.parallel)
+    if args.json:
+        print(json.dumps(r, indent=1, sort_keys=True))
+        return 0 if r["passed"] else 1
+    for note in r["notes"]:
+        print(f"note: {note}")
+    print(f"{args.chips} chips ({r['manifest']['parallelism']} parallel) simulated together; "
+          f"reference: {r['reference']}; precision {r['precision']}")
+    for name, m in r["outputs"].items():
+        same = "bit-identical to" if m["identical_to_single_chip_ir"] else "DIFFERS from"
+        print(f"  {name}: {same} the single-chip IR, SQNR {m['sqnr_db']:.2f} dB, cosine "
+              f"{m['cosine']:.6f} -> {'ok' if m['passed'] else 'FAIL'}")
+    print("verify: passed" if r["passed"] else "verify: FAILED")
+    return 0 if r["passed"] else 1
 
 
 def run(args) -> int:
@@ -31,6 +55,8 @@ def run(args) -> int:
     if args.batch < 1:
         raise NpucError("--batch must be at least 1")
     inputs = load_inputs(args.inputs) if args.inputs is not None else None
+    if args.chips > 1:
+        return _verify_chips(args, inputs)
     try:
         r = verify(args.model, args.target, opt_level=args.opt_level, quantize=args.quantize,
                    calibration=args.calibration, inputs=inputs, schedule_in=args.schedule_in,

@@ -37,6 +37,8 @@ def _load(spec, infer_shapes: bool) -> Graph:
     if spec.startswith("zoo:"):
         from npuc import zoo
 
+        if zoo.has_external_weights(spec[4:]):
+            return import_onnx(zoo.model_path(spec[4:]), infer_shapes)
         return import_onnx(zoo.build(spec[4:]), infer_shapes, source=spec)
     if spec.endswith(TEXT_SUFFIXES):
         from npuc.ir.parser import load_text

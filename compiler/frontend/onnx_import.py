@@ -28,11 +28,13 @@ from . import contrib_schemas  # noqa: F401  (declares onnxruntime's com.microso
 OLDEST_OPSET = 1
 
 
-def import_onnx(model, infer_shapes: bool = True, source: str | None = None) -> Graph:
+def import_onnx(model, infer_shapes: bool = True, source: str | None = None,
+                base_dir: str | None = None) -> Graph:
     """Import an ONNX model (a path or a ``ModelProto``) as an npuc Graph; ``source`` names
-    a ModelProto's file in messages."""
+    a ModelProto's file in messages, ``base_dir`` is the folder its external data is
+    mapped from (a path's own folder otherwise)."""
     if isinstance(model, onnx.ModelProto):
-        where, base_dir = source or model.graph.name or "model", None
+        where = source or model.graph.name or "model"
         proto = model
     else:
         where = os.fspath(model)

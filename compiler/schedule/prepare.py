@@ -28,6 +28,11 @@ RANDOM_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUnifor
               "Multinomial", "Bernoulli", "Dropout"}
 
 
+# External data past this size stays in its file, mapped into memory on import, rather
+# than read into the ModelProto (which then cannot serve as onnxruntime's reference).
+EXTERNAL_IN_MEMORY_LIMIT = 1 << 31
+
+
 def load_static(spec, batch: int = 1, shapes=None, given: dict | None = None,
                 reference: bool = True):
     """``(graph, proto)``: the model with static shapes, and its ONNX form when it has one
@@ -43,16 +48,20 @@ def load_static(spec, batch: int = 1, shapes=None, given: dict | None = None,
     from npuc.ir.errors import ModelError, NpucError
     from npuc.ir.safeio import check_input_file
 
-    proto = None
+    proto, base_dir = None, None
     if isinstance(spec, onnx.ModelProto):
         proto = onnx.ModelProto()
         proto.CopyFrom(spec)
     elif isinstance(spec, (str, os.PathLike)) and os.fspath(spec).startswith("zoo:"):
         from npuc import zoo
 
-        proto = zoo.build(os.fspath(spec)[4:], batch=batch)
-    elif isinstance(spec, (str, os.PathLike)) and os.fspath(spec).endswith(".onnx") and \
-            reference:
+        name = os.fspath(spec)[4:]
+        if zoo.has_external_weights(name):
+            spec = zoo.model_path(name)
+        else:
+            proto = zoo.build(name, batch=batch)
+    if proto is None and reference and isinstance(spec, (str, os.PathLike)) and \
+            os.fspath(spec).endswith(".onnx"):
         path = os.fspath(spec)
         if not os.path.exists(path):
             raise NpucError(f"{path}: no such file")
@@ -61,7 +70,7 @@ def load_static(spec, batch: int = 1, shapes=None, given: dict | None = None,
             proto = onnx.load(path, load_external_data=False)
         except Exception as e:  # onnx raises DecodeError and friends
             raise ModelError(f"{path}: not a readable ONNX model ({type(e).__name__})") from None
-        _load_external(proto, path)
+        base_dir = _load_external(proto, path)
     if proto is not None:
         where = os.fspath(spec) if isinstance(spec, (str, os.PathLike)) else \
             (proto.graph.name or "the model")
@@ -69,7 +78,7 @@ def load_static(spec, batch: int = 1, shapes=None, given: dict | None = None,
         source = onnx.ModelProto()
         source.CopyFrom(proto)
         set_proto_shapes(proto, fixed)
-        graph = import_onnx(proto, source=_source(spec))
+        graph = import_onnx(proto, source=_source(spec), base_dir=base_dir)
         # the model as given: onnxruntime runs it for any consistent input sizes, where the
         # static copy may fail its stricter checks (a branch that cannot take these sizes)
         graph.meta["source_proto"] = source
@@ -106,21 +115,33 @@ def _refuse_empty(graph) -> None:
                                 "only non-empty tensors")
 
 
-def _load_external(proto, path: str) -> None:
+def _load_external(proto, path: str) -> str | None:
     """Read a model's external data once it is checked (inside its folder, regular files,
-    byte offsets and lengths that fit the data)."""
-    from onnx.external_data_helper import load_external_data_for_model
+    byte offsets and lengths that fit the data); None. Past
+    :data:`EXTERNAL_IN_MEMORY_LIMIT` bytes the data stays in its files, mapped on import:
+    the folder to map it from."""
+    from onnx.external_data_helper import (
+        ExternalDataInfo,
+        _get_all_tensors,
+        load_external_data_for_model,
+        uses_external_data,
+    )
 
     from npuc.compiler.frontend.onnx_import import check_external_data
     from npuc.ir.errors import ModelError
 
     base_dir = os.path.dirname(os.path.abspath(path))
     check_external_data(proto, path, base_dir)
+    external = sum(int(ExternalDataInfo(t).length or 0) for t in _get_all_tensors(proto)
+                   if uses_external_data(t))
+    if external > EXTERNAL_IN_MEMORY_LIMIT:
+        return base_dir
     try:
         load_external_data_for_model(proto, base_dir)
     except Exception as e:  # onnx's reader: a length or offset beyond the file, and so on
         raise ModelError(f"{path}: cannot read its external data ({type(e).__name__}: "
                          f"{str(e).strip()[:120]})") from None
+    return None
 
 
 def _source(spec) -> str | None:

@@ -13,6 +13,7 @@ the structure at a size that runs in milliseconds, for tests.
 from __future__ import annotations
 
 import dataclasses
+import os
 import zlib
 
 import numpy as np
@@ -23,7 +24,11 @@ from npuc.zoo.builder import OPSET, GraphBuilder, parameter_count
 from npuc.zoo.inputs import make_inputs, specs_of
 from npuc.zoo.registry import ENTRIES, Entry
 
-__all__ = ["build", "describe", "names", "parameter_count", "sample_inputs"]
+__all__ = ["build", "describe", "has_external_weights", "model_path", "names",
+           "parameter_count", "sample_inputs"]
+
+# Where model_path writes models whose weights are external (NPUC_ZOO_CACHE overrides).
+CACHE_ENV = "NPUC_ZOO_CACHE"
 
 
 def names() -> list[str]:
@@ -45,6 +50,52 @@ def build(name: str, batch: int | None = None, **options) -> onnx.ModelProto:
     entry.family.build(builder, config)
     return builder.model(name.replace("-", "_"), doc=entry.summary,
                          opset=getattr(config, "opset", OPSET))
+
+
+def has_external_weights(name: str, **options) -> bool:
+    """True when the model keeps its weights as external zeros (too big for a message)."""
+    entry = _entry(name)
+    check = getattr(entry.family, "external_weights", None)
+    return bool(check and check(_configure(name, entry, options)))
+
+
+def model_path(name: str, folder: str | None = None, **options) -> str:
+    """The model ``name`` written as ``model.onnx`` with its external weights beside it,
+    as a sparse file that reads as zeros and takes no disk space; the path of the .onnx.
+
+    The folder defaults to ``$NPUC_ZOO_CACHE/NAME`` (``~/.cache/npuc/zoo/NAME``), named
+    after the options too; a model already there is reused (the same options give the
+    same bytes)."""
+    import onnx
+    from onnx.external_data_helper import ExternalDataInfo, _get_all_tensors
+
+    from npuc.ir.safeio import write_file
+
+    model = build(name, **options)
+    if folder is None:
+        root = os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache",
+                                                          "npuc", "zoo")
+        tag = "-".join(f"{k}{v}" for k, v in sorted(options.items()))
+        folder = os.path.join(root, name + (f"-{tag}" if tag else ""))
+    path = os.path.join(folder, "model.onnx")
+    data = model.SerializeToString()
+    if os.path.isfile(path) and open(path, "rb").read() == data:
+        return path
+    os.makedirs(folder, exist_ok=True)
+    ends: dict[str, int] = {}
+    for t in _get_all_tensors(model):
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            info = ExternalDataInfo(t)
+            ends[info.location] = max(ends.get(info.location, 0),
+                                      int(info.offset or 0) + int(info.length or 0))
+    for location, size in sorted(ends.items()):
+        # a hole: reads as zeros, uses no blocks (the safe writer writes data it is given;
+        # a hole of 280 GB is no data, so it is made here, growing the file only)
+        with open(os.path.join(folder, location), "ab") as f:
+            if f.tell() < size:
+                f.truncate(size)
+    write_file(path, data)
+    return path
 
 
 def describe(name: str) -> str:

@@ -21,6 +21,8 @@ OPSET = 17
 IR_VERSION = 8
 PRODUCER = "npuc.zoo"
 BATCH = "batch"
+# External tensors start on page boundaries so that each maps into memory on its own.
+EXTERNAL_ALIGNMENT = 4096
 
 Dim = int | str | None
 
@@ -44,6 +46,8 @@ class GraphBuilder:
         self._outputs: list[onnx.ValueInfoProto] = []
         self._scope: list[str] = []
         self._taken: dict[str, int] = {}
+        self.external: str | None = None
+        self._offset = 0
 
     # -- naming -------------------------------------------------------------------------
     @contextmanager
@@ -96,6 +100,31 @@ class GraphBuilder:
         tensor.dims.extend(array.shape)
         tensor.raw_data = array.tobytes()
         return name
+
+    def weight(self, name: str, shape: Sequence[int], make) -> str:
+        """A float32 parameter of ``shape``: ``make()`` gives its values, unless the
+        builder keeps weights as external zeros (:meth:`keep_weights_external`), in which
+        case no value is made and the initializer points into the external data file."""
+        if self.external is None:
+            return self.param(name, make())
+        tensor = self._model.graph.initializer.add()
+        tensor.name = name
+        tensor.data_type = TensorProto.FLOAT
+        tensor.dims.extend(shape)
+        length = 4 * int(np.prod(shape, dtype=np.int64))
+        tensor.data_location = TensorProto.EXTERNAL
+        for key, value in (("location", self.external), ("offset", str(self._offset)),
+                           ("length", str(length))):
+            tensor.external_data.add(key=key, value=value)
+        # page-aligned, so that each tensor maps on its own
+        self._offset += -(-length // EXTERNAL_ALIGNMENT) * EXTERNAL_ALIGNMENT
+        return name
+
+    def keep_weights_external(self, location: str) -> None:
+        """Make :meth:`weight` point into the file ``location`` (beside the model) rather
+        than hold values: a model too big for memory, whose weights read as zeros."""
+        self.external = location
+        self._offset = 0
 
     def input(self, name: str, elem_type: int, shape: Sequence[Dim]) -> str:
         """Declare a graph input; ``None`` in ``shape`` is the batch dimension."""

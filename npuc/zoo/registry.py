@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import ModuleType
 
-from npuc.zoo import bert, gpt2, llama, mobilenet, resnet, vit
+from npuc.zoo import bert, decoder, gpt2, llama, mobilenet, resnet, ssd, vit
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,26 @@ ENTRIES: dict[str, Entry] = {
     "llama-small": Entry(llama, llama.LlamaConfig(),
                          "Llama-style decoder (LlamaForCausalLM), hidden 512, 4 layers, 8 "
                          "heads with 2 KV heads, 128-token prefill", 43_848_192),
+    "ssd-mobilenet": Entry(ssd, ssd.SSDConfig(),
+                           "SSD-MobileNet v1 (MLPerf ssd-mobilenet), 300x300 image, 91 "
+                           "classes, up to the box predictors", 6_819_839),
+    "bert-large": Entry(bert, bert.BertConfig(hidden=1024, layers=24, heads=16,
+                                              intermediate=4096, sequence=384),
+                        "BERT-large uncased encoder (MLPerf BERT-99), 384 tokens",
+                        335_141_888),
+    "llama3.2-1b": Entry(decoder, decoder.LlamaConfig(
+        hidden=2048, layers=16, heads=32, kv_heads=8, intermediate=8192, tie_embeddings=True),
+        "Llama 3.2 1B decoder, 128-token prefill, weights external (zeros)", 1_235_814_400),
+    "llama3.1-8b": Entry(decoder, decoder.LlamaConfig(),
+                         "Llama 3.1 8B decoder, 128-token prefill, weights external (zeros)",
+                         8_030_261_248),
+    "llama3.1-70b": Entry(decoder, decoder.LlamaConfig(
+        hidden=8192, layers=80, heads=64, kv_heads=8, intermediate=28672),
+        "Llama 3.1 70B decoder, 128-token prefill, weights external (zeros)", 70_553_706_496),
+    "qwen2-7b": Entry(decoder, decoder.LlamaConfig(
+        vocab_size=152064, hidden=3584, layers=28, heads=28, kv_heads=4, intermediate=18944,
+        rope_theta=1e6, eps=1e-6, qkv_bias=True),
+        "Qwen2 7B decoder, 128-token prefill, weights external (zeros)", 7_615_616_512),
     "resnet-tiny": Entry(resnet, resnet.ResNetConfig(layers=(1, 1, 1, 1), width=8,
                                                      image_size=32, num_classes=10),
                          "ResNet with one bottleneck per stage, width 8, 32x32, 10 classes",
@@ -65,6 +85,10 @@ ENTRIES: dict[str, Entry] = {
                                                         sequence=1, past=7, use_cache=True),
                                "llama-tiny's decode step: one token after 7 cached, the "
                                "KV cache in and out", 106_816),
+    "decoder-tiny": Entry(decoder, decoder.LlamaConfig(
+        vocab_size=1000, hidden=64, layers=2, heads=4, kv_heads=2, intermediate=128,
+        sequence=16), "the published-size decoders' structure, 2 layers, hidden 64, 4 heads "
+        "(2 KV), 16 tokens", 202_048),
     "vit-tiny": Entry(vit, vit.ViTConfig(image_size=32, patch=8, hidden=64, layers=2,
                                          heads=4, intermediate=256, num_classes=10),
                       "ViT, 2 layers, hidden 64, 32x32 image in 8x8 patches, 10 classes",

@@ -30,8 +30,9 @@ def declared_shape(value: onnx.ValueInfoProto, batch: int) -> tuple[int, ...]:
 def test_names_are_the_catalogue():
     assert zoo.names() == [
         "resnet50", "mobilenetv2", "bert-base", "gpt2", "vit-base", "llama-small",
-        "resnet-tiny", "mobilenetv2-tiny", "bert-tiny", "gpt2-tiny", "llama-tiny",
-        "vit-tiny",
+        "ssd-mobilenet", "bert-large", "llama3.2-1b", "llama3.1-8b", "llama3.1-70b",
+        "qwen2-7b", "resnet-tiny", "mobilenetv2-tiny", "bert-tiny", "gpt2-tiny", "llama-tiny",
+        "llama-tiny-decode", "decoder-tiny", "vit-tiny",
     ]
 
 
@@ -172,13 +173,18 @@ def test_vit_embeds_patches_with_a_strided_conv():
 
 def test_full_size_models_have_their_real_parameter_counts():
     known = {"resnet50": 25.6e6, "mobilenetv2": 3.5e6, "bert-base": 110e6,
-             "gpt2": 124e6, "vit-base": 86e6, "llama-small": 43.8e6}
-    for name in BIG:
+             "gpt2": 124e6, "vit-base": 86e6, "llama-small": 43.8e6, "llama3.2-1b": 1.24e9,
+             "llama3.1-8b": 8.03e9, "llama3.1-70b": 70.55e9, "qwen2-7b": 7.62e9,
+             "ssd-mobilenet": 6.8e6}
+    # bert-large is bert-base's family at other sizes; building its 335M random weights
+    # takes half a minute, so benchmarks/bench_serving.py is where it is built
+    for name in [n for n in BIG if n != "bert-large"]:
         model = zoo.build(name)
         count = zoo.parameter_count(model)
         assert count == ENTRIES[name].parameters
         assert abs(count - known[name]) / known[name] < 0.01
-        onnx.checker.check_model(model, full_check=True)
+        if not zoo.has_external_weights(name):  # those are checked from their files
+            onnx.checker.check_model(model, full_check=True)
         if name == "resnet50":
             out = run(model, zoo.sample_inputs(model))["output"]
             assert out.shape == (1, 1000) and np.isfinite(out).all()

@@ -1,0 +1,113 @@
+"""Compiling and simulating the tensor-parallel split of :mod:`.tensor`.
+
+A chip's program is ``{"format": "npuc-segments", "segments": [program, ...]}``, each
+segment a program of the command-stream format whose weights lie in the chip's blob at
+``weights_offsets[s]``. A segment that ends with a split product ends with an
+``all_gather`` command: the tensor it makes, the part this chip holds, the bytes and the
+time of a ring all-gather on the chip's link (``chips - 1`` hops of one part each).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from npuc.ir.errors import NpucError
+
+from .tensor import segment_graphs
+
+
+def _gather_seconds(target, nbytes: int, chips: int) -> float:
+    return target.link.seconds(nbytes / chips, hops=chips - 1) if chips > 1 else 0.0
+
+
+def compile_tensor(result, model, chips: int, estimate_at: str) -> None:
+    """Fill ``result`` with one segmented program per chip."""
+    from npuc.compiler.lower import lower
+    from npuc.compiler.report import summarize
+    from npuc.compiler.schedule import schedule
+
+    from .compile import _nbytes
+
+    target = result.target
+    gathers = []
+    for chip in range(chips):
+        programs, blobs, summaries = [], [], []
+        for graph in segment_graphs(result.graph, chips, chip):
+            sched = schedule(graph, target, estimate_at, None)
+            program, weights = lower(graph, sched, target)
+            part = next((n for n in program["outputs"] if n.endswith(".part")), None)
+            if part is not None:
+                whole = part[:-len(".part")]
+                nbytes = _nbytes(program["tensors"][part]) * chips
+                seconds = _gather_seconds(target, nbytes, chips)
+                program["commands"].append({"op": "all_gather", "tensor": whole, "part": part,
+                                            "axis": -1, "chips": chips, "bytes": nbytes,
+                                            "seconds": seconds})
+                if chip == 0:
+                    gathers.append({"tensor": whole, "bytes": nbytes, "seconds": seconds})
+            programs.append(program)
+            blobs.append(weights)
+            summaries.append(summarize(graph, sched, program, target, model,
+                                       result.precision, estimate_at))
+        offsets = list(np.cumsum([0] + [len(b) for b in blobs[:-1]]).tolist())
+        result.programs.append({"format": "npuc-segments", "version": 1,
+                                "segments": programs, "weights_offsets": offsets})
+        result.weights.append(b"".join(blobs))
+        result.summaries.append(_chip_summary(summaries))
+    result.parallelism = "tensor"
+    result.manifest = _manifest(result, gathers, chips)
+
+
+def _chip_summary(summaries: list[dict]) -> dict:
+    keys = ("estimated_latency_s", "weights_bytes", "nodes_on_npu", "nodes_on_cpu")
+    out = {k: sum(s[k] for s in summaries) for k in keys}
+    out["segments"] = [{k: s[k] for k in keys} for s in summaries]
+    out["format"], out["version"] = "npuc-chip-summary", 1
+    return out
+
+
+def _manifest(result, gathers, chips) -> dict:
+    per_segment = [max(s["segments"][i]["estimated_latency_s"] for s in result.summaries)
+                   for i in range(len(result.summaries[0]["segments"]))]
+    collective = sum(g["seconds"] for g in gathers)
+    return {"format": "npuc-chips", "version": 1, "target": result.target.name,
+            "chips": chips, "parallelism": "tensor", "precision": result.precision,
+            "link": result.target.link.kind,
+            "stages": [{"chip": k, "nodes": s["nodes_on_npu"] + s["nodes_on_cpu"],
+                        "estimated_latency_s": s["estimated_latency_s"],
+                        "send_s": collective, "weights_bytes": s["weights_bytes"]}
+                       for k, s in enumerate(result.summaries)],
+            "transfers": gathers, "segments": len(per_segment),
+            "estimated_latency_s": sum(per_segment) + collective,
+            "pipelined_inputs_per_s": 1.0 / (sum(per_segment) + collective)}
+
+
+def simulate_segments(programs: list, weights: list, inputs: dict) -> dict:
+    """Run every chip's segments in step, gathering after each; the model's outputs."""
+    from npuc.compiler.executor.simulator import simulate
+
+    chips = len(programs)
+    envs = [dict(inputs) for _ in range(chips)]
+    count = len(programs[0]["segments"])
+    for s in range(count):
+        for c in range(chips):
+            seg = programs[c]["segments"][s]
+            blob = _segment_blob(weights[c], programs[c], s)
+            feeds = {}
+            for name in seg["inputs"]:
+                if name not in envs[c]:
+                    raise NpucError(f"chip {c}, segment {s}: input '{name}' was never made")
+                feeds[name] = envs[c][name]
+            local = dict(seg, commands=[x for x in seg["commands"] if x["op"] != "all_gather"])
+            envs[c].update(simulate(local, blob, feeds))
+        for cmd in [x for x in programs[0]["segments"][s]["commands"]
+                    if x["op"] == "all_gather"]:  # the slices in chip order along the last axis
+            whole = np.concatenate([envs[c][cmd["part"]] for c in range(chips)], axis=-1)
+            for c in range(chips):
+                envs[c][cmd["tensor"]] = whole
+    return envs[0]
+
+
+def _segment_blob(blob: bytes, program: dict, s: int) -> bytes:
+    offsets = program["weights_offsets"] + [len(blob)]
+    return blob[offsets[s]:offsets[s + 1]]
