@@ -22,9 +22,8 @@ from npuc.ir.types import QuantParams
 
 from . import ops  # noqa: F401  (registers the quantized operators)
 from .calibrate import Stats, calibrate
-from .params import activation_params
+from .plan import Builder
 from .prepare import prepare
-from .rewrite import Rewriter
 from .scheme import scheme_for
 from .smooth import smooth_matmuls
 
@@ -55,7 +54,7 @@ def random_calibration(graph: Graph, n: int = 8, seed: int = 0) -> list[dict]:
 def quantize(graph: Graph, target="generic-npu", calibration=None, method: str = "auto",
              precision: str | None = None, keep_float=(), bias_correction: bool = True,
              smoothquant: float | None = 0.5, sensitivity: int = 0,
-             progress: bool = True) -> Graph:
+             progress: bool = True, accuracy=None, layers=None) -> Graph:
     """A quantized copy of ``graph`` for ``target``.
 
     ``calibration``: an iterable of input dicts (None: random inputs, with a warning).
@@ -63,74 +62,137 @@ def quantize(graph: Graph, target="generic-npu", calibration=None, method: str =
     ``precision``: ``int8``, ``fp8``, ``bf16``, ``fp16`` (default: the chip's preferred).
     ``keep_float``: node names to leave in float. ``bias_correction``: remove the mean
     error weight rounding adds to each output channel. ``smoothquant``: the migration
-    strength alpha for MatMul inputs (None: off). ``sensitivity``: keep this many of the
-    layers that lose the most accuracy in float.
+    strength alpha for MatMul inputs (None: off; ``"search"``: the alpha of 0.3 to 0.85
+    whose model output is closest to the float one). ``sensitivity``: keep this many of
+    the layers that lose the most accuracy in float. ``accuracy``: a requirement
+    (``"argmax<=1%"``, ``"sqnr>=30"``, see :mod:`.requirement`) that the accuracy
+    recovery meets on the calibration samples when it can. ``layers``: node name ->
+    scheme for mixed precision (``bf16``, ``fp8``, ``w4a16-g128``..., see :mod:`.plan`).
 
-    The result takes and returns float tensors; ``execute`` runs it with the chip's
-    integer arithmetic.
+    Numeric hazards (int8 range collapse, fp16 overflow) found on the calibration data
+    are fixed by a wider format for the layers concerned and logged. The result takes
+    and returns float tensors; ``execute`` runs it with the chip's arithmetic.
     """
-    scheme = scheme_for(target, precision)
-    g = prepare(graph)
-    if scheme.precision in ("bf16", "fp16"):
-        from .floatq import rewrite_float
+    from .plan import Plan, check_layer_scheme
+    from .requirement import parse_requirement
 
-        rewrite_float(g, scheme.precision, {}, keep_float)
-        g.meta["quantize"] = {"scheme": scheme, "float_graph": prepare(graph), "map": {}}
-        return g
+    scheme = scheme_for(target, precision)
+    requirement = parse_requirement(accuracy)
+    for name, spec in sorted((layers or {}).items()):
+        check_layer_scheme(scheme, name, spec)
+    g = prepare(graph)
+    calibrated = scheme.precision in ("int8", "fp8")
     if scheme.precision == "int8":
         from .unfuse import split_fused
 
         split_fused(g)
-    if calibration is None:
+    if calibration is None and calibrated:
         warnings.warn("no calibration data: using random inputs, which give poor "
                       "quantization ranges", stacklevel=2)
         calibration = random_calibration(graph)
-    if method == "auto":
-        method = AUTO_METHOD[scheme.precision]
+    samples = list(calibration) if calibration is not None else None
+    options = {"bias_correction": bias_correction, "keep_float": set(keep_float)}
+    if calibrated:
+        if method == "auto":
+            method = AUTO_METHOD[scheme.precision]
+        builder = _calibrated_builder(g, scheme, samples, method, progress, options,
+                                      smoothquant)
+    else:
+        builder = Builder(g, scheme, None, {}, samples, options, "minmax")
+    plan = Plan(layers=dict(layers or {}))
+    _fix_hazards(builder, plan, samples if samples else random_calibration(graph, 2))
+    q = builder.build(plan)
+    if sensitivity > 0:
+        q = _sensitivity_fallback(builder, plan, q, samples, sensitivity)
+    if requirement is not None and samples:
+        from .recovery import record_steps, recover
+
+        q, plan, steps, agree = recover(builder, plan, requirement, samples, progress)
+        record_steps(q, steps, requirement, agree)
+    return q
+
+
+def _calibrated_builder(g, scheme, samples, method, progress, options, smoothquant):
+    from .plan import Builder
+
     heavy = [n for n in g.nodes if n.op_type in ("Conv", "Gemm", "MatMul") and not n.domain]
     chans = {n.inputs[0].name for n in heavy if n.op_type in ("Conv", "Gemm")}
     cols = {n.inputs[0].name for n in heavy if n.op_type == "MatMul" and
             n.input(1).const is not None}
-    calibration = list(calibration)
-    stats = calibrate(g, calibration, method, progress, chans, cols)
+    stats = calibrate(g, samples, method, progress, chans, cols)
     ranges = _ranges(stats, scheme)
+    if smoothquant == "search" and scheme.precision == "int8":
+        from .smooth import search_alpha
+
+        smoothquant = search_alpha(g, stats, ranges, scheme, samples, options, method)
     if smoothquant is not None and scheme.precision == "int8":
         smooth_matmuls(g, stats, ranges, smoothquant)
-    float_graph = g.copy()
-    if scheme.precision == "fp8":
-        from .floatq import rewrite_float
-
-        amax = {k: max(-lo, hi) for k, (lo, hi) in ranges.items()}
-        rewrite_float(g, "fp8", amax, keep_float)
-        g.meta["quantize"] = {"scheme": scheme, "float_graph": float_graph, "map": {}}
-        return g
-    act = {k: activation_params(lo, hi, scheme) for k, (lo, hi) in ranges.items()}
-    options = {"bias_correction": bias_correction, "keep_float": set(keep_float)}
-    q = _rewrite(float_graph, scheme, act, stats, options)
-    if sensitivity > 0:
-        from .compare import layer_report
-
-        rows = layer_report(q, calibration[:1])
-        worst = sorted((r for r in rows if r.node and r.loss is not None),
-                       key=lambda r: -r.loss)[:sensitivity]
-        names = {r.node for r in worst}
-        for r in worst:
-            log_of(float_graph).record("quantize", r.node, "kept float",
-                                       f"sensitivity: quantizing it loses {r.loss:.1f} dB "
-                                       "of SQNR, among the most of all layers")
-        options["keep_float"] |= names
-        q = _rewrite(float_graph, scheme, act, stats, options)
-    return q
+    return Builder(g.copy(), scheme, stats, ranges, samples, options, method)
 
 
-def _rewrite(float_graph, scheme, act, stats, options) -> Graph:
-    g = float_graph.copy()
-    rw = Rewriter(g, scheme, act, stats, options)
-    rw.run(options["keep_float"])
-    if log_of(g) is not log_of(float_graph):
-        log_of(g).entries.extend(list(log_of(float_graph)))
-    g.meta["quantize"] = {"scheme": scheme, "float_graph": float_graph, "map": rw.float_of}
-    return g
+def _fix_hazards(builder, plan, samples) -> None:
+    """Find int8 range collapse and fp16 overflow on the samples; move the layers
+    concerned to a format that holds the values, and log each hazard."""
+    from .hazards import find_hazards, magnitudes
+    from .plan import half_precision
+
+    scheme = builder.scheme
+    used = {scheme.precision, *plan.layers.values()}
+    precisions = tuple(p for p in ("int8", "fp16") if p in used or
+                       (p == "fp16" and any(s.startswith("w") for s in used) and
+                        half_precision(scheme) == "fp16"))
+    if not precisions:
+        return
+    fg = builder.float_graph
+    found = find_hazards(fg, magnitudes(fg, samples[:8]), precisions)
+    overflow = {h.value for h in found if h.kind == "fp16-overflow"}
+    for h in found:
+        wide = "bf16" if "bf16" in scheme.dtypes else "fp32"
+        if h.kind == "int8-collapse" and h.value not in overflow:
+            wide = half_precision(scheme) or "fp32"
+        moved = _hazard_chain(fg, h, wide)
+        for name in moved:
+            plan.layers[name] = wide
+            plan.reasons[name] = f"{h.kind}: {h.message}"
+        log_of(fg).record("quantize", h.node or h.value, "hazard",
+                          f"{h.message}; {', '.join(moved) or 'nothing'} computed in {wide}",
+                          kind=h.kind, value=h.value)
+
+
+_CHAIN_OPS = {"Add", "Mul", "Sub", "Relu", "Clip", "Max", "Abs", "Pow", "Identity"}
+
+
+def _hazard_chain(fg, hazard, wide) -> list[str]:
+    """The producer of the hazardous value and the elementwise nodes before it, back to
+    the Conv/Gemm/MatMul that computes it; for overflow, also the layers reading it."""
+    nodes = {n.name: n for n in fg.nodes}
+    out, node = [], nodes.get(hazard.node)
+    while node is not None:
+        out.append(node.name)
+        if node.op_type in ("Conv", "Gemm", "MatMul") or node.op_type not in _CHAIN_OPS:
+            break
+        srcs = [v.producer for v in node.inputs if v is not None and v.const is None]
+        node = srcs[0] if len(srcs) == 1 else None
+    if hazard.kind == "fp16-overflow":
+        v = next((o for n in fg.nodes for o in n.outputs if o is not None and
+                  o.name == hazard.value), None)
+        for user, _ in (v.uses if v is not None else []):
+            if user.op_type in ("Conv", "Gemm", "MatMul"):
+                out.append(user.name)
+    return out
+
+
+def _sensitivity_fallback(builder, plan, q, samples, k: int) -> Graph:
+    from .compare import layer_report
+
+    rows = layer_report(q, (samples or [])[:1])
+    worst = sorted((r for r in rows if r.node and r.loss is not None),
+                   key=lambda r: -r.loss)[:k]
+    for r in worst:
+        plan.layers[r.node] = "fp32"
+        plan.reasons[r.node] = (f"sensitivity: quantizing it loses {r.loss:.1f} dB of SQNR, "
+                                "among the most of all layers")
+    return builder.build(plan)
 
 
 def _ranges(stats: Stats, scheme) -> dict[str, tuple[float, float]]:

@@ -1,0 +1,133 @@
+"""Numeric hazards found at compile time from the calibration data.
+
+Two failures that quantization must never let pass silently:
+
+- **int8 range collapse**: a tensor whose range is set by a few large values while most of
+  its values are tiny (a power spectrogram before a Log, a variance before a Reciprocal)
+  loses those tiny values in int8: more than half of them fall below half a quantization
+  step and become the zero point, and the function after it sees a constant.
+- **fp16 overflow**: a tensor with values beyond 65504, the largest fp16 number, becomes
+  infinite at fp16 (and NaN after a Log or a subtraction of two infinities).
+
+Both are judged from :class:`Magnitudes`: the smallest and largest value of each tensor
+and a histogram of ``|x|`` on fixed power-of-two bins (four per octave), which merges
+exactly across batches or workers. :func:`find_hazards` returns the hazards with the
+node that produces the tensor, so the accuracy recovery can move it to a format that
+holds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+FP16_MAX = 65504.0
+# |x| bins: [2^(e/4), 2^((e+1)/4)) for e in [-4*64, 4*64); exact zeros apart
+_LOW, _HIGH, _PER_OCTAVE = -64, 64, 4
+_NBINS = (_HIGH - _LOW) * _PER_OCTAVE
+# operators that turn a collapse of small values into a wrong answer
+SENSITIVE = {"Log": 0, "Reciprocal": 0, "Div": 1, "Sqrt": 0, "Pow": 0}
+
+
+@dataclass
+class Magnitude:
+    """Range and a fixed-bin histogram of ``|x|`` of one tensor; merges exactly."""
+
+    lo: float = np.inf
+    hi: float = -np.inf
+    zeros: int = 0
+    hist: np.ndarray = field(default_factory=lambda: np.zeros(_NBINS, np.int64))
+
+    def observe(self, x: np.ndarray) -> None:
+        x = np.asarray(x, np.float64).ravel()
+        x = x[np.isfinite(x)]
+        if not x.size:
+            return
+        self.lo, self.hi = min(self.lo, float(x.min())), max(self.hi, float(x.max()))
+        a = np.abs(x)
+        nz = a[a > 0]
+        self.zeros += int(a.size - nz.size)
+        e = np.floor(np.log2(nz) * _PER_OCTAVE).astype(np.int64) - _LOW * _PER_OCTAVE
+        self.hist += np.bincount(np.clip(e, 0, _NBINS - 1), minlength=_NBINS)
+
+    def merge(self, other: "Magnitude") -> None:
+        self.lo, self.hi = min(self.lo, other.lo), max(self.hi, other.hi)
+        self.zeros += other.zeros
+        self.hist += other.hist
+
+    @property
+    def count(self) -> int:
+        return int(self.hist.sum()) + self.zeros
+
+    def share_below(self, t: float) -> float:
+        """The share of values with ``|x| < t`` (to a quarter octave)."""
+        if self.count == 0:
+            return 0.0
+        if t <= 0:
+            return 0.0
+        edge = int(np.floor(np.log2(t) * _PER_OCTAVE)) - _LOW * _PER_OCTAVE
+        below = self.hist[:max(0, min(edge, _NBINS))].sum() + self.zeros
+        return float(below) / self.count
+
+
+def magnitudes(graph, samples, names=None) -> dict[str, Magnitude]:
+    """:class:`Magnitude` of every float activation of ``graph`` over ``samples``."""
+    from .calibrate import observed_values
+    from .compare import _run_with
+
+    watched = [v.name for v in observed_values(graph)]
+    if names is not None:
+        watched = [n for n in watched if n in set(names)]
+    out = {n: Magnitude() for n in watched}
+    for feeds in samples:
+        env = _run_with(graph, watched, feeds)
+        for n, m in out.items():
+            if n in env:
+                m.observe(env[n])
+    return out
+
+
+@dataclass
+class Hazard:
+    """One hazard: ``kind`` (``int8-collapse`` or ``fp16-overflow``) at ``value``."""
+
+    kind: str
+    value: str
+    node: str       # the producer of the value ('' for a model input)
+    reader: str     # the node that suffers from it
+    message: str
+
+
+def find_hazards(graph, calibration_stats, precisions=("int8", "fp16")) -> list[Hazard]:
+    """Hazards of computing ``graph`` at ``precisions``, judged from ``calibration_stats``
+    (value name -> :class:`Magnitude`, as :func:`magnitudes` gives)."""
+    found = []
+    for node in graph.nodes:
+        for v in node.outputs:
+            m = calibration_stats.get(v.name) if v is not None else None
+            if m is None or m.count == 0:
+                continue
+            amax = max(-m.lo, m.hi)
+            if "fp16" in precisions and amax > FP16_MAX:
+                found.append(Hazard("fp16-overflow", v.name, node.name, node.name,
+                                    f"%{v.name} reaches {amax:.4g}, beyond fp16's largest "
+                                    f"number {FP16_MAX:g}: it would be infinite at fp16"))
+            if "int8" in precisions:
+                found.extend(_collapse(node, v, m))
+    return found
+
+
+def _collapse(node, v, m: Magnitude) -> list[Hazard]:
+    out = []
+    step = (max(m.hi, 0.0) - min(m.lo, 0.0)) / 255.0
+    for user, i in v.uses:
+        if user.domain or SENSITIVE.get(user.op_type) != i:
+            continue
+        share = m.share_below(step / 2)
+        if share >= 0.5:
+            out.append(Hazard("int8-collapse", v.name, node.name, user.name,
+                              f"{share:.0%} of the values of %{v.name} are below half an "
+                              f"int8 step ({step / 2:.3g}): they become one value and "
+                              f"{user.op_type} '{user.name}' sees a constant"))
+    return out
