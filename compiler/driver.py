@@ -74,8 +74,15 @@ class VerifyResult:
 def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibration=None,
             output_dir: str | None = None, schedule_in: str | None = None,
             schedule_out: str | None = None, batch: int = 1, progress: bool = False,
-            ) -> CompileResult:
-    """Compile ``model`` (a path, ``zoo:NAME`` or ModelProto) for ``target``."""
+            accuracy: str | None = "auto", preprocess: str | None = None,
+            layers: dict | None = None) -> CompileResult:
+    """Compile ``model`` (a path, ``zoo:NAME`` or ModelProto) for ``target``.
+
+    ``accuracy``: the requirement the quantization recovery meets on the calibration
+    samples (``"argmax<=1%"``, ``"sqnr>=30"``, ``"off"``; ``"auto"``: the default
+    requirement when real calibration data is given). ``preprocess``: how calibration
+    images become inputs (see :mod:`npuc.compiler.samples`). ``layers``: node name ->
+    scheme, for mixed precision (see :mod:`npuc.compiler.quantize.plan`)."""
     from npuc.compiler.lower import lower
     from npuc.compiler.report import summarize, write_report
     from npuc.compiler.schedule import schedule
@@ -90,7 +97,8 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
     steps.next("optimize")
     graph = _optimize(graph, opt_level)
     steps.next("quantize")
-    graph, computed = _quantize(graph, target, precision, calibration, progress)
+    graph, computed = _quantize(graph, target, precision, calibration, progress,
+                                (accuracy, preprocess, batch, layers))
     estimate_at = computed if computed != "fp32" else _estimate_precision(target, precision)
     steps.next("schedule")
     pins = read_pins(schedule_in, target.name) if schedule_in else None
@@ -214,8 +222,10 @@ def _optimize(graph, level: int):
     return graph
 
 
-def _quantize(graph, target, precision: str, calibration, progress: bool = False):
-    """``(graph, precision it computes in)``."""
+def _quantize(graph, target, precision: str, calibration, progress: bool = False,
+              wanted=("auto", None, 1, None)):
+    """``(graph, precision it computes in)``; ``wanted``: (accuracy, preprocess, batch,
+    layers)."""
     from npuc.compiler.schedule.costview import graph_precision
 
     log = log_of(graph)
@@ -232,45 +242,50 @@ def _quantize(graph, target, precision: str, calibration, progress: bool = False
                    f"npuc's quantizer is not available in this build; the program computes "
                    f"in float32 and its cost is estimated at {precision}")
         return graph, "fp32"
-    samples = _calibration(graph, calibration, target, precision)
+    samples = _calibration(graph, calibration, target, precision, *wanted[1:3])
     import warnings
 
+    accuracy = _accuracy(graph, wanted[0], calibration)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the decision log says it, once
         result = quantize(graph, target=target, calibration=samples, precision=precision,
-                          progress=progress)
+                          progress=progress, accuracy=accuracy, layers=wanted[3])
     graph = result if result is not None and hasattr(result, "nodes") else graph
     scheme = graph.meta.get("quantize", {}).get("scheme")
     return graph, getattr(scheme, "precision", None) or graph_precision(graph) or "fp32"
 
 
-def _calibration(graph, calibration, target, precision):
-    """Calibration inputs: ``random:N``, an .npz file, or a folder of .npy/.npz files."""
-    from npuc.compiler.executor.inputs import load_inputs, random_inputs
+def _calibration(graph, calibration, target, precision, preprocess=None, batch: int = 1):
+    """Calibration inputs (see :func:`npuc.compiler.samples.load_samples`), in batches of
+    ``batch``; with none given, random inputs, said on the terminal and in the log."""
+    from npuc.compiler.executor.inputs import random_inputs
+    from npuc.compiler.samples import group_batches, load_samples, warn
 
     if calibration is None:
         if target.quant.needs_calibration(precision):
             log_of(graph).record("quantize", graph.name, "random calibration",
                                  "no calibration data given: 8 random input sets are used; "
                                  "give --calibration for real accuracy")
+            warn(f"no calibration data: {precision} ranges come from 8 RANDOM input sets, "
+                 "which are not your data; give --calibration")
             return [random_inputs(graph, seed=i) for i in range(8)]
         return None
-    if isinstance(calibration, str) and calibration.startswith("random:"):
-        try:
-            n = int(calibration[7:])
-        except ValueError:
-            raise NpucError(f"--calibration {calibration}: N in random:N must be a number") \
-                from None
-        return [random_inputs(graph, seed=i) for i in range(max(1, n))]
-    if isinstance(calibration, (list, tuple)):
-        return list(calibration)
-    path = os.fspath(calibration)
-    if os.path.isdir(path):
-        names = sorted(f for f in os.listdir(path) if f.endswith(".npz"))
-        if not names:
-            raise NpucError(f"{path}: no .npz files of calibration inputs in this folder")
-        return [load_inputs(os.path.join(path, f)) for f in names]
-    return [load_inputs(path)]
+    return group_batches(load_samples(calibration, graph, preprocess), batch)
+
+
+def _accuracy(graph, accuracy, calibration):
+    """The requirement for the recovery: ``auto`` is the default one when real
+    calibration data is given (random inputs say nothing about the answer)."""
+    from npuc.compiler.quantize.requirement import DEFAULT
+
+    if accuracy != "auto":
+        return accuracy
+    if calibration is None or (isinstance(calibration, str) and
+                               calibration.startswith("random:")):
+        log_of(graph).record("accuracy", graph.name, "not checked",
+                             "no real calibration samples to judge the answer on")
+        return None
+    return DEFAULT
 
 
 def _sample_inputs(model, compiled) -> dict:

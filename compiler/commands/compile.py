@@ -32,6 +32,9 @@ def add_parser(sub):
     add_common(p)
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="the output folder")
     p.add_argument("--schedule-out", metavar="JSON", help="also write the schedule here")
+    from .quantize import add_accuracy_options
+
+    add_accuracy_options(p)
     return p
 
 
@@ -47,7 +50,8 @@ def run(args) -> int:
     result = compile(args.model, args.target, opt_level=args.opt_level, quantize=args.quantize,
                      calibration=args.calibration, output_dir=args.output,
                      schedule_in=args.schedule_in, schedule_out=args.schedule_out,
-                     batch=args.batch, progress=sys.stderr.isatty())
+                     batch=args.batch, progress=sys.stderr.isatty(),
+                     accuracy=args.accuracy, preprocess=args.preprocess)
     s = result.summary
     print(f"compiled {s['model']} for {s['target']} ({s['precision']}, estimated at "
           f"{s['estimated_at']}): {s['groups']} groups, {s['nodes_on_npu']} nodes on the NPU, "
@@ -55,5 +59,19 @@ def run(args) -> int:
     print(f"estimated latency {s['estimated_latency_s'] * 1e3:.4f} ms, SRAM peak "
           f"{s['sram_peak_bytes']} of {s['sram_bytes']} bytes, DRAM traffic "
           f"{s['dram_traffic_bytes']} bytes")
+    _print_accuracy(result)
     print(f"wrote {args.output}")
     return 0
+
+
+def _print_accuracy(result) -> None:
+    """Hazards as warnings on the terminal; the accuracy recovery's kept steps."""
+    import sys
+
+    from npuc.ir.decisions import log_of
+
+    for d in log_of(result.graph):
+        if d.action == "hazard":
+            print(f"npuc: warning: {d.subject}: {d.reason}", file=sys.stderr)
+        elif d.stage == "accuracy" and d.data.get("kept", True):
+            print(f"accuracy: {d.subject}: {d.action}: {d.reason}")

@@ -90,6 +90,7 @@ def quantize(graph: Graph, target="generic-npu", calibration=None, method: str =
         warnings.warn("no calibration data: using random inputs, which give poor "
                       "quantization ranges", stacklevel=2)
         calibration = random_calibration(graph)
+    _check_layer_names(g, layers or {})
     samples = list(calibration) if calibration is not None else None
     options = {"bias_correction": bias_correction, "keep_float": set(keep_float)}
     if calibrated:
@@ -110,6 +111,17 @@ def quantize(graph: Graph, target="generic-npu", calibration=None, method: str =
         q, plan, steps, agree = recover(builder, plan, requirement, samples, progress)
         record_steps(q, steps, requirement, agree)
     return q
+
+
+def _check_layer_names(g: Graph, layers: dict) -> None:
+    from npuc.ir.errors import NpucError
+
+    names = {n.name for n in g.nodes}
+    for name in sorted(layers):
+        if name not in names:
+            heavy = [n.name for n in g.nodes if n.op_type in ("Conv", "Gemm", "MatMul")]
+            raise NpucError(f"no node named '{name}' to give a layer scheme; the layers are "
+                            f"{', '.join(heavy[:12])}{' ...' if len(heavy) > 12 else ''}")
 
 
 def _calibrated_builder(g, scheme, samples, method, progress, options, smoothquant):

@@ -65,6 +65,9 @@ def check_layer_scheme(scheme, node: str, spec: str) -> None:
     if spec not in LAYER_SCHEMES:
         raise NpucError(f"{node}: unknown layer scheme '{spec}'; choose one of "
                         f"{', '.join(LAYER_SCHEMES)} (w4a16 takes -g32, -g64 or -g128)")
+    if spec == "int8" and scheme.precision != "int8":
+        raise NpucError(f"{node}: int8 layers need int8 as the model's precision (the "
+                        f"base here is {scheme.precision}); give the other layers a scheme")
     base = "fp8" if spec == "fp8-tensor" else spec
     if base != "fp32" and base not in scheme.dtypes:
         raise NpucError(f"{node}: {scheme.target} does not compute in {base}; it has "
