@@ -152,7 +152,7 @@ def _mode_for(arr: np.ndarray, mode: str, axis: int) -> str:
     if mode != "auto":
         return mode
     # a class axis of at least two scores in a float output: an answer to compare
-    if arr.dtype.kind == "f" and arr.ndim >= 2 and arr.shape[axis] >= 2:
+    if arr.dtype.kind == "f" and arr.ndim >= 1 and arr.shape[axis] >= 2:
         return "argmax"
     return "none"
 
@@ -189,9 +189,9 @@ def agreement(reference, candidate, mode: str = "auto", axis: int = -1, k: int =
     for name in names:
         r_rows, c_rows = _rows(refs, name, batch_axis), _rows(cands, name, batch_axis)
         n = max(n, len(r_rows))
-        per = [sqnr_db(r, c) for r, c in zip(r_rows, c_rows)]
         if any(r.shape != c.shape for r, c in zip(r_rows, c_rows)):
             raise NpucError(f"output '{name}': the shapes of the two runs differ")
+        per = [sqnr_db(r, c) for r, c in zip(r_rows, c_rows)]
         flat_r = np.concatenate([r.ravel() for r in r_rows]) if r_rows else np.zeros(0)
         flat_c = np.concatenate([c.ravel() for c in c_rows]) if c_rows else np.zeros(0)
         m = _mode_for(r_rows[0], mode, axis) if r_rows else "none"

@@ -145,7 +145,7 @@ def _calibrated_builder(g, scheme, samples, method, progress, options, smoothqua
 def _fix_hazards(builder, plan, samples) -> None:
     """Find int8 range collapse and fp16 overflow on the samples; move the layers
     concerned to a format that holds the values, and log each hazard."""
-    from .hazards import find_hazards, magnitudes
+    from .hazards import collapse_region, find_hazards, magnitudes
     from .plan import half_precision
 
     scheme = builder.scheme
@@ -156,13 +156,15 @@ def _fix_hazards(builder, plan, samples) -> None:
     if not precisions:
         return
     fg = builder.float_graph
-    found = find_hazards(fg, magnitudes(fg, samples[:8]), precisions)
+    mags = magnitudes(fg, samples[:8])
+    found = find_hazards(fg, mags, precisions)
     overflow = {h.value for h in found if h.kind == "fp16-overflow"}
     for h in found:
         wide = "bf16" if "bf16" in scheme.dtypes else "fp32"
         if h.kind == "int8-collapse" and h.value not in overflow:
             wide = half_precision(scheme) or "fp32"
-        moved = _hazard_chain(fg, h, wide)
+        moved = collapse_region(fg, h.value, mags) if h.kind == "int8-collapse" \
+            else _overflow_chain(fg, h)
         for name in moved:
             plan.layers[name] = wide
             plan.reasons[name] = f"{h.kind}: {h.message}"
@@ -171,26 +173,14 @@ def _fix_hazards(builder, plan, samples) -> None:
                           kind=h.kind, value=h.value)
 
 
-_CHAIN_OPS = {"Add", "Mul", "Sub", "Relu", "Clip", "Max", "Abs", "Pow", "Identity"}
-
-
-def _hazard_chain(fg, hazard, wide) -> list[str]:
-    """The producer of the hazardous value and the elementwise nodes before it, back to
-    the Conv/Gemm/MatMul that computes it; for overflow, also the layers reading it."""
-    nodes = {n.name: n for n in fg.nodes}
-    out, node = [], nodes.get(hazard.node)
-    while node is not None:
-        out.append(node.name)
-        if node.op_type in ("Conv", "Gemm", "MatMul") or node.op_type not in _CHAIN_OPS:
-            break
-        srcs = [v.producer for v in node.inputs if v is not None and v.const is None]
-        node = srcs[0] if len(srcs) == 1 else None
-    if hazard.kind == "fp16-overflow":
-        v = next((o for n in fg.nodes for o in n.outputs if o is not None and
-                  o.name == hazard.value), None)
-        for user, _ in (v.uses if v is not None else []):
-            if user.op_type in ("Conv", "Gemm", "MatMul"):
-                out.append(user.name)
+def _overflow_chain(fg, hazard) -> list[str]:
+    """The producer of an overflowing value and the layers that read it (they would
+    round it to fp16 on the way in)."""
+    out = [hazard.node] if hazard.node else []
+    for n in fg.nodes:
+        if n.op_type in ("Conv", "Gemm", "MatMul") and \
+                any(v is not None and v.name == hazard.value for v in n.inputs):
+            out.append(n.name)
     return out
 
 

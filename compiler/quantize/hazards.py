@@ -131,3 +131,30 @@ def _collapse(node, v, m: Magnitude) -> list[Hazard]:
                               f"int8 step ({step / 2:.3g}): they become one value and "
                               f"{user.op_type} '{user.name}' sees a constant"))
     return out
+
+
+def collapsed(m: Magnitude | None) -> bool:
+    """True when most values of a tensor fall below half an int8 step of its range."""
+    if m is None or m.count == 0:
+        return False
+    step = (max(m.hi, 0.0) - min(m.lo, 0.0)) / 255.0
+    return m.share_below(step / 2) >= 0.5
+
+
+def collapse_region(graph, value: str, stats: dict) -> list[str]:
+    """The nodes that compute ``value`` from tensors that collapse at int8 as well: the
+    producer, and back through every input that also collapses (a square or a sum of
+    squares collapses because what it squares does)."""
+    producers = {o.name: n for n in graph.nodes for o in n.outputs if o is not None}
+    out, todo, seen = [], [value], set()
+    while todo:
+        name = todo.pop()
+        node = producers.get(name)
+        if node is None or node.name in seen:
+            continue
+        seen.add(node.name)
+        out.append(node.name)
+        for v in node.inputs:
+            if v is not None and v.const is None and collapsed(stats.get(v.name)):
+                todo.append(v.name)
+    return out
