@@ -56,19 +56,61 @@ class CompileResult:
 
 @dataclass
 class VerifyResult:
-    """Per-output errors of the simulated program against a reference."""
+    """Per-output errors of the simulated program against a reference, and against the
+    IR it was lowered from."""
 
     passed: bool
     reference: str
     precision: str
     tolerance: dict
-    outputs: dict            # name -> {max_abs_error, sqnr_db, cosine, passed}
+    outputs: dict            # name -> {max_abs_error, sqnr_db, cosine, ..., failed, passed}
     notes: list = field(default_factory=list)
     compiled: CompileResult | None = None
+    first_difference: object = None  # executor.diagnose.Difference when program != IR
+
+    @property
+    def criteria(self) -> list[str]:
+        """Every criterion applied, in words, with its bound."""
+        tol = self.tolerance
+        return [f"SQNR against {self.reference} >= {tol['sqnr_db_min']} dB ({self.precision})",
+                f"cosine against {self.reference} >= {tol['cosine_min']} ({self.precision})",
+                "program identical to the IR it was lowered from (bit for bit)"]
 
     def to_json(self) -> dict:
         return {"passed": self.passed, "reference": self.reference, "precision": self.precision,
-                "tolerance": self.tolerance, "outputs": self.outputs, "notes": self.notes}
+                "tolerance": self.tolerance, "criteria": self.criteria,
+                "outputs": self.outputs, "notes": self.notes,
+                "first_difference": (self.first_difference.to_json()
+                                     if self.first_difference is not None else None)}
+
+
+def judge(precision: str, expected: dict, lowered: dict, got: dict) -> tuple[dict, bool]:
+    """Per-output measures and verdicts of the program's outputs ``got``: against the
+    reference's ``expected`` at the precision's tolerance, and against the IR's
+    ``lowered`` bit for bit. Each row lists the criteria it failed."""
+    from npuc.compiler.executor.diagnose import same_bits
+
+    sqnr_min, cos_min = TOLERANCE[precision]
+    rows, passed = {}, True
+    for name, want in expected.items():
+        program = np.asarray(got[name])
+        m = compare(program, np.asarray(want))
+        ir = np.asarray(lowered[name])
+        m["program_vs_ir_sqnr_db"] = compare(program, ir)["sqnr_db"]
+        m["program_vs_ir_identical"] = bool(program.shape == ir.shape and
+                                            same_bits(program, ir).all())
+        failed = []
+        if not m["sqnr_db"] >= sqnr_min:
+            failed.append("sqnr")
+        if not m["cosine"] >= cos_min:
+            failed.append("cosine")
+        if not m["program_vs_ir_identical"]:
+            failed.append("program_vs_ir")
+        m["failed"] = failed
+        m["passed"] = not failed
+        passed &= m["passed"]
+        rows[name] = m
+    return rows, passed
 
 
 def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibration=None,
@@ -135,6 +177,8 @@ def verify(model, target, opt_level: int = 2, quantize: str = "auto", calibratio
            output_dir: str | None = None, progress: bool = False) -> VerifyResult:
     """Compile, simulate the program, and compare with onnxruntime on the original model
     (npuc's own float execution when onnxruntime is not installed, and said so)."""
+    from npuc.compiler.executor.diagnose import first_difference
+    from npuc.compiler.executor.interpreter import execute
     from npuc.compiler.executor.simulator import simulate
 
     compiled = compile(model, target, opt_level, quantize, calibration, output_dir,
@@ -142,23 +186,16 @@ def verify(model, target, opt_level: int = 2, quantize: str = "auto", calibratio
     feeds = inputs if inputs is not None else _sample_inputs(model, compiled)
     got = simulate(compiled.program, compiled.weights, feeds)
     expected, reference, notes = _reference(model, compiled, feeds)
-    from npuc.compiler.executor.interpreter import execute
-
     # the program must compute what the graph it was lowered from computes, tile by tile
     lowered = execute(compiled.graph, feeds)
+    rows, passed = judge(compiled.precision, expected, lowered, got)
+    diff = None
+    if not all(m["program_vs_ir_identical"] for m in rows.values()):
+        diff = first_difference(compiled.graph, compiled.program, compiled.weights, feeds)
     sqnr_min, cos_min = TOLERANCE[compiled.precision]
-    ir_min, _ = TOLERANCE["fp32"]
-    rows, passed = {}, True
-    for name, want in expected.items():
-        m = compare(np.asarray(got[name]), np.asarray(want))
-        ir = compare(np.asarray(got[name]), np.asarray(lowered[name]))
-        m["program_vs_ir_sqnr_db"] = ir["sqnr_db"]
-        m["passed"] = bool(m["sqnr_db"] >= sqnr_min and m["cosine"] >= cos_min and
-                           ir["sqnr_db"] >= ir_min)
-        passed &= m["passed"]
-        rows[name] = m
     return VerifyResult(passed, reference, compiled.precision,
-                        {"sqnr_db_min": sqnr_min, "cosine_min": cos_min}, rows, notes, compiled)
+                        {"sqnr_db_min": sqnr_min, "cosine_min": cos_min,
+                         "program_vs_ir": "identical"}, rows, notes, compiled, diff)
 
 
 def compare(got: np.ndarray, want: np.ndarray) -> dict:

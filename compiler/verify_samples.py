@@ -3,8 +3,8 @@
 The model is compiled once; every sample runs through the command-stream simulator, the
 float reference (onnxruntime on the original model) and the lowered IR. Per output the
 result has the pooled SQNR and cosine against the reference (the precision's tolerance
-applies to them, as for one sample), the worst program-vs-IR SQNR (the program must
-compute what its graph computes), and the answer agreement of
+applies to them, as for one sample), whether the program's outputs are bit-identical to
+its graph's on every sample, and the answer agreement of
 :func:`npuc.compiler.accuracy.agreement`: how many samples changed their answer.
 """
 
@@ -50,6 +50,7 @@ def verify_samples(model, target, samples: list[dict], opt_level: int = 2,
     is checked against the agreement and decides the verdict with the tolerance."""
     from npuc.compiler.accuracy import agreement
     from npuc.compiler.driver import TOLERANCE, _reference, compare, compile
+    from npuc.compiler.executor.diagnose import same_bits
     from npuc.compiler.executor.interpreter import execute
     from npuc.compiler.executor.simulator import simulate
     from npuc.compiler.quantize.requirement import parse_requirement
@@ -72,22 +73,28 @@ def verify_samples(model, target, samples: list[dict], opt_level: int = 2,
     agree = agreement(want, [{n: g[n] for n in names} for g in got], mode=mode, axis=axis,
                       k=k, blank=blank, batch_axis=None, outputs=names)
     sqnr_min, cos_min = TOLERANCE[compiled.precision]
-    ir_min, _ = TOLERANCE["fp32"]
     rows, passed = {}, True
     for name in names:
         pooled = compare(np.concatenate([g[name].ravel() for g in got]),
                          np.concatenate([w[name].ravel() for w in want]))
-        vs_ir = min(compare(g[name], np.asarray(i[name]))["sqnr_db"] for g, i in zip(got, ir))
-        pooled["program_vs_ir_sqnr_db"] = vs_ir
-        pooled["passed"] = bool(pooled["sqnr_db"] >= sqnr_min and
-                                pooled["cosine"] >= cos_min and vs_ir >= ir_min)
+        pooled["program_vs_ir_sqnr_db"] = min(
+            compare(g[name], np.asarray(i[name]))["sqnr_db"] for g, i in zip(got, ir))
+        pooled["program_vs_ir_identical"] = all(
+            g[name].shape == np.shape(i[name]) and same_bits(g[name], np.asarray(i[name])).all()
+            for g, i in zip(got, ir))
+        pooled["failed"] = [c for c, bad in (
+            ("sqnr", not pooled["sqnr_db"] >= sqnr_min),
+            ("cosine", not pooled["cosine"] >= cos_min),
+            ("program_vs_ir", not pooled["program_vs_ir_identical"])) if bad]
+        pooled["passed"] = not pooled["failed"]
         passed &= pooled["passed"]
         rows[name] = pooled
     met = requirement.met(agree) if requirement is not None else None
     if met is False:
         passed = False
     return SamplesResult(passed, reference, compiled.precision,
-                         {"sqnr_db_min": sqnr_min, "cosine_min": cos_min}, rows, agree,
+                         {"sqnr_db_min": sqnr_min, "cosine_min": cos_min,
+                          "program_vs_ir": "identical"}, rows, agree,
                          str(requirement) if requirement is not None else None, met, notes,
                          compiled)
 
@@ -108,9 +115,11 @@ def format_samples_result(r: SamplesResult) -> list[str]:
                 answer += f", positions agree {a.positions:.2%}"
             if a.topk is not None:
                 answer += f", top-k overlap {a.topk:.2%}"
+        ir = "identical" if m["program_vs_ir_identical"] else \
+            f"differs, {m['program_vs_ir_sqnr_db']:.1f} dB"
         lines.append(f"  {name}: SQNR {m['sqnr_db']:.2f} dB (worst sample "
                      f"{a.sqnr_db_min:.2f}), cosine {m['cosine']:.6f}{answer}, program vs IR "
-                     f"{m['program_vs_ir_sqnr_db']:.1f} dB -> {'ok' if m['passed'] else 'FAIL'}")
+                     f"{ir} -> {'ok' if m['passed'] else 'FAIL (' + ', '.join(m['failed']) + ')'}")
     lines.append(f"answers: {r.agreement.summary()}")
     if r.requirement is not None:
         lines.append(f"requirement {r.requirement}: {'met' if r.requirement_met else 'NOT met'}")

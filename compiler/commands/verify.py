@@ -50,15 +50,33 @@ def run(args) -> int:
         return 0 if r.passed else 1
     for note in r.notes:
         print(f"note: {note}")
-    tol = r.tolerance
-    print(f"reference: {r.reference}; precision {r.precision}: needs SQNR >= "
-          f"{tol['sqnr_db_min']} dB and cosine >= {tol['cosine_min']}")
+    print(f"reference: {r.reference}; precision {r.precision}")
+    print("criteria: " + "; ".join(r.criteria))
     for name, m in r.outputs.items():
-        print(f"  {name}: max error {m['max_abs_error']:.4g}, SQNR {m['sqnr_db']:.2f} dB, "
-              f"cosine {m['cosine']:.6f}, program vs IR {m['program_vs_ir_sqnr_db']:.1f} dB"
-              f" -> {'ok' if m['passed'] else 'FAIL'}")
-    print("verify: passed" if r.passed else "verify: FAILED")
+        print(f"  {name}: {describe_row(m, r.tolerance)}")
+    if r.first_difference is not None:
+        print(f"  {r.first_difference.describe()}")
+    failed = sorted({c for m in r.outputs.values() for c in m["failed"]})
+    print("verify: passed" if r.passed else
+          f"verify: FAILED ({', '.join(_WORDS[c] for c in failed)})")
     return 0 if r.passed else 1
+
+
+_WORDS = {"sqnr": "SQNR below its bound", "cosine": "cosine below its bound",
+          "program_vs_ir": "program differs from its IR"}
+
+
+def describe_row(m: dict, tol: dict) -> str:
+    """One output's measures, each beside its bound and verdict."""
+    def mark(name):
+        return "FAIL" if name in m["failed"] else "ok"
+
+    ir = ("identical" if m["program_vs_ir_identical"] else
+          f"differs, {m['program_vs_ir_sqnr_db']:.1f} dB")
+    return (f"max error {m['max_abs_error']:.4g}, SQNR {m['sqnr_db']:.2f} dB (>= "
+            f"{tol['sqnr_db_min']}: {mark('sqnr')}), cosine {m['cosine']:.6f} (>= "
+            f"{tol['cosine_min']}: {mark('cosine')}), program vs IR {ir} "
+            f"({mark('program_vs_ir')}) -> {'ok' if m['passed'] else 'FAIL'}")
 
 
 def _many_samples(path: str, batch: int = 1) -> bool:

@@ -29,8 +29,11 @@ class RunStats:
 
 
 def execute(graph: Graph, inputs: dict, stats: RunStats | None = None,
-            profile: bool = False, rng=None) -> dict[str, np.ndarray]:
-    """Run a graph on named inputs; return its outputs by name, in the graph's order."""
+            profile: bool = False, rng=None, observe=None) -> dict[str, np.ndarray]:
+    """Run a graph on named inputs; return its outputs by name, in the graph's order.
+
+    ``observe(node, results)``, when given, is called after each node of the top-level
+    graph with the arrays it computed."""
     threads.configure()
     env = _bind_inputs(graph, inputs)
     stats = stats if stats is not None else RunStats()
@@ -38,7 +41,7 @@ def execute(graph: Graph, inputs: dict, stats: RunStats | None = None,
                                if isinstance(v.const, np.ndarray))
     rng = rng if rng is not None else np.random.default_rng(0)
     with threads.blas_limit():
-        results = _run(graph, env, stats, profile, rng, outer={})
+        results = _run(graph, env, stats, profile, rng, outer={}, observe=observe)
     return {v.name: r for v, r in zip(graph.outputs, results)}
 
 
@@ -92,7 +95,8 @@ def _nbytes(arr) -> tuple[int, int]:
     return id(base), base.nbytes
 
 
-def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: dict) -> list:
+def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: dict,
+         observe=None) -> list:
     """Run ``graph`` with ``env`` holding its inputs (and ``outer`` the enclosing values)."""
     import time
 
@@ -155,6 +159,8 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
             stats.per_op_seconds[key] = stats.per_op_seconds.get(key, 0.0) + \
                 time.perf_counter() - t0
         stats.nodes_run += 1
+        if observe is not None:
+            observe(node, results)
         for out, r in zip(node.outputs, results):
             if out is None:
                 continue

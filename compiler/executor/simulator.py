@@ -102,8 +102,12 @@ def check_program(program, weights: bytes) -> None:
                               "mismatch)")
 
 
-def simulate(program: dict, weights: bytes, inputs: dict, trace=None) -> dict:
-    """Run ``program`` on named ``inputs``; the outputs by name."""
+def simulate(program: dict, weights: bytes, inputs: dict, trace=None, check=None) -> dict:
+    """Run ``program`` on named ``inputs``; the outputs by name.
+
+    ``trace(index, command)`` is called before each command; ``check(index, command,
+    written)`` after each ``compute`` or ``cpu`` command, with the views its outputs were
+    written to (``None`` for an omitted output)."""
     from npuc.compiler.executor import threads
     from npuc.compiler.executor.kernels import KernelContext, get_kernel
     from npuc.compiler.lower.encode import decode_type, decode_value
@@ -168,6 +172,8 @@ def simulate(program: dict, weights: bytes, inputs: dict, trace=None) -> dict:
             for r, value in zip(cmd["outputs"], results):
                 if r is not None:
                     m.write(r, value)
+            if check is not None:
+                check(index, cmd, [None if r is None else m.view(r) for r in cmd["outputs"]])
         else:
             raise SimulationError(f"command {index}: unknown operation {op!r}")
     return {name: m.view(r).copy() for name, r in program["outputs"].items()}

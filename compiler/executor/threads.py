@@ -85,7 +85,7 @@ def blas_threads() -> int:
 @contextlib.contextmanager
 def blas_limit():
     """Limit BLAS to :func:`blas_threads` threads for the outermost run, then restore."""
-    global _depth
+    global _depth, _blas
     configure()
     if _blas is None or _depth:
         _depth += 1
@@ -94,6 +94,10 @@ def blas_limit():
         finally:
             _depth -= 1
         return
+    # a BLAS library loaded since the last run (scipy's, onnxruntime's) is limited too
+    from threadpoolctl import ThreadpoolController
+
+    _blas = ThreadpoolController().select(user_api="blas")
     limiter = _blas.limit(limits=blas_threads())
     _depth += 1
     try:

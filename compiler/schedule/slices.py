@@ -140,6 +140,8 @@ def tile_rule(node, axis: int, lo: int, hi: int) -> TileRule | None:
                                                 for v in present[1:]])
     if op in CHANNEL_REDUCE:
         return TileRule([Need(axis, lo, hi)])
+    if op in ("QuantizeLinear", "DequantizeLinear"):
+        return _quantize_rule(node, rank, axis, lo, hi)
     if op in PARAMETERIZED:
         return TileRule([Need(axis, lo, hi)] + [None if v is None else Need.whole()
                                                 for v in present[1:]])
@@ -190,3 +192,22 @@ def _conv_rule(node, op: str, axis: int, lo: int, hi: int) -> TileRule:
         else:
             needs.append(Need.whole())
     return TileRule(needs, attrs)
+
+
+def _quantize_rule(node, rank: int, axis: int, lo: int, hi: int) -> TileRule | None:
+    """Per-tensor scales are read whole; per-axis scales and zero points (one per index of
+    the ``axis`` attribute) are cut with the tile when the tile runs along that axis."""
+    q_axis = node.attrs.get("axis", 1)
+    q_axis = q_axis + rank if q_axis < 0 else q_axis
+    needs: list[Need | None] = [Need(axis, lo, hi)]
+    for v in node.inputs[1:]:
+        shape = shape_of(v) if v is not None else None
+        if v is None:
+            needs.append(None)
+        elif shape is None or len(shape) > 1:
+            return None  # blocked quantization: run as one tile
+        elif len(shape) == 1 and shape[0] > 1 and q_axis == axis:
+            needs.append(Need(0, lo, hi))
+        else:
+            needs.append(Need.whole())
+    return TileRule(needs)

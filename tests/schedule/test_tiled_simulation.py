@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import npuc
+from npuc.compiler.executor.diagnose import first_difference
 from npuc.compiler.executor.interpreter import execute
 from npuc.compiler.executor.simulator import simulate
 
@@ -26,7 +27,24 @@ def test_small_sram_forces_tiles_and_results_match(model, small_sram_target):
     assert r.summary["sram_peak_bytes"] <= 12000
     want, got = _run(r)
     for name in want:
-        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(got[name], want[name])
+
+
+@pytest.mark.parametrize("chip,precision", [("warboy-2pe", "int8"), ("rngd", "bf16"),
+                                            ("rngd", "fp8"), ("atom", "fp16"),
+                                            ("atom", "int8")])
+@pytest.mark.parametrize("model", ["resnet-tiny", "bert-tiny"])
+def test_tiled_programs_are_bit_identical_in_every_precision(model, chip, precision,
+                                                             small_sram_chip):
+    """Tiling changes no bit: the tiles of a program compute what the whole tensors of
+    its IR compute, whatever the precision the IR rounds to."""
+    r = npuc.compile(f"zoo:{model}", small_sram_chip(chip), quantize=precision,
+                     calibration="random:2")
+    assert r.precision == precision
+    assert any(g.tile.count > 1 for g in r.schedule.groups)
+    want, got = _run(r)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name])
 
 
 def test_schedule_round_trip_and_pinned_tile(tmp_path, small_sram_target):
@@ -44,7 +62,7 @@ def test_schedule_round_trip_and_pinned_tile(tmp_path, small_sram_target):
     group = pinned.schedule.group_of(conv["nodes"][0])
     assert group.tile.rows == conv["tile"]["rows"] and group.tile.pinned
     want, got = _run(pinned)
-    np.testing.assert_allclose(got["output"], want["output"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(got["output"], want["output"])
 
 
 def test_corrupted_allocation_is_detected():
@@ -68,4 +86,10 @@ def test_corrupted_allocation_is_detected():
     got = simulate(program, r.weights, feeds)["output"]
     assert not np.allclose(got, want, atol=1e-3)
     exact = simulate(r.program, r.weights, feeds)["output"]
-    np.testing.assert_allclose(exact, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(exact, want)
+    # the diagnosis names the first command whose output no longer matches the IR
+    diff = first_difference(r.graph, program, r.weights, feeds)
+    assert diff is not None and diff.node in {n for g in program["groups"] for n in g["nodes"]}
+    assert diff.group is not None and diff.differing > 0
+    assert f"node '{diff.node}'" in diff.describe()
+    assert first_difference(r.graph, r.program, r.weights, feeds) is None

@@ -24,7 +24,7 @@ import numpy as np
 
 from npuc.ir.errors import UnsupportedError
 
-from . import kernel
+from . import accumulate, kernel
 
 
 def unsupported(ctx, what: str) -> UnsupportedError:
@@ -138,7 +138,8 @@ def _depthwise2d(x, w, out, sh, sw, ph, pw, dh, dw, mult):
     # One zero-padded copy of each input plane keeps the inner loop free of bounds tests.
     hp = (oh - 1) * sh + (kh - 1) * dh + 1
     wp = (ow - 1) * sw + (kw - 1) * dw + 1
-    xp = np.zeros((hp, wp), dtype=out.dtype)
+    xp = np.zeros((hp, wp), dtype=np.float64)
+    acc = np.zeros(ow, dtype=np.float64)  # float64 accumulation, as ``accumulate`` defines
     r0, r1 = max(0, -ph), min(h, hp - ph)
     c0, c1 = max(0, -pw), min(wd, wp - pw)
     for b in range(n):
@@ -146,12 +147,11 @@ def _depthwise2d(x, w, out, sh, sw, ph, pw, dh, dw, mult):
             xp[r0 + ph:r1 + ph, c0 + pw:c1 + pw] = x[b, ic, r0:r1, c0:c1]
             for oc in range(ic * mult, (ic + 1) * mult):
                 for i in range(oh):
-                    acc = out[b, oc, i]
-                    acc[:] = 0
+                    acc[:] = 0.0
                     for ki in range(kh):
                         xrow = xp[i * sh + ki * dh]
                         for kj in range(kw):
-                            wv = w[oc, 0, ki, kj]
+                            wv = np.float64(w[oc, 0, ki, kj])
                             if sw == 1:  # a step-free slice stays contiguous and vectorises
                                 xc = xrow[kj * dw:kj * dw + ow]
                                 for t in range(ow):
@@ -160,6 +160,7 @@ def _depthwise2d(x, w, out, sh, sw, ph, pw, dh, dw, mult):
                                 xs = xrow[kj * dw:kj * dw + (ow - 1) * sw + 1:sw]
                                 for t in range(ow):
                                     acc[t] += wv * xs[t]
+                    out[b, oc, i, :] = acc
 
 
 def conv_nd(x, w, b=None, strides=None, pads=None, dilations=None, group=1, out=None):
@@ -189,10 +190,7 @@ def conv_nd(x, w, b=None, strides=None, pads=None, dilations=None, group=1, out=
             cols = im2col(x, kshape, strides, pads, dilations, oshape, out.dtype)
             cols = cols.reshape(n, group, (c // group) * int(np.prod(kshape)), -1)
         wm = w.reshape(group, m // group, -1)
-        if out.flags.c_contiguous:
-            np.matmul(wm, cols, out=out.reshape(n, group, m // group, -1))
-        else:
-            out[...] = np.matmul(wm, cols).reshape(out.shape)
+        accumulate.matmul(wm, cols, out=out)
     if b is not None:
         out += b.reshape((1, m) + (1,) * nd)
     return out
@@ -209,7 +207,7 @@ def conv_transpose_nd(x, w, b=None, strides=None, pads=None, dilations=None, gro
     kshape = w.shape[2:]
     m = w.shape[1] * group
     wm = w.reshape(group, c // group, -1).transpose(0, 2, 1)
-    cols = np.matmul(wm, x.reshape(n, group, c // group, -1))
+    cols = accumulate.matmul(wm, x.reshape(n, group, c // group, -1))
     cols = cols.reshape(n, m, *kshape, *x.shape[2:])
     out = np.zeros((n, m, *out_shape), dtype=np.result_type(x.dtype, w.dtype))
     col2im_add(cols, out, strides, pads, dilations)

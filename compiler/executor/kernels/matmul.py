@@ -1,12 +1,13 @@
-"""Matrix products: MatMul, Gemm, Einsum (numpy/BLAS) and the exact integer forms
-MatMulInteger and QLinearMatMul (int32 accumulation in a Numba loop, never through float).
+"""Matrix products: MatMul, Gemm, Einsum (float64 accumulation, see ``accumulate``) and the
+exact integer forms MatMulInteger and QLinearMatMul (int32 accumulation in a Numba loop,
+never through float).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import kernel
+from . import accumulate, kernel
 from .conv import accepts, unsupported
 from .quant import exact_int_matmul, requantize
 
@@ -14,10 +15,9 @@ from .quant import exact_int_matmul, requantize
 @kernel("MatMul")
 def matmul(inputs, attrs, ctx):
     a, b = inputs
-    if a.dtype.kind == "V" and "float" in a.dtype.name:
-        # bfloat16 and the float8 types: multiply in float32 (BLAS), round once at the end
-        return [np.matmul(a.astype(np.float32), b.astype(np.float32)).astype(a.dtype)]
-    if a.dtype.kind not in "fiu":
+    if a.dtype.kind == "V" and "float" in a.dtype.name or a.dtype.kind == "f":
+        return [accumulate.matmul(a, b)]
+    if a.dtype.kind not in "iu":
         raise unsupported(ctx, f"MatMul on {a.dtype}")
     return [np.matmul(a, b)]
 
@@ -32,7 +32,7 @@ def gemm(inputs, attrs, ctx):
     if attrs.get("transB", 0):
         b = b.T
     alpha, beta = attrs.get("alpha", 1.0), attrs.get("beta", 1.0)
-    y = np.matmul(a, b)
+    y = accumulate.matmul(a, b) if a.dtype.kind in "fV" else np.matmul(a, b)
     if alpha != 1.0:
         y *= y.dtype.type(alpha)
     if c is not None and beta != 0:
@@ -44,11 +44,9 @@ def gemm(inputs, attrs, ctx):
 @accepts("float", "int")
 def einsum(inputs, attrs, ctx):
     eq = attrs["equation"].replace(" ", "")
-    ops = inputs
-    if any(a.dtype.kind == "V" or "bfloat16" in str(a.dtype) for a in inputs):
-        ops = [a.astype(np.float32) for a in inputs]  # numpy cannot sum ml_dtypes floats
-    out = np.einsum(eq, *ops, optimize=len(inputs) > 2)
-    return [np.asarray(out, dtype=inputs[0].dtype)]
+    if inputs[0].dtype.kind in "fV":
+        return [accumulate.einsum(eq, *inputs, dtype=inputs[0].dtype)]
+    return [np.asarray(np.einsum(eq, *inputs, optimize=len(inputs) > 2), dtype=inputs[0].dtype)]
 
 
 def integer_matmul(a, b, a_zero=None, b_zero=None):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
-from . import kernel
+from . import accumulate, kernel
 from .conv import accepts, unsupported
 
 
@@ -87,8 +87,7 @@ def attention(inputs, attrs, ctx):
     if q.shape[1] != k.shape[1]:
         reps = q.shape[1] // k.shape[1]
         k, v = np.repeat(k, reps, axis=1), np.repeat(v, reps, axis=1)
-    # numpy multiplies bfloat16 matrices in float32; round back as the MatMul would
-    qk = np.matmul(q * root, k.transpose(0, 1, 3, 2) * root).astype(q.dtype, copy=False)
+    qk = accumulate.matmul(q * root, k.transpose(0, 1, 3, 2) * root, dtype=q.dtype)
     softcap = attrs.get("softcap", 0.0)
     if softcap and softcap > 0:
         qk = np.tanh(qk / softcap) * softcap
@@ -102,7 +101,7 @@ def attention(inputs, attrs, ctx):
     probs = np.where(np.isneginf(bias.max(axis=-1, keepdims=True)), 0, probs).astype(q.dtype)
     if mode == 3:
         tap = probs
-    y = np.matmul(probs, v).astype(q.dtype)
+    y = accumulate.matmul(probs, v, dtype=q.dtype)
     if rank3:
         y = y.transpose(0, 2, 1, 3).reshape(y.shape[0], y.shape[2], -1)
     return [y, present_k, present_v, tap.astype(q.dtype)][:ctx.num_outputs]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernel
+from .accumulate import matmul as _mm
 from .conv import accepts, unsupported
 
 
@@ -77,7 +78,7 @@ def _run(cell, inputs, attrs, ctx, gates, defaults):
         reverse = direction == "reverse" or d == 1
         bias = b[d] if b is not None else np.zeros(2 * gates * hid, dtype=x.dtype)
         wb, rb = bias[:gates * hid], bias[gates * hid:]
-        xp = x @ w[d].T + wb  # (seq, batch, gates*hid)
+        xp = _mm(x, w[d].T) + wb  # (seq, batch, gates*hid)
         h = h0[d].copy() if h0 is not None else np.zeros((batch, hid), dtype=x.dtype)
         c = c0[d].copy() if c0 is not None else np.zeros((batch, hid), dtype=x.dtype)
         p = peep[d] if peep is not None else np.zeros(3 * hid, dtype=x.dtype)
@@ -86,7 +87,7 @@ def _run(cell, inputs, attrs, ctx, gates, defaults):
             live = (step < lens)[:, None]
             xt = xp[t, np.arange(batch)]
             if cell == "rnn":
-                pre = xt + h @ r[d].T + rb
+                pre = xt + _mm(h, r[d].T) + rb
                 if clip:
                     pre = np.clip(pre, -clip, clip)
                 hn, cn = acts[d][0](pre), c
@@ -113,18 +114,18 @@ def _gru_step(xt, h, r, rb, hid, act, clip, linear_before_reset):
     def cl(v):
         return np.clip(v, -clip, clip) if clip else v
 
-    z = f(cl(xz + h @ rz.T + bz))
-    rg = f(cl(xr + h @ rr.T + br))
+    z = f(cl(xz + _mm(h, rz.T) + bz))
+    rg = f(cl(xr + _mm(h, rr.T) + br))
     if linear_before_reset:
-        ht = g(cl(xh + rg * (h @ rh.T + bh)))
+        ht = g(cl(xh + rg * (_mm(h, rh.T) + bh)))
     else:
-        ht = g(cl(xh + (rg * h) @ rh.T + bh))
+        ht = g(cl(xh + _mm(rg * h, rh.T) + bh))
     return (1 - z) * ht + z * h
 
 
 def _lstm_step(xt, h, c, r, rb, p, hid, act, clip, input_forget):
     f, g, hact = act
-    pre = xt + h @ r.T + rb
+    pre = xt + _mm(h, r.T) + rb
     if clip:
         pre = np.clip(pre, -clip, clip)
     pi, po, pf = p[:hid], p[hid:2 * hid], p[2 * hid:]
