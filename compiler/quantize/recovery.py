@@ -164,7 +164,9 @@ def recover(builder: Builder, plan: Plan, requirement, samples, progress=False):
     graph = builder.build(plan)
     agree = ev.measure(graph)
     score = ev.score(agree)
-    steps: list[Step] = []
+    steps = [Step(builder.float_graph.name, "baseline",
+                  f"{builder.scheme.precision} with the scheme's defaults", 0.0, 0.0,
+                  agree.changed_share, agree.min_sqnr_db)]
     total = 0.0
     if score[0] == 0.0:
         return graph, plan, steps, agree

@@ -83,3 +83,13 @@ def test_recovery_moves_sensitive_layers_until_the_requirement_holds():
     plain = quantize(g, "rngd", _cal(), precision="int8", progress=False)
     assert plain.meta["quantize"]["layers"] == {}
     assert not [d for d in log_of(plain) if d.stage == "accuracy"]
+
+
+def test_report_draws_the_accuracy_latency_curve():
+    c = compile(mlp(), "rngd", quantize="int8", calibration=_cal(), accuracy="sqnr>=45")
+    html = c.files["report.html"]
+    assert "<h2>Accuracy and latency</h2>" in html and "<polyline" in html
+    again = compile(mlp(), "rngd", quantize="int8", calibration=_cal(), accuracy="sqnr>=45")
+    assert again.files == c.files  # the same inputs give the same artifacts
+    plain = compile(mlp(), "rngd", quantize="int8", calibration=_cal(), accuracy="off")
+    assert "Accuracy and latency" not in plain.files["report.html"]
