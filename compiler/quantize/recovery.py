@@ -31,6 +31,7 @@ OBSERVERS = ("minmax", "percentile", "entropy", "mse")
 TOP_LAYERS = 8         # layers taken up the ladder
 TOP_OBSERVED = 4       # layers whose activations try every observer
 MAX_ROWS = 256         # samples the requirement is judged on
+RANKING_ROWS = 8       # samples the sensitivity ranking is measured on
 
 
 @dataclass
@@ -50,10 +51,10 @@ class Step:
 class Evaluator:
     """The float model's outputs on the samples, once; then any candidate against them."""
 
-    def __init__(self, float_graph, samples, requirement):
+    def __init__(self, float_graph, samples, requirement, rows: int = MAX_ROWS):
         from npuc.compiler.executor.interpreter import execute
 
-        self.samples = _limit(samples, MAX_ROWS)
+        self.samples = _limit(samples, rows)
         self.requirement = requirement
         self.names = [v.name for v in float_graph.outputs]
         self.refs = [execute(float_graph, s) for s in self.samples]
@@ -145,7 +146,9 @@ def ladder(scheme) -> list[str]:
 
 
 def sensitivity(builder: Builder, ev: Evaluator, layers: list[str], base: Plan) -> list:
-    """``[(layer, score)]``, the layer whose lone quantization hurts most first."""
+    """``[(layer, score)]``, the layer whose lone quantization hurts most first (measured
+    on the first :data:`RANKING_ROWS` samples: a ranking needs fewer than a verdict)."""
+    ev = Evaluator(builder.float_graph, ev.samples, ev.requirement, RANKING_ROWS)
     rows = []
     for name in layers:
         plan = base.copy()
