@@ -53,8 +53,12 @@ def _run_ort(model_bytes, samples):
 
 def ort_static(model, cal, held, method):
     """onnxruntime quantize_static (QDQ, per-channel) with ``method``'s calibration."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod,
-                                          QuantFormat, quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        quantize_static,
+    )
 
     class Reader(CalibrationDataReader):
         def __init__(self):
