@@ -145,7 +145,7 @@ def _calibrated_builder(g, scheme, samples, method, progress, options, smoothqua
 def _fix_hazards(builder, plan, samples) -> None:
     """Find int8 range collapse and fp16 overflow on the samples; move the layers
     concerned to a format that holds the values, and log each hazard."""
-    from .hazards import collapse_region, find_hazards, magnitudes
+    from .hazards import collapse_region, find_hazards, magnitudes, sensitive_inputs
     from .plan import half_precision
 
     scheme = builder.scheme
@@ -156,8 +156,13 @@ def _fix_hazards(builder, plan, samples) -> None:
     if not precisions:
         return
     fg = builder.float_graph
-    mags = magnitudes(fg, samples[:8])
+    watch = sensitive_inputs(fg) if "fp16" not in precisions else None
+    if watch == []:
+        return  # int8 only, and nothing reads a tensor a collapse would hurt
+    mags = magnitudes(fg, samples[:8], watch)
     found = find_hazards(fg, mags, precisions)
+    if watch is not None and found:  # walking back needs every tensor's statistics
+        mags = magnitudes(fg, samples[:8])
     overflow = {h.value for h in found if h.kind == "fp16-overflow"}
     for h in found:
         wide = "bf16" if "bf16" in scheme.dtypes else "fp32"

@@ -158,3 +158,15 @@ def collapse_region(graph, value: str, stats: dict) -> list[str]:
             if v is not None and v.const is None and collapsed(stats.get(v.name)):
                 todo.append(v.name)
     return out
+
+
+def sensitive_inputs(graph) -> list[str]:
+    """The tensors an int8 collapse would hurt: those read by :data:`SENSITIVE` operators
+    (so a model without them needs no extra pass over the calibration data)."""
+    out = []
+    for node in graph.nodes:
+        i = SENSITIVE.get(node.op_type) if not node.domain else None
+        v = node.input(i) if i is not None and i < len(node.inputs) else None
+        if v is not None and v.const is None and v.name not in out:
+            out.append(v.name)
+    return out

@@ -30,7 +30,7 @@ LAYER_OPS = ("Conv", "Gemm", "MatMul")
 OBSERVERS = ("minmax", "percentile", "entropy", "mse")
 TOP_LAYERS = 8         # layers taken up the ladder
 TOP_OBSERVED = 4       # layers whose activations try every observer
-MAX_ROWS = 256         # samples the requirement is judged on
+MAX_ROWS = 128         # samples the requirement is judged on
 RANKING_ROWS = 8       # samples the sensitivity ranking is measured on
 
 
