@@ -50,3 +50,16 @@ def test_magnitudes_merge_exactly():
     one.merge(two)
     assert np.array_equal(whole.hist, one.hist) and whole.lo == one.lo and whole.hi == one.hi
     assert 0.45 < whole.share_below(0.01) < 0.55
+
+
+def test_compile_warns_about_hazards_on_the_terminal(tmp_path, capsys):
+    import onnx
+
+    from npuc.compiler.cli import main
+
+    onnx.save(logmel_model(), tmp_path / "m.onnx")
+    np.savez(tmp_path / "cal.npz", x=np.concatenate([s["x"] for s in speech_like(4)]))
+    code = main(["compile", str(tmp_path / "m.onnx"), "-t", "atom", "--calibration",
+                 str(tmp_path / "cal.npz"), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 0 and "beyond fp16's largest number" in err

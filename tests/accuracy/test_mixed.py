@@ -93,3 +93,24 @@ def test_report_draws_the_accuracy_latency_curve():
     assert again.files == c.files  # the same inputs give the same artifacts
     plain = compile(mlp(), "rngd", quantize="int8", calibration=_cal(), accuracy="off")
     assert "Accuracy and latency" not in plain.files["report.html"]
+
+
+def test_smoothquant_alpha_is_searched_on_the_calibration_data():
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=(16, 8)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="proj")], "outliers",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 8])],
+        [numpy_helper.from_array(w, "w")])
+    g = npuc.import_onnx(helper.make_model(graph))
+    cal = []
+    for _ in range(8):
+        x = rng.normal(size=(1, 16)).astype(np.float32)
+        x[:, 3] *= 60.0  # one outlier column, as after a LayerNorm
+        cal.append({"x": x})
+    q = quantize(g, "warboy-2pe", cal, smoothquant="search", progress=False)
+    chosen = [d for d in log_of(q) if d.action.startswith("smoothquant alpha")]
+    assert len(chosen) == 1 and "0.3:" in chosen[0].reason and "0.85:" in chosen[0].reason
