@@ -164,6 +164,7 @@ def ppocr_rec(width=320):
     """The recognizer with a static [1, 3, 48, width] input; the first half of the lines
     calibrates, all of them are judged."""
     import onnx
+    import onnx.version_converter
     from PIL import Image, ImageDraw, ImageFont
 
     if not os.path.exists(PPOCR):
@@ -171,7 +172,8 @@ def ppocr_rec(width=320):
             f"{PPOCR} is missing: pip download --no-deps rapidocr_onnxruntime==1.3.24 -d "
             "benchmarks/models && unzip benchmarks/models/rapidocr_onnxruntime-*.whl -d "
             "benchmarks/models/rapidocr")
-    m = onnx.load(PPOCR)
+    # opset 12 as shipped: per-channel QDQ (onnxruntime's quantize_static) needs 13
+    m = onnx.version_converter.convert_version(onnx.load(PPOCR), 17)
     for d, v in zip(m.graph.input[0].type.tensor_type.shape.dim, [1, 3, 48, width]):
         d.ClearField("dim_param")
         d.dim_value = v

@@ -9,10 +9,11 @@ quantizer; the answers on the held-out samples are compared with the float model
 (onnxruntime float32): the share of samples whose answer is kept (argmax class, or the
 CTC-decoded text) and the output SQNR. onnxruntime's rows are quantize_static with QDQ,
 per-channel weights, QUInt8 activations and the MinMax, Percentile and Entropy
-calibrations. npuc's rows are int8 for each target (the program's numbers, run by npuc's
-executor): without recovery, and with the accuracy requirement (the default unless
-``--accuracy`` says otherwise), with the estimated latency the recovery adds against the
-int8 estimate of the model's layers. Runs by hand; the PP-OCR recognizer takes minutes.
+calibrations, after its quant_pre_process. npuc's rows are int8 for each target (the
+program's numbers, run by npuc's executor): without recovery, and with the accuracy
+requirement (the default unless ``--accuracy`` says otherwise), with the estimated
+latency the recovery adds against the int8 estimate of the model's layers. Runs by
+hand; the PP-OCR recognizer takes minutes.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def ort_static(model, cal, held, method):
         QuantFormat,
         quantize_static,
     )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -76,6 +78,9 @@ def ort_static(model, cal, held, method):
         src, dst = os.path.join(tmp, "f.onnx"), os.path.join(tmp, "q.onnx")
         with open(src, "wb") as f:
             f.write(model.SerializeToString())
+        pre = os.path.join(tmp, "p.onnx")
+        quant_pre_process(src, pre)  # shape inference and fusions, as onnxruntime advises
+        src = pre
         quantize_static(src, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         calibrate_method=getattr(CalibrationMethod, method))
         with open(dst, "rb") as f:
