@@ -32,6 +32,7 @@ TOP_LAYERS = 8         # layers taken up the ladder
 TOP_OBSERVED = 4       # layers whose activations try every observer
 MAX_ROWS = 128         # samples the requirement is judged on
 RANKING_ROWS = 8       # samples the sensitivity ranking is measured on
+STACK = 32             # rows per run when the model's batch axis is free
 
 
 @dataclass
@@ -55,6 +56,8 @@ class Evaluator:
         from npuc.compiler.executor.interpreter import execute
 
         self.samples = _limit(samples, rows)
+        if _batch_axis_free(float_graph):  # one run for many samples
+            self.samples = _stack(self.samples, STACK)
         self.requirement = requirement
         self.names = [v.name for v in float_graph.outputs]
         self.refs = [execute(float_graph, s) for s in self.samples]
@@ -71,6 +74,28 @@ class Evaluator:
     def score(self, agreement) -> tuple:
         short = self.requirement.shortfall(agreement) if self.requirement else 0.0
         return (round(short, 9), -round(agreement.min_sqnr_db, 2))
+
+
+def _batch_axis_free(graph) -> bool:
+    from npuc.ir.types import TensorType
+
+    return all(isinstance(v.type, TensorType) and v.type.shape and
+               not isinstance(v.type.shape[0], int) for v in graph.inputs)
+
+
+def _stack(samples: list, rows: int) -> list:
+    """Samples joined along the batch axis into runs of at most ``rows`` rows."""
+    out, part, n = [], [], 0
+    for s in samples:
+        size = min((np.asarray(a).shape[0] for a in s.values() if np.ndim(a)), default=1)
+        if part and n + size > rows:
+            out.append(part)
+            part, n = [], 0
+        part.append(s)
+        n += size
+    if part:
+        out.append(part)
+    return [{k: np.concatenate([np.asarray(s[k]) for s in p]) for k in p[0]} for p in out]
 
 
 def _limit(samples, rows: int) -> list:

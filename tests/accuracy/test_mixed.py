@@ -86,12 +86,12 @@ def test_recovery_moves_sensitive_layers_until_the_requirement_holds():
 
 
 def test_report_draws_the_accuracy_latency_curve():
-    c = compile(mlp(), "rngd", quantize="int8", calibration=_cal(), accuracy="sqnr>=45")
+    c = compile(mlp(), "rngd", quantize="int8", calibration=_cal(8), accuracy="sqnr>=45")
     html = c.files["report.html"]
     assert "<h2>Accuracy and latency</h2>" in html and "<polyline" in html
-    again = compile(mlp(), "rngd", quantize="int8", calibration=_cal(), accuracy="sqnr>=45")
+    again = compile(mlp(), "rngd", quantize="int8", calibration=_cal(8), accuracy="sqnr>=45")
     assert again.files == c.files  # the same inputs give the same artifacts
-    plain = compile(mlp(), "rngd", quantize="int8", calibration=_cal(), accuracy="off")
+    plain = compile(mlp(), "rngd", quantize="int8", calibration=_cal(8), accuracy="off")
     assert "Accuracy and latency" not in plain.files["report.html"]
 
 
