@@ -32,6 +32,10 @@ def add_parser(sub):
     add_common(p)
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="the output folder")
     p.add_argument("--schedule-out", metavar="JSON", help="also write the schedule here")
+    p.add_argument("--layer", action="append", default=[], metavar="NODE=SCHEME",
+                   help="mixed precision: compute NODE (a name after optimization) in "
+                        "SCHEME (bf16, fp16, fp8, fp8-tensor, w8a16, w4a16[-gN], fp32); "
+                        "repeatable")
     from .quantize import add_accuracy_options
 
     add_accuracy_options(p)
@@ -43,6 +47,8 @@ def run(args) -> int:
 
     from npuc.compiler.driver import compile
 
+    from .quantize import parse_layers
+
     if args.batch < 1:
         from npuc.ir.errors import NpucError
 
@@ -51,7 +57,8 @@ def run(args) -> int:
                      calibration=args.calibration, output_dir=args.output,
                      schedule_in=args.schedule_in, schedule_out=args.schedule_out,
                      batch=args.batch, progress=sys.stderr.isatty(),
-                     accuracy=args.accuracy, preprocess=args.preprocess)
+                     accuracy=args.accuracy, preprocess=args.preprocess,
+                     layers=parse_layers(args.layer) or None)
     s = result.summary
     print(f"compiled {s['model']} for {s['target']} ({s['precision']}, estimated at "
           f"{s['estimated_at']}): {s['groups']} groups, {s['nodes_on_npu']} nodes on the NPU, "
