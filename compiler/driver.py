@@ -56,8 +56,8 @@ class CompileResult:
 
 def warnings_of(graph) -> list[str]:
     """The one-line warnings a command prints for ``graph``'s numeric hazards."""
-    return [f"warning: {d.action} at %{d.subject}: {d.reason}"
-            for d in log_of(graph) if d.stage == "numerics"]
+    return [f"npuc: warning: {d.data.get('kind', 'hazard')} at {d.subject}: {d.reason}"
+            for d in log_of(graph) if d.action == "hazard"]
 
 
 @dataclass
@@ -123,7 +123,8 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
             output_dir: str | None = None, schedule_in: str | None = None,
             schedule_out: str | None = None, batch: int = 1, progress: bool = False,
             shapes=None, input_shapes: dict | None = None, keep_reference: bool = True,
-            fanout=None):
+            fanout=None, accuracy: str | None = "auto", preprocess: str | None = None,
+            layers: dict | None = None):
     """Compile ``model`` (a path, ``zoo:NAME`` or ModelProto) for ``target``: a
     :class:`CompileResult` (a :class:`~npuc.compiler.bucketed.BucketsResult` when
     ``shapes`` asks for several shape sets).
@@ -134,7 +135,12 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
     once it is imported (``proto`` is then None): verification needs it, a compile alone
     does not, and for a large model it is as large as all its float32 weights. ``fanout``
     (a :class:`npuc.compiler.parallel.Fanout`) spreads calibration over worker processes or
-    Ray; the result is the same."""
+    Ray; the result is the same. ``accuracy``: the requirement the quantization recovery
+    meets on the calibration samples (``"argmax<=1%"``, ``"sqnr>=30"``, ``"off"``;
+    ``"auto"``: the default requirement when real calibration data is given).
+    ``preprocess``: how calibration images become inputs (see :mod:`npuc.compiler.samples`).
+    ``layers``: node name -> scheme, for mixed precision (see
+    :mod:`npuc.compiler.quantize.plan`)."""
     from npuc.compiler.schedule.shapes import parse_shapes
     from npuc.ir.safeio import check_output_dir, check_output_file, write_dir, write_file
 
@@ -154,7 +160,7 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
     with _naming(model, calibration, schedule_in):
         result = _pipeline(model, target, precision, opt_level, calibration, schedule_in,
                            batch, progress, quantize == "auto", shapes, input_shapes,
-                           keep_reference, fanout)
+                           keep_reference, fanout, (accuracy, preprocess, batch, layers))
     if output_dir is not None:
         write_dir(output_dir, result.files, protect=_inputs_of(model, calibration, schedule_in))
         result.output_dir = output_dir
@@ -165,8 +171,10 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
 
 def _pipeline(model, target, precision, opt_level, calibration, schedule_in, batch,
               progress, auto_precision=False, shapes=None, input_shapes=None,
-              keep_reference=True, fanout=None) -> CompileResult:
-    """load -> optimize -> quantize -> schedule -> lower -> summarize."""
+              keep_reference=True, fanout=None, wanted=("auto", None, 1, None)
+              ) -> CompileResult:
+    """load -> optimize -> quantize -> schedule -> lower -> summarize; ``wanted``:
+    (accuracy, preprocess, batch, layers) for the quantizer."""
     from npuc.compiler.lower import lower
     from npuc.compiler.quantize.hazards import check_weights
     from npuc.compiler.report import summarize, write_report
@@ -190,7 +198,7 @@ def _pipeline(model, target, precision, opt_level, calibration, schedule_in, bat
     graph = _optimize(graph, opt_level)
     steps.next("quantize")
     graph, computed = _quantize(graph, target, precision, calibration, progress,
-                                prequantized, fanout)
+                                prequantized, fanout, wanted)
     estimate_at = computed if computed != "fp32" else _estimate_precision(target, precision)
     steps.next("schedule")
     pins = read_pins(schedule_in, target.name) if schedule_in else None
@@ -362,8 +370,9 @@ def _prepare_contrib(graph):
 
 
 def _quantize(graph, target, precision: str, calibration, progress: bool = False,
-              prequantized=None, fanout=None):
-    """``(graph, precision it computes in)``."""
+              prequantized=None, fanout=None, wanted=("auto", None, 1, None)):
+    """``(graph, precision it computes in)``; ``wanted``: (accuracy, preprocess, batch,
+    layers)."""
     from npuc.compiler.schedule.costview import graph_precision
 
     log = log_of(graph)
@@ -387,14 +396,16 @@ def _quantize(graph, target, precision: str, calibration, progress: bool = False
                    f"npuc's quantizer is not available in this build; the program computes "
                    f"in float32 and its cost is estimated at {precision}")
         return graph, "fp32"
-    samples = _calibration(graph, calibration, target, precision)
+    samples = _calibration(graph, calibration, target, precision, *wanted[1:3])
     import warnings
 
+    accuracy = _accuracy(graph, wanted[0], calibration)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the decision log says it, once
         try:
             result = quantize(graph, target=target, calibration=samples,
-                              precision=precision, progress=progress, fanout=fanout)
+                              precision=precision, progress=progress, fanout=fanout,
+                              accuracy=accuracy, layers=wanted[3])
         except NpucError as e:
             if calibration is not None:
                 raise
@@ -436,48 +447,43 @@ def _calibration_shapes(calibration) -> dict | None:
     return {k: np.shape(v) for k, v in load_inputs(path).items()}
 
 
-def _calibration(graph, calibration, target, precision):
-    """Calibration inputs: ``random:N``, an .npz file, or a folder of .npy/.npz files."""
-    from npuc.compiler.executor.inputs import (
-        check_sets,
-        load_inputs,
-        random_count,
-        random_inputs,
-    )
+def _calibration(graph, calibration, target, precision, preprocess=None, batch: int = 1):
+    """Calibration inputs (see :func:`npuc.compiler.samples.load_samples`), in batches of
+    ``batch``; with none given, random inputs, said on the terminal and in the log."""
+    from npuc.compiler.executor.inputs import check_sets, random_inputs
+    from npuc.compiler.quantize.api import check_finite_samples
+    from npuc.compiler.samples import group_batches, load_samples, warn
 
     if calibration is None:
         if target.quant.needs_calibration(precision):
             log_of(graph).record("quantize", graph.name, "random calibration",
                                  "no calibration data given: 8 random input sets are used; "
                                  "give --calibration for real accuracy")
+            warn(f"no calibration data: {precision} ranges come from 8 RANDOM input sets, "
+                 "which are not your data; give --calibration")
             check_sets(8, graph, "random calibration")
             return [random_inputs(graph, seed=i) for i in range(8)]
         return None
-    if isinstance(calibration, str) and calibration.startswith("random:"):
-        n = random_count(calibration, graph)
-        return [random_inputs(graph, seed=i) for i in range(n)]
-    if isinstance(calibration, (list, tuple)):
-        return list(calibration)
-    from npuc.compiler.quantize.api import check_finite_samples
+    samples = load_samples(calibration, graph, preprocess)
+    if not (isinstance(calibration, str) and calibration.startswith("random:")):
+        check_finite_samples(samples, "--calibration" if isinstance(calibration, (list, tuple))
+                             else os.fspath(calibration))
+    return group_batches(samples, batch)
 
-    path = os.fspath(calibration)
-    if not os.path.exists(path):
-        raise NpucError(f"--calibration {path}: no such file or folder")
-    if os.path.isdir(path):
-        names = sorted(f for f in os.listdir(path) if f.endswith(".npz"))
-        if not names:
-            raise NpucError(f"{path}: no .npz files of calibration inputs in this folder")
-        samples = [load_inputs(os.path.join(path, f)) for f in names]
-    else:
-        samples = [load_inputs(path)]
-    check_finite_samples(samples, path)
-    names = [v.name for v in graph.inputs]
-    for feeds in samples:
-        for name in sorted(set(names) ^ set(feeds)):
-            what = "has no array for" if name in names else "has an array for unknown"
-            raise NpucError(f"{path}: {what} input '{name}' (the model's inputs are "
-                            f"{', '.join(names)})")
-    return samples
+
+def _accuracy(graph, accuracy, calibration):
+    """The requirement for the recovery: ``auto`` is the default one when real
+    calibration data is given (random inputs say nothing about the answer)."""
+    from npuc.compiler.quantize.requirement import DEFAULT
+
+    if accuracy != "auto":
+        return accuracy
+    if calibration is None or (isinstance(calibration, str) and
+                               calibration.startswith("random:")):
+        log_of(graph).record("accuracy", graph.name, "not checked",
+                             "no real calibration samples to judge the answer on")
+        return None
+    return DEFAULT
 
 
 def _sample_inputs(model, compiled) -> dict:

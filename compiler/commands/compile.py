@@ -80,6 +80,13 @@ def add_parser(sub):
     p.add_argument("--schedule-out", metavar="JSON", help="also write the schedule here")
     add_fanout(p)
     add_chips(p)
+    p.add_argument("--layer", action="append", default=[], metavar="NODE=SCHEME",
+                   help="mixed precision: compute NODE (a name after optimization) in "
+                        "SCHEME (bf16, fp16, fp8, fp8-tensor, w8a16, w4a16[-gN], fp32); "
+                        "repeatable")
+    from .quantize import add_accuracy_options
+
+    add_accuracy_options(p)
     return p
 
 
@@ -127,6 +134,8 @@ def run(args) -> int:
     from npuc.compiler.driver import compile
     from npuc.ir.errors import NpucError
 
+    from .quantize import parse_layers
+
     if args.batch < 1:
         raise NpucError("--batch must be at least 1")
     if args.chips < 1:
@@ -137,13 +146,15 @@ def run(args) -> int:
                      calibration=args.calibration, output_dir=args.output,
                      schedule_in=args.schedule_in, schedule_out=args.schedule_out,
                      batch=args.batch, progress=sys.stderr.isatty(), shapes=args.shape,
-                     fanout=fanout_of(args))
+                     fanout=fanout_of(args), accuracy=args.accuracy,
+                     preprocess=args.preprocess, layers=parse_layers(args.layer) or None)
     from npuc.compiler.driver import warnings_of
 
     for label, r in zip(getattr(result, "labels", [None]), getattr(result, "results", [result])):
         for line in warnings_of(r.graph):
             print(line, file=sys.stderr)
         _print_summary(r.summary, label)
+        _print_accuracy(r)
     print(f"wrote {args.output}")
     return 0
 
@@ -157,3 +168,12 @@ def _print_summary(s: dict, label: str | None) -> None:
     print(f"estimated latency {s['estimated_latency_s'] * 1e3:.4f} ms, SRAM peak "
           f"{s['sram_peak_bytes']} of {s['sram_bytes']} bytes, DRAM traffic "
           f"{s['dram_traffic_bytes']} bytes")
+
+
+def _print_accuracy(result) -> None:
+    """The accuracy recovery's kept steps (hazards are printed as warnings)."""
+    from npuc.ir.decisions import log_of
+
+    for d in log_of(result.graph):
+        if d.stage == "accuracy" and d.data.get("kept", True):
+            print(f"accuracy: {d.subject}: {d.action}: {d.reason}")

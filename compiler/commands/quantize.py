@@ -1,15 +1,28 @@
 """``npuc quantize MODEL --target T --calibration DATA -o OUT``: post-training quantization.
 
-DATA is an ``.npz`` file (input name -> a batch along axis 0), a folder of ``.npy``/``.npz``
-files (an ``.npy`` file is named for its input, or holds the single input; each ``.npz``
-is one batch), or ``random:N`` for N random inputs, which gives poor ranges and says so.
-OUT is ``.npuir`` (the quantized IR) or ``.onnx`` (QDQ ONNX for onnxruntime).
+DATA is what ``--calibration`` of compile and verify takes (one loader serves all three):
+an ``.npz`` file (input name -> a batch along axis 0), an ``.npy`` or a ``.txt`` file of
+token ids, images (with ``--preprocess``), ``.wav`` audio, a folder of any of those, or
+``random:N`` for N random inputs, which gives poor ranges and says so. OUT is ``.npuir``
+(the quantized IR) or ``.onnx`` (QDQ ONNX for onnxruntime).
 """
 
 from __future__ import annotations
 
-import os
 import sys
+
+
+def add_accuracy_options(p) -> None:
+    """``--accuracy`` and ``--preprocess``, shared with compile and verify."""
+    p.add_argument("--accuracy", default="auto", metavar="REQ",
+                   help="what the quantized model must keep, judged on the calibration "
+                        "samples: e.g. 'argmax<=1%%', 'ctc<=0%%', 'sqnr>=30', "
+                        "'cosine>=0.999', comma-separated; layers move to wider formats "
+                        "until it holds. 'off' turns it off; default: argmax<=1%% when real "
+                        "calibration data is given")
+    p.add_argument("--preprocess", metavar="SPEC",
+                   help="how calibration images become inputs: resize=HxW,mean=a:b:c,"
+                        "std=a:b:c,scale=255,layout=nchw|nhwc,color=rgb|bgr|gray")
 
 
 def add_parser(sub):
@@ -25,8 +38,14 @@ def add_parser(sub):
                    help="default: the target's preferred precision")
     p.add_argument("--keep-float", action="append", default=[], metavar="NODE",
                    help="keep this node in float (repeatable)")
+    p.add_argument("--layer", action="append", default=[], metavar="NODE=SCHEME",
+                   help="mixed precision: compute NODE in SCHEME (int8, fp8, fp8-tensor, "
+                        "bf16, fp16, w8a16, w4a16, w4a16-g32/-g64/-g128, fp32); repeatable")
     p.add_argument("--sensitivity", type=int, default=0, metavar="K",
                    help="keep the K layers that lose the most accuracy in float")
+    p.add_argument("--smoothquant", default="0.5", metavar="ALPHA|search|off",
+                   help="SmoothQuant strength for MatMul inputs (default 0.5)")
+    add_accuracy_options(p)
     p.add_argument("--report", action="store_true",
                    help="print layer-by-layer SQNR and cosine similarity")
     from .compile import add_fanout, add_shape_option
@@ -36,69 +55,44 @@ def add_parser(sub):
     return p
 
 
-def _split(feeds: dict) -> list[dict]:
-    import numpy as np
+def load_calibration(spec: str, graph, preprocess=None) -> list[dict]:
+    """Calibration samples from ``spec`` (see the module docstring)."""
+    from npuc.compiler.samples import load_samples
 
-    n = min((np.asarray(a).shape[0] for a in feeds.values() if np.ndim(a)), default=1)
-    return [{k: np.asarray(a)[i:i + 1] for k, a in feeds.items()} for i in range(n)]
+    return load_samples(spec, graph, preprocess)
 
 
-def load_calibration(spec: str, graph) -> list[dict]:
-    """Calibration batches from ``spec`` (see the module docstring)."""
-    from npuc.compiler.executor.inputs import load_inputs, load_npy, random_count
+def parse_layers(items) -> dict:
+    """``["conv1=bf16", ...]`` -> ``{"conv1": "bf16"}``."""
     from npuc.ir.errors import NpucError
 
-    names = [v.name for v in graph.inputs]
-    if spec.startswith("random:"):
-        from npuc.compiler.quantize.api import random_calibration
+    out = {}
+    for item in items:
+        node, sep, spec = item.rpartition("=")
+        if not sep or not node or not spec:
+            raise NpucError(f"--layer {item}: write NODE=SCHEME, e.g. fc1=w4a16-g128")
+        out[node] = spec
+    return out
 
-        n = random_count(spec, graph)
-        print(f"npuc: warning: calibrating on {n} RANDOM inputs; the quantization ranges "
-              "will be poor: give real samples with --calibration DATA.npz", file=sys.stderr)
-        return random_calibration(graph, n)
-    if not os.path.exists(spec):
-        raise NpucError(f"--calibration {spec}: no such file or folder")
 
-    def check(feeds, where):
-        missing = [n for n in names if n not in feeds]
-        if missing:
-            raise NpucError(f"{where}: no array for input '{missing[0]}' (the model's inputs "
-                            f"are {', '.join(names)})")
-        return feeds
+def _smoothquant(text: str):
+    from npuc.ir.errors import NpucError
 
-    if os.path.isdir(spec):
-        files = sorted(f for f in os.listdir(spec) if f.endswith((".npy", ".npz")))
-        if not files:
-            raise NpucError(f"--calibration {spec}: the folder has no .npy or .npz files")
-        batches, singles = [], {}
-        for f in files:
-            path = os.path.join(spec, f)
-            if f.endswith(".npz"):
-                batches += _split(check(load_inputs(path), path))
-            else:
-                stem = f[:-4]
-                key = stem if stem in names else (names[0] if len(names) == 1 else None)
-                if key is None:
-                    raise NpucError(f"{path}: name the file for one of the inputs "
-                                    f"({', '.join(names)})")
-                arr = load_npy(path)
-                if key == stem:
-                    singles[key] = arr
-                else:
-                    batches += _split({key: arr if arr.ndim == len(graph.inputs[0].type.shape)
-                                       else arr[None]})
-        if singles:
-            batches += _split(check(singles, spec))
-        return batches
-    if spec.endswith(".npz"):
-        return _split(check(load_inputs(spec), spec))
-    raise NpucError(f"--calibration {spec}: give an .npz file, a folder of .npy/.npz files, "
-                    "or random:N")
+    if text in ("off", "none"):
+        return None
+    if text == "search":
+        return "search"
+    try:
+        return float(text)
+    except ValueError:
+        raise NpucError(f"--smoothquant {text}: give a number, search or off") from None
 
 
 def run(args) -> int:
     from npuc.compiler.frontend.load import load_model, save_model
     from npuc.compiler.quantize import export_qdq, format_report, quantize, report
+    from npuc.compiler.quantize.requirement import DEFAULT
+    from npuc.ir.decisions import log_of
     from npuc.ir.errors import NpucError
 
     if not args.output.endswith((".npuir", ".onnx")):
@@ -115,6 +109,7 @@ def run(args) -> int:
     scheme = scheme_for(target, args.precision)  # a wrong target fails before any work
     if args.sensitivity < 0:
         raise NpucError(f"--sensitivity must be 0 or more, not {args.sensitivity}")
+    layers = parse_layers(args.layer)
     graph = load_model(args.model)
     from .compile import specialise_from_args
 
@@ -131,8 +126,11 @@ def run(args) -> int:
 
     if scheme.precision in ("int8", "fp8"):
         check_finite_weights(graph)
-    batches = load_calibration(args.calibration, graph)
+    batches = load_calibration(args.calibration, graph, args.preprocess)
     check_finite_samples(batches, args.calibration)
+    accuracy = args.accuracy
+    if accuracy == "auto":
+        accuracy = None if args.calibration.startswith("random:") else DEFAULT
     import warnings
 
     with warnings.catch_warnings():
@@ -140,7 +138,8 @@ def run(args) -> int:
         q = quantize(graph, target, batches, method=args.method,
                      precision=args.precision, keep_float=args.keep_float,
                      sensitivity=args.sensitivity, progress=sys.stderr.isatty(),
-                     fanout=fanout_of(args))
+                     fanout=fanout_of(args), accuracy=accuracy, layers=layers,
+                     smoothquant=_smoothquant(args.smoothquant))
     if args.output.endswith(".onnx"):
         export_qdq(q, args.output)
     else:
@@ -148,6 +147,11 @@ def run(args) -> int:
     scheme = q.meta["quantize"]["scheme"]
     print(f"wrote {args.output} ({len(q)} nodes, {scheme.precision} for {scheme.target}, "
           f"{len(batches)} calibration samples)")
+    for d in log_of(q):
+        if d.action == "hazard":
+            print(f"npuc: warning: {d.subject}: {d.reason}", file=sys.stderr)
+        elif d.stage == "accuracy" and d.data.get("kept", True):
+            print(f"accuracy: {d.subject}: {d.action}: {d.reason}")
     if args.report:
         print(format_report(report(q, batches[:4])))
     return 0

@@ -13,7 +13,20 @@ def add_parser(sub):
                                    "execution when onnxruntime is missing). Exit 0 when within "
                                    "the tolerance of the precision used, 1 when not.")
     add_common(p)
-    p.add_argument("--inputs", metavar="NPZ", help="inputs (default: generated, seeded)")
+    p.add_argument("--inputs", metavar="NPZ|DIR",
+                   help="inputs (default: generated, seeded): an .npz of one sample, or "
+                        "many samples (a folder, an .npz with a batch axis, images, .wav, "
+                        "token ids) judged together with answer agreement")
+    p.add_argument("--agree", default="auto", choices=["auto", "argmax", "ctc", "none"],
+                   help="the answer compared over samples: argmax along --axis (per "
+                        "position for sequences), ctc (argmax, repeats merged, --blank "
+                        "dropped), none; auto: argmax for outputs with a class axis")
+    p.add_argument("--axis", type=int, default=-1, help="the class axis (default -1)")
+    p.add_argument("--topk", type=int, default=5, metavar="K", help="top-k overlap K")
+    p.add_argument("--blank", type=int, default=0, help="the CTC blank class (default 0)")
+    from .quantize import add_accuracy_options
+
+    add_accuracy_options(p)
     p.add_argument("-o", "--output", metavar="DIR", help="also write the compiled program")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_fanout(p)
@@ -54,6 +67,8 @@ def run(args) -> int:
 
     if args.batch < 1:
         raise NpucError("--batch must be at least 1")
+    if args.inputs and args.chips <= 1 and _many_samples(args.inputs, args.batch):
+        return _run_samples(args)
     inputs = load_inputs(args.inputs) if args.inputs is not None else None
     if args.chips > 1:
         return _verify_chips(args, inputs)
@@ -102,3 +117,44 @@ def describe_row(m: dict, tol: dict) -> str:
             f"{tol['sqnr_db_min']}: {mark('sqnr')}), cosine {m['cosine']:.6f} (>= "
             f"{tol['cosine_min']}: {mark('cosine')}), program vs IR {ir} "
             f"({mark('program_vs_ir')}) -> {'ok' if m['passed'] else 'FAIL'}")
+
+
+def _many_samples(path: str, batch: int = 1) -> bool:
+    """True unless ``path`` is an .npz holding one batch (the single-sample verify)."""
+    import os
+
+    import numpy as np
+
+    if os.path.isdir(path):
+        return True
+    if not path.endswith(".npz") or not os.path.isfile(path):
+        return os.path.exists(path)  # images, audio, token ids: the samples loader
+    from npuc.compiler.executor.inputs import load_inputs
+
+    sizes = {np.asarray(a).shape[0] for a in load_inputs(path).values() if np.ndim(a)}
+    return bool(sizes) and min(sizes) > batch
+
+
+def _run_samples(args) -> int:
+    import json
+    import sys
+
+    from npuc.compiler.frontend.load import load_model
+    from npuc.compiler.samples import group_batches, load_samples
+    from npuc.compiler.verify_samples import format_samples_result, verify_samples
+
+    graph = load_model(args.model)
+    samples = group_batches(load_samples(args.inputs, graph, args.preprocess, what="--inputs"),
+                            args.batch)
+    r = verify_samples(args.model, args.target, samples, opt_level=args.opt_level,
+                       quantize=args.quantize, calibration=args.calibration,
+                       schedule_in=args.schedule_in, batch=args.batch,
+                       output_dir=args.output, progress=sys.stderr.isatty(),
+                       mode=args.agree, axis=args.axis, k=args.topk, blank=args.blank,
+                       accuracy=None if args.accuracy == "auto" else args.accuracy,
+                       preprocess=args.preprocess)
+    if args.json:
+        print(json.dumps(r.to_json(), indent=1, sort_keys=True))
+    else:
+        print("\n".join(format_samples_result(r)))
+    return 0 if r.passed else 1

@@ -23,13 +23,33 @@ from npuc.ir.types import QuantParams
 
 from . import ops  # noqa: F401  (registers the quantized operators)
 from .calibrate import Stats, calibrate
-from .params import activation_params
+from .plan import Builder
 from .prepare import prepare
-from .rewrite import Rewriter, keep_reasons
 from .scheme import scheme_for
 from .smooth import smooth_matmuls
 
 AUTO_METHOD = {"int8": "minmax", "fp8": "minmax"}
+
+
+def random_calibration(graph: Graph, n: int = 8, seed: int = 0) -> list[dict]:
+    """``n`` random input dicts (batch 1): images ~ N(0, 1), integers small. Ranges
+    computed from them are poor; use real data for anything that matters."""
+    rng = np.random.default_rng(seed)
+    batches = []
+    for _ in range(n):
+        feeds = {}
+        for v in graph.inputs:
+            shape = [d if isinstance(d, int) else 1 for d in (v.type.shape or [])]
+            dt = v.type.dtype.numpy
+            if np.dtype(dt).kind == "f":
+                feeds[v.name] = rng.standard_normal(shape).astype(dt)
+            elif np.dtype(dt).kind in "iu":
+                feeds[v.name] = rng.integers(0, 2, size=shape).astype(dt) if "mask" in v.name \
+                    else rng.integers(0, 100, size=shape).astype(dt)
+            else:
+                feeds[v.name] = np.zeros(shape, dt)
+        batches.append(feeds)
+    return batches
 
 
 _WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -58,31 +78,10 @@ def check_finite_samples(batches, where: str) -> None:
                                 "values; calibration needs finite data")
 
 
-def random_calibration(graph: Graph, n: int = 8, seed: int = 0) -> list[dict]:
-    """``n`` random input dicts (batch 1): images ~ N(0, 1), integers small. Ranges
-    computed from them are poor; use real data for anything that matters."""
-    rng = np.random.default_rng(seed)
-    batches = []
-    for _ in range(n):
-        feeds = {}
-        for v in graph.inputs:
-            shape = [d if isinstance(d, int) else 1 for d in (v.type.shape or [])]
-            dt = v.type.dtype.numpy
-            if np.dtype(dt).kind == "f":
-                feeds[v.name] = rng.standard_normal(shape).astype(dt)
-            elif np.dtype(dt).kind in "iu":
-                feeds[v.name] = rng.integers(0, 2, size=shape).astype(dt) if "mask" in v.name \
-                    else rng.integers(0, 100, size=shape).astype(dt)
-            else:
-                feeds[v.name] = np.zeros(shape, dt)
-        batches.append(feeds)
-    return batches
-
-
 def quantize(graph: Graph, target="generic-npu", calibration=None, method: str = "auto",
              precision: str | None = None, keep_float=(), bias_correction: bool = True,
              smoothquant: float | None = 0.5, sensitivity: int = 0,
-             progress: bool = True, fanout=None) -> Graph:
+             progress: bool = True, accuracy=None, layers=None, fanout=None) -> Graph:
     """A quantized copy of ``graph`` for ``target``.
 
     ``calibration``: an iterable of input dicts (None: random inputs, with a warning).
@@ -90,142 +89,149 @@ def quantize(graph: Graph, target="generic-npu", calibration=None, method: str =
     ``precision``: ``int8``, ``fp8``, ``bf16``, ``fp16`` (default: the chip's preferred).
     ``keep_float``: node names to leave in float. ``bias_correction``: remove the mean
     error weight rounding adds to each output channel. ``smoothquant``: the migration
-    strength alpha for MatMul inputs (None: off). ``sensitivity``: keep this many of the
-    layers that lose the most accuracy in float. ``fanout``: a
-    :class:`npuc.compiler.parallel.Fanout` that calibrates on worker processes or Ray
-    (the result is the same as in one process).
+    strength alpha for MatMul inputs (None: off; ``"search"``: the alpha of 0.3 to 0.85
+    whose model output is closest to the float one). ``sensitivity``: keep this many of
+    the layers that lose the most accuracy in float. ``accuracy``: a requirement
+    (``"argmax<=1%"``, ``"sqnr>=30"``, see :mod:`.requirement`) that the accuracy
+    recovery meets on the calibration samples when it can. ``layers``: node name ->
+    scheme for mixed precision (``bf16``, ``fp8``, ``w4a16-g128``..., see :mod:`.plan`).
+    ``fanout``: a :class:`npuc.compiler.parallel.Fanout` that calibrates on worker
+    processes or Ray (the result is the same as in one process).
 
-    The result takes and returns float tensors; ``execute`` runs it with the chip's
-    integer arithmetic.
+    Numeric hazards (int8 range collapse, fp16 overflow) found on the calibration data
+    are fixed by a wider format for the layers concerned and logged. The result takes
+    and returns float tensors; ``execute`` runs it with the chip's arithmetic.
     """
+    from .plan import Plan, check_layer_scheme
+    from .requirement import parse_requirement
+
     scheme = scheme_for(target, precision)
     if scheme.precision in ("int8", "fp8"):
         check_finite_weights(graph)
+    requirement = parse_requirement(accuracy)
+    for name, spec in sorted((layers or {}).items()):
+        check_layer_scheme(scheme, name, spec)
     g = prepare(graph)
-    if scheme.precision in ("bf16", "fp16"):
-        from .floatq import rewrite_float
-
-        keep = keep_reasons(keep_float)
-        if scheme.precision == "fp16":
-            keep = _avoid_fp16_overflow(g, calibration, keep)
-        rewrite_float(g, scheme.precision, {}, keep)
-        g.meta["quantize"] = {"scheme": scheme, "float_graph": prepare(graph), "map": {}}
-        return g
+    calibrated = scheme.precision in ("int8", "fp8")
     if scheme.precision == "int8":
         from .unfuse import split_fused
 
         split_fused(g)
-    if calibration is None:
+    if calibration is None and calibrated:
         warnings.warn("no calibration data: using random inputs, which give poor "
                       "quantization ranges", stacklevel=2)
         calibration = random_calibration(graph)
-    if method == "auto":
-        method = AUTO_METHOD[scheme.precision]
+    _check_layer_names(g, layers or {})
+    samples = list(calibration) if calibration is not None else None
+    options = {"bias_correction": bias_correction, "keep_float": set(keep_float)}
+    if calibrated:
+        if method == "auto":
+            method = AUTO_METHOD[scheme.precision]
+        builder = _calibrated_builder(g, scheme, samples, method, progress, options,
+                                      smoothquant, fanout)
+    else:
+        builder = Builder(g, scheme, None, {}, samples, options, "minmax")
+    plan = Plan(layers=dict(layers or {}))
+    _fix_hazards(builder, plan, samples if samples else random_calibration(graph, 2))
+    q = builder.build(plan)
+    if sensitivity > 0:
+        q = _sensitivity_fallback(builder, plan, q, samples, sensitivity)
+    if requirement is not None and samples:
+        from .recovery import record_steps, recover
+
+        q, plan, steps, agree = recover(builder, plan, requirement, samples, progress)
+        record_steps(q, steps, requirement, agree)
+    return q
+
+
+def _check_layer_names(g: Graph, layers: dict) -> None:
+    from npuc.ir.errors import NpucError
+
+    names = {n.name for n in g.nodes}
+    for name in sorted(layers):
+        if name not in names:
+            heavy = [n.name for n in g.nodes if n.op_type in ("Conv", "Gemm", "MatMul")]
+            raise NpucError(f"no node named '{name}' to give a layer scheme; the layers are "
+                            f"{', '.join(heavy[:12])}{' ...' if len(heavy) > 12 else ''}")
+
+
+def _calibrated_builder(g, scheme, samples, method, progress, options, smoothquant,
+                        fanout=None):
+    from .plan import Builder
+
     heavy = [n for n in g.nodes if n.op_type in ("Conv", "Gemm", "MatMul") and not n.domain]
     chans = {n.inputs[0].name for n in heavy if n.op_type in ("Conv", "Gemm")}
     cols = {n.inputs[0].name for n in heavy if n.op_type == "MatMul" and
             n.input(1).const is not None}
-    calibration = list(calibration)
-    stats = calibrate(g, calibration, method, progress, chans, cols, fanout)
+    stats = calibrate(g, samples, method, progress, chans, cols, fanout)
     ranges = _ranges(stats, scheme)
+    if smoothquant == "search" and scheme.precision == "int8":
+        from .smooth import search_alpha
+
+        smoothquant = search_alpha(g, stats, ranges, scheme, samples, options, method)
     if smoothquant is not None and scheme.precision == "int8":
         smooth_matmuls(g, stats, ranges, smoothquant)
-    float_graph = g.copy()
-    if scheme.precision == "fp8":
-        from .floatq import rewrite_float
-
-        amax = {k: max(-lo, hi) for k, (lo, hi) in ranges.items()}
-        keep = _avoid_fp8_collapse(g, calibration, amax, keep_reasons(keep_float))
-        rewrite_float(g, "fp8", amax, keep)
-        g.meta["quantize"] = {"scheme": scheme, "float_graph": float_graph, "map": {}}
-        return g
-    act = {k: activation_params(lo, hi, scheme) for k, (lo, hi) in ranges.items()}
-    keep = _avoid_int8_collapse(float_graph, calibration, act, keep_reasons(keep_float))
-    options = {"bias_correction": bias_correction, "keep_float": keep}
-    q = _rewrite(float_graph, scheme, act, stats, options)
-    if sensitivity > 0:
-        from .compare import layer_report
-
-        rows = layer_report(q, calibration[:1])
-        worst = sorted((r for r in rows if r.node and r.loss is not None),
-                       key=lambda r: -r.loss)[:sensitivity]
-        for r in worst:
-            options["keep_float"].setdefault(
-                r.node, f"sensitivity: quantizing it loses {r.loss:.1f} dB of SQNR, among "
-                        "the most of all layers")
-        q = _rewrite(float_graph, scheme, act, stats, options)
-    return q
+    return Builder(g.copy(), scheme, stats, ranges, samples, options, method)
 
 
-def _avoid_fp16_overflow(g: Graph, calibration, keep: dict) -> dict:
-    """Keep in float32 the layers whose matrix-unit inputs overflow fp16."""
-    from .floatq import ROUNDED
-    from .hazards import fp16_overflow, keep_for
+def _fix_hazards(builder, plan, samples) -> None:
+    """Find int8 range collapse and fp16 overflow on the samples; move the layers
+    concerned to a format that holds the values, and log each hazard."""
+    from .hazards import collapse_region, find_hazards, magnitudes, sensitive_inputs
+    from .plan import half_precision
 
-    rounded = {n.name: ROUNDED[(n.domain if n.domain != "ai.onnx" else "", n.op_type)]
-               for n in g.nodes if n.name not in keep and
-               (n.domain if n.domain != "ai.onnx" else "", n.op_type) in ROUNDED}
-    samples = calibration if calibration is not None else random_calibration(g, 2)
-    hazards = fp16_overflow(g, samples, rounded)
-    for h in hazards:
-        h.record(g)
-    return {**keep_for(hazards), **keep}
-
-
-def _avoid_int8_collapse(g: Graph, calibration, act: dict, keep: dict) -> dict:
-    """Keep in float the layers that read an activation whose int8 range collapses."""
-    from .hazards import INT8_FLUSH_SHARE, int8_levels
-    from .rules import RULES
-
-    readers: dict[str, list[str]] = {}
-    for node in g.nodes:
-        key = f"{node.domain}::{node.op_type}" if node.domain else node.op_type
-        if key not in RULES or node.name in keep:
-            continue
-        for v in node.inputs:
-            if v is not None and v.const is None and v.name in act:
-                readers.setdefault(v.name, []).append(node.name)
-    formats = {name: int8_levels(p) for name, p in act.items() if name in readers}
-    return _keep_collapsed(g, calibration, formats, readers, keep, "int8 range collapse",
-                           flush=INT8_FLUSH_SHARE)
-
-
-def _avoid_fp8_collapse(g: Graph, calibration, amax: dict, keep: dict) -> dict:
-    """Keep in float the layers whose matrix-unit inputs flush to zero in fp8."""
-    from .floatq import ROUNDED
-    from .hazards import FLUSH_SHARE, fp8_levels
-
-    readers: dict[str, list[str]] = {}
-    for node in g.nodes:
-        which = ROUNDED.get((node.domain if node.domain != "ai.onnx" else "", node.op_type))
-        if which is None or node.name in keep:
-            continue
-        for i in which:
-            v = node.input(i)
-            if v is not None and v.const is None and amax.get(v.name, 0) > 0:
-                readers.setdefault(v.name, []).append(node.name)
-    formats = {name: fp8_levels(amax[name]) for name in readers}
-    return _keep_collapsed(g, calibration, formats, readers, keep, "fp8 range collapse",
-                           flush=FLUSH_SHARE)
+    scheme = builder.scheme
+    used = {scheme.precision, *plan.layers.values()}
+    precisions = tuple(p for p in ("int8", "fp16") if p in used or
+                       (p == "fp16" and any(s.startswith("w") for s in used) and
+                        half_precision(scheme) == "fp16"))
+    if not precisions:
+        return
+    fg = builder.float_graph
+    watch = sensitive_inputs(fg) if "fp16" not in precisions else None
+    if watch == []:
+        return  # int8 only, and nothing reads a tensor a collapse would hurt
+    mags = magnitudes(fg, samples[:8], watch)
+    found = find_hazards(fg, mags, precisions)
+    if watch is not None and found:  # walking back needs every tensor's statistics
+        mags = magnitudes(fg, samples[:8])
+    overflow = {h.value for h in found if h.kind == "fp16-overflow"}
+    for h in found:
+        wide = "bf16" if "bf16" in scheme.dtypes else "fp32"
+        if h.kind == "int8-collapse" and h.value not in overflow:
+            wide = half_precision(scheme) or "fp32"
+        moved = collapse_region(fg, h.value, mags) if h.kind == "int8-collapse" \
+            else _overflow_chain(fg, h)
+        for name in moved:
+            plan.layers[name] = wide
+            plan.reasons[name] = f"{h.kind}: {h.message}"
+        log_of(fg).record("quantize", h.node or h.value, "hazard",
+                          f"{h.message}; {', '.join(moved) or 'nothing'} computed in {wide}",
+                          kind=h.kind, value=h.value)
 
 
-def _keep_collapsed(g, calibration, formats, readers, keep, kind, flush=None) -> dict:
-    from .hazards import keep_for, range_collapse
+def _overflow_chain(fg, hazard) -> list[str]:
+    """The producer of an overflowing value and the layers that read it (they would
+    round it to fp16 on the way in)."""
+    out = [hazard.node] if hazard.node else []
+    for n in fg.nodes:
+        if n.op_type in ("Conv", "Gemm", "MatMul") and \
+                any(v is not None and v.name == hazard.value for v in n.inputs):
+            out.append(n.name)
+    return out
 
-    hazards = range_collapse(g, calibration, formats, readers, kind, flush)
-    for h in hazards:
-        h.record(g)
-    return {**keep_for(hazards), **keep}
 
+def _sensitivity_fallback(builder, plan, q, samples, k: int) -> Graph:
+    from .compare import layer_report
 
-def _rewrite(float_graph, scheme, act, stats, options) -> Graph:
-    g = float_graph.copy()
-    rw = Rewriter(g, scheme, act, stats, options)
-    rw.run(options["keep_float"])
-    if log_of(g) is not log_of(float_graph):
-        log_of(g).entries.extend(list(log_of(float_graph)))
-    g.meta["quantize"] = {"scheme": scheme, "float_graph": float_graph, "map": rw.float_of}
-    return g
+    rows = layer_report(q, (samples or [])[:1])
+    worst = sorted((r for r in rows if r.node and r.loss is not None),
+                   key=lambda r: -r.loss)[:k]
+    for r in worst:
+        plan.layers[r.node] = "fp32"
+        plan.reasons[r.node] = (f"sensitivity: quantizing it loses {r.loss:.1f} dB of SQNR, "
+                                "among the most of all layers")
+    return builder.build(plan)
 
 
 def _ranges(stats: Stats, scheme) -> dict[str, tuple[float, float]]:

@@ -71,18 +71,23 @@ def _weight_axis(node: Node, index: int) -> int:
 def _round_input(g: Graph, node: Node, i: int, precision: str, amax: float | None):
     v = node.inputs[i]
     name = node.name or node.outputs[0].name
-    if precision == "fp8":
+    if precision in ("fp8", "fp8-tensor"):
         if v.const is not None:
             axis = _weight_axis(node, i) % v.const.ndim
             w = np.moveaxis(v.const, axis, 0)
-            scale = fp8_scale(np.abs(w.reshape(w.shape[0], -1)).max(axis=1))
-            shape = [1] * v.const.ndim
-            shape[axis] = -1
+            if precision == "fp8-tensor":
+                scale = fp8_scale(np.abs(v.const).max() if v.const.size else 0.0)
+                shape = []
+            else:
+                scale = fp8_scale(np.abs(w.reshape(w.shape[0], -1)).max(axis=1))
+                shape = [1] * v.const.ndim
+                shape[axis] = -1
             wq = (v.const / scale.reshape(shape)).astype(E4M3)
             src = g.add_constant(f"{v.name}_fp8", wq)
             ins = [src, g.add_constant(f"{v.name}_fp8_scale", scale)]
             dq = g.create_node("DequantizeLinear", ins, [(f"{v.name}_dq", v.type)],
-                               {"axis": axis}, name=f"{name}_w_dequantize", before=node)
+                               {"axis": axis} if shape else {},
+                               name=f"{name}_w_dequantize", before=node)
         else:
             if amax is None:
                 return
@@ -120,17 +125,20 @@ def _is_table(node: Node) -> bool:
         node.inputs[0].const.dtype == np.float32
 
 
-def rewrite_float(g: Graph, precision: str, amax: dict[str, float], keep_float=()) -> Graph:
+def rewrite_float(g: Graph, precision: str, amax: dict[str, float], keep_float=(),
+                  only=None) -> Graph:
     """Round the matrix-unit inputs of every Conv, Gemm and MatMul (plain or fused) and
-    Attention to ``precision`` (in place)."""
+    Attention to ``precision`` (in place); ``only``: just these node names.
+
+    ``fp8-tensor`` is fp8 with one scale for a whole weight instead of one per channel."""
     from .rewrite import keep_reasons
 
     keep = keep_reasons(keep_float)
     for node in list(g.nodes):
         which = ROUNDED.get((node.domain if node.domain != "ai.onnx" else "", node.op_type))
-        if which is None and _is_table(node) and precision in _CAST:
+        if which is None and _is_table(node) and precision in _CAST and only is None:
             which = (0,)  # an embedding table is stored in the format its rows are used in
-        if which is None:
+        if which is None or (only is not None and node.name not in only):
             continue
         if node.name in keep:
             log_of(g).record("quantize", node.name, "kept float", keep[node.name])

@@ -1,41 +1,178 @@
-"""Numeric hazards of a precision, found before the program is made.
+"""Numeric hazards found at compile time from the calibration data.
 
-A precision can break a layer outright rather than add noise to it. Three such hazards
-are looked for, each reported in the decision log (stage ``numerics``) with the layer
-named, and printed on the terminal by the commands:
+Two failures that quantization must never let pass silently:
 
-- **fp16 overflow**: an fp16 chip rounds the inputs of its matrix unit to fp16, whose
-  largest number is 65504. A calibration activation beyond it becomes infinity, and
-  ``inf * 0`` in the product becomes NaN (a power spectrogram into a mel filterbank does
-  this). The layer is kept in float32: on a chip without float32 arithmetic it runs on
-  the chip's CPU.
-- **int8 (or fp8) range collapse**: a per-tensor scale is set by the largest value; when
-  a few huge values set it, nearly every other value rounds to the same level (int8) or
-  flushes to zero (fp8, whose 448 / 2^-9 range is narrower than a power spectrogram's) and
-  the tensor carries no information (the same spectrogram: 95% of its values become 0,
-  and ``Log`` of it a constant). Found as: at least ``COLLAPSE_SHARE`` of the calibration
-  values fall on one value of the format while at most half of the float values are
-  equal, or at least ``FLUSH_SHARE`` (fp8) or ``INT8_FLUSH_SHARE`` (int8) of its nonzero
-  values become zero. The layers that read the tensor are kept in float.
-- **non-finite weights**: NaN or infinity in a weight of a matrix or normalization
-  operator is a broken model; it is refused, naming the initializer. Infinities in other
-  constants (an attention mask's -inf) are meant, and handled by the kernels.
+- **int8 range collapse**: a tensor whose range is set by a few large values while most of
+  its values are tiny (a power spectrogram before a Log, a variance before a Reciprocal)
+  loses those tiny values in int8: more than half of them fall below half a quantization
+  step and become the zero point, and the function after it sees a constant.
+- **fp16 overflow**: a tensor with values beyond 65504, the largest fp16 number, becomes
+  infinite at fp16 (and NaN after a Log or a subtraction of two infinities).
+
+Both are judged from :class:`Magnitudes`: the smallest and largest value of each tensor
+and a histogram of ``|x|`` on fixed power-of-two bins (four per octave), which merges
+exactly across batches or workers. :func:`find_hazards` returns the hazards with the
+node that produces the tensor, so the accuracy recovery can move it to a format that
+holds it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from npuc.ir.decisions import log_of
 from npuc.ir.errors import ModelError
 
-FP16_MAX = float(np.finfo(np.float16).max)
-COLLAPSE_SHARE = 0.9
-FLUSH_SHARE = 0.5       # fp8: its nonzero values flushed to zero
-INT8_FLUSH_SHARE = 0.75  # int8: its nonzero values rounded to the zero level
-SAMPLES = 4  # calibration samples the checks run on
+FP16_MAX = 65504.0
+# |x| bins: [2^(e/4), 2^((e+1)/4)) for e in [-4*64, 4*64); exact zeros apart
+_LOW, _HIGH, _PER_OCTAVE = -64, 64, 4
+_NBINS = (_HIGH - _LOW) * _PER_OCTAVE
+# operators that turn a collapse of small values into a wrong answer
+SENSITIVE = {"Log": 0, "Reciprocal": 0, "Div": 1, "Sqrt": 0, "Pow": 0}
+
+
+@dataclass
+class Magnitude:
+    """Range and a fixed-bin histogram of ``|x|`` of one tensor; merges exactly."""
+
+    lo: float = np.inf
+    hi: float = -np.inf
+    zeros: int = 0
+    hist: np.ndarray = field(default_factory=lambda: np.zeros(_NBINS, np.int64))
+
+    def observe(self, x: np.ndarray) -> None:
+        x = np.asarray(x, np.float64).ravel()
+        x = x[np.isfinite(x)]
+        if not x.size:
+            return
+        self.lo, self.hi = min(self.lo, float(x.min())), max(self.hi, float(x.max()))
+        a = np.abs(x)
+        nz = a[a > 0]
+        self.zeros += int(a.size - nz.size)
+        e = np.floor(np.log2(nz) * _PER_OCTAVE).astype(np.int64) - _LOW * _PER_OCTAVE
+        self.hist += np.bincount(np.clip(e, 0, _NBINS - 1), minlength=_NBINS)
+
+    def merge(self, other: "Magnitude") -> None:
+        self.lo, self.hi = min(self.lo, other.lo), max(self.hi, other.hi)
+        self.zeros += other.zeros
+        self.hist += other.hist
+
+    @property
+    def count(self) -> int:
+        return int(self.hist.sum()) + self.zeros
+
+    def share_below(self, t: float) -> float:
+        """The share of values with ``|x| < t`` (to a quarter octave)."""
+        if self.count == 0:
+            return 0.0
+        if t <= 0:
+            return 0.0
+        edge = int(np.floor(np.log2(t) * _PER_OCTAVE)) - _LOW * _PER_OCTAVE
+        below = self.hist[:max(0, min(edge, _NBINS))].sum() + self.zeros
+        return float(below) / self.count
+
+
+def magnitudes(graph, samples, names=None) -> dict[str, Magnitude]:
+    """:class:`Magnitude` of every float activation of ``graph`` over ``samples``."""
+    from .calibrate import observed_values
+    from .compare import _run_with
+
+    watched = [v.name for v in observed_values(graph)]
+    if names is not None:
+        watched = [n for n in watched if n in set(names)]
+    out = {n: Magnitude() for n in watched}
+    for feeds in samples:
+        env = _run_with(graph, watched, feeds)
+        for n, m in out.items():
+            if n in env:
+                m.observe(env[n])
+    return out
+
+
+@dataclass
+class Hazard:
+    """One hazard: ``kind`` (``int8-collapse`` or ``fp16-overflow``) at ``value``."""
+
+    kind: str
+    value: str
+    node: str       # the producer of the value ('' for a model input)
+    reader: str     # the node that suffers from it
+    message: str
+
+
+def find_hazards(graph, calibration_stats, precisions=("int8", "fp16")) -> list[Hazard]:
+    """Hazards of computing ``graph`` at ``precisions``, judged from ``calibration_stats``
+    (value name -> :class:`Magnitude`, as :func:`magnitudes` gives)."""
+    found = []
+    for node in graph.nodes:
+        for v in node.outputs:
+            m = calibration_stats.get(v.name) if v is not None else None
+            if m is None or m.count == 0:
+                continue
+            amax = max(-m.lo, m.hi)
+            if "fp16" in precisions and amax > FP16_MAX:
+                found.append(Hazard("fp16-overflow", v.name, node.name, node.name,
+                                    f"%{v.name} reaches {amax:.4g}, beyond fp16's largest "
+                                    f"number {FP16_MAX:g}: it would be infinite at fp16"))
+            if "int8" in precisions:
+                found.extend(_collapse(node, v, m))
+    return found
+
+
+def _collapse(node, v, m: Magnitude) -> list[Hazard]:
+    out = []
+    step = (max(m.hi, 0.0) - min(m.lo, 0.0)) / 255.0
+    for user, i in v.uses:
+        if user.domain or SENSITIVE.get(user.op_type) != i:
+            continue
+        share = m.share_below(step / 2)
+        if share >= 0.5:
+            out.append(Hazard("int8-collapse", v.name, node.name, user.name,
+                              f"{share:.0%} of the values of %{v.name} are below half an "
+                              f"int8 step ({step / 2:.3g}): they become one value and "
+                              f"{user.op_type} '{user.name}' sees a constant"))
+    return out
+
+
+def collapsed(m: Magnitude | None) -> bool:
+    """True when most values of a tensor fall below half an int8 step of its range."""
+    if m is None or m.count == 0:
+        return False
+    step = (max(m.hi, 0.0) - min(m.lo, 0.0)) / 255.0
+    return m.share_below(step / 2) >= 0.5
+
+
+def collapse_region(graph, value: str, stats: dict) -> list[str]:
+    """The nodes that compute ``value`` from tensors that collapse at int8 as well: the
+    producer, and back through every input that also collapses (a square or a sum of
+    squares collapses because what it squares does)."""
+    producers = {o.name: n for n in graph.nodes for o in n.outputs if o is not None}
+    out, todo, seen = [], [value], set()
+    while todo:
+        name = todo.pop()
+        node = producers.get(name)
+        if node is None or node.name in seen:
+            continue
+        seen.add(node.name)
+        out.append(node.name)
+        for v in node.inputs:
+            if v is not None and v.const is None and collapsed(stats.get(v.name)):
+                todo.append(v.name)
+    return out
+
+
+def sensitive_inputs(graph) -> list[str]:
+    """The tensors an int8 collapse would hurt: those read by :data:`SENSITIVE` operators
+    (so a model without them needs no extra pass over the calibration data)."""
+    out = []
+    for node in graph.nodes:
+        i = SENSITIVE.get(node.op_type) if not node.domain else None
+        v = node.input(i) if i is not None and i < len(node.inputs) else None
+        if v is not None and v.const is None and v.name not in out:
+            out.append(v.name)
+    return out
+
 
 # operators whose constant inputs at these positions are weights that must be finite
 WEIGHT_INPUTS = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (1, 2), "MatMul": (1,),
@@ -43,20 +180,6 @@ WEIGHT_INPUTS = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (1, 2), "MatMu
                  "BatchNormalization": (1, 2, 3, 4), "LayerNormalization": (1, 2),
                  "LayerNorm": (1, 2), "InstanceNormalization": (1, 2),
                  "GroupNormalization": (1, 2), "Einsum": (0, 1)}
-
-
-@dataclass
-class Hazard:
-    """One layer a precision would break, and what is done about it."""
-
-    kind: str        # "fp16 overflow" or "int8 range collapse"
-    value: str       # the tensor
-    nodes: list      # the layers kept in float because of it
-    reason: str
-
-    def record(self, graph) -> None:
-        log_of(graph).record("numerics", self.value, self.kind, self.reason,
-                             nodes=list(self.nodes), warning=True)
 
 
 def check_weights(graph, source: str | None = None) -> None:
@@ -77,127 +200,3 @@ def check_weights(graph, source: str | None = None) -> None:
                                  f"({int(bad.sum())} non-finite values): the model is broken")
 
 
-def _run_observed(graph, calibration, names: set, fn) -> None:
-    """Run ``graph`` on the first calibration samples, calling ``fn(name, array)`` for
-    each value in ``names`` as it is computed (graph inputs included)."""
-    from npuc.compiler.executor.interpreter import execute
-
-    def observe(node, results):
-        for out, r in zip(node.outputs, results):
-            if out is not None and out.name in names:
-                fn(out.name, np.asarray(r))
-
-    for feeds in list(calibration)[:SAMPLES]:
-        for v in graph.inputs:
-            if v.name in names and v.name in feeds:
-                fn(v.name, np.asarray(feeds[v.name]))
-        execute(graph, feeds, observe=observe)
-
-
-def fp16_overflow(graph, calibration, rounded: dict) -> list[Hazard]:
-    """The matrix-unit inputs (``rounded``: node -> input positions) whose calibration
-    values or weights reach beyond fp16's range."""
-    readers: dict[str, list[str]] = {}
-    amax: dict[str, float] = {}
-    for node in graph.nodes:
-        for i in rounded.get(node.name, ()):
-            v = node.input(i)
-            if v is None:
-                continue
-            readers.setdefault(v.name, []).append(node.name)
-            if v.const is not None and v.const.size:
-                amax[v.name] = float(np.abs(np.asarray(v.const, np.float64)).max())
-
-    def seen(name, arr):
-        if arr.size and arr.dtype.kind == "f":
-            finite = np.abs(arr[np.isfinite(arr)])
-            top = float(finite.max()) if finite.size else 0.0
-            amax[name] = max(amax.get(name, 0.0), top)
-
-    if calibration:
-        _run_observed(graph, calibration, set(readers) - set(amax), seen)
-    hazards = []
-    for name, top in sorted(amax.items()):
-        if top > FP16_MAX:
-            nodes = sorted(set(readers[name]))
-            hazards.append(Hazard(
-                "fp16 overflow", name, nodes,
-                f"%{name} reaches {top:.4g} on the calibration data, beyond fp16's largest "
-                f"number ({FP16_MAX:g}): rounded to fp16 it would become infinity (and NaN "
-                f"after a product with 0), so {', '.join(nodes)} "
-                f"{'is' if len(nodes) == 1 else 'are'} computed in float32"))
-    return hazards
-
-
-def int8_levels(params):
-    """Float values as int8 under ``params`` (per-tensor scale, zero point), dequantized."""
-    scale = float(np.asarray(params.scale).ravel()[0])
-    zp = int(np.asarray(params.zero_point).ravel()[0])
-    return lambda x: (np.clip(np.round(x / scale) + zp, -128, 127) - zp) * scale
-
-
-def fp8_levels(amax: float):
-    """The fp8 (e4m3) values of float values under the per-tensor scale ``amax / 448``."""
-    from .floatq import E4M3
-    from .params import fp8_scale
-
-    scale = float(np.asarray(fp8_scale(amax)).ravel()[0])
-    return lambda x: (x / scale).astype(E4M3).astype(np.float64) * scale
-
-
-def range_collapse(graph, calibration, formats: dict, readers: dict,
-                   kind: str = "int8 range collapse", flush: float | None = None
-                   ) -> list[Hazard]:
-    """Activations whose calibration values nearly all land on one value of their narrow
-    format though their float values differ, or (when ``flush`` is given) of whose nonzero
-    values at least that share become zero. ``formats``: name -> a function from float
-    values to the format's values; ``readers``: name -> the nodes that read it."""
-    counts: dict[str, list] = {}  # name -> [elements, on the busiest level, equal floats,
-    #                                        nonzero, nonzero flushed to zero]
-
-    def seen(name, arr):
-        if arr.dtype.kind != "f" or not arr.size:
-            return
-        x = arr[np.isfinite(arr)].astype(np.float64).ravel()
-        if not x.size:
-            return
-        narrow = formats[name](x)
-        _, on_level = np.unique(narrow, return_counts=True)
-        _, equal = np.unique(x, return_counts=True)
-        c = counts.setdefault(name, [0, 0, 0, 0, 0])
-        c[0] += x.size
-        c[1] += int(on_level.max())
-        c[2] += int(equal.max())
-        c[3] += int(np.count_nonzero(x))
-        c[4] += int(np.count_nonzero((narrow == 0) & (x != 0)))
-
-    names = {n for n in formats if readers.get(n)}
-    if calibration and names:
-        _run_observed(graph, calibration, names, seen)
-    hazards = []
-    fmt = kind.split()[0]
-    for name, (total, level, equal, nonzero, flushed) in sorted(counts.items()):
-        share, float_share = level / total, equal / total
-        if share >= COLLAPSE_SHARE and float_share <= 0.5:
-            what = (f"{share:.0%} of its calibration values round to one {fmt} value "
-                    f"though only {float_share:.0%} of them are equal in float")
-        elif flush is not None and nonzero and flushed / nonzero >= flush:
-            what = (f"{flushed / nonzero:.0%} of its nonzero calibration values become zero "
-                    f"in {fmt}")
-        else:
-            continue
-        nodes = sorted(set(readers[name]))
-        hazards.append(Hazard(
-            kind, name, nodes,
-            f"%{name}: {what} (the scale is set by a few large values); so "
-            f"{', '.join(nodes)} {'stays' if len(nodes) == 1 else 'stay'} in float"))
-    return hazards
-
-
-def keep_for(hazards: list[Hazard]) -> dict[str, str]:
-    """``{node: reason}`` of the layers the hazards keep in float."""
-    keep = {}
-    for h in hazards:
-        for n in h.nodes:
-            keep.setdefault(n, f"{h.kind}: {h.reason}")
-    return keep

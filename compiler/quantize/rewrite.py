@@ -113,7 +113,8 @@ class Rewriter:
             if node.graph is None:  # absorbed by an earlier rule
                 continue
             if node.name in keep:
-                self.record(node, "kept float", keep[node.name])
+                why = self.options.get("keep_reason", {}).get(node.name)
+                self.record(node, "kept float", why or keep[node.name])
                 continue
             key = f"{node.domain}::{node.op_type}" if node.domain else node.op_type
             rule = RULES.get(key)

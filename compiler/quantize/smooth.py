@@ -58,3 +58,31 @@ def smooth_matmuls(g: Graph, stats: Stats, ranges: dict, alpha: float = 0.5) -> 
         if not v.uses and v not in g.outputs:
             g.remove_constant(v)
     return done
+
+
+ALPHAS = (0.3, 0.5, 0.7, 0.85)
+
+
+def search_alpha(g: Graph, stats: Stats, ranges: dict, scheme, samples, options,
+                 method: str) -> float:
+    """The alpha of :data:`ALPHAS` whose quantized model's outputs are closest to the
+    float model's on the calibration samples (highest lowest-output SQNR)."""
+    from .plan import Builder
+    from .recovery import Evaluator
+
+    ev = Evaluator(g, samples[:16], None)
+    best, best_db = ALPHAS[1], -np.inf
+    tried = []
+    for alpha in ALPHAS:
+        trial, trial_ranges = g.copy(), dict(ranges)
+        if smooth_matmuls(trial, stats, trial_ranges, alpha) == 0:
+            return ALPHAS[1]  # no MatMul with outlier columns: alpha does not matter
+        q = Builder(trial, scheme, stats, trial_ranges, samples, options, method).build()
+        db = ev.measure(q).min_sqnr_db
+        tried.append(f"{alpha}: {db:.1f} dB")
+        if db > best_db:
+            best, best_db = alpha, db
+    log_of(g).record("quantize", g.name, f"smoothquant alpha {best}",
+                     "searched on the calibration data (lowest output SQNR per alpha: "
+                     f"{', '.join(tried)})")
+    return best

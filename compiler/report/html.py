@@ -5,6 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from .roofline import roofline_svg
+from .tradeoff import tradeoff_svg
 
 _STYLE = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
           "td,th{border:1px solid #ccc;padding:2px 6px;font-size:90%}"
@@ -52,12 +53,15 @@ def write_report(summary: dict, decisions: list, use_matplotlib: bool | None = F
         f"<td>{escape(d['action'])}</td><td>{escape(d['reason'])}</td></tr>"
         for d in decisions)
     table = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in head)
+    curve = tradeoff_svg(decisions)
+    if curve:
+        curve = "<h2>Accuracy and latency</h2>\n" + curve + "\n"
     return (
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
         f"<title>npuc report: {escape(s['model'])} on {escape(s['target'])}</title>"
         f"<style>{_STYLE}</style></head><body>\n"
         f"<h1>{escape(s['model'])} on {escape(s['target'])}</h1>\n<table>{table}</table>\n"
-        "<h2>Roofline</h2>\n" + roofline_svg(s, use_matplotlib) + "\n"
+        "<h2>Roofline</h2>\n" + roofline_svg(s, use_matplotlib) + "\n" + curve +
         "<h2>Layers</h2>\n<table><tr><th>group</th><th>device</th><th>ops</th>"
         "<th>first node</th><th>tile</th><th>estimate (us)</th><th>roofline (us)</th>"
         "<th>bound</th><th>MACs</th><th>DRAM bytes</th><th>MAC use</th><th>why</th></tr>\n"

@@ -93,7 +93,7 @@ def _kept_float_reason(node, graph, target) -> str | None:
     on a chip with no float32 arithmetic (ATOM: int8 and fp16); None for other nodes."""
     why = [d.reason for d in log_of(graph).about(node.name)
            if d.stage == "quantize" and d.action == "kept float" and
-           d.reason.startswith("fp16 overflow")]
+           d.reason.startswith(("fp16 overflow", "fp16-overflow"))]
     if not why or not any(v is not None and v.const is None and _is_float(v)
                           for v in list(node.inputs) + list(node.outputs)):
         return None

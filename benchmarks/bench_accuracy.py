@@ -1,0 +1,156 @@
+"""Answer agreement of int8 models: npuc (default, and with accuracy recovery) against
+onnxruntime's quantize_static, on trained models with real inputs.
+
+    python benchmarks/bench_accuracy.py [--models digits_cnn,digits_transformer,ppocr_rec]
+        [--targets warboy-2pe,rngd] [--accuracy REQ]
+
+For each model (benchmarks/accuracy_models.py) one set of calibration samples feeds every
+quantizer; the answers on the held-out samples are compared with the float model's
+(onnxruntime float32): the share of samples whose answer is kept (argmax class, or the
+CTC-decoded text) and the output SQNR. onnxruntime's rows are quantize_static with QDQ,
+per-channel weights, QUInt8 activations and the MinMax, Percentile and Entropy
+calibrations, after its quant_pre_process. npuc's rows are int8 for each target (the
+program's numbers, run by npuc's executor): without recovery, and with the accuracy
+requirement (the default unless ``--accuracy`` says otherwise), with the estimated
+latency the recovery adds against the int8 estimate of the model's layers. Runs by
+hand; the PP-OCR recognizer takes minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import accuracy_models  # noqa: E402
+
+import npuc  # noqa: E402
+from npuc.compiler.accuracy import agreement  # noqa: E402
+from npuc.compiler.executor.interpreter import execute  # noqa: E402
+from npuc.compiler.quantize import quantize  # noqa: E402
+from npuc.ir.decisions import log_of  # noqa: E402
+
+
+def _session(model_bytes):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
+
+
+def _run_ort(model_bytes, samples):
+    s = _session(model_bytes)
+    names = [o.name for o in s.get_outputs()]
+    return [dict(zip(names, s.run(names, f))) for f in samples]
+
+
+def ort_static(model, cal, held, method):
+    """onnxruntime quantize_static (QDQ, per-channel) with ``method``'s calibration."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(cal)
+
+        def get_next(self):
+            return next(self.it, None)
+
+    import contextlib
+    import io
+    import logging
+
+    logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process, per call
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+        src, dst = os.path.join(tmp, "f.onnx"), os.path.join(tmp, "q.onnx")
+        with open(src, "wb") as f:
+            f.write(model.SerializeToString())
+        pre = os.path.join(tmp, "p.onnx")
+        quant_pre_process(src, pre)  # shape inference and fusions, as onnxruntime advises
+        src = pre
+        quantize_static(src, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        calibrate_method=getattr(CalibrationMethod, method))
+        with open(dst, "rb") as f:
+            return _run_ort(f.read(), held)
+
+
+def npuc_int8(model, target, cal, held, accuracy):
+    """npuc's int8 for ``target`` with the requirement ``accuracy`` (None: no recovery):
+    outputs on ``held``, the recovery's latency cost and the int8 estimate of the layers."""
+    from npuc.compiler.quantize.recovery import LAYER_OPS, Costs
+
+    g = npuc.optimize(npuc.import_onnx(model), level=2)
+    q = quantize(g, target, cal, precision="int8", accuracy=accuracy, progress=False)
+    steps = [d for d in log_of(q) if d.stage == "accuracy" and d.data.get("kept")]
+    cost = sum(d.data.get("latency_cost_s", 0.0) for d in steps)
+    scheme = q.meta["quantize"]["scheme"]
+    fg = q.meta["quantize"]["float_graph"]
+    base = sum(Costs(scheme).seconds(n, "int8") for n in fg.nodes if n.op_type in LAYER_OPS)
+    moved = q.meta["quantize"].get("layers", {})
+    return [execute(q, h) for h in held], cost, base, moved
+
+
+def _row(label, refs, outs, mode, extra=""):
+    a = agreement(refs, outs, mode=mode, batch_axis=None)
+    kept = 1.0 - a.changed_share
+    print(f"  {label:<44} {kept:7.1%} {a.min_sqnr_db:8.2f}   {extra}", flush=True)
+    return kept
+
+
+def bench(name, targets, accuracy):
+    from npuc.compiler.quantize.requirement import DEFAULT
+
+    t0 = time.perf_counter()
+    model, cal, held, mode = getattr(accuracy_models, name)()
+    refs = _run_ort(model.SerializeToString(), held)
+    print(f"\n{name}: {len(cal)} calibration samples, {len(held)} judged, answer = {mode}"
+          f" (setup {time.perf_counter() - t0:.0f} s)")
+    print(f"  {'quantizer':<44} {'kept':>7} {'SQNR dB':>8}   recovery")
+    ort_best = 0.0
+    for method in ("MinMax", "Percentile", "Entropy"):
+        t = time.perf_counter()
+        outs = ort_static(model, cal, held, method)
+        ort_best = max(ort_best, _row(f"onnxruntime quantize_static {method}", refs, outs,
+                                      mode, f"({time.perf_counter() - t:.0f} s)"))
+    requirement = accuracy or (f"{mode}<=1%" if mode == "ctc" else DEFAULT)
+    for target in targets:
+        for req in (None, requirement):
+            t = time.perf_counter()
+            outs, cost, base, moved = npuc_int8(model, target, cal, held, req)
+            extra = "off" if req is None else (
+                f"{req}: +{cost * 1e6:.4g} us on {base * 1e6:.4g} us of int8 layers "
+                f"({cost / base if base else 0:+.1%}), {len(moved)} layers moved")
+            kept = _row(f"npuc int8 {target}" + (" + recovery" if req else ""), refs, outs,
+                        mode, f"{extra} ({time.perf_counter() - t:.0f} s)")
+            if req is not None and kept < ort_best:
+                print(f"  ! below onnxruntime's best ({ort_best:.1%})")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", default="digits_cnn,digits_transformer,ppocr_rec")
+    ap.add_argument("--targets", default="warboy-2pe,rngd")
+    ap.add_argument("--accuracy", default=None,
+                    help="the requirement of the recovery rows (default: npuc's default, "
+                         "ctc<=1%% for the text recognizer)")
+    args = ap.parse_args()
+    np.seterr(all="ignore")
+    for name in args.models.split(","):
+        bench(name, args.targets.split(","), args.accuracy)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""A quantization plan and the builder that turns it into a quantized graph.
+
+A :class:`Plan` says, on top of the scheme's defaults, which observer gives each
+activation's range (``methods``) and which scheme each layer computes in (``layers``,
+node name -> scheme): mixed precision per layer. The schemes a layer can take:
+
+``int8``, ``fp8``           the calibrated formats (fp8 weights per channel)
+``fp8-tensor``              fp8 with one weight scale for the whole tensor
+``bf16``, ``fp16``          the 16-bit float formats (no calibration)
+``w8a16``, ``w4a16[-gN]``   weight-only: int8/int4 weights, 16-bit float activations
+``fp32``                    float32 (the host CPU where the chip has no float32)
+
+:class:`Builder` holds what one quantization computed once (the prepared float graph,
+the calibration statistics and ranges) and builds a graph for any plan, so the accuracy
+recovery can try plans without calibrating again. Ranges of another observer are
+computed on first use, by one more calibration pass, and kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from npuc.ir.decisions import log_of
+from npuc.ir.errors import NpucError
+from npuc.ir.graph import Graph
+
+from .params import activation_params
+from .rewrite import Rewriter
+
+FLOATS = ("fp8", "fp8-tensor", "bf16", "fp16")
+LAYER_SCHEMES = ("int8", *FLOATS, "w8a16", "w4a16", "fp32")
+
+
+@dataclass
+class Plan:
+    """Observer per activation and scheme per layer, beyond the defaults."""
+
+    methods: dict = field(default_factory=dict)
+    layers: dict = field(default_factory=dict)
+    reasons: dict = field(default_factory=dict)  # node -> why it has its scheme
+
+    def copy(self) -> "Plan":
+        return Plan(dict(self.methods), dict(self.layers), dict(self.reasons))
+
+
+def half_precision(scheme) -> str | None:
+    """The chip's 16-bit float format (bf16 preferred), or None."""
+    for p in ("bf16", "fp16"):
+        if p in scheme.dtypes:
+            return p
+    return None
+
+
+def check_layer_scheme(scheme, node: str, spec: str) -> None:
+    """Refuse a layer scheme the chip cannot compute, naming the node."""
+    from .weightonly import parse_weight_only
+
+    wo = parse_weight_only(spec)
+    if wo is not None:
+        need = "int4" if wo[0] == 4 else "int8"
+        if need not in scheme.dtypes or half_precision(scheme) is None:
+            raise NpucError(f"{node}: {spec} needs {need} and a 16-bit float format; "
+                            f"{scheme.target} has {', '.join(scheme.dtypes)}")
+        return
+    if spec not in LAYER_SCHEMES:
+        raise NpucError(f"{node}: unknown layer scheme '{spec}'; choose one of "
+                        f"{', '.join(LAYER_SCHEMES)} (w4a16 takes -g32, -g64 or -g128)")
+    if spec == "int8" and scheme.precision != "int8":
+        raise NpucError(f"{node}: int8 layers need int8 as the model's precision (the "
+                        f"base here is {scheme.precision}); give the other layers a scheme")
+    base = "fp8" if spec == "fp8-tensor" else spec
+    if base != "fp32" and base not in scheme.dtypes:
+        raise NpucError(f"{node}: {scheme.target} does not compute in {base}; it has "
+                        f"{', '.join(scheme.dtypes)}")
+
+
+class Builder:
+    """Builds quantized graphs from one calibration, for any :class:`Plan`."""
+
+    def __init__(self, float_graph: Graph, scheme, stats, ranges: dict, calibration,
+                 options: dict, method: str):
+        self.float_graph = float_graph
+        self.scheme = scheme
+        self.stats = stats
+        self.ranges = {method: ranges}
+        self.calibration = calibration
+        self.options = options
+        self.method = method
+
+    def ranges_for(self, method: str) -> dict:
+        """Ranges of every activation with ``method``'s observer (calibrated once)."""
+        if method not in self.ranges:
+            from .calibrate import calibrate
+
+            st = calibrate(self.float_graph, self.calibration, method, False)
+            self.ranges[method] = {k: o.range(256, self.scheme.act_symmetric)
+                                   for k, o in st.observers.items() if o.seen}
+        return self.ranges[method]
+
+    def range_of(self, plan: Plan, name: str):
+        method = plan.methods.get(name, self.method)
+        return self.ranges_for(method).get(name, self.ranges[self.method].get(name))
+
+    def build(self, plan: Plan | None = None) -> Graph:
+        """The quantized graph for ``plan`` (the defaults when None)."""
+        plan = plan or Plan()
+        precision = self.scheme.precision
+        names = set(self.ranges[self.method]) | set(plan.methods)
+        amax = {}
+        for n in names:
+            r = self.range_of(plan, n)
+            if r is not None:
+                amax[n] = max(-r[0], r[1])
+        other = {n: s for n, s in plan.layers.items() if s != precision}
+        if precision == "int8":
+            act = {n: activation_params(*self.range_of(plan, n), self.scheme) for n in names
+                   if self.range_of(plan, n) is not None}
+            options = dict(self.options)
+            options["keep_float"] = set(self.options.get("keep_float", ())) | set(other)
+            options["keep_reason"] = {n: plan.reasons.get(n, f"mixed precision: {s}")
+                                      for n, s in other.items()}
+            g = self.float_graph.copy()
+            rw = Rewriter(g, self.scheme, act, self.stats, options)
+            rw.run(options["keep_float"])
+            mapping = rw.float_of
+        else:
+            from .floatq import rewrite_float
+
+            g = self.float_graph.copy()
+            keep = set(self.options.get("keep_float", ())) | set(other)
+            rewrite_float(g, precision, amax, keep)
+            mapping = {}
+        self._apply_layers(g, other, amax)
+        if log_of(g) is not log_of(self.float_graph):
+            log_of(g).entries[:0] = list(log_of(self.float_graph))
+        g.meta["quantize"] = {"scheme": self.scheme, "float_graph": self.float_graph,
+                              "map": mapping, "layers": dict(plan.layers)}
+        return g
+
+    def _apply_layers(self, g: Graph, layers: dict, amax: dict) -> None:
+        from .floatq import rewrite_float
+        from .weightonly import parse_weight_only, rewrite_weight_only
+
+        by_name = {n.name: n for n in g.nodes}
+        for name, spec in sorted(layers.items()):
+            node = by_name.get(name)
+            if node is None:
+                continue
+            wo = parse_weight_only(spec)
+            if wo is not None:
+                why = rewrite_weight_only(g, node, wo[0], wo[1], half_precision(self.scheme))
+                if why:
+                    log_of(g).record("quantize", name, "kept float", f"{spec}: {why}")
+            elif spec in FLOATS:
+                rewrite_float(g, spec, amax, only={name})
+            elif spec == "fp32":
+                log_of(g).record("quantize", name, "fp32", "computes in float32")
+        for v in list(g.constants.values()):
+            if not v.uses and v not in g.outputs:
+                g.remove_constant(v)

@@ -1,0 +1,291 @@
+"""Accuracy recovery: move the layers that cost the answer to a better scheme, cheapest
+first, until the user's requirement (:mod:`.requirement`) holds.
+
+1. **Measure** the quantized model against the float model on the calibration samples
+   (:func:`npuc.compiler.accuracy.agreement`). Met: nothing to do.
+2. **Sensitivity**: each Conv/Gemm/MatMul quantized alone, the rest in float32; the
+   layers whose lone quantization hurts the output most come first.
+3. **Escalate** the most sensitive layers through the ladder, in order of estimated
+   latency cost: a better observer for their activations (MinMax, Percentile, Entropy,
+   MSE, chosen per tensor by the output error; no latency cost), then each wider format
+   the chip has (fp8, fp16, bf16, weight-only W8A16), then float32 (the host CPU where the
+   chip has none). A step is kept when it brings the model closer to the requirement.
+
+Each kept step is logged with its reason, its latency cost (``2 * MACs / peak`` of the
+new format minus that of the old) and the accuracy reached: the points of the report's
+accuracy/latency curve. Numeric hazards (:mod:`.hazards`) are fixed before anything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from npuc.ir.decisions import log_of
+
+from .plan import Builder, Plan, half_precision
+
+LAYER_OPS = ("Conv", "Gemm", "MatMul")
+OBSERVERS = ("minmax", "percentile", "entropy", "mse")
+TOP_LAYERS = 8         # layers taken up the ladder
+TOP_OBSERVED = 4       # layers whose activations try every observer
+MAX_ROWS = 128         # samples the requirement is judged on
+RANKING_ROWS = 8       # samples the sensitivity ranking is measured on
+STACK = 32             # rows per run when the model's batch axis is free
+
+
+@dataclass
+class Step:
+    """One kept (or refused) step of the recovery."""
+
+    subject: str
+    action: str
+    reason: str
+    latency_s: float
+    total_latency_s: float
+    changed_share: float
+    sqnr_db: float
+    kept: bool = True
+
+
+class Evaluator:
+    """The float model's outputs on the samples, once; then any candidate against them."""
+
+    def __init__(self, float_graph, samples, requirement, rows: int = MAX_ROWS):
+        from npuc.compiler.executor.interpreter import execute
+
+        self.samples = _limit(samples, rows)
+        if _batch_axis_free(float_graph):  # one run for many samples
+            self.samples = _stack(self.samples, STACK)
+        self.requirement = requirement
+        self.names = [v.name for v in float_graph.outputs]
+        self.refs = [execute(float_graph, s) for s in self.samples]
+
+    def measure(self, graph):
+        from npuc.compiler.accuracy import agreement
+        from npuc.compiler.executor.interpreter import execute
+
+        outs = [execute(graph, s) for s in self.samples]
+        mode = self.requirement.answer_mode if self.requirement else "auto"
+        axis = self.requirement.axis if self.requirement else -1
+        return agreement(self.refs, outs, mode=mode, axis=axis, outputs=self.names)
+
+    def score(self, agreement) -> tuple:
+        short = self.requirement.shortfall(agreement) if self.requirement else 0.0
+        return (round(short, 9), -round(agreement.min_sqnr_db, 2))
+
+
+def _batch_axis_free(graph) -> bool:
+    from npuc.ir.types import TensorType
+
+    return all(isinstance(v.type, TensorType) and v.type.shape and
+               not isinstance(v.type.shape[0], int) for v in graph.inputs)
+
+
+def _stack(samples: list, rows: int) -> list:
+    """Samples joined along the batch axis into runs of at most ``rows`` rows."""
+    out, part, n = [], [], 0
+    for s in samples:
+        size = min((np.asarray(a).shape[0] for a in s.values() if np.ndim(a)), default=1)
+        if part and n + size > rows:
+            out.append(part)
+            part, n = [], 0
+        part.append(s)
+        n += size
+    if part:
+        out.append(part)
+    return [{k: np.concatenate([np.asarray(s[k]) for s in p]) for k in p[0]} for p in out]
+
+
+def _limit(samples, rows: int) -> list:
+    out, n = [], 0
+    for s in samples:
+        if n >= rows:
+            break
+        out.append(s)
+        first = next((np.asarray(a) for a in s.values() if np.ndim(a)), None)
+        n += first.shape[0] if first is not None else 1
+    return out
+
+
+def layer_macs(node) -> int:
+    """Multiply-accumulates of a Conv/Gemm/MatMul from its static shapes (symbolic
+    dimensions count 1); 0 when unknown."""
+    def size(v):
+        shape = getattr(getattr(v, "type", None), "shape", None)
+        if shape is None:
+            return None
+        return int(np.prod([d if isinstance(d, int) else 1 for d in shape]))
+
+    out = size(node.outputs[0])
+    w = node.input(1)
+    wshape = getattr(getattr(w, "type", None), "shape", None) if w is not None else None
+    if out is None or wshape is None:
+        return 0
+    wshape = [d if isinstance(d, int) else 1 for d in wshape]
+    if node.op_type == "Conv":
+        k = int(np.prod(wshape[1:]))
+    elif node.op_type == "Gemm":
+        k = wshape[1] if node.attrs.get("transB", 0) else wshape[0]
+    else:
+        k = wshape[-2] if len(wshape) >= 2 else wshape[0]
+    return out * k
+
+
+class Costs:
+    """Estimated seconds of a layer in a format: ``2 * MACs / peak``."""
+
+    def __init__(self, scheme):
+        from npuc.targets import get_target
+
+        try:
+            self.target = get_target(scheme.target)
+        except Exception:  # a scheme without a target file: no estimates
+            self.target = None
+        self.cpu = get_target("cpu")
+        self.half = half_precision(scheme)
+
+    def peak(self, fmt: str) -> float | None:
+        base = {"fp8-tensor": "fp8", "w8a16": self.half, "w4a16": self.half}.get(fmt, fmt)
+        if base and base.startswith("w4a16"):
+            base = self.half
+        peak = self.target.peak_ops(base) if self.target is not None and base else None
+        if peak is None and fmt == "fp32":
+            return self.cpu.peak_ops("fp32")
+        return peak
+
+    def seconds(self, node, fmt: str) -> float:
+        peak = self.peak(fmt)
+        return 2.0 * layer_macs(node) / peak if peak else 0.0
+
+
+def ladder(scheme) -> list[str]:
+    """The wider formats a layer can move to on this chip, cheapest first."""
+    costs = Costs(scheme)
+    wider = [p for p in ("fp8", "fp16", "bf16") if p in scheme.dtypes and p != scheme.precision]
+    if scheme.precision == "int8" and costs.half:
+        wider.append("w8a16")
+    wider.sort(key=lambda p: -(costs.peak(p) or 0.0))
+    return wider + ["fp32"]
+
+
+def sensitivity(builder: Builder, ev: Evaluator, layers: list[str], base: Plan) -> list:
+    """``[(layer, score)]``, the layer whose lone quantization hurts most first (measured
+    on the first :data:`RANKING_ROWS` samples: a ranking needs fewer than a verdict)."""
+    ev = Evaluator(builder.float_graph, ev.samples, ev.requirement, RANKING_ROWS)
+    rows = []
+    for name in layers:
+        plan = base.copy()
+        plan.layers.update({n: "fp32" for n in layers if n != name and n not in base.layers})
+        rows.append((name, ev.score(ev.measure(builder.build(plan)))))
+    rows.sort(key=lambda r: (-r[1][0], -r[1][1]))
+    return rows
+
+
+def recover(builder: Builder, plan: Plan, requirement, samples, progress=False):
+    """``(graph, plan, steps, agreement)``: the cheapest plan found that meets
+    ``requirement`` (or the closest to it), the steps tried and the agreement reached."""
+    ev = Evaluator(builder.float_graph, samples, requirement)
+    costs = Costs(builder.scheme)
+    nodes = {n.name: n for n in builder.float_graph.nodes}
+    graph = builder.build(plan)
+    agree = ev.measure(graph)
+    score = ev.score(agree)
+    steps = [Step(builder.float_graph.name, "baseline",
+                  f"{builder.scheme.precision} with the scheme's defaults", 0.0, 0.0,
+                  agree.changed_share, agree.min_sqnr_db)]
+    total = 0.0
+    if score[0] == 0.0:
+        return graph, plan, steps, agree
+    layers = [n.name for n in builder.float_graph.nodes
+              if n.op_type in LAYER_OPS and not n.domain and n.name not in plan.layers]
+    order = [name for name, _ in sensitivity(builder, ev, layers, plan)][:TOP_LAYERS]
+    current = builder.scheme.precision
+    for rung in ["observer", *ladder(builder.scheme)]:
+        for name in order:
+            fmt = plan.layers.get(name, current)
+            if rung != "observer" and (fmt == "fp32" or not _wider(rung, fmt, builder.scheme)):
+                continue
+            if rung == "observer":
+                if order.index(name) >= TOP_OBSERVED or current not in ("int8", "fp8"):
+                    continue
+                cand, why = _best_observers(builder, ev, plan, nodes[name], score)
+                cost = 0.0
+            else:
+                if rung.startswith("w") and nodes[name].op_type == "Conv":
+                    continue
+                cand = plan.copy()
+                cand.layers[name] = rung
+                cand.reasons[name] = f"accuracy recovery: {rung} for the requirement " \
+                                     f"{requirement}"
+                cost = costs.seconds(nodes[name], rung) - costs.seconds(nodes[name], fmt)
+                why = f"among the {len(order)} layers whose int8 error hurts the answer most"
+            if cand is None:
+                continue
+            g = builder.build(cand)
+            a = ev.measure(g)
+            s = ev.score(a)
+            kept = s < score
+            if kept:
+                plan, graph, agree, score = cand, g, a, s
+                total += cost
+            steps.append(Step(name, "observer" if rung == "observer" else rung, why, cost,
+                              total, a.changed_share, a.min_sqnr_db, kept))
+            if score[0] == 0.0:
+                return graph, plan, steps, agree
+    return graph, plan, steps, agree
+
+
+def _wider(rung: str, fmt: str, scheme) -> bool:
+    order = ["int8", "fp8", "w8a16", "fp16", "bf16", "fp32"]
+    f = "fp8" if fmt == "fp8-tensor" else ("w8a16" if fmt.startswith("w") else fmt)
+    return order.index(rung) > order.index(f) if f in order else False
+
+
+def _best_observers(builder, ev, plan, node, score):
+    """A plan whose activations of ``node`` use the observers that give the least output
+    error, or None when no observer does better than the current one."""
+    tensors = [v.name for v in list(node.inputs) + list(node.outputs)
+               if v is not None and v.const is None]
+    for v in node.outputs:
+        for user, _ in v.uses:
+            if user.op_type in ("Relu", "Clip", "Add") and not user.domain:
+                tensors.append(user.outputs[0].name)
+    best, best_score, chosen = plan, score, []
+    for t in tensors:
+        pick = None
+        for method in OBSERVERS:
+            if method == best.methods.get(t, builder.method):
+                continue
+            if builder.ranges_for(method).get(t) is None:
+                continue
+            cand = best.copy()
+            cand.methods[t] = method
+            s = ev.score(ev.measure(builder.build(cand)))
+            if s < best_score:
+                pick, best_score = cand, s
+        if pick is not None:
+            best = pick
+            chosen.append(f"{t}: {best.methods[t]}")
+    if not chosen:
+        return None, ""
+    return best, "observer chosen by the output error: " + ", ".join(chosen)
+
+
+def record_steps(graph, steps: list[Step], requirement, agree) -> None:
+    """Write the recovery into ``graph``'s decision log (stage ``accuracy``)."""
+    log = log_of(graph)
+    for st in steps:
+        verb = st.action if st.kept else f"{st.action} (not kept)"
+        log.record("accuracy", st.subject, verb,
+                   f"{st.reason}; estimated latency cost {st.latency_s * 1e6:+.3f} us; then "
+                   f"{st.changed_share:.1%} of samples change their answer, lowest output "
+                   f"SQNR {st.sqnr_db:.1f} dB",
+                   latency_cost_s=st.latency_s, total_latency_cost_s=st.total_latency_s,
+                   changed_share=st.changed_share, sqnr_db=st.sqnr_db, kept=st.kept)
+    met = requirement.met(agree) if requirement is not None else True
+    log.record("accuracy", graph.name, "met" if met else "not met",
+               f"requirement {requirement}: {agree.summary()}",
+               changed_share=agree.changed_share, sqnr_db=agree.min_sqnr_db,
+               total_latency_cost_s=sum(s.latency_s for s in steps if s.kept))

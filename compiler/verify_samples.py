@@ -1,0 +1,127 @@
+"""``npuc verify --inputs DIR``: the compiled program judged over many samples.
+
+The model is compiled once; every sample runs through the command-stream simulator, the
+float reference (onnxruntime on the original model) and the lowered IR. Per output the
+result has the pooled SQNR and cosine against the reference (the precision's tolerance
+applies to them, as for one sample), whether the program's outputs are bit-identical to
+its graph's on every sample, and the answer agreement of
+:func:`npuc.compiler.accuracy.agreement`: how many samples changed their answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class SamplesResult:
+    """The verification of one compiled program over several samples."""
+
+    passed: bool
+    reference: str
+    precision: str
+    tolerance: dict
+    outputs: dict                 # name -> pooled errors and program-vs-IR
+    agreement: object             # npuc.compiler.accuracy.Agreement
+    requirement: str | None = None
+    requirement_met: bool | None = None
+    notes: list = field(default_factory=list)
+    compiled: object = None
+
+    def to_json(self) -> dict:
+        return {"passed": self.passed, "reference": self.reference,
+                "precision": self.precision, "tolerance": self.tolerance,
+                "outputs": self.outputs, "agreement": self.agreement.to_json(),
+                "requirement": self.requirement, "requirement_met": self.requirement_met,
+                "notes": self.notes}
+
+
+def verify_samples(model, target, samples: list[dict], opt_level: int = 2,
+                   quantize: str = "auto", calibration=None, schedule_in=None,
+                   batch: int = 1, output_dir=None, progress: bool = False,
+                   mode: str = "auto", axis: int = -1, k: int = 5, blank: int = 0,
+                   accuracy=None, preprocess=None) -> SamplesResult:
+    """Compile ``model`` once and verify it over ``samples`` (input dicts).
+
+    ``mode``, ``axis``, ``k`` and ``blank`` choose the answer compared (see
+    :mod:`npuc.compiler.accuracy`); ``accuracy``, a requirement such as ``argmax<=1%``,
+    is checked against the agreement and decides the verdict with the tolerance."""
+    from npuc.compiler.accuracy import agreement
+    from npuc.compiler.driver import TOLERANCE, _reference, compare, compile
+    from npuc.compiler.executor.diagnose import same_bits
+    from npuc.compiler.executor.interpreter import execute
+    from npuc.compiler.executor.simulator import simulate
+    from npuc.compiler.quantize.requirement import parse_requirement
+
+    requirement = parse_requirement(accuracy)
+    compiled = compile(model, target, opt_level, quantize, calibration, output_dir,
+                       schedule_in, batch=batch, progress=progress,
+                       accuracy="auto" if accuracy is None else str(accuracy),
+                       preprocess=preprocess)
+    got, want, ir, notes, reference = [], [], [], [], "onnxruntime"
+    for feeds in samples:
+        got.append({k2: np.asarray(v) for k2, v in
+                    simulate(compiled.program, compiled.weights, feeds).items()})
+        expected, reference, notes = _reference(model, compiled, feeds)
+        want.append({k2: np.asarray(v) for k2, v in expected.items()})
+        ir.append(execute(compiled.graph, feeds))
+    names = list(want[0]) if want else []
+    if requirement is not None and mode == "auto" and requirement.answer_mode != "none":
+        mode, axis = requirement.answer_mode, requirement.axis
+    agree = agreement(want, [{n: g[n] for n in names} for g in got], mode=mode, axis=axis,
+                      k=k, blank=blank, batch_axis=None, outputs=names)
+    sqnr_min, cos_min = TOLERANCE[compiled.precision]
+    rows, passed = {}, True
+    for name in names:
+        pooled = compare(np.concatenate([g[name].ravel() for g in got]),
+                         np.concatenate([w[name].ravel() for w in want]))
+        pooled["program_vs_ir_sqnr_db"] = min(
+            compare(g[name], np.asarray(i[name]))["sqnr_db"] for g, i in zip(got, ir))
+        pooled["program_vs_ir_identical"] = all(
+            g[name].shape == np.shape(i[name]) and same_bits(g[name], np.asarray(i[name])).all()
+            for g, i in zip(got, ir))
+        pooled["failed"] = [c for c, bad in (
+            ("sqnr", not pooled["sqnr_db"] >= sqnr_min),
+            ("cosine", not pooled["cosine"] >= cos_min),
+            ("program_vs_ir", not pooled["program_vs_ir_identical"])) if bad]
+        pooled["passed"] = not pooled["failed"]
+        passed &= pooled["passed"]
+        rows[name] = pooled
+    met = requirement.met(agree) if requirement is not None else None
+    if met is False:
+        passed = False
+    return SamplesResult(passed, reference, compiled.precision,
+                         {"sqnr_db_min": sqnr_min, "cosine_min": cos_min,
+                          "program_vs_ir": "identical"}, rows, agree,
+                         str(requirement) if requirement is not None else None, met, notes,
+                         compiled)
+
+
+def format_samples_result(r: SamplesResult) -> list[str]:
+    """The lines ``npuc verify`` prints for a :class:`SamplesResult`."""
+    tol = r.tolerance
+    lines = [f"note: {n}" for n in r.notes]
+    lines.append(f"reference: {r.reference}; precision {r.precision}: needs SQNR >= "
+                 f"{tol['sqnr_db_min']} dB and cosine >= {tol['cosine_min']} over "
+                 f"{r.agreement.samples} samples")
+    for name, m in r.outputs.items():
+        a = r.agreement.outputs[name]
+        answer = ""
+        if a.mode != "none":
+            answer = f", {a.mode} changed on {a.changed} of {a.samples}"
+            if a.positions is not None:
+                answer += f", positions agree {a.positions:.2%}"
+            if a.topk is not None:
+                answer += f", top-k overlap {a.topk:.2%}"
+        ir = "identical" if m["program_vs_ir_identical"] else \
+            f"differs, {m['program_vs_ir_sqnr_db']:.1f} dB"
+        lines.append(f"  {name}: SQNR {m['sqnr_db']:.2f} dB (worst sample "
+                     f"{a.sqnr_db_min:.2f}), cosine {m['cosine']:.6f}{answer}, program vs IR "
+                     f"{ir} -> {'ok' if m['passed'] else 'FAIL (' + ', '.join(m['failed']) + ')'}")
+    lines.append(f"answers: {r.agreement.summary()}")
+    if r.requirement is not None:
+        lines.append(f"requirement {r.requirement}: {'met' if r.requirement_met else 'NOT met'}")
+    lines.append("verify: passed" if r.passed else "verify: FAILED")
+    return lines
