@@ -182,13 +182,14 @@ def _fix_hazards(builder, plan, samples) -> None:
 
     scheme = builder.scheme
     used = {scheme.precision, *plan.layers.values()}
-    precisions = tuple(p for p in ("int8", "fp16") if p in used or
-                       (p == "fp16" and any(s.startswith("w") for s in used) and
-                        half_precision(scheme) == "fp16"))
+    # fp16 is checked wherever a layer may end up in it: asked for, weight-only layers'
+    # activations, or the half precision a collapsing int8 layer moves to
+    precisions = tuple(p for p in ("int8", "fp8", "fp16") if p in used or
+                       (p == "fp16" and half_precision(scheme) == "fp16"))
     if not precisions:
         return
     fg = builder.float_graph
-    watch = sensitive_inputs(fg) if "fp16" not in precisions else None
+    watch = sensitive_inputs(fg) if precisions == ("int8",) else None
     if watch == []:
         return  # int8 only, and nothing reads a tensor a collapse would hurt
     mags = magnitudes(fg, samples[:8], watch)
@@ -200,8 +201,12 @@ def _fix_hazards(builder, plan, samples) -> None:
         wide = "bf16" if "bf16" in scheme.dtypes else "fp32"
         if h.kind == "int8-collapse" and h.value not in overflow:
             wide = half_precision(scheme) or "fp32"
-        moved = collapse_region(fg, h.value, mags) if h.kind == "int8-collapse" \
-            else _overflow_chain(fg, h)
+        if h.kind == "fp8-collapse":
+            moved = [h.reader]
+        elif h.kind == "int8-collapse":
+            moved = collapse_region(fg, h.value, mags)
+        else:
+            moved = _overflow_chain(fg, h)
         for name in moved:
             plan.layers[name] = wide
             plan.reasons[name] = f"{h.kind}: {h.message}"

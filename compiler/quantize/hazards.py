@@ -92,7 +92,8 @@ def magnitudes(graph, samples, names=None) -> dict[str, Magnitude]:
 
 @dataclass
 class Hazard:
-    """One hazard: ``kind`` (``int8-collapse`` or ``fp16-overflow``) at ``value``."""
+    """One hazard: ``kind`` (``int8-collapse``, ``fp8-collapse`` or ``fp16-overflow``) at
+    ``value``."""
 
     kind: str
     value: str
@@ -117,7 +118,32 @@ def find_hazards(graph, calibration_stats, precisions=("int8", "fp16")) -> list[
                                     f"number {FP16_MAX:g}: it would be infinite at fp16"))
             if "int8" in precisions:
                 found.extend(_collapse(node, v, m))
+            if "fp8" in precisions:
+                found.extend(_fp8_flush(node, v, m, amax))
     return found
+
+
+def _fp8_flush(node, v, m: Magnitude, amax: float) -> list[Hazard]:
+    """fp8 (e4m3) keeps 448 / 2^-9 of range under its per-tensor scale ``amax / 448``:
+    a matrix-unit input most of whose nonzero values lie below half its smallest step
+    flushes them to zero (a power spectrum into a filterbank does)."""
+    from .floatq import ROUNDED
+
+    nonzero = m.count - m.zeros
+    if amax <= 0 or nonzero <= 0:
+        return []
+    floor = amax / 448.0 * 2.0 ** -10
+    share = (m.share_below(floor) * m.count - m.zeros) / nonzero
+    if share < 0.5:
+        return []
+    out = []
+    for user, i in v.uses:
+        if i in ROUNDED.get((user.domain if user.domain != "ai.onnx" else "", user.op_type), ()):
+            out.append(Hazard("fp8-collapse", v.name, node.name, user.name,
+                              f"{share:.0%} of the nonzero values of %{v.name} are below "
+                              f"fp8's smallest step under its scale ({floor:.3g}): they "
+                              f"become 0 in {user.op_type} '{user.name}'"))
+    return out
 
 
 def _collapse(node, v, m: Magnitude) -> list[Hazard]:

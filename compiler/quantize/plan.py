@@ -127,7 +127,11 @@ class Builder:
             from .floatq import rewrite_float
 
             g = self.float_graph.copy()
-            keep = set(self.options.get("keep_float", ())) | set(other)
+            from .rewrite import keep_reasons
+
+            keep = keep_reasons(self.options.get("keep_float", ()))
+            keep.update({n: plan.reasons.get(n, f"mixed precision: {s}")
+                         for n, s in other.items()})
             rewrite_float(g, precision, amax, keep)
             mapping = {}
         self._apply_layers(g, other, amax)

@@ -8,66 +8,60 @@ import pytest
 import npuc
 from npuc.ir.decisions import log_of
 from npuc.ir.errors import ModelError
-
-from .logmel import model, samples
+from tests.accuracy.logmel import logmel_model, speech_like
 
 
 @pytest.fixture(scope="module")
 def logmel(tmp_path_factory):
-    return model(tmp_path_factory.mktemp("logmel") / "logmel.onnx")
+    import onnx
+
+    path = tmp_path_factory.mktemp("logmel") / "logmel.onnx"
+    onnx.save(logmel_model(), path)
+    return str(path)
 
 
-@pytest.mark.parametrize("chip,precision,kind", [("atom", "fp16", "fp16 overflow"),
-                                                 ("warboy-2pe", "int8", "int8 range collapse"),
-                                                 ("atom", "int8", "int8 range collapse"),
-                                                 ("rngd", "fp8", "fp8 range collapse")])
-def test_hazard_is_reported_and_the_answer_kept(logmel, chip, precision, kind):
-    held_out = samples(3, first=100)
-    r = npuc.verify(logmel, chip, quantize=precision, calibration=samples(4),
-                    inputs=held_out[0])
-    found = [d for d in log_of(r.compiled.graph) if d.stage == "numerics"]
-    # the spectrogram (or its SmoothQuant-scaled copy) feeding the filterbank product
-    assert any(d.action == kind and d.subject.startswith("spec") and "mel" in d.data["nodes"]
-               for d in found), [str(d) for d in found]
-    kept = [d for d in log_of(r.compiled.graph).about("mel") if d.action == "kept float"]
-    assert kept and kept[-1].reason.startswith(kind)
-    assert r.passed, r.to_json()
+@pytest.mark.parametrize("chip,precision,kind", [("atom", "fp16", "fp16-overflow"),
+                                                 ("warboy-2pe", "int8", "int8-collapse"),
+                                                 ("atom", "int8", "int8-collapse")])
+def test_the_compiled_program_keeps_the_float_answer(logmel, chip, precision, kind):
+    """Compiled and simulated end to end, per frame, on held-out samples: the hazard is
+    found and named, and the program's answer is the float model's."""
     from npuc.compiler.executor.interpreter import execute
     from npuc.compiler.executor.simulator import simulate
     from npuc.compiler.schedule.prepare import load_static
 
+    held_out = speech_like(3, seed=7)
+    r = npuc.verify(logmel, chip, quantize=precision, calibration=speech_like(4, seed=1),
+                    inputs=held_out[0])
+    if kind is not None:
+        found = [d for d in log_of(r.compiled.graph) if d.action == "hazard"]
+        assert any(d.data["kind"] == kind for d in found), [str(d) for d in found]
+    assert r.passed, r.to_json()
     float_graph, _ = load_static(logmel, 1)
     for feeds in held_out:
-        got = simulate(r.compiled.program, r.compiled.weights, feeds)["logits"]
-        want = execute(float_graph, feeds)["logits"]
+        got = simulate(r.compiled.program, r.compiled.weights, feeds)["scores"]
+        want = execute(float_graph, feeds)["scores"]
         assert np.isfinite(got).all()
-        agree = np.mean(got.argmax(-1) == want.argmax(-1))
-        assert agree >= 0.95, agree
+        assert np.mean(got.argmax(-1) == want.argmax(-1)) >= 0.9
 
 
-def test_without_the_check_fp16_gives_nan(logmel, monkeypatch):
-    """The hazard is real: with the check switched off, fp16 rounding turns the
-    spectrogram into infinities and the product with the filterbank's zeros into NaN."""
-    from npuc.compiler.quantize import hazards
-
-    monkeypatch.setattr(hazards, "FP16_MAX", float("inf"))
-    r = npuc.compile(logmel, "atom", quantize="fp16", calibration=samples(2))
-    from npuc.compiler.executor.interpreter import execute
-
-    assert np.isnan(execute(r.graph, samples(1, first=100)[0])["logits"]).any()
+def test_fp8_flush_to_zero_is_found():
+    """A power spectrum under one fp8 scale: most of it would become 0 in the filterbank
+    product, which is then computed in bf16."""
+    r = npuc.compile(logmel_model(), "rngd", quantize="fp8",
+                     calibration=speech_like(4, seed=1))
+    found = [d for d in log_of(r.graph) if d.action == "hazard"]
+    assert any(d.data["kind"] == "fp8-collapse" and "bf16" in d.reason for d in found)
 
 
-def test_cli_prints_the_hazard_on_the_terminal(logmel, tmp_path):
-    import subprocess
-    import sys
-
-    np.savez(tmp_path / "cal.npz", **samples(1)[0])
-    out = subprocess.run([sys.executable, "-m", "npuc", "compile", logmel, "--target", "atom",
-                          "--quantize", "fp16", "--calibration", str(tmp_path / "cal.npz"),
-                          "-o", str(tmp_path / "out")], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    lines = [line for line in out.stderr.splitlines() if line.startswith("warning:")]
-    assert len(lines) == 1 and "fp16 overflow" in lines[0] and "mel" in lines[0]
+def test_an_overflowing_layer_runs_on_the_cpu_of_a_chip_without_float32(logmel):
+    r = npuc.compile(logmel, "atom", quantize="fp16", calibration=speech_like(4, seed=1))
+    overflowing = {d.subject for d in log_of(r.graph) if d.action == "hazard"}
+    cpu = {n for g in r.schedule.groups if g.device == "cpu" for n in g.nodes}
+    matrix = {n.name for n in r.graph.nodes if n.op_type in ("MatMul", "FusedMatMul")}
+    assert overflowing & matrix and overflowing & matrix <= cpu
+    assert any("has no float32 arithmetic" in d.reason for d in log_of(r.graph)
+               if d.stage == "partition")
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
@@ -75,11 +69,12 @@ def test_non_finite_weight_is_refused_naming_the_initializer(tmp_path, bad):
     import onnx
     from onnx import numpy_helper
 
-    path = model(tmp_path / "m.onnx")
-    proto = onnx.load(path)
-    w = numpy_helper.to_array(proto.graph.initializer[2]).copy()
+    proto = logmel_model()
+    init = next(t for t in proto.graph.initializer if t.name == "w")
+    w = numpy_helper.to_array(init).copy()
     w[3, 1] = bad
-    proto.graph.initializer[2].CopyFrom(numpy_helper.from_array(w, "w"))
+    init.CopyFrom(numpy_helper.from_array(w, "w"))
+    path = str(tmp_path / "m.onnx")
     onnx.save(proto, path)
     with pytest.raises(ModelError, match=r"m\.onnx: initializer 'w' .* holds (NaN|an infinity)"):
         npuc.compile(path, "rngd")
