@@ -46,9 +46,12 @@ def _matplotlib(summary) -> str:
     pts = _points(summary)
     fig, ax = plt.subplots(figsize=(6, 4))
     lo = min([p[0] for p in pts] + [0.1]) / 2
-    hi = max([p[0] for p in pts] + [peak / bw * 4 if bw else 10])
+    hi = max([p[0] for p in pts] + [peak / bw * 4 if bw else 10, 1.0])
     xs = [lo * (hi / lo) ** (i / 99) for i in range(100)]
-    ax.loglog(xs, [min(peak, bw * x) for x in xs], color="black", label="roof")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    if peak > 0 and bw > 0:  # a chip without a figure for this precision has no roof
+        ax.plot(xs, [min(peak, bw * x) for x in xs], color="black", label="roof")
     if pts:
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=10, color="tab:blue",
                    label="groups")
