@@ -147,6 +147,9 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
     if len(parse_shapes(shapes)) > 1:
         from npuc.compiler.bucketed import compile_buckets
 
+        if schedule_in is not None or schedule_out is not None:
+            raise NpucError("a schedule file pins one program; give --schedule-in or "
+                            "--schedule-out with one shape set, not several")
         return compile_buckets(model, target, parse_shapes(shapes), opt_level=opt_level,
                                quantize=quantize, calibration=calibration,
                                output_dir=output_dir, batch=batch, progress=progress,

@@ -83,3 +83,9 @@ def test_verify_runs_the_inputs_on_the_program_for_their_shape(seq_model):
     assert r.passed and any("program 1 (seq=32)" in n for n in r.notes), r.notes
     r = verify(str(seq_model), "warboy", shapes=["seq=8,32"])
     assert r.passed and set(r.outputs) == {"y [seq=8]", "y [seq=32]"}
+
+
+def test_a_schedule_file_with_several_shape_sets_is_refused(seq_model, tmp_path, capsys):
+    code = main(["compile", str(seq_model), "-t", "rngd", "--shape", "seq=8,32", "-o",
+                 str(tmp_path / "o"), "--schedule-out", str(tmp_path / "s.json")])
+    assert code == 2 and "one shape set" in capsys.readouterr().err
