@@ -120,7 +120,7 @@ def _print(row) -> None:
         return
     print(f"{head} {row['npu']:>4}/{row['cpu']:<4} {row['precision']:<5} "
           f"{row['latency_ms']:>9.3f} {row['sqnr']:>8.1f} {row['cosine']:>8.5f} "
-          f"{'same' if row['same'] else row['program_vs_ir']:>7} "
+          f"{'same' if row['same'] else format(row['program_vs_ir'], '.1f'):>7} "
           f"{'yes' if row['accurate'] else 'no':>5} "
           f"{row['seconds']:>6.1f}", flush=True)
 
