@@ -188,7 +188,7 @@ def _pipeline(model, target, precision, opt_level, calibration, schedule_in, bat
     steps = _Progress(progress, 6)
     steps.next("load")
     graph, proto = load_static(model, batch, _one_shape_set(shapes),
-                               input_shapes or _calibration_shapes(calibration),
+                               input_shapes or _calibration_shapes(calibration, batch),
                                reference=keep_reference)
     source = graph.meta.pop("source_proto", proto)
     if not keep_reference:
@@ -432,7 +432,7 @@ def _one_shape_set(shapes):
     return sets[0]
 
 
-def _calibration_shapes(calibration) -> dict | None:
+def _calibration_shapes(calibration, batch: int = 1) -> dict | None:
     """The input shapes of the first calibration sample, when the user gave samples."""
     from npuc.compiler.executor.inputs import load_inputs
 
@@ -447,7 +447,10 @@ def _calibration_shapes(calibration) -> dict | None:
         path = os.path.join(path, names[0]) if names else None
     if path is None or not os.path.isfile(path):
         return None
-    return {k: np.shape(v) for k, v in load_inputs(path).items()}
+    # a file's leading axis holds samples (split into batches of --batch): the other axes
+    # are the model's
+    return {k: (batch,) + np.shape(v)[1:] if np.ndim(v) else np.shape(v)
+            for k, v in load_inputs(path).items()}
 
 
 def _calibration(graph, calibration, target, precision, preprocess=None, batch: int = 1):

@@ -84,7 +84,7 @@ def load_samples(spec, graph, preprocess: Preprocess | str | None = None,
     prep = parse_preprocess(preprocess) if not isinstance(preprocess, Preprocess) \
         else preprocess
     if isinstance(spec, (list, tuple)):
-        return [s for feeds in spec for s in split_batch(feeds)]
+        return [s for feeds in spec for s in split_batch(feeds, graph)]
     spec = os.fspath(spec)
     if spec.startswith("random:"):
         return _random(spec, graph, what)
@@ -105,13 +105,22 @@ def load_samples(spec, graph, preprocess: Preprocess | str | None = None,
                 continue
             samples += _load_file(path, graph, prep, what)
         if named:
-            samples += split_batch(_complete(named, graph, spec))
+            samples += split_batch(_complete(named, graph, spec), graph)
         return samples
     return _load_file(spec, graph, prep, what)
 
 
-def split_batch(feeds: dict) -> list[dict]:
-    """One input dict per row of the leading (batch) axis."""
+def split_batch(feeds: dict, graph=None) -> list[dict]:
+    """One input dict per row of the leading (batch) axis. With ``graph``, arrays whose
+    leading axis already has the size the model fixes for it are one sample (a
+    sequence-first recurrent model's time axis, a fixed batch), not several."""
+    if graph is not None:
+        for v in graph.inputs:
+            shape = getattr(v.type, "shape", None)
+            a = feeds.get(v.name)
+            if shape and a is not None and np.ndim(a) and isinstance(shape[0], int) and \
+                    shape[0] == np.shape(a)[0] and shape[0] != 1:
+                return [feeds]
     n = min((np.asarray(a).shape[0] for a in feeds.values() if np.ndim(a)), default=1)
     return [{k: np.asarray(a)[i:i + 1] if np.ndim(a) else a for k, a in feeds.items()}
             for i in range(n)]
@@ -139,7 +148,7 @@ def _load_file(path, graph, prep, what) -> list[dict]:
         if low.endswith(".npz"):
             from npuc.compiler.executor.inputs import load_inputs
 
-            return split_batch(_complete(load_inputs(path), graph, path))
+            return split_batch(_complete(load_inputs(path), graph, path), graph)
         if low.endswith(".npy"):
             return _from_array(load_npy(path), graph, path)
         if low.endswith(".txt"):
@@ -280,8 +289,9 @@ def _image(path, graph, prep: Preprocess) -> dict:
 def group_batches(samples: list[dict], batch: int) -> list[dict]:
     """Consecutive samples joined into batches of ``batch`` (the last one may be short
     and is dropped when the graph's batch is fixed: only whole batches are kept)."""
-    if batch <= 1:
-        return samples
+    if batch <= 1 or all(np.ndim(a) and np.shape(a)[0] == batch
+                         for s in samples for a in s.values()):
+        return samples  # already whole batches (random inputs made at the graph's batch)
     out = []
     for i in range(0, len(samples) - batch + 1, batch):
         part = samples[i:i + batch]

@@ -37,7 +37,7 @@ def graph_from_proto(gp: onnx.GraphProto, opset: dict[str, int], parent: Graph |
         if vi.name in init_names:
             continue  # old exporters list initializers among the inputs
         dims = [d.dim_value for d in vi.type.tensor_type.shape.dim if d.HasField("dim_value")]
-        if any(d < 0 for d in dims):
+        if any(d < -1 for d in dims):  # -1 is how exporters write "any size"
             raise ModelError(f"graph input '{vi.name}' has a negative dimension in its shape "
                              f"{dims}")
         t = type_from_proto(vi.type, f"graph input '{vi.name}': ")

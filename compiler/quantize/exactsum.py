@@ -58,6 +58,15 @@ class ExactSum:
         if self._ints is None:
             return np.zeros(0)
         scale = 1 << _EXP
-        out = np.array([i / scale for i in self._ints], dtype=np.float64).reshape(self.shape)
+        out = np.array([_divide(i, scale) for i in self._ints],
+                       dtype=np.float64).reshape(self.shape)
         # inf + -inf is nan and inf + inf is inf whatever the order: exact as well
         return out + self._special
+
+
+def _divide(i: int, scale: int) -> float:
+    """``i / scale`` rounded once; a sum beyond float64's range is an infinity."""
+    try:
+        return i / scale
+    except OverflowError:
+        return float("inf") if i > 0 else float("-inf")

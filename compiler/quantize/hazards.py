@@ -219,10 +219,10 @@ def check_weights(graph, source: str | None = None) -> None:
             bad = ~np.isfinite(w)
             if bad.any():
                 first = np.unravel_index(int(np.argmax(bad)), w.shape) if w.ndim else ()
-                what = "NaN" if np.isnan(w[first]) else "an infinity"
+                what = "NaN" if np.isnan(w[first]) else "an infinite value"
                 where = f"{source}: " if source else ""
                 raise ModelError(f"{where}initializer '{v.name}' (input {i} of "
-                                 f"{node.describe()}) holds {what} at {list(first)} "
+                                 f"{node.describe()}) holds {what} at {[int(i) for i in first]} "
                                  f"({int(bad.sum())} non-finite values): the model is broken")
 
 

@@ -19,7 +19,8 @@ def test_a_small_decoder_over_chips_is_bit_identical_to_the_single_chip_ir(chips
     assert m["parallelism"] == ("tensor" if parallel == "auto" else "pipeline")
     assert len(m["stages"]) == chips and all(s["nodes"] > 0 for s in m["stages"])
     if m["parallelism"] == "tensor":  # 7 products per layer and the head, each gathered
-        assert m["segments"] == 15 and len(m["transfers"]) == 15  # the head ends the graph
+        # after -O2 (the gated MLP fused): 5 split products per layer and the head
+        assert m["segments"] == 11 and len(m["transfers"]) == 11  # the head ends the graph
         whole = compile_chips("zoo:decoder-tiny", "rngd", 1).summaries[0]["weights_bytes"]
         assert all(s["weights_bytes"] < whole for s in m["stages"])
 

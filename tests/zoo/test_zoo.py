@@ -10,7 +10,7 @@ from npuc.ir.errors import NpucError
 from npuc.zoo.registry import ENTRIES
 
 TINY = [name for name in zoo.names() if name.endswith("-tiny")]
-BIG = [name for name in zoo.names() if not name.endswith("-tiny")]
+BIG = [name for name in zoo.names() if "tiny" not in name]
 
 
 def run(model: onnx.ModelProto, feeds: dict) -> dict[str, np.ndarray]:
