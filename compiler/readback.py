@@ -136,3 +136,17 @@ def read_output(folder: str, *names: str) -> list:
         schema, fmt = schemas[re.sub(r"-\d+(?=\.json$)", "", os.path.basename(name))]
         out.append(read_json(path, schema, fmt))
     return out
+
+
+def program_files(folder: str, single: dict, *keys: str) -> list[tuple]:
+    """The file names ``keys`` of each program in an npuc output folder: from
+    ``manifest.json`` when the folder holds one program per shape set, else ``single``'s
+    names for the one program (``single``: key -> file name)."""
+    manifest = os.path.join(folder, "manifest.json")
+    if not os.path.isfile(manifest):
+        return [tuple(single[k] for k in keys)]
+    try:
+        with open(manifest, encoding="utf-8") as f:
+            return [tuple(p[k] for k in keys) for p in json.load(f)["programs"]]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise NpucError(f"{manifest}: not an npuc manifest ({e})") from None

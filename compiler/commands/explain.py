@@ -69,20 +69,11 @@ def explain_lines(schedule: dict, decisions: list, only: str | None = None) -> l
 
 def _read_folder(path: str) -> list[tuple]:
     """``(shape set or None, schedule, decisions)`` per program of a compiled folder."""
-    import json
+    from npuc.compiler.readback import program_files, read_output
 
-    from npuc.compiler.readback import read_output
-    from npuc.ir.errors import NpucError
-
-    parts = [(None, "schedule.json", "decisions.json")]
-    manifest = os.path.join(path, "manifest.json")
-    if os.path.isfile(manifest):
-        try:
-            with open(manifest, encoding="utf-8") as f:
-                parts = [(p["shapes"], p["schedule"], p["decisions"])
-                         for p in json.load(f)["programs"]]
-        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
-            raise NpucError(f"{manifest}: not an npuc manifest ({e})") from None
+    parts = program_files(path, {"shapes": None, "schedule": "schedule.json",
+                                 "decisions": "decisions.json"},
+                          "shapes", "schedule", "decisions")
     return [(title, *read_output(path, schedule, decisions))
             for title, schedule, decisions in parts]
 

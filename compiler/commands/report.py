@@ -16,24 +16,17 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    import json
     import os
 
-    from npuc.compiler.readback import read_output
+    from npuc.compiler.readback import program_files, read_output
     from npuc.compiler.report import write_report
     from npuc.ir.errors import NpucError
     from npuc.ir.safeio import write_file
 
     # one program, or one per shape set (named in manifest.json)
-    parts = [("summary.json", "decisions.json", "report.html")]
-    manifest = os.path.join(args.dir, "manifest.json")
-    if os.path.isfile(manifest):
-        try:
-            with open(manifest, encoding="utf-8") as f:
-                parts = [(p["summary"], p["decisions"], p["report"])
-                         for p in json.load(f)["programs"]]
-        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
-            raise NpucError(f"{manifest}: not an npuc manifest ({e})") from None
+    parts = program_files(args.dir, {"summary": "summary.json", "decisions": "decisions.json",
+                                     "report": "report.html"},
+                          "summary", "decisions", "report")
     for summary_name, decisions_name, report_name in parts:
         summary, decisions = read_output(args.dir, summary_name, decisions_name)
         path = os.path.join(args.dir, report_name)
