@@ -31,7 +31,7 @@ _API = {
     "optimize": ("npuc.compiler.passes", "optimize"),
     "quantize": ("npuc.compiler.quantize", "quantize"),
     "compile": ("npuc.compiler.driver", "compile"),
-    "verify": ("npuc.compiler.driver", "verify"),
+    "verify": ("npuc.compiler.verification", "verify"),
 }
 
 __all__ = sorted(_API) + ["zoo", "__version__"]
