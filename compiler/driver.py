@@ -2,7 +2,8 @@
 
 :func:`compile` reads top to bottom as the pipeline it runs::
 
-    load (static shapes) -> optimize -> quantize -> schedule -> lower -> summarize -> write
+    load (static shapes) -> optimize -> legalize for the chip -> quantize -> schedule
+        -> lower -> summarize -> write
 
 Optimization and quantization are called through ``npuc.optimize`` and ``npuc.quantize``;
 when either is not available in this build, the driver says so in the decision log and
@@ -129,6 +130,7 @@ def _pipeline(model, target, precision, opt_level, calibration, schedule_in, bat
     from npuc.compiler.quantize.hazards import check_weights
     from npuc.compiler.report import summarize, write_report
     from npuc.compiler.schedule import schedule
+    from npuc.compiler.schedule.legalize import legalize
     from npuc.compiler.schedule.prepare import load_static
     from npuc.compiler.schedule.schedule_file import check_pins, dumps, read_pins
 
@@ -146,6 +148,7 @@ def _pipeline(model, target, precision, opt_level, calibration, schedule_in, bat
         precision = "int8"  # the model's own int8 quantization, where the chip has int8
     steps.next("optimize")
     graph = _optimize(graph, opt_level)
+    legalize(graph, target)
     steps.next("quantize")
     graph, computed = _quantize(graph, target, precision, calibration, progress,
                                 prequantized, fanout, wanted)

@@ -81,7 +81,7 @@ def numel(value, node) -> int:
 
 # npuc's integer ops and the float op whose work they do (see the module docstring).
 QUANTIZED_BASE = {"QConv": "Conv", "QMatMul": "MatMul", "QAdd": "Add", "QMul": "Mul",
-                  "Requantize": "Requantize", "Lut": "Lut"}
+                  "QReduceSum": "ReduceSum", "Requantize": "Requantize", "Lut": "Lut"}
 
 
 def base_op_type(node) -> str:

@@ -2,7 +2,8 @@
 
 - Identity and inference-mode Dropout disappear; Cast to the same type disappears, and a
   Cast of a lossless Cast becomes one Cast; Reshape of Reshape becomes one Reshape;
-  Reshape or Expand to the shape a value already has disappears.
+  Reshape or Expand to the shape a value already has disappears; so does a Slice with
+  positive steps that keeps the whole tensor (exporters write them for strided views).
 - Transpose of Transpose becomes one (or none); a Transpose that keeps the order goes.
 - x+0, x-0, x*1, x/1 disappear where they do not broadcast.
 - Where with a constant condition, and the guards ``Where(IsNaN(x), _, x)`` exporters
@@ -146,6 +147,22 @@ class RemoveReshape(Rule):
     def check(self, m):
         if not _same_shape(m.x, m.root.outputs[0]):
             return "the shape changes"
+
+    def rewrite(self, m, b):
+        return m.x
+
+
+class RemoveFullSlice(Rule):
+    """A Slice with positive steps whose output has its input's shape takes all of it."""
+
+    pattern = "Slice(x, starts, ends, axes?, steps?)"
+    quiet = True
+
+    def check(self, m):
+        if not _same_shape(m.x, m.root.outputs[0]):
+            return "the shape changes"
+        if m.steps is not None and (m.const("steps") is None or (m.const("steps") <= 0).any()):
+            return "its steps are not known to be positive"
 
     def rewrite(self, m, b):
         return m.x
@@ -368,8 +385,8 @@ def _compute(node):
 
 
 RULES = [RemoveIdentity, RemoveDropout, RemoveCast, CastChain, ReshapeChain, RemoveReshape,
-         TransposePair, RemoveTranspose, NeutralArithmetic, ConstantWhere, NanGuard,
-         StaticShape, StaticDims, ReshapeTargetFromType, FoldSmall]
+         RemoveFullSlice, TransposePair, RemoveTranspose, NeutralArithmetic, ConstantWhere,
+         NanGuard, StaticShape, StaticDims, ReshapeTargetFromType, FoldSmall]
 
 
 @register

@@ -7,8 +7,8 @@ or returns the reason it did not, which goes to the decision log.
   the way in; weights per output channel; bias int32 at scale ``s_x * s_w``; a Relu or
   Clip that only reads the result becomes the output clamp, and an Add of a constant
   vector after a MatMul becomes its bias.
-- Add, Mul, elementwise functions (one 256-entry table), data movement and Concat: in
-  :mod:`.rules_elementwise`.
+- Elementwise functions (one 256-entry table), data movement and Concat: in
+  :mod:`.rules_elementwise`; Add, Sub, Mul, Div of tensors and sums in :mod:`.rules_arith`.
 - ``npuc::Gelu`` (the optimizer's GELU): a table, like the ONNX elementwise functions.
 
 Only the compute-heavy operators quantize a float input; the others apply only when
@@ -242,9 +242,11 @@ def matmul(rw, node):
 
 
 # last: those rules use the helpers above
-from .rules_elementwise import LUT_OPS, PASS_OPS, add, concat, lut, mul, passthrough  # noqa: E402,I001
+from .rules_elementwise import LUT_OPS, PASS_OPS, concat, lut, passthrough  # noqa: E402,I001
+from .rules_arith import add, div, mul, reduce_sum, sub  # noqa: E402
 
 # npuc operators are keyed "npuc::Op" (the fused ones are split before, see unfuse.py)
-RULES = {"Conv": conv, "Gemm": gemm, "MatMul": matmul, "Add": add, "Mul": mul,
-         "Concat": concat, "npuc::Gelu": lut, **{op: lut for op in LUT_OPS},
-         **{op: passthrough for op in PASS_OPS}}
+RULES = {"Conv": conv, "Gemm": gemm, "MatMul": matmul, "Concat": concat, "npuc::Gelu": lut,
+         **{op: lut for op in LUT_OPS}, **{op: passthrough for op in PASS_OPS},
+         "Add": add, "Sub": sub, "Mul": mul, "Div": div, "ReduceSum": reduce_sum,
+         "ReduceMean": reduce_sum}
