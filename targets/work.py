@@ -84,9 +84,15 @@ QUANTIZED_BASE = {"QConv": "Conv", "QMatMul": "MatMul", "QAdd": "Add", "QMul": "
                   "QReduceSum": "ReduceSum", "Requantize": "Requantize", "Lut": "Lut"}
 
 
+# ONNX's integer products and the float op whose work they do
+INTEGER_BASE = {"MatMulInteger": "MatMul", "ConvInteger": "Conv"}
+
+
 def base_op_type(node) -> str:
-    """``Conv`` for ``npuc::FusedConv`` (the optimizer's naming) and ``npuc::QConv`` (the
-    quantizer's), else the op type."""
+    """``Conv`` for ``npuc::FusedConv`` (the optimizer's naming), ``npuc::QConv`` (the
+    quantizer's) and ``ConvInteger``, else the op type."""
+    if node.domain in ("", "ai.onnx") and node.op_type in INTEGER_BASE:
+        return INTEGER_BASE[node.op_type]
     if node.domain == "npuc":
         if node.op_type.startswith("Fused"):
             return node.op_type[len("Fused"):]

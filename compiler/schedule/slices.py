@@ -62,8 +62,11 @@ class TileRule:
 
 
 def base_op(node) -> str:
-    """The op a node computes at heart: ``Conv`` for ``npuc::FusedConv`` or ``npuc::QConv``."""
+    """The op a node computes at heart: ``Conv`` for ``npuc::FusedConv``, ``npuc::QConv``
+    or ``ConvInteger``."""
     op = node.op_type
+    if node.domain in ("", "ai.onnx") and op in ("MatMulInteger", "ConvInteger"):
+        return op[:-len("Integer")]
     if node.domain == "npuc":
         for prefix in ("Fused", "Q"):
             if op.startswith(prefix) and op[len(prefix):]:
