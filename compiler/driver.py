@@ -100,7 +100,7 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
         return compile_buckets(model, target, parse_shapes(shapes), opt_level=opt_level,
                                quantize=quantize, calibration=calibration,
                                output_dir=output_dir, batch=batch, progress=progress,
-                               fanout=fanout)
+                               keep_reference=keep_reference, fanout=fanout)
     if output_dir is not None:  # refused before any work, never after
         check_output_dir(output_dir, protect=_inputs_of(model, calibration, schedule_in))
     if schedule_out is not None:

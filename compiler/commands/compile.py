@@ -146,7 +146,7 @@ def run(args) -> int:
                      calibration=args.calibration, output_dir=args.output,
                      schedule_in=args.schedule_in, schedule_out=args.schedule_out,
                      batch=args.batch, progress=sys.stderr.isatty(), shapes=args.shape,
-                     fanout=fanout_of(args), accuracy=args.accuracy,
+                     keep_reference=False, fanout=fanout_of(args), accuracy=args.accuracy,
                      preprocess=args.preprocess, layers=parse_layers(args.layer) or None)
     from npuc.compiler.driver import warnings_of
 

@@ -57,10 +57,12 @@ def schedule(graph, target, precision: str, pinned: dict | None = None) -> Sched
     log = log_of(graph)
     split_unfusable(graph, target)
     name_nodes(graph)
-    saved = mark_storage(graph, precision)
+    half = next((p for p in ("bf16", "fp16") if p in target.quant.dtypes), None)
+    saved = mark_storage(graph, precision, half)
     if saved:
-        log.record("schedule", graph.name, f"weights stored in {precision}",
-                   f"{saved} bytes saved: the weights are exact in {precision}, so the blob, "
+        fmt = half if precision == "fp8" else precision
+        log.record("schedule", graph.name, f"weights stored in {fmt}",
+                   f"{saved} bytes saved: the weights are exact in {fmt}, so the blob, "
                    "SRAM and DRAM hold them at 2 bytes per element")
     nodes = {n.name: n for n in graph.nodes}
     values = {v.name: v for v in graph.values()}
