@@ -177,6 +177,11 @@ def check_capacity(sched: Schedule, target, graph=None, what: str = "the program
             io_bytes = sum(part_bytes(v, Need.whole(), align) for v in values
                            if shape_of(v) is not None)
             io = f" ({io_bytes} of them inputs and outputs, a decoder's KV cache among them)"
+            from .kvcache import cache_bytes, entries
+
+            if entries(graph):
+                io = (f" ({cache_bytes(graph)} of them the KV cache of "
+                      f"{graph.meta['kv_cache']['max_seq']} positions)")
         raise NpucError(
             f"{what} does not fit {target.name}'s DRAM: {weights} bytes of weights + "
             f"{arena} bytes of inputs, outputs and activations{io} = {total} bytes; "

@@ -137,7 +137,9 @@ def _rewrite(graph, out, past, new, pos, max_seq: int) -> CacheEntry:
         graph.inputs.remove(past)
         graph.release_name(past.name)
     _rename(graph, new, graph.fresh_name(state + ".new"))
-    cache = graph.add_input(graph.fresh_name(state + ".cache"), full)
+    name = graph.fresh_name(state + ".cache")
+    graph.release_name(name)  # add_input claims it
+    cache = graph.add_input(name, full)
     graph.release_name(state)
     after = new.producer
     node = graph.create_node("KVCacheWrite", [cache, new, pos], [(state, full)], {"axis": 2},
