@@ -63,12 +63,21 @@ def verify_decoder(model, target, steps: int, max_seq: int, decode_model=None, b
     """Compile ``model``'s prefill and decode programs and check ``steps`` greedy steps
     after a prompt (token ids ``[batch, s]``; random ones when None) against onnxruntime."""
     from npuc.compiler.decoder_artifact import compile_decoder
-    from npuc.compiler.verification import TOLERANCE, compare
 
     if steps < 1:
         raise NpucError("--decode-steps must be at least 1")
     built = compile_decoder(model, target, max_seq, decode_model, batch=batch,
                             output_dir=output_dir, **options)
+    return check_steps(built, steps, batch, prompt, seed)
+
+
+def check_steps(built, steps: int, batch: int = 1, prompt=None, seed: int = 0
+                ) -> DecodeVerifyResult:
+    """The prefill and ``steps`` decode steps of a compiled decoder (a
+    :class:`~npuc.compiler.decoder_artifact.DecoderResult`) against onnxruntime."""
+    from npuc.compiler.verification import TOLERANCE, compare
+
+    max_seq = built.programs[-1]["state"]["max_seq"]
     pre = built.results[built.index("prefill")]
     s = _prompt_length(built)
     if s + steps > max_seq:
