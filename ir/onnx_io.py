@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 from onnx import AttributeProto, helper
 
+from .analysis import toposort
 from .dtypes import BY_ONNX
 from .errors import ModelError, NpucError
 from .graph import Graph, Node, Value
@@ -30,8 +31,12 @@ def graph_from_proto(gp: onnx.GraphProto, opset: dict[str, int], parent: Graph |
     types = {vi.name: vi.type for vi in list(gp.value_info) + list(gp.output)}
     init_names = {t.name for t in gp.initializer} | {t.values.name for t in gp.sparse_initializer}
 
-    def claim_name(name):
-        return name if name not in g._root()._names else g.fresh_name(name)
+    def claim_name(name):  # a free name for a value added below
+        if not g.has_name(name):
+            return name
+        fresh = g.fresh_name(name)
+        g.release_name(fresh)  # fresh_name reserved it; adding the value takes it
+        return fresh
 
     for vi in gp.input:
         if vi.name in init_names:
@@ -63,10 +68,9 @@ def graph_from_proto(gp: onnx.GraphProto, opset: dict[str, int], parent: Graph |
             if not name:
                 outs.append(None)
                 continue
-            v = Value(claim_name(name), type_from_proto(types[name], f"value '{name}': ")
+            v = Value(g.fresh_name(name), type_from_proto(types[name], f"value '{name}': ")
                       if name in types else None)
             v.graph, v.producer, v.index = g, node, i
-            g._root()._names.add(v.name)
             local[name] = v
             outs.append(v)
         while outs and outs[-1] is None:
@@ -98,7 +102,7 @@ def graph_from_proto(gp: onnx.GraphProto, opset: dict[str, int], parent: Graph |
                 v.type = declared
         outs.append(v)
     g.outputs = outs
-    g.toposort()
+    toposort(g)
     return g
 
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from npuc.ir.analysis import captured_values
 from npuc.ir.errors import InputError, NpucError, UnsupportedError
-from npuc.ir.graph import Graph, captured_values, subgraphs
+from npuc.ir.graph import Graph, subgraphs
 from npuc.ir.limits import check_type
 from npuc.ir.types import TensorType
 

@@ -27,8 +27,9 @@ CPU groups are ``cpu`` commands over DRAM. The simulator
 
 from __future__ import annotations
 
+from npuc.ir.analysis import captured_values
 from npuc.ir.errors import NpucError
-from npuc.ir.graph import captured_values, subgraphs
+from npuc.ir.graph import subgraphs
 
 from ..schedule.slices import Need, base_op, shape_of
 from ..schedule.storage import stored_array

@@ -118,15 +118,4 @@ def _replace_with_constants(graph: Graph, node: Node, results) -> None:
         pending.append((c, out.name))
     graph.remove_node(node)
     for c, name in pending:  # the constant takes the old value's name, now free
-        _rename_constant(graph, c, name)
-
-
-def _rename_constant(graph: Graph, c, name: str) -> None:
-    names = graph._root()._names
-    if name in names:
-        return
-    del graph.constants[c.name]
-    graph.release_name(c.name)
-    c.name = name
-    names.add(name)
-    graph.constants[name] = c
+        graph.rename(c, name)

@@ -231,11 +231,8 @@ def _dequantize_constant(graph, d, log):
 
 
 def _rename(graph, v, name):
-    if v.name == name or v.producer is None:
-        return
-    graph.release_name(v.name)
-    v.name = name
-    graph._root()._names.add(name)
+    if v.producer is not None:
+        graph.rename(v, name)
 
 
 def _drop_unused_constants(graph):
