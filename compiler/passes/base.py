@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
+import os
+import pkgutil
 from typing import ClassVar
 
 from npuc.ir.errors import NpucError
@@ -48,10 +51,24 @@ def register(cls: type[Pass]) -> type[Pass]:
 
 
 def registered() -> dict[str, type[Pass]]:
-    """Every known pass by name (the pass modules are imported first)."""
-    from . import catalog  # noqa: F401  (imports each pass module once)
-
+    """Every known pass by name (the modules of this package are imported first)."""
+    _import_pass_modules()
     return dict(sorted(_REGISTRY.items()))
+
+
+_walked = False
+
+
+def _import_pass_modules() -> None:
+    """Import every module of this package once: each registers its passes where they are
+    defined, so that no list of them is kept by hand."""
+    global _walked
+    if _walked:
+        return
+    _walked = True
+    here = os.path.dirname(__file__)
+    for info in pkgutil.walk_packages([here], prefix=f"{__package__}."):
+        importlib.import_module(info.name)
 
 
 def make_pass(name: str, options: dict[str, str] | None = None) -> Pass:

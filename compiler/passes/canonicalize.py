@@ -24,7 +24,7 @@ from npuc.ir.schema import attr_or_default
 from npuc.ir.types import TensorType
 
 from .base import Pass, register
-from .fold_constants import _foldable
+from .fold_constants import compute, foldable
 from .rewrite import Rule, apply_rules
 
 SMALL = 64
@@ -335,36 +335,20 @@ class FoldSmall(Rule):
     quiet = True
 
     def match(self, node):
-        if _foldable(node) and len(node.outputs) == 1 and node.op_type != "Constant" and \
+        if foldable(node) and len(node.outputs) == 1 and node.op_type != "Constant" and \
                 all(v is None or v.const.size <= SMALL for v in node.inputs):
             from .pattern import Match
 
             yield Match(node, covered=[(node, True)])
 
     def rewrite(self, m, b):
-        results = _compute(m.root)
-        if results is None or results[0].size > SMALL:
+        try:
+            result = np.asarray(compute(m.root)[0])
+        except Exception:  # left for run time, where the executor says why
             return None
-        return b.const(results[0])
-
-
-def _compute(node):
-    from npuc.compiler.executor.kernels import KernelContext, get_kernel
-
-    fn = get_kernel(node.op_type, node.domain)
-    if fn is None:
-        return None
-    ctx = KernelContext(opset=node.graph.opset_of(node.domain) or 1, num_outputs=1, node=node,
-                        output_types=[o.type for o in node.outputs])
-    try:
-        out = fn([None if v is None else v.const for v in node.inputs], node.attrs, ctx)
-    except Exception:
-        return None
-    t = _type(node.outputs[0])
-    arr = np.asarray(out[0])
-    if t is not None and t.dtype.kind != "string" and arr.dtype != t.dtype.numpy:
-        arr = arr.astype(t.dtype.numpy)
-    return [arr]
+        if result.size > SMALL:
+            return None
+        return b.const(result)
 
 
 RULES = [RemoveIdentity, RemoveDropout, RemoveCast, CastChain, ReshapeChain, RemoveReshape,

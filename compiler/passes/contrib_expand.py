@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from npuc.compiler.ops.emit import emit_activation
 from npuc.ir.graph import Graph
 from npuc.ir.types import TensorType
 
 from .base import Pass, register
-from .npuc_ops import emit_activation
 from .pattern import Match
 from .rewrite import Rule, apply_rules
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from npuc.compiler import ops  # noqa: F401  (declares the npuc operators)
 from npuc.ir.graph import Graph
 from npuc.ir.schema import attr_or_default
 
-from . import npuc_ops  # noqa: F401  (declares the npuc operators)
 from .base import Pass, register
 from .layernorm import _axes
 from .rewrite import Rule, apply_rules

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from npuc.compiler.ops.emit import DECOMPOSE
 from npuc.ir.graph import Graph
 
 from .base import Pass, register
-from .npuc_ops import DECOMPOSE
 from .pattern import Match
 from .rewrite import Rule, apply_rules
 

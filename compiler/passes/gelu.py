@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from npuc.compiler import ops  # noqa: F401  (declares npuc::Gelu)
 from npuc.ir.graph import Graph
 
-from . import npuc_ops  # noqa: F401  (declares npuc::Gelu)
 from .base import Pass, register
 from .rewrite import Rule, apply_rules
 

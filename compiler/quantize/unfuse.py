@@ -7,7 +7,7 @@ from the parts, so before calibration each fused node becomes:
 - ``FusedConv`` / ``FusedGemm``: the Conv or Gemm, then its activation as one node;
 - ``FusedMatMul``: the MatMul, the Add of its bias, then its activation;
 - ``Attention``: its MatMuls, the scaling, the mask and the Softmax (the ONNX nodes
-  ``npuc_ops`` decomposes it into).
+  its decomposition in :mod:`npuc.compiler.ops.attention`).
 
 The activation stays one node so that the rules turn it into one thing: Relu and Clip
 into the clamp of the integer op before it (no extra pass), any other activation into one
@@ -22,7 +22,7 @@ inputs in place, the epilogue runs in fp32 as on the chip.
 
 from __future__ import annotations
 
-from npuc.compiler.passes.npuc_ops import DECOMPOSE, emit_activation
+from npuc.compiler.ops import DECOMPOSE, emit_activation
 from npuc.compiler.passes.pattern import Match
 from npuc.compiler.passes.rewrite import Rule, apply_rules
 from npuc.ir.graph import Graph
