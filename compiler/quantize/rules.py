@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from npuc.compiler.executor.kernels.conv import conv_pads
+from npuc.compiler.executor.kernels.windows import conv_pads
 from npuc.ir.schema import attr_or_default
 from npuc.ir.types import QuantParams, TensorType
 

@@ -195,7 +195,7 @@ def tile_rule(node, axis: int, lo: int, hi: int) -> TileRule | None:
 
 def conv_geometry(node) -> tuple[list[int], list[int], list[int], list[int]]:
     """``(kernel, strides, dilations, pads)`` of a conv or pool, pads made explicit."""
-    from npuc.compiler.executor.kernels.conv import conv_pads
+    from npuc.compiler.executor.kernels.windows import conv_pads
 
     x = shape_of(node.inputs[0])
     op = base_op(node)

@@ -18,7 +18,7 @@ from npuc.ir.dtypes import dtype as npuc_dtype
 from npuc.ir.errors import NpucError, UnsupportedError
 from npuc.ir.limits import check_shape
 
-from .shape_ops import checked_kernel, normalize_axes
+from .checks import checked_kernel, normalize_axes
 
 _FLOAT8 = {np.dtype(t) for t in (ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e4m3fnuz,
                                   ml_dtypes.float8_e5m2, ml_dtypes.float8_e5m2fnuz)}

@@ -14,7 +14,7 @@ import numpy as np
 from onnx import helper
 
 from . import accumulate, kernel
-from .conv import accepts, unsupported
+from .checks import accepts, unsupported
 
 
 def _masked_softmax(x):

@@ -12,7 +12,8 @@ import numba as nb
 import numpy as np
 
 from . import kernel
-from .conv import accepts, conv_pads, unsupported
+from .checks import accepts, unsupported
+from .windows import conv_pads
 
 MAX, AVG, LP = 0, 1, 2
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from npuc.ir.errors import NpucError
 
-from .shape_ops import checked_kernel, normalize_axes, normalize_axis
+from .checks import checked_kernel, normalize_axes, normalize_axis
 
 _AXES_INPUT_SINCE = {"ReduceSum": 13}
 
