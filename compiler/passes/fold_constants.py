@@ -8,7 +8,7 @@ size policies:
 
 - the ``fold-constants`` pass: a result above ``max-elements`` is kept when it is larger
   than its inputs too (folding an Expand or a Tile would only grow the model);
-- canonicalization folds small nodes only (``canonicalize.FoldSmall``);
+- canonicalization folds small nodes only (:class:`FoldSmall`, a rewrite rule);
 - compile preparation (:func:`fold_node`, :func:`fold_constants`) folds the shape
   arithmetic left once shapes are fixed: within a size limit, never npuc's own operators,
   the dequantization of a pre-quantized model's weights or a graph output, and a product
@@ -28,6 +28,8 @@ from npuc.ir.limits import SizeError, check_type
 from npuc.ir.types import TensorType
 
 from .base import Pass, register
+from .pattern import Match
+from .rewrite import Rule
 
 # Operators whose result is drawn at random: computing them once would freeze one draw.
 NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
@@ -143,6 +145,30 @@ class FoldConstants(Pass):
             return None
         return (f"its result has {out} elements, more than max-elements={self.max_elements} "
                 f"and more than its inputs ({inputs}); folding would grow the model")
+
+
+SMALL = 64  # elements: canonicalization folds what costs nothing to keep as a constant
+
+
+class FoldSmall(Rule):
+    """A node with small constant inputs and a small result is folded."""
+
+    roots = None
+    quiet = True
+
+    def match(self, node):
+        if foldable(node) and len(node.outputs) == 1 and node.op_type != "Constant" and \
+                all(v is None or v.const.size <= SMALL for v in node.inputs):
+            yield Match(node, covered=[(node, True)])
+
+    def rewrite(self, m, b):
+        try:
+            result = np.asarray(compute(m.root)[0])
+        except Exception:  # left for run time, where the executor says why
+            return None
+        if result.size > SMALL:
+            return None
+        return b.const(result)
 
 
 # -- compile preparation ---------------------------------------------------------------
