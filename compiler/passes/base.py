@@ -18,6 +18,8 @@ from typing import ClassVar
 from npuc.ir.errors import NpucError
 from npuc.ir.graph import Graph
 
+from .rewrite import apply_rules
+
 _REGISTRY: dict[str, type["Pass"]] = {}
 
 
@@ -40,6 +42,16 @@ class Pass:
                 for f in dataclasses.fields(self)
                 if getattr(self, f.name) != f.default]
         return self.name + ("{" + ",".join(opts) + "}" if opts else "")
+
+
+@dataclasses.dataclass
+class RulePass(Pass):
+    """A pass that applies rewrite rules to a fixed point: its ``rules`` (Rule classes)."""
+
+    rules: ClassVar[tuple] = ()
+
+    def run(self, graph: Graph) -> bool:
+        return apply_rules(graph, [rule() for rule in self.rules], self.name) > 0
 
 
 def register(cls: type[Pass]) -> type[Pass]:

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from npuc.ir.graph import Graph
-
-from .base import Pass, register
+from .base import RulePass, register
 from .canonical_shapes import (
     RemoveReshape,
     RemoveTranspose,
@@ -43,7 +41,6 @@ from .canonical_values import (
     RemoveIdentity,
 )
 from .fold_constants import FoldSmall
-from .rewrite import apply_rules
 
 RULES = [RemoveIdentity, RemoveDropout, RemoveCast, CastChain, ReshapeChain, RemoveReshape,
          TransposePair, RemoveTranspose, NeutralArithmetic, ConstantWhere, NanGuard,
@@ -52,10 +49,8 @@ RULES = [RemoveIdentity, RemoveDropout, RemoveCast, CastChain, ReshapeChain, Rem
 
 @register
 @dataclass
-class Canonicalize(Pass):
+class Canonicalize(RulePass):
     """Simplify locally: identities, chains of casts, reshapes and transposes, guards."""
 
     name = "canonicalize"
-
-    def run(self, graph: Graph) -> bool:
-        return apply_rules(graph, [r() for r in RULES], self.name) > 0
+    rules = tuple(RULES)
