@@ -91,28 +91,30 @@ def gelu(inputs, attrs, ctx):
 
 
 # -- decompositions ----------------------------------------------------------------------
-@decomposition("FusedConv")
-def _conv(node, b):
+# The operator each fused one applies its epilogue to.
+BASE = {"FusedConv": "Conv", "FusedGemm": "Gemm", "FusedMatMul": "MatMul"}
+
+
+def split_epilogue(node, b, gelu_op: bool = False):
+    """A fused node as its parts: the base operator (MatMul and the bias Add for
+    FusedMatMul), then its activation as ONNX nodes; with ``gelu_op`` a GELU stays one
+    ``npuc::Gelu`` node (what the quantizer turns into one table). The value they give."""
     attrs, act, params = _split(node.attrs)
-    y = b.op("Conv", *node.inputs, out_type=node.outputs[0].type, **attrs)
-    return [emit_activation(b, y, act, params, graph_opset(node))]
-
-
-@decomposition("FusedGemm")
-def _gemm(node, b):
-    attrs, act, params = _split(node.attrs)
-    y = b.op("Gemm", *node.inputs, out_type=node.outputs[0].type, **attrs)
-    return [emit_activation(b, y, act, params, graph_opset(node))]
-
-
-@decomposition("FusedMatMul")
-def _matmul(node, b):
-    _, act, params = _split(node.attrs)
     t = node.outputs[0].type
-    y = b.op("MatMul", *node.inputs[:2], out_type=t)
-    if node.input(2) is not None:
-        y = b.op("Add", y, node.inputs[2], out_type=t)
-    return [emit_activation(b, y, act, params, graph_opset(node))]
+    if node.op_type == "FusedMatMul":
+        y = b.op("MatMul", *node.inputs[:2], out_type=t)
+        if node.input(2) is not None:
+            y = b.op("Add", y, node.inputs[2], out_type=t)
+    else:
+        y = b.op(BASE[node.op_type], *node.inputs, out_type=t, **attrs)
+    if gelu_op and act in ("Gelu", "GeluTanh"):
+        return b.op("Gelu", y, domain="npuc", out_type=t,
+                    approximate="tanh" if act == "GeluTanh" else "none")
+    return emit_activation(b, y, act, params, graph_opset(node))
+
+
+for _fused in BASE:
+    decomposition(_fused)(lambda node, b: [split_epilogue(node, b)])
 
 
 @decomposition("Gelu")
