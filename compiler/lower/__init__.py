@@ -31,6 +31,7 @@ from npuc.ir.analysis import captured_values
 from npuc.ir.errors import NpucError
 from npuc.ir.graph import subgraphs
 
+from ..schedule.kvcache import is_write, write_command
 from ..schedule.slices import Need, base_op, shape_of
 from ..schedule.storage import stored_array
 from ..schedule.tiling import part_shape, walk
@@ -127,6 +128,9 @@ def lower(graph, sched, target) -> tuple[dict, bytes]:
                     cmd["captures"] = {k: dram_ref(v) for k, v in sorted(captured.items())}
                 commands.append(cmd)
             continue
+        if is_write(members[0]):
+            commands.append(write_command(g, members[0], dram_ref))
+            continue
         commands += _lower_group(g, members, values, alloc, resident, ref, dram_ref)
     io_in = {v.name: dram_ref(v) for v in graph.inputs}
     io_out = {v.name: dram_ref(v) for v in graph.outputs}
@@ -136,7 +140,7 @@ def lower(graph, sched, target) -> tuple[dict, bytes]:
     program = {
         "format": "npuc-program", "version": PROGRAM_VERSION, "target": target.name,
         "precision": sched.precision,
-        "opset": dict(sorted(graph._root().opset.items())) if hasattr(graph, "_root") else {},
+        "opset": dict(sorted(graph._root().opset.items())),
         "inputs": io_in, "outputs": io_out, "tensors": dict(sorted(tensors.items())),
         "nodes": dict(sorted(node_table.items())),
         "memory": {"alignment": plan.alignment, "sram_capacity": plan.sram_capacity,

@@ -6,13 +6,14 @@ back to standard ONNX nodes. Importing this package registers them all.
 - :mod:`.fused`: FusedConv, FusedGemm, FusedMatMul (an activation epilogue) and Gelu;
 - :mod:`.attention`: Attention (scaled dot-product, grouped-query heads, masks);
 - :mod:`.decoder`: RMSNorm, Rotary, GatedMLP;
+- :mod:`.kvcache`: KVCacheWrite (a decoder's cache written in place);
 - :mod:`.quantized`: QConv, QMatMul, QAdd, QMul, Requantize, Lut, with their integer
   kernels in :mod:`.quantized_kernels`;
 - :mod:`.emit`: the decompositions (``DECOMPOSE``) and the ONNX builders they share with
   the passes; :mod:`.shapes`: output types.
 """
 
-from . import attention, decoder, fused, quantized, quantized_kernels  # noqa: F401
+from . import attention, decoder, fused, kvcache, quantized, quantized_kernels  # noqa: F401
 from .emit import DECOMPOSE, decomposition, emit_activation, emit_gelu, emit_repeat_heads
 from .fused import ACTIVATION_PARAMS, EPILOGUE, activate
 

@@ -7,7 +7,8 @@ decision log) before shape inference, and refuses a model with one left unset.
 :func:`fold_constants` (npuc's one constant folder,
 :mod:`npuc.compiler.passes.fold_constants`) computes, once, every node whose inputs are
 all constants (the ``Shape -> Gather -> Concat -> Reshape`` arithmetic exporters leave
-behind, now that the shapes are fixed).
+behind, now that the shapes are fixed). The driver runs it after ``npuc.optimize``, whose
+``-O0`` leaves such arithmetic in place.
 """
 
 from __future__ import annotations
