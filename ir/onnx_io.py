@@ -52,33 +52,8 @@ def graph_from_proto(gp: onnx.GraphProto, opset: dict[str, int], parent: Graph |
     for st in gp.sparse_initializer:
         local[st.values.name] = g.add_constant(claim_name(st.values.name), _sparse_to_dense(st))
 
-    pending = list(gp.node)
-    for proto in pending:
-        if proto.op_type == "Constant" and proto.domain in ("", "ai.onnx") and \
-                len(proto.output) == 1:
-            arr = _constant_value(proto, load_tensor)
-            local[proto.output[0]] = g.add_constant(claim_name(proto.output[0]), arr)
-            continue
-        node = Node(proto.op_type, "" if proto.domain == "ai.onnx" else proto.domain,
-                    name=proto.name)
-        node.graph = g
-        outs = []
-        for i, name in enumerate(proto.output):
-            if not name:
-                outs.append(None)
-                continue
-            v = Value(g.fresh_name(name), type_from_proto(types[name], f"value '{name}': ")
-                      if name in types else None)
-            v.graph, v.producer, v.index = g, node, i
-            local[name] = v
-            outs.append(v)
-        while outs and outs[-1] is None:
-            outs.pop()
-        node.outputs = outs
-        node.meta["_input_names"] = list(proto.input)
-        for a in proto.attribute:
-            node.attrs[a.name] = attr_from_proto(a, opset, g, local, load_tensor)
-        g.insert(node)
+    for proto in gp.node:
+        _add_node(g, proto, opset, local, types, load_tensor, claim_name)
     # inputs are connected after all nodes exist, so unsorted models import (then sort)
     for node in g.nodes:
         for name in node.meta.pop("_input_names"):
@@ -103,6 +78,37 @@ def graph_from_proto(gp: onnx.GraphProto, opset: dict[str, int], parent: Graph |
     g.outputs = outs
     toposort(g)
     return g
+
+
+def _add_node(g: Graph, proto, opset, local: dict, types: dict, load_tensor,
+              claim_name) -> None:
+    """One NodeProto into ``g``: a Constant becomes a constant, any other node is linked
+    with its outputs (its inputs are connected once every node exists)."""
+    if proto.op_type == "Constant" and proto.domain in ("", "ai.onnx") and \
+            len(proto.output) == 1:
+        arr = _constant_value(proto, load_tensor)
+        local[proto.output[0]] = g.add_constant(claim_name(proto.output[0]), arr)
+        return
+    node = Node(proto.op_type, "" if proto.domain == "ai.onnx" else proto.domain,
+                name=proto.name)
+    node.graph = g
+    outs = []
+    for i, name in enumerate(proto.output):
+        if not name:
+            outs.append(None)
+            continue
+        v = Value(g.fresh_name(name), type_from_proto(types[name], f"value '{name}': ")
+                  if name in types else None)
+        v.graph, v.producer, v.index = g, node, i
+        local[name] = v
+        outs.append(v)
+    while outs and outs[-1] is None:
+        outs.pop()
+    node.outputs = outs
+    node.meta["_input_names"] = list(proto.input)
+    for a in proto.attribute:
+        node.attrs[a.name] = attr_from_proto(a, opset, g, local, load_tensor)
+    g.insert(node)
 
 
 def _sparse_to_dense(st: onnx.SparseTensorProto) -> np.ndarray:

@@ -164,25 +164,9 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
         env[id(v)] = v.const
     last_use = _last_uses(graph)
     keep = {id(v) for v in graph.outputs}
-    live: dict[int, int] = {}  # buffer id -> bytes
-    refcount: dict[int, int] = {}
-
-    def hold(arr):
-        key, n = _nbytes(arr)
-        if n:
-            refcount[key] = refcount.get(key, 0) + 1
-            live[key] = n
-
-    def drop(arr):
-        key, n = _nbytes(arr)
-        if n and key in refcount:
-            refcount[key] -= 1
-            if refcount[key] == 0:
-                del refcount[key]
-                live.pop(key, None)
-
+    live = _LiveBytes()
     for v in graph.inputs:
-        hold(env[id(v)])
+        live.hold(env[id(v)])
     opset_cache: dict[str, int] = {}
     for index, node in enumerate(graph.nodes):
         if node.domain not in opset_cache:
@@ -206,25 +190,43 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
             if out is None:
                 continue
             env[id(out)] = r
-            hold(r)
-        total = sum(live.values())
-        if total > stats.peak_bytes:
-            stats.peak_bytes = total
+            live.hold(r)
+        stats.peak_bytes = max(stats.peak_bytes, live.total())
         for vid in last_use.get(index, ()):
             if vid not in keep and vid in env:
-                drop(env.pop(vid))
+                live.drop(env.pop(vid))
         for out in node.outputs:  # outputs nobody reads
             if out is not None and not out.uses and id(out) not in keep:
-                drop(env.pop(id(out), None))
-    results = []
+                live.drop(env.pop(id(out), None))
     for v in graph.outputs:
-        if id(v) in env:
-            results.append(env[id(v)])
-        elif id(v) in outer:
-            results.append(outer[id(v)])
-        else:
+        if id(v) not in env and id(v) not in outer:
             raise NpucError(f"graph output %{v.name} was not computed")
-    return results
+    return [env[id(v)] if id(v) in env else outer[id(v)] for v in graph.outputs]
+
+
+class _LiveBytes:
+    """The buffers live tensors hold, each counted once however many arrays share it."""
+
+    def __init__(self):
+        self.live: dict[int, int] = {}  # buffer id -> bytes
+        self.refcount: dict[int, int] = {}
+
+    def hold(self, arr) -> None:
+        key, n = _nbytes(arr)
+        if n:
+            self.refcount[key] = self.refcount.get(key, 0) + 1
+            self.live[key] = n
+
+    def drop(self, arr) -> None:
+        key, n = _nbytes(arr)
+        if n and key in self.refcount:
+            self.refcount[key] -= 1
+            if self.refcount[key] == 0:
+                del self.refcount[key]
+                self.live.pop(key, None)
+
+    def total(self) -> int:
+        return sum(self.live.values())
 
 
 def _value_of(node, v, env: dict, outer: dict):

@@ -32,6 +32,7 @@ from .base import Pass, register
 from .contrib_registry import EXPAND, MS, const, dtype_of, expansion, opset, rank, reduce_mean_last, used
 from .pattern import Match
 from .rewrite import Rule, apply_rules
+from .shape_inference import refine_types
 
 
 class ExpandContrib(Rule):
@@ -80,19 +81,11 @@ class ExpandContribOps(Pass):
 def _infer_missing(graph: Graph) -> None:
     """onnx's shape inference stops at operators it does not know: the types after a
     contrib operator come from npuc's schemas, in order."""
-    from npuc.ir.infer import infer_node
+    refine_types(graph, _shapeless, lambda new, old: new is not None and _shapeless(old))
 
-    for node in graph.nodes:
-        if all(v is None or (isinstance(v.type, TensorType) and v.type.shape is not None)
-               for v in node.outputs):
-            continue
-        try:
-            types = infer_node(node)
-        except Exception:  # a node npuc cannot type keeps what it has
-            continue
-        for v, t in zip(node.outputs, types):
-            if v is not None and t is not None and (v.type is None or v.type.shape is None):
-                v.type = t
+
+def _shapeless(t) -> bool:
+    return not isinstance(t, TensorType) or t.shape is None
 
 
 # -- convolutions and products ---------------------------------------------------------

@@ -33,20 +33,24 @@ def _dtype(attrs, default):
     return np.dtype(helper.tensor_dtype_to_np_dtype(code)) if code else np.dtype(default)
 
 
-@kernel("RandomNormal", "RandomNormalLike")
-def random_normal(inputs, attrs, ctx):
+def _draw(inputs, attrs, ctx, draw):
+    """A tensor of the shape (and dtype) of the input, or of the attributes, drawn by
+    ``draw(size)``."""
     shape = inputs[0].shape if inputs else tuple(attrs["shape"])
     dt = _dtype(attrs, inputs[0].dtype if inputs else np.float32)
-    out = ctx.rng.normal(attrs.get("mean", 0.0), attrs.get("scale", 1.0), size=shape)
-    return [out.astype(dt)]
+    return [draw(shape).astype(dt)]
+
+
+@kernel("RandomNormal", "RandomNormalLike")
+def random_normal(inputs, attrs, ctx):
+    return _draw(inputs, attrs, ctx, lambda size: ctx.rng.normal(
+        attrs.get("mean", 0.0), attrs.get("scale", 1.0), size=size))
 
 
 @kernel("RandomUniform", "RandomUniformLike")
 def random_uniform(inputs, attrs, ctx):
-    shape = inputs[0].shape if inputs else tuple(attrs["shape"])
-    dt = _dtype(attrs, inputs[0].dtype if inputs else np.float32)
-    out = ctx.rng.uniform(attrs.get("low", 0.0), attrs.get("high", 1.0), size=shape)
-    return [out.astype(dt)]
+    return _draw(inputs, attrs, ctx, lambda size: ctx.rng.uniform(
+        attrs.get("low", 0.0), attrs.get("high", 1.0), size=size))
 
 
 @kernel("Bernoulli")
