@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..schedule.slices import base_op
-from ..schedule.storage import stored_array
 
 
 def weight_layouts(graph, target) -> dict[str, str]:
@@ -46,32 +45,66 @@ def stored(array, layout: str | None) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def weight_blob(plan, values, layouts) -> tuple[bytes, str]:
-    """The weight blob in the order the plan gave, and its SHA-256.
+def weight_blob(plan, values, layouts):
+    """The weight blob in the order the plan gave (``bytes``, or a file-backed
+    :class:`~.blob.Blob` when large), and its SHA-256.
 
-    Each weight is written to a temporary file as it is converted to its stored form, and
-    the blob is read back once: memory holds the blob one time (plus one weight), not the
-    two or three copies that assembling it in a buffer and freezing that would take.
+    Each weight is converted to its stored form and written to a temporary file piece by
+    piece, each piece's source pages given back after it: memory holds one piece at a
+    time, never the blob. Runs of zeros (a hole of a sparse weights file, all-zero
+    pieces, padding) are not written, so the file keeps them as holes; the digest covers
+    them all the same.
     """
     import hashlib
     import tempfile
 
+    from .blob import finish
+
     digest = hashlib.sha256()
+    f = tempfile.TemporaryFile()
+    pos = 0
+    for a in sorted(plan.in_space("weights"), key=lambda a: a.offset):
+        _zeros(digest, a.offset - pos)
+        pos = a.offset
+        for piece in _stored_pieces(values[a.name], layouts.get(a.name)):
+            if isinstance(piece, int) or not piece.any():
+                n = piece if isinstance(piece, int) else piece.nbytes
+                _zeros(digest, n)
+            else:
+                n = piece.nbytes
+                f.seek(pos)
+                f.write(piece)
+                digest.update(piece)
+            pos += n
     size = plan.peak("weights")
-    with tempfile.TemporaryFile() as f:
-        pos = 0
-        for a in sorted(plan.in_space("weights"), key=lambda a: a.offset):
-            data = stored(stored_array(values[a.name]), layouts.get(a.name))
-            view = memoryview(data.reshape(-1).view("u1")) if data.size else b""
-            pad = b"\0" * (a.offset - pos)
-            for part in (pad, view):
-                f.write(part)
-                digest.update(part)
-            pos = a.offset + len(view)
-            del data, view
-        tail = b"\0" * (size - pos)
-        f.write(tail)
-        digest.update(tail)
-        f.seek(0)
-        blob = f.read()
-    return blob, digest.hexdigest()
+    _zeros(digest, size - pos)
+    return finish(f, size, digest.hexdigest()), digest.hexdigest()
+
+
+_ZEROS = bytes(1 << 22)
+
+
+def _zeros(digest, n: int) -> None:
+    """Hash ``n`` zero bytes."""
+    while n > 0:
+        digest.update(memoryview(_ZEROS)[:min(n, len(_ZEROS))])
+        n -= len(_ZEROS)
+
+
+def _stored_pieces(value, layout):
+    """The constant in its stored format and layout, as runs of its first axis: each a
+    flat byte array, or the byte count of a run that lies in a hole (zeros, not read)."""
+    from npuc.compiler.mapped import is_hole, release, row_pieces
+
+    from ..schedule.storage import stored_dtype, stored_form
+
+    c = np.asarray(value.const)
+    itemsize = stored_dtype(value).numpy.itemsize if value.meta.get("stored") else c.itemsize
+    for lo, hi in row_pieces(c):
+        piece = c if c.ndim == 0 else c[lo:hi]
+        if piece.size and is_hole(piece):
+            yield piece.size * itemsize
+            continue
+        data = stored(stored_form(value, piece), layout)
+        yield data.reshape(-1).view("u1")
+        release(piece)
