@@ -21,7 +21,9 @@ Per NPU group and tile:
 - ``sync`` ``compute`` and ``dma_store``: write the tile of the group's output to DRAM,
   unless the output stays in SRAM for the next group (cascading).
 
-CPU groups are ``cpu`` commands over DRAM. The simulator
+A KV-cache write (``npuc::KVCacheWrite``) is one ``kv_write`` command: the DMA engine
+copies the new rows into the cache in DRAM at the positions a tensor holds. CPU groups are
+``cpu`` commands over DRAM. The simulator
 (:mod:`npuc.compiler.executor.simulator`) runs exactly this.
 
 :func:`lower` runs in three parts: the weight blob (:mod:`.weights`), the node table,
@@ -34,7 +36,8 @@ from __future__ import annotations
 from npuc.ir.errors import NpucError
 from npuc.ir.graph import captured_values, subgraphs
 
-from .commands import Cpu, to_json
+from ..schedule.kvcache import is_write
+from .commands import Cpu, KvWrite, to_json
 from .encode import encode_value
 from .group import MAC_OPS, lower_group
 from .refs import Refs
@@ -64,6 +67,8 @@ def lower(graph, sched, target) -> tuple[dict, bytes]:
                     refs.note(v)
         if g.device != "npu":
             commands += [cpu_command(g.name, n, refs) for n in members]
+        elif is_write(members[0]):
+            commands.append(kv_write_command(g.name, members[0], refs))
         else:
             commands += lower_group(g, members, values, resident, refs)
     io_in = {v.name: refs.dram(v).to_json() for v in graph.inputs}
@@ -92,6 +97,14 @@ def cpu_command(group: str, node, refs: Refs) -> Cpu:
                tuple(None if v is None else refs.dram(v) for v in node.inputs),
                tuple(None if v is None else refs.dram(v) for v in node.outputs),
                {k: refs.dram(v) for k, v in sorted(captured.items())})
+
+
+def kv_write_command(group: str, node, refs: Refs) -> KvWrite:
+    """The ``kv_write`` command: the DMA engine copies the new rows into the cache at the
+    positions ``cache_position`` holds (read from DRAM when the command runs)."""
+    cache, new, pos = node.inputs
+    return KvWrite(group, node.name, int(node.attrs.get("axis", 2)), refs.dram(new),
+                   refs.dram(pos), refs.dram(node.outputs[0]))
 
 
 def node_table(nodes) -> dict:

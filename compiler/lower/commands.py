@@ -118,7 +118,26 @@ class Cpu:
         return out
 
 
-Command = DmaLoad | DmaStore | Sync | Compute | Cpu
+@dataclass(frozen=True)
+class KvWrite:
+    """The DMA engine writes the rows of ``src`` into the cache ``dst`` along ``axis`` at
+    the positions the tensor ``position`` holds (read when the command runs)."""
+
+    group: str
+    node: str
+    axis: int
+    src: BufferRef
+    position: BufferRef
+    dst: BufferRef
+    op = "kv_write"
+
+    def to_json(self) -> dict:
+        return {"op": self.op, "group": self.group, "node": self.node, "engine": "dma",
+                "axis": self.axis, "src": self.src.to_json(),
+                "position": self.position.to_json(), "dst": self.dst.to_json()}
+
+
+Command = DmaLoad | DmaStore | Sync | Compute | Cpu | KvWrite
 
 
 def to_json(commands) -> list[dict]:
