@@ -20,9 +20,9 @@ import math
 
 import numpy as np
 
+from .epilogue import _epilogue, _out_type, _qrange
 from .fixedpoint import add_multipliers, quantize_multiplier
 from .params import activation_params, quantize_value
-from .rules import _epilogue, _out_type, _qrange
 from .rules_elementwise import lut
 
 
