@@ -164,9 +164,12 @@ def simulate(program: dict, weights: bytes, inputs: dict, trace=None, target=Non
     is called before each command; ``check(index, command, written)`` after each
     ``compute`` or ``cpu`` command, with the views its outputs were written to (``None``
     for an omitted output)."""
+    from npuc.compiler.executor import threads
+
     check_program(program, weights)
     try:
-        return _simulate(program, weights, inputs, trace, target, check)
+        with threads.blas_limit():  # the executor's thread policy (see threads.py)
+            return _simulate(program, weights, inputs, trace, target, check)
     except (KeyError, TypeError, AttributeError, IndexError, ValueError) as e:
         raise SimulationError(f"malformed program: {type(e).__name__}: {e}") from None
 
