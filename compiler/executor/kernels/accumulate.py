@@ -76,7 +76,7 @@ def matmul(a, b, out: np.ndarray | None = None, dtype=None) -> np.ndarray:
     if y is None:
         y = np.empty(batch + (m, n), dtype=rtype if out is None else np.float64)
     a = np.broadcast_to(a, batch + a.shape[-2:])
-    b = np.broadcast_to(wide(b), batch + b.shape[-2:])  # widened once, not per block
+    b = np.broadcast_to(_wide_shared(b), batch + b.shape[-2:])  # once, not per block
     count = int(np.prod(batch, dtype=np.int64))
     rows = _rows_per_block(m, count)
     per = -(-m // rows)
@@ -91,6 +91,20 @@ def matmul(a, b, out: np.ndarray | None = None, dtype=None) -> np.ndarray:
     if not direct:
         np.copyto(out, y.reshape(out.shape), casting="unsafe")
     return out if out is not None else y
+
+
+def _wide_shared(b: np.ndarray) -> np.ndarray:
+    """``b`` as float64, a large one widened in row blocks on npuc's threads (a serial
+    copy of a weight matrix would hold up every thread of the product)."""
+    if b.dtype == np.float64 or b.size < 1 << 16 or threads.compute_threads() <= 1:
+        return wide(b)
+    w = np.empty(b.shape, np.float64)
+    flat_in, flat_out = b.reshape(-1, b.shape[-1]), w.reshape(-1, b.shape[-1])
+    step = threads.block(len(flat_in))
+    threads.parallel(lambda i: np.copyto(flat_out[i * step:(i + 1) * step],
+                                         flat_in[i * step:(i + 1) * step]),
+                     -(-len(flat_in) // step))
+    return w
 
 
 def _view(out, shape):
