@@ -39,7 +39,8 @@ def _load(name: str, exporter: str, batch: int, zoo_models: bool):
 
         proto = zoo.build(name)
         return proto, zoo.sample_inputs(name, batch=batch)
-    path = os.path.join(HERE, "models", f"{name}-{exporter}.onnx")
+    # resolved: a dynamo export keeps its weights in a .data file beside the real file
+    path = os.path.realpath(os.path.join(HERE, "models", f"{name}-{exporter}.onnx"))
     feeds = dict(np.load(os.path.join(HERE, "models", f"{name}.inputs.npz")))
     feeds = {k: v[:batch] for k, v in feeds.items()}
     return path, feeds
