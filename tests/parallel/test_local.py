@@ -16,6 +16,13 @@ def test_results_come_back_in_item_order():
     assert fan_out(tasks.square, list(range(9)), Fanout(workers=2)) == [i * i for i in range(9)]
 
 
+def test_each_worker_runs_in_a_session_of_its_own():
+    import os
+
+    workers = fan_out(tasks.session, list(range(4)), Fanout(workers=2))
+    assert all(sid == pid != os.getsid(0) for pid, sid in workers)  # each leads its own
+
+
 def test_split_range_covers_everything_once():
     for n in range(0, 30):
         for parts in range(1, 8):
