@@ -12,7 +12,8 @@ onnxruntime's intra-op pool (all graph optimizations on) and for npuc's BLAS
 in the machine's load hits both alike; printed are the best and the median of each, the
 ratio of the medians and of the bests, the first npuc run (Numba compilation or cache
 load), the largest relative difference of the outputs, and the load average before and
-after. ``--profile`` adds npuc's five slowest operator types per model.
+after. ``--profile`` adds npuc's five slowest operator types per model, ``--reference``
+onnx.reference's time.
 Goal: every ratio at or under 1.2x.
 """
 
@@ -85,6 +86,8 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--profile", action="store_true")
     p.add_argument("--zoo", action="store_true", help="npuc's zoo models (one build each)")
+    p.add_argument("--reference", action="store_true",
+                   help="also time onnx.reference (slow; best of 2) against npuc")
     args = p.parse_args()
     os.environ["NPUC_BLAS_THREADS"] = str(args.threads)
 
@@ -120,6 +123,13 @@ def main() -> int:
                   f"{min(tn) / min(to):5.2f}x {err:9.2e}")
             if args.profile:
                 print(f"{'':24s} npuc by operator (ms): {_profile(graph, feeds)}")
+            if args.reference:
+                from onnx.reference import ReferenceEvaluator
+
+                ref = ReferenceEvaluator(model)
+                (tr,) = _interleaved([lambda r=ref, f=feeds: r.run(None, f)], 2)
+                print(f"{'':24s} onnx.reference {min(tr) * 1e3:.0f} ms, npuc "
+                      f"{min(tr) / min(tn):.1f}x faster")
             del graph, sess
     load1 = os.getloadavg()
     print(f"load average {load1[0]:.2f} at end; worst median ratio {worst:.2f}x (goal 1.2x)")
