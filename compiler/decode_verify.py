@@ -236,6 +236,8 @@ def _present(past: str) -> str:
 
 
 def _session(proto):
+    """An onnxruntime session on a ModelProto or an ONNX file (its external data beside
+    it)."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -246,5 +248,5 @@ def _session(proto):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 2
     opts.log_severity_level = 3
-    return ort.InferenceSession(proto.SerializeToString(), opts,
-                                providers=["CPUExecutionProvider"])
+    model = proto.SerializeToString() if hasattr(proto, "SerializeToString") else str(proto)
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])

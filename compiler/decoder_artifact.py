@@ -82,9 +82,14 @@ def compile_decoder(model, target, max_seq: int, decode_model=None, shapes=None,
         check_output_dir(output_dir)
     prefill, decode = decoder_forms(model, max_seq, decode_model)
     sets = parse_shapes(shapes)
+    if len(sets) == 1:
+        samples = _calibration(prefill, decode, target, max_seq, options)
+    else:  # each prefill length would need its own prompts: compile as the user asked
+        samples = (options.pop("calibration", None),) * 2
     results = [compile(prefill, target, shapes=s, max_seq=max_seq, last_logits=last_logits,
-                       **options) for s in sets]
-    results.append(compile(decode, target, max_seq=max_seq, **options))
+                       calibration=samples[0], **options) for s in sets]
+    results.append(compile(decode, target, max_seq=max_seq, calibration=samples[1],
+                           **options))
     roles = ["prefill"] * len(sets) + ["decode"]
     labels = [f"prefill {s.label()}".strip() for s in sets] + [f"decode max_seq={max_seq}"]
     _check_state(results, labels)
@@ -106,6 +111,22 @@ def compile_decoder(model, target, max_seq: int, decode_model=None, shapes=None,
         write_dir(output_dir, files)
         out.output_dir = output_dir
     return out
+
+
+def _calibration(prefill, decode, target, max_seq: int, options: dict) -> tuple:
+    """The programs' calibration inputs: served prompts and the decode steps after them
+    (:mod:`npuc.compiler.decoder_calibration`) when the precision needs calibration and
+    none is given; else what was given."""
+    from npuc.compiler.decoder_calibration import served_samples
+    from npuc.compiler.driver import _requested_precision, _target
+
+    given = options.pop("calibration", None)
+    chip = _target(target)
+    precision = _requested_precision(chip, options.get("quantize", "auto"))
+    if given is not None or precision == "none" or not chip.quant.needs_calibration(precision):
+        return given, given
+    options.setdefault("accuracy", None)  # generated prompts say nothing of the answer
+    return served_samples(prefill, decode, max_seq, options.get("batch", 1))
 
 
 def _check_state(results, labels) -> None:

@@ -123,3 +123,20 @@ def test_a_cache_write_changes_exactly_the_rows_it_names(length, s, data):
     assert np.array_equal(cache[:, :, pos], new)
     rest = np.setdiff1d(np.arange(length), pos)
     assert np.array_equal(cache[:, :, rest], before[:, :, rest])
+
+
+def test_decode_calibration_steps_follow_served_prompts():
+    from npuc import zoo
+    from npuc.compiler.decoder_calibration import served_samples
+
+    prefill = zoo.build("llama-tiny", batch=1, use_cache=True)
+    decode = zoo.build("llama-tiny", batch=1, sequence=1, past=MAX_SEQ - 1, use_cache=True)
+    pre, dec = served_samples(prefill, decode, MAX_SEQ, count=2)
+    assert len(pre) == len(dec) == 2
+    assert pre[0]["attention_mask"].all() and pre[0]["input_ids"].shape == (1, 8)
+    step = dec[0]
+    assert step["position_ids"].tolist() == [[8]]
+    assert step["attention_mask"][0].tolist() == [1] * 8 + [0] * 3 + [1]
+    past = step["past_key_values.0.key"]
+    assert past.shape == (1, 2, MAX_SEQ - 1, 16)
+    assert np.abs(past[:, :, :8]).min() > 0 and not past[:, :, 8:].any()
