@@ -94,8 +94,8 @@ def lower(graph, sched, target) -> tuple[dict, bytes]:
         if space == "weights" or buffer_name.split("/")[1:2] == ["w"]:
             if layouts.get(v.name):
                 r["layout"] = layouts[v.name]
-            if v.meta.get("stored"):
-                r["stored"] = v.meta["stored"]
+        if v.meta.get("stored"):  # a weight, or a KV cache, kept in a narrower format
+            r["stored"] = v.meta["stored"]
         return r
 
     def dram_ref(v, need=None):
