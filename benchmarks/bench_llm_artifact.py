@@ -49,9 +49,8 @@ def child(prefill: str, decode: str, target: str, precision: str, max_seq: int,
     programs = []
     for role, r in zip(built.roles, built.results):
         s = r.summary
-        nodes = {n.name: n for n in r.graph.nodes}
-        cpu = collections.Counter(nodes[n].op_type for g in r.schedule.groups
-                                  if g.device == "cpu" for n in g.nodes)
+        cpu = collections.Counter(op for layer in s["layers"] if layer["device"] == "cpu"
+                                  for op in layer["ops"])
         programs.append({"role": role, "estimate_s": s["estimated_latency_s"],
                          "floor_s": s["dram_traffic_bytes"] / s["dram_bandwidth_bytes_per_s"],
                          "traffic_bytes": s["dram_traffic_bytes"],

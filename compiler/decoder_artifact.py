@@ -101,14 +101,18 @@ def compile_decoder(model, target, max_seq: int, decode_model=None, shapes=None,
         samples = _calibration(prefill, decode, target, max_seq, given, options)
         if i == 0:
             decode_samples = samples[1]
-        results.append(compile(prefill, target, shapes=s, max_seq=max_seq,
-                               last_logits=last_logits, calibration=samples[0], **options))
-    results.append(compile(decode, target, max_seq=max_seq, calibration=decode_samples,
-                           **options))
+        results.append(_light(compile(prefill, target, shapes=s, max_seq=max_seq,
+                                      last_logits=last_logits, calibration=samples[0],
+                                      **options), options))
+    results.append(_light(compile(decode, target, max_seq=max_seq, calibration=decode_samples,
+                                  **options), options))
     roles = ["prefill"] * len(sets) + ["decode"]
     labels = [f"prefill {_length(r)}" for r in results[:-1]] + [f"decode max_seq={max_seq}"]
     _check_state(results, labels)
     programs, blob = merge_weights([r.program for r in results], [r.weights for r in results])
+    if not options.get("keep_reference", True):  # the shared blob holds them all
+        for r in results:
+            r.weights = r.files["weights.bin"] = b""
     info = manifest(results[0].target.name, labels, programs, blob)
     for entry, role in zip(info["programs"], roles):
         entry["role"] = role
@@ -141,6 +145,15 @@ def _calibration(prefill, decode, target, max_seq: int, given, options: dict) ->
         return given, given
     options.setdefault("accuracy", None)  # generated prompts say nothing of the answer
     return served_samples(prefill, decode, max_seq, options.get("batch", 1))
+
+
+def _light(result, options: dict):
+    """``result`` without its graph when the reference is not kept (a compile that only
+    writes the artifact): the graph holds every weight in float32, and the next program
+    compiles meanwhile."""
+    if not options.get("keep_reference", True):
+        result.graph = None
+    return result
 
 
 def _length(result) -> str:
