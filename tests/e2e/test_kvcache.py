@@ -71,6 +71,7 @@ def test_the_cache_stays_in_the_simulated_dram_between_steps(decode):
 def test_greedy_decoding_agrees_with_onnxruntime(target, precision):
     r = verify_decoder("zoo:llama-tiny", target, 3, MAX_SEQ, quantize=precision)
     assert r.passed, r.steps
+    assert all(s["program_vs_ir_identical"] for s in r.steps)
     assert [s["step"] for s in r.steps] == [0, 1, 2, 3]
     assert [s["position"] for s in r.steps] == [7, 8, 9, 10]
     if precision != "fp8":  # fp8's noise may flip a near-tie (counted apart)
