@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import mmap
 
 import numpy as np
 
@@ -134,13 +135,16 @@ def check_program(program, weights: bytes) -> None:
         value = program["memory"].get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise SimulationError(f"malformed program: memory '{key}' must be a byte count")
-    if not isinstance(weights, (bytes, bytearray, memoryview)):
+    if not isinstance(weights, (bytes, bytearray, memoryview, mmap.mmap)):
         raise SimulationError("the weights must be bytes")
     if program.get("version") not in SUPPORTED_VERSIONS:
         raise SimulationError(f"program version {program.get('version')} is not supported by "
                               f"this npuc (it runs versions {SUPPORTED_VERSIONS}); "
                               "compile the model again")
-    if hashlib.sha256(weights).hexdigest() != program.get("weights_sha256"):
+    digest = getattr(weights, "sha256", None)  # a file-backed blob knows its digest
+    if not isinstance(digest, str):
+        digest = hashlib.sha256(weights).hexdigest()
+    if digest != program.get("weights_sha256"):
         raise SimulationError("the weight blob does not belong to this program (checksum "
                               "mismatch)")
 

@@ -269,15 +269,6 @@ def cache_bytes(graph) -> int:
 
 # -- lowering ------------------------------------------------------------------------------
 
-def write_command(group, node, dram_ref) -> dict:
-    """The ``kv_write`` command: the DMA engine copies the new rows into the cache at the
-    positions ``cache_position`` holds (read from DRAM when the command runs)."""
-    cache, new, pos = node.inputs
-    return {"op": "kv_write", "group": group.name, "node": node.name, "engine": "dma",
-            "axis": int(node.attrs.get("axis", 2)), "src": dram_ref(new),
-            "position": dram_ref(pos), "dst": dram_ref(node.outputs[0])}
-
-
 def add_state(program: dict, graph) -> dict:
     """The program with its caches moved from its inputs and outputs to ``state``: the
     buffers a runtime allocates once and keeps across programs and steps."""
