@@ -16,9 +16,9 @@ Every choice is written to the graph's decision log.
 
 from __future__ import annotations
 
+from npuc.ir.analysis import reads
 from npuc.ir.decisions import log_of
 from npuc.ir.errors import NpucError
-from npuc.ir.graph import reads
 
 from .buffers import group_buffers, lifetimes
 from .control_flow import host_priced
