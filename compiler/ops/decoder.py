@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from npuc.compiler.executor.kernels import get_kernel, kernel
+from npuc.compiler.executor.kernels.accumulate import wide_mean
 from npuc.ir.schema import FLOAT, INT, STRING, register_op
 from npuc.ir.types import TensorType
 
@@ -50,8 +51,9 @@ def rms_norm(inputs, attrs, ctx):
     x, scale = inputs[0], inputs[1]
     axis = attrs.get("axis", -1) % x.ndim
     dt = x.dtype.type
-    mean = np.mean(np.power(x, dt(2)), axis=tuple(range(axis, x.ndim)), keepdims=True,
-                   dtype=x.dtype)
+    # accumulated in float64: the bits must not depend on x's memory layout (a program
+    # reads a contiguous SRAM buffer where the IR may read a transposed view)
+    mean = wide_mean(np.power(x, dt(2)), tuple(range(axis, x.ndim))).astype(x.dtype)
     inv = np.reciprocal(np.sqrt(mean + dt(attrs.get("epsilon", 1e-5))))
     return [(scale * (x * inv)).astype(x.dtype, copy=False)]
 
