@@ -32,24 +32,13 @@ AUTO_METHOD = {"int8": "minmax", "fp8": "minmax"}
 
 
 def random_calibration(graph: Graph, n: int = 8, seed: int = 0) -> list[dict]:
-    """``n`` random input dicts (batch 1): images ~ N(0, 1), integers small. Ranges
-    computed from them are poor; use real data for anything that matters."""
+    """``n`` random input dicts (batch 1), as :func:`~npuc.compiler.executor.inputs.random_inputs`
+    makes them: floats ~ N(0, 1), integers below the table they index. Ranges computed from
+    them are poor; use real data for anything that matters."""
+    from npuc.compiler.executor.inputs import random_inputs
+
     rng = np.random.default_rng(seed)
-    batches = []
-    for _ in range(n):
-        feeds = {}
-        for v in graph.inputs:
-            shape = [d if isinstance(d, int) else 1 for d in (v.type.shape or [])]
-            dt = v.type.dtype.numpy
-            if np.dtype(dt).kind == "f":
-                feeds[v.name] = rng.standard_normal(shape).astype(dt)
-            elif np.dtype(dt).kind in "iu":
-                feeds[v.name] = rng.integers(0, 2, size=shape).astype(dt) if "mask" in v.name \
-                    else rng.integers(0, 100, size=shape).astype(dt)
-            else:
-                feeds[v.name] = np.zeros(shape, dt)
-        batches.append(feeds)
-    return batches
+    return [random_inputs(graph, rng=rng) for _ in range(n)]
 
 
 _WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
