@@ -1,7 +1,10 @@
 """``npuc verify --inputs DIR``: the compiled program judged over many samples.
 
 The model is compiled once; every sample runs through the command-stream simulator, the
-float reference (onnxruntime on the original model) and the lowered IR. Per output the
+float reference (onnxruntime on the original model) and the lowered IR (:func:`run_samples`;
+given a :class:`npuc.compiler.parallel.Fanout` it cuts the samples into index ranges,
+shares the program, its weights, the graph and the samples once, not per task, and returns
+the outputs in sample order, the same arrays as one process computes). Per output the
 result has the pooled SQNR and cosine against the reference (the precision's tolerance
 applies to them, as for one sample), whether the program's outputs are bit-identical to
 its graph's on every sample, and the answer agreement of
@@ -38,35 +41,115 @@ class SamplesResult:
                 "notes": self.notes}
 
 
+@dataclass
+class SampleRuns:
+    """Per sample, what the program, the reference and the lowered IR output."""
+
+    got: list = field(default_factory=list)
+    want: list = field(default_factory=list)
+    ir: list = field(default_factory=list)
+    reference: str = "onnxruntime"
+    notes: list = field(default_factory=list)
+
+    def extend(self, other: "SampleRuns") -> None:
+        self.got += other.got
+        self.want += other.want
+        self.ir += other.ir
+        self.reference, self.notes = other.reference, other.notes
+
+
+@dataclass
+class _Reference:
+    """The part of a compile result the reference needs: the ONNX model with static
+    shapes and as given."""
+
+    proto: object
+    source_proto: object = None
+
+
+@dataclass
+class VerifyJob:
+    """Everything a worker needs to run any of the samples."""
+
+    model: object
+    program: dict
+    weights: bytes
+    graph: object
+    proto: object
+    source_proto: object
+    samples: list
+
+    def run(self, indices) -> SampleRuns:
+        """The outputs of the samples at ``indices``."""
+        import numpy as np
+
+        from npuc.compiler.driver import _reference
+        from npuc.compiler.executor.interpreter import execute
+        from npuc.compiler.executor.simulator import simulate
+
+        out = SampleRuns()
+        for i in indices:
+            feeds = self.samples[i]
+            got = simulate(self.program, self.weights, feeds)
+            out.got.append({k: np.asarray(v) for k, v in got.items()})
+            ref = _Reference(self.proto, self.source_proto)
+            want, out.reference, out.notes = _reference(self.model, ref, feeds)
+            out.want.append({k: np.asarray(v) for k, v in want.items()})
+            out.ir.append({k: np.asarray(v) for k, v in execute(self.graph, feeds).items()})
+        return out
+
+
+def run_part(job: VerifyJob, part: tuple[int, int]) -> SampleRuns:
+    """A worker's share: samples ``part[0]`` to ``part[1] - 1``."""
+    return job.run(range(*part))
+
+
+def run_samples(model, compiled, samples: list[dict], fanout=None,
+                progress: bool = False) -> SampleRuns:
+    """Run every sample through ``compiled`` (a :class:`CompileResult` of ``model``), the
+    reference and the lowered IR; on ``fanout``'s workers when it is parallel."""
+    job = VerifyJob(model, compiled.program, compiled.weights, compiled.graph,
+                    compiled.proto, compiled.source_proto, list(samples))
+    if fanout is None or not fanout.parallel or len(samples) < 2:
+        return job.run(range(len(samples)))
+    from npuc.compiler.parallel import fan_out, release, share, split_range
+
+    parts = split_range(len(samples), fanout.items_for(len(samples)))
+    shared = share(job, fanout)
+    try:
+        results = fan_out(run_part, parts, fanout, shared=shared, desc="verifying",
+                          weights=[b - a for a, b in parts], progress=progress)
+    finally:
+        release(shared)
+    runs = SampleRuns()
+    for r in results:
+        runs.extend(r)
+    return runs
+
+
 def verify_samples(model, target, samples: list[dict], opt_level: int = 2,
                    quantize: str = "auto", calibration=None, schedule_in=None,
                    batch: int = 1, output_dir=None, progress: bool = False,
                    mode: str = "auto", axis: int = -1, k: int = 5, blank: int = 0,
-                   accuracy=None, preprocess=None) -> SamplesResult:
+                   accuracy=None, preprocess=None, fanout=None) -> SamplesResult:
     """Compile ``model`` once and verify it over ``samples`` (input dicts).
 
     ``mode``, ``axis``, ``k`` and ``blank`` choose the answer compared (see
     :mod:`npuc.compiler.accuracy`); ``accuracy``, a requirement such as ``argmax<=1%``,
-    is checked against the agreement and decides the verdict with the tolerance."""
+    is checked against the agreement and decides the verdict with the tolerance. ``fanout``
+    runs the samples on several workers."""
     from npuc.compiler.accuracy import agreement
-    from npuc.compiler.driver import TOLERANCE, _reference, compare, compile
+    from npuc.compiler.driver import TOLERANCE, compare, compile
     from npuc.compiler.executor.diagnose import same_bits
-    from npuc.compiler.executor.interpreter import execute
-    from npuc.compiler.executor.simulator import simulate
     from npuc.compiler.quantize.requirement import parse_requirement
 
     requirement = parse_requirement(accuracy)
     compiled = compile(model, target, opt_level, quantize, calibration, output_dir,
                        schedule_in, batch=batch, progress=progress,
                        accuracy="auto" if accuracy is None else str(accuracy),
-                       preprocess=preprocess)
-    got, want, ir, notes, reference = [], [], [], [], "onnxruntime"
-    for feeds in samples:
-        got.append({k2: np.asarray(v) for k2, v in
-                    simulate(compiled.program, compiled.weights, feeds).items()})
-        expected, reference, notes = _reference(model, compiled, feeds)
-        want.append({k2: np.asarray(v) for k2, v in expected.items()})
-        ir.append(execute(compiled.graph, feeds))
+                       preprocess=preprocess, fanout=fanout)
+    runs = run_samples(model, compiled, samples, fanout, progress)
+    got, want, ir, notes, reference = runs.got, runs.want, runs.ir, runs.notes, runs.reference
     names = list(want[0]) if want else []
     if requirement is not None and mode == "auto" and requirement.answer_mode != "none":
         mode, axis = requirement.answer_mode, requirement.axis
