@@ -5,29 +5,16 @@
 field names are the TOML key names, so ``target.memory.sram_bytes`` is ``sram_bytes`` in
 the ``[memory]`` table.
 
-Dtype names in a chip file are the precision names a datasheet uses: ``int4``, ``int8``,
-``fp8``, ``fp16``, ``bf16``, ``fp32``. :func:`precision_of` maps an IR element type to one.
+Dtype names in a chip file are the precision names of :mod:`npuc.targets.precision`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
-
-PRECISIONS = ("int4", "int8", "fp8", "fp16", "bf16", "fp32")
-
-_IR_TO_PRECISION = {
-    "i4": "int4", "u4": "int4", "i8": "int8", "u8": "int8",
-    "f8e4m3": "fp8", "f8e4m3fnuz": "fp8", "f8e5m2": "fp8", "f8e5m2fnuz": "fp8",
-    "f16": "fp16", "bf16": "bf16", "f32": "fp32",
-}
-
-
-def precision_of(ir_dtype_name: str) -> str | None:
-    """The chip precision an IR element type computes in (``"i8"`` -> ``"int8"``), or None."""
-    return _IR_TO_PRECISION.get(ir_dtype_name)
 
 
 def frozen_map(d: Mapping | None) -> Mapping:
@@ -66,6 +53,14 @@ class Memory:
     dram_bandwidth_bytes_per_s: float
     dma_alignment_bytes: int
     host_bandwidth_bytes_per_s: float = 0.0  # 0: not declared, transfers not priced
+
+
+def align_up(nbytes: int | float, alignment: int) -> int:
+    """``nbytes`` rounded up to a multiple of ``alignment`` (a fractional size, int4 data,
+    rounds up too)."""
+    if isinstance(nbytes, float):
+        return math.ceil(nbytes / alignment) * alignment
+    return -(-nbytes // alignment) * alignment
 
 
 @dataclass(frozen=True, eq=False)
