@@ -6,7 +6,7 @@ The public API, imported lazily so that ``import npuc`` (and ``npuc --help``) st
 - ``npuc.load_model(spec)`` (``.onnx``, ``.npuir`` or ``zoo:NAME``) and ``npuc.save_model``
 - ``npuc.parse_text(text)``, ``npuc.print_graph(graph)``, ``npuc.verify_ir(graph)``
 - ``npuc.execute(graph, inputs) -> dict`` (the reference executor)
-- ``npuc.zoo``: built-in models
+- ``npuc.zoo``: built-in models (``npuc.compiler.zoo``)
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ __all__ = sorted(_API) + ["zoo", "__version__"]
 
 def __getattr__(name: str):
     if name == "zoo":
-        return importlib.import_module("npuc.zoo")
+        return importlib.import_module("npuc.compiler.zoo")
     if name in _API:
         module, attr = _API[name]
         value = getattr(importlib.import_module(module), attr)

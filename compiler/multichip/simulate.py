@@ -71,7 +71,7 @@ def verify_chips(model, target, chips: int, inputs: dict | None = None, **option
 
 def _inputs(model, result, random_inputs) -> dict:
     if isinstance(model, str) and model.startswith("zoo:") and result.proto is not None:
-        from npuc import zoo
+        from npuc.compiler import zoo
 
         return zoo.sample_inputs(result.proto, batch=1, seed=0)
     return random_inputs(result.graph, seed=0)

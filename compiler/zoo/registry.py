@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import ModuleType
 
-from npuc.zoo import bert, decoder, gpt2, llama, mobilenet, resnet, ssd, vit
+from npuc.compiler.zoo import bert, decoder, gpt2, llama, mobilenet, resnet, ssd, vit
 
 
 @dataclass(frozen=True)

@@ -36,9 +36,9 @@ from dataclasses import dataclass
 import numpy as np
 from onnx import TensorProto
 
-from npuc.zoo.builder import GraphBuilder
-from npuc.zoo.inputs import InputSpec
-from npuc.zoo.transformer import MASK_VALUE, STD, gelu_erf
+from npuc.compiler.zoo.builder import GraphBuilder
+from npuc.compiler.zoo.inputs import InputSpec
+from npuc.compiler.zoo.transformer import MASK_VALUE, STD, gelu_erf
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from npuc.zoo.builder import GraphBuilder
+from npuc.compiler.zoo.builder import GraphBuilder
 
 STD = 0.02
 # The additive "minus infinity" HuggingFace uses for masked positions: finite, so that a

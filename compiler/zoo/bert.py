@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from onnx import TensorProto
 
-from npuc.zoo.builder import GraphBuilder
-from npuc.zoo.inputs import InputSpec
-from npuc.zoo.transformer import MASK_VALUE, STD, gelu_erf, gemm, layer_norm, linear, self_attention
+from npuc.compiler.zoo.builder import GraphBuilder
+from npuc.compiler.zoo.inputs import InputSpec
+from npuc.compiler.zoo.transformer import MASK_VALUE, STD, gelu_erf, gemm, layer_norm, linear, self_attention
 
 EPS = 1e-12
 

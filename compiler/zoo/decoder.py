@@ -12,7 +12,7 @@ past + sequence, head_dim]. ``sequence=128, past=0`` is a prefill of 128 tokens;
 ``sequence=1, past=N`` one decode step at position N.
 
 Models whose float32 weights pass 2 GB (protobuf's limit for one message) keep them as
-external data that reads as zeros: :func:`npuc.zoo.model_path` writes the graph beside a
+external data that reads as zeros: :func:`npuc.compiler.zoo.model_path` writes the graph beside a
 sparse file, so an 8B or 70B model compiles and is estimated without its weights ever
 being in memory. Rotary scaling (Llama 3.1's ``rope_scaling``) changes no shape or cost
 and is left out.
@@ -26,9 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 from onnx import TensorProto
 
-from npuc.zoo.builder import GraphBuilder
-from npuc.zoo.inputs import InputSpec
-from npuc.zoo.transformer import MASK_VALUE, STD
+from npuc.compiler.zoo.builder import GraphBuilder
+from npuc.compiler.zoo.inputs import InputSpec
+from npuc.compiler.zoo.transformer import MASK_VALUE, STD
 
 # Past this many float32 parameter bytes the weights are external zeros.
 EXTERNAL_BYTES = 2**31
