@@ -11,13 +11,13 @@ Dtype names in a chip file are the precision names of :mod:`npuc.targets.precisi
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
 
-def frozen_map(d: Mapping | None) -> Mapping:
+def frozen_map(d: Mapping | None = None) -> Mapping:
     """A read-only view of a dict, so that a Target cannot be changed after loading."""
     return MappingProxyType(dict(d or {}))
 
@@ -171,6 +171,8 @@ class Target:
     estimated: tuple[str, ...] = ()
     assumptions: Mapping[str, str] = field(default_factory=frozen_map)
     schema_version: int = 1
+    # a vendor package's lowering hooks, by op (see with_lowering); none from a chip file
+    lowering: Mapping[str, Callable] = field(default_factory=frozen_map)
 
     def rule(self, op: str) -> OpRule | None:
         """The rule for a qualified op type (``Conv``, ``npuc::Gelu``), or None."""
@@ -196,6 +198,19 @@ class Target:
                 return text
             parts.pop()
         return None
+
+    def with_lowering(self, hooks: Mapping[str, Callable]) -> "Target":
+        """This target with lowering hooks added: ``{op: hook}``, ``op`` named as in the
+        chip file (``Relu``, ``npuc::FusedConv``).
+
+        ``hook(node, command) -> list[dict]`` receives each ``compute`` command lowering
+        made for a node of that op (one per tile) and returns the commands that replace it.
+        """
+        for op, hook in hooks.items():
+            if not callable(hook):
+                raise TypeError(f"the lowering hook for {op} is a {type(hook).__name__}, "
+                                "not a function")
+        return replace(self, lowering=frozen_map({**self.lowering, **hooks}))
 
     def __repr__(self) -> str:
         return f"<Target {self.name} from {self.source}>"

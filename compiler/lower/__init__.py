@@ -34,6 +34,7 @@ from ..schedule.slices import Need, base_op, shape_of
 from ..schedule.storage import stored_array
 from ..schedule.tiling import part_shape, walk
 from .encode import encode_type, encode_value
+from .hooks import apply_hooks
 
 PROGRAM_VERSION = 1
 MAC_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Attention", "GatedMLP"}
@@ -147,7 +148,7 @@ def lower(graph, sched, target) -> tuple[dict, bytes]:
                                for a in sorted(plan.allocations,
                                                key=lambda a: (a.space, a.offset, a.name))]},
         "groups": [{"name": g.name, "device": g.device, "nodes": g.nodes} for g in sched.groups],
-        "commands": commands,
+        "commands": apply_hooks(target, commands, nodes),
         "estimate": {"seconds": sched.estimated_seconds},
     }
     program["weights_sha256"] = digest
