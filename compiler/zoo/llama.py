@@ -1,31 +1,40 @@
 """Llama-style decoders (Llama, Qwen2, Mistral) as HuggingFace's ``LlamaForCausalLM``
-exports, in prefill form (``past=0``) or decode-with-past form (``past>0``).
+exports, in prefill form (``past=0``) or decode-with-past form (``past>0``). One builder
+serves the small decoders and the published sizes (:mod:`.decoder`).
 
-Inputs are ``input_ids`` [batch, sequence], ``attention_mask`` [batch, past + sequence]
-(1 for real tokens), ``position_ids`` [batch, sequence] and, in decode form, one
-``past_key_values.{i}.key`` / ``.value`` pair per layer [batch, kv_heads, past, head_dim].
-Outputs are ``logits`` and, in decode form or with ``use_cache``, ``present.{i}.key`` /
-``.value``: the new tokens' keys and values concatenated to the past ones (as the exporters
-write the cache).
+Inputs are ``input_ids`` [batch, sequence] and, in decode form, one
+``past_key_values.{i}.key`` / ``.value`` pair per layer [batch, kv_heads, past, head_dim];
+the dynamic form (``form="dynamic"``) adds ``attention_mask`` [batch, past + sequence]
+(1 for real tokens) and ``position_ids`` [batch, sequence]. Outputs are ``logits`` and, in
+decode form, with ``use_cache`` or in the folded form, ``present.{i}.key`` / ``.value``:
+the new tokens' keys and values concatenated to the past ones (as the exporters write the
+cache).
 
 The pieces are written in the node forms the exporters give (``style`` fields):
 
+- ``form``: ``"dynamic"`` computes the rotary tables from ``position_ids`` and the mask
+  from ``attention_mask`` (``Cast`` to bool, ``And`` with a constant lower-triangular
+  mask, ``Where`` into an additive mask); ``"folded"`` is the export with those folded to
+  constants: cos/sin tables of the positions, a boolean causal mask applied to the scores
+  with ``Where``, scores divided by the square root of the head size, head reshapes with 0
+  to copy the batch and sequence sizes.
 - ``norm``: ``"decomposed"`` is LlamaRMSNorm as TorchScript writes it, ``Pow``,
   ``ReduceMean``, ``Add``, ``Sqrt``, ``Reciprocal``, ``Mul``, ``Mul``; ``"onnx"`` is ONNX
   ``RMSNormalization`` (opset 23).
 - ``rotary``: ``"decomposed"`` is ``rotate_half`` (``Slice``, ``Neg``, ``Concat``) times
-  ``Sin`` plus ``x`` times ``Cos``, the tables computed from ``position_ids``;
-  ``"onnx"`` is ONNX ``RotaryEmbedding`` (opset 23) over [positions, head_dim/2] tables.
-- ``attention``: ``"eager"`` (``MatMul``, ``Mul`` by the scale, ``Add`` of the mask,
-  ``Softmax``, ``MatMul``), ``"sdpa"`` (torch's SDPA export: the scale's square root applied
-  to Q and to the transposed K, ``Where(IsNaN(Softmax))`` before the second ``MatMul``) or
-  ``"onnx"`` (ONNX ``Attention``, opset 23, prefill only). Grouped-query attention repeats
-  the keys and values with ``Unsqueeze``, ``Expand``, ``Reshape`` (``repeat_kv``).
+  ``Sin`` plus ``x`` times ``Cos``; ``"onnx"`` is ONNX ``RotaryEmbedding`` (opset 23) over
+  [positions, head_dim/2] tables.
+- ``attention`` (dynamic form): ``"eager"`` (``MatMul``, ``Mul`` by the scale, ``Add`` of
+  the mask, ``Softmax``, ``MatMul``), ``"sdpa"`` (torch's SDPA export: the scale's square
+  root applied to Q and to the transposed K, ``Where(IsNaN(Softmax))`` before the second
+  ``MatMul``) or ``"onnx"`` (ONNX ``Attention``, opset 23, prefill only). Grouped-query
+  attention repeats the keys and values with ``Unsqueeze``, ``Expand``, ``Reshape``
+  (``repeat_kv``).
 - ``act``: ``"silu"`` (``x * Sigmoid(x)``) or ``"gelu"`` (exact GELU): the gated MLP is
   ``down(act(gate(x)) * up(x))``.
 
-The mask is causal and padding: ``attention_mask`` is cast to bool, combined with a
-constant lower-triangular mask by ``And`` and turned into an additive mask by ``Where``.
+Models whose float32 weights pass 2 GB (protobuf's limit for one message) keep them as
+external data that reads as zeros (see :func:`npuc.compiler.zoo.model_path`).
 """
 
 from __future__ import annotations
@@ -39,6 +48,10 @@ from onnx import TensorProto
 from npuc.compiler.zoo.builder import GraphBuilder
 from npuc.compiler.zoo.inputs import InputSpec
 from npuc.compiler.zoo.transformer import MASK_VALUE, STD, gelu_erf
+
+# Past this many float32 parameter bytes the weights are external zeros.
+EXTERNAL_BYTES = 2**31
+EXTERNAL_FILE = "weights.bin"
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,9 @@ class LlamaConfig:
     use_cache: bool = False
     rope_theta: float = 10000.0
     eps: float = 1e-6
+    tie_embeddings: bool = False
+    qkv_bias: bool = False          # Qwen2 adds biases to q, k and v
+    form: str = "dynamic"
     norm: str = "decomposed"
     rotary: str = "decomposed"
     attention: str = "eager"
@@ -66,13 +82,33 @@ class LlamaConfig:
     def head_dim(self) -> int:
         return self.hidden // self.heads
 
+    @property
+    def folded(self) -> bool:
+        return self.form == "folded"
+
+
+def parameters(cfg: LlamaConfig) -> int:
+    """The parameter count, from the sizes alone."""
+    h, kv = cfg.hidden, cfg.kv_heads * cfg.head_dim
+    attention = 2 * h * h + 2 * h * kv + (h + 2 * kv if cfg.qkv_bias else 0)
+    layer = attention + 3 * h * cfg.intermediate + 2 * h
+    head = 0 if cfg.tie_embeddings else cfg.vocab_size * h
+    return cfg.vocab_size * h + cfg.layers * layer + h + head
+
+
+def external_weights(cfg: LlamaConfig) -> bool:
+    """True when the float32 weights pass protobuf's 2 GB: they are then external zeros."""
+    return 4 * parameters(cfg) > EXTERNAL_BYTES
+
 
 def input_specs(cfg: LlamaConfig) -> list[InputSpec]:
-    """Token ids, the attention mask, positions and the past keys and values."""
+    """Token ids, the attention mask and positions (dynamic form), the past keys and
+    values."""
     s, total = cfg.sequence, cfg.past + cfg.sequence
-    specs = [InputSpec("input_ids", "tokens", (None, s), cfg.vocab_size),
-             InputSpec("attention_mask", "mask", (None, total)),
-             InputSpec("position_ids", "positions", (None, s), offset=cfg.past)]
+    specs = [InputSpec("input_ids", "tokens", (None, s), cfg.vocab_size)]
+    if not cfg.folded:
+        specs += [InputSpec("attention_mask", "mask", (None, total)),
+                  InputSpec("position_ids", "positions", (None, s), offset=cfg.past)]
     for i in range(cfg.layers if cfg.past else 0):
         for kind in ("key", "value"):
             specs.append(InputSpec(f"past_key_values.{i}.{kind}", "image",
@@ -83,25 +119,39 @@ def input_specs(cfg: LlamaConfig) -> list[InputSpec]:
 def build(b: GraphBuilder, cfg: LlamaConfig) -> None:
     """Add the embedding, the decoder layers, the final norm and ``lm_head`` to ``b``."""
     _check(cfg)
+    if external_weights(cfg):
+        b.keep_weights_external(EXTERNAL_FILE)
     for spec in input_specs(cfg):
         b.input(spec.name, spec.elem_type, spec.shape)
-    embed = b.param("model.embed_tokens.weight", b.normal((cfg.vocab_size, cfg.hidden), STD))
+    h, total = cfg.hidden, cfg.past + cfg.sequence
+    embed = b.weight("model.embed_tokens.weight", (cfg.vocab_size, h),
+                     lambda: b.normal((cfg.vocab_size, h), STD))
     with b.scope("model"):
         with b.scope("embed_tokens"):
             x = b.op("Gather", embed, "input_ids")
-        mask = _mask(b, cfg)
-        cos, sin = _rotary_tables(b, cfg)
+        if cfg.folded:
+            tables = _folded_tables(b, cfg)
+            mask = b.const(np.tril(np.ones((cfg.sequence, total), dtype=bool), cfg.past)[
+                None, None], np.bool_)
+        else:
+            mask = _mask(b, cfg)
+            tables = _rotary_tables(b, cfg)
         for i in range(cfg.layers):
-            x = _layer(b, x, i, cfg, mask, cos, sin)
+            with b.scope(*(() if cfg.folded else ("layers",)), f"layers.{i}"):
+                x = _layer(b, x, i, cfg, mask, tables)
         x = rms_norm(b, x, "model.norm", cfg)
-    head = b.param("lm_head.weight", b.normal((cfg.hidden, cfg.vocab_size), STD))
     with b.scope("lm_head"):
+        if cfg.tie_embeddings:
+            head = b.op("Transpose", embed, perm=[1, 0])
+        else:
+            head = b.weight("lm_head.weight", (h, cfg.vocab_size),
+                            lambda: b.normal((h, cfg.vocab_size), STD))
         b.op("MatMul", x, head, name="logits")
     b.output("logits", TensorProto.FLOAT, (None, cfg.sequence, cfg.vocab_size))
-    for i in range(cfg.layers if cfg.past or cfg.use_cache else 0):
+    for i in range(cfg.layers if cfg.past or cfg.use_cache or cfg.folded else 0):
         for kind in ("key", "value"):
             b.output(f"present.{i}.{kind}", TensorProto.FLOAT,
-                     (None, cfg.kv_heads, cfg.past + cfg.sequence, cfg.head_dim))
+                     (None, cfg.kv_heads, total, cfg.head_dim))
 
 
 def _check(cfg: LlamaConfig) -> None:
@@ -115,11 +165,15 @@ def _check(cfg: LlamaConfig) -> None:
                         "ops need opset 23 (set opset=23)")
     if cfg.attention == "onnx" and cfg.past:
         raise NpucError("llama: attention='onnx' is built in prefill form only (past=0)")
+    if cfg.folded and (cfg.rotary, cfg.attention) != ("decomposed", "eager"):
+        raise NpucError("llama: form='folded' is built with the decomposed rotary and "
+                        "eager attention")
 
 
 def rms_norm(b: GraphBuilder, x: str, name: str, cfg: LlamaConfig) -> str:
     """LlamaRMSNorm: ``weight * x * 1/sqrt(mean(x^2) + eps)``."""
-    weight = b.param(f"{name}.weight", b.normal((cfg.hidden,), STD, mean=1.0))
+    weight = b.weight(f"{name}.weight", (cfg.hidden,),
+                      lambda: b.normal((cfg.hidden,), STD, mean=1.0))
     with b.scope(name.rsplit(".", 1)[-1]):
         if cfg.norm == "onnx":
             return b.op("RMSNormalization", x, weight, axis=-1, epsilon=cfg.eps)
@@ -160,54 +214,83 @@ def _rotary_tables(b: GraphBuilder, cfg: LlamaConfig) -> tuple[str, str]:
         return b.op("Cos", emb), b.op("Sin", emb)
 
 
-def _layer(b, x, i, cfg, mask, cos, sin) -> str:
+def _folded_tables(b: GraphBuilder, cfg: LlamaConfig) -> tuple[str, str]:
+    """cos and sin of the positions ``past .. past+sequence``, [1, 1, sequence, head_dim]."""
+    d = cfg.head_dim
+    inv = 1.0 / cfg.rope_theta ** (np.arange(0, d, 2, dtype=np.float64) / d)
+    angles = np.outer(np.arange(cfg.past, cfg.past + cfg.sequence), inv)
+    angles = np.concatenate([angles, angles], axis=-1)[None, None]
+    return b.const(np.cos(angles)), b.const(np.sin(angles))
+
+
+def _layer(b, x, i, cfg, mask, tables) -> str:
     name = f"model.layers.{i}"
-    with b.scope("layers", f"layers.{i}"):
-        h = rms_norm(b, x, f"{name}.input_layernorm", cfg)
-        with b.scope("self_attn"):
-            h = _attention(b, h, f"{name}.self_attn", i, cfg, mask, cos, sin)
-        x = b.op("Add", x, h)
-        h = rms_norm(b, x, f"{name}.post_attention_layernorm", cfg)
-        with b.scope("mlp"):
-            h = _mlp(b, h, f"{name}.mlp", cfg)
-        return b.op("Add", x, h)
+    h = rms_norm(b, x, f"{name}.input_layernorm", cfg)
+    with b.scope("self_attn"):
+        h = _attention(b, h, f"{name}.self_attn", i, cfg, mask, tables)
+    x = b.op("Add", x, h)
+    h = rms_norm(b, x, f"{name}.post_attention_layernorm", cfg)
+    with b.scope("mlp"):
+        h = _mlp(b, h, f"{name}.mlp", cfg)
+    return b.op("Add", x, h)
 
 
-def _proj(b, x, name, din, dout) -> str:
-    weight = b.param(f"{name}.weight", b.normal((din, dout), STD))
+def _linear(b, x, name, din, dout, bias: bool = False) -> str:
+    weight = b.weight(f"{name}.weight", (din, dout), lambda: b.normal((din, dout), STD))
     with b.scope(name.rsplit(".", 1)[-1]):
-        return b.op("MatMul", x, weight)
+        y = b.op("MatMul", x, weight)
+        if bias:
+            y = b.op("Add", b.weight(f"{name}.bias", (dout,), lambda: b.normal((dout,), STD)),
+                     y)
+        return y
 
 
 def _heads(b, x, heads, cfg) -> str:
     """[batch, seq, heads*dh] -> [batch, heads, seq, dh]."""
-    y = b.op("Reshape", x, b.const([-1, cfg.sequence, heads, cfg.head_dim], np.int64))
+    shape = [0, 0, heads, cfg.head_dim] if cfg.folded else \
+        [-1, cfg.sequence, heads, cfg.head_dim]
+    y = b.op("Reshape", x, b.const(shape, np.int64))
     return b.op("Transpose", y, perm=[0, 2, 1, 3])
 
 
-def _attention(b, x, name, i, cfg, mask, cos, sin) -> str:
+def _attention(b, x, name, i, cfg, mask, tables) -> str:
     h, d = cfg.hidden, cfg.head_dim
-    q = _proj(b, x, f"{name}.q_proj", h, cfg.heads * d)
-    k = _proj(b, x, f"{name}.k_proj", h, cfg.kv_heads * d)
-    v = _proj(b, x, f"{name}.v_proj", h, cfg.kv_heads * d)
-    q, k, v = (_heads(b, t, n, cfg) for t, n in ((q, cfg.heads), (k, cfg.kv_heads),
-                                                   (v, cfg.kv_heads)))
-    q, k = rotate(b, q, cos, sin, cfg), rotate(b, k, cos, sin, cfg)
-    if cfg.past:
-        k = b.op("Concat", f"past_key_values.{i}.key", k, axis=2, name=f"present.{i}.key")
-        v = b.op("Concat", f"past_key_values.{i}.value", v, axis=2,
-                 name=f"present.{i}.value")
-    elif cfg.use_cache:
-        k = b.op("Identity", k, name=f"present.{i}.key")
-        v = b.op("Identity", v, name=f"present.{i}.value")
-    if cfg.attention == "onnx":
+    sizes = (("q", cfg.heads), ("k", cfg.kv_heads), ("v", cfg.kv_heads))
+    if cfg.folded:  # each projection cut into heads as it is made
+        q, k, v = (_heads(b, _linear(b, x, f"{name}.{p}_proj", h, n * d, cfg.qkv_bias), n,
+                          cfg) for p, n in sizes)
+    else:
+        q, k, v = (_linear(b, x, f"{name}.{p}_proj", h, n * d, cfg.qkv_bias)
+                   for p, n in sizes)
+        q, k, v = (_heads(b, t, n, cfg) for t, (_, n) in zip((q, k, v), sizes))
+    q, k = rotate(b, q, *tables, cfg), rotate(b, k, *tables, cfg)
+    k, v = _cache(b, k, v, i, cfg)
+    if cfg.folded:
+        y = _where_masked(b, q, k, v, mask, cfg)
+    elif cfg.attention == "onnx":
         y = b.op("Attention", q, k, v, mask, scale=1.0 / math.sqrt(d))
     else:
         k, v = repeat_kv(b, k, cfg), repeat_kv(b, v, cfg)
         y = (_sdpa if cfg.attention == "sdpa" else _eager)(b, q, k, v, mask, d)
     y = b.op("Transpose", y, perm=[0, 2, 1, 3])
-    y = b.op("Reshape", y, b.const([-1, cfg.sequence, h], np.int64))
-    return _proj(b, y, f"{name}.o_proj", cfg.heads * d, h)
+    y = b.op("Reshape", y, b.const([0, 0, h] if cfg.folded else [-1, cfg.sequence, h],
+                                   np.int64))
+    return _linear(b, y, f"{name}.o_proj", cfg.heads * d, h)
+
+
+def _cache(b, k, v, i, cfg) -> tuple[str, str]:
+    """The keys and values attended to: the past ones and the new, named ``present``."""
+    if cfg.past and not cfg.folded:
+        return (b.op("Concat", f"past_key_values.{i}.key", k, axis=2, name=f"present.{i}.key"),
+                b.op("Concat", f"past_key_values.{i}.value", v, axis=2,
+                     name=f"present.{i}.value"))
+    if cfg.past:
+        k = b.op("Concat", f"past_key_values.{i}.key", k, axis=2)
+        v = b.op("Concat", f"past_key_values.{i}.value", v, axis=2)
+    if cfg.past or cfg.use_cache or cfg.folded:
+        k = b.op("Identity", k, name=f"present.{i}.key")
+        v = b.op("Identity", v, name=f"present.{i}.value")
+    return k, v
 
 
 def rotate(b: GraphBuilder, x: str, cos: str, sin: str, cfg: LlamaConfig) -> str:
@@ -215,14 +298,20 @@ def rotate(b: GraphBuilder, x: str, cos: str, sin: str, cfg: LlamaConfig) -> str
     d = cfg.head_dim
     if cfg.rotary == "onnx":
         return b.op("RotaryEmbedding", x, cos, sin, "position_ids")
-    cos_u = b.op("Unsqueeze", cos, b.const([1], np.int64))
-    sin_u = b.op("Unsqueeze", sin, b.const([1], np.int64))
-    axis = b.const([3], np.int64)
-    x1 = b.op("Slice", x, b.const([0], np.int64), b.const([d // 2], np.int64), axis)
-    x2 = b.op("Slice", x, b.const([d // 2], np.int64),
-              b.const([np.iinfo(np.int64).max], np.int64), axis)
-    half = b.op("Concat", b.op("Neg", x2), x1, axis=-1)
-    return b.op("Add", b.op("Mul", x, cos_u), b.op("Mul", half, sin_u))
+    if cfg.folded:  # tables already [1, 1, seq, dh]
+        first = b.op("Slice", x, b.const([0], np.int64), b.const([d // 2], np.int64),
+                     b.const([3], np.int64))
+        second = b.op("Slice", x, b.const([d // 2], np.int64), b.const([d], np.int64),
+                      b.const([3], np.int64))
+    else:
+        cos = b.op("Unsqueeze", cos, b.const([1], np.int64))
+        sin = b.op("Unsqueeze", sin, b.const([1], np.int64))
+        axis = b.const([3], np.int64)
+        first = b.op("Slice", x, b.const([0], np.int64), b.const([d // 2], np.int64), axis)
+        second = b.op("Slice", x, b.const([d // 2], np.int64),
+                      b.const([np.iinfo(np.int64).max], np.int64), axis)
+    half = b.op("Concat", b.op("Neg", second), first, axis=-1)
+    return b.op("Add", b.op("Mul", x, cos), b.op("Mul", half, sin))
 
 
 def repeat_kv(b: GraphBuilder, x: str, cfg: LlamaConfig) -> str:
@@ -230,10 +319,12 @@ def repeat_kv(b: GraphBuilder, x: str, cfg: LlamaConfig) -> str:
     n = cfg.heads // cfg.kv_heads
     if n == 1:
         return x
-    t = cfg.past + cfg.sequence
+    t, d = cfg.past + cfg.sequence, cfg.head_dim
     y = b.op("Unsqueeze", x, b.const([2], np.int64))
-    y = b.op("Expand", y, b.const([1, cfg.kv_heads, n, t, cfg.head_dim], np.int64))
-    return b.op("Reshape", y, b.const([-1, cfg.heads, t, cfg.head_dim], np.int64))
+    y = b.op("Expand", y, b.const([1, 1, n, 1, 1] if cfg.folded else
+                                  [1, cfg.kv_heads, n, t, d], np.int64))
+    return b.op("Reshape", y, b.const([0, cfg.heads, -1, d] if cfg.folded else
+                                      [-1, cfg.heads, t, d], np.int64))
 
 
 def _eager(b, q, k, v, mask, d) -> str:
@@ -252,11 +343,21 @@ def _sdpa(b, q, k, v, mask, d) -> str:
     return b.op("MatMul", probs, v)
 
 
+def _where_masked(b, q, k, v, mask, cfg) -> str:
+    """The folded form's attention: scores divided by sqrt(dh), the boolean mask applied
+    with ``Where``."""
+    k_t = b.op("Transpose", repeat_kv(b, k, cfg), perm=[0, 1, 3, 2])
+    scores = b.op("Div", b.op("MatMul", q, k_t), b.const(math.sqrt(cfg.head_dim)))
+    scores = b.op("Where", mask, scores, b.const(MASK_VALUE))
+    probs = b.op("Softmax", scores, axis=-1)
+    return b.op("MatMul", probs, repeat_kv(b, v, cfg))
+
+
 def _mlp(b, x, name, cfg) -> str:
     h, m = cfg.hidden, cfg.intermediate
-    gate = _proj(b, x, f"{name}.gate_proj", h, m)
-    up = _proj(b, x, f"{name}.up_proj", h, m)
+    gate = _linear(b, x, f"{name}.gate_proj", h, m)
+    up = _linear(b, x, f"{name}.up_proj", h, m)
     with b.scope("act_fn"):
         act = b.op("Mul", gate, b.op("Sigmoid", gate)) if cfg.act == "silu" \
             else gelu_erf(b, gate)
-    return _proj(b, b.op("Mul", act, up), f"{name}.down_proj", m, h)
+    return _linear(b, b.op("Mul", act, up), f"{name}.down_proj", m, h)
