@@ -11,8 +11,6 @@ The public API, imported lazily so that ``import npuc`` (and ``npuc --help``) st
 
 from __future__ import annotations
 
-from npuc.ir.lazy import lazy_exports
-
 __version__ = "0.1.0"
 
 _API = {
@@ -37,4 +35,13 @@ _API = {
 
 __all__ = sorted(_API) + ["__version__"]
 
-__getattr__, __dir__ = lazy_exports(__name__, _API)
+
+def __getattr__(name: str):
+    # the helper is imported here, not above, so that ``import npuc`` imports nothing
+    from npuc.ir.lazy import lazy_exports
+
+    return lazy_exports(__name__, _API)[0](name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_API))
