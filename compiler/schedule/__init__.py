@@ -16,9 +16,9 @@ Every choice is written to the graph's decision log.
 
 from __future__ import annotations
 
+from npuc.ir.analysis import reads
 from npuc.ir.decisions import log_of
 from npuc.ir.errors import NpucError
-from npuc.ir.graph import reads
 from npuc.targets.model import align_up
 from npuc.targets.precision import PRECISIONS, bytes_per_element
 

@@ -100,12 +100,6 @@ def _cache_outputs(graph) -> list:
     return found
 
 
-def _rename(graph, value, name: str) -> None:
-    graph.release_name(value.name)
-    value.name = name
-    graph._root()._names.add(name)
-
-
 def _rewrite(graph, out, past, new, pos, max_seq: int) -> CacheEntry:
     b, h, _, d = out.type.shape
     state = out.name
@@ -128,7 +122,7 @@ def _rewrite(graph, out, past, new, pos, max_seq: int) -> CacheEntry:
                                  before=conc)
         out.replace_all_uses_with(node.outputs[0])
         graph.remove_node(conc)
-        _rename(graph, node.outputs[0], state)
+        graph.rename(node.outputs[0], state)  # the cache output keeps its name
         return CacheEntry(state, past.name, node.name)
     if concat:  # a past of length 0: the new keys are the whole of it
         conc = out.producer
@@ -136,7 +130,9 @@ def _rewrite(graph, out, past, new, pos, max_seq: int) -> CacheEntry:
         graph.remove_node(conc)
         graph.inputs.remove(past)
         graph.release_name(past.name)
-    _rename(graph, new, graph.fresh_name(state + ".new"))
+    fresh = graph.fresh_name(state + ".new")
+    graph.release_name(fresh)  # fresh_name reserved it; the rename takes it
+    graph.rename(new, fresh)
     name = graph.fresh_name(state + ".cache")
     graph.release_name(name)  # add_input claims it
     cache = graph.add_input(name, full)
@@ -226,15 +222,6 @@ def cache_bytes(graph) -> int:
 
 
 # -- lowering ------------------------------------------------------------------------------
-
-def write_command(group, node, dram_ref) -> dict:
-    """The ``kv_write`` command: the DMA engine copies the new rows into the cache at the
-    positions ``cache_position`` holds (read from DRAM when the command runs)."""
-    cache, new, pos = node.inputs
-    return {"op": "kv_write", "group": group.name, "node": node.name, "engine": "dma",
-            "axis": int(node.attrs.get("axis", 2)), "src": dram_ref(new),
-            "position": dram_ref(pos), "dst": dram_ref(node.outputs[0])}
-
 
 def add_state(program: dict, graph) -> dict:
     """The program with its caches moved from its inputs and outputs to ``state``: the

@@ -12,7 +12,7 @@ from npuc.compiler.decoder_artifact import compile_decoder
 from npuc.compiler.driver import compile
 from npuc.compiler.executor.interpreter import execute
 from npuc.compiler.executor.simulator import simulate
-from npuc.compiler.passes.kvcache_op import write_rows
+from npuc.compiler.ops.kvcache import write_rows
 from npuc.ir.errors import NpucError
 
 MAX_SEQ = 12
