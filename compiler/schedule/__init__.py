@@ -28,7 +28,14 @@ from .costview import cost_view
 from .epilogues import split_unfusable
 from .estimate import discount_resident, group_estimate
 from .groups import form_groups
-from .kvcache import is_write, kept_off_chip, place_dram, state_names, write_estimate
+from .kvcache import (
+    is_write,
+    kept_off_chip,
+    mark_cache_storage,
+    place_dram,
+    state_names,
+    write_estimate,
+)
 from .memplan import best_fit, plan
 from .model import Allocation, Group, MemoryPlan, Schedule, TileChoice
 from .partition import partition
@@ -62,6 +69,7 @@ def schedule(graph, target, precision: str, pinned: dict | None = None) -> Sched
     name_nodes(graph)
     half = next((p for p in ("bf16", "fp16") if p in target.quant.dtypes), None)
     saved = mark_storage(graph, precision, half)
+    mark_cache_storage(graph, precision)
     if saved:
         fmt = half if precision == "fp8" else precision
         log.record("schedule", graph.name, f"weights stored in {fmt}",

@@ -148,6 +148,50 @@ def _rewrite(graph, out, past, new, pos, max_seq: int) -> CacheEntry:
 
 # -- scheduling ----------------------------------------------------------------------------
 
+_LAYOUT = {"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Identity"}
+_NARROW = {16: "bf16", 10: "f16"}  # ONNX Cast 'to' codes of the 16-bit float formats
+_PRECISION = {"bf16": "bf16", "fp16": "f16"}
+
+
+def _reads_rounded(value, seen=None) -> set:
+    """The 16-bit formats every reader of ``value`` rounds it to, through layout changes
+    (an empty set when a reader uses it unrounded)."""
+    formats = set()
+    for node, _ in value.uses:
+        if node.op_type == "Cast" and node.attrs.get("to") in _NARROW:
+            formats.add(_NARROW[node.attrs["to"]])
+        elif node.op_type in _LAYOUT and node.domain in ("", "ai.onnx"):
+            below = _reads_rounded(node.outputs[0])
+            if not below:
+                return set()
+            formats |= below
+        else:
+            return set()
+    return formats
+
+
+def mark_cache_storage(graph, precision: str) -> int:
+    """Store each cache in the 16-bit format its readers round it to (a bf16 or fp16
+    program's attention reads its keys and values rounded): its values then are what the
+    program computes with, at half the bytes. A cache nothing reads (prefill only writes)
+    is stored in the program's 16-bit precision, which its later readers round to. Returns
+    the bytes saved."""
+    values = {v.name: v for v in graph.values()}
+    saved = 0
+    for e in entries(graph):
+        cache, out = values[e.input], values[e.state]
+        cache.meta.pop("stored", None)
+        out.meta.pop("stored", None)
+        if out.uses:
+            formats = _reads_rounded(out)
+        else:
+            formats = {f for f in (_PRECISION.get(precision),) if f}
+        if len(formats) == 1:
+            cache.meta["stored"] = out.meta["stored"] = formats.pop()
+            saved += cache.type.numel * (cache.type.dtype.itemsize - 2)
+    return saved
+
+
 def kept_off_chip(graph) -> set[str]:
     """Tensors a cache write touches: never kept in SRAM (the write is a DRAM DMA)."""
     out = set()
@@ -236,7 +280,7 @@ def add_state(program: dict, graph) -> dict:
         program["outputs"].pop(e.state, None)
         tensors.append({"name": e.state, "input": e.input, "space": ref["space"],
                         "offset": ref["offset"], "shape": ref["shape"],
-                        "dtype": program["tensors"][e.input]["dtype"]})
+                        "dtype": ref.get("stored") or program["tensors"][e.input]["dtype"]})
     program["state"] = {"kind": "kv_cache", "max_seq": meta["max_seq"],
                         "position": meta["position"], "axis": meta["axis"],
                         "bytes": cache_bytes(graph), "tensors": tensors}
