@@ -134,10 +134,12 @@ def verify_samples(model, target, samples: list[dict], opt_level: int = 2,
                    accuracy=None, preprocess=None, fanout=None) -> SamplesResult:
     """Compile ``model`` once and verify it over ``samples`` (input dicts).
 
+    ``fanout`` (a started :class:`npuc.compiler.parallel.Fanout`) runs calibration and the
+    samples on several processes or a Ray cluster; the result is the one process's.
+
     ``mode``, ``axis``, ``k`` and ``blank`` choose the answer compared (see
     :mod:`npuc.compiler.accuracy`); ``accuracy``, a requirement such as ``argmax<=1%``,
-    is checked against the agreement and decides the verdict with the tolerance. ``fanout``
-    runs the samples on several workers."""
+    is checked against the agreement and decides the verdict with the tolerance."""
     from npuc.compiler.accuracy import agreement
     from npuc.compiler.driver import TOLERANCE, compare, compile
     from npuc.compiler.executor.diagnose import same_bits
