@@ -95,8 +95,9 @@ def quantize(graph: Graph, target="generic-npu", calibration=None, method: str =
     (``"argmax<=1%"``, ``"sqnr>=30"``, see :mod:`.requirement`) that the accuracy
     recovery meets on the calibration samples when it can. ``layers``: node name ->
     scheme for mixed precision (``bf16``, ``fp8``, ``w4a16-g128``..., see :mod:`.plan`).
-    ``fanout``: a :class:`npuc.compiler.parallel.Fanout` that calibrates on worker
-    processes or Ray (the result is the same as in one process).
+    ``fanout``: a :class:`npuc.compiler.parallel.Fanout` that calibrates and measures the
+    accuracy recovery's per-layer sensitivity on worker processes or Ray (the result is
+    the same as in one process).
 
     Numeric hazards (int8 range collapse, fp16 overflow) found on the calibration data
     are fixed by a wider format for the layers concerned and logged. The result takes
@@ -139,7 +140,8 @@ def quantize(graph: Graph, target="generic-npu", calibration=None, method: str =
     if requirement is not None and samples:
         from .recovery import record_steps, recover
 
-        q, plan, steps, agree = recover(builder, plan, requirement, samples, progress)
+        q, plan, steps, agree = recover(builder, plan, requirement, samples, progress,
+                                        fanout)
         record_steps(q, steps, requirement, agree)
     return q
 
