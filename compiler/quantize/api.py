@@ -2,7 +2,9 @@
 
 1. the scheme from the target (precision, per-channel weights, (a)symmetric activations);
 2. prepare: BatchNormalization folded into the Conv before it; for int8, the optimizer's
-   fused operators split into the parts the integer rules know (:mod:`.unfuse`);
+   fused operators split into the parts the integer rules know (:mod:`.unfuse`), and a
+   Conv's output channels equalized into the depthwise Conv that reads them
+   (:mod:`.equalize`);
 3. calibrate: observe every activation over the calibration batches;
 4. SmoothQuant for MatMuls with constant weights whose inputs have outlier columns;
 5. ranges to scales and zero points;
@@ -125,6 +127,10 @@ def quantize(graph: Graph, target="generic-npu", calibration=None, method: str =
     _check_layer_names(g, layers or {})
     samples = list(calibration) if calibration is not None else None
     options = {"bias_correction": bias_correction, "keep_float": set(keep_float)}
+    if scheme.precision == "int8" and scheme.weights_per_channel and samples:
+        from .equalize import equalize
+
+        equalize(g, samples)
     if calibrated:
         if method == "auto":
             method = AUTO_METHOD[scheme.precision]
