@@ -15,8 +15,7 @@ import onnx
 import onnxruntime as ort
 from onnx import helper
 
-from npuc.compiler.executor.kernels import KERNELS, KernelContext
-from npuc.compiler.executor.kernels.nn_modules import MODULES
+from npuc.compiler.executor.kernels import KERNELS, NN_MODULES, KernelContext
 
 F = onnx.TensorProto.FLOAT
 
@@ -114,7 +113,7 @@ def bench_resnet50_convs(rng) -> None:
 def main() -> None:
     import importlib
 
-    for m in MODULES:
+    for m in NN_MODULES:
         importlib.import_module(m)
     rng = np.random.default_rng(0)
     print(f"{'case':28s} {'npuc ms':>9s} {'ort ms':>9s} {'ratio':>7s}")

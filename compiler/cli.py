@@ -34,12 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_limits(parser, None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"npuc.compiler.commands.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"npuc.compiler.commands.{name}":
-                continue
-            raise
+        module = importlib.import_module(f"npuc.compiler.commands.{name}")
         p = module.add_parser(sub)
         p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                        help="show details (and tracebacks) of errors")

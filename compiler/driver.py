@@ -4,10 +4,8 @@
 
     load (static shapes) -> optimize -> quantize -> schedule -> lower -> summarize -> write
 
-Optimization and quantization are called through ``npuc.optimize`` and ``npuc.quantize``;
-when either is not available in this build, the driver says so in the decision log and
-goes on (constant folding only; float32 execution, estimated at the chip's precision).
-The output folder is written whole or not at all, through :mod:`npuc.ir.safeio`; it and
+Optimization and quantization are ``npuc.optimize`` and ``npuc.quantize``. The output
+folder is written whole or not at all, through :mod:`npuc.ir.safeio`; it and
 ``--schedule-out`` are checked before any work is done.
 """
 
@@ -208,20 +206,10 @@ def _estimate_precision(target, precision: str) -> str:
 
 
 def _optimize(graph, level: int):
+    from npuc.compiler.passes import optimize
     from npuc.compiler.schedule.prepare import fold_constants
 
-    try:
-        from npuc.compiler.passes import optimize
-    except ImportError:
-        optimize = None
-    if optimize is None:
-        folded = fold_constants(graph)
-        log_of(graph).record("optimize", graph.name, "constant folding only",
-                             f"npuc's optimizer is not available in this build; {folded} "
-                             "constant nodes were folded")
-        return graph
-    result = optimize(graph, level=level)
-    graph = result if result is not None and hasattr(result, "nodes") else graph
+    graph = optimize(graph, level=level)
     fold_constants(graph)
     return graph
 
@@ -257,15 +245,8 @@ def _quantize(graph, target, precision: str, calibration, progress: bool = False
         log.record("quantize", graph.name, "not quantized", "--quantize none: the program "
                    "computes in float32")
         return graph, "fp32"
-    try:
-        from npuc.compiler.quantize import quantize
-    except ImportError:
-        quantize = None
-    if quantize is None:
-        log.record("quantize", graph.name, "not quantized",
-                   f"npuc's quantizer is not available in this build; the program computes "
-                   f"in float32 and its cost is estimated at {precision}")
-        return graph, "fp32"
+    from npuc.compiler.quantize import quantize
+
     samples = _calibration(graph, calibration, target, precision, *wanted[1:3])
     import warnings
 
@@ -273,7 +254,7 @@ def _quantize(graph, target, precision: str, calibration, progress: bool = False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the decision log says it, once
         try:
-            result = quantize(graph, target=target, calibration=samples,
+            graph = quantize(graph, target=target, calibration=samples,
                               precision=precision, progress=progress, fanout=fanout,
                               accuracy=accuracy, layers=wanted[3])
         except NpucError as e:
@@ -281,7 +262,6 @@ def _quantize(graph, target, precision: str, calibration, progress: bool = False
                 raise
             raise NpucError(f"calibrating on random inputs: {e}; give inputs the model "
                             "accepts with --calibration") from None
-    graph = result if result is not None and hasattr(result, "nodes") else graph
     # the float graph kept for layer reports holds a float32 copy of every weight; the
     # compile pipeline does not read it, and a large model cannot afford it
     graph.meta.get("quantize", {}).pop("float_graph", None)

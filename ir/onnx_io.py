@@ -10,7 +10,6 @@ import numpy as np
 import onnx
 from onnx import AttributeProto, helper
 
-from .dtypes import BY_ONNX
 from .errors import ModelError, NpucError
 from .graph import Graph, Node, Value
 from .onnx_types import array_from_proto, array_to_proto, type_from_proto, type_to_proto
@@ -251,7 +250,3 @@ def _known(t, symbols: set):
         return t
     return t.with_shape([d if not isinstance(d, str) or d in symbols else None
                          for d in t.shape])
-
-
-def dtype_of_enum(enum: int):
-    return BY_ONNX[enum]

@@ -149,7 +149,6 @@ def attr_or_default(node, name: str, opset: int | None = None):
         return node.attrs[name]
     graph_opset = opset
     if graph_opset is None and node.graph is not None:
-        graph_opset = node.graph.opset_of(node.domain) if hasattr(node.graph, "opset_of") \
-            else None
+        graph_opset = node.graph.opset_of(node.domain)
     schema = get_schema(node.op_type, node.domain, graph_opset)
     return None if schema is None else schema.default(name)

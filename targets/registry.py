@@ -5,7 +5,7 @@
 1. a :class:`~npuc.targets.model.Target` (returned as it is);
 2. a path to a ``.toml`` chip file anywhere (anything ending in ``.toml`` or containing a
    path separator is taken as a path);
-3. the name of a chip shipped in ``npuc/targets/chips/``;
+3. the name of a chip shipped in ``targets/chips/``;
 4. the name of an entry point in the ``npuc.targets`` group. The entry point resolves to
    a callable returning a Target, to a Target, or to the path of a TOML file::
 

@@ -11,6 +11,7 @@ from onnx import helper
 from npuc.ir.errors import NpucError
 from npuc.ir.graph import Graph
 from npuc.ir.onnx_io import graph_to_proto
+from npuc.ir.safeio import write_file
 
 PRODUCER = "npuc"
 # Protobuf cannot hold a message of 2 GB; above this, weights go to a side file.
@@ -52,7 +53,7 @@ def export_onnx(graph: Graph, path: str | os.PathLike | None = None) -> onnx.Mod
         if path is not None:
             if writer:  # the weights first: the model, written last, makes the pair new
                 writer.commit()
-            _write_atomic(os.fspath(path), model.SerializeToString(deterministic=True))
+            write_file(os.fspath(path), model.SerializeToString(deterministic=True))
     finally:
         if writer:
             writer.discard()
@@ -103,14 +104,3 @@ class _ExternalWriter:
                 writer.__exit__(NpucError, stop, None)  # removes the temporary
             except NpucError:
                 pass
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    from npuc.ir.safeio import write_file
-
-    write_file(path, data)
-
-
-def save_onnx(model: onnx.ModelProto, path: str) -> None:
-    """Write a model atomically (deterministic bytes)."""
-    _write_atomic(path, model.SerializeToString(deterministic=True))

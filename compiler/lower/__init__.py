@@ -135,7 +135,7 @@ def lower(graph, sched, target) -> tuple[dict, bytes]:
     program = {
         "format": "npuc-program", "version": PROGRAM_VERSION, "target": target.name,
         "precision": sched.precision,
-        "opset": dict(sorted(graph._root().opset.items())) if hasattr(graph, "_root") else {},
+        "opset": dict(sorted(graph._root().opset.items())),
         "inputs": io_in, "outputs": io_out, "tensors": dict(sorted(tensors.items())),
         "nodes": dict(sorted(node_table.items())),
         "memory": {"alignment": plan.alignment, "sram_capacity": plan.sram_capacity,

@@ -1,7 +1,7 @@
 """The graph as the cost model should see it: at the precision the chip will compute in.
 
 When the graph has been quantized its types already say ``i8`` or ``bf16`` and this view is
-the graph itself. When it has not (quantization disabled or not available), float tensors
+the graph itself. When it has not (``--quantize none``), float tensors
 are retyped to the precision the program is estimated at, so that bytes moved and the MAC
 rate are the chip's and not those of float32, which no NPU here computes in. The view is a
 copy: the graph that is lowered and simulated keeps its types.

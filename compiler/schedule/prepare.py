@@ -6,8 +6,8 @@ decision log) before shape inference, and refuses a model with one left unset.
 
 :func:`fold_constants` computes, once, every node whose inputs are all constants (the
 ``Shape -> Gather -> Concat -> Reshape`` arithmetic exporters leave behind, now that the
-shapes are fixed). It is what ``npuc.optimize`` does among much else; the driver uses it
-when the optimizer is not available.
+shapes are fixed). The driver runs it after ``npuc.optimize``, whose ``-O0`` leaves
+such arithmetic in place.
 """
 
 from __future__ import annotations

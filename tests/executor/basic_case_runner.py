@@ -29,12 +29,12 @@ from tests.executor.case_tools import equal, model_opset, node_attrs
 
 def load_basic_kernels() -> set[tuple[str, str]]:
     """Import the basic kernel modules; the (domain, op) pairs they define."""
-    from npuc.compiler.executor.kernels.basic_modules import MODULES
+    from npuc.compiler.executor.kernels import BASIC_MODULES
 
     before = {k: v for k, v in KERNELS.items()}
-    for m in MODULES:
+    for m in BASIC_MODULES:
         importlib.import_module(m)
-    mods = set(MODULES)
+    mods = set(BASIC_MODULES)
     return {k for k, fn in KERNELS.items() if fn.__module__ in mods or k not in before}
 
 

@@ -187,9 +187,9 @@ def run_cases(cases):
 def load_nn_kernels() -> None:
     import importlib
 
-    from npuc.compiler.executor.kernels.nn_modules import MODULES
+    from npuc.compiler.executor.kernels import NN_MODULES
 
-    for m in MODULES:
+    for m in NN_MODULES:
         importlib.import_module(m)
 
 

@@ -13,12 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from npuc.compiler.executor.kernels import KERNELS, KernelContext
-from npuc.compiler.executor.kernels.nn_modules import MODULES
+from npuc.compiler.executor.kernels import KERNELS, NN_MODULES, KernelContext
 from npuc.ir.errors import UnsupportedError
 from tests.executor import node_case_runner as runner
 
-for _m in MODULES:
+for _m in NN_MODULES:
     importlib.import_module(_m)
 
 NN_OPS = {

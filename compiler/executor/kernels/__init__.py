@@ -24,7 +24,19 @@ from typing import Any
 
 KERNELS: dict[tuple[str, str], Callable] = {}
 
-# Modules that define kernels; imported on first lookup so that `npuc --help` stays fast.
+# The modules that define kernels, imported on first lookup so that `npuc --help` stays
+# fast. The two groups are tested against the ONNX conformance cases separately.
+BASIC_MODULES = [f"{__name__}.{m}" for m in (
+    "elementwise", "binary", "shape_ops", "indexing", "reduce", "sequence", "text", "misc")]
+"""The elementwise, shape, indexing, reduction and misc kernels."""
+
+NN_MODULES = [f"{__name__}.{m}" for m in (
+    "conv", "pool", "matmul", "norm", "resize", "quant", "misc_nn", "vision", "rnn", "signal",
+    "training", "ml")]
+"""The neural-network kernels: convolution, pooling, normalisation, resizing, quantisation,
+recurrent, signal and vision operators, optimizer steps and the ai.onnx.ml operators."""
+
+# Modules declared by other packages with register_module.
 _KERNEL_MODULES: list[str] = []
 
 
@@ -63,12 +75,7 @@ def _load_all() -> None:
                "npuc.compiler.quantize.ops", "npuc.compiler.frontend.contrib_schemas",
                f"{__name__}.contrib", f"{__name__}.contrib_attention",
                f"{__name__}.contrib_quant"]
-    for listing in ("nn_modules", "basic_modules"):
-        try:
-            modules += importlib.import_module(f"{__name__}.{listing}").MODULES
-        except ModuleNotFoundError:
-            pass
-    for module in modules + _KERNEL_MODULES:
+    for module in modules + NN_MODULES + BASIC_MODULES + _KERNEL_MODULES:
         importlib.import_module(module)
 
 
