@@ -72,7 +72,15 @@ def _drop_unused_constants(graph: Graph) -> None:
 
 
 def prepare(graph: Graph) -> Graph:
-    """A copy of ``graph`` ready for calibration (BatchNormalization folded)."""
+    """A copy of ``graph`` ready for calibration (BatchNormalization folded). The copy
+    has its own decision log (starting with the graph's), so what one quantization
+    records (hazards, recovery steps) never reaches the user's graph or the next
+    quantization of it."""
+    from npuc.ir.decisions import DecisionLog
+
     g = graph.copy()
+    own = DecisionLog()
+    own.entries = list(log_of(graph).entries)
+    g.meta["decisions"] = own
     fold_batchnorm(g)
     return g
