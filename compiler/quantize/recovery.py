@@ -64,10 +64,14 @@ class Evaluator:
         self.refs = [execute(float_graph, s) for s in self.samples]
 
     def measure(self, graph):
-        from npuc.compiler.accuracy import agreement
         from npuc.compiler.executor.interpreter import execute
 
-        outs = [execute(graph, s) for s in self.samples]
+        return self.judge([execute(graph, s) for s in self.samples])
+
+    def judge(self, outs: list):
+        """The agreement of ``outs`` (one output dict per sample) with the float model."""
+        from npuc.compiler.accuracy import agreement
+
         mode = self.requirement.answer_mode if self.requirement else "auto"
         axis = self.requirement.axis if self.requirement else -1
         return agreement(self.refs, outs, mode=mode, axis=axis, outputs=self.names)
@@ -171,18 +175,6 @@ def ladder(scheme) -> list[str]:
     return wider + ["fp32"]
 
 
-def _layer_score(job, name):
-    """The score of ``name`` quantized alone (the rest in float32): one work item."""
-    builder, ev, base, layers = job
-    plan = base.copy()
-    plan.layers.update({n: "fp32" for n in layers if n != name and n not in base.layers})
-    return ev.score(ev.measure(builder.build(plan)))
-
-
-def _sensitivity_part(job, part):
-    return [_layer_score(job, name) for name in part]
-
-
 def sensitivity(builder: Builder, ev: Evaluator, layers: list[str], base: Plan,
                 fanout=None) -> list:
     """``[(layer, score)]``, the layer whose lone quantization hurts most first (measured
@@ -190,6 +182,8 @@ def sensitivity(builder: Builder, ev: Evaluator, layers: list[str], base: Plan,
     With a parallel ``fanout`` the layers are measured by its workers; each score is
     computed the same way wherever it runs, so the ranking is the same."""
     ev = Evaluator(builder.float_graph, ev.samples, ev.requirement, RANKING_ROWS)
+    from .sensitivity import measure_part
+
     job = (builder, ev, base, layers)
     if fanout is not None and fanout.parallel and len(layers) > 1:
         from npuc.compiler.parallel import fan_out, share, split_range
@@ -197,10 +191,10 @@ def sensitivity(builder: Builder, ev: Evaluator, layers: list[str], base: Plan,
         parts = [layers[a:b] for a, b in split_range(len(layers),
                                                       fanout.items_for(len(layers)))]
         shared = share(job, fanout)
-        scores = [s for part in fan_out(_sensitivity_part, parts, fanout, shared=shared,
+        scores = [s for part in fan_out(measure_part, parts, fanout, shared=shared,
                                         desc="sensitivity") for s in part]
     else:
-        scores = _sensitivity_part(job, layers)
+        scores = measure_part(job, layers)
     rows = list(zip(layers, scores))
     rows.sort(key=lambda r: (-r[1][0], -r[1][1]))
     return rows

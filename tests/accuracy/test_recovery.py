@@ -66,3 +66,28 @@ def test_sensitivity_on_workers_ranks_as_one_process_does():
     one = sensitivity(builder, ev, layers, Plan())
     two = sensitivity(builder, ev, layers, Plan(), Fanout(workers=2))
     assert one == two
+
+
+def test_a_layer_measured_on_its_downstream_part_scores_as_a_full_run():
+    """Each layer's candidate cut to what its change reaches, fed the cached float
+    values, gives the score of the whole candidate run from the inputs."""
+    from npuc.compiler.quantize.api import _calibrated_builder
+    from npuc.compiler.quantize.plan import Plan
+    from npuc.compiler.quantize.prepare import prepare
+    from npuc.compiler.quantize.recovery import Evaluator
+    from npuc.compiler.quantize.requirement import parse_requirement
+    from npuc.compiler.quantize.scheme import scheme_for
+    from npuc.compiler.quantize.sensitivity import _candidate, cut, float_keys, measure_part
+
+    builder = _calibrated_builder(prepare(_deep(layers=4)), scheme_for("warboy-2pe", "int8"),
+                                  _cal(8), "minmax", False,
+                                  {"bias_correction": True, "keep_float": set()}, 0.5)
+    ev = Evaluator(builder.float_graph, _cal(8), parse_requirement("sqnr>=60"))
+    layers = [f"fc{i}" for i in range(4)]
+    full = [ev.score(ev.measure(_candidate(builder, Plan(), layers, n))) for n in layers]
+    assert measure_part((builder, ev, Plan(), layers), layers) == full
+    assert len(set(full)) > 1
+    last = _candidate(builder, Plan(), layers, "fc3")
+    before = len(last)
+    fed = cut(last, float_keys(builder.float_graph))
+    assert set(fed.values()) == {"t2"} and len(last) < before / 2  # fc3 and its Tanh only
