@@ -69,7 +69,8 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
             schedule_out: str | None = None, batch: int = 1, progress: bool = False,
             shapes=None, input_shapes: dict | None = None, keep_reference: bool = True,
             fanout=None, accuracy: str | None = "auto", preprocess: str | None = None,
-            layers: dict | None = None):
+            layers: dict | None = None, max_seq: int | None = None,
+            last_logits: bool = False):
     """Compile ``model`` (a path, ``zoo:NAME`` or ModelProto) for ``target``: a
     :class:`CompileResult` (a :class:`~npuc.compiler.bucketed.BucketsResult` when
     ``shapes`` asks for several shape sets).
@@ -85,7 +86,10 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
     ``"auto"``: the default requirement when real calibration data is given).
     ``preprocess``: how calibration images become inputs (see :mod:`npuc.compiler.samples`).
     ``layers``: node name -> scheme, for mixed precision (see
-    :mod:`npuc.compiler.quantize.plan`)."""
+    :mod:`npuc.compiler.quantize.plan`). ``max_seq``: a decoder's KV cache becomes device
+    state of that many positions, written in place (see
+    :mod:`npuc.compiler.schedule.kvcache`); ``last_logits``: the logits of the last token
+    only (a prefill's)."""
     from npuc.compiler.schedule.shapes import parse_shapes
     from npuc.ir.safeio import check_output_dir, check_output_file, write_dir, write_file
 
@@ -98,7 +102,8 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
         return compile_buckets(model, target, parse_shapes(shapes), opt_level=opt_level,
                                quantize=quantize, calibration=calibration,
                                output_dir=output_dir, batch=batch, progress=progress,
-                               fanout=fanout)
+                               keep_reference=keep_reference, fanout=fanout,
+                               max_seq=max_seq, last_logits=last_logits)
     if output_dir is not None:  # refused before any work, never after
         check_output_dir(output_dir, protect=_inputs_of(model, calibration, schedule_in))
     if schedule_out is not None:
@@ -108,7 +113,8 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
     with _naming(model, calibration, schedule_in):
         result = _pipeline(model, target, precision, opt_level, calibration, schedule_in,
                            batch, progress, quantize == "auto", shapes, input_shapes,
-                           keep_reference, fanout, (accuracy, preprocess, batch, layers))
+                           keep_reference, fanout, (accuracy, preprocess, batch, layers),
+                           (max_seq, last_logits))
     if output_dir is not None:
         write_dir(output_dir, result.files, protect=_inputs_of(model, calibration, schedule_in))
         result.output_dir = output_dir
@@ -119,14 +125,16 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
 
 def _pipeline(model, target, precision, opt_level, calibration, schedule_in, batch,
               progress, auto_precision=False, shapes=None, input_shapes=None,
-              keep_reference=True, fanout=None, wanted=("auto", None, 1, None)
-              ) -> CompileResult:
-    """load -> optimize -> quantize -> schedule -> lower -> summarize; ``wanted``:
-    (accuracy, preprocess, batch, layers) for the quantizer."""
+              keep_reference=True, fanout=None, wanted=("auto", None, 1, None),
+              decoder=(None, False)) -> CompileResult:
+    """load -> optimize -> quantize -> (decoder cache) -> schedule -> lower -> summarize;
+    ``wanted``: (accuracy, preprocess, batch, layers) for the quantizer; ``decoder``:
+    (max_seq, last_logits)."""
     from npuc.compiler.lower import lower
     from npuc.compiler.quantize.hazards import check_weights
     from npuc.compiler.report import summarize, write_report
     from npuc.compiler.schedule import schedule
+    from npuc.compiler.schedule.kvcache import add_state
     from npuc.compiler.schedule.prepare import load_static
     from npuc.compiler.schedule.schedule_file import check_pins, dumps, read_pins
 
@@ -148,6 +156,7 @@ def _pipeline(model, target, precision, opt_level, calibration, schedule_in, bat
     graph, computed = _quantize(graph, target, precision, calibration, progress,
                                 prequantized, fanout, wanted)
     estimate_at = computed if computed != "fp32" else _estimate_precision(target, precision)
+    _decoder_forms(graph, *decoder)
     steps.next("schedule")
     pins = read_pins(schedule_in, target.name) if schedule_in else None
     try:
@@ -160,8 +169,12 @@ def _pipeline(model, target, precision, opt_level, calibration, schedule_in, bat
         raise
     steps.next("lower")
     program, weights = lower(graph, sched, target)
+    program = add_state(program, graph)
     steps.next("write")
     summary = summarize(graph, sched, program, target, model, computed, estimate_at)
+    if "state" in program:
+        summary["kv_cache_bytes"] = program["state"]["bytes"]
+        summary["max_seq"] = program["state"]["max_seq"]
     result = CompileResult(target, graph, sched, program, weights, summary, computed,
                            estimate_at, proto, source)
     files = {
@@ -212,6 +225,19 @@ def _optimize(graph, level: int):
     graph = optimize(graph, level=level)
     fold_constants(graph)
     return graph
+
+
+def _decoder_forms(graph, max_seq, last_logits) -> None:
+    """The KV cache as device state (``max_seq``) and the last token's logits only, after
+    quantization (calibration runs the model as it was exported)."""
+    if last_logits:
+        from npuc.compiler.passes.last_token import keep_last_token
+
+        keep_last_token(graph)
+    if max_seq is not None:
+        from npuc.compiler.schedule.kvcache import attach_cache
+
+        attach_cache(graph, max_seq)
 
 
 def _prepare_contrib(graph):

@@ -84,9 +84,11 @@ def add_parser(sub):
                    help="mixed precision: compute NODE (a name after optimization) in "
                         "SCHEME (bf16, fp16, fp8, fp8-tensor, w8a16, w4a16[-gN], fp32); "
                         "repeatable")
+    from .decoder import add_decoder_options
     from .quantize import add_accuracy_options
 
     add_accuracy_options(p)
+    add_decoder_options(p)
     return p
 
 
@@ -140,13 +142,18 @@ def run(args) -> int:
         raise NpucError("--batch must be at least 1")
     if args.chips < 1:
         raise NpucError("--chips must be at least 1")
+    from .decoder import check_decoder_args, run_compile
+
+    check_decoder_args(args)
     if args.chips > 1:
         return _compile_chips(args)
+    if args.max_seq is not None:
+        return run_compile(args)
     result = compile(args.model, args.target, opt_level=args.opt_level, quantize=args.quantize,
                      calibration=args.calibration, output_dir=args.output,
                      schedule_in=args.schedule_in, schedule_out=args.schedule_out,
                      batch=args.batch, progress=sys.stderr.isatty(), shapes=args.shape,
-                     fanout=fanout_of(args), accuracy=args.accuracy,
+                     keep_reference=False, fanout=fanout_of(args), accuracy=args.accuracy,
                      preprocess=args.preprocess, layers=parse_layers(args.layer) or None)
     from npuc.compiler.driver import warnings_of
 

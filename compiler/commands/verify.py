@@ -27,6 +27,9 @@ def add_parser(sub):
     from .quantize import add_accuracy_options
 
     add_accuracy_options(p)
+    from .decoder import add_decoder_options
+
+    add_decoder_options(p, verify=True)
     p.add_argument("-o", "--output", metavar="DIR", help="also write the compiled program")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_fanout(p)
@@ -67,6 +70,13 @@ def run(args) -> int:
 
     if args.batch < 1:
         raise NpucError("--batch must be at least 1")
+    from .decoder import check_decoder_args, run_verify
+
+    check_decoder_args(args)
+    if args.max_seq is not None:
+        if args.inputs:
+            raise NpucError("--inputs with --max-seq: the prompt is generated (seeded)")
+        return run_verify(args)
     if args.inputs and args.chips <= 1 and _many_samples(args.inputs, args.batch):
         return _run_samples(args)
     inputs = load_inputs(args.inputs) if args.inputs is not None else None

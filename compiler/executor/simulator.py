@@ -46,14 +46,16 @@ class _Node:
 class Machine:
     """The memories of one run and the views into them."""
 
-    def __init__(self, program: dict, weights: bytes, target=None):
+    def __init__(self, program: dict, weights: bytes, target=None, dram=None):
         mem = program["memory"]
         self.program = program
-        sram, dram = _capacities(program, target)
+        sram, capacity = _capacities(program, target)
         # SRAM is the chip's whole SRAM (zero pages cost nothing until touched); the DRAM
-        # arena is the program's claim, which was checked against the chip's DRAM
-        self.spaces = {"sram": np.zeros(max(sram, 1), np.uint8),
-                       "dram": np.zeros(max(min(mem["dram_bytes"], dram), 1), np.uint8),
+        # arena is the program's claim, which was checked against the chip's DRAM, or the
+        # caller's when it keeps state (a KV cache) there across programs
+        if dram is None or dram.size < mem["dram_bytes"]:
+            dram = np.zeros(max(min(mem["dram_bytes"], capacity), 1), np.uint8)
+        self.spaces = {"sram": np.zeros(max(sram, 1), np.uint8), "dram": dram,
                        "weights": np.frombuffer(weights, np.uint8)}
         self.dtypes = {name: ir_dtype(t["dtype"]).numpy for name, t in program["tensors"].items()}
         self.in_flight: set[int] = set()  # SRAM offsets loaded since the last sync
@@ -143,6 +145,18 @@ def check_program(program, weights: bytes) -> None:
                               "mismatch)")
 
 
+def _kv_write(m: Machine, cmd: dict, index: int) -> None:
+    """Write the new rows into the cache at the positions named, in place: only those rows
+    change, as a DMA engine does it."""
+    from npuc.compiler.passes.kvcache_op import check_positions, write_rows
+
+    cache = m.view(cmd["dst"])
+    axis = cmd["axis"] % cache.ndim
+    pos = check_positions(m.view(cmd["position"]), cache.shape[axis],
+                          f"command {index}: kv_write of {cmd['dst']['tensor']}")
+    write_rows(cache, m.view(cmd["src"]), pos, axis)
+
+
 def run_subgraph(graph, captured: dict, feeds: dict) -> list:
     """Run a subgraph of a ``cpu`` command (decoded standalone: the values it reads from
     around it are its last inputs) on the host; its outputs in order."""
@@ -155,7 +169,7 @@ def run_subgraph(graph, captured: dict, feeds: dict) -> list:
 
 
 def simulate(program: dict, weights: bytes, inputs: dict, trace=None, target=None,
-             check=None) -> dict:
+             check=None, dram=None) -> dict:
     """Run ``program`` on named ``inputs``; the outputs by name.
 
     The memories are the chip's: ``target``'s when given, else the capacities the program
@@ -163,21 +177,23 @@ def simulate(program: dict, weights: bytes, inputs: dict, trace=None, target=Non
     :class:`SimulationError` naming the command, never a crash. ``trace(index, command)``
     is called before each command; ``check(index, command, written)`` after each
     ``compute`` or ``cpu`` command, with the views its outputs were written to (``None``
-    for an omitted output)."""
+    for an omitted output). ``dram``: a byte array to use as the DRAM arena, kept by the
+    caller between runs: a program's ``state`` (its KV cache) lives there across steps."""
     check_program(program, weights)
     try:
-        return _simulate(program, weights, inputs, trace, target, check)
+        return _simulate(program, weights, inputs, trace, target, check, dram)
     except (KeyError, TypeError, AttributeError, IndexError, ValueError) as e:
         raise SimulationError(f"malformed program: {type(e).__name__}: {e}") from None
 
 
-def _simulate(program: dict, weights: bytes, inputs: dict, trace, target, check) -> dict:
+def _simulate(program: dict, weights: bytes, inputs: dict, trace, target, check,
+              dram=None) -> dict:
     from npuc.compiler.executor import threads
     from npuc.compiler.executor.kernels import KernelContext, get_kernel
     from npuc.compiler.lower.encode import decode_type, decode_value
 
     threads.configure()
-    m = Machine(program, weights, target)
+    m = Machine(program, weights, target, dram)
     for name, r in program["inputs"].items():
         if name not in inputs:
             raise NpucError(f"missing input '{name}'")
@@ -198,6 +214,8 @@ def _simulate(program: dict, weights: bytes, inputs: dict, trace, target, check)
                 m.in_flight.add(cmd["dst"]["offset"])
         elif op == "sync":
             m.in_flight.clear()
+        elif op == "kv_write":
+            _kv_write(m, cmd, index)
         elif op in ("compute", "cpu"):
             node, info = nodes[cmd["node"]]
             args = []

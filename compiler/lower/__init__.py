@@ -30,6 +30,7 @@ from __future__ import annotations
 from npuc.ir.errors import NpucError
 from npuc.ir.graph import captured_values, subgraphs
 
+from ..schedule.kvcache import is_write, write_command
 from ..schedule.slices import Need, base_op, shape_of
 from ..schedule.storage import stored_array
 from ..schedule.tiling import part_shape, walk
@@ -125,6 +126,9 @@ def lower(graph, sched, target) -> tuple[dict, bytes]:
                 if captured:  # what its subgraphs read from the graph around them
                     cmd["captures"] = {k: dram_ref(v) for k, v in sorted(captured.items())}
                 commands.append(cmd)
+            continue
+        if is_write(members[0]):
+            commands.append(write_command(g, members[0], dram_ref))
             continue
         commands += _lower_group(g, members, values, alloc, resident, ref, dram_ref)
     io_in = {v.name: dram_ref(v) for v in graph.inputs}

@@ -322,4 +322,4 @@ def emit_repeat_heads(b, x, n):
     return b.op("Reshape", y, b.const(np.asarray(out, np.int64)))
 
 
-from . import decoder_ops  # noqa: E402,F401  (RMSNorm, Rotary, GatedMLP)
+from . import decoder_ops, kvcache_op  # noqa: E402,F401  (RMSNorm, Rotary, GatedMLP, KVCacheWrite)

@@ -11,7 +11,9 @@ the fp32 additions may differ.
 
 For bf16 and fp16 an embedding table (a Gather of rows from a float constant) is rounded
 as well, so that the whole model's weights are stored in the format (the scheduler stores
-every constant that is exact in it at 2 bytes per element).
+every constant that is exact in it at 2 bytes per element). For fp8 the table is rounded
+to the chip's 16-bit format (``table_format``): its rows are read as they are, not fed to
+the matrix unit, and a 16-bit table is half the bytes of a float32 one.
 
 The optimizer's fused operators round the same inputs: ``npuc::FusedConv``,
 ``FusedGemm`` and ``FusedMatMul`` their data and weight (the bias and the activation stay
@@ -126,18 +128,23 @@ def _is_table(node: Node) -> bool:
 
 
 def rewrite_float(g: Graph, precision: str, amax: dict[str, float], keep_float=(),
-                  only=None) -> Graph:
+                  only=None, table_format: str | None = None) -> Graph:
     """Round the matrix-unit inputs of every Conv, Gemm and MatMul (plain or fused) and
     Attention to ``precision`` (in place); ``only``: just these node names.
 
-    ``fp8-tensor`` is fp8 with one scale for a whole weight instead of one per channel."""
+    ``fp8-tensor`` is fp8 with one scale for a whole weight instead of one per channel.
+    ``table_format``: the 16-bit format (bf16, fp16) an embedding table is rounded to
+    when ``precision`` is not one (fp8); None leaves it float32."""
     from .rewrite import keep_reasons
 
     keep = keep_reasons(keep_float)
     for node in list(g.nodes):
         which = ROUNDED.get((node.domain if node.domain != "ai.onnx" else "", node.op_type))
-        if which is None and _is_table(node) and precision in _CAST and only is None:
-            which = (0,)  # an embedding table is stored in the format its rows are used in
+        fmt = precision
+        if which is None and _is_table(node) and only is None:
+            # an embedding table is stored in the format its rows are used in
+            fmt = precision if precision in _CAST else table_format
+            which = (0,) if fmt in _CAST else None
         if which is None or (only is not None and node.name not in only):
             continue
         if node.name in keep:
@@ -147,9 +154,10 @@ def rewrite_float(g: Graph, precision: str, amax: dict[str, float], keep_float=(
             v = node.input(i)
             if v is None or not isinstance(v.type, TensorType):
                 continue
-            _round_input(g, node, i, precision, amax.get(v.name))
-        log_of(g).record("quantize", node.name or node.outputs[0].name, precision,
-                         f"inputs and weights rounded to {precision}, fp32 accumulation")
+            _round_input(g, node, i, fmt, amax.get(v.name))
+        what = f"inputs and weights rounded to {fmt}, fp32 accumulation" if fmt == precision \
+            else f"table rounded to {fmt} (rows read as they are, not multiplied at {precision})"
+        log_of(g).record("quantize", node.name or node.outputs[0].name, fmt, what)
     for v in list(g.constants.values()):
         if not v.uses and v not in g.outputs:
             g.remove_constant(v)

@@ -132,7 +132,7 @@ class Builder:
             keep = keep_reasons(self.options.get("keep_float", ()))
             keep.update({n: plan.reasons.get(n, f"mixed precision: {s}")
                          for n, s in other.items()})
-            rewrite_float(g, precision, amax, keep)
+            rewrite_float(g, precision, amax, keep, table_format=half_precision(self.scheme))
             mapping = {}
         self._apply_layers(g, other, amax)
         if log_of(g) is not log_of(self.float_graph):

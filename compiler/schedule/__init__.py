@@ -26,6 +26,7 @@ from .costview import cost_view
 from .epilogues import split_unfusable
 from .estimate import discount_resident, group_estimate
 from .groups import form_groups
+from .kvcache import is_write, kept_off_chip, place_dram, state_names, write_estimate
 from .memplan import align_up, best_fit, plan
 from .model import Allocation, Group, MemoryPlan, Schedule, TileChoice
 from .partition import partition
@@ -57,10 +58,12 @@ def schedule(graph, target, precision: str, pinned: dict | None = None) -> Sched
     log = log_of(graph)
     split_unfusable(graph, target)
     name_nodes(graph)
-    saved = mark_storage(graph, precision)
+    half = next((p for p in ("bf16", "fp16") if p in target.quant.dtypes), None)
+    saved = mark_storage(graph, precision, half)
     if saved:
-        log.record("schedule", graph.name, f"weights stored in {precision}",
-                   f"{saved} bytes saved: the weights are exact in {precision}, so the blob, "
+        fmt = half if precision == "fp8" else precision
+        log.record("schedule", graph.name, f"weights stored in {fmt}",
+                   f"{saved} bytes saved: the weights are exact in {fmt}, so the blob, "
                    "SRAM and DRAM hold them at 2 bytes per element")
     nodes = {n.name: n for n in graph.nodes}
     values = {v.name: v for v in graph.values()}
@@ -80,7 +83,12 @@ def schedule(graph, target, precision: str, pinned: dict | None = None) -> Sched
     for g in groups:
         members = [nodes[n] for n in g.nodes]
         priced = [cost_nodes[n] for n in g.nodes]
-        if g.device == "npu":
+        if g.device == "npu" and is_write(members[0]):
+            g.tile = TileChoice(None, 1, 1, "a DMA of the new rows into the KV cache, in "
+                                "place: no SRAM buffer, no copy of the cache")
+            g.estimate = write_estimate(members[0], target, precision)
+            log.record("tiling", g.anchor, "cache write", g.tile.reason, group=g.name)
+        elif g.device == "npu":
             pin = (pinned or {}).get(g.anchor)
             if pin and "rows" in pin:
                 g.tile, g.estimate = _pinned_tile(g, members, values, priced, target, pin)
@@ -137,7 +145,9 @@ def host_transfer_seconds(graph, sched: Schedule, nodes, target) -> float:
     if not bandwidth or target.kind == "cpu":
         return 0.0
     device = {n: g.device for g in sched.groups for n in g.nodes}
-    crossing = {id(v): v for v in list(graph.inputs) + list(graph.outputs)}
+    state = state_names(graph)  # a KV cache stays on the device between programs
+    crossing = {id(v): v for v in list(graph.inputs) + list(graph.outputs)
+                if v.name not in state}
     for node in graph.nodes:
         for v in node.inputs:
             p = v.producer if v is not None else None
@@ -167,6 +177,11 @@ def check_capacity(sched: Schedule, target, graph=None, what: str = "the program
             io_bytes = sum(part_bytes(v, Need.whole(), align) for v in values
                            if shape_of(v) is not None)
             io = f" ({io_bytes} of them inputs and outputs, a decoder's KV cache among them)"
+            from .kvcache import cache_bytes, entries
+
+            if entries(graph):
+                io = (f" ({cache_bytes(graph)} of them the KV cache of "
+                      f"{graph.meta['kv_cache']['max_seq']} positions)")
         raise NpucError(
             f"{what} does not fit {target.name}'s DRAM: {weights} bytes of weights + "
             f"{arena} bytes of inputs, outputs and activations{io} = {total} bytes; "
@@ -248,8 +263,10 @@ def _plan_memory(graph, sched: Schedule, nodes, values, target) -> None:
         items += [(b.name, b.slot * b.slots, i, i) for b in bufs.values()]
     placed = plan(items, align, None, "sram")
     # 2. cascading: keep NPU-to-NPU tensors on chip where they fit over their lifetime
+    off_chip = kept_off_chip(graph)
     candidates = [t for t in sorted(crossing, key=lambda t: (span[t][0], t))
-                  if t in producer and t not in outputs and groups[producer[t]].device == "npu"
+                  if t in producer and t not in outputs and t not in off_chip
+                  and groups[producer[t]].device == "npu"
                   and readers.get(t) and all(groups[r].device == "npu" for r in readers[t])]
     resident = []
     for t in candidates:
@@ -277,7 +294,7 @@ def _plan_memory(graph, sched: Schedule, nodes, values, target) -> None:
     # 3. DRAM: tensors that cross groups and are not resident; 4. weights, in order of use
     dram_items = [(t, part_bytes(values[t], Need.whole(), align), *span[t])
                   for t in sorted(crossing - res)]
-    dram = plan(dram_items, align, None, "dram")
+    dram = place_dram(graph, dram_items, span, align, len(groups) - 1)
     weights, offset = [], 0
     seen = set()
     for g in groups:

@@ -36,6 +36,10 @@ class Buffer:
 
 def group_buffers(group, nodes, values, resident, align: int) -> dict[str, Buffer]:
     """The SRAM buffers of one NPU group for its tile choice (resident tensors excluded)."""
+    from .kvcache import is_write
+
+    if any(is_write(n) for n in nodes):
+        return {}  # a cache write is a DMA from DRAM to DRAM
     choice = group.tile
     slots = 2 if choice.count > 1 else 1
     found: dict[str, Buffer] = {}

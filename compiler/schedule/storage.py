@@ -39,10 +39,11 @@ def _exact(array: np.ndarray, narrow) -> bool:
     return True
 
 
-def mark_storage(graph, precision: str) -> int:
+def mark_storage(graph, precision: str, half: str | None = None) -> int:
     """Mark the float32 constants that are exact at ``precision`` (bf16, fp16) to be stored
-    in it; returns the bytes saved."""
-    fmt = FORMATS.get(precision)
+    in it; returns the bytes saved. At fp8, ``half`` (the chip's 16-bit format) is the
+    format tried: the tables the quantizer rounded to it (an embedding) are stored in it."""
+    fmt = FORMATS.get(precision) or (FORMATS.get(half) if precision == "fp8" else None)
     saved = 0
     for v in graph.constants.values():
         v.meta.pop("stored", None)

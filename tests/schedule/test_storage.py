@@ -45,3 +45,15 @@ def test_only_exact_constants_are_narrowed():
     assert exact.meta["stored"] == "bf16"
     assert "stored" not in inexact.meta and "stored" not in ints.meta
     assert mark_storage(g, "fp32") == 0 and "stored" not in exact.meta
+
+
+def test_fp8_embedding_table_is_stored_in_the_chips_16_bit_format():
+    r = compile("zoo:llama-tiny", "rngd", quantize="fp8")
+    gathers = [n for n in r.graph.nodes if n.op_type == "Gather" and n.inputs[0].const is not None]
+    assert gathers and all(n.inputs[0].meta.get("stored") == "bf16" for n in gathers)
+    table = gathers[0].inputs[0].const
+    assert not np.any(table.view(np.uint32) & 0xFFFF)  # every value a bf16 number
+    feeds = npuc.zoo.sample_inputs(r.proto)
+    got, want = simulate(r.program, r.weights, feeds), execute(r.graph, feeds)
+    assert compare(got["logits"], want["logits"])["sqnr_db"] == 200.0
+    assert mark_storage(Graph(), "fp8") == 0

@@ -1,0 +1,126 @@
+"""A decoder's prefill and decode programs in one artifact, sharing one weight blob and
+one device-resident KV cache.
+
+A decoder is served by two kinds of program: prefill takes the prompt (``s`` tokens, no
+past) and fills the cache; decode takes one token, attends over the cache and writes its
+keys and values at the next position. :func:`compile_decoder` compiles both from one
+model with its cache as device state of ``max_seq`` positions (see
+:mod:`npuc.compiler.schedule.kvcache`): one prefill program per shape set (``--shape
+sequence=128,512``) and one decode program, written as a bucketed folder
+(:mod:`npuc.compiler.lower.buckets`) whose manifest says each program's role and the
+cache they share.
+
+The two forms come from
+
+- a zoo decoder (``zoo:llama-tiny``): built with its cache (``use_cache``) in prefill
+  form and in decode form with ``past = max_seq - 1``, the same weights;
+- two ONNX files, as exporters write them (the prefill model, and ``decode_model`` with
+  past inputs of ``max_seq - 1`` positions).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from npuc.ir.errors import NpucError
+
+
+@dataclass
+class DecoderResult:
+    """The programs of a decoder compile (prefill ones first, decode last), the blob they
+    share, the manifest, and each program's CompileResult."""
+
+    roles: list
+    labels: list
+    results: list
+    programs: list
+    weights: bytes
+    manifest: dict
+    output_dir: str | None = None
+    files: dict = field(default_factory=dict)
+
+    def index(self, role: str) -> int:
+        """The first program of ``role`` ("prefill" or "decode")."""
+        return self.roles.index(role)
+
+    @property
+    def summary(self) -> dict:
+        return self.results[-1].summary
+
+
+def decoder_forms(model, max_seq: int, decode_model=None) -> tuple:
+    """``(prefill model, decode model)`` for ``model``."""
+    if decode_model is not None:
+        return model, decode_model
+    if isinstance(model, str) and model.startswith("zoo:"):
+        from npuc import zoo
+
+        name = model[4:]
+        try:
+            prefill = zoo.build(name, batch=None, use_cache=True)
+            decode = zoo.build(name, batch=None, sequence=1, past=max_seq - 1, use_cache=True)
+        except (TypeError, ValueError, NpucError) as e:
+            raise NpucError(f"{model}: not a decoder with a KV cache ({e})") from None
+        prefill.graph.name, decode.graph.name = f"{name}-prefill", f"{name}-decode"
+        return prefill, decode
+    raise NpucError(f"{model}: give the decode form of the model too (--decode-model "
+                    "FILE, its past inputs holding max_seq - 1 positions)")
+
+
+def compile_decoder(model, target, max_seq: int, decode_model=None, shapes=None,
+                    last_logits: bool = False, output_dir=None, **options) -> DecoderResult:
+    """Prefill programs (one per shape set) and a decode program, one artifact."""
+    from npuc.compiler.driver import _json, compile
+    from npuc.compiler.lower.buckets import manifest, merge_weights
+    from npuc.compiler.schedule.shapes import parse_shapes
+    from npuc.ir.safeio import check_output_dir, write_dir
+
+    if max_seq is None or max_seq < 2:
+        raise NpucError("--max-seq must be at least 2 (a prompt token and a decoded one)")
+    if output_dir is not None:
+        check_output_dir(output_dir)
+    prefill, decode = decoder_forms(model, max_seq, decode_model)
+    sets = parse_shapes(shapes)
+    results = [compile(prefill, target, shapes=s, max_seq=max_seq, last_logits=last_logits,
+                       **options) for s in sets]
+    results.append(compile(decode, target, max_seq=max_seq, **options))
+    roles = ["prefill"] * len(sets) + ["decode"]
+    labels = [f"prefill {s.label()}".strip() for s in sets] + [f"decode max_seq={max_seq}"]
+    _check_state(results, labels)
+    programs, blob = merge_weights([r.program for r in results], [r.weights for r in results])
+    info = manifest(results[0].target.name, labels, programs, blob)
+    for entry, role in zip(info["programs"], roles):
+        entry["role"] = role
+    info["kv_cache"] = {k: v for k, v in programs[-1]["state"].items() if k != "tensors"}
+    info["kv_cache"]["tensors"] = [{k: t[k] for k in ("name", "offset", "shape", "dtype")}
+                                   for t in programs[-1]["state"]["tensors"]]
+    files = {"manifest.json": _json(info), "weights.bin": blob}
+    for i, (r, p) in enumerate(zip(results, programs)):
+        files[f"program-{i}.json"] = _json(p)
+        for kind in ("schedule", "summary", "decisions"):
+            files[f"{kind}-{i}.json"] = r.files[f"{kind}.json"]
+        files[f"report-{i}.html"] = r.files["report.html"]
+    out = DecoderResult(roles, labels, results, programs, blob, info, files=files)
+    if output_dir is not None:
+        write_dir(output_dir, files)
+        out.output_dir = output_dir
+    return out
+
+
+def _check_state(results, labels) -> None:
+    """Every program finds every cache at the same place, with the same shape."""
+    def layout(r):
+        state = r.program.get("state")
+        if state is None:
+            return None
+        return json.dumps([(t["name"], t["offset"], t["shape"], t["dtype"])
+                           for t in state["tensors"]])
+
+    want = layout(results[-1])
+    for r, label in zip(results, labels):
+        got = layout(r)
+        if got != want:
+            raise NpucError(f"the {label} program's KV cache differs from the decode "
+                            f"program's: its caches (names, shapes) must be the same; "
+                            f"got {got}, decode has {want}")

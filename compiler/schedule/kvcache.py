@@ -1,0 +1,254 @@
+"""A decoder's KV cache as device state, written in place at the current position.
+
+A decoder exported with its cache (``use_cache``) returns ``present.{i}.key`` /
+``.value`` ``[batch, kv_heads, T, head_dim]``: in decode form ``Concat(past, new)`` along
+the sequence axis (a copy of the whole cache every step), in prefill form the new keys
+themselves. :func:`attach_cache` (the compile's ``max_seq``) rewrites both into the form a
+serving chip runs:
+
+- each cache is one device buffer ``[batch, kv_heads, max_seq, head_dim]`` that lives
+  across programs and steps (the program's ``state``), not an input or an output;
+- a new input ``cache_position`` ``[s]`` (int64) names the positions the step's ``s``
+  tokens take (HuggingFace's ``cache_position``); ``npuc::KVCacheWrite`` writes the new
+  keys and values there, and on the chip that is a DMA of the ``s`` new rows into the
+  cache (a ``kv_write`` command), nothing else of the cache moves;
+- in decode form (``past + s == max_seq``) attention reads the whole cache; the positions
+  not yet written are masked by ``attention_mask`` (0 there), so the step computes what
+  the original model computes on the filled part. In prefill form (no past, or a past of
+  length 0) attention reads the new keys as before and the cache is only written.
+
+The scheduler keeps the write out of SRAM (no tile buffers, priced as the DMA of its new
+rows), never keeps a cache in SRAM, places every cache at the start of the DRAM arena in
+name order (so the prefill and decode programs of one compile find them at the same
+offsets) and makes the write's result the same buffer as the cache it writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from npuc.ir.errors import NpucError
+from npuc.ir.types import tensor
+
+POSITION = "cache_position"
+WRITE = ("npuc", "KVCacheWrite")
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One cache: its state name (the model's ``present`` output), the graph input that
+    holds it, and the write node."""
+
+    state: str
+    input: str
+    node: str
+
+
+def is_write(node) -> bool:
+    return (node.domain, node.op_type) == WRITE
+
+
+def entries(graph) -> list[CacheEntry]:
+    """The caches :func:`attach_cache` made (none for a graph without them)."""
+    return [CacheEntry(**e) for e in graph.meta.get("kv_cache", {}).get("entries", [])]
+
+
+def attach_cache(graph, max_seq: int) -> list[CacheEntry]:
+    """Rewrite ``graph``'s KV cache outputs into device state of ``max_seq`` positions."""
+    if max_seq < 1:
+        raise NpucError(f"--max-seq must be at least 1, not {max_seq}")
+    found = _cache_outputs(graph)
+    if not found:
+        raise NpucError("--max-seq: the model returns no KV cache (no output named "
+                        "present* of rank 4, or Concat(past, new) of a past input); export "
+                        "it with use_cache")
+    steps = {new.type.shape[2] for _, _, new in found}
+    if len(steps) != 1:
+        raise NpucError(f"--max-seq: the caches take different numbers of new positions "
+                        f"({sorted(steps)})")
+    s = steps.pop()
+    if s > max_seq:
+        raise NpucError(f"--max-seq {max_seq} is shorter than the {s} tokens the model "
+                        "takes at once")
+    if any(v.name == POSITION for v in graph.inputs):
+        raise NpucError(f"the model already has an input named {POSITION!r}")
+    pos = graph.add_input(POSITION, tensor("i64", [s]))
+    made = []
+    for out, past, new in found:
+        made.append(_rewrite(graph, out, past, new, pos, max_seq))
+    made.sort(key=lambda e: e.state)
+    graph.meta["kv_cache"] = {"max_seq": max_seq, "position": POSITION, "axis": 2,
+                              "entries": [e.__dict__ for e in made]}
+    return made
+
+
+def _cache_outputs(graph) -> list:
+    """``(output, past input or None, new keys)`` for every cache output."""
+    inputs = {id(v) for v in graph.inputs}
+    found = []
+    for out in graph.outputs:
+        shape = out.type.shape if out.type is not None else None
+        if shape is None or len(shape) != 4:
+            continue
+        p = out.producer
+        if p is not None and p.op_type == "Concat" and p.domain in ("", "ai.onnx") and \
+                len(p.inputs) == 2 and p.attrs.get("axis") in (2, -2) and \
+                id(p.inputs[0]) in inputs:
+            found.append((out, p.inputs[0], p.inputs[1]))
+        elif out.name.startswith("present") and p is not None:
+            found.append((out, None, out))
+    return found
+
+
+def _rename(graph, value, name: str) -> None:
+    graph.release_name(value.name)
+    value.name = name
+    graph._root()._names.add(name)
+
+
+def _rewrite(graph, out, past, new, pos, max_seq: int) -> CacheEntry:
+    b, h, _, d = out.type.shape
+    state = out.name
+    full = out.type.with_shape((b, h, max_seq, d))
+    concat = past is not None and out.producer is not None and out.producer.op_type == "Concat"
+    if concat and past.type.shape[2] != 0:
+        total = past.type.shape[2] + new.type.shape[2]
+        if total != max_seq:
+            raise NpucError(f"--max-seq {max_seq}: the model's cache input {past.name} holds "
+                            f"{past.type.shape[2]} positions and {new.type.shape[2]} come per "
+                            f"step ({total} in all); compile the decode form with past = "
+                            f"{max_seq - new.type.shape[2]}")
+        if len(past.uses) != 1:
+            raise NpucError(f"the cache input {past.name} is read by more than the Concat "
+                            "that appends to it")
+        past.type = full
+        conc = out.producer
+        node = graph.create_node("KVCacheWrite", [past, new, pos], [(state + ".kv", full)],
+                                 {"axis": 2}, domain="npuc", name=f"{conc.name}/kv_write",
+                                 before=conc)
+        out.replace_all_uses_with(node.outputs[0])
+        graph.remove_node(conc)
+        _rename(graph, node.outputs[0], state)
+        return CacheEntry(state, past.name, node.name)
+    if concat:  # a past of length 0: the new keys are the whole of it
+        conc = out.producer
+        out.replace_all_uses_with(new)
+        graph.remove_node(conc)
+        graph.inputs.remove(past)
+        graph.release_name(past.name)
+    _rename(graph, new, graph.fresh_name(state + ".new"))
+    name = graph.fresh_name(state + ".cache")
+    graph.release_name(name)  # add_input claims it
+    cache = graph.add_input(name, full)
+    graph.release_name(state)
+    after = new.producer
+    node = graph.create_node("KVCacheWrite", [cache, new, pos], [(state, full)], {"axis": 2},
+                             domain="npuc", name=f"{after.name}/kv_write", after=after)
+    for k, o in enumerate(graph.outputs):
+        if o is new:
+            graph.outputs[k] = node.outputs[0]
+    return CacheEntry(state, cache.name, node.name)
+
+
+# -- scheduling ----------------------------------------------------------------------------
+
+def kept_off_chip(graph) -> set[str]:
+    """Tensors a cache write touches: never kept in SRAM (the write is a DRAM DMA)."""
+    out = set()
+    for node in graph.nodes:
+        if is_write(node):
+            out |= {v.name for v in list(node.inputs) + list(node.outputs) if v is not None}
+    return out
+
+
+def state_names(graph) -> set[str]:
+    """The caches' inputs and outputs: device state, never moved over the host link."""
+    return {n for e in entries(graph) for n in (e.state, e.input)}
+
+
+def write_estimate(node, target, precision: str) -> dict:
+    """The price of a cache write: its new rows (and positions) read and written once, at
+    the DRAM bandwidth, plus the chip's DMA setup; no compute."""
+    from .slices import Need
+    from .tiling import part_bytes, with_setup
+
+    new, pos = node.inputs[1], node.inputs[2]
+    moved = part_bytes(new, Need.whole(), 1)
+    read = moved + part_bytes(pos, Need.whole(), 1)
+    bandwidth = target.memory.dram_bandwidth_bytes_per_s
+    clock = target.compute.clock_hz
+    seconds = (read + moved) / bandwidth
+    cycles = seconds * clock
+    est = {"precision": precision, "macs": 0, "vector_elements": 0, "input_bytes": int(read),
+           "weight_bytes": 0, "output_bytes": int(moved), "dma_bytes": int(read + moved),
+           "tiles": 1, "utilisation": 0.0, "compute_cycles": 0.0, "dma_cycles": cycles,
+           "prologue_cycles": 0.0, "cycles": cycles, "seconds": seconds, "bound": "dma",
+           "roofline": {"ops": 0.0, "bytes": int(read + moved), "compute_s": 0.0,
+                        "memory_s": seconds, "bound": "memory"}}
+    return with_setup(est, 1, target)
+
+
+def place_dram(graph, items, span, align: int, last: int):
+    """DRAM offsets for ``items`` (``(tensor, size, first, last)``): the caches first, at
+    the start of the arena in name order and live for the whole program, each write's
+    result on its cache's buffer, the rest best fit around them."""
+    from .memplan import align_up, best_fit, plan
+    from .model import Allocation
+
+    caches = entries(graph)
+    if not caches:
+        return plan(items, align, None, "dram")
+    size = {name: n for name, n, *_ in items}
+    pinned, offset = [], 0
+    for e in sorted(caches, key=lambda e: e.state):
+        n = align_up(max(size[e.input], 1), align)
+        pinned.append(Allocation(e.input, "dram", offset, n, 0, last))
+        offset += n
+    taken = {e.input for e in caches} | {e.state for e in caches}
+    rest = sorted((it for it in items if it[0] not in taken), key=lambda it: (-it[1], it[2], it[0]))
+    placed = best_fit(rest, align, pinned, None, "dram")
+    at = {a.name: a for a in pinned}
+    for e in caches:
+        first, end = span.get(e.state, (0, last))
+        placed.append(Allocation(e.state, "dram", at[e.input].offset, at[e.input].size, first, end))
+    return placed
+
+
+def cache_bytes(graph) -> int:
+    """The bytes of every cache (the state the programs keep on the device)."""
+    from .slices import Need
+    from .tiling import part_bytes
+
+    values = {v.name: v for v in graph.inputs}
+    return sum(part_bytes(values[e.input], Need.whole(), 1) for e in entries(graph))
+
+
+# -- lowering ------------------------------------------------------------------------------
+
+def write_command(group, node, dram_ref) -> dict:
+    """The ``kv_write`` command: the DMA engine copies the new rows into the cache at the
+    positions ``cache_position`` holds (read from DRAM when the command runs)."""
+    cache, new, pos = node.inputs
+    return {"op": "kv_write", "group": group.name, "node": node.name, "engine": "dma",
+            "axis": int(node.attrs.get("axis", 2)), "src": dram_ref(new),
+            "position": dram_ref(pos), "dst": dram_ref(node.outputs[0])}
+
+
+def add_state(program: dict, graph) -> dict:
+    """The program with its caches moved from its inputs and outputs to ``state``: the
+    buffers a runtime allocates once and keeps across programs and steps."""
+    caches = entries(graph)
+    if not caches:
+        return program
+    meta = graph.meta["kv_cache"]
+    tensors = []
+    for e in caches:
+        ref = program["inputs"].pop(e.input)
+        program["outputs"].pop(e.state, None)
+        tensors.append({"name": e.state, "input": e.input, "space": ref["space"],
+                        "offset": ref["offset"], "shape": ref["shape"],
+                        "dtype": program["tensors"][e.input]["dtype"]})
+    program["state"] = {"kind": "kv_cache", "max_seq": meta["max_seq"],
+                        "position": meta["position"], "axis": meta["axis"],
+                        "bytes": cache_bytes(graph), "tensors": tensors}
+    return program

@@ -1,0 +1,57 @@
+"""``npuc compile --max-seq`` and ``npuc verify --max-seq --decode-steps``: a decoder's
+prefill and decode programs, from the zoo or from the two ONNX files exporters write."""
+
+import json
+
+import onnx
+import pytest
+
+from npuc import zoo
+from npuc.compiler.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_verify_decodes_token_by_token_from_two_onnx_files(capsys, tmp_path):
+    prefill, decode = tmp_path / "prefill.onnx", tmp_path / "decode.onnx"
+    onnx.save(zoo.build("llama-tiny", batch=1, use_cache=True), prefill)
+    onnx.save(zoo.build("llama-tiny", batch=1, sequence=1, past=9, use_cache=True), decode)
+    code, out, err = run_cli(capsys, "verify", str(prefill), "--decode-model", str(decode),
+                             "--target", "rngd", "--quantize", "bf16", "--max-seq", "10",
+                             "--decode-steps", "2")
+    assert code == 0, (out, err)
+    assert "prefill (position 7)" in out and "decode 2 (position 9)" in out
+    assert "tokens: 3/3 agree" in out and out.strip().endswith("verify: passed")
+
+
+def test_compile_writes_prefill_and_decode_programs(capsys, tmp_path):
+    out_dir = tmp_path / "out"
+    code, out, err = run_cli(capsys, "compile", "zoo:llama-tiny", "--target", "atom",
+                             "--max-seq", "16", "--last-logits", "-o", str(out_dir))
+    assert code == 0, err
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    assert [p["role"] for p in manifest["programs"]] == ["prefill", "decode"]
+    assert manifest["kv_cache"]["max_seq"] == 16
+    assert "KV cache of 16 positions" in out
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["verify", "zoo:llama-tiny", "--target", "rngd", "--decode-steps", "2"], "--max-seq"),
+    (["verify", "zoo:llama-tiny", "--target", "rngd", "--max-seq", "9", "--decode-steps", "3"],
+     "need 11 cache positions"),
+    (["verify", "zoo:llama-tiny", "--target", "rngd", "--max-seq", "16"], "--decode-steps"),
+    (["compile", "zoo:resnet-tiny", "--target", "rngd", "--max-seq", "16", "-o", "x"],
+     "not a decoder"),
+    (["verify", "model.onnx", "--target", "rngd", "--max-seq", "16", "--decode-steps", "1"],
+     "--decode-model"),
+])
+def test_decoder_options_refused_with_one_line(capsys, argv, words):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2, (code, out, err)
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("npuc: error: ") and words in lines[-1], err
+    assert "Traceback" not in err
