@@ -271,8 +271,19 @@ def _exchange(a: str, b: str) -> bool:
     raise OSError(err, os.strerror(err), b)
 
 
+def _write(f, data) -> None:
+    """Write text, bytes, or an object that writes itself (``write_to(file)``: a large
+    file-backed blob, copied without being read into memory whole)."""
+    if isinstance(data, str):
+        f.write(data.encode("utf-8"))
+    elif callable(getattr(data, "write_to", None)):
+        data.write_to(f)
+    else:
+        f.write(data)
+
+
 def write_dir(path, files: dict, protect=()) -> str:
-    """Write ``files`` (name -> bytes or text) as the folder ``path``, all or nothing.
+    """Write ``files`` (name -> bytes, text or a file-backed blob) as the folder ``path``, all or nothing.
 
     Missing parent folders are created. An existing npuc output folder is swapped for the
     new one in one step; anything else that exists is refused. Returns the real path."""
@@ -292,7 +303,7 @@ def write_dir(path, files: dict, protect=()) -> str:
         os.chmod(tmp, 0o777 & ~_umask())
         for name, data in sorted({MARKER: MARKER_TEXT, **files}.items()):
             with open(os.path.join(tmp, name), "xb") as f:
-                f.write(data.encode("utf-8") if isinstance(data, str) else data)
+                _write(f, data)
         if os.path.lexists(real):
             check_output_dir(shown, protect)  # still ours, just before the swap
             if not _exchange(tmp, real):

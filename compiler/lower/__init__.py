@@ -21,268 +21,109 @@ Per NPU group and tile:
 - ``sync`` ``compute`` and ``dma_store``: write the tile of the group's output to DRAM,
   unless the output stays in SRAM for the next group (cascading).
 
-CPU groups are ``cpu`` commands over DRAM. The simulator
+A KV-cache write (``npuc::KVCacheWrite``) is one ``kv_write`` command: the DMA engine
+copies the new rows into the cache in DRAM at the positions a tensor holds. CPU groups are
+``cpu`` commands over DRAM. The simulator
 (:mod:`npuc.compiler.executor.simulator`) runs exactly this.
+
+:func:`lower` runs in three parts: the weight blob (:mod:`.weights`), the node table,
+and the commands of each group (:mod:`.group` for the NPU's, typed objects of
+:mod:`.commands`), serialized at the end.
 """
 
 from __future__ import annotations
 
+from npuc.ir.analysis import captured_values
 from npuc.ir.errors import NpucError
-from npuc.ir.graph import captured_values, subgraphs
+from npuc.ir.graph import subgraphs
 
-from ..schedule.kvcache import is_write, write_command
-from ..schedule.slices import Need, base_op, shape_of
-from ..schedule.storage import stored_array
-from ..schedule.tiling import part_shape, walk
-from .encode import encode_type, encode_value
+from ..schedule.kvcache import is_write
+from .commands import Cpu, KvWrite, to_json
+from .encode import encode_value
+from .group import MAC_OPS, lower_group
+from .refs import Refs
+from .weights import weight_blob, weight_layouts
+
+__all__ = ["MAC_OPS", "PROGRAM_VERSION", "lower", "node_table", "weight_blob",
+           "weight_layouts"]
 
 PROGRAM_VERSION = 1
-MAC_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Attention", "GatedMLP"}
-
-
-def weight_layouts(graph, target) -> dict[str, str]:
-    """``{constant: layout}`` for weights stored in a layout other than ONNX's.
-
-    A chip that prefers NHWC reads convolution weights as OHWI (output channel, kernel
-    rows, kernel columns, input channel); others keep OIHW.
-    """
-    if target.layout.preferred.upper() != "NHWC":
-        return {}
-    layouts: dict[str, str] = {}
-    refused: set[str] = set()
-    for node in graph.nodes:
-        for i, v in enumerate(node.inputs):
-            if v is None or v.const is None:
-                continue
-            if i == 1 and base_op(node) == "Conv" and v.const.ndim == 4:
-                layouts[v.name] = "ohwi"
-            else:
-                refused.add(v.name)
-    return {k: lay for k, lay in layouts.items() if k not in refused}
-
-
-def _stored(array, layout: str | None):
-    import numpy as np
-
-    if layout == "ohwi":
-        return np.ascontiguousarray(array.transpose(0, 2, 3, 1))
-    return np.ascontiguousarray(array)
 
 
 def lower(graph, sched, target) -> tuple[dict, bytes]:
     """The program (a JSON-ready dict) and the weight blob of a scheduled graph."""
-    import numpy as np
-
     nodes = {n.name: n for n in graph.nodes}
     values = {v.name: v for v in graph.values()}
     plan = sched.plan
-    alloc = {a.name: a for a in plan.allocations}
     layouts = weight_layouts(graph, target)
-    tensors: dict[str, dict] = {}
-
-    def note(v):
-        if v.name not in tensors:
-            tensors[v.name] = encode_type(v.type)
-
-    def ref(v, space, buffer_name, shape, need: Need | None = None, base: int = 0, slot=0):
-        note(v)
-        a = alloc[buffer_name]
-        r = {"tensor": v.name, "space": space, "offset": a.offset + slot, "shape": list(shape),
-             "slice": None}
-        if need is not None and need.axis is not None:
-            r["slice"] = [need.axis, need.lo - base, need.hi - base]
-        if space == "weights" or buffer_name.split("/")[1:2] == ["w"]:
-            if layouts.get(v.name):
-                r["layout"] = layouts[v.name]
-            if v.meta.get("stored"):
-                r["stored"] = v.meta["stored"]
-        return r
-
-    def dram_ref(v, need=None):
-        if v.const is not None:
-            return ref(v, "weights", v.name, _stored(v.const, layouts.get(v.name)).shape, need)
-        return ref(v, "dram", v.name, shape_of(v), need)
-
+    refs = Refs({a.name: a for a in plan.allocations}, layouts)
     blob, digest = weight_blob(plan, values, layouts)
-    commands: list[dict] = []
-    node_table: dict[str, dict] = {}
     resident = set(sched.resident)
+    commands: list = []
     for g in sched.groups:
         members = [nodes[n] for n in g.nodes]
         for n in members:
-            node_table[n.name] = {
-                "op_type": n.op_type, "domain": n.domain,
-                "attrs": {k: encode_value(v, n.describe()) for k, v in sorted(n.attrs.items())},
-                "outputs": len(n.outputs)}
             for v in list(n.inputs) + list(n.outputs):
                 if v is not None:
-                    note(v)
+                    refs.note(v)
         if g.device != "npu":
-            for n in members:
-                cmd = {"op": "cpu", "group": g.name, "node": n.name,
-                       "inputs": [None if v is None else dram_ref(v) for v in n.inputs],
-                       "outputs": [None if v is None else dram_ref(v) for v in n.outputs]}
-                captured = {v.name: v for sub in subgraphs(n) for v in captured_values(sub)}
-                if captured:  # what its subgraphs read from the graph around them
-                    cmd["captures"] = {k: dram_ref(v) for k, v in sorted(captured.items())}
-                commands.append(cmd)
-            continue
-        if is_write(members[0]):
-            commands.append(write_command(g, members[0], dram_ref))
-            continue
-        commands += _lower_group(g, members, values, alloc, resident, ref, dram_ref)
-    io_in = {v.name: dram_ref(v) for v in graph.inputs}
-    io_out = {v.name: dram_ref(v) for v in graph.outputs}
+            commands += [cpu_command(g.name, n, refs) for n in members]
+        elif is_write(members[0]):
+            commands.append(kv_write_command(g.name, members[0], refs))
+        else:
+            commands += lower_group(g, members, values, resident, refs)
+    io_in = {v.name: refs.dram(v).to_json() for v in graph.inputs}
+    io_out = {v.name: refs.dram(v).to_json() for v in graph.outputs}
     for v in graph.outputs:
         if v.name in resident:
             raise NpucError(f"internal: output {v.name} was kept in SRAM")
     program = {
         "format": "npuc-program", "version": PROGRAM_VERSION, "target": target.name,
-        "precision": sched.precision,
-        "opset": dict(sorted(graph._root().opset.items())),
-        "inputs": io_in, "outputs": io_out, "tensors": dict(sorted(tensors.items())),
-        "nodes": dict(sorted(node_table.items())),
-        "memory": {"alignment": plan.alignment, "sram_capacity": plan.sram_capacity,
-                   "dram_capacity": target.memory.dram_bytes,
-                   "sram_bytes": plan.peak("sram"), "dram_bytes": plan.peak("dram"),
-                   "weights_bytes": len(blob),
-                   "buffers": [{"name": a.name, "space": a.space, "offset": a.offset,
-                                "size": a.size, "first": a.first, "last": a.last}
-                               for a in sorted(plan.allocations,
-                                               key=lambda a: (a.space, a.offset, a.name))]},
+        "precision": sched.precision, "opset": dict(sorted(graph._root().opset.items())),
+        "inputs": io_in, "outputs": io_out, "tensors": dict(sorted(refs.tensors.items())),
+        "nodes": node_table(nodes[n] for g in sched.groups for n in g.nodes),
+        "memory": memory_section(plan, target, len(blob)),
         "groups": [{"name": g.name, "device": g.device, "nodes": g.nodes} for g in sched.groups],
-        "commands": commands,
+        "commands": to_json(commands),
         "estimate": {"seconds": sched.estimated_seconds},
+        "weights_sha256": digest,
     }
-    program["weights_sha256"] = digest
-    del np
     return program, blob
 
 
-def weight_blob(plan, values, layouts) -> tuple[bytes, str]:
-    """The weight blob in the order the plan gave, and its SHA-256.
-
-    Each weight is written to a temporary file as it is converted to its stored form, and
-    the blob is read back once: memory holds the blob one time (plus one weight), not the
-    two or three copies that assembling it in a buffer and freezing that would take.
-    """
-    import hashlib
-    import tempfile
-
-    digest = hashlib.sha256()
-    size = plan.peak("weights")
-    with tempfile.TemporaryFile() as f:
-        pos = 0
-        for a in sorted(plan.in_space("weights"), key=lambda a: a.offset):
-            data = _stored(stored_array(values[a.name]), layouts.get(a.name))
-            view = memoryview(data.reshape(-1).view("u1")) if data.size else b""
-            pad = b"\0" * (a.offset - pos)
-            for part in (pad, view):
-                f.write(part)
-                digest.update(part)
-            pos = a.offset + len(view)
-            del data, view
-        tail = b"\0" * (size - pos)
-        f.write(tail)
-        digest.update(tail)
-        f.seek(0)
-        blob = f.read()
-    return blob, digest.hexdigest()
+def cpu_command(group: str, node, refs: Refs) -> Cpu:
+    """The host's command for ``node``, over DRAM."""
+    captured = {v.name: v for sub in subgraphs(node) for v in captured_values(sub)}
+    return Cpu(group, node.name,
+               tuple(None if v is None else refs.dram(v) for v in node.inputs),
+               tuple(None if v is None else refs.dram(v) for v in node.outputs),
+               {k: refs.dram(v) for k, v in sorted(captured.items())})
 
 
-def _lower_group(g, members, values, alloc, resident, ref, dram_ref) -> list[dict]:
-    """The commands of one NPU group, tile by tile."""
-    out: list[dict] = []
-    choice = g.tile
-    double = choice.count > 1
-    for k, (lo, hi) in enumerate(choice.ranges()):
-        tw = walk(members, choice.axis, lo, hi)
+def kv_write_command(group: str, node, refs: Refs) -> KvWrite:
+    """The ``kv_write`` command: the DMA engine copies the new rows into the cache at the
+    positions ``cache_position`` holds (read from DRAM when the command runs)."""
+    cache, new, pos = node.inputs
+    return KvWrite(group, node.name, int(node.attrs.get("axis", 2)), refs.dram(new),
+                   refs.dram(pos), refs.dram(node.outputs[0]))
 
-        def slot(buffer_name, k=k):
-            a = alloc[buffer_name]
-            return (k % 2) * (a.size // 2) if double else 0
 
-        loaded: dict[str, Need] = {}
-        for name, need in sorted(tw.reads.items()):
-            v = values[name]
-            if name in tw.gathered:
-                continue  # the DMA engine reads its rows when the gather runs
-            if v.const is not None and need.axis is not None:  # a slice per tile
-                b = f"{g.name}/w/{name}"
-                loaded[name] = need
-                out.append({"op": "dma_load", "group": g.name, "src": dram_ref(v, need),
-                            "dst": ref(v, "sram", b, part_shape(v, need), slot=slot(b))})
-            elif v.const is not None:
-                if k == 0:
-                    b = f"{g.name}/w/{name}"
-                    out.append({"op": "dma_load", "group": g.name, "src": dram_ref(v),
-                                "dst": ref(v, "sram", b, dram_ref(v)["shape"])})
-            elif name not in resident:
-                b = f"{g.name}/in/{name}"
-                loaded[name] = need
-                out.append({"op": "dma_load", "group": g.name, "src": dram_ref(v, need),
-                            "dst": ref(v, "sram", b, part_shape(v, need), slot=slot(b))})
-        out.append({"op": "sync", "group": g.name, "wait": "dma"})
-        made: dict[str, Need] = {}
-        stores = []
-        for step in tw.steps:
-            node = step.node
-            inputs = []
-            for v, need in zip(node.inputs, step.rule.needs):
-                if v is None:
-                    inputs.append(None)
-                elif v.name in tw.gathered:
-                    inputs.append(dram_ref(v))
-                elif v.const is not None and v.name in loaded:
-                    b = f"{g.name}/w/{v.name}"
-                    inputs.append(ref(v, "sram", b, part_shape(v, loaded[v.name]),
-                                      slot=slot(b)))
-                elif v.const is not None:
-                    b = f"{g.name}/w/{v.name}"
-                    inputs.append(ref(v, "sram", b, dram_ref(v)["shape"], need))
-                elif v.name in resident:
-                    inputs.append(ref(v, "sram", f"res/{v.name}", shape_of(v), need))
-                elif v.name in made:
-                    have = made[v.name]
-                    inputs.append(ref(v, "sram", f"{g.name}/t/{v.name}", part_shape(v, have),
-                                      need if need.axis is not None and have.axis is not None
-                                      and (need.lo, need.hi) != (have.lo, have.hi) else None,
-                                      base=have.lo))
-                else:
-                    have = loaded[v.name]
-                    b = f"{g.name}/in/{v.name}"
-                    same = need.axis is None or (have.axis == need.axis and
-                                                 (need.lo, need.hi) == (have.lo, have.hi))
-                    inputs.append(ref(v, "sram", b, part_shape(v, have),
-                                      None if same else need, base=have.lo, slot=slot(b)))
-            results = []
-            for i, o in enumerate(node.outputs):
-                part = step.out if i == 0 else Need.whole()
-                if o is None:
-                    results.append(None)
-                elif o.name in tw.internal:
-                    made[o.name] = part
-                    results.append(ref(o, "sram", f"{g.name}/t/{o.name}", part_shape(o, part)))
-                elif o.name in resident:
-                    results.append(ref(o, "sram", f"res/{o.name}", shape_of(o), part))
-                else:
-                    b = f"{g.name}/out/{o.name}"
-                    results.append(ref(o, "sram", b, part_shape(o, part), slot=slot(b)))
-                    stores.append((o, b, part))
-            engine = "mac" if base_op(node) in MAC_OPS else \
-                "dma" if any(v is not None and v.name in tw.gathered for v in node.inputs) \
-                else "vector"
-            cmd = {"op": "compute", "group": g.name, "node": node.name, "engine": engine,
-                   "tile": None if step.out.axis is None else
-                   [step.out.axis, step.out.lo, step.out.hi],
-                   "inputs": inputs, "outputs": results}
-            if step.rule.attrs:
-                cmd["attrs"] = {k: encode_value(v) for k, v in sorted(step.rule.attrs.items())}
-            out.append(cmd)
-        if stores:
-            out.append({"op": "sync", "group": g.name, "wait": "compute"})
-        for o, b, part in stores:
-            out.append({"op": "dma_store", "group": g.name,
-                        "src": ref(o, "sram", b, part_shape(o, part), slot=slot(b)),
-                        "dst": dram_ref(o, part)})
-    return out
+def node_table(nodes) -> dict:
+    """``{name: {op_type, domain, attrs, outputs}}`` of the scheduled nodes, sorted."""
+    table = {n.name: {"op_type": n.op_type, "domain": n.domain,
+                      "attrs": {k: encode_value(v, n.describe())
+                                for k, v in sorted(n.attrs.items())},
+                      "outputs": len(n.outputs)} for n in nodes}
+    return dict(sorted(table.items()))
+
+
+def memory_section(plan, target, weights_bytes: int) -> dict:
+    """The program's ``memory``: capacities, peaks and every buffer of the plan."""
+    return {"alignment": plan.alignment, "sram_capacity": plan.sram_capacity,
+            "dram_capacity": target.memory.dram_bytes,
+            "sram_bytes": plan.peak("sram"), "dram_bytes": plan.peak("dram"),
+            "weights_bytes": weights_bytes,
+            "buffers": [{"name": a.name, "space": a.space, "offset": a.offset,
+                         "size": a.size, "first": a.first, "last": a.last}
+                        for a in sorted(plan.allocations,
+                                        key=lambda a: (a.space, a.offset, a.name))]}

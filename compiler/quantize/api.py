@@ -18,12 +18,12 @@ import warnings
 
 import numpy as np
 
+from npuc.compiler import ops  # noqa: F401  (registers the quantized operators)
 from npuc.ir.decisions import log_of
 from npuc.ir.errors import NpucError
 from npuc.ir.graph import Graph
 from npuc.ir.types import QuantParams
 
-from . import ops  # noqa: F401  (registers the quantized operators)
 from .calibrate import Stats, calibrate
 from .plan import Builder
 from .prepare import prepare
@@ -59,13 +59,16 @@ _WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 def check_finite_weights(graph: Graph) -> None:
     """A NaN or infinite weight has no scale: refuse it, naming the node and the weight."""
+    from npuc.compiler.mapped import first_nonfinite
+
     for node in graph.nodes:
         if node.op_type not in _WEIGHTED:
             continue
         for v in node.inputs[1:3]:
             c = None if v is None else v.const
-            if c is not None and c.dtype.kind == "f" and not np.all(np.isfinite(c)):
-                bad = "NaN" if np.isnan(c).any() else "an infinite value"
+            found = first_nonfinite(c) if c is not None and c.dtype.kind == "f" else None
+            if found is not None:
+                bad = "NaN" if found[3] else "an infinite value"
                 raise NpucError(f"{node.describe()}: its weight '{v.name}' holds {bad}, which "
                                 "cannot be quantized")
 

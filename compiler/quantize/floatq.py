@@ -61,6 +61,31 @@ def round_bf16(x: np.ndarray) -> np.ndarray:
     return out.reshape(x.shape)
 
 
+def rounded_weight(c: np.ndarray, precision: str) -> np.ndarray:
+    """Weight ``c`` rounded to ``precision`` (bf16, fp16), in its own dtype: ``c`` itself
+    when every value is already exact (a checkpoint kept in bf16, zeros), else a new array
+    made piece by piece, so that a mapped weight is never all in memory twice."""
+    from npuc.compiler.mapped import release, row_pieces
+    from npuc.compiler.schedule.storage import exact_in
+
+    if c.dtype == np.float32 and exact_in(c, precision):
+        return c
+    np_type = _CAST[precision][1]
+    out = np.empty(c.shape, c.dtype)
+    for lo, hi in row_pieces(c):
+        piece = c if c.ndim == 0 else c[lo:hi]
+        if precision == "bf16" and c.dtype == np.float32:
+            value = round_bf16(piece)
+        else:
+            value = piece.astype(np_type).astype(c.dtype)
+        if c.ndim == 0:
+            out[...] = value
+        else:
+            out[lo:hi] = value
+        release(piece)
+    return out
+
+
 def _weight_axis(node: Node, index: int) -> int:
     op = node.op_type[len("Fused"):] if node.op_type.startswith("Fused") else node.op_type
     if op == "Conv":
@@ -108,9 +133,8 @@ def _round_input(g: Graph, node: Node, i: int, precision: str, amax: float | Non
     if v.const is not None:
         # weights are stored in the format: the rounded values as a constant, with no
         # conversion node the scheduler would price as a pass over the weights
-        rounded = round_bf16(v.const) if precision == "bf16" and \
-            v.const.dtype == np.float32 else v.const.astype(np_type).astype(v.const.dtype)
-        node.set_input(i, g.add_constant(f"{v.name}_{precision}", rounded))
+        node.set_input(i, g.add_constant(f"{v.name}_{precision}",
+                                         rounded_weight(v.const, precision)))
         return
     narrow = v.type.with_dtype(_IR_NAME[precision])
     down = g.create_node("Cast", [v], [(f"{v.name}_{precision}", narrow)],

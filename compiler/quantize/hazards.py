@@ -209,20 +209,25 @@ WEIGHT_INPUTS = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (1, 2), "MatMu
 
 
 def check_weights(graph, source: str | None = None) -> None:
-    """Refuse NaN or infinity in a weight of a matrix or normalization operator."""
+    """Refuse NaN or infinity in a weight of a matrix or normalization operator (each
+    weight read once, piece by piece: a mapped weight is never all in memory)."""
+    from npuc.compiler.mapped import first_nonfinite
+
+    seen: set[str] = set()
     for node in graph.nodes:
         for i in WEIGHT_INPUTS.get(node.op_type, ()):
             v = node.input(i)
-            if v is None or v.const is None or np.asarray(v.const).dtype.kind not in "fV":
+            if v is None or v.const is None or np.asarray(v.const).dtype.kind not in "fV" \
+                    or v.name in seen:
                 continue
-            w = np.asarray(v.const, dtype=np.float64)
-            bad = ~np.isfinite(w)
-            if bad.any():
-                first = np.unravel_index(int(np.argmax(bad)), w.shape) if w.ndim else ()
-                what = "NaN" if np.isnan(w[first]) else "an infinite value"
+            seen.add(v.name)
+            bad = first_nonfinite(np.asarray(v.const))
+            if bad is not None:
+                first, nan, count, _ = bad
+                what = "NaN" if nan else "an infinite value"
                 where = f"{source}: " if source else ""
                 raise ModelError(f"{where}initializer '{v.name}' (input {i} of "
-                                 f"{node.describe()}) holds {what} at {[int(i) for i in first]} "
-                                 f"({int(bad.sum())} non-finite values): the model is broken")
+                                 f"{node.describe()}) holds {what} at {list(first)} "
+                                 f"({count} non-finite values): the model is broken")
 
 

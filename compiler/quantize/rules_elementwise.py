@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from npuc.compiler.executor.kernels import KernelContext, get_kernel
+from npuc.compiler.executor.interpreter import evaluate
 
+from .epilogue import _epilogue, _out_type, _qrange
 from .fixedpoint import add_multipliers, quantize_multiplier
 from .params import quantize_value
-from .rules import _epilogue, _out_type, _qrange
 
 
 def add(rw, node):
@@ -91,12 +91,14 @@ def one_source(rw, node) -> bool:
     return all(f is not None for f in found) and len({id(f[0]) for f in found}) == 1
 
 
-def _compose(kernel, attrs, ctx, args):
-    """The float function of the source: ``kernel`` applied to the data inputs' own
-    functions (None: the source itself) and the constants."""
+def _compose(node, attrs, opset, args):
+    """The float function of the source: ``node``'s operator (kept after the node is
+    gone) applied to the data inputs' own functions (None: the source itself) and the
+    constants."""
     def fn(t):
         ins = [(t if f is None else f(t)) if is_data else c for is_data, f, c in args]
-        return np.asarray(kernel(ins, attrs, ctx)[0], dtype=np.float32).reshape(-1)
+        return np.asarray(evaluate(node, ins, attrs, opset, [None], 1)[0],
+                          dtype=np.float32).reshape(-1)
     return fn
 
 
@@ -119,11 +121,10 @@ def lut(rw, node):
     qy = rw.act.get(y.name)
     if qy is None:
         return "no calibration range for its output"
-    ctx = KernelContext(opset=rw.graph.opset_of("") or 17, node=node)
     of = {id(v): f for v, (_, f) in zip(data, found)}
     args = [(v is not None and v.const is None, of.get(id(v)),
              None if v is None else v.const) for v in node.inputs]
-    fn = _compose(get_kernel(node.op_type, node.domain), dict(node.attrs), ctx, args)
+    fn = _compose(node, dict(node.attrs), rw.graph.opset_of("") or 17, args)
     levels = np.arange(-128, 128, dtype=np.int32)
     t = (levels - int(source.type.quant.zero_point)).astype(np.float32) * \
         np.float32(source.type.quant.scale)

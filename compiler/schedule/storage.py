@@ -25,6 +25,21 @@ CHUNK = 1 << 22  # elements checked at a time, so a large table is not copied wh
 
 
 def _exact(array: np.ndarray, narrow) -> bool:
+    """Every value of float32 ``array`` is a ``narrow`` number; read piece by piece (a hole
+    of a sparse file is zeros, exact), each piece's pages given back after it."""
+    from npuc.compiler.mapped import is_hole, release, row_pieces
+
+    for lo, hi in row_pieces(array):
+        piece = array if array.ndim == 0 else array[lo:hi]
+        if not is_hole(piece):
+            ok = _exact_piece(piece, narrow)
+            release(piece)
+            if not ok:
+                return False
+    return True
+
+
+def _exact_piece(array: np.ndarray, narrow) -> bool:
     flat = array.reshape(-1)
     if narrow is ml_dtypes.bfloat16:  # exact in bf16: the low 16 bits are zero
         bits = flat.view(np.uint32)
@@ -37,6 +52,12 @@ def _exact(array: np.ndarray, narrow) -> bool:
                                   equal_nan=True):
                 return False
     return True
+
+
+def exact_in(array: np.ndarray, precision: str) -> bool:
+    """True when every value of float32 ``array`` is a number of ``precision`` (bf16 or
+    fp16)."""
+    return _exact(array, FORMATS[precision][1])
 
 
 def mark_storage(graph, precision: str, half: str | None = None) -> int:
@@ -56,17 +77,24 @@ def mark_storage(graph, precision: str, half: str | None = None) -> int:
 
 
 def stored_dtype(value):
-    """The IR dtype ``value`` is stored in (its own unless marked)."""
-    name = value.meta.get("stored") if value.const is not None else None
+    """The IR dtype ``value`` is stored in (its own unless marked: a constant, or a KV
+    cache every reader of which rounds to that format, see
+    :func:`npuc.compiler.schedule.kvcache.mark_cache_storage`)."""
+    name = value.meta.get("stored")
     return ir_dtype(name) if name else value.type.dtype
 
 
 def stored_array(value) -> np.ndarray:
     """The constant's data in the format it is stored in."""
+    return stored_form(value, value.const)
+
+
+def stored_form(value, array: np.ndarray) -> np.ndarray:
+    """``array`` (the constant's data, or a run of it) in the format ``value`` is stored in."""
     name = value.meta.get("stored")
     if not name:
-        return value.const
+        return array
     if name == "bf16":  # exact: the high half of each float32 is the bf16 number
-        high = (np.ascontiguousarray(value.const).view(np.uint32) >> 16).astype(np.uint16)
+        high = (np.ascontiguousarray(array).view(np.uint32) >> 16).astype(np.uint16)
         return high.view(ml_dtypes.bfloat16)
-    return value.const.astype(ir_dtype(name).numpy)
+    return array.astype(ir_dtype(name).numpy)

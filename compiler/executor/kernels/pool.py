@@ -1,4 +1,5 @@
-"""Pooling: MaxPool, AveragePool, LpPool, their Global forms, MaxUnpool, MaxRoiPool.
+"""Pooling: MaxPool, AveragePool, LpPool, MaxUnpool, MaxRoiPool (the Global forms are in
+``global_pool``).
 
 Pools of 1, 2 or 3 spatial dimensions share one Numba loop over a 3-D window (missing
 leading dimensions have size 1). The loops take explicit begin pads and output sizes so
@@ -12,7 +13,8 @@ import numba as nb
 import numpy as np
 
 from . import kernel
-from .conv import accepts, conv_pads, unsupported
+from .checks import accepts, unsupported
+from .windows import conv_pads
 
 MAX, AVG, LP = 0, 1, 2
 
@@ -238,33 +240,6 @@ def lp_pool(inputs, attrs, ctx):
 
 def _is_narrow_float(dt) -> bool:
     return dt == np.float16 or (dt.kind == "V" and "float" in dt.name)
-
-
-def _spatial_axes(x):
-    return tuple(range(2, x.ndim))
-
-
-@kernel("GlobalAveragePool")
-@accepts("float")
-def global_average_pool(inputs, attrs, ctx):
-    x = inputs[0]
-    return [x.mean(axis=_spatial_axes(x), keepdims=True, dtype=np.float64).astype(x.dtype)]
-
-
-@kernel("GlobalMaxPool")
-@accepts("float", "int")
-def global_max_pool(inputs, attrs, ctx):
-    x = inputs[0]
-    return [x.max(axis=_spatial_axes(x), keepdims=True)]
-
-
-@kernel("GlobalLpPool")
-@accepts("float")
-def global_lp_pool(inputs, attrs, ctx):
-    x = inputs[0]
-    p = attrs.get("p", 2)
-    s = (np.abs(x.astype(np.float64)) ** p).sum(axis=_spatial_axes(x), keepdims=True)
-    return [(s ** (1.0 / p)).astype(x.dtype)]
 
 
 @kernel("MaxUnpool")

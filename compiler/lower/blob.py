@@ -1,0 +1,80 @@
+"""A weight blob kept in a file: written once, piece by piece, and read through a map.
+
+:func:`npuc.compiler.lower.weights.weight_blob` writes the blob to a temporary file as it
+converts each weight; a blob of up to :data:`IN_MEMORY_BYTES` is then read back as
+``bytes``, a larger one stays in its file as a :class:`Blob`: a read-only map of the file
+(usable wherever bytes are read: ``len``, slices, ``numpy.frombuffer``, hashing) whose
+:meth:`Blob.write_to` copies it into the artifact without holding it in memory, leaving
+the file's holes (runs of zeros never written) as holes.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+
+IN_MEMORY_BYTES = 256 << 20
+COPY_BYTES = 16 << 20
+
+
+class Blob(mmap.mmap):
+    """A read-only map of a weight blob's file; ``sha256``: its digest."""
+
+    def __new__(cls, file, size: int, sha256: str):
+        self = super().__new__(cls, file.fileno(), size, access=mmap.ACCESS_READ)
+        self.file, self.sha256 = file, sha256
+        return self
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, Blob) and other.sha256 == self.sha256:
+            return len(other) == len(self)
+        try:
+            return len(memoryview(other)) == len(self) and memoryview(other) == memoryview(self)
+        except TypeError:
+            return NotImplemented
+
+    __hash__ = None
+
+    def write_to(self, out) -> None:
+        """Copy the blob into the binary file ``out`` (at its start), holes kept as holes."""
+        fd, size, pos = self.file.fileno(), len(self), 0
+        out.seek(0)
+        while pos < size:
+            start = _next(fd, pos, os.SEEK_DATA, size)
+            end = _next(fd, start, os.SEEK_HOLE, size) if start < size else size
+            for lo in range(start, end, COPY_BYTES):
+                out.seek(lo)
+                out.write(os.pread(fd, min(COPY_BYTES, end - lo), lo))
+            pos = end
+        out.truncate(size)
+
+
+def _next(fd: int, pos: int, whence: int, size: int) -> int:
+    """The next data (hole) offset at or after ``pos``; ``size`` when there is none, and
+    every offset is data where the file system cannot tell."""
+    try:
+        return min(size, os.lseek(fd, pos, whence))
+    except OSError as e:
+        if e.errno == 6:  # ENXIO: no data after pos
+            return size
+        return pos if whence == os.SEEK_DATA else size
+
+
+def finish(file, size: int, sha256: str):
+    """The blob written to ``file``: ``bytes`` when small, else a :class:`Blob`."""
+    file.truncate(size)
+    file.flush()
+    if size <= IN_MEMORY_BYTES:
+        file.seek(0)
+        data = file.read()
+        file.close()
+        return data
+    return Blob(file, size, sha256)
+
+
+def write_blob(out, blob) -> None:
+    """Write ``blob`` (bytes or a :class:`Blob`) into the binary file ``out``."""
+    if isinstance(blob, Blob):
+        blob.write_to(out)
+    else:
+        out.write(blob)
