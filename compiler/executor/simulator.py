@@ -182,9 +182,12 @@ def simulate(program: dict, weights: bytes, inputs: dict, trace=None, target=Non
     ``compute`` or ``cpu`` command, with the views its outputs were written to (``None``
     for an omitted output). ``dram``: a byte array to use as the DRAM arena, kept by the
     caller between runs: a program's ``state`` (its KV cache) lives there across steps."""
+    from npuc.compiler.executor import threads
+
     check_program(program, weights)
     try:
-        return _simulate(program, weights, inputs, trace, target, check, dram)
+        with threads.blas_limit():  # the executor's thread policy (see threads.py)
+            return _simulate(program, weights, inputs, trace, target, check, dram)
     except (KeyError, TypeError, AttributeError, IndexError, ValueError) as e:
         raise SimulationError(f"malformed program: {type(e).__name__}: {e}") from None
 

@@ -19,12 +19,13 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .. import threads
 from . import accumulate, kernel
 from .checks import accepts, unsupported
 from .windows import col2im_add, conv_geometry, conv_out_shape, im2col
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _depthwise2d(x, w, out, sh, sw, ph, pw, dh, dw, mult):
     n, c, h, wd = x.shape
     oh, ow = out.shape[2], out.shape[3]
@@ -74,14 +75,23 @@ def conv_nd(x, w, b=None, strides=None, pads=None, dilations=None, group=1, out=
     if out is None:
         out = np.empty((n, m, *oshape), dtype=np.result_type(x.dtype, w.dtype))
     if group == c and w.shape[1] == 1 and nd == 2 and group > 1:
-        _depthwise2d(x, np.ascontiguousarray(w, dtype=out.dtype), out, strides[0], strides[1],
-                     pads[0], pads[1], dilations[0], dilations[1], m // c)
+        wc, mult = np.ascontiguousarray(w, dtype=out.dtype), m // c
+        step = threads.block(c)
+
+        def channels(i):  # channel blocks on npuc's threads
+            c0, c1 = i * step, min(c, (i + 1) * step)
+            _depthwise2d(x[:, c0:c1], wc[c0 * mult:c1 * mult], out[:, c0 * mult:c1 * mult],
+                         strides[0], strides[1], pads[0], pads[1], dilations[0], dilations[1],
+                         mult)
+
+        threads.parallel(channels, -(-c // step))
     else:
         pointwise = all(k == 1 for k in kshape) and not any(pads) and all(s == 1 for s in strides)
         if pointwise:
             cols = x.reshape(n, group, c // group, -1)
-        else:
-            cols = im2col(x, kshape, strides, pads, dilations, oshape, out.dtype)
+        else:  # gathered straight into float64, the type the product accumulates in
+            cols = im2col(x, kshape, strides, pads, dilations, oshape,
+                          np.float64 if out.dtype.kind == "f" else out.dtype)
             cols = cols.reshape(n, group, (c // group) * int(np.prod(kshape)), -1)
         wm = w.reshape(group, m // group, -1)
         accumulate.matmul(wm, cols, out=out)

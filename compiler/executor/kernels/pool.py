@@ -12,6 +12,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .. import threads
 from . import kernel
 from .checks import accepts, unsupported
 from .windows import conv_pads
@@ -98,7 +99,7 @@ def _pool3d(x, out, idx, mode, k, s, pb, pe, dl, count_pad, p, storage_order):
                         out[q, a, b, c] = acc ** (1.0 / p)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _pool2d_rows(x, out, is_max, kh, kw, sh, sw, ph, pw, dh, dw):
     """Max or sum of 2-D windows, one output row at a time.
 
@@ -159,8 +160,14 @@ def _pool2d_fast(x, mode, kernel_shape, strides, pads, dilations, out_shape, cou
     """2-D max or average pool reading ``x`` in place (any strides)."""
     n, c, h, w = x.shape
     out = np.empty((n, c, *out_shape), dtype=x.dtype)
-    _pool2d_rows(x, out, mode == MAX, kernel_shape[0], kernel_shape[1], strides[0], strides[1],
-                 pads[0], pads[1], dilations[0], dilations[1])
+    step = threads.block(c)
+
+    def channels(i):  # channel blocks on npuc's threads
+        c0, c1 = i * step, min(c, (i + 1) * step)
+        _pool2d_rows(x[:, c0:c1], out[:, c0:c1], mode == MAX, kernel_shape[0], kernel_shape[1],
+                     strides[0], strides[1], pads[0], pads[1], dilations[0], dilations[1])
+
+    threads.parallel(channels, -(-c // step))
     if mode == AVG:
         ch = _window_counts(h, out_shape[0], kernel_shape[0], strides[0], pads[0], pads[2],
                             dilations[0], count_include_pad)
