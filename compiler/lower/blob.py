@@ -35,18 +35,18 @@ class Blob(mmap.mmap):
 
     __hash__ = None
 
-    def write_to(self, out) -> None:
-        """Copy the blob into the binary file ``out`` (at its start), holes kept as holes."""
+    def write_to(self, out, at: int = 0) -> None:
+        """Copy the blob into the binary file ``out`` at offset ``at`` (the file is cut
+        at its end), holes kept as holes."""
         fd, size, pos = self.file.fileno(), len(self), 0
-        out.seek(0)
         while pos < size:
             start = _next(fd, pos, os.SEEK_DATA, size)
             end = _next(fd, start, os.SEEK_HOLE, size) if start < size else size
             for lo in range(start, end, COPY_BYTES):
-                out.seek(lo)
+                out.seek(at + lo)
                 out.write(os.pread(fd, min(COPY_BYTES, end - lo), lo))
             pos = end
-        out.truncate(size)
+        out.truncate(at + size)
 
 
 def _next(fd: int, pos: int, whence: int, size: int) -> int:
@@ -72,9 +72,23 @@ def finish(file, size: int, sha256: str):
     return Blob(file, size, sha256)
 
 
-def write_blob(out, blob) -> None:
-    """Write ``blob`` (bytes or a :class:`Blob`) into the binary file ``out``."""
-    if isinstance(blob, Blob):
-        blob.write_to(out)
-    else:
-        out.write(blob)
+def concat(blobs: list):
+    """The blobs one after the other: ``bytes`` when small, else a :class:`Blob` written
+    piece by piece (holes kept; its ``sha256`` is None, each part has its own)."""
+    import tempfile
+
+    size = sum(len(b) for b in blobs)
+    if size <= IN_MEMORY_BYTES:
+        return b"".join(bytes(b) for b in blobs)
+    f = tempfile.TemporaryFile()
+    pos = 0
+    for b in blobs:
+        if isinstance(b, Blob):
+            b.write_to(f, pos)
+        elif b.count(0) < len(b):
+            f.seek(pos)
+            f.write(b)
+        pos += len(b)
+    f.truncate(size)
+    f.flush()
+    return Blob(f, size, None)
