@@ -72,23 +72,32 @@ def finish(file, size: int, sha256: str):
     return Blob(file, size, sha256)
 
 
-def concat(blobs: list):
-    """The blobs one after the other: ``bytes`` when small, else a :class:`Blob` written
-    piece by piece (holes kept; its ``sha256`` is None, each part has its own)."""
-    import tempfile
+class Concat:
+    """Blobs appended one after the other as they come (each written to a file at once,
+    holes kept), so that none is held after it is added; :meth:`finish` gives ``bytes``
+    when small, else a :class:`Blob` (its ``sha256`` None: each part has its own)."""
 
-    size = sum(len(b) for b in blobs)
-    if size <= IN_MEMORY_BYTES:
-        return b"".join(bytes(b) for b in blobs)
-    f = tempfile.TemporaryFile()
-    pos = 0
-    for b in blobs:
-        if isinstance(b, Blob):
-            b.write_to(f, pos)
-        elif b.count(0) < len(b):
-            f.seek(pos)
-            f.write(b)
-        pos += len(b)
-    f.truncate(size)
-    f.flush()
-    return Blob(f, size, None)
+    def __init__(self):
+        import tempfile
+
+        self.file = tempfile.TemporaryFile()
+        self.size = 0
+
+    def add(self, blob) -> None:
+        """Append ``blob`` (bytes or a :class:`Blob`)."""
+        if isinstance(blob, Blob):
+            blob.write_to(self.file, self.size)
+        elif blob.count(0) < len(blob):
+            self.file.seek(self.size)
+            self.file.write(blob)
+        self.size += len(blob)
+
+    def finish(self):
+        self.file.truncate(self.size)
+        self.file.flush()
+        if self.size <= IN_MEMORY_BYTES:
+            self.file.seek(0)
+            data = self.file.read()
+            self.file.close()
+            return data
+        return Blob(self.file, self.size, None)

@@ -46,7 +46,7 @@ def _joined(program: dict):
 def compile_tensor(result, model, chips: int, estimate_at: str) -> None:
     """Fill ``result`` with one segmented program per chip."""
     from npuc.compiler.lower import lower
-    from npuc.compiler.lower.blob import concat
+    from npuc.compiler.lower.blob import Concat
     from npuc.compiler.report import summarize
     from npuc.compiler.schedule import schedule
 
@@ -56,7 +56,7 @@ def compile_tensor(result, model, chips: int, estimate_at: str) -> None:
     target = result.target
     collectives = []
     for chip in range(chips):
-        programs, blobs, summaries = [], [], []
+        programs, sizes, summaries, blob = [], [], [], Concat()
         for graph in segment_graphs(result.graph, chips, chip):
             sched = schedule(graph, target, estimate_at, None)
             program, weights = lower(graph, sched, target)
@@ -70,14 +70,15 @@ def compile_tensor(result, model, chips: int, estimate_at: str) -> None:
                     collectives.append({k: cmd[k] for k in ("op", "tensor", "bytes",
                                                             "seconds")})
             programs.append(program)
-            blobs.append(weights)
+            sizes.append(len(weights))
+            blob.add(weights)
+            del weights
             summaries.append(summarize(graph, sched, program, target, model,
                                        result.precision, estimate_at))
-        offsets = list(np.cumsum([0] + [len(b) for b in blobs[:-1]]).tolist())
+        offsets = list(np.cumsum([0] + sizes[:-1]).tolist())
         result.programs.append({"format": "npuc-segments", "version": 1,
                                 "segments": programs, "weights_offsets": offsets})
-        result.weights.append(concat(blobs))
-        del blobs
+        result.weights.append(blob.finish())
         result.summaries.append(_chip_summary(summaries))
     result.parallelism = "tensor"
     result.manifest = _manifest(result, collectives, chips)
