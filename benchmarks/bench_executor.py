@@ -1,74 +1,140 @@
-"""Executor speed against onnxruntime and onnx.reference, measured in the same run.
+"""Executor speed against onnxruntime, interleaved in one process, on PyTorch exports.
 
-    python benchmarks/bench_executor.py [resnet50 bert-base ...] [--repeat N]
+    python benchmarks/bench_executor.py [resnet50 mobilenetv2 bert-base gpt2 vit-base]
+        [--exporter torchscript dynamo] [--repeat N] [--threads T] [--batch B]
+        [--profile] [--zoo]
 
-For each model: the first run (kernel compilation, or loading it from Numba's cache),
-the steady-state latency of ``npuc.execute`` (best of N), onnxruntime's (2 threads, all
-optimizations) and, for ResNet-50, ``onnx.reference.ReferenceEvaluator``'s; the ratios;
-and the largest relative difference of the outputs. Run it twice to see the cache at work.
-Goals: ResNet-50 within 3x of onnxruntime, BERT-base within 1.5x, ResNet-50 at least 5x
-faster than onnx.reference.
+Models come from ``benchmarks/models/`` (written by ``benchmarks/export_models.py``:
+``<name>-<exporter>.onnx`` and ``<name>.inputs.npz``); ``--zoo`` times npuc's built-in zoo
+models instead. Both engines get the same thread policy: ``T`` threads (default 2) for
+onnxruntime's intra-op pool (all graph optimizations on) and for npuc's BLAS
+(``NPUC_BLAS_THREADS``). The runs alternate (npuc, onnxruntime, npuc, ...), so a change
+in the machine's load hits both alike; printed are the best and the median of each, the
+ratio of the medians and of the bests, the first npuc run (Numba compilation or cache
+load), the largest relative difference of the outputs, and the load average before and
+after. ``--profile`` adds npuc's five slowest operator types per model, ``--reference``
+onnx.reference's time.
+Goal: every ratio at or under 1.2x.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
+import sys
 import time
 
 import numpy as np
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
 
-def best_of(fn, repeat: int) -> float:
-    times = []
+MODELS = ["resnet50", "mobilenetv2", "bert-base", "gpt2", "vit-base"]
+
+
+def _load(name: str, exporter: str, batch: int, zoo_models: bool):
+    """(onnx path or proto, feeds) for one model."""
+    if zoo_models:
+        from npuc import zoo
+
+        proto = zoo.build(name)
+        return proto, zoo.sample_inputs(name, batch=batch)
+    # resolved: a dynamo export keeps its weights in a .data file beside the real file
+    path = os.path.realpath(os.path.join(HERE, "models", f"{name}-{exporter}.onnx"))
+    feeds = dict(np.load(os.path.join(HERE, "models", f"{name}.inputs.npz")))
+    feeds = {k: v[:batch] for k, v in feeds.items()}
+    return path, feeds
+
+
+def _interleaved(fns, repeat: int) -> list[list[float]]:
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            times[i].append(time.perf_counter() - t0)
+    return times
 
 
-def main() -> None:
+def _ort_session(model, threads: int):
     import onnxruntime as ort
 
-    from npuc import zoo
-    from npuc.compiler.executor.interpreter import execute
-    from npuc.compiler.frontend.onnx_import import import_onnx
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    src = model if isinstance(model, str) else model.SerializeToString()
+    return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
 
-    p = argparse.ArgumentParser()
-    p.add_argument("models", nargs="*", default=["resnet50", "bert-base"])
+
+def _profile(graph, feeds) -> str:
+    from npuc.compiler.executor.interpreter import RunStats, execute
+
+    stats = RunStats()
+    execute(graph, feeds, stats=stats, profile=True)
+    top = sorted(stats.per_op_seconds.items(), key=lambda kv: -kv[1])[:5]
+    return ", ".join(f"{k} {v * 1e3:.1f}" for k, v in top)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("models", nargs="*", default=MODELS)
+    p.add_argument("--exporter", nargs="+", default=["torchscript", "dynamo"])
     p.add_argument("--repeat", type=int, default=10)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--profile", action="store_true")
+    p.add_argument("--zoo", action="store_true", help="npuc's zoo models (one build each)")
     p.add_argument("--reference", action="store_true",
-                   help="also time onnx.reference on every model (slow), not only ResNet-50")
+                   help="also time onnx.reference (slow; best of 2) against npuc")
     args = p.parse_args()
-    print(f"{'model':12s} {'first run':>10s} {'npuc':>9s} {'ort':>9s} {'ratio':>6s} "
-          f"{'reference':>10s} {'speedup':>8s} {'rel err':>9s}")
-    for name in args.models:
-        model = zoo.build(name)
-        graph = import_onnx(model)
-        feeds = zoo.sample_inputs(name)
-        t0 = time.perf_counter()
-        ours = execute(graph, feeds)
-        first = time.perf_counter() - t0
-        npuc_t = best_of(lambda: execute(graph, feeds), args.repeat)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 2
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        sess = ort.InferenceSession(model.SerializeToString(), so,
-                                    providers=["CPUExecutionProvider"])
-        want = sess.run(None, feeds)
-        ort_t = best_of(lambda: sess.run(None, feeds), args.repeat)
-        err = max(float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12))
-                  for a, b in zip(ours.values(), want))
-        ref_t = speed = float("nan")
-        if name == "resnet50" or args.reference:
-            from onnx.reference import ReferenceEvaluator
+    os.environ["NPUC_BLAS_THREADS"] = str(args.threads)
 
-            ref = ReferenceEvaluator(model)
-            ref_t = best_of(lambda: ref.run(None, feeds), 2)
-            speed = ref_t / npuc_t
-        print(f"{name:12s} {first * 1e3:8.0f}ms {npuc_t * 1e3:7.1f}ms {ort_t * 1e3:7.1f}ms "
-              f"{npuc_t / ort_t:5.2f}x {ref_t * 1e3:8.0f}ms {speed:7.1f}x {err:9.2e}")
+    import npuc
+    from npuc.compiler.executor.interpreter import execute
+
+    load0 = os.getloadavg()
+    print(f"{os.cpu_count()} cores, {args.threads} threads for both, batch {args.batch}, "
+          f"load average {load0[0]:.2f} at start; milliseconds, best / median of "
+          f"{args.repeat} interleaved runs")
+    print(f"{'model':24s} {'first':>7s} {'npuc':>15s} {'onnxruntime':>15s} "
+          f"{'ratio med':>9s} {'best':>6s} {'rel err':>9s}")
+    worst = 0.0
+    for name in args.models:
+        for exporter in ([None] if args.zoo else args.exporter):
+            label = name if exporter is None else f"{name}-{exporter}"
+            model, feeds = _load(name, exporter, args.batch, args.zoo)
+            graph = npuc.load_model(model)
+            t0 = time.perf_counter()
+            ours = execute(graph, feeds)
+            first = time.perf_counter() - t0
+            sess = _ort_session(model, args.threads)
+            want = sess.run(None, feeds)
+            tn, to = _interleaved([lambda g=graph, f=feeds: execute(g, f),
+                                   lambda s=sess, f=feeds: s.run(None, f)], args.repeat)
+            err = max(float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12))
+                      for a, b in zip(ours.values(), want))
+            mn, mo = statistics.median(tn), statistics.median(to)
+            ratio = mn / mo
+            worst = max(worst, ratio)
+            print(f"{label:24s} {first * 1e3:7.0f} {min(tn) * 1e3:7.1f} /{mn * 1e3:6.1f} "
+                  f"{min(to) * 1e3:7.1f} /{mo * 1e3:6.1f} {ratio:8.2f}x "
+                  f"{min(tn) / min(to):5.2f}x {err:9.2e}")
+            if args.profile:
+                print(f"{'':24s} npuc by operator (ms): {_profile(graph, feeds)}")
+            if args.reference:
+                from onnx.reference import ReferenceEvaluator
+
+                ref = ReferenceEvaluator(model)
+                (tr,) = _interleaved([lambda r=ref, f=feeds: r.run(None, f)], 2)
+                print(f"{'':24s} onnx.reference {min(tr) * 1e3:.0f} ms, npuc "
+                      f"{min(tr) / min(tn):.1f}x faster")
+            del graph, sess
+    load1 = os.getloadavg()
+    print(f"load average {load1[0]:.2f} at end; worst median ratio {worst:.2f}x (goal 1.2x)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

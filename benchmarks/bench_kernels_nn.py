@@ -15,7 +15,7 @@ import onnx
 import onnxruntime as ort
 from onnx import helper
 
-from npuc.compiler.executor.kernels import KERNELS, NN_MODULES, KernelContext
+from npuc.compiler.executor.kernels import KERNELS, KernelContext, load_all
 
 F = onnx.TensorProto.FLOAT
 
@@ -111,10 +111,7 @@ def bench_resnet50_convs(rng) -> None:
 
 
 def main() -> None:
-    import importlib
-
-    for m in NN_MODULES:
-        importlib.import_module(m)
+    load_all()
     rng = np.random.default_rng(0)
     print(f"{'case':28s} {'npuc ms':>9s} {'ort ms':>9s} {'ratio':>7s}")
     for label, op, shapes, attrs in CASES:

@@ -17,6 +17,12 @@ is the compile's own (the model's load included), and prints:
 - what runs on the host CPU, if anything, and the host-link time.
 
 Cases: rngd at bf16 and fp8, atom at fp16.
+
+``--artifact`` (the rest of the options are ``bench_llm_artifact.py``'s) compiles the
+prefill and decode programs into one artifact with the KV cache as device state and, with
+``--steps K``, checks K greedy decode steps token by token against onnxruntime:
+
+    python benchmarks/bench_llm.py --artifact --model small --steps 8
 """
 
 from __future__ import annotations
@@ -79,6 +85,12 @@ def build(model: str, layers: int | None, past: int, folder: str) -> str:
 
 
 def main() -> int:
+    if "--artifact" in sys.argv[1:]:
+        sys.argv.remove("--artifact")
+        sys.path.insert(0, os.path.dirname(__file__))
+        from bench_llm_artifact import main as artifact
+
+        return artifact()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=sorted(DIMS), default="1b")
     parser.add_argument("--layers", type=int, default=None)

@@ -11,8 +11,12 @@ positions, the unfilled ones masked out by ``attention_mask``).
 At every step both sides get the same token, the reference's greedy choice (so that one
 disagreement does not change every later input), and the step's row says the reference's
 token, the program's token, whether they agree, and the logits' SQNR and cosine against
-the reference. The verdict: every step's logits are within the precision's tolerance
-(:data:`npuc.compiler.verification.TOLERANCE`) and every token agrees, or differs only
+the reference. Each step also runs the graphs the programs were lowered from (npuc's interpreter, the
+caches passed along by name), which the programs must match bit for bit.
+
+The verdict: every step's logits are within the precision's tolerance
+(:data:`npuc.compiler.verification.TOLERANCE`), the program matches its IR, and every
+token agrees, or differs only
 where the reference itself hesitates: its margin between the two tokens is within
 :data:`TIE` times the RMS error of the program's logits (a "near-tie", counted apart).
 """
@@ -85,27 +89,27 @@ def check_steps(built, steps: int, batch: int = 1, prompt=None, seed: int = 0
                         f"positions; --max-seq is {max_seq}")
     ids = _prompt(prompt, pre, batch, s, seed)
     ref = _Reference(pre.source_proto, built.results[-1].source_proto, max_seq)
-    sim = _Simulated(built)
+    sim, ir = _Simulated(built), _Lowered(built)
     sqnr_min, cos_min = TOLERANCE[built.results[-1].precision]
     rows = []
     want, got = ref.prefill(ids), sim.prefill(ids)
     token = np.argmax(want, axis=-1)[:, None]
-    rows.append(_row(0, s - 1, want, got, compare))
+    rows.append(_row(0, s - 1, want, got, compare, ir.prefill(ids)))
     for k in range(1, steps + 1):
         position = s + k - 1
         want, got = ref.decode(token, position), sim.decode(token, position)
-        rows.append(_row(k, position, want, got, compare))
+        rows.append(_row(k, position, want, got, compare, ir.decode(token, position)))
         token = np.argmax(want, axis=-1)[:, None]
     for r in rows:
         r["passed"] = r["agreement"] != "differs" and r["sqnr_db"] >= sqnr_min and \
-            r["cosine"] >= cos_min
+            r["cosine"] >= cos_min and r["program_vs_ir_identical"]
     return DecodeVerifyResult(all(r["passed"] for r in rows), built.results[-1].precision,
                               {"sqnr_db_min": sqnr_min, "cosine_min": cos_min}, rows, built,
                               [f"prompt of {s} tokens, batch {batch}, cache of {max_seq} "
                                "positions; each step is fed the reference's token"])
 
 
-def _row(step, position, want, got, compare) -> dict:
+def _row(step, position, want, got, compare, lowered) -> dict:
     """One step's measures; a token that differs is a near-tie when the reference's own
     margin between its token and the program's is within :data:`TIE` times the RMS error
     of the program's logits at that step (a choice the precision's noise can flip)."""
@@ -119,7 +123,8 @@ def _row(step, position, want, got, compare) -> dict:
             "program_token": got_tok.tolist(), "token_agrees": same,
             "agreement": "agrees" if same else "near-tie" if margin <= TIE * rms else "differs",
             "reference_margin": margin, "rms_error": rms,
-            "sqnr_db": m["sqnr_db"], "cosine": m["cosine"], "max_abs_error": m["max_abs_error"]}
+            "sqnr_db": m["sqnr_db"], "cosine": m["cosine"], "max_abs_error": m["max_abs_error"],
+            "program_vs_ir_identical": bool(np.array_equal(got, lowered))}
 
 
 def _prompt_length(built) -> int:
@@ -185,6 +190,30 @@ class _Simulated:
         return self._run(self.built.index("decode"), feeds)
 
 
+class _Lowered(_Simulated):
+    """The graphs the programs were lowered from, run by npuc's interpreter with the
+    caches passed from one to the next by name (the program must match them bit for
+    bit)."""
+
+    def __init__(self, built):
+        super().__init__(built)
+        self.caches: dict[str, np.ndarray] = {}
+
+    def _run(self, i: int, feeds: dict) -> np.ndarray:
+        from npuc.compiler.executor.interpreter import execute
+        from npuc.compiler.schedule.kvcache import entries
+
+        graph = self.built.results[i].graph
+        given = dict(feeds)
+        for e in entries(graph):
+            v = graph.value(e.input)
+            given[e.input] = self.caches.get(e.state, np.zeros(v.type.shape,
+                                                               v.type.dtype.numpy))
+        out = execute(graph, given)
+        self.caches.update({e.state: out[e.state] for e in entries(graph)})
+        return _last(out["logits"])
+
+
 class _Reference:
     """onnxruntime on the original models, with the cache kept by the loop: the decode
     model's past holds ``max_seq - 1`` positions and its new token comes last."""
@@ -236,6 +265,8 @@ def _present(past: str) -> str:
 
 
 def _session(proto):
+    """An onnxruntime session on a ModelProto or an ONNX file (its external data beside
+    it)."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -246,5 +277,5 @@ def _session(proto):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 2
     opts.log_severity_level = 3
-    return ort.InferenceSession(proto.SerializeToString(), opts,
-                                providers=["CPUExecutionProvider"])
+    model = proto.SerializeToString() if hasattr(proto, "SerializeToString") else str(proto)
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])

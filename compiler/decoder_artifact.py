@@ -49,21 +49,34 @@ class DecoderResult:
         return self.results[-1].summary
 
 
-def decoder_forms(model, max_seq: int, decode_model=None) -> tuple:
-    """``(prefill model, decode model)`` for ``model``."""
+def decoder_forms(model, max_seq: int, decode_model=None, sets=None) -> tuple:
+    """``([(prefill model, its shape set), ...], decode model)`` for ``model``: one prefill
+    per shape set (for a zoo decoder, per ``sequence=N``)."""
+    from npuc.compiler.schedule.shapes import ShapeSet
+
+    sets = sets or [ShapeSet()]
     if decode_model is not None:
-        return model, decode_model
+        return [(model, s) for s in sets], decode_model
     if isinstance(model, str) and model.startswith("zoo:"):
         from npuc import zoo
 
         name = model[4:]
+        lengths = []
+        for s in sets:
+            given = s.as_dict()
+            if set(given) - {"sequence"} or any(len(v) != 1 for v in given.values()):
+                raise NpucError(f"--shape {s.label()}: a zoo decoder's prefill takes "
+                                "--shape sequence=N[,M...] (its prompt lengths)")
+            lengths.append({"sequence": given["sequence"][0]} if given else {})
         try:
-            prefill = zoo.build(name, batch=None, use_cache=True)
+            prefills = [zoo.build(name, batch=None, use_cache=True, **n) for n in lengths]
             decode = zoo.build(name, batch=None, sequence=1, past=max_seq - 1, use_cache=True)
         except (TypeError, ValueError, NpucError) as e:
             raise NpucError(f"{model}: not a decoder with a KV cache ({e})") from None
-        prefill.graph.name, decode.graph.name = f"{name}-prefill", f"{name}-decode"
-        return prefill, decode
+        for p in prefills:
+            p.graph.name = f"{name}-prefill"
+        decode.graph.name = f"{name}-decode"
+        return [(p, ShapeSet()) for p in prefills], decode
     raise NpucError(f"{model}: give the decode form of the model too (--decode-model "
                     "FILE, its past inputs holding max_seq - 1 positions)")
 
@@ -80,15 +93,26 @@ def compile_decoder(model, target, max_seq: int, decode_model=None, shapes=None,
         raise NpucError("--max-seq must be at least 2 (a prompt token and a decoded one)")
     if output_dir is not None:
         check_output_dir(output_dir)
-    prefill, decode = decoder_forms(model, max_seq, decode_model)
     sets = parse_shapes(shapes)
-    results = [compile(prefill, target, shapes=s, max_seq=max_seq, last_logits=last_logits,
-                       **options) for s in sets]
-    results.append(compile(decode, target, max_seq=max_seq, **options))
+    prefills, decode = decoder_forms(model, max_seq, decode_model, sets)
+    given = options.pop("calibration", None)
+    results, decode_samples = [], given
+    for i, (prefill, s) in enumerate(prefills):
+        samples = _calibration(prefill, decode, target, max_seq, given, options)
+        if i == 0:
+            decode_samples = samples[1]
+        results.append(_light(compile(prefill, target, shapes=s, max_seq=max_seq,
+                                      last_logits=last_logits, calibration=samples[0],
+                                      **options), options))
+    results.append(_light(compile(decode, target, max_seq=max_seq, calibration=decode_samples,
+                                  **options), options))
     roles = ["prefill"] * len(sets) + ["decode"]
-    labels = [f"prefill {s.label()}".strip() for s in sets] + [f"decode max_seq={max_seq}"]
+    labels = [f"prefill {_length(r)}" for r in results[:-1]] + [f"decode max_seq={max_seq}"]
     _check_state(results, labels)
     programs, blob = merge_weights([r.program for r in results], [r.weights for r in results])
+    if not options.get("keep_reference", True):  # the shared blob holds them all
+        for r in results:
+            r.weights = r.files["weights.bin"] = b""
     info = manifest(results[0].target.name, labels, programs, blob)
     for entry, role in zip(info["programs"], roles):
         entry["role"] = role
@@ -106,6 +130,36 @@ def compile_decoder(model, target, max_seq: int, decode_model=None, shapes=None,
         write_dir(output_dir, files)
         out.output_dir = output_dir
     return out
+
+
+def _calibration(prefill, decode, target, max_seq: int, given, options: dict) -> tuple:
+    """The programs' calibration inputs: served prompts and the decode steps after them
+    (:mod:`npuc.compiler.decoder_calibration`) when the precision needs calibration and
+    none is given; else what was given."""
+    from npuc.compiler.decoder_calibration import served_samples
+    from npuc.compiler.driver import _requested_precision, _target
+
+    chip = _target(target)
+    precision = _requested_precision(chip, options.get("quantize", "auto"))
+    if given is not None or precision == "none" or not chip.quant.needs_calibration(precision):
+        return given, given
+    options.setdefault("accuracy", None)  # generated prompts say nothing of the answer
+    return served_samples(prefill, decode, max_seq, options.get("batch", 1))
+
+
+def _light(result, options: dict):
+    """``result`` without its graph when the reference is not kept (a compile that only
+    writes the artifact): the graph holds every weight in float32, and the next program
+    compiles meanwhile."""
+    if not options.get("keep_reference", True):
+        result.graph = None
+    return result
+
+
+def _length(result) -> str:
+    """``sequence=N``: the prompt length of a prefill program."""
+    ids = result.program["inputs"].get("input_ids")
+    return f"sequence={ids['shape'][1]}" if ids and len(ids["shape"]) > 1 else ""
 
 
 def _check_state(results, labels) -> None:

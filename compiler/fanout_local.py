@@ -6,6 +6,7 @@ again."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -34,8 +35,20 @@ def start() -> None:
 
 
 def _worker_init() -> None:
-    """Workers leave Ctrl-C to the parent, which stops them all (no tracebacks from each)."""
+    """Workers leave Ctrl-C to the parent, which stops them all (no tracebacks from each).
+
+    Each worker starts a session of its own. Linux's autogroup scheduling shares the CPU
+    between sessions, not processes: on a machine busy with other sessions' jobs, workers
+    left in the caller's session would split one session's share between them and run no
+    faster than one process (measured: 2 workers 1.06x and 0.84x of 1 under load), while
+    Ray's workers, in the Ray server's session, gained 1.7x. In their own sessions local
+    workers count as the separate jobs they are. The parent still stops them (Ctrl-C,
+    errors) and they end with it (their task queue closes)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        os.setsid()
+    except OSError:  # already a session or group leader: keep the caller's session
+        pass
     worker_setup()
 
 

@@ -6,8 +6,8 @@ instead of each worker loading them on its first task."""
 import numba
 import numpy as np
 
+from npuc.compiler import ops  # noqa: F401  (npuc's own operators and their kernels)
 from npuc.compiler.executor.kernels import load_all
-from npuc.compiler.quantize import ops  # noqa: F401  (the quantized operators' kernels)
 
 load_all()
 

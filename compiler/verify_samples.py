@@ -42,31 +42,28 @@ def verify_samples(model, target, samples: list[dict], opt_level: int = 2,
                    quantize: str = "auto", calibration=None, schedule_in=None,
                    batch: int = 1, output_dir=None, progress: bool = False,
                    mode: str = "auto", axis: int = -1, k: int = 5, blank: int = 0,
-                   accuracy=None, preprocess=None) -> SamplesResult:
+                   accuracy=None, preprocess=None, fanout=None) -> SamplesResult:
     """Compile ``model`` once and verify it over ``samples`` (input dicts).
+
+    ``fanout`` (a started :class:`npuc.compiler.parallel.Fanout`) runs calibration and the
+    samples on several processes or a Ray cluster; the result is the one process's.
 
     ``mode``, ``axis``, ``k`` and ``blank`` choose the answer compared (see
     :mod:`npuc.compiler.accuracy`); ``accuracy``, a requirement such as ``argmax<=1%``,
     is checked against the agreement and decides the verdict with the tolerance."""
     from npuc.compiler.accuracy import agreement
-    from npuc.compiler.driver import TOLERANCE, _reference, compare, compile
+    from npuc.compiler.driver import TOLERANCE, compare, compile
     from npuc.compiler.executor.diagnose import same_bits
-    from npuc.compiler.executor.interpreter import execute
-    from npuc.compiler.executor.simulator import simulate
     from npuc.compiler.quantize.requirement import parse_requirement
+    from npuc.compiler.verify_fanout import run_samples
 
     requirement = parse_requirement(accuracy)
     compiled = compile(model, target, opt_level, quantize, calibration, output_dir,
                        schedule_in, batch=batch, progress=progress,
                        accuracy="auto" if accuracy is None else str(accuracy),
-                       preprocess=preprocess)
-    got, want, ir, notes, reference = [], [], [], [], "onnxruntime"
-    for feeds in samples:
-        got.append({k2: np.asarray(v) for k2, v in
-                    simulate(compiled.program, compiled.weights, feeds).items()})
-        expected, reference, notes = _reference(model, compiled, feeds)
-        want.append({k2: np.asarray(v) for k2, v in expected.items()})
-        ir.append(execute(compiled.graph, feeds))
+                       preprocess=preprocess, fanout=fanout)
+    runs = run_samples(model, compiled, samples, fanout, progress)
+    got, want, ir, notes, reference = runs.got, runs.want, runs.ir, runs.notes, runs.reference
     names = list(want[0]) if want else []
     if requirement is not None and mode == "auto" and requirement.answer_mode != "none":
         mode, axis = requirement.answer_mode, requirement.axis

@@ -1,9 +1,11 @@
 """Analyses over the IR that several stages share.
 
-- :func:`subgraphs`: the graphs held in a node's attributes (If, Loop, Scan bodies);
 - :func:`reads` and :func:`captured_values`: what a node reads, including what its
   subgraphs capture from the enclosing graphs;
-- :func:`topological_order`: an order where producers come first, or the node on a cycle.
+- :func:`topological_order`: an order where producers come first, or the node on a cycle;
+  :func:`toposort` reorders a graph that way.
+
+(:func:`npuc.ir.graph.subgraphs` gives the graphs held in a node's attributes.)
 """
 
 from __future__ import annotations
@@ -12,23 +14,11 @@ import heapq
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from . import graph as _graph
 from .errors import VerifyError
+from .graph import subgraphs
 
 if TYPE_CHECKING:
     from .graph import Graph, Node, Value
-
-
-def subgraphs(node: "Node") -> list["Graph"]:
-    """The graphs held in a node's attributes (If branches, Loop and Scan bodies)."""
-    graph_type = _graph.Graph
-    out = []
-    for a in node.attrs.values():
-        if isinstance(a, graph_type):
-            out.append(a)
-        elif isinstance(a, list) and a and isinstance(a[0], graph_type):
-            out.extend(a)
-    return out
 
 
 def reads(node: "Node") -> Iterator["Value"]:
@@ -86,3 +76,9 @@ def topological_order(graph: "Graph") -> list["Node"]:
         stuck = next(n for n in nodes if pending[id(n)])
         raise VerifyError(f"the graph has a cycle through {stuck.describe()}")
     return order
+
+
+def toposort(graph: "Graph") -> None:
+    """Reorder ``graph``'s nodes so that every producer comes before its users, keeping the
+    current order where it is already valid; VerifyError naming a node on a cycle."""
+    graph.reorder(topological_order(graph))

@@ -5,7 +5,9 @@ use-def chains itself (``value.producer``, ``value.uses``), so every edit below 
 in the size of the graph. Nodes are kept in a doubly linked list in a valid order
 (producers before users), so inserting and removing a node never copies the list.
 
-Analyses that want a graph library use :meth:`Graph.to_networkx`, a view built on demand.
+Values and nodes are defined in :mod:`npuc.ir.node` (and importable from here); analyses
+over a graph (what a node reads, a topological order) in :mod:`npuc.ir.analysis`. Those
+that want a graph library use :meth:`Graph.to_networkx`, a view built on demand.
 """
 
 from __future__ import annotations
@@ -17,128 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from .analysis import captured_values, reads, subgraphs, topological_order  # noqa: F401
 from .dtypes import of_array
 from .errors import VerifyError
+from .node import Node, Value
 from .types import TensorType, Type
 
-
-class Value:
-    """A tensor (or sequence) flowing through the graph.
-
-    ``producer`` is the node that defines it (None for graph inputs and constants);
-    ``uses`` lists ``(node, input_index)`` pairs; ``const`` holds the data of a constant.
-    """
-
-    __slots__ = ("name", "type", "producer", "index", "uses", "const", "graph", "meta")
-
-    def __init__(self, name: str, type: Type | None = None, const: np.ndarray | None = None):
-        self.name = name
-        self.type = type
-        self.producer: Node | None = None
-        self.index = 0
-        self.uses: list[tuple[Node, int]] = []
-        self.const = const
-        self.graph: Graph | None = None
-        self.meta: dict[str, Any] = {}
-
-    @property
-    def is_const(self) -> bool:
-        return self.const is not None
-
-    @property
-    def shape(self):
-        return getattr(self.type, "shape", None)
-
-    @property
-    def dtype(self):
-        return getattr(self.type, "dtype", None)
-
-    @property
-    def users(self) -> list["Node"]:
-        """The distinct nodes that read this value, in first-use order."""
-        seen: dict[int, Node] = {}
-        for node, _ in self.uses:
-            seen.setdefault(id(node), node)
-        return list(seen.values())
-
-    def replace_all_uses_with(self, new: "Value") -> None:
-        """Make every reader of this value (and the graph outputs) read ``new`` instead."""
-        if new is self:
-            return
-        for node, i in list(self.uses):
-            node.set_input(i, new)
-        g = self.graph
-        while g is not None:
-            for k, out in enumerate(g.outputs):
-                if out is self:
-                    g.outputs[k] = new
-            g = g.parent
-
-    def __repr__(self) -> str:
-        return f"%{self.name}: {self.type}"
-
-
-class Node:
-    """An operation: ``outputs = domain::op_type(inputs) {attrs}``.
-
-    ``inputs`` may contain None for an omitted optional input. ``name`` is the node's name
-    in the source model, used in every message about it.
-    """
-
-    __slots__ = ("op_type", "domain", "inputs", "outputs", "attrs", "name", "graph",
-                 "prev", "next", "meta")
-
-    def __init__(self, op_type: str, domain: str = "", attrs: dict | None = None, name: str = ""):
-        self.op_type = op_type
-        self.domain = domain
-        self.inputs: list[Value | None] = []
-        self.outputs: list[Value] = []
-        self.attrs: dict[str, Any] = dict(attrs or {})
-        self.name = name
-        self.graph: Graph | None = None
-        self.prev: Node | None = None
-        self.next: Node | None = None
-        self.meta: dict[str, Any] = {}
-
-    # -- editing inputs keeps the use lists right ------------------------------------
-    def set_input(self, i: int, value: Value | None) -> None:
-        old = self.inputs[i]
-        if old is value:
-            return
-        if old is not None:
-            old.uses.remove((self, i))
-        self.inputs[i] = value
-        if value is not None:
-            value.uses.append((self, i))
-
-    def add_input(self, value: Value | None) -> None:
-        self.inputs.append(None)
-        self.set_input(len(self.inputs) - 1, value)
-
-    def drop_inputs(self) -> None:
-        for i in range(len(self.inputs)):
-            self.set_input(i, None)
-        self.inputs = []
-
-    def input(self, i: int) -> Value | None:
-        """Input ``i``, or None when it is absent."""
-        return self.inputs[i] if i < len(self.inputs) else None
-
-    @property
-    def qualified_type(self) -> str:
-        return f"{self.domain}::{self.op_type}" if self.domain else self.op_type
-
-    def describe(self) -> str:
-        """How messages name this node: ``Conv node '/layer1/conv1'``."""
-        first = next((v for v in self.outputs if v is not None), None)
-        label = self.name or (first.name if first is not None else "?")
-        return f"{self.qualified_type} node '{label}'"
-
-    def __repr__(self) -> str:
-        outs = ", ".join("_" if v is None else f"%{v.name}" for v in self.outputs)
-        ins = ", ".join("_" if v is None else f"%{v.name}" for v in self.inputs)
-        return f"<{outs} = {self.qualified_type}({ins})>"
+__all__ = ["Graph", "Node", "Value", "clone_graph", "subgraphs"]
 
 
 _NAME_TAIL = re.compile(r"^(.*?)(?:\.(\d+))?$")
@@ -201,7 +87,29 @@ class Graph:
         value.graph = self
 
     def release_name(self, name: str) -> None:
+        """Free a name (its value left the graph) for a later value to take."""
         self._root()._names.discard(name)
+
+    def has_name(self, name: str) -> bool:
+        """Whether a value anywhere in this graph or its relatives has this name."""
+        return name in self._root()._names
+
+    def rename(self, value: Value, name: str) -> bool:
+        """Give ``value`` the name ``name`` when no other value has it; whether it has it
+        now. A constant stays findable in ``constants`` under its new name."""
+        if value.name == name:
+            return True
+        names = self._root()._names
+        if name in names:
+            return False
+        owner = value.graph or self
+        if owner.constants.get(value.name) is value:
+            del owner.constants[value.name]
+            owner.constants[name] = value
+        names.discard(value.name)
+        value.name = name
+        names.add(name)
+        return True
 
     # -- defining values ---------------------------------------------------------------
     def add_input(self, name: str, type: Type) -> Value:
@@ -360,13 +268,8 @@ class Graph:
                     g.add_edge(v.producer, node, value=v)
         return g
 
-    def toposort(self) -> None:
-        """Reorder the nodes so that every producer comes before its users.
-
-        Keeps the current order where it is already valid (stable). Raises VerifyError
-        naming a node on a cycle when there is one.
-        """
-        order = topological_order(self)
+    def reorder(self, order: list[Node]) -> None:
+        """Relink this graph's nodes in ``order`` (a permutation of them)."""
         self.first = self.last = None
         self._count = 0
         for n in order:
@@ -375,9 +278,54 @@ class Graph:
 
     def copy(self) -> "Graph":
         """A deep copy (constant arrays are shared, they are never mutated in place)."""
-        from .printer import clone_graph
-
         return clone_graph(self)
 
     def __repr__(self) -> str:
         return f"<Graph {self.name}: {len(self.inputs)} inputs, {len(self)} nodes>"
+
+
+def subgraphs(node: Node) -> list[Graph]:
+    """The graphs held in a node's attributes (If branches, Loop and Scan bodies)."""
+    out = []
+    for a in node.attrs.values():
+        if isinstance(a, Graph):
+            out.append(a)
+        elif isinstance(a, list) and a and isinstance(a[0], Graph):
+            out.extend(a)
+    return out
+
+
+def clone_graph(graph: Graph, parent: Graph | None = None, value_map=None) -> Graph:
+    """A deep copy of a graph; constant arrays are shared (never mutated in place)."""
+    value_map = {} if value_map is None else value_map
+    g = Graph(graph.name, parent)
+    g.opset = dict(graph.opset)
+    g.meta = dict(graph.meta)
+    for v in graph.inputs:
+        nv = g.add_input(v.name, v.type)
+        nv.meta = dict(v.meta)
+        value_map[id(v)] = nv
+    for v in graph.constants.values():
+        nv = g.add_constant(v.name, v.const, v.type)
+        nv.meta = dict(v.meta)
+        value_map[id(v)] = nv
+    for n in graph.nodes:
+        attrs = {}
+        for k, a in n.attrs.items():
+            if isinstance(a, Graph):
+                attrs[k] = clone_graph(a, g, value_map)
+            elif isinstance(a, list) and a and isinstance(a[0], Graph):
+                attrs[k] = [clone_graph(x, g, value_map) for x in a]
+            else:
+                attrs[k] = a
+        outs = [None if v is None else Value(v.name, v.type) for v in n.outputs]
+        nn = g.create_node(n.op_type, [None if v is None else value_map.get(id(v), v)
+                                       for v in n.inputs], outs, attrs, n.domain, n.name)
+        nn.meta = dict(n.meta)
+        for v, nv in zip(n.outputs, nn.outputs):
+            if v is None:
+                continue
+            nv.meta = dict(v.meta)
+            value_map[id(v)] = nv
+    g.outputs = [value_map.get(id(v), v) for v in graph.outputs]
+    return g

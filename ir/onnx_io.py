@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 from onnx import AttributeProto, helper
 
+from .analysis import toposort
 from .errors import ModelError, NpucError
 from .graph import Graph, Node, Value
 from .onnx_types import array_from_proto, array_to_proto, type_from_proto, type_to_proto
@@ -29,8 +30,12 @@ def graph_from_proto(gp: onnx.GraphProto, opset: dict[str, int], parent: Graph |
     types = {vi.name: vi.type for vi in list(gp.value_info) + list(gp.output)}
     init_names = {t.name for t in gp.initializer} | {t.values.name for t in gp.sparse_initializer}
 
-    def claim_name(name):
-        return name if name not in g._root()._names else g.fresh_name(name)
+    def claim_name(name):  # a free name for a value added below
+        if not g.has_name(name):
+            return name
+        fresh = g.fresh_name(name)
+        g.release_name(fresh)  # fresh_name reserved it; adding the value takes it
+        return fresh
 
     for vi in gp.input:
         if vi.name in init_names:
@@ -47,34 +52,8 @@ def graph_from_proto(gp: onnx.GraphProto, opset: dict[str, int], parent: Graph |
     for st in gp.sparse_initializer:
         local[st.values.name] = g.add_constant(claim_name(st.values.name), _sparse_to_dense(st))
 
-    pending = list(gp.node)
-    for proto in pending:
-        if proto.op_type == "Constant" and proto.domain in ("", "ai.onnx") and \
-                len(proto.output) == 1:
-            arr = _constant_value(proto, load_tensor)
-            local[proto.output[0]] = g.add_constant(claim_name(proto.output[0]), arr)
-            continue
-        node = Node(proto.op_type, "" if proto.domain == "ai.onnx" else proto.domain,
-                    name=proto.name)
-        node.graph = g
-        outs = []
-        for i, name in enumerate(proto.output):
-            if not name:
-                outs.append(None)
-                continue
-            v = Value(claim_name(name), type_from_proto(types[name], f"value '{name}': ")
-                      if name in types else None)
-            v.graph, v.producer, v.index = g, node, i
-            g._root()._names.add(v.name)
-            local[name] = v
-            outs.append(v)
-        while outs and outs[-1] is None:
-            outs.pop()
-        node.outputs = outs
-        node.meta["_input_names"] = list(proto.input)
-        for a in proto.attribute:
-            node.attrs[a.name] = attr_from_proto(a, opset, g, local, load_tensor)
-        g.insert(node)
+    for proto in gp.node:
+        _add_node(g, proto, opset, local, types, load_tensor, claim_name)
     # inputs are connected after all nodes exist, so unsorted models import (then sort)
     for node in g.nodes:
         for name in node.meta.pop("_input_names"):
@@ -97,8 +76,39 @@ def graph_from_proto(gp: onnx.GraphProto, opset: dict[str, int], parent: Graph |
                 v.type = declared
         outs.append(v)
     g.outputs = outs
-    g.toposort()
+    toposort(g)
     return g
+
+
+def _add_node(g: Graph, proto, opset, local: dict, types: dict, load_tensor,
+              claim_name) -> None:
+    """One NodeProto into ``g``: a Constant becomes a constant, any other node is linked
+    with its outputs (its inputs are connected once every node exists)."""
+    if proto.op_type == "Constant" and proto.domain in ("", "ai.onnx") and \
+            len(proto.output) == 1:
+        arr = _constant_value(proto, load_tensor)
+        local[proto.output[0]] = g.add_constant(claim_name(proto.output[0]), arr)
+        return
+    node = Node(proto.op_type, "" if proto.domain == "ai.onnx" else proto.domain,
+                name=proto.name)
+    node.graph = g
+    outs = []
+    for i, name in enumerate(proto.output):
+        if not name:
+            outs.append(None)
+            continue
+        v = Value(g.fresh_name(name), type_from_proto(types[name], f"value '{name}': ")
+                  if name in types else None)
+        v.graph, v.producer, v.index = g, node, i
+        local[name] = v
+        outs.append(v)
+    while outs and outs[-1] is None:
+        outs.pop()
+    node.outputs = outs
+    node.meta["_input_names"] = list(proto.input)
+    for a in proto.attribute:
+        node.attrs[a.name] = attr_from_proto(a, opset, g, local, load_tensor)
+    g.insert(node)
 
 
 def _sparse_to_dense(st: onnx.SparseTensorProto) -> np.ndarray:

@@ -19,106 +19,16 @@ print(parse(text)) == text, byte for byte (see ``parser.py`` and ``grammar.lark`
 from __future__ import annotations
 
 import json
-import re
 
 import numpy as np
 
 from .dtypes import DType
-from .graph import Graph, Node, Value
-from .types import OptionalType, QuantParams, SequenceType, TensorType
+from .graph import Graph, Node
+from .spelling import IDENT, format_float, format_scalar, quote_ident, quote_name
+from .types import OptionalType, SequenceType, TensorType, format_type
 
 VERSION = 1
 BLOB_ALIGN = 64
-_SIMPLE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_.:/\-]*[A-Za-z0-9_])?$")
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_KEYWORDS = {"true", "false", "nan", "inf", "blob", "graph", "return", "const", "opset",
-             "tensor", "type", "seq", "opt", "npuir", "blobs"}
-
-
-def quote_name(name: str) -> str:
-    """A value or node name: bare when simple, else a JSON string."""
-    return name if _SIMPLE.match(name) else json.dumps(name)
-
-
-def quote_ident(name: str) -> str:
-    """A graph, attribute or dimension name: bare when an identifier, else a JSON string."""
-    return name if _IDENT.match(name) and name not in _KEYWORDS else json.dumps(name)
-
-
-def _dim(d) -> str:
-    if d is None:
-        return "?"
-    if isinstance(d, int):
-        return str(d)
-    return quote_ident(d)
-
-
-def format_type(t) -> str:
-    """The text spelling of a type: ``f32[1,3,N,?]``, ``i8[*]``, ``seq<f32[?]>``, ``?``."""
-    if t is None:
-        return "?"
-    if isinstance(t, SequenceType):
-        return f"seq<{format_type(t.elem)}>"
-    if isinstance(t, OptionalType):
-        return f"opt<{format_type(t.elem)}>"
-    shape = "[*]" if t.shape is None else "[" + ",".join(_dim(d) for d in t.shape) + "]"
-    text = f"{t.dtype.name}{shape}"
-    if t.quant is not None:
-        text += _format_quant(t.quant)
-    return text
-
-
-def _format_quant(q: QuantParams) -> str:
-    parts = []
-    if q.axis is not None:
-        parts.append(f"axis={q.axis}")
-    parts.append("scale=" + _small_array(q.scale, "f32"))
-    zp_dt = _dtype_name(q.zero_point.dtype)
-    parts.append(f"zero_point={zp_dt}:" + _small_array(q.zero_point, zp_dt))
-    return "{" + ", ".join(parts) + "}"
-
-
-def _dtype_name(np_dtype) -> str:
-    from .dtypes import dtype
-
-    return dtype(np_dtype).name
-
-
-def _small_array(a: np.ndarray, dt_name: str) -> str:
-    if a.ndim == 0:
-        return format_scalar(a.item() if dt_name != "bf16" else a, dt_name)
-    return "[" + ", ".join(format_scalar(x, dt_name) for x in a.reshape(-1)) + "]"
-
-
-def format_float(x: float, dt_name: str = "f32") -> str:
-    """Shortest text that reads back to the same value at ``dt_name`` precision."""
-    x = float(x)
-    if np.isnan(x):
-        return "nan"
-    if np.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    if dt_name == "f64":
-        text = repr(x)
-    elif dt_name == "f16":
-        text = str(np.float16(x))
-    else:
-        text = str(np.float32(x))
-    if not any(c in text for c in ".en"):
-        text += ".0"
-    return text
-
-
-def format_scalar(x, dt_name: str) -> str:
-    if dt_name == "str":
-        return json.dumps(x if isinstance(x, str) else x.decode("utf-8", "replace"))
-    if dt_name == "bool":
-        return "true" if bool(x) else "false"
-    if dt_name.startswith(("f", "bf")):
-        return format_float(float(np.float32(x)) if dt_name not in ("f64",) else float(x),
-                            dt_name)
-    if dt_name.startswith("c"):
-        return json.dumps(repr(complex(x)))
-    return str(int(x))
 
 
 class Printer:
@@ -157,7 +67,7 @@ class Printer:
     def node(self, node: Node, indent: str) -> None:
         outs = ", ".join("_" if v is None else f"%{quote_name(v.name)}" for v in node.outputs)
         ins = ", ".join("_" if v is None else f"%{quote_name(v.name)}" for v in node.inputs)
-        op = node.op_type if _IDENT.match(node.op_type) else json.dumps(node.op_type)
+        op = node.op_type if IDENT.match(node.op_type) else json.dumps(node.op_type)
         if node.domain:
             op = f"{node.domain}::{op}"
         text = f"{indent}{outs} = {op}({ins})"
@@ -220,39 +130,3 @@ def print_graph(graph: Graph, blob: bytearray | None = None, blob_name: str | No
                 inline_limit: int = 16) -> str:
     """The text of a graph. Pass a bytearray as ``blob`` to keep large constants beside it."""
     return Printer(blob, inline_limit).module(graph, blob_name if blob is not None else None)
-
-
-def clone_graph(graph: Graph, parent: Graph | None = None, value_map=None) -> Graph:
-    """A deep copy of a graph; constant arrays are shared (never mutated in place)."""
-    value_map = {} if value_map is None else value_map
-    g = Graph(graph.name, parent)
-    g.opset = dict(graph.opset)
-    g.meta = dict(graph.meta)
-    for v in graph.inputs:
-        nv = g.add_input(v.name, v.type)
-        nv.meta = dict(v.meta)
-        value_map[id(v)] = nv
-    for v in graph.constants.values():
-        nv = g.add_constant(v.name, v.const, v.type)
-        nv.meta = dict(v.meta)
-        value_map[id(v)] = nv
-    for n in graph.nodes:
-        attrs = {}
-        for k, a in n.attrs.items():
-            if isinstance(a, Graph):
-                attrs[k] = clone_graph(a, g, value_map)
-            elif isinstance(a, list) and a and isinstance(a[0], Graph):
-                attrs[k] = [clone_graph(x, g, value_map) for x in a]
-            else:
-                attrs[k] = a
-        outs = [None if v is None else Value(v.name, v.type) for v in n.outputs]
-        nn = g.create_node(n.op_type, [None if v is None else value_map.get(id(v), v)
-                                       for v in n.inputs], outs, attrs, n.domain, n.name)
-        nn.meta = dict(n.meta)
-        for v, nv in zip(n.outputs, nn.outputs):
-            if v is None:
-                continue
-            nv.meta = dict(v.meta)
-            value_map[id(v)] = nv
-    g.outputs = [value_map.get(id(v), v) for v in graph.outputs]
-    return g

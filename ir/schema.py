@@ -95,6 +95,18 @@ def register_op(op_type: str, domain: str = NPUC_DOMAIN, *, inputs=(), outputs=(
     return schema
 
 
+def base_op(node) -> str:
+    """The operator a node computes at heart: ``Conv`` for ``npuc::FusedConv`` (the
+    optimizer's naming, ``Fused<Op>`` is <Op> with an epilogue) and ``npuc::QConv`` (the
+    quantizer's, ``Q<Op>`` is its int8 form), else its own op type."""
+    op = node.op_type
+    if node.domain == NPUC_DOMAIN:
+        for prefix in ("Fused", "Q"):
+            if op.startswith(prefix) and op[len(prefix):]:
+                return op[len(prefix):]
+    return op
+
+
 def custom_ops() -> dict[tuple[str, str], OpSchema]:
     return dict(_CUSTOM)
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from .dtypes import DType
 from .dtypes import dtype as to_dtype
+from .spelling import format_dim, format_values
 
 Dim = Union[int, str, None]
 
@@ -50,6 +51,14 @@ class QuantParams:
 
     def __hash__(self) -> int:
         return hash((self.axis, self.scale.tobytes(), self.zero_point.tobytes()))
+
+    def __str__(self) -> str:
+        """The text spelling: ``{axis=0, scale=[0.5, 0.25], zero_point=i8:[0, 0]}``."""
+        parts = [] if self.axis is None else [f"axis={self.axis}"]
+        parts.append("scale=" + format_values(self.scale, "f32"))
+        zp_dt = to_dtype(self.zero_point.dtype).name
+        parts.append(f"zero_point={zp_dt}:" + format_values(self.zero_point, zp_dt))
+        return "{" + ", ".join(parts) + "}"
 
 
 @dataclass(frozen=True)
@@ -104,9 +113,10 @@ class TensorType:
         return TensorType(self.dtype, self.shape, quant)
 
     def __str__(self) -> str:
-        from .printer import format_type  # the one spelling of types, shared with the printer
-
-        return format_type(self)
+        """The text spelling: ``f32[1,3,N,?]``, ``i8[*]``, with its quantization after."""
+        shape = "[*]" if self.shape is None else \
+            "[" + ",".join(format_dim(d) for d in self.shape) + "]"
+        return f"{self.dtype.name}{shape}" + ("" if self.quant is None else str(self.quant))
 
 
 @dataclass(frozen=True)
@@ -116,9 +126,7 @@ class SequenceType:
     elem: "TensorType | None" = None
 
     def __str__(self) -> str:
-        from .printer import format_type
-
-        return format_type(self)
+        return f"seq<{format_type(self.elem)}>"
 
 
 @dataclass(frozen=True)
@@ -128,12 +136,15 @@ class OptionalType:
     elem: "TensorType | SequenceType | None" = None
 
     def __str__(self) -> str:
-        from .printer import format_type
-
-        return format_type(self)
+        return f"opt<{format_type(self.elem)}>"
 
 
 Type = Union[TensorType, SequenceType, OptionalType]
+
+
+def format_type(t) -> str:
+    """The text spelling of a type: ``f32[1,3,N,?]``, ``i8[*]``, ``seq<f32[?]>``, ``?``."""
+    return "?" if t is None else str(t)
 
 
 def tensor(dt, shape=None, quant=None) -> TensorType:

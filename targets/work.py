@@ -32,6 +32,7 @@ import math
 from dataclasses import dataclass
 
 from npuc.ir.errors import NpucError
+from npuc.ir.schema import base_op
 
 # Ops that only relabel a tensor: no vector work (their bytes still count when alone).
 VIEW_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
@@ -77,21 +78,6 @@ def read_bytes(node, value) -> int:
 
 def numel(value, node) -> int:
     return math.prod(static_shape(value, node))
-
-
-# npuc's integer ops and the float op whose work they do (see the module docstring).
-QUANTIZED_BASE = {"QConv": "Conv", "QMatMul": "MatMul", "QAdd": "Add", "QMul": "Mul",
-                  "Requantize": "Requantize", "Lut": "Lut"}
-
-
-def base_op_type(node) -> str:
-    """``Conv`` for ``npuc::FusedConv`` (the optimizer's naming) and ``npuc::QConv`` (the
-    quantizer's), else the op type."""
-    if node.domain == "npuc":
-        if node.op_type.startswith("Fused"):
-            return node.op_type[len("Fused"):]
-        return QUANTIZED_BASE.get(node.op_type, node.op_type)
-    return node.op_type
 
 
 def _conv(node) -> list[GemmView]:
@@ -150,7 +136,7 @@ MAC_OPS = {"Conv": _conv, "ConvTranspose": _conv_transpose, "Gemm": _gemm,
 
 def gemm_views(node) -> list[GemmView]:
     """The matrix products a node runs on the MAC array (empty for vector ops)."""
-    formula = MAC_OPS.get(base_op_type(node))
+    formula = MAC_OPS.get(base_op(node))
     return formula(node) if formula else []
 
 
@@ -174,7 +160,7 @@ def _same_dtype(node) -> bool:
 
 def vector_elements(node) -> int:
     """Elements processed outside the MAC array (elementwise, reductions, softmax)."""
-    base = base_op_type(node)
+    base = base_op(node)
     if base in VIEW_OPS or (base == "Cast" and _same_dtype(node)):
         return 0
     if base == "Attention":

@@ -54,7 +54,8 @@ def add_fanout(p) -> None:
     work) runs."""
     g = p.add_mutually_exclusive_group()
     g.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="run calibration on N local worker processes (same result)")
+                   help="run calibration (and verify's samples) on N local worker processes "
+                        "(same result)")
     g.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="run on a Ray cluster (pip install 'npuc[ray]'): ADDRESS, or 'auto', "
                         "or a local one when none is given (write --ray=ADDRESS, or put "

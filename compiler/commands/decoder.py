@@ -89,10 +89,16 @@ def run_verify(args) -> int:
           f"{tol['sqnr_db_min']} dB and cosine >= {tol['cosine_min']} per step")
     for s in r.steps:
         what = "prefill" if s["step"] == 0 else f"decode {s['step']}"
-        print(f"  {what} (position {s['position']}): token {s['program_token']} vs "
-              f"{s['reference_token']} ({s['agreement']}), SQNR {s['sqnr_db']:.2f} dB, "
-              f"cosine {s['cosine']:.6f} -> {'ok' if s['passed'] else 'FAIL'}")
+        print(f"  {what} (position {s['position']}): token {_ids(s['program_token'])} vs "
+              f"{_ids(s['reference_token'])} ({s['agreement']}), SQNR {s['sqnr_db']:.2f} dB, "
+              f"cosine {s['cosine']:.6f}, program vs IR "
+              f"{'identical' if s['program_vs_ir_identical'] else 'DIFFERS'} -> "
+              f"{'ok' if s['passed'] else 'FAIL'}")
     agree = sum(s["token_agrees"] for s in r.steps)
     print(f"tokens: {agree}/{len(r.steps)} agree, {r.near_ties} near-ties")
     print("verify: passed" if r.passed else "verify: FAILED")
     return 0 if r.passed else 1
+
+
+def _ids(tokens: list) -> str:
+    return ",".join(str(t) for t in tokens)

@@ -21,6 +21,9 @@ def add_parser(sub):
     p.add_argument("--dump", metavar="DIR", help="write the IR after every pass into DIR")
     p.add_argument("--time", action="store_true", help="report the time of each pass")
     p.add_argument("--verify-each", action="store_true", help="verify the IR after every pass")
+    p.add_argument("--decisions", action="store_true",
+                   help="print the decision log after the IR, one '# [pass] node: what - "
+                        "why' comment a line (fusions made and refused, with the reason)")
     from .compile import add_shape_option
 
     add_shape_option(p)
@@ -77,7 +80,12 @@ def run(args) -> int:
         from npuc.ir.printer import print_graph
 
         sys.stdout.write(print_graph(graph))
-        return 0
-    save_model(graph, args.output)
-    print(f"wrote {args.output} ({before} -> {len(graph)} nodes)", file=sys.stderr)
+    else:
+        save_model(graph, args.output)
+        print(f"wrote {args.output} ({before} -> {len(graph)} nodes)", file=sys.stderr)
+    if args.decisions:
+        from npuc.ir.decisions import log_of
+
+        for d in log_of(graph):  # comments, so that the printed IR still parses
+            sys.stdout.write(f"# {d}\n")
     return 0

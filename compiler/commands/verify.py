@@ -162,7 +162,7 @@ def _run_samples(args) -> int:
                        output_dir=args.output, progress=sys.stderr.isatty(),
                        mode=args.agree, axis=args.axis, k=args.topk, blank=args.blank,
                        accuracy=None if args.accuracy == "auto" else args.accuracy,
-                       preprocess=args.preprocess)
+                       preprocess=args.preprocess, fanout=fanout_of(args))
     if args.json:
         print(json.dumps(r.to_json(), indent=1, sort_keys=True))
     else:

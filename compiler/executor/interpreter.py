@@ -1,5 +1,9 @@
 """The graph interpreter: runs IR at any stage with the registered kernels.
 
+:func:`evaluate` runs one node: it is the one place that finds the kernel, builds its
+context and turns what a kernel raises into npuc's errors. The interpreter
+(:func:`execute`), the simulator and the constant folders all run nodes through it.
+
 Each intermediate tensor is dropped right after its last use; the peak of live bytes is
 measured as it runs (arrays that share a buffer are counted once).
 """
@@ -10,13 +14,68 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from npuc.compiler import ops  # noqa: F401  (npuc's own operators and their kernels)
+from npuc.ir.analysis import captured_values
 from npuc.ir.errors import InputError, NpucError, UnsupportedError
-from npuc.ir.graph import Graph, captured_values, subgraphs
+from npuc.ir.graph import Graph, subgraphs
 from npuc.ir.limits import check_type
 from npuc.ir.types import TensorType
 
 from . import threads
 from .kernels import KernelContext, get_kernel
+
+# What a kernel raises when its inputs break the operator's rules (a shape that does not
+# broadcast, an index out of range): the user's model is wrong, not npuc.
+KERNEL_FAILURES = (ValueError, IndexError, TypeError, ZeroDivisionError, OverflowError)
+
+
+class KernelFailure(NpucError):
+    """A kernel refused the values it was given; the message names the node."""
+
+
+class NoKernel(UnsupportedError):
+    """npuc's executor has no kernel for the node's operator."""
+
+
+def evaluate(node, inputs: list, attrs: dict | None = None, opset: int | None = None,
+             output_types: list | None = None, num_outputs: int | None = None, rng=None,
+             run_graph=None) -> list:
+    """Run one node on ``inputs`` (arrays in the node's order, None for an omitted input);
+    its results in the order of its outputs.
+
+    ``node`` is an IR node or anything with its ``op_type``, ``domain``, ``attrs``,
+    ``outputs`` and ``describe()``. ``attrs`` replaces its attributes, ``opset`` the
+    version its graph imports, ``output_types`` the declared types of its outputs (known
+    sizes are checked against the limits before anything is made). ``run_graph(graph,
+    feeds)`` runs the node's subgraphs (default: as standalone graphs).
+    Raises :class:`NoKernel` when npuc has no kernel for the operator, :class:`KernelFailure` when the
+    kernel refuses its inputs, and any NpucError a kernel raises."""
+    if opset is None:
+        graph = getattr(node, "graph", None)
+        opset = (graph.opset_of(node.domain) if graph is not None else None) or 1
+    fn = get_kernel(node.op_type, node.domain, opset)
+    if fn is None:
+        qualified = f"{node.domain}::{node.op_type}" if node.domain else node.op_type
+        raise NoKernel(f"{node.describe()}: npuc's executor has no kernel for operator "
+                       f"{qualified}")
+    if output_types is None:
+        output_types = [None if o is None else o.type for o in node.outputs]
+    ctx = KernelContext(opset=opset, num_outputs=num_outputs or len(node.outputs), node=node,
+                        output_types=output_types, rng=rng,
+                        run_graph=run_graph or _run_standalone)
+    for t in output_types:
+        check_type(t, node.describe())
+    try:
+        return fn(inputs, node.attrs if attrs is None else attrs, ctx)
+    except NpucError:
+        raise
+    except KERNEL_FAILURES as e:
+        raise KernelFailure(f"{node.describe()}: {type(e).__name__}: {e}") from e
+
+
+def _run_standalone(graph: Graph, feeds: dict) -> list:
+    """The outputs of a graph that reads nothing from around it, in order."""
+    return list(execute(graph, feeds).values())
 
 
 @dataclass
@@ -105,58 +164,21 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
         env[id(v)] = v.const
     last_use = _last_uses(graph)
     keep = {id(v) for v in graph.outputs}
-    live: dict[int, int] = {}  # buffer id -> bytes
-    refcount: dict[int, int] = {}
-
-    def hold(arr):
-        key, n = _nbytes(arr)
-        if n:
-            refcount[key] = refcount.get(key, 0) + 1
-            live[key] = n
-
-    def drop(arr):
-        key, n = _nbytes(arr)
-        if n and key in refcount:
-            refcount[key] -= 1
-            if refcount[key] == 0:
-                del refcount[key]
-                live.pop(key, None)
-
+    live = _LiveBytes()
     for v in graph.inputs:
-        hold(env[id(v)])
+        live.hold(env[id(v)])
     opset_cache: dict[str, int] = {}
     for index, node in enumerate(graph.nodes):
         if node.domain not in opset_cache:
             opset_cache[node.domain] = graph.opset_of(node.domain) or 1
-        fn = get_kernel(node.op_type, node.domain, opset_cache[node.domain])
-        if fn is None:
-            raise UnsupportedError(f"{node.describe()}: npuc's executor has no kernel for "
-                                   f"operator {node.qualified_type}")
-        args = []
-        for v in node.inputs:
-            if v is None:
-                args.append(None)
-            elif id(v) in env:
-                args.append(env[id(v)])
-            elif id(v) in outer:
-                args.append(outer[id(v)])
-            else:
-                raise NpucError(f"{node.describe()}: input %{v.name} has no value")
-        ctx = KernelContext(opset=opset_cache[node.domain], num_outputs=len(node.outputs),
-                            node=node, output_types=[None if o is None else o.type
-                                                     for o in node.outputs], rng=rng)
+        args = [_value_of(node, v, env, outer) for v in node.inputs]
+        run_sub = None
         if subgraphs(node):
             scope = {**outer, **env}
-            ctx.run_graph = lambda g, feeds, _s=scope: _run_sub(g, feeds, _s, stats, rng)
-        for t in ctx.output_types:  # known sizes are checked before anything is made
-            check_type(t, node.describe())
+            run_sub = lambda g, feeds, _s=scope: _run_sub(g, feeds, _s, stats, rng)  # noqa: E731
         t0 = time.perf_counter() if profile else 0.0
-        try:
-            results = fn(args, node.attrs, ctx)
-        except NpucError:
-            raise
-        except (ValueError, IndexError, TypeError, ZeroDivisionError, OverflowError) as e:
-            raise NpucError(f"{node.describe()}: {type(e).__name__}: {e}") from e
+        results = evaluate(node, args, opset=opset_cache[node.domain], rng=rng,
+                           run_graph=run_sub)
         if profile:
             key = node.qualified_type
             stats.per_op_seconds[key] = stats.per_op_seconds.get(key, 0.0) + \
@@ -168,25 +190,54 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
             if out is None:
                 continue
             env[id(out)] = r
-            hold(r)
-        total = sum(live.values())
-        if total > stats.peak_bytes:
-            stats.peak_bytes = total
+            live.hold(r)
+        stats.peak_bytes = max(stats.peak_bytes, live.total())
         for vid in last_use.get(index, ()):
             if vid not in keep and vid in env:
-                drop(env.pop(vid))
+                live.drop(env.pop(vid))
         for out in node.outputs:  # outputs nobody reads
             if out is not None and not out.uses and id(out) not in keep:
-                drop(env.pop(id(out), None))
-    results = []
+                live.drop(env.pop(id(out), None))
     for v in graph.outputs:
-        if id(v) in env:
-            results.append(env[id(v)])
-        elif id(v) in outer:
-            results.append(outer[id(v)])
-        else:
+        if id(v) not in env and id(v) not in outer:
             raise NpucError(f"graph output %{v.name} was not computed")
-    return results
+    return [env[id(v)] if id(v) in env else outer[id(v)] for v in graph.outputs]
+
+
+class _LiveBytes:
+    """The buffers live tensors hold, each counted once however many arrays share it."""
+
+    def __init__(self):
+        self.live: dict[int, int] = {}  # buffer id -> bytes
+        self.refcount: dict[int, int] = {}
+
+    def hold(self, arr) -> None:
+        key, n = _nbytes(arr)
+        if n:
+            self.refcount[key] = self.refcount.get(key, 0) + 1
+            self.live[key] = n
+
+    def drop(self, arr) -> None:
+        key, n = _nbytes(arr)
+        if n and key in self.refcount:
+            self.refcount[key] -= 1
+            if self.refcount[key] == 0:
+                del self.refcount[key]
+                self.live.pop(key, None)
+
+    def total(self) -> int:
+        return sum(self.live.values())
+
+
+def _value_of(node, v, env: dict, outer: dict):
+    """The array ``node`` reads as ``v`` (None for an omitted input)."""
+    if v is None:
+        return None
+    if id(v) in env:
+        return env[id(v)]
+    if id(v) in outer:
+        return outer[id(v)]
+    raise NpucError(f"{node.describe()}: input %{v.name} has no value")
 
 
 def _run_sub(graph: Graph, feeds: dict, outer: dict, stats: RunStats, rng) -> list:

@@ -23,7 +23,6 @@ import numpy as np
 
 from npuc.ir.dtypes import dtype as ir_dtype
 from npuc.ir.errors import NpucError
-from npuc.ir.graph import Graph
 
 SUPPORTED_VERSIONS = (1,)
 
@@ -152,7 +151,7 @@ def check_program(program, weights: bytes) -> None:
 def _kv_write(m: Machine, cmd: dict, index: int) -> None:
     """Write the new rows into the cache at the positions named, in place: only those rows
     change, as a DMA engine does it."""
-    from npuc.compiler.passes.kvcache_op import check_positions, write_rows
+    from npuc.compiler.ops.kvcache import check_positions, write_rows
 
     cache = m.view(cmd["dst"])
     axis = cmd["axis"] % cache.ndim
@@ -183,9 +182,12 @@ def simulate(program: dict, weights: bytes, inputs: dict, trace=None, target=Non
     ``compute`` or ``cpu`` command, with the views its outputs were written to (``None``
     for an omitted output). ``dram``: a byte array to use as the DRAM arena, kept by the
     caller between runs: a program's ``state`` (its KV cache) lives there across steps."""
+    from npuc.compiler.executor import threads
+
     check_program(program, weights)
     try:
-        return _simulate(program, weights, inputs, trace, target, check, dram)
+        with threads.blas_limit():  # the executor's thread policy (see threads.py)
+            return _simulate(program, weights, inputs, trace, target, check, dram)
     except (KeyError, TypeError, AttributeError, IndexError, ValueError) as e:
         raise SimulationError(f"malformed program: {type(e).__name__}: {e}") from None
 
@@ -193,8 +195,7 @@ def simulate(program: dict, weights: bytes, inputs: dict, trace=None, target=Non
 def _simulate(program: dict, weights: bytes, inputs: dict, trace, target, check,
               dram=None) -> dict:
     from npuc.compiler.executor import threads
-    from npuc.compiler.executor.kernels import KernelContext, get_kernel
-    from npuc.compiler.lower.encode import decode_type, decode_value
+    from npuc.compiler.lower.encode import decode_value
 
     threads.configure()
     m = Machine(program, weights, target, dram)
@@ -206,7 +207,6 @@ def _simulate(program: dict, weights: bytes, inputs: dict, trace, target, check,
     for name, n in program["nodes"].items():
         nodes[name] = (_Node(name, n["op_type"], n["domain"],
                              {k: decode_value(v) for k, v in n["attrs"].items()}), n)
-    opset = program.get("opset", {})
     rng = np.random.default_rng(0)
     for index, cmd in enumerate(program["commands"]):
         op = cmd["op"]
@@ -221,50 +221,49 @@ def _simulate(program: dict, weights: bytes, inputs: dict, trace, target, check,
         elif op == "kv_write":
             _kv_write(m, cmd, index)
         elif op in ("compute", "cpu"):
-            node, info = nodes[cmd["node"]]
-            args = []
-            for r in cmd["inputs"]:
-                if r is None:
-                    args.append(None)
-                    continue
-                if r["space"] == "sram" and r["offset"] in m.in_flight:
-                    raise SimulationError(f"command {index}: {node.describe()} reads "
-                                          f"{r['tensor']} before its load was waited for")
-                arr = m.view(r)
-                if r.get("stored"):  # a weight stored narrow: the kernel reads its values
-                    arr = arr.astype(m.dtypes[r["tensor"]])
-                args.append(arr)
-            attrs = dict(node.attrs)
-            attrs.update({k: decode_value(v) for k, v in cmd.get("attrs", {}).items()})
-            fn = get_kernel(node.op_type, node.domain)
-            if fn is None:
-                raise SimulationError(f"no kernel for {node.describe()}")
-            out_types = []
-            for r in cmd["outputs"]:
-                if r is None:
-                    out_types.append(None)
-                    continue
-                t = decode_type(program["tensors"][r["tensor"]])
-                out_types.append(t.with_shape(m.view(r).shape))
-            domain = node.domain or "ai.onnx"
-            ctx = KernelContext(opset=opset.get(domain, opset.get("", 17)),
-                                num_outputs=info["outputs"], node=node,
-                                output_types=out_types, rng=rng)
-            if "captures" in cmd or any(isinstance(a, Graph) for a in attrs.values()):
-                captured = {k: m.view(r) for k, r in cmd.get("captures", {}).items()}
-                ctx.run_graph = lambda g, feeds, c=captured: run_subgraph(g, c, feeds)
-            try:
-                results = fn(args, attrs, ctx)
-            except NpucError:
-                raise
-            except (ValueError, IndexError, TypeError) as e:
-                raise SimulationError(f"command {index}: {node.describe()}: "
-                                      f"{type(e).__name__}: {e}") from e
-            for r, value in zip(cmd["outputs"], results):
-                if r is not None:
-                    m.write(r, value)
-            if check is not None:
-                check(index, cmd, [None if r is None else m.view(r) for r in cmd["outputs"]])
+            _compute(m, index, cmd, nodes[cmd["node"]], program.get("opset", {}), rng, check)
         else:
             raise SimulationError(f"command {index}: unknown operation {op!r}")
     return {name: m.view(r).copy() for name, r in program["outputs"].items()}
+
+
+def _compute(m: Machine, index: int, cmd: dict, entry, opset: dict, rng, check) -> None:
+    """Run a ``compute`` or ``cpu`` command: its node's kernel on the views it names."""
+    from npuc.compiler.executor.interpreter import KernelFailure, evaluate
+    from npuc.compiler.lower.encode import decode_type, decode_value
+
+    node, info = entry
+    args = []
+    for r in cmd["inputs"]:
+        if r is None:
+            args.append(None)
+            continue
+        if r["space"] == "sram" and r["offset"] in m.in_flight:
+            raise SimulationError(f"command {index}: {node.describe()} reads "
+                                  f"{r['tensor']} before its load was waited for")
+        arr = m.view(r)
+        if r.get("stored"):  # a weight stored narrow: the kernel reads its values
+            arr = arr.astype(m.dtypes[r["tensor"]])
+        args.append(arr)
+    attrs = dict(node.attrs)
+    attrs.update({k: decode_value(v) for k, v in cmd.get("attrs", {}).items()})
+    out_types = []
+    for r in cmd["outputs"]:
+        if r is None:
+            out_types.append(None)
+            continue
+        t = decode_type(m.program["tensors"][r["tensor"]])
+        out_types.append(t.with_shape(m.view(r).shape))
+    domain = node.domain or "ai.onnx"
+    captured = {k: m.view(r) for k, r in cmd.get("captures", {}).items()}
+    try:
+        results = evaluate(node, args, attrs, opset.get(domain, opset.get("", 17)),
+                           out_types, info["outputs"], rng,
+                           lambda g, feeds, c=captured: run_subgraph(g, c, feeds))
+    except KernelFailure as e:
+        raise SimulationError(f"command {index}: {e}") from e
+    for r, value in zip(cmd["outputs"], results):
+        if r is not None:
+            m.write(r, value)
+    if check is not None:
+        check(index, cmd, [None if r is None else m.view(r) for r in cmd["outputs"]])

@@ -1,17 +1,15 @@
-"""How many threads npuc's kernels use, decided once per process.
+"""How many threads npuc's kernels use, and the one pool they run on.
 
-Two thread pools can run an npuc kernel: Numba's (npuc's own loops) and the BLAS library
-behind numpy (matrix products, hence convolutions and transformers).
+npuc computes on its own pool of threads: a large matrix product is cut into row
+blocks, a depthwise convolution or a pool into channel blocks, and the blocks are handed
+out to the pool's threads as they become free (:func:`parallel`). Inside a block BLAS
+and Numba run single-threaded, so there is exactly one thread per core and no two pools
+compete for the cores.
 
-- Numba runs single-threaded unless ``NPUC_NUM_THREADS`` asks otherwise: on a small
-  machine Numba's and OpenBLAS's threads compete for the same cores, and a kernel that
-  mixed both ran four times slower.
-- BLAS uses every core while npuc executes a graph, except when the machine is already
-  busy (its one-minute load average is at least the number of cores): then one thread.
-  ``NPUC_BLAS_THREADS=N`` sets it (``0`` leaves BLAS alone). OpenBLAS's threads wait for
-  each other by spinning; when another busy process holds one of the cores, every matrix
-  product waits for a descheduled thread. Measured in the same runs (2 cores; onnxruntime
-  with 2 threads alongside):
+Why not BLAS's own threads: OpenBLAS's threads wait for each other by spinning, and it
+cuts a product into one fixed share per thread. When another busy process holds one of
+the cores, every product waits for the descheduled thread. Measured in the same runs
+(2 cores; onnxruntime with 2 threads alongside):
 
   milliseconds, best of 4 (median)   1 BLAS thread  2 BLAS threads  onnxruntime
   ResNet-50, one busy neighbour      270 (287)      612 (1057)      242 (286)
@@ -19,12 +17,20 @@ behind numpy (matrix products, hence convolutions and transformers).
   ResNet-50, quiet machine           119 (122)       71 (72)         39 (39)
   BERT-base, quiet machine           284 (288)      164 (165)       120 (122)
 
-  Two threads win by 1.7x on a quiet machine and lose by 2-5x on a busy one, so the
-  choice follows the load at the first run in the process.
+npuc's pool hands out about four blocks per thread and its threads sleep (never spin)
+while they wait, so a slowed thread leaves its blocks to the others: two threads help on
+a quiet machine and do not hurt on a busy one, and the thread count no longer depends on
+the load.
 
-The BLAS limit is set around each top-level :func:`npuc.execute` and restored after it,
-so numpy code outside npuc keeps its own thread count. It needs ``threadpoolctl``; without
-it BLAS keeps its default.
+- ``NPUC_BLAS_THREADS=N`` sets the pool's size (default: the cores this process may run
+  on); ``0`` leaves BLAS alone with its own threads and npuc computes on one thread.
+- Numba's own threading layer is not used (``NPUC_NUM_THREADS`` sets its thread count,
+  default 1): Numba's and OpenBLAS's threads on the same two cores made a convolution
+  four times slower.
+
+BLAS is limited to one thread around each top-level :func:`npuc.execute` and restored
+after it, so numpy code outside npuc keeps its own thread count. It needs
+``threadpoolctl``; without it BLAS keeps its default.
 """
 
 from __future__ import annotations
@@ -59,27 +65,63 @@ def configure() -> None:
             _blas = None
 
 
-_chosen: int | None = None
-
-
 def blas_threads() -> int:
     """The BLAS thread count npuc asks for while it runs (0: leave BLAS alone)."""
-    global _chosen
-    setting = os.environ.get("NPUC_BLAS_THREADS")
-    if setting is not None:
-        try:
-            return max(0, int(setting))
-        except ValueError:
-            return 1
-    if _chosen is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+    return 0 if _setting() == 0 else 1
+
+
+def compute_threads() -> int:
+    """The size of npuc's own pool (:func:`parallel`)."""
+    n = _setting()
+    if n is None:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
             else (os.cpu_count() or 1)
-        try:
-            busy = os.getloadavg()[0] >= cores
-        except OSError:  # no load average on this system
-            busy = False
-        _chosen = 1 if busy else cores
-    return _chosen
+    return max(1, n)
+
+
+def _setting() -> int | None:
+    setting = os.environ.get("NPUC_BLAS_THREADS")
+    if setting is None:
+        return None
+    try:
+        return max(0, int(setting))
+    except ValueError:
+        return 1
+
+
+def block(count: int) -> int:
+    """How many of ``count`` independent items (channels) one task of :func:`parallel`
+    takes: about four tasks per thread."""
+    return max(1, -(-count // (4 * compute_threads())))
+
+
+_pool = None
+_pool_key = None  # (process id, size): a forked child or a new size makes a new pool
+
+
+def parallel(fn, count: int) -> None:
+    """``fn(i)`` for ``i`` in ``range(count)``, on npuc's pool of :func:`compute_threads`
+    threads (inline when that is one, or for one item). The first exception is raised
+    after every item ended. ``fn`` must release the GIL for most of its time (numpy's
+    products and casts, ``nogil`` Numba functions)."""
+    size = min(compute_threads(), count)
+    if size <= 1:
+        for i in range(count):
+            fn(i)
+        return
+    global _pool, _pool_key
+    key = (os.getpid(), compute_threads())
+    if _pool_key != key:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _pool = ThreadPoolExecutor(max_workers=key[1], thread_name_prefix="npuc")
+        _pool_key = key
+    from concurrent.futures import wait
+
+    futures = [_pool.submit(fn, i) for i in range(count)]
+    wait(futures)
+    for f in futures:
+        f.result()
 
 
 @contextlib.contextmanager

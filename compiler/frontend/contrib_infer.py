@@ -3,17 +3,10 @@
 
 from __future__ import annotations
 
+from npuc.compiler.ops.shapes import conv_dims
+from npuc.compiler.ops.shapes import input_shape as _shape
+from npuc.compiler.ops.shapes import input_type as _t
 from npuc.ir.types import TensorType, broadcast_shapes
-
-
-def _t(node, i):
-    v = node.input(i)
-    return v.type if v is not None and isinstance(v.type, TensorType) else None
-
-
-def _shape(node, i):
-    t = _t(node, i)
-    return None if t is None or t.shape is None else tuple(t.shape)
 
 
 def same(node):
@@ -28,24 +21,6 @@ def bcast(node):
     return [TensorType(_t(node, 0).dtype, broadcast_shapes(a, b))]
 
 
-def _conv_dims(x, w, attrs, nd):
-    strides = attrs.get("strides") or [1] * nd
-    dil = attrs.get("dilations") or [1] * nd
-    pads = attrs.get("pads") or [0] * (2 * nd)
-    auto = attrs.get("auto_pad", "NOTSET")
-    out = []
-    for i in range(nd):
-        d, k = x[i], w[i]
-        if not isinstance(d, int) or not isinstance(k, int):
-            out.append(None)
-        elif auto in ("SAME_UPPER", "SAME_LOWER"):
-            out.append(-(-d // strides[i]))
-        else:
-            p = 0 if auto == "VALID" else pads[i] + pads[i + nd]
-            out.append((d + p - dil[i] * (k - 1) - 1) // strides[i] + 1)
-    return out
-
-
 def conv(x_index, w_index, nhwc=False, dtype_of=None):
     def infer(node):
         xs, ws = _shape(node, x_index), _shape(node, w_index)
@@ -54,7 +29,7 @@ def conv(x_index, w_index, nhwc=False, dtype_of=None):
         nd = len(xs) - 2
         last = nhwc or node.attrs.get("channels_last", 0)
         spatial = xs[1:-1] if last else xs[2:]
-        dims = _conv_dims(spatial, ws[2:], node.attrs, nd)
+        dims = conv_dims(spatial, ws[2:], node.attrs, nd)
         shape = (xs[0], *dims, ws[0]) if last else (xs[0], ws[0], *dims)
         return [TensorType(_t(node, x_index if dtype_of is None else dtype_of).dtype, shape)]
     return infer

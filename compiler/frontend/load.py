@@ -18,9 +18,7 @@ def load_model(spec, infer_shapes: bool = True) -> Graph:
     """A Graph from ``zoo:NAME``, an ``.onnx`` path, an ``.npuir`` path or a ModelProto."""
     graph = _load(spec, infer_shapes)
     if any(n.domain == "npuc" for g in graph.all_graphs() for n in g.nodes):
-        from npuc.compiler.executor.kernels import load_all
-
-        load_all()  # the schemas and kernels of npuc's own operators
+        from npuc.compiler import ops  # noqa: F401  (npuc's operators: schemas, kernels)
     return graph
 
 

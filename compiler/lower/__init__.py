@@ -33,8 +33,9 @@ and the commands of each group (:mod:`.group` for the NPU's, typed objects of
 
 from __future__ import annotations
 
+from npuc.ir.analysis import captured_values
 from npuc.ir.errors import NpucError
-from npuc.ir.graph import captured_values, subgraphs
+from npuc.ir.graph import subgraphs
 
 from ..schedule.kvcache import is_write
 from .commands import Cpu, KvWrite, to_json

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from npuc.ir.analysis import captured_values
 from npuc.ir.errors import UnsupportedError
-from npuc.ir.graph import Graph, captured_values
+from npuc.ir.graph import Graph
 from npuc.ir.types import QuantParams, TensorType
 
 

@@ -35,10 +35,10 @@ class Refs:
         run = None
         if need is not None and need.axis is not None:
             run = (need.axis, need.lo - base, need.hi - base)
-        layout = stored = None
+        layout = None
         if space == "weights" or buffer_name.split("/")[1:2] == ["w"]:
             layout = self.layouts.get(v.name) or None
-            stored = v.meta.get("stored") or None
+        stored = v.meta.get("stored") or None  # a weight, or a KV cache, kept narrower
         return BufferRef(v.name, space, a.offset + slot, tuple(shape), run, layout, stored)
 
     def dram(self, v, need: Need | None = None) -> BufferRef:

@@ -26,10 +26,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from npuc.compiler import ops  # noqa: F401  (declares npuc::Attention)
 from npuc.ir.graph import Graph
 from npuc.ir.schema import attr_or_default
 
-from . import npuc_ops  # noqa: F401  (declares npuc::Attention)
 from .base import Pass, register
 from .rewrite import Rule, apply_rules
 

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
+import os
+import pkgutil
 from typing import ClassVar
 
 from npuc.ir.errors import NpucError
 from npuc.ir.graph import Graph
+
+from .rewrite import apply_rules
 
 _REGISTRY: dict[str, type["Pass"]] = {}
 
@@ -39,6 +44,16 @@ class Pass:
         return self.name + ("{" + ",".join(opts) + "}" if opts else "")
 
 
+@dataclasses.dataclass
+class RulePass(Pass):
+    """A pass that applies rewrite rules to a fixed point: its ``rules`` (Rule classes)."""
+
+    rules: ClassVar[tuple] = ()
+
+    def run(self, graph: Graph) -> bool:
+        return apply_rules(graph, [rule() for rule in self.rules], self.name) > 0
+
+
 def register(cls: type[Pass]) -> type[Pass]:
     """Class decorator: make a pass available by its ``name``."""
     if not cls.name:
@@ -48,10 +63,24 @@ def register(cls: type[Pass]) -> type[Pass]:
 
 
 def registered() -> dict[str, type[Pass]]:
-    """Every known pass by name (the pass modules are imported first)."""
-    from . import catalog  # noqa: F401  (imports each pass module once)
-
+    """Every known pass by name (the modules of this package are imported first)."""
+    _import_pass_modules()
     return dict(sorted(_REGISTRY.items()))
+
+
+_walked = False
+
+
+def _import_pass_modules() -> None:
+    """Import every module of this package once: each registers its passes where they are
+    defined, so that no list of them is kept by hand."""
+    global _walked
+    if _walked:
+        return
+    _walked = True
+    here = os.path.dirname(__file__)
+    for info in pkgutil.walk_packages([here], prefix=f"{__package__}."):
+        importlib.import_module(info.name)
 
 
 def make_pass(name: str, options: dict[str, str] | None = None) -> Pass:

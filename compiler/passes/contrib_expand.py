@@ -23,52 +23,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from npuc.compiler.ops.emit import emit_activation
 from npuc.ir.graph import Graph
 from npuc.ir.types import TensorType
 
+from . import contrib_expand_attention, contrib_expand_quant  # noqa: F401  (their expansions)
 from .base import Pass, register
-from .npuc_ops import emit_activation
+from .contrib_registry import EXPAND, MS, const, dtype_of, expansion, opset, rank, reduce_mean_last, used
 from .pattern import Match
 from .rewrite import Rule, apply_rules
-
-MS = "com.microsoft"
-EXPAND: dict[str, tuple] = {}  # op -> (check(node) -> reason | None, build(node, b))
-
-
-def expansion(op, check=None):
-    def register_fn(fn):
-        EXPAND[op] = (check or (lambda node: None), fn)
-        return fn
-    return register_fn
-
-
-def opset(node) -> int:
-    return node.graph.opset_of("") or 17
-
-
-def dtype_of(v):
-    return v.type.dtype.numpy if isinstance(v.type, TensorType) else np.float32
-
-
-def const(b, value, like):
-    return b.const(np.asarray(value, dtype_of(like)))
-
-
-def used(node, i) -> bool:
-    v = node.outputs[i] if len(node.outputs) > i else None
-    return v is not None and (bool(v.uses) or any(o is v for o in node.graph.outputs))
-
-
-def rank(v):
-    t = v.type
-    return len(t.shape) if isinstance(t, TensorType) and t.shape is not None else None
-
-
-def reduce_mean_last(b, x, ops: int):
-    """ReduceMean over the last axis, keeping it (axes an attribute before opset 18)."""
-    if ops >= 18:
-        return b.op("ReduceMean", x, b.const(np.array([-1], np.int64)), keepdims=1)
-    return b.op("ReduceMean", x, axes=[-1], keepdims=1)
+from .shape_inference import refine_types
 
 
 class ExpandContrib(Rule):
@@ -96,8 +60,6 @@ class ExpandContribOps(Pass):
     name = "expand-contrib"
 
     def run(self, graph: Graph) -> bool:
-        from . import contrib_expand_attention, contrib_expand_quant  # noqa: F401
-
         if not any(n.domain == MS for n in graph.nodes):
             return False
         _infer_missing(graph)
@@ -119,19 +81,11 @@ class ExpandContribOps(Pass):
 def _infer_missing(graph: Graph) -> None:
     """onnx's shape inference stops at operators it does not know: the types after a
     contrib operator come from npuc's schemas, in order."""
-    from npuc.ir.infer import infer_node
+    refine_types(graph, _shapeless, lambda new, old: new is not None and _shapeless(old))
 
-    for node in graph.nodes:
-        if all(v is None or (isinstance(v.type, TensorType) and v.type.shape is not None)
-               for v in node.outputs):
-            continue
-        try:
-            types = infer_node(node)
-        except Exception:  # a node npuc cannot type keeps what it has
-            continue
-        for v, t in zip(node.outputs, types):
-            if v is not None and t is not None and (v.type is None or v.type.shape is None):
-                v.type = t
+
+def _shapeless(t) -> bool:
+    return not isinstance(t, TensorType) or t.shape is None
 
 
 # -- convolutions and products ---------------------------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .contrib_expand import expansion, rank, used
+from .contrib_registry import expansion, rank, used
 
 I64 = np.int64
 

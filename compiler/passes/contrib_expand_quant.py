@@ -21,7 +21,7 @@ import numpy as np
 
 from npuc.ir.types import QuantParams, TensorType
 
-from .contrib_expand import EXPAND, expansion, rank
+from .contrib_registry import EXPAND, expansion, rank
 
 QDQ_FORMS = {"QLinearConv": "Conv", "QLinearAdd": "Add", "QLinearMul": "Mul",
              "QLinearSigmoid": "Sigmoid", "QLinearLeakyRelu": "LeakyRelu",

@@ -41,7 +41,7 @@ class DeadCodeElimination(Pass):
 
 def _captured(graph: Graph) -> set[int]:
     """Values read from inside subgraphs (their use lists live in the subgraph)."""
-    from npuc.ir.graph import captured_values
+    from npuc.ir.analysis import captured_values
 
     found: set[int] = set()
     for node in graph.nodes:

@@ -18,13 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from npuc.ir.graph import Graph
+from npuc.compiler import ops  # noqa: F401  (declares the npuc operators)
 from npuc.ir.schema import attr_or_default
 
-from . import npuc_ops  # noqa: F401  (declares the npuc operators)
-from .base import Pass, register
+from .base import RulePass, register
 from .layernorm import _axes
-from .rewrite import Rule, apply_rules
+from .rewrite import Rule
 
 SQUARES = ("Pow(x, 2.0)", "Mul(x, x)")
 INVERSE_RMS = "Reciprocal(Sqrt(Add(m:ReduceMean({sq}, a?), eps)))"
@@ -160,32 +159,26 @@ class GatedMLPPattern(Rule):
 
 @register
 @dataclass
-class FuseRMSNorm(Pass):
+class FuseRMSNorm(RulePass):
     """Recognize RMSNorm (Pow, ReduceMean, Add, Sqrt, Reciprocal, Mul) as npuc::RMSNorm."""
 
     name = "fuse-rmsnorm"
-
-    def run(self, graph: Graph) -> bool:
-        return apply_rules(graph, [RMSNormPattern()], self.name) > 0
+    rules = (RMSNormPattern,)
 
 
 @register
 @dataclass
-class FuseRotary(Pass):
+class FuseRotary(RulePass):
     """Recognize rotary position embedding (rotate_half form) as npuc::Rotary."""
 
     name = "fuse-rotary"
-
-    def run(self, graph: Graph) -> bool:
-        return apply_rules(graph, [RotaryPattern()], self.name) > 0
+    rules = (RotaryPattern,)
 
 
 @register
 @dataclass
-class FuseGatedMLP(Pass):
+class FuseGatedMLP(RulePass):
     """Recognize a SiLU- or GELU-gated MLP's gate and up projections as npuc::GatedMLP."""
 
     name = "fuse-gated-mlp"
-
-    def run(self, graph: Graph) -> bool:
-        return apply_rules(graph, [GatedMLPPattern()], self.name) > 0
+    rules = (GatedMLPPattern,)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from npuc.compiler.ops.emit import DECOMPOSE
 from npuc.ir.graph import Graph
 
-from .base import Pass, register
-from .npuc_ops import DECOMPOSE
+from .base import RulePass, register
 from .pattern import Match
-from .rewrite import Rule, apply_rules
+from .rewrite import Rule
 
 
 class Decompose(Rule):
@@ -28,16 +28,14 @@ class Decompose(Rule):
 
 @register
 @dataclass
-class DecomposeNpucOps(Pass):
+class DecomposeNpucOps(RulePass):
     """Rewrite npuc operators (FusedConv, Attention, ...) as standard ONNX operators.
 
     Export runs this, so that onnxruntime can run an optimized graph.
     """
 
     name = "decompose-npuc"
-
-    def run(self, graph: Graph) -> bool:
-        return apply_rules(graph, [Decompose()], self.name) > 0
+    rules = (Decompose,)
 
 
 def decompose_npuc(graph: Graph) -> Graph:

@@ -20,11 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from npuc.ir.graph import Graph
 from npuc.ir.schema import attr_or_default
 
-from .base import Pass, register
-from .rewrite import Rule, apply_rules
+from .base import RulePass, register
+from .rewrite import Rule
 
 BN = "BatchNormalization(x, scale, bias, mean, var)"
 
@@ -98,11 +97,8 @@ class FoldBatchNormIntoGemm(Rule):
 
 @register
 @dataclass
-class FuseConvBatchNorm(Pass):
+class FuseConvBatchNorm(RulePass):
     """Fold BatchNormalization into the Conv or Gemm that feeds it."""
 
     name = "fuse-conv-bn"
-
-    def run(self, graph: Graph) -> bool:
-        return apply_rules(graph, [FoldBatchNormIntoConv(), FoldBatchNormIntoGemm()],
-                           self.name) > 0
+    rules = (FoldBatchNormIntoConv, FoldBatchNormIntoGemm)

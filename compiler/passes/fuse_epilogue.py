@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from npuc.compiler import ops  # noqa: F401  (declares the fused operators)
 from npuc.ir.graph import Graph
 
-from . import npuc_ops  # noqa: F401  (declares the fused operators)
 from .base import Pass, register
 from .rewrite import Rule, apply_rules
 

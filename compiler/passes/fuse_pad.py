@@ -12,11 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from npuc.ir.graph import Graph
 from npuc.ir.schema import attr_or_default
 
-from .base import Pass, register
-from .rewrite import Rule, apply_rules
+from .base import RulePass, register
+from .rewrite import Rule
 
 
 def _pads(m):
@@ -89,10 +88,8 @@ class PadIntoConsumer(Rule):
 
 @register
 @dataclass
-class FusePad(Pass):
+class FusePad(RulePass):
     """Fold Pad into the Conv, AveragePool or MaxPool that reads it."""
 
     name = "fuse-pad"
-
-    def run(self, graph: Graph) -> bool:
-        return apply_rules(graph, [PadIntoConsumer()], self.name) > 0
+    rules = (PadIntoConsumer,)

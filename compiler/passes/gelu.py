@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from npuc.ir.graph import Graph
+from npuc.compiler import ops  # noqa: F401  (declares npuc::Gelu)
 
-from . import npuc_ops  # noqa: F401  (declares npuc::Gelu)
-from .base import Pass, register
-from .rewrite import Rule, apply_rules
+from .base import RulePass, register
+from .rewrite import Rule
 
 
 def _halves(x_plus: str) -> tuple[str, ...]:
@@ -65,10 +64,8 @@ class GeluTanh(GeluPattern):
 
 @register
 @dataclass
-class FuseGelu(Pass):
+class FuseGelu(RulePass):
     """Recognize GELU in its erf and tanh forms."""
 
     name = "fuse-gelu"
-
-    def run(self, graph: Graph) -> bool:
-        return apply_rules(graph, [GeluErf(), GeluTanh()], self.name) > 0
+    rules = (GeluErf, GeluTanh)

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from npuc.ir.graph import Graph
 from npuc.ir.schema import attr_or_default
 
-from .base import Pass, register
-from .rewrite import Rule, apply_rules
+from .base import RulePass, register
+from .rewrite import Rule
 
 NORM = ("Div(d:Sub(x, m1:ReduceMean(x, a1?)), "
         "Sqrt(Add(m2:ReduceMean({square}, a2?), eps)))")
@@ -84,10 +83,8 @@ class LayerNormPattern(Rule):
 
 @register
 @dataclass
-class FuseLayerNorm(Pass):
+class FuseLayerNorm(RulePass):
     """Recognize LayerNorm from its decomposed form (LayerNormalization)."""
 
     name = "fuse-layernorm"
-
-    def run(self, graph: Graph) -> bool:
-        return apply_rules(graph, [LayerNormPattern()], self.name) > 0
+    rules = (LayerNormPattern,)

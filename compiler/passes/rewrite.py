@@ -225,7 +225,7 @@ def _replace(graph, rule, m: Match, stage, log):
             touched.extend(x.producer for x in n.inputs if x is not None)
             graph.remove_node(n)
     for v, name in renames:
-        _rename(graph, v, name)
+        graph.rename(v, name)  # a graph output keeps its name
     if not rule.quiet:
         log.record(stage, root.name or pairs[0][0].name, "rewritten", rule.title)
     return [n for n in touched if n is not None]
@@ -258,11 +258,3 @@ def _better_type(old, new):
 def _can_rename(graph: Graph, v: Value) -> bool:
     return v.producer is not None and not any(o is v for o in graph.outputs)
 
-
-def _rename(graph: Graph, v: Value, name: str) -> None:
-    """Give ``v`` a graph output's name (now free), so that outputs keep their names."""
-    if v.name == name or name in graph._root()._names:
-        return
-    graph.release_name(v.name)
-    v.name = name
-    graph._root()._names.add(name)

@@ -24,20 +24,27 @@ class InferShapes(Pass):
     name = "infer-shapes"
 
     def run(self, graph: Graph) -> bool:
-        changed = False
-        for node in graph.nodes:
-            if not any(_vague(v.type) for v in node.outputs if v is not None):
-                continue
-            try:
-                types = infer_node(node)
-            except Exception:  # a node inference cannot handle keeps what it has
-                continue
-            for v, t in zip(node.outputs, types):
-                if v is not None and _better(t, v.type):
-                    v.type = t if not isinstance(v.type, TensorType) or v.type.quant is None \
-                        else t.with_quant(v.type.quant)
-                    changed = True
-        return changed
+        return refine_types(graph, _vague, _better)
+
+
+def refine_types(graph: Graph, vague, better) -> bool:
+    """Ask shape inference again about each node with an output whose type is
+    ``vague(type)``, in order; an output takes the inferred type where ``better(new,
+    old)`` (keeping its quantization). Whether any type changed."""
+    changed = False
+    for node in graph.nodes:
+        if not any(vague(v.type) for v in node.outputs if v is not None):
+            continue
+        try:
+            types = infer_node(node)
+        except Exception:  # a node inference cannot handle keeps what it has
+            continue
+        for v, t in zip(node.outputs, types):
+            if v is not None and better(t, v.type):
+                v.type = t if not isinstance(v.type, TensorType) or v.type.quant is None \
+                    else t.with_quant(v.type.quant)
+                changed = True
+    return changed
 
 
 def _vague(t) -> bool:

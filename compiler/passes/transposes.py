@@ -19,7 +19,7 @@ import numpy as np
 from npuc.ir.graph import Graph
 
 from .base import Pass, register
-from .canonicalize import RemoveTranspose, TransposePair
+from .canonical_shapes import RemoveTranspose, TransposePair
 from .rewrite import Rule, apply_rules
 
 UNARY = ["Relu", "Sigmoid", "Tanh", "Neg", "Abs", "Exp", "Log", "Sqrt", "Erf", "Softsign",

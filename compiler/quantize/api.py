@@ -16,12 +16,12 @@ import warnings
 
 import numpy as np
 
+from npuc.compiler import ops  # noqa: F401  (registers the quantized operators)
 from npuc.ir.decisions import log_of
 from npuc.ir.errors import NpucError
 from npuc.ir.graph import Graph
 from npuc.ir.types import QuantParams
 
-from . import ops  # noqa: F401  (registers the quantized operators)
 from .calibrate import Stats, calibrate
 from .plan import Builder
 from .prepare import prepare

@@ -192,14 +192,13 @@ def _same(a, b) -> bool:
 def _quantize_constant(graph, q) -> bool:
     """A QuantizeLinear of a float constant computed now (its integer tensor in place of
     its output), so that the DequantizeLinear after it reads a quantized constant."""
-    from npuc.compiler.executor.kernels import KernelContext, get_kernel
+    from npuc.compiler.executor.interpreter import evaluate
 
     out = q.outputs[0]
     if len(out.uses) != 1 or any(o is out for o in graph.outputs):
         return False
     ins = [None if v is None else v.const for v in q.inputs]
-    opset = graph.opset_of("") or 17
-    values = get_kernel("QuantizeLinear")(ins, dict(q.attrs), KernelContext(opset=opset))[0]
+    values = evaluate(q, ins, opset=graph.opset_of("") or 17)[0]
     c = graph.add_constant(f"{out.name}_const", values)
     user, i = out.uses[0]
     user.set_input(i, c)
@@ -231,11 +230,8 @@ def _dequantize_constant(graph, d, log):
 
 
 def _rename(graph, v, name):
-    if v.name == name or v.producer is None:
-        return
-    graph.release_name(v.name)
-    v.name = name
-    graph._root()._names.add(name)
+    if v.producer is not None:
+        graph.rename(v, name)
 
 
 def _drop_unused_constants(graph):

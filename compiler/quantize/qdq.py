@@ -61,9 +61,7 @@ def _q_out(g: Graph, node: Node, yf: Value) -> None:
     y.replace_all_uses_with(out)
     node.drop_inputs()
     g.remove_node(node)
-    g.release_name(out.name)
-    out.name = y.name
-    g._root()._names.add(y.name)
+    g.rename(out, y.name)
 
 
 def _float(g, node, op, ins, attrs=None):
@@ -113,9 +111,7 @@ def _lut(g, node):
     y.replace_all_uses_with(out)
     node.drop_inputs()
     g.remove_node(node)
-    g.release_name(out.name)
-    out.name = y.name
-    g._root()._names.add(y.name)
+    g.rename(out, y.name)
 
 
 CONVERT = {"QConv": _qconv, "QMatMul": _qmatmul, "QAdd": _binary("Add"),

@@ -95,7 +95,7 @@ class Rewriter:
         for n in reversed([old, *extra]):
             n.drop_inputs()
             g.remove_node(n)
-        _rename(g, out, name)
+        g.rename(out, name)
         self.twin[id(out)] = new_q
         self.float_of[new_q.name] = name
 
@@ -145,18 +145,6 @@ class Rewriter:
 def _i8(v: Value, q: QuantParams) -> TensorType:
     shape = v.type.shape if isinstance(v.type, TensorType) else None
     return TensorType("i8", shape, q)
-
-
-def _rename(graph: Graph, value: Value, name: str) -> None:
-    """Give ``value`` a name that was just released."""
-    if value.name == name:
-        return
-    graph.release_name(value.name)
-    names = graph._root()._names
-    if name in names:
-        return
-    names.add(name)
-    value.name = name
 
 
 def keep_reasons(keep_float) -> dict[str, str]:

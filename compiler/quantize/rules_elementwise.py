@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from npuc.compiler.executor.kernels import KernelContext, get_kernel
+from npuc.compiler.executor.interpreter import evaluate
 
+from .epilogue import _epilogue, _out_type, _qrange
 from .fixedpoint import add_multipliers, quantize_multiplier
 from .params import quantize_value
-from .rules import _epilogue, _out_type, _qrange
 
 
 def add(rw, node):
@@ -78,12 +78,10 @@ def lut(rw, node):
     qy = rw.act.get(y.name)
     if qy is None:
         return "no calibration range for its output"
-    fn = get_kernel(node.op_type, node.domain)
-    ctx = KernelContext(opset=rw.graph.opset_of("") or 17, node=node)
     # the inputs as (is the data, constant): the node is gone when a chain is folded
     args = [(v is not None and v.const is None, None if v is None else v.const)
             for v in node.inputs]
-    steps = [(fn, args, dict(node.attrs), ctx)]
+    steps = [(node, args, dict(node.attrs), rw.graph.opset_of("") or 17)]
     source = qx
     prev = qx.producer
     if prev is not None and prev.op_type == "Lut" and prev.domain == "npuc" and \
@@ -93,9 +91,10 @@ def lut(rw, node):
     levels = np.arange(-128, 128, dtype=np.int32)
     t = (levels - int(source.type.quant.zero_point)).astype(np.float32) * \
         np.float32(source.type.quant.scale)
-    for f, step_args, attrs, step_ctx in steps:
+    for step, step_args, attrs, opset in steps:
         ins = [t if is_data else c for is_data, c in step_args]
-        t = np.asarray(f(ins, attrs, step_ctx)[0], dtype=np.float32).reshape(-1)
+        t = np.asarray(evaluate(step, ins, attrs, opset, [None], 1)[0],
+                       dtype=np.float32).reshape(-1)
     table = quantize_value(t, qy)
     name = node.name or y.name
     new = rw.node("Lut", [source, rw.const(f"{name}_table", table)],

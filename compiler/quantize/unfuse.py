@@ -7,7 +7,7 @@ from the parts, so before calibration each fused node becomes:
 - ``FusedConv`` / ``FusedGemm``: the Conv or Gemm, then its activation as one node;
 - ``FusedMatMul``: the MatMul, the Add of its bias, then its activation;
 - ``Attention``: its MatMuls, the scaling, the mask and the Softmax (the ONNX nodes
-  ``npuc_ops`` decomposes it into).
+  its decomposition in :mod:`npuc.compiler.ops.attention`).
 
 The activation stays one node so that the rules turn it into one thing: Relu and Clip
 into the clamp of the integer op before it (no extra pass), any other activation into one
@@ -22,13 +22,11 @@ inputs in place, the epilogue runs in fp32 as on the chip.
 
 from __future__ import annotations
 
-from npuc.compiler.passes.npuc_ops import DECOMPOSE, emit_activation
+from npuc.compiler.ops import DECOMPOSE
+from npuc.compiler.ops.fused import BASE, split_epilogue
 from npuc.compiler.passes.pattern import Match
 from npuc.compiler.passes.rewrite import Rule, apply_rules
 from npuc.ir.graph import Graph
-
-BASE = {"FusedConv": "Conv", "FusedGemm": "Gemm", "FusedMatMul": "MatMul"}
-_OWN = ("activation", "activation_params")
 
 
 class SplitFused(Rule):
@@ -42,23 +40,9 @@ class SplitFused(Rule):
             yield Match(node, covered=[(node, True)])
 
     def rewrite(self, m, b):
-        node = m.root
-        if node.op_type == "Attention":
-            return DECOMPOSE[("npuc", "Attention")](node, b)
-        t = node.outputs[0].type
-        act = node.attrs.get("activation", "")
-        params = list(node.attrs.get("activation_params", []))
-        if node.op_type == "FusedMatMul":
-            y = b.op("MatMul", *node.inputs[:2], out_type=t)
-            if node.input(2) is not None:
-                y = b.op("Add", y, node.inputs[2], out_type=t)
-        else:
-            attrs = {k: v for k, v in node.attrs.items() if k not in _OWN}
-            y = b.op(BASE[node.op_type], *node.inputs, out_type=t, **attrs)
-        if act in ("Gelu", "GeluTanh"):
-            return b.op("Gelu", y, domain="npuc", out_type=t,
-                        approximate="tanh" if act == "GeluTanh" else "none")
-        return emit_activation(b, y, act, params, node.graph.opset_of("") or 17)
+        if m.root.op_type == "Attention":
+            return DECOMPOSE[("npuc", "Attention")](m.root, b)
+        return split_epilogue(m.root, b, gelu_op=True)
 
 
 def split_fused(graph: Graph) -> int:

@@ -16,9 +16,9 @@ Every choice is written to the graph's decision log.
 
 from __future__ import annotations
 
+from npuc.ir.analysis import reads
 from npuc.ir.decisions import log_of
 from npuc.ir.errors import NpucError
-from npuc.ir.graph import reads
 
 from .buffers import group_buffers, lifetimes
 from .control_flow import host_priced
@@ -26,7 +26,14 @@ from .costview import cost_view
 from .epilogues import split_unfusable
 from .estimate import discount_resident, group_estimate
 from .groups import form_groups
-from .kvcache import is_write, kept_off_chip, place_dram, state_names, write_estimate
+from .kvcache import (
+    is_write,
+    kept_off_chip,
+    mark_cache_storage,
+    place_dram,
+    state_names,
+    write_estimate,
+)
 from .memplan import align_up, best_fit, plan
 from .model import Allocation, Group, MemoryPlan, Schedule, TileChoice
 from .partition import partition
@@ -60,6 +67,7 @@ def schedule(graph, target, precision: str, pinned: dict | None = None) -> Sched
     name_nodes(graph)
     half = next((p for p in ("bf16", "fp16") if p in target.quant.dtypes), None)
     saved = mark_storage(graph, precision, half)
+    mark_cache_storage(graph, precision)
     if saved:
         fmt = half if precision == "fp8" else precision
         log.record("schedule", graph.name, f"weights stored in {fmt}",

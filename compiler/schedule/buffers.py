@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from npuc.ir.graph import reads
+from npuc.ir.analysis import reads
 
 from .slices import Need
 from .tiling import part_bytes, walk

@@ -100,12 +100,6 @@ def _cache_outputs(graph) -> list:
     return found
 
 
-def _rename(graph, value, name: str) -> None:
-    graph.release_name(value.name)
-    value.name = name
-    graph._root()._names.add(name)
-
-
 def _rewrite(graph, out, past, new, pos, max_seq: int) -> CacheEntry:
     b, h, _, d = out.type.shape
     state = out.name
@@ -128,7 +122,7 @@ def _rewrite(graph, out, past, new, pos, max_seq: int) -> CacheEntry:
                                  before=conc)
         out.replace_all_uses_with(node.outputs[0])
         graph.remove_node(conc)
-        _rename(graph, node.outputs[0], state)
+        graph.rename(node.outputs[0], state)  # the cache output keeps its name
         return CacheEntry(state, past.name, node.name)
     if concat:  # a past of length 0: the new keys are the whole of it
         conc = out.producer
@@ -136,7 +130,9 @@ def _rewrite(graph, out, past, new, pos, max_seq: int) -> CacheEntry:
         graph.remove_node(conc)
         graph.inputs.remove(past)
         graph.release_name(past.name)
-    _rename(graph, new, graph.fresh_name(state + ".new"))
+    fresh = graph.fresh_name(state + ".new")
+    graph.release_name(fresh)  # fresh_name reserved it; the rename takes it
+    graph.rename(new, fresh)
     name = graph.fresh_name(state + ".cache")
     graph.release_name(name)  # add_input claims it
     cache = graph.add_input(name, full)
@@ -151,6 +147,50 @@ def _rewrite(graph, out, past, new, pos, max_seq: int) -> CacheEntry:
 
 
 # -- scheduling ----------------------------------------------------------------------------
+
+_LAYOUT = {"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Identity"}
+_NARROW = {16: "bf16", 10: "f16"}  # ONNX Cast 'to' codes of the 16-bit float formats
+_PRECISION = {"bf16": "bf16", "fp16": "f16"}
+
+
+def _reads_rounded(value, seen=None) -> set:
+    """The 16-bit formats every reader of ``value`` rounds it to, through layout changes
+    (an empty set when a reader uses it unrounded)."""
+    formats = set()
+    for node, _ in value.uses:
+        if node.op_type == "Cast" and node.attrs.get("to") in _NARROW:
+            formats.add(_NARROW[node.attrs["to"]])
+        elif node.op_type in _LAYOUT and node.domain in ("", "ai.onnx"):
+            below = _reads_rounded(node.outputs[0])
+            if not below:
+                return set()
+            formats |= below
+        else:
+            return set()
+    return formats
+
+
+def mark_cache_storage(graph, precision: str) -> int:
+    """Store each cache in the 16-bit format its readers round it to (a bf16 or fp16
+    program's attention reads its keys and values rounded): its values then are what the
+    program computes with, at half the bytes. A cache nothing reads (prefill only writes)
+    is stored in the program's 16-bit precision, which its later readers round to. Returns
+    the bytes saved."""
+    values = {v.name: v for v in graph.values()}
+    saved = 0
+    for e in entries(graph):
+        cache, out = values[e.input], values[e.state]
+        cache.meta.pop("stored", None)
+        out.meta.pop("stored", None)
+        if out.uses:
+            formats = _reads_rounded(out)
+        else:
+            formats = {f for f in (_PRECISION.get(precision),) if f}
+        if len(formats) == 1:
+            cache.meta["stored"] = out.meta["stored"] = formats.pop()
+            saved += cache.type.numel * (cache.type.dtype.itemsize - 2)
+    return saved
+
 
 def kept_off_chip(graph) -> set[str]:
     """Tensors a cache write touches: never kept in SRAM (the write is a DRAM DMA)."""
@@ -238,7 +278,7 @@ def add_state(program: dict, graph) -> dict:
         program["outputs"].pop(e.state, None)
         tensors.append({"name": e.state, "input": e.input, "space": ref["space"],
                         "offset": ref["offset"], "shape": ref["shape"],
-                        "dtype": program["tensors"][e.input]["dtype"]})
+                        "dtype": ref.get("stored") or program["tensors"][e.input]["dtype"]})
     program["state"] = {"kind": "kv_cache", "max_seq": meta["max_seq"],
                         "position": meta["position"], "axis": meta["axis"],
                         "bytes": cache_bytes(graph), "tensors": tensors}

@@ -4,29 +4,24 @@ Scheduling needs static shapes: :func:`load_static` gives symbolic dimensions th
 values (``--shape``, the inputs given, the batch; see :mod:`.shapes`; each said in the
 decision log) before shape inference, and refuses a model with one left unset.
 
-:func:`fold_constants` computes, once, every node whose inputs are all constants (the
-``Shape -> Gather -> Concat -> Reshape`` arithmetic exporters leave behind, now that the
-shapes are fixed). The driver runs it after ``npuc.optimize``, whose ``-O0`` leaves
-such arithmetic in place.
+:func:`fold_constants` (npuc's one constant folder,
+:mod:`npuc.compiler.passes.fold_constants`) computes, once, every node whose inputs are
+all constants (the ``Shape -> Gather -> Concat -> Reshape`` arithmetic exporters leave
+behind, now that the shapes are fixed). The driver runs it after ``npuc.optimize``, whose
+``-O0`` leaves such arithmetic in place.
 """
 
 from __future__ import annotations
 
 import os
 
-import numpy as np
-
+from npuc.compiler.passes.fold_constants import fold_constants, fold_node  # noqa: F401
 from npuc.ir.decisions import log_of
 from npuc.ir.graph import subgraphs
-from npuc.ir.limits import SizeError
 from npuc.ir.types import TensorType
 
 from .recurrent import unroll_recurrent
 from .shapes import proto_signature, resolve, set_proto_shapes
-
-RANDOM_OPS = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
-              "Multinomial", "Bernoulli", "Dropout"}
-
 
 # External data past this size stays in its file, mapped into memory on import, rather
 # than read into the ModelProto (which then cannot serve as onnxruntime's reference).
@@ -223,112 +218,3 @@ def _fix_graph(graph, batch, shapes, given, strict: bool = True) -> list[str]:
     if changed:
         infer_graph(graph, overwrite=True)
     return notes
-
-
-def fold_node(graph, node, limit: int | None = None) -> bool:
-    """Replace ``node`` by constants when it can be computed now; whether it was.
-
-    A ``Shape`` of a tensor of known shape, or a node whose inputs are all constants
-    (computed with the executor's kernel). ``limit`` bounds the elements of inputs and
-    results; random operators, subgraphs, npuc operators and graph outputs are left alone.
-    """
-    from npuc.compiler.executor.kernels import KernelContext, get_kernel
-
-    if node.op_type in RANDOM_OPS or subgraphs(node) or node.domain not in ("", "ai.onnx"):
-        return False
-    if node.op_type == "DequantizeLinear":  # a pre-quantized model's weights keep their scales
-        return False
-    if any(o is not None and any(o is g for g in graph.outputs) for o in node.outputs):
-        return False
-    ins = [v for v in node.inputs if v is not None]
-    if node.op_type == "Shape":
-        t = ins[0].type if ins else None
-        if not (isinstance(t, TensorType) and t.is_static):
-            return False
-        start, end = node.attrs.get("start", 0), node.attrs.get("end")
-        results = [np.array(t.shape[start:end], dtype=np.int64)]
-    else:
-        if not ins or any(v.const is None for v in ins):
-            return False
-        if limit is not None and any(v.const.size > limit for v in ins):
-            return False
-        opset = graph.opset_of(node.domain) or 17
-        fn = get_kernel(node.op_type, node.domain, opset)
-        if fn is None:
-            return False
-        types = _result_types(node)
-        if not _worth_folding(node, types, limit):
-            return False
-        ctx = KernelContext(opset=opset, num_outputs=len(node.outputs), node=node,
-                            output_types=[o.type if o else None for o in node.outputs])
-        try:
-            results = fn([None if v is None else v.const for v in node.inputs], node.attrs, ctx)
-        except SizeError:
-            raise
-        except Exception:  # left to run at run time; the executor will say why
-            return False
-        if limit is not None and any(np.asarray(r).size > limit for r in results):
-            return False
-    for o, r in zip(node.outputs, results):
-        if o is None:
-            continue
-        r = np.asarray(r)
-        if isinstance(o.type, TensorType) and r.dtype != o.type.dtype.numpy:
-            r = r.astype(o.type.dtype.numpy)
-        o.replace_all_uses_with(graph.add_constant(graph.fresh_name(o.name + "_folded"), r))
-    graph.remove_node(node)
-    return True
-
-
-# A fold is work done at compile time: a product of constants costing more multiply-adds
-# than this would stall the compiler (and every calibration run after it) for minutes.
-FOLD_MAX_MACS = 1 << 32
-
-
-def _result_types(node) -> list:
-    """The node's output types, inferred when not all known; beyond the size guard they
-    are refused (SizeError names the node and the size)."""
-    from npuc.ir.infer import infer_node
-    from npuc.ir.limits import check_type
-
-    types = [o.type if o is not None else None for o in node.outputs]
-    if not all(isinstance(t, TensorType) and t.is_static for t in types if t is not None) \
-            or any(t is None for t in types):
-        try:
-            types = infer_node(node)
-        except SizeError:
-            raise
-        except Exception:
-            pass
-    for t in types:
-        check_type(t, node.describe())
-    return types
-
-
-def _worth_folding(node, types, limit) -> bool:
-    """Whether to compute ``node`` now: within ``limit`` elements when given; a product of
-    constants beyond :data:`FOLD_MAX_MACS` is skipped under a limit, refused without one."""
-    sizes = [t.numel for t in types if isinstance(t, TensorType) and t.is_static]
-    out = max(sizes, default=0)
-    if limit is not None and out > limit:
-        return False
-    if node.op_type in ("MatMul", "Gemm", "Conv", "ConvTranspose") and len(node.inputs) > 1:
-        w = node.inputs[1].type
-        depth = w.numel // max(w.shape[-1 if node.op_type != "Conv" else 0], 1) \
-            if isinstance(w, TensorType) and w.is_static and w.shape else 1
-        if out * depth > FOLD_MAX_MACS:
-            if limit is not None:
-                return False
-            raise SizeError(f"{node.describe()}: computing it from constants takes "
-                            f"{out * depth:.3g} multiply-adds, more than npuc does at compile "
-                            f"time ({FOLD_MAX_MACS:.3g})")
-    return True
-
-
-def fold_constants(graph) -> int:
-    """Replace nodes whose inputs are all constants by their results; the count folded."""
-    folded = sum(fold_node(graph, node) for node in list(graph.nodes))
-    for v in list(graph.constants.values()):
-        if not v.uses and not any(o is v for o in graph.outputs):
-            graph.remove_constant(v)
-    return folded

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from npuc.ir.schema import base_op  # noqa: F401  (read here by lowering and grouping)
+
 ELEMENTWISE = {
     "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Mean", "Sum", "Where", "Relu", "Clip",
     "LeakyRelu", "PRelu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Exp", "Log",
@@ -59,17 +61,6 @@ class TileRule:
 
     needs: list[Need | None]          # one per input (None for an absent input)
     attrs: dict = field(default_factory=dict)
-
-
-def base_op(node) -> str:
-    """The op a node computes at heart: ``Conv`` for ``npuc::FusedConv`` or ``npuc::QConv``."""
-    op = node.op_type
-    if node.domain == "npuc":
-        for prefix in ("Fused", "Q"):
-            if op.startswith(prefix) and op[len(prefix):]:
-                op = op[len(prefix):]
-                break
-    return op
 
 
 def shape_of(value) -> tuple[int, ...] | None:
@@ -204,7 +195,7 @@ def tile_rule(node, axis: int, lo: int, hi: int) -> TileRule | None:
 
 def conv_geometry(node) -> tuple[list[int], list[int], list[int], list[int]]:
     """``(kernel, strides, dilations, pads)`` of a conv or pool, pads made explicit."""
-    from npuc.compiler.executor.kernels.conv import conv_pads
+    from npuc.compiler.executor.kernels.windows import conv_pads
 
     x = shape_of(node.inputs[0])
     op = base_op(node)

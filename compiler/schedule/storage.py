@@ -77,8 +77,10 @@ def mark_storage(graph, precision: str, half: str | None = None) -> int:
 
 
 def stored_dtype(value):
-    """The IR dtype ``value`` is stored in (its own unless marked)."""
-    name = value.meta.get("stored") if value.const is not None else None
+    """The IR dtype ``value`` is stored in (its own unless marked: a constant, or a KV
+    cache every reader of which rounds to that format, see
+    :func:`npuc.compiler.schedule.kvcache.mark_cache_storage`)."""
+    name = value.meta.get("stored")
     return ir_dtype(name) if name else value.type.dtype
 
 

@@ -31,10 +31,12 @@ def test_verify_decodes_token_by_token_from_two_onnx_files(capsys, tmp_path):
 def test_compile_writes_prefill_and_decode_programs(capsys, tmp_path):
     out_dir = tmp_path / "out"
     code, out, err = run_cli(capsys, "compile", "zoo:llama-tiny", "--target", "atom",
-                             "--max-seq", "16", "--last-logits", "-o", str(out_dir))
+                             "--max-seq", "16", "--last-logits", "--shape", "sequence=4,8",
+                             "-o", str(out_dir))
     assert code == 0, err
     manifest = json.loads((out_dir / "manifest.json").read_text())
-    assert [p["role"] for p in manifest["programs"]] == ["prefill", "decode"]
+    assert [p["role"] for p in manifest["programs"]] == ["prefill", "prefill", "decode"]
+    assert [p["inputs"]["input_ids"] for p in manifest["programs"]] == [[1, 4], [1, 8], [1, 1]]
     assert manifest["kv_cache"]["max_seq"] == 16
     assert "KV cache of 16 positions" in out
 
@@ -48,6 +50,8 @@ def test_compile_writes_prefill_and_decode_programs(capsys, tmp_path):
      "not a decoder"),
     (["verify", "model.onnx", "--target", "rngd", "--max-seq", "16", "--decode-steps", "1"],
      "--decode-model"),
+    (["compile", "zoo:llama-tiny", "--target", "rngd", "--max-seq", "16", "--shape", "x=4",
+      "-o", "x"], "--shape sequence=N"),
 ])
 def test_decoder_options_refused_with_one_line(capsys, argv, words):
     code, out, err = run_cli(capsys, *argv)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tests.executor.case_tools import equal, value
+from tests.executor.onnx_cases import equal, value
 
 CASE_SECONDS = 60
 

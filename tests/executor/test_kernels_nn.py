@@ -1,24 +1,24 @@
 """The neural-network kernels against the ONNX conformance node cases, plus unit tests.
 
 The conformance cases are the examples of the ONNX specification with the outputs of its
-reference implementation; `node_case_runner` runs each one-node model through the kernel.
+reference implementation; `onnx_cases` runs each one-node model through the kernel.
 """
 
 from __future__ import annotations
 
-import importlib
+import os
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from npuc.compiler.executor.kernels import KERNELS, NN_MODULES, KernelContext
+from npuc.compiler.executor.kernels import KERNELS, KernelContext, load_all
 from npuc.ir.errors import UnsupportedError
-from tests.executor import node_case_runner as runner
+from tests.executor import onnx_cases as runner
 
-for _m in NN_MODULES:
-    importlib.import_module(_m)
+load_all()
+
 
 NN_OPS = {
     "Conv", "ConvTranspose", "ConvInteger", "QLinearConv", "MatMul", "MatMulInteger",
@@ -41,12 +41,11 @@ MIN_PASSED = 464
 @pytest.fixture(scope="session")
 def nn_cases(tmp_path_factory):
     root = tmp_path_factory.mktemp("onnx_cases")
-    runner.write_cases(runner.collect_cases(NN_OPS), str(root))
-    return runner.load_cases(str(root), NN_OPS)
+    return runner.write_cases(str(root), NN_OPS)
 
 
 def test_conformance_cases(nn_cases):
-    passed, failed = runner.run_cases(nn_cases)
+    passed, failed = runner.run_dir(os.path.dirname(os.path.dirname(nn_cases[0])))
     print(f"{len(passed)} of {len(nn_cases)} conformance cases pass")
     for name, msg in sorted(failed.items()):
         print(f"  FAIL {name}: {msg}")

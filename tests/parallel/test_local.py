@@ -16,6 +16,13 @@ def test_results_come_back_in_item_order():
     assert fan_out(tasks.square, list(range(9)), Fanout(workers=2)) == [i * i for i in range(9)]
 
 
+def test_each_worker_runs_in_a_session_of_its_own():
+    import os
+
+    workers = fan_out(tasks.session, list(range(4)), Fanout(workers=2))
+    assert all(sid == pid != os.getsid(0) for pid, sid in workers)  # each leads its own
+
+
 def test_split_range_covers_everything_once():
     for n in range(0, 30):
         for parts in range(1, 8):
@@ -148,3 +155,23 @@ def test_ray_missing_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
     with pytest.raises(NpucError, match=r"pip install 'npuc\[ray\]'"):
         Fanout(ray="").slots()
+
+
+def test_verify_of_a_folder_of_samples_on_workers_prints_what_one_process_prints(
+        tmp_path, capsys):
+    import numpy as np
+
+    from npuc import zoo
+    from npuc.compiler.cli import main
+
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    for i in range(4):
+        np.savez(folder / f"s{i}.npz", **zoo.sample_inputs("resnet-tiny", batch=1, seed=i))
+    printed = []
+    for extra in ([], ["--workers", "2"]):
+        code = main(["verify", "zoo:resnet-tiny", "-t", "warboy", "--calibration",
+                     "random:2", "--inputs", str(folder), "--json", *extra])
+        printed.append((code, capsys.readouterr().out))
+    assert printed[0] == printed[1]
+    assert '"samples": 4' in printed[0][1]

@@ -4,8 +4,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from npuc.compiler import ops  # noqa: F401
 from npuc.compiler.executor.kernels import KernelContext, get_kernel
-from npuc.compiler.quantize import ops  # noqa: F401
 from npuc.compiler.quantize.fixedpoint import quantize_multipliers
 from tests.quantize.test_fixedpoint import mbqm_ref
 

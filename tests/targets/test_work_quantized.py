@@ -2,9 +2,10 @@
 
 import npuc
 from npuc.compiler.quantize import quantize
+from npuc.ir.schema import base_op
 from npuc.targets import get_target
 from npuc.targets.cost import estimate_node
-from npuc.targets.work import base_op_type, gemm_views, vector_elements
+from npuc.targets.work import gemm_views, vector_elements
 
 
 def _quantized():
@@ -41,4 +42,4 @@ def test_base_op_names():
                      "Lut": "Lut", "Requantize": "Requantize", "FusedConv": "Conv"}.items():
         n = N()
         n.op_type = op
-        assert base_op_type(n) == base
+        assert base_op(n) == base

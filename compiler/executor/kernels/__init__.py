@@ -18,26 +18,12 @@ only pays for the operators and dtypes it uses.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 KERNELS: dict[tuple[str, str], Callable] = {}
-
-# The modules that define kernels, imported on first lookup so that `npuc --help` stays
-# fast. The two groups are tested against the ONNX conformance cases separately.
-BASIC_MODULES = [f"{__name__}.{m}" for m in (
-    "elementwise", "binary", "shape_ops", "indexing", "reduce", "sequence", "text", "misc")]
-"""The elementwise, shape, indexing, reduction and misc kernels."""
-
-NN_MODULES = [f"{__name__}.{m}" for m in (
-    "conv", "pool", "matmul", "norm", "resize", "quant", "misc_nn", "vision", "rnn", "signal",
-    "training", "ml")]
-"""The neural-network kernels: convolution, pooling, normalisation, resizing, quantisation,
-recurrent, signal and vision operators, optimizer steps and the ai.onnx.ml operators."""
-
-# Modules declared by other packages with register_module.
-_KERNEL_MODULES: list[str] = []
 
 
 def kernel(*op_types: str, domain: str = ""):
@@ -51,32 +37,21 @@ def kernel(*op_types: str, domain: str = ""):
     return register
 
 
-def register_module(module: str) -> None:
-    """Declare a module that defines kernels (imported lazily)."""
-    if module not in _KERNEL_MODULES:
-        _KERNEL_MODULES.append(module)
-
-
 _loaded = False
 
 
 def load_all() -> None:
-    """Import every kernel module and every module that declares npuc operators."""
-    _load_all()
+    """Import every module of this package once, so that each registers its kernels.
 
-
-def _load_all() -> None:
+    They are imported on first lookup rather than with the package, so that
+    ``npuc --help`` stays fast. npuc's own operators register theirs from
+    :mod:`npuc.compiler.ops`, which whoever runs nodes imports."""
     global _loaded
     if _loaded:
         return
     _loaded = True
-    # npuc's own operators (schemas and kernels) live next to the passes that create them
-    modules = [f"{__name__}.control", "npuc.compiler.passes.npuc_ops",
-               "npuc.compiler.quantize.ops", "npuc.compiler.frontend.contrib_schemas",
-               f"{__name__}.contrib", f"{__name__}.contrib_attention",
-               f"{__name__}.contrib_quant"]
-    for module in modules + NN_MODULES + BASIC_MODULES + _KERNEL_MODULES:
-        importlib.import_module(module)
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
 
 
 def get_kernel(op_type: str, domain: str = "", opset: int | None = None) -> Callable | None:
@@ -85,7 +60,7 @@ def get_kernel(op_type: str, domain: str = "", opset: int | None = None) -> Call
     An ONNX operator that npuc has no kernel for but that onnx defines by a function body
     runs as that body (see ``functions.py``) when ``opset`` is given.
     """
-    _load_all()
+    load_all()
     fn = KERNELS.get((domain, op_type))
     if fn is None and opset is not None and domain in ("", "ai.onnx.ml", "ai.onnx.preview",
                                                         "ai.onnx.preview.training"):
@@ -97,7 +72,8 @@ def get_kernel(op_type: str, domain: str = "", opset: int | None = None) -> Call
 
 
 def supported_ops() -> list[tuple[str, str]]:
-    _load_all()
+    """Every ``(domain, op_type)`` with a kernel."""
+    load_all()
     return sorted(KERNELS)
 
 
@@ -109,7 +85,9 @@ class KernelContext:
     num_outputs: int = 1
     node: Any = None  # the npuc.ir.Node being run, for messages
     output_types: list = field(default_factory=list)  # declared output TensorTypes, if known
-    run_graph: Callable | None = None  # run_graph(graph, {name: array}) -> list of outputs
+    # run_graph(graph, {name: array}) -> list of outputs: a subgraph of the node (values
+    # of the enclosing graphs visible), or a standalone graph such as a function body
+    run_graph: Callable | None = None
     rng: Any = None  # numpy Generator for random operators
 
     def describe(self) -> str:

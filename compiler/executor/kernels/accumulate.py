@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import threads
+
 
 def result_type(*arrays) -> np.dtype:
     """The type a float product of ``arrays`` is rounded to: the widest input float type
@@ -47,12 +49,84 @@ def matmul(a, b, out: np.ndarray | None = None, dtype=None) -> np.ndarray:
 
     ``out``, when given, receives the result (any layout numpy can write); ``dtype`` is the
     result type when there is no ``out`` (default: :func:`result_type`).
+
+    Large products run as row blocks on npuc's threads (:func:`threads.parallel`), each
+    block widened, multiplied and rounded in one go: a float64 row block differs from the
+    whole product's rows at most in bits that the rounding to float32 drops (the same
+    argument that makes a tiled program equal its IR), and the blocks keep the widened
+    copies small enough for the cache.
     """
-    y = np.matmul(wide(a), wide(b))
-    if out is not None:
+    a, b = np.asarray(a), np.asarray(b)
+    rtype = np.dtype(dtype) if dtype is not None else result_type(a, b)
+    if a.ndim < 2 or b.ndim < 2 or a.dtype.kind == "V" or b.dtype.kind == "V":
+        y = np.matmul(wide(a), wide(b))
+        if out is not None:
+            np.copyto(out, y.reshape(out.shape), casting="unsafe")
+            return out
+        return y.astype(rtype)
+    flat = _view(out, (a.size // a.shape[-1], b.shape[-1]))
+    if b.ndim == 2 and a.ndim > 2 and a.flags.c_contiguous and (out is None or flat is not None):
+        y = matmul(a.reshape(-1, a.shape[-1]), b, out=flat,
+                   dtype=rtype if out is None else None)  # one product, not a batch
+        return out if out is not None else y.reshape(a.shape[:-1] + b.shape[-1:])
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    m, n = a.shape[-2], b.shape[-1]
+    y = _view(out, batch + (m, n))
+    direct = y is not None or out is None
+    if y is None:
+        y = np.empty(batch + (m, n), dtype=rtype if out is None else np.float64)
+    a = np.broadcast_to(a, batch + a.shape[-2:])
+    b = np.broadcast_to(_wide_shared(b), batch + b.shape[-2:])  # once, not per block
+    count = int(np.prod(batch, dtype=np.int64))
+    rows = _rows_per_block(m, count)
+    per = -(-m // rows)
+
+    def block(i):
+        j = np.unravel_index(i // per, batch) if batch else ()
+        r0 = (i % per) * rows
+        part = np.matmul(wide(a[j][r0:r0 + rows]), b[j])
+        np.copyto(y[j][r0:r0 + rows], part, casting="unsafe")
+
+    threads.parallel(block, count * per)
+    if not direct:
         np.copyto(out, y.reshape(out.shape), casting="unsafe")
-        return out
-    return y.astype(dtype if dtype is not None else result_type(a, b))
+    return out if out is not None else y
+
+
+def _wide_shared(b: np.ndarray) -> np.ndarray:
+    """``b`` as float64, a large one widened in row blocks on npuc's threads (a serial
+    copy of a weight matrix would hold up every thread of the product)."""
+    if b.dtype == np.float64 or b.size < 1 << 16 or threads.compute_threads() <= 1:
+        return wide(b)
+    w = np.empty(b.shape, np.float64)
+    flat_in, flat_out = b.reshape(-1, b.shape[-1]), w.reshape(-1, b.shape[-1])
+    step = threads.block(len(flat_in))
+    threads.parallel(lambda i: np.copyto(flat_out[i * step:(i + 1) * step],
+                                         flat_in[i * step:(i + 1) * step]),
+                     -(-len(flat_in) // step))
+    return w
+
+
+def _view(out, shape):
+    """``out`` seen with ``shape`` without a copy, or None (no ``out``, or not possible)."""
+    if out is None:
+        return None
+    v = out.view()
+    try:
+        v.shape = shape
+    except (AttributeError, ValueError):  # the layout needs a copy, or another size
+        return None
+    return v
+
+
+def _rows_per_block(m: int, batch: int) -> int:
+    """Rows of one block: the whole product on one thread; otherwise about four blocks
+    per thread (a thread slowed by a busy neighbour leaves its share to the others), at
+    least 64 rows (fewer would repack the right-hand matrix too often)."""
+    t = threads.compute_threads()
+    if t <= 1 or batch >= 4 * t:
+        return m
+    return min(m, max(64, -(-m * batch // (4 * t))))
 
 
 def wide_sum(x, axis=None, keepdims: bool = True) -> np.ndarray:

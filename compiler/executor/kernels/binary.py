@@ -11,7 +11,7 @@ import numpy as np
 
 from npuc.ir.errors import NpucError, UnsupportedError
 
-from .shape_ops import checked_kernel
+from .checks import checked_kernel
 
 _NATIVE = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 

@@ -15,6 +15,7 @@ import dataclasses
 import numpy as np
 
 from . import get_kernel, kernel
+from .epilogue import activate
 
 MS = "com.microsoft"
 
@@ -35,8 +36,6 @@ def run(op: str, inputs, attrs, ctx, num_outputs: int = 1):
 def activation(y, name: str, params, ctx):
     """onnxruntime's FusedConv activations: Relu, Sigmoid, Tanh, LeakyRelu, Clip,
     HardSigmoid (with their parameters)."""
-    from npuc.compiler.passes.npuc_ops import activate
-
     return activate(y, name or "", params or [], onnx_ctx(ctx))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import accumulate, kernel
-from .conv import unsupported
+from .checks import unsupported
 
 MS = "com.microsoft"
 

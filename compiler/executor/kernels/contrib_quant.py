@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import accumulate, get_kernel, kernel
+from .checks import unsupported
 from .contrib import run
-from .conv import unsupported
 from .quant import quantize
 
 MS = "com.microsoft"

@@ -1,4 +1,4 @@
-"""Convolutions: Conv, ConvTranspose, Col2Im, and the helpers other kernels share.
+"""Convolutions: Conv, ConvTranspose, Col2Im.
 
 The general convolution is im2col + one BLAS matrix product per (image, group): the
 columns are gathered with one strided numpy copy per kernel offset, and padding is never
@@ -11,126 +11,21 @@ The numerics live in functions that take explicit (possibly strided) input views
 explicit padding and an optional output buffer, so that the tile simulator can run them
 on a window of a tensor; the registered kernels are thin wrappers that read attributes.
 The integer convolutions (ConvInteger, QLinearConv) live in ``quant``; DeformConv in
-``vision``.
+``vision``; padding and im2col in ``windows``.
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
-
 import numba as nb
 import numpy as np
 
-from npuc.ir.errors import UnsupportedError
-
+from .. import threads
 from . import accumulate, kernel
+from .checks import accepts, unsupported
+from .windows import col2im_add, conv_geometry, conv_out_shape, im2col
 
 
-def unsupported(ctx, what: str) -> UnsupportedError:
-    """The error a kernel raises for a valid but unsupported attribute or type."""
-    where = ctx.describe() if ctx is not None else "node"
-    return UnsupportedError(f"{where}: {what} is not supported")
-
-
-def _kind_ok(dtype, kinds) -> bool:
-    dtype = np.dtype(dtype)
-    if dtype.kind == "V":  # ml_dtypes: bfloat16 and float8 count as float, int4 as int
-        return ("float" if "float" in dtype.name else "int") in kinds
-    return ("float" in kinds and dtype.kind == "f") or ("int" in kinds and dtype.kind in "iu")
-
-
-def accepts(*kinds):
-    """Refuse (with an UnsupportedError) a first input whose dtype is not of ``kinds``."""
-
-    def wrap(fn):
-        @functools.wraps(fn)
-        def checked(inputs, attrs, ctx):
-            x = inputs[0] if inputs else None
-            if x is not None and not _kind_ok(np.asarray(x).dtype, kinds):
-                op = ctx.node.op_type if ctx.node is not None else fn.__name__
-                raise unsupported(ctx, f"{op} on {np.asarray(x).dtype}")
-            return fn(inputs, attrs, ctx)
-
-        return checked
-
-    return wrap
-
-
-def conv_pads(auto_pad, in_shape, kernel_shape, strides, dilations, pads=None, ctx=None):
-    """Begin/end pads (ONNX layout ``[b0, b1, ..., e0, e1, ...]``) for a conv or pool."""
-    n = len(in_shape)
-    auto_pad = auto_pad or "NOTSET"
-    if auto_pad in ("NOTSET", "VALID"):
-        if auto_pad == "VALID" or pads is None:
-            return [0] * (2 * n)
-        return list(pads)
-    if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
-        raise unsupported(ctx, f"auto_pad {auto_pad!r}")
-    begin, end = [], []
-    for i in range(n):
-        out = -(-in_shape[i] // strides[i])
-        total = max(0, (out - 1) * strides[i] + (kernel_shape[i] - 1) * dilations[i] + 1 - in_shape[i])
-        small = total // 2
-        begin.append(small if auto_pad == "SAME_UPPER" else total - small)
-        end.append(total - small if auto_pad == "SAME_UPPER" else small)
-    return begin + end
-
-
-def _valid_range(out_len, in_len, stride, offset):
-    """Output positions o with 0 <= o*stride + offset < in_len, as (lo, hi)."""
-    lo = (-offset + stride - 1) // stride if offset < 0 else 0
-    hi = min(out_len, (in_len - 1 - offset) // stride + 1) if in_len - 1 - offset >= 0 else 0
-    return lo, max(lo, hi)
-
-
-def im2col(x, kernel_shape, strides, pads, dilations, out_shape, dtype=None):
-    """Columns ``(N, C, *kernel, *out)`` of ``x`` (N, C, *spatial); padding reads zero."""
-    n, c = x.shape[:2]
-    nd = len(kernel_shape)
-    cols = np.zeros((n, c, *kernel_shape, *out_shape), dtype=dtype or x.dtype)
-    for ks in itertools.product(*(range(k) for k in kernel_shape)):
-        src, dst = [slice(None), slice(None)], [slice(None), slice(None), *ks]
-        for d in range(nd):
-            offset = ks[d] * dilations[d] - pads[d]
-            lo, hi = _valid_range(out_shape[d], x.shape[2 + d], strides[d], offset)
-            if hi <= lo:
-                break
-            start = lo * strides[d] + offset
-            src.append(slice(start, start + (hi - lo - 1) * strides[d] + 1, strides[d]))
-            dst.append(slice(lo, hi))
-        else:
-            cols[tuple(dst)] = x[tuple(src)]
-    return cols
-
-
-def col2im_add(cols, out, strides, pads, dilations):
-    """Scatter-add columns ``(N, C, *kernel, *in)`` into ``out`` (N, C, *spatial)."""
-    nd = out.ndim - 2
-    kernel_shape = cols.shape[2:2 + nd]
-    in_shape = cols.shape[2 + nd:]
-    for ks in itertools.product(*(range(k) for k in kernel_shape)):
-        src, dst = [slice(None), slice(None), *ks], [slice(None), slice(None)]
-        for d in range(nd):
-            offset = ks[d] * dilations[d] - pads[d]
-            lo, hi = _valid_range(in_shape[d], out.shape[2 + d], strides[d], offset)
-            if hi <= lo:
-                break
-            start = lo * strides[d] + offset
-            dst.append(slice(start, start + (hi - lo - 1) * strides[d] + 1, strides[d]))
-            src.append(slice(lo, hi))
-        else:
-            out[tuple(dst)] += cols[tuple(src)]
-    return out
-
-
-def conv_out_shape(in_shape, kernel_shape, strides, pads, dilations):
-    nd = len(kernel_shape)
-    return tuple((in_shape[d] + pads[d] + pads[d + nd] - ((kernel_shape[d] - 1) * dilations[d] + 1))
-                 // strides[d] + 1 for d in range(nd))
-
-
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _depthwise2d(x, w, out, sh, sw, ph, pw, dh, dw, mult):
     n, c, h, wd = x.shape
     oh, ow = out.shape[2], out.shape[3]
@@ -180,14 +75,23 @@ def conv_nd(x, w, b=None, strides=None, pads=None, dilations=None, group=1, out=
     if out is None:
         out = np.empty((n, m, *oshape), dtype=np.result_type(x.dtype, w.dtype))
     if group == c and w.shape[1] == 1 and nd == 2 and group > 1:
-        _depthwise2d(x, np.ascontiguousarray(w, dtype=out.dtype), out, strides[0], strides[1],
-                     pads[0], pads[1], dilations[0], dilations[1], m // c)
+        wc, mult = np.ascontiguousarray(w, dtype=out.dtype), m // c
+        step = threads.block(c)
+
+        def channels(i):  # channel blocks on npuc's threads
+            c0, c1 = i * step, min(c, (i + 1) * step)
+            _depthwise2d(x[:, c0:c1], wc[c0 * mult:c1 * mult], out[:, c0 * mult:c1 * mult],
+                         strides[0], strides[1], pads[0], pads[1], dilations[0], dilations[1],
+                         mult)
+
+        threads.parallel(channels, -(-c // step))
     else:
         pointwise = all(k == 1 for k in kshape) and not any(pads) and all(s == 1 for s in strides)
         if pointwise:
             cols = x.reshape(n, group, c // group, -1)
-        else:
-            cols = im2col(x, kshape, strides, pads, dilations, oshape, out.dtype)
+        else:  # gathered straight into float64, the type the product accumulates in
+            cols = im2col(x, kshape, strides, pads, dilations, oshape,
+                          np.float64 if out.dtype.kind == "f" else out.dtype)
             cols = cols.reshape(n, group, (c // group) * int(np.prod(kshape)), -1)
         wm = w.reshape(group, m // group, -1)
         accumulate.matmul(wm, cols, out=out)
@@ -214,15 +118,6 @@ def conv_transpose_nd(x, w, b=None, strides=None, pads=None, dilations=None, gro
     if b is not None:
         out += b.reshape((1, m) + (1,) * nd)
     return out
-
-
-def conv_geometry(x, w, attrs, ctx):
-    nd = x.ndim - 2
-    kshape = list(attrs.get("kernel_shape") or w.shape[2:])
-    strides = list(attrs.get("strides") or [1] * nd)
-    dilations = list(attrs.get("dilations") or [1] * nd)
-    pads = conv_pads(attrs.get("auto_pad"), x.shape[2:], kshape, strides, dilations, attrs.get("pads"), ctx)
-    return strides, pads, dilations
 
 
 @kernel("Conv")

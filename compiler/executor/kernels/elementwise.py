@@ -14,7 +14,7 @@ from numba import njit
 
 from npuc.ir.errors import UnsupportedError
 
-from .shape_ops import checked_kernel
+from .checks import checked_kernel
 
 _NATIVE_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 

@@ -4,7 +4,7 @@ Many ONNX operators (SoftmaxCrossEntropyLoss, NegativeLogLikelihoodLoss, SwiGLU,
 are specified by a function: a small graph of simpler operators, sometimes built for the
 node's input types ("context-dependent"). When npuc has no kernel of its own for such an
 operator, this kernel asks onnx for the body at the node's opset, inlines it with
-``onnx.inliner`` and runs it with the interpreter. The expanded graph is cached per
+``onnx.inliner`` and runs it with ``ctx.run_graph`` (the interpreter's). The expanded graph is cached per
 operator, opset, attributes and input types.
 """
 
@@ -32,7 +32,6 @@ def has_function(op_type: str, domain: str, opset: int) -> bool:
 
 def function_kernel(inputs, attrs, ctx):
     """Run the node as its ONNX function body."""
-    from npuc.compiler.executor.interpreter import execute
     from npuc.ir.dtypes import of_array
     from npuc.ir.onnx_io import attr_to_proto
     from npuc.ir.onnx_types import type_to_proto
@@ -56,9 +55,11 @@ def function_kernel(inputs, attrs, ctx):
     graph = _CACHE.get(key)
     if graph is None:
         graph = _CACHE[key] = _expand(node, ctx, types, attr_protos, type_to_proto)
+    if ctx.run_graph is None:
+        raise UnsupportedError(f"{ctx.describe()}: runs as its ONNX function body, which "
+                               "needs the interpreter (npuc.compiler.executor.evaluate)")
     feeds = {f"x{i}": a for i, a in enumerate(inputs) if a is not None}
-    out = execute(graph, feeds)
-    return list(out.values())
+    return list(ctx.run_graph(graph, feeds))
 
 
 def _expand(node, ctx, types, attr_protos, type_to_proto):

@@ -11,7 +11,7 @@ import numpy as np
 
 from npuc.ir.errors import NpucError, UnsupportedError
 
-from .shape_ops import checked_kernel, normalize_axis
+from .checks import checked_kernel, normalize_axis
 
 
 def _check_indices(idx: np.ndarray, dim, ctx) -> np.ndarray:

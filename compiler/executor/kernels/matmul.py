@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import accumulate, kernel
-from .conv import accepts, unsupported
+from .checks import accepts, unsupported
 from .quant import exact_int_matmul, requantize
 
 

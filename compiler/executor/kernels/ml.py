@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernel
-from .conv import unsupported
+from .checks import unsupported
 
 _ML = "ai.onnx.ml"
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import kernel
 from .accumulate import wide_mean, wide_sum
-from .conv import accepts, unsupported
+from .checks import accepts, unsupported
 
 
 def _stash(x):

@@ -1,4 +1,5 @@
-"""Pooling: MaxPool, AveragePool, LpPool, their Global forms, MaxUnpool, MaxRoiPool.
+"""Pooling: MaxPool, AveragePool, LpPool, MaxUnpool, MaxRoiPool (the Global forms are in
+``global_pool``).
 
 Pools of 1, 2 or 3 spatial dimensions share one Numba loop over a 3-D window (missing
 leading dimensions have size 1). The loops take explicit begin pads and output sizes so
@@ -11,8 +12,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .. import threads
 from . import kernel
-from .conv import accepts, conv_pads, unsupported
+from .checks import accepts, unsupported
+from .windows import conv_pads
 
 MAX, AVG, LP = 0, 1, 2
 
@@ -96,7 +99,7 @@ def _pool3d(x, out, idx, mode, k, s, pb, pe, dl, count_pad, p, storage_order):
                         out[q, a, b, c] = acc ** (1.0 / p)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _pool2d_rows(x, out, is_max, kh, kw, sh, sw, ph, pw, dh, dw):
     """Max or sum of 2-D windows, one output row at a time.
 
@@ -157,8 +160,14 @@ def _pool2d_fast(x, mode, kernel_shape, strides, pads, dilations, out_shape, cou
     """2-D max or average pool reading ``x`` in place (any strides)."""
     n, c, h, w = x.shape
     out = np.empty((n, c, *out_shape), dtype=x.dtype)
-    _pool2d_rows(x, out, mode == MAX, kernel_shape[0], kernel_shape[1], strides[0], strides[1],
-                 pads[0], pads[1], dilations[0], dilations[1])
+    step = threads.block(c)
+
+    def channels(i):  # channel blocks on npuc's threads
+        c0, c1 = i * step, min(c, (i + 1) * step)
+        _pool2d_rows(x[:, c0:c1], out[:, c0:c1], mode == MAX, kernel_shape[0], kernel_shape[1],
+                     strides[0], strides[1], pads[0], pads[1], dilations[0], dilations[1])
+
+    threads.parallel(channels, -(-c // step))
     if mode == AVG:
         ch = _window_counts(h, out_shape[0], kernel_shape[0], strides[0], pads[0], pads[2],
                             dilations[0], count_include_pad)
@@ -238,33 +247,6 @@ def lp_pool(inputs, attrs, ctx):
 
 def _is_narrow_float(dt) -> bool:
     return dt == np.float16 or (dt.kind == "V" and "float" in dt.name)
-
-
-def _spatial_axes(x):
-    return tuple(range(2, x.ndim))
-
-
-@kernel("GlobalAveragePool")
-@accepts("float")
-def global_average_pool(inputs, attrs, ctx):
-    x = inputs[0]
-    return [x.mean(axis=_spatial_axes(x), keepdims=True, dtype=np.float64).astype(x.dtype)]
-
-
-@kernel("GlobalMaxPool")
-@accepts("float", "int")
-def global_max_pool(inputs, attrs, ctx):
-    x = inputs[0]
-    return [x.max(axis=_spatial_axes(x), keepdims=True)]
-
-
-@kernel("GlobalLpPool")
-@accepts("float")
-def global_lp_pool(inputs, attrs, ctx):
-    x = inputs[0]
-    p = attrs.get("p", 2)
-    s = (np.abs(x.astype(np.float64)) ** p).sum(axis=_spatial_axes(x), keepdims=True)
-    return [(s ** (1.0 / p)).astype(x.dtype)]
 
 
 @kernel("MaxUnpool")

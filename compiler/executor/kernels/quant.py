@@ -16,7 +16,8 @@ import numpy as np
 from onnx import helper
 
 from . import kernel
-from .conv import accepts, conv_geometry, conv_out_shape, im2col, unsupported
+from .checks import accepts, unsupported
+from .windows import conv_geometry, conv_out_shape, im2col
 
 FLOAT8 = {np.dtype(t) for t in (ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e4m3fnuz,
                                 ml_dtypes.float8_e5m2, ml_dtypes.float8_e5m2fnuz)}

@@ -1,4 +1,5 @@
-"""Reductions: Reduce* and ArgMax/ArgMin.
+"""Reductions: Reduce* and ArgMax/ArgMin; the prefix forms CumSum and CumProd; Det (of the
+last two axes).
 
 ``axes`` is an attribute until opset 13 for ReduceSum and opset 18 for the others, an
 optional input after. Reducing over an empty set gives the operation's identity (0 for
@@ -13,7 +14,8 @@ import numpy as np
 
 from npuc.ir.errors import NpucError
 
-from .shape_ops import checked_kernel, normalize_axes, normalize_axis
+from . import kernel
+from .checks import accepts, checked_kernel, normalize_axes, normalize_axis
 
 _AXES_INPUT_SINCE = {"ReduceSum": 13}
 
@@ -114,3 +116,41 @@ def _arg(op: str, fn) -> None:
 
 _arg("ArgMax", np.argmax)
 _arg("ArgMin", np.argmin)
+
+
+@checked_kernel("Det")
+def det(inputs, attrs, ctx):
+    """ONNX Det over the last two axes."""
+    x = inputs[0]
+    wide = x.astype(np.float64) if x.dtype != np.float64 else x
+    return [np.asarray(np.linalg.det(wide)).astype(x.dtype)]
+
+
+@kernel("CumSum")
+@accepts("float", "int")
+def cumsum(inputs, attrs, ctx):
+    x, axis = inputs[0], int(np.asarray(inputs[1]).reshape(-1)[0])
+    if attrs.get("reverse", 0):
+        x = np.flip(x, axis)
+    y = np.cumsum(x, axis=axis, dtype=x.dtype)
+    if attrs.get("exclusive", 0):
+        y = np.roll(y, 1, axis=axis)
+        sel = [slice(None)] * x.ndim
+        sel[axis] = 0
+        y[tuple(sel)] = 0
+    return [np.flip(y, axis) if attrs.get("reverse", 0) else y]
+
+
+@kernel("CumProd")
+@accepts("float", "int")
+def cumprod(inputs, attrs, ctx):
+    x, axis = inputs[0], int(np.asarray(inputs[1]).reshape(-1)[0])
+    axis %= max(x.ndim, 1)
+    reverse, exclusive = attrs.get("reverse", 0), attrs.get("exclusive", 0)
+    if reverse:
+        x = np.flip(x, axis)
+    if exclusive:  # shift right by one along the axis, the first product being 1
+        ones = np.ones_like(np.take(x, [0], axis=axis))
+        x = np.concatenate([ones, np.take(x, np.arange(x.shape[axis] - 1), axis=axis)], axis)
+    y = np.cumprod(x, axis=axis, dtype=x.dtype)
+    return [np.flip(y, axis) if reverse else y]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernel
-from .conv import accepts, unsupported
+from .checks import accepts, unsupported
 
 TRANSFORMS = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
               "asymmetric", "tf_half_pixel_for_nn", "tf_crop_and_resize"}

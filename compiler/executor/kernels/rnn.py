@@ -12,7 +12,7 @@ import numpy as np
 
 from . import kernel
 from .accumulate import matmul as _mm
-from .conv import accepts, unsupported
+from .checks import accepts, unsupported
 
 
 def _activation(name, alpha, beta):

@@ -13,7 +13,8 @@ import numpy as np
 from npuc.ir.dtypes import dtype as npuc_dtype
 from npuc.ir.errors import NpucError
 
-from .shape_ops import checked_kernel, normalize_axis, split_sizes
+from .checks import checked_kernel, normalize_axis
+from .shape_ops import split_sizes
 
 
 def _position(pos, length: int, ctx, insert: bool = False) -> int:

@@ -8,7 +8,6 @@ accepted according to ``ctx.opset``.
 
 from __future__ import annotations
 
-import functools
 from itertools import pairwise
 
 import numpy as np
@@ -16,61 +15,7 @@ import numpy as np
 from npuc.ir.errors import NpucError, UnsupportedError
 from npuc.ir.limits import check_shape
 
-from . import kernel
-
-
-def checked_kernel(*op_types: str, domain: str = ""):
-    """Register like :func:`kernel`; numpy's complaints about the data become NpucErrors.
-
-    A shape that does not broadcast or an index out of range is a problem with the model
-    or its inputs, so the user gets one line naming the node instead of a traceback.
-    """
-
-    def register(fn):
-        @functools.wraps(fn)
-        def run(inputs, attrs, ctx):
-            try:
-                return fn(inputs, attrs, ctx)
-            except NpucError:
-                raise
-            except (ValueError, IndexError, ZeroDivisionError, MemoryError) as e:
-                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-                raise NpucError(f"{ctx.describe()}: {msg}") from e
-            except KeyError as e:
-                raise NpucError(f"{ctx.describe()}: missing attribute or input {e}") from e
-            except TypeError as e:
-                types = ", ".join(str(getattr(x, "dtype", type(x).__name__)) for x in inputs)
-                raise UnsupportedError(f"{ctx.describe()}: inputs of type {types} are not "
-                                       "supported") from e
-
-        return kernel(*op_types, domain=domain)(run)
-
-    return register
-
-
-def normalize_axis(axis: int, rank: int, ctx) -> int:
-    """``axis`` in ``[0, rank)``; negative axes count from the end."""
-    axis = int(axis)
-    if not -rank <= axis < max(rank, 1):
-        raise NpucError(f"{ctx.describe()}: axis {axis} is out of range for rank {rank}")
-    return axis % rank if rank else 0
-
-
-def normalize_axes(axes, rank: int, ctx) -> list[int]:
-    """Axes in ``[0, rank)``, checked for duplicates."""
-    out = [normalize_axis(a, rank, ctx) for a in axes]
-    if len(set(out)) != len(out):
-        raise NpucError(f"{ctx.describe()}: repeated axis in {list(axes)}")
-    return out
-
-
-def input_or_attr(inputs, index: int, attrs, name: str, ctx, since: int):
-    """The value of an attribute that became input ``index`` in opset ``since``."""
-    if ctx.opset >= since:
-        v = inputs[index] if len(inputs) > index else None
-        return None if v is None else [int(x) for x in np.asarray(v).reshape(-1)]
-    v = attrs.get(name)
-    return None if v is None else [int(x) for x in np.atleast_1d(v)]
+from .checks import checked_kernel, input_or_attr, normalize_axes, normalize_axis
 
 
 @checked_kernel("Reshape")

@@ -10,7 +10,7 @@ import numpy as np
 from onnx import helper
 
 from . import kernel
-from .conv import accepts
+from .checks import accepts
 
 
 def _to_complex(x):

@@ -9,7 +9,7 @@ import numpy as np
 
 from npuc.ir.errors import NpucError, UnsupportedError
 
-from .shape_ops import checked_kernel
+from .checks import checked_kernel
 
 
 def _strings(x: np.ndarray) -> np.ndarray:

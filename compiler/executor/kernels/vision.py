@@ -14,7 +14,8 @@ import numba as nb
 import numpy as np
 
 from . import kernel
-from .conv import accepts, conv_out_shape, unsupported
+from .checks import accepts, unsupported
+from .windows import conv_out_shape
 
 
 def _reflect(x, lo, hi):

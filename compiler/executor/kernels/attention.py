@@ -1,11 +1,9 @@
-"""Attention, RotaryEmbedding, TopK, CumSum, CumProd, Dropout and the random operators.
+"""Attention and RotaryEmbedding (opset 23).
 
 Attention follows the opset-23 definition: 3-D inputs are split into heads, grouped
 query heads share key/value heads, the mask (boolean or additive), causal masking
 aligned to the bottom right when a past cache is present, softcap, and the four
 ``qk_matmul_output_mode`` taps. Rows whose keys are all masked give zeros, not NaN.
-Random operators draw from ``ctx.rng`` (the ``seed`` attribute is ignored, so that a
-whole run is reproducible from one generator).
 """
 
 from __future__ import annotations
@@ -14,7 +12,7 @@ import numpy as np
 from onnx import helper
 
 from . import accumulate, kernel
-from .conv import accepts, unsupported
+from .checks import accepts, unsupported
 
 
 def _masked_softmax(x):
@@ -131,104 +129,3 @@ def rotary_embedding(inputs, attrs, ctx):
         rot = np.concatenate((real, imag), axis=-1)
     out = np.concatenate((rot, keep), axis=-1).astype(x.dtype)
     return [out.transpose(0, 2, 1, 3) if x.ndim == 4 else out.reshape(shape)]
-
-
-@kernel("TopK")
-@accepts("float", "int")
-def topk(inputs, attrs, ctx):
-    x = inputs[0]
-    k = int(attrs["k"]) if ctx.opset < 10 else int(np.asarray(inputs[1]).reshape(-1)[0])
-    axis = attrs.get("axis", -1) % x.ndim
-    largest = attrs.get("largest", 1)
-    key = x.astype(np.int64) if x.dtype.kind == "u" else x
-    # A stable sort keeps equal values in index order, as ONNX asks.
-    order = np.argsort(-key if largest else key, axis=axis, kind="stable")
-    idx = np.take(order, np.arange(k), axis=axis)
-    return [np.take_along_axis(x, idx, axis=axis), idx.astype(np.int64)]
-
-
-@kernel("CumSum")
-@accepts("float", "int")
-def cumsum(inputs, attrs, ctx):
-    x, axis = inputs[0], int(np.asarray(inputs[1]).reshape(-1)[0])
-    if attrs.get("reverse", 0):
-        x = np.flip(x, axis)
-    y = np.cumsum(x, axis=axis, dtype=x.dtype)
-    if attrs.get("exclusive", 0):
-        y = np.roll(y, 1, axis=axis)
-        sel = [slice(None)] * x.ndim
-        sel[axis] = 0
-        y[tuple(sel)] = 0
-    return [np.flip(y, axis) if attrs.get("reverse", 0) else y]
-
-
-@kernel("CumProd")
-@accepts("float", "int")
-def cumprod(inputs, attrs, ctx):
-    x, axis = inputs[0], int(np.asarray(inputs[1]).reshape(-1)[0])
-    axis %= max(x.ndim, 1)
-    reverse, exclusive = attrs.get("reverse", 0), attrs.get("exclusive", 0)
-    if reverse:
-        x = np.flip(x, axis)
-    if exclusive:  # shift right by one along the axis, the first product being 1
-        ones = np.ones_like(np.take(x, [0], axis=axis))
-        x = np.concatenate([ones, np.take(x, np.arange(x.shape[axis] - 1), axis=axis)], axis)
-    y = np.cumprod(x, axis=axis, dtype=x.dtype)
-    return [np.flip(y, axis) if reverse else y]
-
-
-@kernel("Dropout")
-def dropout(inputs, attrs, ctx):
-    x = inputs[0]
-    if ctx.opset >= 12:
-        ratio = float(inputs[1]) if len(inputs) > 1 and inputs[1] is not None else 0.5
-        training = bool(inputs[2]) if len(inputs) > 2 and inputs[2] is not None else False
-    else:
-        ratio, training = attrs.get("ratio", 0.5), False
-    if not training or ratio == 0:
-        return [x.copy(), np.ones(x.shape, dtype=bool)][:ctx.num_outputs]
-    mask = ctx.rng.uniform(size=x.shape) >= ratio
-    return [(x * mask / (1 - ratio)).astype(x.dtype), mask][:ctx.num_outputs]
-
-
-def _dtype(attrs, default):
-    code = attrs.get("dtype")
-    return np.dtype(helper.tensor_dtype_to_np_dtype(code)) if code else np.dtype(default)
-
-
-@kernel("RandomNormal", "RandomNormalLike")
-def random_normal(inputs, attrs, ctx):
-    shape = inputs[0].shape if inputs else tuple(attrs["shape"])
-    dt = _dtype(attrs, inputs[0].dtype if inputs else np.float32)
-    out = ctx.rng.normal(attrs.get("mean", 0.0), attrs.get("scale", 1.0), size=shape)
-    return [out.astype(dt)]
-
-
-@kernel("RandomUniform", "RandomUniformLike")
-def random_uniform(inputs, attrs, ctx):
-    shape = inputs[0].shape if inputs else tuple(attrs["shape"])
-    dt = _dtype(attrs, inputs[0].dtype if inputs else np.float32)
-    out = ctx.rng.uniform(attrs.get("low", 0.0), attrs.get("high", 1.0), size=shape)
-    return [out.astype(dt)]
-
-
-@kernel("Bernoulli")
-@accepts("float")
-def bernoulli(inputs, attrs, ctx):
-    p = inputs[0]
-    return [(ctx.rng.uniform(size=p.shape) < p).astype(_dtype(attrs, p.dtype))]
-
-
-@kernel("Multinomial")
-def multinomial(inputs, attrs, ctx):
-    logits = inputs[0].astype(np.float64)
-    n = attrs.get("sample_size", 1)
-    p = np.exp(logits - logits.max(axis=1, keepdims=True))
-    cdf = np.cumsum(p / p.sum(axis=1, keepdims=True), axis=1)
-    u = ctx.rng.uniform(size=(logits.shape[0], n))
-    out = np.stack([np.searchsorted(cdf[b], u[b], side="right") for b in range(logits.shape[0])])
-    out = np.minimum(out, logits.shape[1] - 1)
-    dt = _dtype(attrs, np.int32)
-    if dt not in (np.int32, np.int64):
-        raise unsupported(ctx, f"Multinomial output {dt}")
-    return [out.astype(dt)]

@@ -4,7 +4,7 @@ The int32 accumulation of QConv and QMatMul is computed with a float64 BLAS prod
 the integer operands: every product and partial sum is an integer below ``2**53`` (checked:
 ``K * 255 * 128`` for the reduction length ``K``), so float64 represents each one exactly
 and the result is the int32 sum, whatever order BLAS adds in. Requantization, Add, Mul and
-the lookups are Numba loops over int32/int64 values (``npuc.compiler.quantize.fixedpoint``).
+the lookups are Numba loops over int32/int64 values (:mod:`npuc.compiler.quantize.fixedpoint`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ import numpy as np
 
 from npuc.compiler.executor.kernels import kernel
 from npuc.compiler.executor.kernels.conv import conv_nd
+from npuc.compiler.quantize.fixedpoint import quantized_add, quantized_mul, requantize
 from npuc.ir.errors import NpucError
-
-from .fixedpoint import quantized_add, quantized_mul, requantize
 
 _EXACT = 2.0**53
 

@@ -20,7 +20,10 @@ from npuc.compiler.executor.kernels import get_kernel, kernel
 from npuc.ir.schema import FLOAT, INT, STRING, register_op
 from npuc.ir.types import TensorType
 
-from .npuc_ops import _onnx_ctx, _same_shape, _t, decomposition, emit_gelu
+from .emit import decomposition, emit_gelu
+from .fused import onnx_ctx
+from .shapes import input_type as _t
+from .shapes import same_shape
 
 GATE_ACTIVATIONS = ("Silu", "Gelu", "GeluTanh")
 
@@ -33,9 +36,9 @@ def _gated_shape(node):
 
 
 register_op("RMSNorm", inputs=("X", "Scale"),
-            attrs={"axis": (INT, -1), "epsilon": (FLOAT, 1e-5)}, infer=_same_shape,
+            attrs={"axis": (INT, -1), "epsilon": (FLOAT, 1e-5)}, infer=same_shape,
             doc="Root-mean-square normalization over the trailing axes, then a scale.")
-register_op("Rotary", inputs=("X", "Cos", "Sin"), infer=_same_shape,
+register_op("Rotary", inputs=("X", "Cos", "Sin"), infer=same_shape,
             doc="Rotary position embedding, rotate-half form.")
 register_op("GatedMLP", inputs=("X", "Wg", "Wu"), attrs={"activation": (STRING, "Silu")},
             infer=_gated_shape, doc="act(X @ Wg) * (X @ Wu), the gated MLP's first half.")
@@ -75,7 +78,7 @@ def gate(g: np.ndarray, activation: str, ctx) -> np.ndarray:
 
 @kernel("GatedMLP", domain="npuc")
 def gated_mlp(inputs, attrs, ctx):
-    ctx = _onnx_ctx(ctx)
+    ctx = onnx_ctx(ctx)
     x, wg, wu = inputs
     mm = get_kernel("MatMul")
     g = mm([x, wg], {}, ctx)[0]

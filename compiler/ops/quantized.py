@@ -16,17 +16,13 @@ integer constants the hardware uses (``M0``, ``shift``) as inputs or attributes.
 - ``Requantize(X)``: ``X`` to another scale and zero point.
 - ``Lut(X, Table)``: ``Table[X + 128]``, a 256-entry lookup of any elementwise function.
 
-The kernels (``npuc.compiler.quantize.kernels``) are exact integer code.
+The kernels (:mod:`.quantized_kernels`) are exact integer code.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
-
 import numpy as np
 
-import npuc.compiler.executor.kernels as _kernels
-from npuc.compiler.executor.kernels import register_module
 from npuc.ir.schema import FLOAT, INT, INTS, register_op
 from npuc.ir.types import QuantParams, TensorType, broadcast_shapes
 
@@ -108,7 +104,3 @@ register_op("Requantize", inputs=("X",), infer=_infer_unary,
             doc="int8 to int8 at another scale")
 register_op("Lut", inputs=("X", "Table"), infer=_infer_unary, attrs=dict(_OUT),
             doc="a 256-entry table lookup: Y = Table[X + 128]")
-
-register_module("npuc.compiler.quantize.kernels")
-if getattr(_kernels, "_loaded", False):  # the registry was read already: add ours now
-    import_module("npuc.compiler.quantize.kernels")

@@ -20,7 +20,8 @@ from npuc.compiler.executor.kernels import kernel
 from npuc.ir.errors import NpucError
 from npuc.ir.schema import INT, register_op
 
-from .npuc_ops import _same_shape, decomposition
+from .emit import decomposition
+from .shapes import same_shape as _same_shape
 
 register_op("KVCacheWrite", inputs=("Cache", "New", "Position"), attrs={"axis": (INT, 2)},
             infer=_same_shape,

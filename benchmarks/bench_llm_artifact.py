@@ -1,0 +1,134 @@
+"""A decoder's prefill and decode programs in one artifact, and greedy decoding verified.
+
+    python benchmarks/bench_llm_artifact.py --model small --steps 8
+    python benchmarks/bench_llm_artifact.py                      # Llama-3.2-1B's dimensions
+    python benchmarks/bench_llm_artifact.py --layers 2 --case rngd:bf16
+
+The decoder is ``zoo:llama-small`` with the chosen dimensions, written once in its two
+exported forms (prefill of ``--prefill`` tokens with its cache, decode of one token after
+``--max-seq - 1`` cached positions) as ONNX files with external data. Each case compiles
+both into one artifact (``npuc compile PREFILL --decode-model DECODE --max-seq N
+--last-logits``) in a fresh process and prints:
+
+- compile time and peak RSS; the one weight blob and the KV cache (device state);
+- per program (prefill, decode) the estimate beside its bandwidth floor (the program's
+  DRAM bytes over the chip's DRAM bandwidth), the host-link time and what runs on the CPU;
+- with ``--steps K``: the prompt through the simulated prefill program and K greedy
+  decode steps through the simulated decode program with its cache, against onnxruntime:
+  tokens that agree, near-ties, and the lowest logits SQNR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from bench_llm import CASES, DIMS  # noqa: E402
+
+
+def child(prefill: str, decode: str, target: str, precision: str, max_seq: int,
+          steps: int) -> None:
+    """Compile (and verify) the artifact; one JSON line of figures."""
+    import collections
+
+    from npuc.compiler.decode_verify import check_steps
+    from npuc.compiler.decoder_artifact import compile_decoder
+
+    t0 = time.perf_counter()
+    built = compile_decoder(prefill, target, max_seq, decode, quantize=precision,
+                            last_logits=True, keep_reference=steps > 0)
+    seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    programs = []
+    for role, r in zip(built.roles, built.results):
+        s = r.summary
+        cpu = collections.Counter(op for layer in s["layers"] if layer["device"] == "cpu"
+                                  for op in layer["ops"])
+        programs.append({"role": role, "estimate_s": s["estimated_latency_s"],
+                         "floor_s": s["dram_traffic_bytes"] / s["dram_bandwidth_bytes_per_s"],
+                         "traffic_bytes": s["dram_traffic_bytes"],
+                         "host_s": s.get("host_transfer_s", 0.0), "cpu": dict(cpu)})
+    out = {"compile_s": seconds, "peak_rss": peak, "blob_bytes": len(built.weights),
+           "kv_bytes": built.manifest["kv_cache"]["bytes"], "programs": programs}
+    if steps:
+        v = check_steps(built, steps)
+        out["verify"] = {"passed": v.passed, "agree": sum(s["token_agrees"] for s in v.steps),
+                         "steps": len(v.steps), "near_ties": v.near_ties,
+                         "min_sqnr_db": min(s["sqnr_db"] for s in v.steps)}
+    print(json.dumps(out))
+
+
+def build(model: str, layers: int | None, prefill: int, max_seq: int, folder: str):
+    """The prefill and decode forms, written with external data; their paths."""
+    import onnx
+
+    from npuc import zoo
+
+    dims = dict(DIMS[model])
+    if layers is not None:
+        dims["layers"] = layers
+    paths = []
+    for name, options in (("prefill", dict(sequence=prefill)),
+                          ("decode", dict(sequence=1, past=max_seq - 1))):
+        proto = zoo.build("llama-small", batch=1, use_cache=True, **options, **dims)
+        path = os.path.join(folder, f"{name}.onnx")
+        onnx.save_model(proto, path, save_as_external_data=True,
+                        all_tensors_to_one_file=True, location=f"{name}.data",
+                        size_threshold=1024)
+        paths.append(path)
+    return paths
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=sorted(DIMS), default="1b")
+    parser.add_argument("--layers", type=int, default=None)
+    parser.add_argument("--prefill", type=int, default=64, help="prompt tokens (default 64)")
+    parser.add_argument("--max-seq", type=int, default=128, help="cache positions (128)")
+    parser.add_argument("--steps", type=int, default=0, help="greedy decode steps verified")
+    parser.add_argument("--case", action="append", help="target:precision (repeatable)")
+    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        p, d, t, prec, m, s = args.child
+        child(p, d, t, prec, int(m), int(s))
+        return 0
+    cases = [tuple(c.split(":")) for c in args.case] if args.case else CASES
+    with tempfile.TemporaryDirectory() as tmp:
+        prefill, decode = build(args.model, args.layers, args.prefill, args.max_seq, tmp)
+        print(f"{args.model} (layers {args.layers or DIMS[args.model]['layers']}): prefill "
+              f"{args.prefill} tokens, cache of {args.max_seq} positions")
+        for target, precision in cases:
+            proc = subprocess.run([sys.executable, __file__, "--child", prefill, decode, target,
+                                   precision, str(args.max_seq), str(args.steps)],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                print(f"{target}:{precision} failed: {proc.stderr.strip().splitlines()[-1:]}")
+                continue
+            _print(f"{target}:{precision}", json.loads(proc.stdout.strip().splitlines()[-1]))
+    return 0
+
+
+def _print(case: str, r: dict) -> None:
+    print(f"{case}: compile {r['compile_s']:.1f} s, peak {r['peak_rss'] / 1e9:.2f} GB, one "
+          f"blob {r['blob_bytes'] / 1e6:.1f} MB, KV cache {r['kv_bytes'] / 1e6:.2f} MB")
+    for p in r["programs"]:
+        print(f"  {p['role']:<8} est {p['estimate_s'] * 1e3:9.3f} ms  floor "
+              f"{p['floor_s'] * 1e3:9.3f} ms  x{p['estimate_s'] / p['floor_s']:.2f}  host "
+              f"{p['host_s'] * 1e3:.3f} ms  cpu {p['cpu'] or '-'}")
+    v = r.get("verify")
+    if v:
+        print(f"  greedy decode: {v['agree']}/{v['steps']} tokens agree, {v['near_ties']} "
+              f"near-ties, lowest logits SQNR {v['min_sqnr_db']:.1f} dB -> "
+              f"{'passed' if v['passed'] else 'FAILED'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

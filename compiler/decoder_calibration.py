@@ -1,0 +1,86 @@
+"""Calibration inputs for a decoder's programs, as a server feeds them.
+
+Random inputs are far from what a decoder sees when it serves: a 0/1 coin per position
+for ``attention_mask``, a normal sample for every cached key and value, positions at
+random. At fp8 (and int8) the activation ranges come from calibration, so ranges taken
+on such inputs are not those of a served step. :func:`served_samples` makes each
+program's calibration inputs the way they arise: prompts (random token ids, seeded, the
+whole prompt attended) for prefill, and for decode the step after each prompt, its past
+the keys and values the float prefill model computed for it (onnxruntime), its token the
+prefill's greedy choice.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from npuc.ir.errors import NpucError
+
+SAMPLES = 8
+
+
+def served_samples(prefill, decode, max_seq: int, batch: int = 1, count: int = SAMPLES,
+                   seed: int = 0) -> tuple[list, list]:
+    """``(prefill samples, decode samples)``, ``count`` of each."""
+    from npuc.compiler.decode_verify import _session
+
+    pre, dec = _session(prefill), _session(decode)
+    s = _length(pre, "input_ids", 1)
+    if s is None:
+        raise NpucError("the prefill model's input_ids has no fixed length; give --shape")
+    vocab = _vocab(prefill)
+    rng = np.random.default_rng(seed)
+    prefill_samples, decode_samples = [], []
+    last = max_seq - 1
+    for _ in range(count):
+        ids = rng.integers(0, vocab, (batch, s), dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": np.ones((batch, s), np.int64),
+                 "position_ids": np.tile(np.arange(s, dtype=np.int64), (batch, 1))}
+        names = [o.name for o in pre.get_outputs()]
+        out = dict(zip(names, pre.run(names, _wanted(pre, feeds))))
+        prefill_samples.append(feeds)
+        mask = np.zeros((batch, max_seq), np.int64)
+        mask[:, :s] = 1
+        mask[:, last] = 1
+        step = {"input_ids": np.argmax(out["logits"][:, -1], axis=-1)[:, None].astype(np.int64),
+                "attention_mask": mask, "position_ids": np.full((batch, 1), s, np.int64)}
+        for x in dec.get_inputs():
+            if x.name.startswith("past"):
+                present = out[_present(x.name)]
+                past = np.zeros(present.shape[:2] + (last,) + present.shape[3:], present.dtype)
+                past[:, :, :s] = present
+                step[x.name] = past
+        decode_samples.append(_wanted(dec, step))
+    return prefill_samples, decode_samples
+
+
+def _present(past: str) -> str:
+    from npuc.compiler.decode_verify import _present as name
+
+    return name(past)
+
+
+def _wanted(session, feeds: dict) -> dict:
+    names = {x.name for x in session.get_inputs()}
+    return {k: v for k, v in feeds.items() if k in names}
+
+
+def _length(session, name: str, axis: int):
+    for x in session.get_inputs():
+        if x.name == name and isinstance(x.shape[axis], int):
+            return x.shape[axis]
+    return None
+
+
+def _vocab(model) -> int:
+    """The embedding table's rows (the table ``input_ids`` indexes), 100 when unknown."""
+    import onnx
+
+    proto = model if isinstance(model, onnx.ModelProto) else \
+        onnx.load(str(model), load_external_data=False)
+    tables = {i.name: i.dims[0] for i in proto.graph.initializer if len(i.dims) == 2}
+    for node in proto.graph.node:
+        if node.op_type == "Gather" and len(node.input) == 2 and \
+                node.input[1] == "input_ids" and node.input[0] in tables:
+            return int(tables[node.input[0]])
+    return 100

@@ -1,0 +1,122 @@
+"""Operators with an activation epilogue (domain ``npuc``): schema, kernel, decomposition.
+
+- ``FusedConv(X, W, B?)``: Conv (same attributes), then an activation epilogue.
+- ``FusedGemm(A, B, C?)``: Gemm (same attributes), then an activation epilogue.
+- ``FusedMatMul(A, B, Bias?)``: MatMul, plus a bias broadcast on the last axis, then an
+  activation epilogue.
+- ``Gelu(X) {approximate}``: GELU for opsets before 20, which have no ONNX Gelu.
+
+The epilogue is ``activation`` (empty for none: Relu, LeakyRelu, Clip, Sigmoid, Tanh,
+HardSigmoid, HardSwish, Elu, Gelu, GeluTanh) with its numbers in ``activation_params``
+(LeakyRelu and Elu: alpha; Clip: min, max; HardSigmoid: alpha, beta).
+
+Each kernel composes the ONNX kernels, so a fused op computes what its parts did.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from npuc.compiler.executor.kernels import get_kernel, kernel
+from npuc.compiler.executor.kernels.epilogue import activate
+from npuc.ir.schema import FLOAT, FLOATS, INT, INTS, STRING, register_op
+
+from .emit import decomposition, emit_activation, emit_gelu, graph_opset
+from .shapes import conv_shape, gemm_shape, matmul_shape, same_shape
+
+EPILOGUE = {"activation": (STRING, ""), "activation_params": (FLOATS, [])}
+ACTIVATION_PARAMS = {"Relu": 0, "LeakyRelu": 1, "Clip": 2, "Sigmoid": 0, "Tanh": 0,
+                     "HardSigmoid": 2, "HardSwish": 0, "Elu": 1, "Gelu": 0, "GeluTanh": 0}
+_OWN_ATTRS = ("activation", "activation_params")
+
+
+CONV_ATTRS = {"auto_pad": (STRING, "NOTSET"), "dilations": (INTS, []), "group": (INT, 1),
+              "kernel_shape": (INTS, []), "pads": (INTS, []), "strides": (INTS, [])}
+GEMM_ATTRS = {"alpha": (FLOAT, 1.0), "beta": (FLOAT, 1.0), "transA": (INT, 0),
+              "transB": (INT, 0)}
+
+register_op("FusedConv", inputs=("X", "W", "B"), optional_inputs=1,
+            attrs={**CONV_ATTRS, **EPILOGUE}, infer=conv_shape,
+            doc="Conv followed by an activation epilogue.")
+register_op("FusedGemm", inputs=("A", "B", "C"), optional_inputs=1,
+            attrs={**GEMM_ATTRS, **EPILOGUE}, infer=gemm_shape,
+            doc="Gemm followed by an activation epilogue.")
+register_op("FusedMatMul", inputs=("A", "B", "Bias"), optional_inputs=1,
+            attrs=dict(EPILOGUE), infer=matmul_shape,
+            doc="MatMul plus a bias on the last axis, then an activation epilogue.")
+register_op("Gelu", inputs=("X",), attrs={"approximate": (STRING, "none")},
+            infer=same_shape, doc="GELU, exact (erf) or with the tanh approximation.")
+
+# -- kernels ---------------------------------------------------------------------------
+def onnx_ctx(ctx):
+    """The context an ONNX kernel expects (the graph's ONNX opset, not npuc's)."""
+    graph = getattr(ctx.node, "graph", None)
+    opset = (graph.opset_of("") if graph is not None else None) or 21
+    return dataclasses.replace(ctx, opset=opset, num_outputs=1)
+
+
+def _split(attrs):
+    return ({k: v for k, v in attrs.items() if k not in _OWN_ATTRS},
+            attrs.get("activation", ""), attrs.get("activation_params", []))
+
+
+@kernel("FusedConv", domain="npuc")
+def fused_conv(inputs, attrs, ctx):
+    ctx = onnx_ctx(ctx)
+    conv_attrs, act, params = _split(attrs)
+    return [activate(get_kernel("Conv")(inputs, conv_attrs, ctx)[0], act, params, ctx)]
+
+
+@kernel("FusedGemm", domain="npuc")
+def fused_gemm(inputs, attrs, ctx):
+    ctx = onnx_ctx(ctx)
+    gemm_attrs, act, params = _split(attrs)
+    return [activate(get_kernel("Gemm")(inputs, gemm_attrs, ctx)[0], act, params, ctx)]
+
+
+@kernel("FusedMatMul", domain="npuc")
+def fused_matmul(inputs, attrs, ctx):
+    ctx = onnx_ctx(ctx)
+    _, act, params = _split(attrs)
+    y = get_kernel("MatMul")(inputs[:2], {}, ctx)[0]
+    if len(inputs) > 2 and inputs[2] is not None:
+        y = get_kernel("Add")([y, inputs[2]], {}, ctx)[0]
+    return [activate(y, act, params, ctx)]
+
+
+@kernel("Gelu", domain="npuc")
+def gelu(inputs, attrs, ctx):
+    return get_kernel("Gelu")(inputs, {"approximate": attrs.get("approximate", "none")},
+                              onnx_ctx(ctx))
+
+
+# -- decompositions ----------------------------------------------------------------------
+# The operator each fused one applies its epilogue to.
+BASE = {"FusedConv": "Conv", "FusedGemm": "Gemm", "FusedMatMul": "MatMul"}
+
+
+def split_epilogue(node, b, gelu_op: bool = False):
+    """A fused node as its parts: the base operator (MatMul and the bias Add for
+    FusedMatMul), then its activation as ONNX nodes; with ``gelu_op`` a GELU stays one
+    ``npuc::Gelu`` node (what the quantizer turns into one table). The value they give."""
+    attrs, act, params = _split(node.attrs)
+    t = node.outputs[0].type
+    if node.op_type == "FusedMatMul":
+        y = b.op("MatMul", *node.inputs[:2], out_type=t)
+        if node.input(2) is not None:
+            y = b.op("Add", y, node.inputs[2], out_type=t)
+    else:
+        y = b.op(BASE[node.op_type], *node.inputs, out_type=t, **attrs)
+    if gelu_op and act in ("Gelu", "GeluTanh"):
+        return b.op("Gelu", y, domain="npuc", out_type=t,
+                    approximate="tanh" if act == "GeluTanh" else "none")
+    return emit_activation(b, y, act, params, graph_opset(node))
+
+
+for _fused in BASE:
+    decomposition(_fused)(lambda node, b: [split_epilogue(node, b)])
+
+
+@decomposition("Gelu")
+def _gelu(node, b):
+    return [emit_gelu(b, node.inputs[0], node.attrs.get("approximate", "none"), graph_opset(node))]

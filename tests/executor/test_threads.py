@@ -1,0 +1,73 @@
+"""npuc's own thread pool: blocks on several threads give the numbers of one thread."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from npuc.compiler.executor import threads
+from npuc.compiler.executor.kernels import accumulate
+from npuc.compiler.executor.kernels.conv import conv_nd
+from npuc.compiler.executor.kernels.pool import AVG, MAX, _pool2d_fast
+
+
+def _whole(a, b):
+    """The definition: the whole product in float64, rounded once."""
+    return np.matmul(a.astype(np.float64), b.astype(np.float64)).astype(np.float32)
+
+
+@pytest.mark.parametrize("shapes", [((3, 700, 96), (96, 80)), ((700, 96), (96, 80)),
+                                    ((2, 3, 300, 40), (2, 3, 40, 50)), ((1, 40, 90), (2, 1, 90, 77))])
+def test_row_blocks_on_two_threads_equal_the_whole_product(monkeypatch, shapes):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(shapes[0]).astype(np.float32)
+    b = rng.standard_normal(shapes[1]).astype(np.float32)
+    got = {}
+    for n in ("1", "2", "3"):
+        monkeypatch.setenv("NPUC_BLAS_THREADS", n)
+        got[n] = accumulate.matmul(a, b)
+    want = _whole(a, b)
+    assert all(g.dtype == np.float32 and np.array_equal(g, want) for g in got.values())
+
+
+def test_a_product_written_into_a_strided_window(monkeypatch):
+    monkeypatch.setenv("NPUC_BLAS_THREADS", "2")
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((1, 200, 30)).astype(np.float32)
+    b = rng.standard_normal((2, 1, 30, 49)).astype(np.float32)
+    big = np.zeros((2, 200, 9, 9), np.float32)
+    window = big[:, :, 1:8, 1:8]
+    accumulate.matmul(a, b, out=window)
+    assert np.array_equal(window.reshape(2, 1, 200, 49), _whole(a, b))
+    assert not big[:, :, 0].any() and not big[:, :, :, 8].any()
+
+
+def test_depthwise_convolution_and_pools_by_channel_blocks(monkeypatch):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 24, 13, 11)).astype(np.float32)
+    w = rng.standard_normal((48, 1, 3, 3)).astype(np.float32)
+    runs = []
+    for n in ("1", "2"):
+        monkeypatch.setenv("NPUC_BLAS_THREADS", n)
+        conv = conv_nd(x, w, None, [2, 1], [1, 1, 1, 1], [1, 1], group=24)
+        pools = [_pool2d_fast(x, mode, [3, 3], [2, 2], [1, 1, 1, 1], [1, 1], [7, 6], True)
+                 for mode in (MAX, AVG)]
+        runs.append([conv, *pools])
+    assert all(np.array_equal(p, q) for p, q in zip(*runs))
+    # channel 5 of the depthwise output with multiplier 2 reads input channel 2 only
+    ref = conv_nd(x[:, 2:3], w[5:6], None, [2, 1], [1, 1, 1, 1], [1, 1], group=1)
+    assert np.array_equal(runs[0][0][:, 5:6], ref)
+
+
+def test_an_error_in_one_block_is_raised_after_every_block_ended(monkeypatch):
+    monkeypatch.setenv("NPUC_BLAS_THREADS", "2")
+    done = []
+
+    def fn(i):
+        if i == 0:
+            raise ValueError("block 0")
+        done.append(i)
+
+    with pytest.raises(ValueError, match="block 0"):
+        threads.parallel(fn, 6)
+    assert sorted(done) == [1, 2, 3, 4, 5]
