@@ -101,6 +101,36 @@ def scene(height: int, width: int) -> np.ndarray:
     return np.asarray(img)
 
 
+def captcha(height: int, width: int, text: str = "x7Kp9") -> np.ndarray:
+    """A grey captcha: characters at jittered heights over noise and crossing lines,
+    1x1xHxW in [0, 1] as ddddocr feeds its recognizer."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(3)
+    img = Image.new("L", (width, height), 235)
+    draw = ImageDraw.Draw(img)
+    font = _font(int(height * 0.7))
+    step = (width - 16) // len(text)
+    for i, ch in enumerate(text):
+        draw.text((8 + i * step, int(rng.integers(0, height // 5))), ch, fill=30, font=font)
+    for _ in range(3):
+        draw.line([tuple(rng.integers(0, (width, height))) for _ in range(2)], fill=90, width=2)
+    noise = rng.normal(0, 8, (height, width))
+    x = np.clip(np.asarray(img, np.float32) + noise, 0, 255) / 255.0
+    return x[None, None].astype(np.float32)
+
+
+def letterbox(img: np.ndarray, size: int) -> np.ndarray:
+    """HWC uint8 into a ``size`` square padded with 114, 1x3xSxS in 0..255 (YOLOX's)."""
+    from PIL import Image
+
+    r = min(size / img.shape[0], size / img.shape[1])
+    h, w = int(img.shape[0] * r), int(img.shape[1] * r)
+    out = np.full((size, size, 3), 114, np.uint8)
+    out[:h, :w] = np.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR))
+    return np.ascontiguousarray(out.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
 def chw(img: np.ndarray, mean=None, std=None, scale: float = 1 / 255) -> np.ndarray:
     """HWC uint8 -> 1xCxHxW float32, normalized as the model's package does."""
     x = img.astype(np.float32) * scale
@@ -205,4 +235,15 @@ MODELS = [
     Model("silero-vad-spox", "silero-vad", "6.2.3", "silero_vad/data/silero_vad_openvino_16k.onnx",
           "spox", "MIT",
           lambda: {"input": vad_frames(1), "state": np.zeros((2, 1, 128), np.float32)}),
+    Model("captcha-ocr", "ddddocr", "1.6.1", "ddddocr/common.onnx", "pytorch", "MIT",
+          lambda: {"input1": captcha(64, 192)}, ["image_width=192"]),
+    Model("captcha-ocr-dynq", "ddddocr", "1.6.1", "ddddocr/common_old.onnx",
+          "ort-dynq", "MIT", lambda: {"input1": captcha(64, 192)},
+          ["image_width=192"]),
+    Model("captcha-det", "ddddocr", "1.6.1", "ddddocr/common_det.onnx", "pytorch", "MIT",
+          lambda: {"images": letterbox(text_page(160, 320, size=40), 416)}),
+    Model("whisper-vad", "faster-whisper", "1.2.1", "faster_whisper/assets/silero_vad_v6.onnx",
+          "pytorch", "MIT",
+          lambda: {"input": vad_frames(4), "h": np.zeros((1, 1, 128), np.float32),
+                   "c": np.zeros((1, 1, 128), np.float32)}, ["seq_len=4"]),
 ]

@@ -1,7 +1,7 @@
 """The int8 rules of elementwise operators and data movement (see :mod:`.rules`).
 
-- Add, Mul of two int8 tensors: TFLite's integer Add and Mul (a Relu/Clip after an Add is
-  its clamp); with a scalar constant, a table.
+- Add, Sub, Mul, Div of two tensors: in :mod:`.rules_arith`; with a scalar constant, a
+  table (below).
 - Elementwise functions of one int8 tensor (and scalar constants): a 256-entry table,
   computed by running the operator's own float kernel on the 256 input levels; a chain
   of them becomes one table.
@@ -18,50 +18,9 @@ import numpy as np
 
 from npuc.compiler.executor.interpreter import evaluate
 
-from .epilogue import _epilogue, _out_type, _qrange
-from .fixedpoint import add_multipliers, quantize_multiplier
+from .epilogue import _out_type
+from .fixedpoint import quantize_multiplier
 from .params import quantize_value
-
-
-def add(rw, node):
-    if any(v is not None and v.const is not None for v in node.inputs):
-        return lut(rw, node)
-    qa, qb = rw.available(node.input(0)), rw.available(node.input(1))
-    if qa is None or qb is None:
-        return "its inputs are not both int8"
-    y, absorbed, lo, hi = _epilogue(rw, node)
-    qy = rw.act.get(y.name)
-    if qy is None:
-        return "no calibration range for its output"
-    pa, pb = qa.type.quant, qb.type.quant
-    ma, mb, mo = add_multipliers(float(pa.scale), float(pb.scale), float(qy.scale))
-    qmin, qmax = _qrange(qy, lo, hi)
-    new = rw.node("QAdd", [qa, qb], (f"{y.name}_q", _out_type(y, qy)),
-                  {"a_zero_point": int(pa.zero_point), "b_zero_point": int(pb.zero_point),
-                   "a_multiplier": ma[0], "a_shift": ma[1], "b_multiplier": mb[0],
-                   "b_shift": mb[1], "y_multiplier": mo[0], "y_shift": mo[1], "left_shift": 20,
-                   "y_scale": float(qy.scale), "y_zero_point": int(qy.zero_point),
-                   "qmin": qmin, "qmax": qmax}, before=node, name=node.name)
-    rw.replace(node, new.outputs[0], y, absorbed)
-
-
-def mul(rw, node):
-    if any(v is not None and v.const is not None for v in node.inputs):
-        return lut(rw, node)
-    qa, qb = rw.available(node.input(0)), rw.available(node.input(1))
-    if qa is None or qb is None:
-        return "its inputs are not both int8"
-    y = node.outputs[0]
-    qy = rw.act.get(y.name)
-    if qy is None:
-        return "no calibration range for its output"
-    pa, pb = qa.type.quant, qb.type.quant
-    m = quantize_multiplier(float(pa.scale) * float(pb.scale) / float(qy.scale))
-    new = rw.node("QMul", [qa, qb], (f"{y.name}_q", _out_type(y, qy)),
-                  {"a_zero_point": int(pa.zero_point), "b_zero_point": int(pb.zero_point),
-                   "multiplier": m[0], "shift": m[1], "y_scale": float(qy.scale),
-                   "y_zero_point": int(qy.zero_point)}, before=node, name=node.name)
-    rw.replace(node, new.outputs[0], y)
 
 
 def lut(rw, node):
