@@ -101,6 +101,36 @@ def scene(height: int, width: int) -> np.ndarray:
     return np.asarray(img)
 
 
+def captcha(height: int, width: int, text: str = "x7Kp9") -> np.ndarray:
+    """A grey captcha: characters at jittered heights over noise and crossing lines,
+    1x1xHxW in [0, 1] as ddddocr feeds its recognizer."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(3)
+    img = Image.new("L", (width, height), 235)
+    draw = ImageDraw.Draw(img)
+    font = _font(int(height * 0.7))
+    step = (width - 16) // len(text)
+    for i, ch in enumerate(text):
+        draw.text((8 + i * step, int(rng.integers(0, height // 5))), ch, fill=30, font=font)
+    for _ in range(3):
+        draw.line([tuple(rng.integers(0, (width, height))) for _ in range(2)], fill=90, width=2)
+    noise = rng.normal(0, 8, (height, width))
+    x = np.clip(np.asarray(img, np.float32) + noise, 0, 255) / 255.0
+    return x[None, None].astype(np.float32)
+
+
+def letterbox(img: np.ndarray, size: int) -> np.ndarray:
+    """HWC uint8 into a ``size`` square padded with 114, 1x3xSxS in 0..255 (YOLOX's)."""
+    from PIL import Image
+
+    r = min(size / img.shape[0], size / img.shape[1])
+    h, w = int(img.shape[0] * r), int(img.shape[1] * r)
+    out = np.full((size, size, 3), 114, np.uint8)
+    out[:h, :w] = np.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR))
+    return np.ascontiguousarray(out.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
 def chw(img: np.ndarray, mean=None, std=None, scale: float = 1 / 255) -> np.ndarray:
     """HWC uint8 -> 1xCxHxW float32, normalized as the model's package does."""
     x = img.astype(np.float32) * scale
@@ -129,6 +159,12 @@ def speech(seconds: float = 0.6, rate: int = 16000) -> np.ndarray:
                  ).astype(np.float32)
     start = int(np.argmax(np.abs(audio) > 0.05))  # the voiced part
     return audio[start:start + int(seconds * rate)]
+
+
+def pcm16(audio: np.ndarray) -> np.ndarray:
+    """Audio in [-1, 1] as the 16-bit PCM values openWakeWord's front end reads (float32):
+    its power spectrum reaches 1e11, beyond fp16, and spans many decades."""
+    return np.round(audio * 32767).astype(np.float32)
 
 
 def vad_frames(frames: int) -> np.ndarray:
@@ -202,7 +238,23 @@ MODELS = [
           "spox", "MIT",
           lambda: {"input": vad_frames(1), "state": np.zeros((2, 1, 128), np.float32),
                    "sr": np.array(16000, np.int64)}),
+    Model("oww-melspec", "openwakeword", "0.4.0",
+          "openwakeword/resources/models/melspectrogram.onnx", "pytorch",
+          "Apache-2.0 code, CC-BY-NC-SA-4.0 models (fetched, never shipped)",
+          lambda: {"input": pcm16(speech(0.11))[None, :1760]},
+          ["batch_size=1", "samples=1760"]),
     Model("silero-vad-spox", "silero-vad", "6.2.3", "silero_vad/data/silero_vad_openvino_16k.onnx",
           "spox", "MIT",
           lambda: {"input": vad_frames(1), "state": np.zeros((2, 1, 128), np.float32)}),
+    Model("captcha-ocr", "ddddocr", "1.6.1", "ddddocr/common.onnx", "pytorch", "MIT",
+          lambda: {"input1": captcha(64, 192)}, ["image_width=192"]),
+    Model("captcha-ocr-dynq", "ddddocr", "1.6.1", "ddddocr/common_old.onnx",
+          "ort-dynq", "MIT", lambda: {"input1": captcha(64, 192)},
+          ["image_width=192"]),
+    Model("captcha-det", "ddddocr", "1.6.1", "ddddocr/common_det.onnx", "pytorch", "MIT",
+          lambda: {"images": letterbox(text_page(160, 320, size=40), 416)}),
+    Model("whisper-vad", "faster-whisper", "1.2.1", "faster_whisper/assets/silero_vad_v6.onnx",
+          "pytorch", "MIT",
+          lambda: {"input": vad_frames(4), "h": np.zeros((1, 1, 128), np.float32),
+                   "c": np.zeros((1, 1, 128), np.float32)}, ["seq_len=4"]),
 ]

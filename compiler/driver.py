@@ -2,7 +2,8 @@
 
 :func:`compile` reads top to bottom as the pipeline it runs::
 
-    load (static shapes) -> optimize -> quantize -> schedule -> lower -> summarize -> write
+    load (static shapes) -> optimize -> legalize for the chip -> quantize -> schedule
+        -> lower -> summarize -> write
 
 Optimization and quantization are ``npuc.optimize`` and ``npuc.quantize``. The output
 folder is written whole or not at all, through :mod:`npuc.ir.safeio`; it and
@@ -135,6 +136,7 @@ def _pipeline(model, target, precision, opt_level, calibration, schedule_in, bat
     from npuc.compiler.report import summarize, write_report
     from npuc.compiler.schedule import schedule
     from npuc.compiler.schedule.kvcache import add_state
+    from npuc.compiler.schedule.legalize import legalize
     from npuc.compiler.schedule.prepare import load_static
     from npuc.compiler.schedule.schedule_file import check_pins, dumps, read_pins
 
@@ -152,6 +154,7 @@ def _pipeline(model, target, precision, opt_level, calibration, schedule_in, bat
         precision = "int8"  # the model's own int8 quantization, where the chip has int8
     steps.next("optimize")
     graph = _optimize(graph, opt_level)
+    legalize(graph, target)
     steps.next("quantize")
     graph, computed = _quantize(graph, target, precision, calibration, progress,
                                 prequantized, fanout, wanted)

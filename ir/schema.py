@@ -98,8 +98,11 @@ def register_op(op_type: str, domain: str = NPUC_DOMAIN, *, inputs=(), outputs=(
 def base_op(node) -> str:
     """The operator a node computes at heart: ``Conv`` for ``npuc::FusedConv`` (the
     optimizer's naming, ``Fused<Op>`` is <Op> with an epilogue) and ``npuc::QConv`` (the
-    quantizer's, ``Q<Op>`` is its int8 form), else its own op type."""
+    quantizer's, ``Q<Op>`` is its int8 form), ``MatMul`` and ``Conv`` for ONNX's integer
+    products ``MatMulInteger`` and ``ConvInteger``, else its own op type."""
     op = node.op_type
+    if node.domain in ("", "ai.onnx") and op in ("MatMulInteger", "ConvInteger"):
+        return op[:-len("Integer")]
     if node.domain == NPUC_DOMAIN:
         for prefix in ("Fused", "Q"):
             if op.startswith(prefix) and op[len(prefix):]:

@@ -13,6 +13,9 @@ integer constants the hardware uses (``M0``, ``shift``) as inputs or attributes.
 - ``QMatMul(A, B, Bias?, M0, Shift)``: the same for ``(A - a_zp) @ (B - b_zp)``; ``M0`` and
   ``Shift`` have one entry per output column (per-channel weights) or one.
 - ``QAdd(A, B)``, ``QMul(A, B)``: TFLite's int8 Add and Mul (multipliers as attributes).
+- ``QReduceSum(X)``: the int32 sum of ``X - x_zero_point`` over ``axes`` (``keepdims`` as
+  ONNX's), requantized by one multiplier (``mean = 1``: the multiplier divides by the
+  count, as ReduceMean).
 - ``Requantize(X)``: ``X`` to another scale and zero point.
 - ``Lut(X, Table)``: ``Table[X + 128]``, a 256-entry lookup of any elementwise function.
 
@@ -26,7 +29,7 @@ import numpy as np
 from npuc.ir.schema import FLOAT, INT, INTS, register_op
 from npuc.ir.types import QuantParams, TensorType, broadcast_shapes
 
-QUANT_OPS = ("QConv", "QMatMul", "QAdd", "QMul", "Requantize", "Lut")
+QUANT_OPS = ("QConv", "QMatMul", "QAdd", "QMul", "QReduceSum", "Requantize", "Lut")
 
 _OUT = {"y_scale": (FLOAT, None), "y_zero_point": (INT, 0), "qmin": (INT, -128),
         "qmax": (INT, 127)}
@@ -77,6 +80,16 @@ def _infer_binary(node):
     return [out_type(node, broadcast_shapes(tuple(a), tuple(b)))]
 
 
+def _infer_reduce(node):
+    x = _shape(node, 0)
+    if x is None:
+        return [out_type(node, None)]
+    axes = {a % len(x) for a in node.attrs.get("axes") or range(len(x))}
+    keep = node.attrs.get("keepdims", 1)
+    return [out_type(node, [1 if i in axes else d for i, d in enumerate(x)
+                            if keep or i not in axes])]
+
+
 def _infer_unary(node):
     return [out_type(node, _shape(node, 0))]
 
@@ -99,6 +112,11 @@ register_op("QAdd", inputs=("A", "B"), infer=_infer_binary,
 register_op("QMul", inputs=("A", "B"), infer=_infer_binary,
             attrs={"a_zero_point": (INT, 0), "b_zero_point": (INT, 0), **_MULT, **_OUT},
             doc="TFLite int8 multiplication")
+register_op("QReduceSum", inputs=("X",), infer=_infer_reduce,
+            attrs={"axes": (INTS, []), "keepdims": (INT, 1), "mean": (INT, 0),
+                   "x_zero_point": (INT, 0),
+                   **_MULT, **_OUT},
+            doc="int8 sum over axes with int32 accumulation and fixed-point requantization")
 register_op("Requantize", inputs=("X",), infer=_infer_unary,
             attrs={"x_zero_point": (INT, 0), **_MULT, **_OUT},
             doc="int8 to int8 at another scale")

@@ -80,6 +80,18 @@ def qmul(inputs, attrs, ctx):
                           attrs.get("qmin", -128), attrs.get("qmax", 127))]
 
 
+@kernel("QReduceSum", domain="npuc")
+def qreduce_sum(inputs, attrs, ctx):
+    x = inputs[0]
+    axes = tuple(a % x.ndim for a in (attrs.get("axes") or range(x.ndim)))
+    acc = np.sum(x.astype(np.int64) - int(attrs.get("x_zero_point", 0)), axis=axes,
+                 keepdims=bool(attrs.get("keepdims", 1)))
+    acc = np.clip(acc, -(2**31), 2**31 - 1).astype(np.int32)  # the accumulator saturates
+    return [requantize(acc, [attrs["multiplier"]], [attrs["shift"]],
+                       attrs.get("y_zero_point", 0), attrs.get("qmin", -128),
+                       attrs.get("qmax", 127), axis=0)]
+
+
 @kernel("Requantize", domain="npuc")
 def requantize_kernel(inputs, attrs, ctx):
     x = inputs[0].astype(np.int32) - np.int32(attrs.get("x_zero_point", 0))

@@ -48,6 +48,22 @@ class RemoveReshape(Rule):
         return m.x
 
 
+class RemoveFullSlice(Rule):
+    """A Slice with positive steps whose output has its input's shape takes all of it."""
+
+    pattern = "Slice(x, starts, ends, axes?, steps?)"
+    quiet = True
+
+    def check(self, m):
+        if not _same_shape(m.x, m.root.outputs[0]):
+            return "the shape changes"
+        if m.steps is not None and (m.const("steps") is None or (m.const("steps") <= 0).any()):
+            return "its steps are not known to be positive"
+
+    def rewrite(self, m, b):
+        return m.x
+
+
 def _perm(node, rank):
     return list(node.attrs.get("perm", range(rank - 1, -1, -1)))
 

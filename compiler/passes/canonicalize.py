@@ -2,7 +2,8 @@
 
 - Identity and inference-mode Dropout disappear; Cast to the same type disappears, and a
   Cast of a lossless Cast becomes one Cast; Reshape of Reshape becomes one Reshape;
-  Reshape or Expand to the shape a value already has disappears.
+  Reshape or Expand to the shape a value already has disappears; so does a Slice with
+  positive steps that keeps the whole tensor (exporters write them for strided views).
 - Transpose of Transpose becomes one (or none); a Transpose that keeps the order goes.
 - x+0, x-0, x*1, x/1 disappear where they do not broadcast.
 - Where with a constant condition, and the guards ``Where(IsNaN(x), _, x)`` exporters
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 
 from .base import RulePass, register
 from .canonical_shapes import (
+    RemoveFullSlice,
     RemoveReshape,
     RemoveTranspose,
     ReshapeChain,
@@ -43,8 +45,8 @@ from .canonical_values import (
 from .fold_constants import FoldSmall
 
 RULES = [RemoveIdentity, RemoveDropout, RemoveCast, CastChain, ReshapeChain, RemoveReshape,
-         TransposePair, RemoveTranspose, NeutralArithmetic, ConstantWhere, NanGuard,
-         StaticShape, StaticDims, ReshapeTargetFromType, FoldSmall]
+         RemoveFullSlice, TransposePair, RemoveTranspose, NeutralArithmetic, ConstantWhere,
+         NanGuard, StaticShape, StaticDims, ReshapeTargetFromType, FoldSmall]
 
 
 @register

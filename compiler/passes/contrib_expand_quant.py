@@ -8,9 +8,9 @@ form of the same computation, which the quantizer reads back with the model's ow
 become float constants that remember their scales and zero points (``meta["quant"]``),
 so the integer weights are rebuilt exactly.
 
-DynamicQuantizeMatMul becomes DynamicQuantizeLinear, DequantizeLinear and a MatMul by
-the dequantized weights (the same numbers); MatMulIntegerToFloat a MatMul of the
-dequantized operands; MatMulNBits a MatMul by its dequantized weights;
+DynamicQuantizeMatMul becomes DynamicQuantizeLinear, MatMulInteger and the scaling of its
+int32 result (onnxruntime's arithmetic, in the ONNX operators quantize_dynamic writes);
+MatMulIntegerToFloat a MatMul of the dequantized operands; MatMulNBits a MatMul by its dequantized weights;
 DynamicQuantizeLSTM an LSTM with dequantized weights (onnxruntime also quantizes the
 hidden state at each step, which this leaves out: results differ by that rounding).
 """
@@ -189,10 +189,14 @@ def _matmul_integer_to_float(node, b):
            lambda n: None if _consts(n.input(1), n.input(2), n.input(3)) else
            "its weights are not constant")
 def _dynamic_quantize_matmul(node, b):
+    # onnxruntime's own arithmetic: the int32 product of the quantized operands, scaled
+    # (so a chip with int8 runs the product on its MAC array)
     aq, sa, za = b.op("DynamicQuantizeLinear", node.inputs[0], outputs=3)
-    a = b.op("DequantizeLinear", aq, sa, za)
-    w = dq(b, node.inputs[1], node.inputs[2], _opt(node, 3), 1)
-    return [_matmul_float(b, a, w, _opt(node, 4), node.outputs[0])]
+    acc = b.op("MatMulInteger", aq, node.inputs[1], za, _opt(node, 3))
+    scale = b.op("Mul", sa, node.inputs[2])
+    y = b.op("Mul", b.op("Cast", acc, to=1), scale)
+    bias = _opt(node, 4)
+    return [b.op("Add", y, bias, out_type=node.outputs[0].type) if bias is not None else y]
 
 
 @expansion("MatMulNBits", lambda n: None if _consts(*n.inputs[1:5]) and n.input(4) is None

@@ -95,6 +95,26 @@ def _binary(op):
     return convert
 
 
+def _qadd(g, node):
+    """QAdd; a negative multiplier of ``B`` (the quantizer's Sub) subtracts."""
+    a, b = _dq(g, node.inputs[0], node), _dq(g, node.inputs[1], node)
+    op = "Sub" if node.attrs.get("b_multiplier", 0) < 0 else "Add"
+    _q_out(g, node, _float(g, node, op, [a, b]))
+
+
+def _qreduce_sum(g, node):
+    x = _dq(g, node.inputs[0], node)
+    op = "ReduceMean" if node.attrs.get("mean", 0) else "ReduceSum"
+    axes = [int(a) for a in node.attrs.get("axes") or []]
+    attrs = {"keepdims": node.attrs.get("keepdims", 1)}
+    ins = [x]
+    if (g.opset_of("") or 17) >= (18 if op == "ReduceMean" else 13):  # axes as an input
+        ins.append(g.add_constant(f"{node.outputs[0].name}_axes", np.array(axes, np.int64)))
+    elif axes:
+        attrs["axes"] = axes
+    _q_out(g, node, _float(g, node, op, ins, attrs))
+
+
 def _requantize(g, node):
     _q_out(g, node, _dq(g, node.inputs[0], node))
 
@@ -114,8 +134,9 @@ def _lut(g, node):
     g.rename(out, y.name)
 
 
-CONVERT = {"QConv": _qconv, "QMatMul": _qmatmul, "QAdd": _binary("Add"),
-           "QMul": _binary("Mul"), "Requantize": _requantize, "Lut": _lut}
+CONVERT = {"QConv": _qconv, "QMatMul": _qmatmul, "QAdd": _qadd,
+           "QMul": _binary("Mul"), "QReduceSum": _qreduce_sum, "Requantize": _requantize,
+           "Lut": _lut}
 
 
 def to_qdq(graph: Graph) -> Graph:

@@ -7,8 +7,8 @@ or returns the reason it did not, which goes to the decision log.
   the way in; weights per output channel; bias int32 at scale ``s_x * s_w``; a Relu or
   Clip that only reads the result becomes the output clamp, and an Add of a constant
   vector after a MatMul becomes its bias.
-- Add, Mul, elementwise functions (one 256-entry table), data movement and Concat: in
-  :mod:`.rules_elementwise`.
+- Elementwise functions (one 256-entry table), data movement and Concat: in
+  :mod:`.rules_elementwise`; Add, Sub, Mul, Div of tensors and sums in :mod:`.rules_arith`.
 - ``npuc::Gelu`` (the optimizer's GELU): a table, like the ONNX elementwise functions.
 
 Only the compute-heavy operators quantize a float input; the others apply only when
@@ -26,7 +26,8 @@ from npuc.ir.types import QuantParams, TensorType
 from .epilogue import _epilogue, _out_type, _qrange, clamp_after
 from .fixedpoint import quantize_multipliers
 from .params import dequantize_weight, quantize_weight, weight_params
-from .rules_elementwise import LUT_OPS, PASS_OPS, add, concat, lut, mul, passthrough
+from .rules_arith import add, div, mul, reduce_sum, sub
+from .rules_elementwise import LUT_OPS, PASS_OPS, concat, lut, passthrough
 
 
 def _model_weight_params(given, w, axis):
@@ -196,6 +197,7 @@ def matmul(rw, node):
 
 
 # npuc operators are keyed "npuc::Op" (the fused ones are split before, see unfuse.py)
-RULES = {"Conv": conv, "Gemm": gemm, "MatMul": matmul, "Add": add, "Mul": mul,
-         "Concat": concat, "npuc::Gelu": lut, **{op: lut for op in LUT_OPS},
-         **{op: passthrough for op in PASS_OPS}}
+RULES = {"Conv": conv, "Gemm": gemm, "MatMul": matmul, "Concat": concat, "npuc::Gelu": lut,
+         **{op: lut for op in LUT_OPS}, **{op: passthrough for op in PASS_OPS},
+         "Add": add, "Sub": sub, "Mul": mul, "Div": div, "ReduceSum": reduce_sum,
+         "ReduceMean": reduce_sum}

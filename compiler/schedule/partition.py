@@ -21,11 +21,16 @@ its cost is estimated as if it were quantized (docs/compile.md).
 
 from __future__ import annotations
 
+import numpy as np
+
 from npuc.ir.decisions import log_of
 from npuc.targets.precision import FLOAT_PRECISIONS
 
 NPU, CPU = "npu", "cpu"
 CONVERSIONS = {"QuantizeLinear", "DequantizeLinear"}
+# ONNX's integer products (onnxruntime's quantize_dynamic writes MatMulInteger) and the
+# float op whose work they do
+INTEGER_PRODUCTS = {"MatMulInteger": "MatMul", "ConvInteger": "Conv"}
 INTEGER_OPS = {"Requantize": "Requantize", "Lut": "Lut"}
 
 
@@ -54,6 +59,10 @@ def _place(node, target):
             return Placement(NPU, f"{target.name} computes in int8 and converts at the edge "
                                   "of a quantized region")
         return p
+    if node.domain in ("", "ai.onnx") and int8 and node.op_type == "DynamicQuantizeLinear":
+        return _dynamic_quantize(node, target, p)
+    if node.domain in ("", "ai.onnx") and int8 and node.op_type in INTEGER_PRODUCTS:
+        return _integer_product(node, target, p)
     if node.domain == "npuc" and node.op_type in INTEGER_OPS and int8:
         return Placement(NPU, f"{target.name} applies {node.op_type} in its int8 vector unit")
     if node.domain == "npuc" and node.op_type.startswith("Q") and int8:
@@ -67,6 +76,39 @@ def _place(node, target):
     return p
 
 
+def _dynamic_quantize(node, target, p):
+    """DynamicQuantizeLinear: the tensor's range, then uint8 asymmetric per tensor. A chip
+    whose activations are asymmetric per-tensor int8 computes the same scale and zero
+    point (uint8 is int8 with the zero point moved by 128) in its vector unit."""
+    from npuc.targets.placement import Placement
+
+    if target.quant.activations != "asymmetric":
+        return Placement(CPU, f"{target.name} quantizes activations symmetrically; "
+                              "DynamicQuantizeLinear's scale is asymmetric")
+    return Placement(NPU, f"{target.name} computes the tensor's range and quantizes it "
+                          "(asymmetric per tensor, as its activations) in its vector unit")
+
+
+def _integer_product(node, target, p):
+    """MatMulInteger, ConvInteger: the int32 accumulation of the MAC array, placed as
+    their float op in int8 when the weights are what the chip takes."""
+    from npuc.targets.placement import Placement, place_node
+
+    base = INTEGER_PRODUCTS[node.op_type]
+    w, wz = node.input(1), node.input(3)
+    if w is None or w.const is None:
+        return Placement(CPU, f"{node.op_type} of two activations runs on the host",
+                         "its second operand is not constant weights")
+    if target.quant.weights_symmetric and wz is not None and \
+            (wz.const is None or np.any(wz.const != 0)):
+        return Placement(CPU, f"{target.name} takes symmetric int8 weights",
+                         "these weights have a nonzero zero point")
+    q = place_node(_AsFloat(node, base, ""), target)
+    if q.on_npu:
+        return Placement(NPU, f"{target.name} runs {base} in int8 ({q.reason})")
+    return Placement(CPU, q.reason, q.detail)
+
+
 def _is_float(value) -> bool:
     dt = getattr(getattr(value, "type", None), "dtype", None)
     return dt is not None and (dt.name.startswith("f") or dt.name == "bf16")
@@ -74,7 +116,8 @@ def _is_float(value) -> bool:
 
 def _float_reason(node, graph, target) -> str | None:
     """Why ``node`` cannot run on an int8-only chip, or None when it can."""
-    if node.domain in ("", "ai.onnx") and node.op_type in CONVERSIONS:
+    if node.domain in ("", "ai.onnx") and node.op_type in CONVERSIONS | {
+            "DynamicQuantizeLinear"}:
         return None
     if not any(v is not None and v.const is None and _is_float(v)
                for v in list(node.inputs) + list(node.outputs)):
