@@ -38,7 +38,9 @@ CASES = [
 LAYERS = (2, 4, 8, 16)
 
 
-# runs the CLI and writes its own CPU time and peak RSS to the file named by argv[1]
+# runs the CLI and writes its own CPU time and peak RSS to the file named by argv[1]; the
+# peak is VmHWM (this process image's), not ru_maxrss, which keeps the parent's peak
+# across fork and exec
 CHILD = """
 import json, resource, sys
 from npuc.compiler.cli import main
@@ -46,8 +48,10 @@ try:
     code = main(sys.argv[2:])
 finally:
     r = resource.getrusage(resource.RUSAGE_SELF)
+    with open("/proc/self/status") as f:
+        hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
     with open(sys.argv[1], "w") as f:
-        json.dump({"cpu": r.ru_utime + r.ru_stime, "peak": r.ru_maxrss * 1024}, f)
+        json.dump({"cpu": r.ru_utime + r.ru_stime, "peak": hwm * 1024}, f)
 sys.exit(code)
 """
 
