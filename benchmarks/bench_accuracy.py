@@ -29,6 +29,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import accuracy_models  # noqa: E402
+from ort_quantize import ort_quantize_static  # noqa: E402
 
 import npuc  # noqa: E402
 from npuc.compiler.accuracy import agreement  # noqa: E402
@@ -54,24 +55,11 @@ def _run_ort(model_bytes, samples):
 
 def ort_static(model, cal, held, method):
     """onnxruntime quantize_static (QDQ, per-channel) with ``method``'s calibration."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(cal)
-
-        def get_next(self):
-            return next(self.it, None)
-
     import contextlib
     import io
     import logging
+
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process, per call
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
@@ -81,8 +69,7 @@ def ort_static(model, cal, held, method):
         pre = os.path.join(tmp, "p.onnx")
         quant_pre_process(src, pre)  # shape inference and fusions, as onnxruntime advises
         src = pre
-        quantize_static(src, dst, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        calibrate_method=getattr(CalibrationMethod, method))
+        ort_quantize_static(src, dst, cal, method=method, int8=False)
         with open(dst, "rb") as f:
             return _run_ort(f.read(), held)
 

@@ -1,12 +1,20 @@
-"""Compile time and estimated latency against published MLPerf figures.
+"""Compile time, peak memory and estimated latency, against model size.
 
-    python benchmarks/bench_compile.py            # all cases
+    python benchmarks/bench_compile.py                      # every case
     python benchmarks/bench_compile.py --case resnet50-warboy-2pe
+    python benchmarks/bench_compile.py --scaling            # 1B-dimension decoders only
 
 Each case runs ``npuc compile`` as a whole process (imports and model building included)
-and reads the estimate from its summary.json. Latency is compared with the MLPerf
-single-stream p90 result where one is published (CHIPS.md: Warboy 2PE ResNet-50 0.712 ms,
-ATOM ResNet-50 0.239 ms); the goal is an estimate within 0.5x to 2x.
+and prints its wall time, its CPU time (user + system: what the compile itself costs on
+a machine other processes share), its peak resident memory, and the weights at the
+compiled precision, with the goal ``peak <= 2 x weights + 2 GB``. Latency is compared
+with the MLPerf single-stream p90 result where one is published (CHIPS.md: Warboy 2PE
+ResNet-50 0.712 ms, ATOM ResNet-50 0.239 ms); the goal is an estimate within 0.5x to 2x.
+
+The scaling cases are decoders of Llama-3.2-1B's widths (hidden 2048, 32 heads, 8 KV
+heads, MLP 8192, vocabulary 128256) with 2, 4, 8 and 16 layers, in their decode form,
+random weights written once as ONNX external data (``bench_llm.build``), compiled for
+rngd at bf16: time and memory should grow linearly with the layers.
 """
 
 from __future__ import annotations
@@ -27,22 +35,55 @@ CASES = [
      ["--quantize", "int8", "--calibration", "random:8"], 10.0, 0.239),
     ("bert-base-rngd", "zoo:bert-base", "rngd", [], 20.0, None),
 ]
+LAYERS = (2, 4, 8, 16)
+
+
+# runs the CLI and writes its own CPU time and peak RSS to the file named by argv[1]; the
+# peak is VmHWM (this process image's), not ru_maxrss, which keeps the parent's peak
+# across fork and exec
+CHILD = """
+import json, resource, sys
+from npuc.compiler.cli import main
+try:
+    code = main(sys.argv[2:])
+finally:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    with open("/proc/self/status") as f:
+        hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
+    with open(sys.argv[1], "w") as f:
+        json.dump({"cpu": r.ru_utime + r.ru_stime, "peak": hwm * 1024}, f)
+sys.exit(code)
+"""
+
+
+def _run(args: list[str], folder: str) -> tuple[int, str, float, float, int]:
+    """``(exit code, stderr, wall s, cpu s, peak RSS bytes)`` of ``npuc ARGS`` as a
+    process of its own."""
+    usage = os.path.join(folder, "usage.json")
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", CHILD, usage, *args], capture_output=True,
+                          text=True)
+    wall = time.perf_counter() - t0
+    with open(usage, encoding="utf-8") as f:
+        r = json.load(f)
+    return proc.returncode, proc.stderr, wall, r["cpu"], r["peak"]
 
 
 def run_case(name, model, target, extra, budget, mlperf_ms) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "out")
-        cmd = [sys.executable, "-m", "npuc.compiler.cli", "compile", model, "--target", target,
-               "-o", out, *extra]
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        seconds = time.perf_counter() - t0
-        if proc.returncode != 0:
-            return {"case": name, "error": proc.stderr.strip()}
+        code, err, seconds, cpu, peak = _run(["compile", model, "--target", target, "-o", out,
+                                              *extra], tmp)
+        if code != 0:
+            return {"case": name, "error": err.strip()}
         with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
             summary = json.load(f)
     est_ms = summary["estimated_latency_s"] * 1e3
-    row = {"case": name, "compile_s": round(seconds, 2), "budget_s": budget,
+    weights = summary["weights_bytes"]
+    row = {"case": name, "compile_s": round(seconds, 2), "cpu_s": round(cpu, 2),
+           "budget_s": budget, "peak_rss_gb": round(peak / 1e9, 2),
+           "weights_gb": round(weights / 1e9, 3),
+           "memory_goal_gb": round((2 * weights + 2e9) / 1e9, 2),
            "estimated_ms": round(est_ms, 4), "precision": summary["estimated_at"],
            "sram_peak_bytes": summary["sram_peak_bytes"]}
     if mlperf_ms:
@@ -50,22 +91,41 @@ def run_case(name, model, target, extra, budget, mlperf_ms) -> dict:
     return row
 
 
+def scaling_cases(folder: str, layers=LAYERS):
+    """The decoder cases, one model file per layer count (built into ``folder``)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_llm import build
+
+    for n in layers:
+        sub = os.path.join(folder, f"l{n}")
+        os.makedirs(sub, exist_ok=True)
+        yield (f"decoder-1b-dims-{n}-layers", build("1b", n, 127, sub), "rngd",
+               ["--quantize", "bf16"], 120.0 * n / 16, None)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", action="append", help="run only these cases")
+    parser.add_argument("--scaling", action="store_true", help="only the decoder cases")
+    parser.add_argument("--layers", type=int, action="append", help="decoder layer counts")
     args = parser.parse_args()
     ok = True
-    for case in CASES:
-        if args.case and case[0] not in args.case:
-            continue
-        row = run_case(*case)
-        print(json.dumps(row, sort_keys=True))
-        if "error" in row:
-            ok = False
-            continue
-        ok &= row["compile_s"] <= row["budget_s"]
-        if "ratio" in row:
-            ok &= 0.5 <= row["ratio"] <= 2.0
+    with tempfile.TemporaryDirectory() as tmp:
+        cases = [] if args.scaling else list(CASES)
+        rows = []
+        for case in cases + list(scaling_cases(tmp, tuple(args.layers or LAYERS))):
+            if args.case and case[0] not in args.case:
+                continue
+            row = run_case(*case)
+            rows.append(row)
+            print(json.dumps(row, sort_keys=True), flush=True)
+            if "error" in row:
+                ok = False
+                continue
+            ok &= row["compile_s"] <= row["budget_s"] and \
+                row["peak_rss_gb"] <= row["memory_goal_gb"]
+            if "ratio" in row:
+                ok &= 0.5 <= row["ratio"] <= 2.0
     return 0 if ok else 1
 
 

@@ -26,6 +26,8 @@ import onnx
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from ort_quantize import ort_quantize_static  # noqa: E402
+
 import npuc  # noqa: E402
 from npuc.compiler import driver  # noqa: E402
 from npuc.ir.decisions import log_of  # noqa: E402
@@ -33,26 +35,8 @@ from npuc.ir.decisions import log_of  # noqa: E402
 
 def quantize_with_onnxruntime(model_path, calibration, fmt, per_channel=True):
     """``model_path`` quantized by onnxruntime's quantize_static in ``fmt`` (qdq/qoperator)."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(calibration)
-
-        def get_next(self):
-            return next(self.it, None)
-
     out = model_path.replace(".onnx", f"_{fmt}.onnx")
-    quantize_static(model_path, out, Reader(),
-                    quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
-                    per_channel=per_channel, activation_type=QuantType.QInt8,
-                    weight_type=QuantType.QInt8)
-    return out
+    return ort_quantize_static(model_path, out, calibration, fmt, per_channel)
 
 
 def output_step(model_path):

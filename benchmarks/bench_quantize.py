@@ -26,6 +26,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from ort_quantize import ort_quantize_static  # noqa: E402
+
 import npuc  # noqa: E402
 from npuc.compiler.executor.interpreter import execute  # noqa: E402
 from npuc.compiler.quantize import quantize, sqnr  # noqa: E402
@@ -36,26 +38,9 @@ def _inputs(name, n, seed0):
 
 
 def _ort_quantize(model_path, cal, method):
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.it = iter(cal)
-
-        def get_next(self):
-            return next(self.it, None)
-
     out = model_path.replace(".onnx", f"_{method}.onnx")
     t = time.perf_counter()
-    quantize_static(model_path, out, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=getattr(CalibrationMethod, method))
+    ort_quantize_static(model_path, out, cal, method=method)
     return out, time.perf_counter() - t
 
 

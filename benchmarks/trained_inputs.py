@@ -161,6 +161,12 @@ def speech(seconds: float = 0.6, rate: int = 16000) -> np.ndarray:
     return audio[start:start + int(seconds * rate)]
 
 
+def pcm16(audio: np.ndarray) -> np.ndarray:
+    """Audio in [-1, 1] as the 16-bit PCM values openWakeWord's front end reads (float32):
+    its power spectrum reaches 1e11, beyond fp16, and spans many decades."""
+    return np.round(audio * 32767).astype(np.float32)
+
+
 def vad_frames(frames: int) -> np.ndarray:
     """``frames`` windows of 512 samples with the 64 before each: silero's 576."""
     audio = np.concatenate([np.zeros(64, np.float32), speech()])
@@ -232,6 +238,11 @@ MODELS = [
           "spox", "MIT",
           lambda: {"input": vad_frames(1), "state": np.zeros((2, 1, 128), np.float32),
                    "sr": np.array(16000, np.int64)}),
+    Model("oww-melspec", "openwakeword", "0.4.0",
+          "openwakeword/resources/models/melspectrogram.onnx", "pytorch",
+          "Apache-2.0 code, CC-BY-NC-SA-4.0 models (fetched, never shipped)",
+          lambda: {"input": pcm16(speech(0.11))[None, :1760]},
+          ["batch_size=1", "samples=1760"]),
     Model("silero-vad-spox", "silero-vad", "6.2.3", "silero_vad/data/silero_vad_openvino_16k.onnx",
           "spox", "MIT",
           lambda: {"input": vad_frames(1), "state": np.zeros((2, 1, 128), np.float32)}),

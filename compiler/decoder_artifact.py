@@ -58,7 +58,7 @@ def decoder_forms(model, max_seq: int, decode_model=None, sets=None) -> tuple:
     if decode_model is not None:
         return [(model, s) for s in sets], decode_model
     if isinstance(model, str) and model.startswith("zoo:"):
-        from npuc import zoo
+        from npuc.compiler import zoo
 
         name = model[4:]
         lengths = []

@@ -170,7 +170,7 @@ def _sample_inputs(model, compiled) -> dict:
     from npuc.compiler.executor.inputs import random_inputs
 
     if isinstance(model, str) and model.startswith("zoo:") and compiled.proto is not None:
-        from npuc import zoo
+        from npuc.compiler import zoo
 
         return zoo.sample_inputs(compiled.proto, batch=1, seed=0)
     return random_inputs(compiled.graph, seed=0)

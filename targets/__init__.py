@@ -11,7 +11,7 @@ The names are imported on first use, so ``import npuc.targets`` stays cheap.
 
 from __future__ import annotations
 
-from importlib import import_module
+from npuc.ir.lazy import lazy_exports
 
 _EXPORTS = {
     "get_target": "registry", "list_targets": "registry", "shipped_names": "registry",
@@ -49,14 +49,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'npuc.targets' has no attribute {name!r}")
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

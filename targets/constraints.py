@@ -168,7 +168,7 @@ def after(node, params: dict, op: str) -> str | None:
 def input_precisions(node, params: dict, op: str) -> str | None:
     """Every tensor input has an element type of one of the precisions listed in
     ``input_precisions`` (``int8``, ``fp8``, ``bf16``, ...)."""
-    from .model import precision_of
+    from .precision import precision_of
 
     for v in node.inputs:
         dt = getattr(getattr(v, "type", None), "dtype", None)

@@ -33,7 +33,8 @@ import math
 from dataclasses import dataclass, field
 from itertools import product
 
-from .model import Target, precision_of
+from .model import Target, align_up
+from .precision import precision_of
 from .work import GemmView, gemm_views, nbytes, read_bytes, vector_elements
 
 
@@ -125,10 +126,6 @@ def _precision(nodes, target: Target) -> tuple[str, list[str]]:
     return preferred, [f"{dt} is not a precision of {target.name}; estimated at {preferred}"]
 
 
-def _align(nbytes_: float, alignment: int) -> int:
-    return math.ceil(nbytes_ / alignment) * alignment if nbytes_ > 0 else 0
-
-
 def _boundary(nodes) -> tuple[int, int, int]:
     """Bytes that cross the group boundary: (activations in, constants in, outputs)."""
     inside = {id(n) for n in nodes}
@@ -177,7 +174,7 @@ def estimate_group(nodes, target: Target, tile: Tile | None = None,
         share = sm * sn * sk / work
         slots = _slots(sm, sn, sk, target) if views else 0
         compute = max(slots / macs_per_cycle + share * other_cycles, share * vector_cycles)
-        moved = sum(_align(b, align) for b in (
+        moved = sum(align_up(b, align) for b in (
             in_b * sm * sk / (anchor.m * anchor.k) / anchor.groups,
             w_b * sk * sn / (anchor.k * anchor.n) / anchor.groups,
             out_b * share / anchor.groups))

@@ -5,32 +5,19 @@
 field names are the TOML key names, so ``target.memory.sram_bytes`` is ``sram_bytes`` in
 the ``[memory]`` table.
 
-Dtype names in a chip file are the precision names a datasheet uses: ``int4``, ``int8``,
-``fp8``, ``fp16``, ``bf16``, ``fp32``. :func:`precision_of` maps an IR element type to one.
+Dtype names in a chip file are the precision names of :mod:`npuc.targets.precision`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
-PRECISIONS = ("int4", "int8", "fp8", "fp16", "bf16", "fp32")
 
-_IR_TO_PRECISION = {
-    "i4": "int4", "u4": "int4", "i8": "int8", "u8": "int8",
-    "f8e4m3": "fp8", "f8e4m3fnuz": "fp8", "f8e5m2": "fp8", "f8e5m2fnuz": "fp8",
-    "f16": "fp16", "bf16": "bf16", "f32": "fp32",
-}
-
-
-def precision_of(ir_dtype_name: str) -> str | None:
-    """The chip precision an IR element type computes in (``"i8"`` -> ``"int8"``), or None."""
-    return _IR_TO_PRECISION.get(ir_dtype_name)
-
-
-def frozen_map(d: Mapping | None) -> Mapping:
+def frozen_map(d: Mapping | None = None) -> Mapping:
     """A read-only view of a dict, so that a Target cannot be changed after loading."""
     return MappingProxyType(dict(d or {}))
 
@@ -66,6 +53,14 @@ class Memory:
     dram_bandwidth_bytes_per_s: float
     dma_alignment_bytes: int
     host_bandwidth_bytes_per_s: float = 0.0  # 0: not declared, transfers not priced
+
+
+def align_up(nbytes: int | float, alignment: int) -> int:
+    """``nbytes`` rounded up to a multiple of ``alignment`` (a fractional size, int4 data,
+    rounds up too)."""
+    if isinstance(nbytes, float):
+        return math.ceil(nbytes / alignment) * alignment
+    return -(-nbytes // alignment) * alignment
 
 
 @dataclass(frozen=True, eq=False)
@@ -176,6 +171,8 @@ class Target:
     estimated: tuple[str, ...] = ()
     assumptions: Mapping[str, str] = field(default_factory=frozen_map)
     schema_version: int = 1
+    # a vendor package's lowering hooks, by op (see with_lowering); none from a chip file
+    lowering: Mapping[str, Callable] = field(default_factory=frozen_map)
 
     def rule(self, op: str) -> OpRule | None:
         """The rule for a qualified op type (``Conv``, ``npuc::Gelu``), or None."""
@@ -201,6 +198,19 @@ class Target:
                 return text
             parts.pop()
         return None
+
+    def with_lowering(self, hooks: Mapping[str, Callable]) -> "Target":
+        """This target with lowering hooks added: ``{op: hook}``, ``op`` named as in the
+        chip file (``Relu``, ``npuc::FusedConv``).
+
+        ``hook(node, command) -> list[dict]`` receives each ``compute`` command lowering
+        made for a node of that op (one per tile) and returns the commands that replace it.
+        """
+        for op, hook in hooks.items():
+            if not callable(hook):
+                raise TypeError(f"the lowering hook for {op} is a {type(hook).__name__}, "
+                                "not a function")
+        return replace(self, lowering=frozen_map({**self.lowering, **hooks}))
 
     def __repr__(self) -> str:
         return f"<Target {self.name} from {self.source}>"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .constraints import CHECKS
-from .model import PRECISIONS
+from .precision import PRECISIONS
 
 SCHEMA_VERSION = 1
 

@@ -116,7 +116,7 @@ def _compile_chips(args) -> int:
     check_output_dir(args.output, protect=protect)  # refused before any work, never after
     result = compile_chips(args.model, args.target, args.chips, opt_level=args.opt_level,
                            quantize=args.quantize, calibration=args.calibration,
-                           batch=args.batch, parallel=args.parallel)
+                           batch=args.batch, parallel=args.parallel, keep_reference=False)
     write_dir(args.output, result.files(), protect=protect)
     m = result.manifest
     print(f"compiled {args.model} for {m['chips']} x {m['target']} ({m['precision']}), "

@@ -105,14 +105,16 @@ def _input_bytes(v) -> int:
     return check_shape(shape, max(t.dtype.bits // 8, 1), f"input '{v.name}'")
 
 
-def random_inputs(graph: Graph, seed: int = 0, dims: dict[str, int] | None = None
-                  ) -> dict[str, np.ndarray]:
+def random_inputs(graph: Graph, seed: int = 0, dims: dict[str, int] | None = None,
+                  rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
     """Inputs of the right names, dtypes and shapes; symbolic dimensions default to 1.
 
     Integer inputs get small non-negative values, below the size of any table they index
     (token ids into an embedding, token types into a table of two); masks get 0 and 1.
+    ``rng``, when given, is drawn from instead of a generator seeded with ``seed`` (so
+    that successive calls give different sets).
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed) if rng is None else rng
     dims = dict(dims or {})
     out = {}
     for v in graph.inputs:

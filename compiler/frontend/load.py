@@ -33,7 +33,7 @@ def _load(spec, infer_shapes: bool) -> Graph:
         return import_onnx(spec, infer_shapes)
     spec = os.fspath(spec)
     if spec.startswith("zoo:"):
-        from npuc import zoo
+        from npuc.compiler import zoo
 
         if zoo.has_external_weights(spec[4:]):
             return import_onnx(zoo.model_path(spec[4:]), infer_shapes)

@@ -41,6 +41,7 @@ from ..schedule.kvcache import is_write
 from .commands import Cpu, KvWrite, to_json
 from .encode import encode_value
 from .group import MAC_OPS, lower_group
+from .hooks import apply_hooks
 from .refs import Refs
 from .weights import weight_blob, weight_layouts
 
@@ -84,7 +85,7 @@ def lower(graph, sched, target) -> tuple[dict, bytes]:
         "nodes": node_table(nodes[n] for g in sched.groups for n in g.nodes),
         "memory": memory_section(plan, target, len(blob)),
         "groups": [{"name": g.name, "device": g.device, "nodes": g.nodes} for g in sched.groups],
-        "commands": to_json(commands),
+        "commands": apply_hooks(target, to_json(commands), nodes),
         "estimate": {"seconds": sched.estimated_seconds},
         "weights_sha256": digest,
     }

@@ -35,18 +35,18 @@ class Blob(mmap.mmap):
 
     __hash__ = None
 
-    def write_to(self, out) -> None:
-        """Copy the blob into the binary file ``out`` (at its start), holes kept as holes."""
+    def write_to(self, out, at: int = 0) -> None:
+        """Copy the blob into the binary file ``out`` at offset ``at`` (the file is cut
+        at its end), holes kept as holes."""
         fd, size, pos = self.file.fileno(), len(self), 0
-        out.seek(0)
         while pos < size:
             start = _next(fd, pos, os.SEEK_DATA, size)
             end = _next(fd, start, os.SEEK_HOLE, size) if start < size else size
             for lo in range(start, end, COPY_BYTES):
-                out.seek(lo)
+                out.seek(at + lo)
                 out.write(os.pread(fd, min(COPY_BYTES, end - lo), lo))
             pos = end
-        out.truncate(size)
+        out.truncate(at + size)
 
 
 def _next(fd: int, pos: int, whence: int, size: int) -> int:
@@ -72,9 +72,32 @@ def finish(file, size: int, sha256: str):
     return Blob(file, size, sha256)
 
 
-def write_blob(out, blob) -> None:
-    """Write ``blob`` (bytes or a :class:`Blob`) into the binary file ``out``."""
-    if isinstance(blob, Blob):
-        blob.write_to(out)
-    else:
-        out.write(blob)
+class Concat:
+    """Blobs appended one after the other as they come (each written to a file at once,
+    holes kept), so that none is held after it is added; :meth:`finish` gives ``bytes``
+    when small, else a :class:`Blob` (its ``sha256`` None: each part has its own)."""
+
+    def __init__(self):
+        import tempfile
+
+        self.file = tempfile.TemporaryFile()
+        self.size = 0
+
+    def add(self, blob) -> None:
+        """Append ``blob`` (bytes or a :class:`Blob`)."""
+        if isinstance(blob, Blob):
+            blob.write_to(self.file, self.size)
+        elif blob.count(0) < len(blob):
+            self.file.seek(self.size)
+            self.file.write(blob)
+        self.size += len(blob)
+
+    def finish(self):
+        self.file.truncate(self.size)
+        self.file.flush()
+        if self.size <= IN_MEMORY_BYTES:
+            self.file.seek(0)
+            data = self.file.read()
+            self.file.close()
+            return data
+        return Blob(self.file, self.size, None)

@@ -16,12 +16,10 @@ from __future__ import annotations
 import copy
 import hashlib
 
+from npuc.targets.model import align_up
+
 MANIFEST_FORMAT = "npuc-buckets"
 MANIFEST_VERSION = 1
-
-
-def _align(n: int, alignment: int) -> int:
-    return -(-n // alignment) * alignment
 
 
 def merge_weights(programs: list[dict], blobs: list[bytes]) -> tuple[list[dict], bytes]:
@@ -41,7 +39,7 @@ def merge_weights(programs: list[dict], blobs: list[bytes]) -> tuple[list[dict],
             data = bytes(blob[buf["offset"]:buf["offset"] + buf["size"]])
             key = (buf["name"], hashlib.sha256(data).hexdigest())
             if key not in placed:
-                start = _align(len(shared), align)
+                start = align_up(len(shared), align)
                 shared.extend(b"\0" * (start - len(shared)))
                 shared.extend(data)
                 placed[key] = start

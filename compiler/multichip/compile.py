@@ -87,10 +87,13 @@ PARALLEL = ("auto", "pipeline", "tensor")
 
 
 def compile_chips(model, target, chips: int, opt_level: int = 2, quantize: str = "auto",
-                  calibration=None, batch: int = 1, parallel: str = "auto") -> MultiChipResult:
+                  calibration=None, batch: int = 1, parallel: str = "auto",
+                  keep_reference: bool = True) -> MultiChipResult:
     """Compile ``model`` for ``chips`` x ``target``: ``tensor`` parallel (weights split
     by columns, :mod:`.tensor`) or ``pipeline`` stages; ``auto`` splits decoders (graphs
-    with ``present*`` KV-cache outputs) by tensor, other models by pipeline."""
+    with ``present*`` KV-cache outputs) by tensor, other models by pipeline.
+    ``keep_reference=False``: the ONNX model is not kept (``proto`` None) and its external
+    weights are mapped, never read whole: verification needs it, a compile does not."""
     from npuc.compiler.driver import (
         _estimate_precision,
         _optimize,
@@ -110,7 +113,10 @@ def compile_chips(model, target, chips: int, opt_level: int = 2, quantize: str =
         raise NpucError(f"{target.name} declares no chip-to-chip link ([link] in "
                         f"{target.source}): it cannot be used as several chips")
     precision = _requested_precision(target, quantize)
-    graph, proto = load_static(model, batch)
+    graph, proto = load_static(model, batch, reference=keep_reference)
+    if not keep_reference:
+        graph.meta.pop("source_proto", None)
+        proto = None
     graph = _optimize(graph, opt_level)
     graph, computed = _quantize(graph, target, precision, calibration)
     estimate_at = computed if computed != "fp32" else _estimate_precision(target, precision)

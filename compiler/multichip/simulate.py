@@ -4,8 +4,10 @@
 the tensor the sending chip's ``send`` delivered (it must have been sent already: a
 program that receives what nobody sent is an error), the other commands run in the
 command-stream simulator. The stages compute each node exactly as the whole graph does,
-so ``verify_chips`` requires the outputs bit-identical to the single-chip IR, and within
-the precision's tolerance of onnxruntime on the original model.
+so ``verify_chips`` requires the outputs bit-identical to the single-chip IR (within the
+precision's tolerance of it where partial sums were added across chips by an
+``all_reduce``), and within the precision's tolerance of onnxruntime on the original
+model.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def simulate_chips(programs: list, weights: list, inputs: dict) -> dict:
 def verify_chips(model, target, chips: int, inputs: dict | None = None, **options) -> dict:
     """Compile for ``chips`` chips, simulate them together and compare with the
     single-chip IR (bit for bit) and with onnxruntime (within tolerance)."""
-    from npuc.compiler.driver import _reference, judge
+    from npuc.compiler.driver import TOLERANCE, _reference, judge
     from npuc.compiler.executor.inputs import random_inputs
     from npuc.compiler.executor.interpreter import execute
 
@@ -63,15 +65,22 @@ def verify_chips(model, target, chips: int, inputs: dict | None = None, **option
     whole = execute(result.graph, feeds)
     expected, reference, notes = _reference(model, result, feeds)
     rows, passed = judge(result.precision, expected, whole, got)
+    # partial sums added across chips are not the single chip's dot products: within the
+    # precision's tolerance of the single-chip IR, bit for bit where the sums agree
+    reduced = any(t.get("op") == "all_reduce" for t in result.manifest.get("transfers", ()))
     for m in rows.values():  # the single-chip IR is what the chips' programs must match
         m["identical_to_single_chip_ir"] = m["program_vs_ir_identical"]
+        if reduced and m["failed"] == ["program_vs_ir"] and \
+                m["program_vs_ir_sqnr_db"] >= TOLERANCE[result.precision][0]:
+            m["failed"], m["passed"] = [], True
+    passed = all(m["passed"] for m in rows.values())
     return {"passed": passed, "chips": chips, "reference": reference, "notes": notes,
             "precision": result.precision, "outputs": rows, "manifest": result.manifest}
 
 
 def _inputs(model, result, random_inputs) -> dict:
     if isinstance(model, str) and model.startswith("zoo:") and result.proto is not None:
-        from npuc import zoo
+        from npuc.compiler import zoo
 
         return zoo.sample_inputs(result.proto, batch=1, seed=0)
     return random_inputs(result.graph, seed=0)

@@ -2,9 +2,14 @@
 
 A chip's program is ``{"format": "npuc-segments", "segments": [program, ...]}``, each
 segment a program of the command-stream format whose weights lie in the chip's blob at
-``weights_offsets[s]``. A segment that ends with a split product ends with an
-``all_gather`` command: the tensor it makes, the part this chip holds, the bytes and the
-time of a ring all-gather on the chip's link (``chips - 1`` hops of one part each).
+``weights_offsets[s]``. A segment that ends with a split product ends with a collective
+command: the tensor it makes, the part this chip holds, the bytes of the whole tensor and
+the time on the chip's link of a ring:
+
+- ``all_gather`` (a column split): ``chips - 1`` hops of one part each;
+- ``all_reduce`` (a row split's partial sums): a reduce-scatter and an all-gather,
+  ``2 (chips - 1)`` hops of ``1/chips`` of the tensor each; ``order`` says how the sum
+  is taken (``"chip"``: float32, in chip order).
 """
 
 from __future__ import annotations
@@ -16,46 +21,67 @@ from npuc.ir.errors import NpucError
 from .tensor import segment_graphs
 
 
-def _gather_seconds(target, nbytes: int, chips: int) -> float:
-    return target.link.seconds(nbytes / chips, hops=chips - 1) if chips > 1 else 0.0
+def _collective(target, name: str, nbytes: int, chips: int) -> dict:
+    """The collective that joins ``name`` (a ``.part`` or a ``.partial``) over the chips."""
+    from .tensor import PARTIAL
+
+    reduce = name.endswith(PARTIAL)
+    hops = (2 if reduce else 1) * (chips - 1)
+    seconds = target.link.seconds(nbytes / chips, hops=hops) if chips > 1 else 0.0
+    cmd = {"op": "all_reduce" if reduce else "all_gather",
+           "tensor": name.rsplit(".", 1)[0], "part": name, "chips": chips, "bytes": nbytes,
+           "seconds": seconds}
+    cmd.update({"order": "chip"} if reduce else {"axis": -1})
+    return cmd
+
+
+def _joined(program: dict):
+    """The output of a segment a collective joins, or None."""
+    from .tensor import PART, PARTIAL
+
+    return next((n for n in program["outputs"] if n.endswith(PART) or n.endswith(PARTIAL)),
+                None)
 
 
 def compile_tensor(result, model, chips: int, estimate_at: str) -> None:
     """Fill ``result`` with one segmented program per chip."""
     from npuc.compiler.lower import lower
+    from npuc.compiler.lower.blob import Concat
     from npuc.compiler.report import summarize
     from npuc.compiler.schedule import schedule
 
     from .compile import _nbytes
+    from .tensor import PARTIAL
 
     target = result.target
-    gathers = []
+    collectives = []
     for chip in range(chips):
-        programs, blobs, summaries = [], [], []
+        programs, sizes, summaries, blob = [], [], [], Concat()
         for graph in segment_graphs(result.graph, chips, chip):
             sched = schedule(graph, target, estimate_at, None)
             program, weights = lower(graph, sched, target)
-            part = next((n for n in program["outputs"] if n.endswith(".part")), None)
+            part = _joined(program)
             if part is not None:
-                whole = part[:-len(".part")]
-                nbytes = _nbytes(program["tensors"][part]) * chips
-                seconds = _gather_seconds(target, nbytes, chips)
-                program["commands"].append({"op": "all_gather", "tensor": whole, "part": part,
-                                            "axis": -1, "chips": chips, "bytes": nbytes,
-                                            "seconds": seconds})
+                nbytes = _nbytes(program["tensors"][part])
+                cmd = _collective(target, part, nbytes * (1 if part.endswith(PARTIAL)
+                                                          else chips), chips)
+                program["commands"].append(cmd)
                 if chip == 0:
-                    gathers.append({"tensor": whole, "bytes": nbytes, "seconds": seconds})
+                    collectives.append({k: cmd[k] for k in ("op", "tensor", "bytes",
+                                                            "seconds")})
             programs.append(program)
-            blobs.append(weights)
+            sizes.append(len(weights))
+            blob.add(weights)
+            del weights
             summaries.append(summarize(graph, sched, program, target, model,
                                        result.precision, estimate_at))
-        offsets = list(np.cumsum([0] + [len(b) for b in blobs[:-1]]).tolist())
+        offsets = list(np.cumsum([0] + sizes[:-1]).tolist())
         result.programs.append({"format": "npuc-segments", "version": 1,
                                 "segments": programs, "weights_offsets": offsets})
-        result.weights.append(b"".join(blobs))
+        result.weights.append(blob.finish())
         result.summaries.append(_chip_summary(summaries))
     result.parallelism = "tensor"
-    result.manifest = _manifest(result, gathers, chips)
+    result.manifest = _manifest(result, collectives, chips)
 
 
 def _chip_summary(summaries: list[dict]) -> dict:
@@ -66,10 +92,10 @@ def _chip_summary(summaries: list[dict]) -> dict:
     return out
 
 
-def _manifest(result, gathers, chips) -> dict:
+def _manifest(result, collectives, chips) -> dict:
     per_segment = [max(s["segments"][i]["estimated_latency_s"] for s in result.summaries)
                    for i in range(len(result.summaries[0]["segments"]))]
-    collective = sum(g["seconds"] for g in gathers)
+    collective = sum(g["seconds"] for g in collectives)
     return {"format": "npuc-chips", "version": 1, "target": result.target.name,
             "chips": chips, "parallelism": "tensor", "precision": result.precision,
             "link": result.target.link.kind,
@@ -77,13 +103,14 @@ def _manifest(result, gathers, chips) -> dict:
                         "estimated_latency_s": s["estimated_latency_s"],
                         "send_s": collective, "weights_bytes": s["weights_bytes"]}
                        for k, s in enumerate(result.summaries)],
-            "transfers": gathers, "segments": len(per_segment),
+            "transfers": collectives, "segments": len(per_segment),
             "estimated_latency_s": sum(per_segment) + collective,
             "pipelined_inputs_per_s": 1.0 / (sum(per_segment) + collective)}
 
 
 def simulate_segments(programs: list, weights: list, inputs: dict) -> dict:
-    """Run every chip's segments in step, gathering after each; the model's outputs."""
+    """Run every chip's segments in step, with the collective after each; the model's
+    outputs."""
     from npuc.compiler.executor.simulator import simulate
 
     chips = len(programs)
@@ -98,11 +125,18 @@ def simulate_segments(programs: list, weights: list, inputs: dict) -> dict:
                 if name not in envs[c]:
                     raise NpucError(f"chip {c}, segment {s}: input '{name}' was never made")
                 feeds[name] = envs[c][name]
-            local = dict(seg, commands=[x for x in seg["commands"] if x["op"] != "all_gather"])
+            local = dict(seg, commands=[x for x in seg["commands"]
+                                        if x["op"] not in ("all_gather", "all_reduce")])
             envs[c].update(simulate(local, blob, feeds))
         for cmd in [x for x in programs[0]["segments"][s]["commands"]
-                    if x["op"] == "all_gather"]:  # the slices in chip order along the last axis
-            whole = np.concatenate([envs[c][cmd["part"]] for c in range(chips)], axis=-1)
+                    if x["op"] in ("all_gather", "all_reduce")]:
+            parts = [envs[c][cmd["part"]] for c in range(chips)]
+            if cmd["op"] == "all_gather":  # the slices in chip order along the last axis
+                whole = np.concatenate(parts, axis=-1)
+            else:  # the partial sums added in float32, in chip order
+                whole = parts[0].copy()
+                for p in parts[1:]:
+                    whole += p
             for c in range(chips):
                 envs[c][cmd["tensor"]] = whole
     return envs[0]

@@ -12,7 +12,7 @@ See docs/quantization.md.
 
 from __future__ import annotations
 
-from importlib import import_module
+from npuc.ir.lazy import lazy_exports
 
 _EXPORTS = {
     "quantize": "api", "random_calibration": "api", "params_of": "api",
@@ -28,10 +28,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'npuc.compiler.quantize' has no attribute {name!r}")
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

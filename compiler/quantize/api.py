@@ -2,7 +2,9 @@
 
 1. the scheme from the target (precision, per-channel weights, (a)symmetric activations);
 2. prepare: BatchNormalization folded into the Conv before it; for int8, the optimizer's
-   fused operators split into the parts the integer rules know (:mod:`.unfuse`);
+   fused operators split into the parts the integer rules know (:mod:`.unfuse`), and a
+   Conv's output channels equalized into the depthwise Conv that reads them
+   (:mod:`.equalize`);
 3. calibrate: observe every activation over the calibration batches;
 4. SmoothQuant for MatMuls with constant weights whose inputs have outlier columns;
 5. ranges to scales and zero points;
@@ -32,24 +34,13 @@ AUTO_METHOD = {"int8": "minmax", "fp8": "minmax"}
 
 
 def random_calibration(graph: Graph, n: int = 8, seed: int = 0) -> list[dict]:
-    """``n`` random input dicts (batch 1): images ~ N(0, 1), integers small. Ranges
-    computed from them are poor; use real data for anything that matters."""
+    """``n`` random input dicts (batch 1), as :func:`~npuc.compiler.executor.inputs.random_inputs`
+    makes them: floats ~ N(0, 1), integers below the table they index. Ranges computed from
+    them are poor; use real data for anything that matters."""
+    from npuc.compiler.executor.inputs import random_inputs
+
     rng = np.random.default_rng(seed)
-    batches = []
-    for _ in range(n):
-        feeds = {}
-        for v in graph.inputs:
-            shape = [d if isinstance(d, int) else 1 for d in (v.type.shape or [])]
-            dt = v.type.dtype.numpy
-            if np.dtype(dt).kind == "f":
-                feeds[v.name] = rng.standard_normal(shape).astype(dt)
-            elif np.dtype(dt).kind in "iu":
-                feeds[v.name] = rng.integers(0, 2, size=shape).astype(dt) if "mask" in v.name \
-                    else rng.integers(0, 100, size=shape).astype(dt)
-            else:
-                feeds[v.name] = np.zeros(shape, dt)
-        batches.append(feeds)
-    return batches
+    return [random_inputs(graph, rng=rng) for _ in range(n)]
 
 
 _WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -98,8 +89,9 @@ def quantize(graph: Graph, target="generic-npu", calibration=None, method: str =
     (``"argmax<=1%"``, ``"sqnr>=30"``, see :mod:`.requirement`) that the accuracy
     recovery meets on the calibration samples when it can. ``layers``: node name ->
     scheme for mixed precision (``bf16``, ``fp8``, ``w4a16-g128``..., see :mod:`.plan`).
-    ``fanout``: a :class:`npuc.compiler.parallel.Fanout` that calibrates on worker
-    processes or Ray (the result is the same as in one process).
+    ``fanout``: a :class:`npuc.compiler.parallel.Fanout` that calibrates and measures the
+    accuracy recovery's per-layer sensitivity on worker processes or Ray (the result is
+    the same as in one process).
 
     Numeric hazards (int8 range collapse, fp16 overflow) found on the calibration data
     are fixed by a wider format for the layers concerned and logged. The result takes
@@ -127,6 +119,10 @@ def quantize(graph: Graph, target="generic-npu", calibration=None, method: str =
     _check_layer_names(g, layers or {})
     samples = list(calibration) if calibration is not None else None
     options = {"bias_correction": bias_correction, "keep_float": set(keep_float)}
+    if scheme.precision == "int8" and scheme.weights_per_channel and samples:
+        from .equalize import equalize
+
+        equalize(g, samples)
     if calibrated:
         if method == "auto":
             method = AUTO_METHOD[scheme.precision]
@@ -142,7 +138,8 @@ def quantize(graph: Graph, target="generic-npu", calibration=None, method: str =
     if requirement is not None and samples:
         from .recovery import record_steps, recover
 
-        q, plan, steps, agree = recover(builder, plan, requirement, samples, progress)
+        q, plan, steps, agree = recover(builder, plan, requirement, samples, progress,
+                                        fanout)
         record_steps(q, steps, requirement, agree)
     return q
 

@@ -25,20 +25,19 @@ one rounding is left out.
 
 from __future__ import annotations
 
-import ml_dtypes
 import numpy as np
 from onnx import TensorProto
 
 from npuc.ir.decisions import log_of
 from npuc.ir.graph import Graph, Node
 from npuc.ir.types import TensorType
+from npuc.targets.precision import IR_DTYPE, ir_dtype, numpy_dtype
 
 from .params import fp8_scale
 
-E4M3 = ml_dtypes.float8_e4m3fn
-_CAST = {"bf16": (TensorProto.BFLOAT16, ml_dtypes.bfloat16), "fp16": (TensorProto.FLOAT16,
-                                                                        np.float16)}
-_IR_NAME = {"bf16": "bf16", "fp16": "f16"}
+E4M3 = numpy_dtype("fp8").type
+# the float formats a tensor is rounded to: (ONNX element type, numpy type)
+_CAST = {p: (ir_dtype(p).onnx, numpy_dtype(p).type) for p in ("bf16", "fp16")}
 
 
 # the operators whose matrix-unit inputs are rounded, and which inputs those are
@@ -136,7 +135,7 @@ def _round_input(g: Graph, node: Node, i: int, precision: str, amax: float | Non
         node.set_input(i, g.add_constant(f"{v.name}_{precision}",
                                          rounded_weight(v.const, precision)))
         return
-    narrow = v.type.with_dtype(_IR_NAME[precision])
+    narrow = v.type.with_dtype(IR_DTYPE[precision])
     down = g.create_node("Cast", [v], [(f"{v.name}_{precision}", narrow)],
                          {"to": code}, name=f"{name}_x{i}_cast", before=node)
     back = g.create_node("Cast", [down.outputs[0]], [(f"{v.name}_{precision}_f32", v.type)],

@@ -24,7 +24,15 @@ def fold_batchnorm(graph: Graph) -> bool:
 
 
 def prepare(graph: Graph) -> Graph:
-    """A copy of ``graph`` ready for calibration (BatchNormalization folded)."""
+    """A copy of ``graph`` ready for calibration (BatchNormalization folded). The copy
+    has its own decision log (starting with the graph's), so what one quantization
+    records (hazards, recovery steps) never reaches the user's graph or the next
+    quantization of it."""
+    from npuc.ir.decisions import DecisionLog, log_of
+
     g = graph.copy()
+    own = DecisionLog()
+    own.entries = list(log_of(graph).entries)
+    g.meta["decisions"] = own
     fold_batchnorm(g)
     return g

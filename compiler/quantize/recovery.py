@@ -5,11 +5,13 @@ first, until the user's requirement (:mod:`.requirement`) holds.
    (:func:`npuc.compiler.accuracy.agreement`). Met: nothing to do.
 2. **Sensitivity**: each Conv/Gemm/MatMul quantized alone, the rest in float32; the
    layers whose lone quantization hurts the output most come first.
-3. **Escalate** the most sensitive layers through the ladder, in order of estimated
-   latency cost: a better observer for their activations (MinMax, Percentile, Entropy,
-   MSE, chosen per tensor by the output error; no latency cost), then each wider format
-   the chip has (fp8, fp16, bf16, weight-only W8A16), then float32 (the host CPU where the
-   chip has none). A step is kept when it brings the model closer to the requirement.
+3. **Escalate** through the ladder, in order of estimated latency cost: a better
+   observer for the activations of the most sensitive layers (MinMax, Percentile,
+   Entropy, MSE, chosen per tensor by the output error; no latency cost), then each wider
+   format the chip has (fp8, fp16, bf16, weight-only W8A16), then float32 (the host CPU
+   where the chip has none). On each rung the fewest of the most sensitive layers that
+   meet the requirement move (found by doubling, then bisection: a few measures per
+   rung, not one per layer); when none does, the count closest to it is kept if it helps.
 
 Each kept step is logged with its reason, its latency cost (``2 * MACs / peak`` of the
 new format minus that of the old) and the accuracy reached: the points of the report's
@@ -28,8 +30,7 @@ from .plan import Builder, Plan, half_precision
 
 LAYER_OPS = ("Conv", "Gemm", "MatMul")
 OBSERVERS = ("minmax", "percentile", "entropy", "mse")
-TOP_LAYERS = 8         # layers taken up the ladder
-TOP_OBSERVED = 4       # layers whose activations try every observer
+TOP_OBSERVED = 2       # layers whose activations try every observer
 MAX_ROWS = 128         # samples the requirement is judged on
 RANKING_ROWS = 8       # samples the sensitivity ranking is measured on
 STACK = 32             # rows per run when the model's batch axis is free
@@ -63,10 +64,14 @@ class Evaluator:
         self.refs = [execute(float_graph, s) for s in self.samples]
 
     def measure(self, graph):
-        from npuc.compiler.accuracy import agreement
         from npuc.compiler.executor.interpreter import execute
 
-        outs = [execute(graph, s) for s in self.samples]
+        return self.judge([execute(graph, s) for s in self.samples])
+
+    def judge(self, outs: list):
+        """The agreement of ``outs`` (one output dict per sample) with the float model."""
+        from npuc.compiler.accuracy import agreement
+
         mode = self.requirement.answer_mode if self.requirement else "auto"
         axis = self.requirement.axis if self.requirement else -1
         return agreement(self.refs, outs, mode=mode, axis=axis, outputs=self.names)
@@ -170,71 +175,146 @@ def ladder(scheme) -> list[str]:
     return wider + ["fp32"]
 
 
-def sensitivity(builder: Builder, ev: Evaluator, layers: list[str], base: Plan) -> list:
+def sensitivity(builder: Builder, ev: Evaluator, layers: list[str], base: Plan,
+                fanout=None) -> list:
     """``[(layer, score)]``, the layer whose lone quantization hurts most first (measured
-    on the first :data:`RANKING_ROWS` samples: a ranking needs fewer than a verdict)."""
+    on the first :data:`RANKING_ROWS` samples: a ranking needs fewer than a verdict).
+    With a parallel ``fanout`` the layers are measured by its workers; each score is
+    computed the same way wherever it runs, so the ranking is the same."""
     ev = Evaluator(builder.float_graph, ev.samples, ev.requirement, RANKING_ROWS)
-    rows = []
-    for name in layers:
-        plan = base.copy()
-        plan.layers.update({n: "fp32" for n in layers if n != name and n not in base.layers})
-        rows.append((name, ev.score(ev.measure(builder.build(plan)))))
+    from .sensitivity import measure_part
+
+    job = (builder, ev, base, layers)
+    if fanout is not None and fanout.parallel and len(layers) > 1:
+        from npuc.compiler.parallel import fan_out, share, split_range
+
+        parts = [layers[a:b] for a, b in split_range(len(layers),
+                                                      fanout.items_for(len(layers)))]
+        shared = share(job, fanout)
+        scores = [s for part in fan_out(measure_part, parts, fanout, shared=shared,
+                                        desc="sensitivity") for s in part]
+    else:
+        scores = measure_part(job, layers)
+    rows = list(zip(layers, scores))
     rows.sort(key=lambda r: (-r[1][0], -r[1][1]))
     return rows
 
 
-def recover(builder: Builder, plan: Plan, requirement, samples, progress=False):
+def recover(builder: Builder, plan: Plan, requirement, samples, progress=False,
+            fanout=None):
     """``(graph, plan, steps, agreement)``: the cheapest plan found that meets
     ``requirement`` (or the closest to it), the steps tried and the agreement reached."""
     ev = Evaluator(builder.float_graph, samples, requirement)
-    costs = Costs(builder.scheme)
-    nodes = {n.name: n for n in builder.float_graph.nodes}
     graph = builder.build(plan)
     agree = ev.measure(graph)
-    score = ev.score(agree)
+    state = _State(plan, graph, agree, ev.score(agree))
     steps = [Step(builder.float_graph.name, "baseline",
                   f"{builder.scheme.precision} with the scheme's defaults", 0.0, 0.0,
                   agree.changed_share, agree.min_sqnr_db)]
-    total = 0.0
-    if score[0] == 0.0:
+    if state.score[0] == 0.0:
         return graph, plan, steps, agree
     layers = [n.name for n in builder.float_graph.nodes
               if n.op_type in LAYER_OPS and not n.domain and n.name not in plan.layers]
-    order = [name for name, _ in sensitivity(builder, ev, layers, plan)][:TOP_LAYERS]
-    current = builder.scheme.precision
-    for rung in ["observer", *ladder(builder.scheme)]:
-        for name in order:
-            fmt = plan.layers.get(name, current)
-            if rung != "observer" and (fmt == "fp32" or not _wider(rung, fmt, builder.scheme)):
-                continue
-            if rung == "observer":
-                if order.index(name) >= TOP_OBSERVED or current not in ("int8", "fp8"):
-                    continue
-                cand, why = _best_observers(builder, ev, plan, nodes[name], score)
-                cost = 0.0
-            else:
-                if rung.startswith("w") and nodes[name].op_type == "Conv":
-                    continue
-                cand = plan.copy()
-                cand.layers[name] = rung
-                cand.reasons[name] = f"accuracy recovery: {rung} for the requirement " \
-                                     f"{requirement}"
-                cost = costs.seconds(nodes[name], rung) - costs.seconds(nodes[name], fmt)
-                why = f"among the {len(order)} layers whose int8 error hurts the answer most"
-            if cand is None:
-                continue
+    order = [name for name, _ in sensitivity(builder, ev, layers, plan, fanout)]
+    nodes = {n.name: n for n in builder.float_graph.nodes}
+    if builder.scheme.precision in ("int8", "fp8"):
+        for name in order[:TOP_OBSERVED]:
+            cand, why = _best_observers(builder, ev, state.plan, nodes[name], state.score)
+            if cand is not None and _try(builder, ev, state, cand, steps, name, "observer",
+                                         why, 0.0):
+                return state.graph, state.plan, steps, state.agree
+    costs = Costs(builder.scheme)
+    for rung in ladder(builder.scheme):
+        movable = [n for n in order if _movable(rung, n, nodes, state.plan, builder.scheme)]
+        if movable and _fewest(builder, ev, state, movable, rung, costs, nodes, steps,
+                               requirement):
+            break
+    return state.graph, state.plan, steps, state.agree
+
+
+@dataclass
+class _State:
+    plan: Plan
+    graph: object
+    agree: object
+    score: tuple
+    total: float = 0.0
+
+
+def _movable(rung, name, nodes, plan, scheme) -> bool:
+    fmt = plan.layers.get(name, scheme.precision)
+    if fmt == "fp32" or not _wider(rung, fmt, scheme):
+        return False
+    return not (rung.startswith("w") and nodes[name].op_type == "Conv")
+
+
+def _try(builder, ev, state, cand, steps, subject, action, why, cost) -> bool:
+    """Measure ``cand``; keep it when it is closer to the requirement. True when met."""
+    g = builder.build(cand)
+    a = ev.measure(g)
+    s = ev.score(a)
+    kept = s < state.score
+    if kept:
+        state.plan, state.graph, state.agree, state.score = cand, g, a, s
+        state.total += cost
+    steps.append(Step(subject, action, why, cost, state.total, a.changed_share,
+                      a.min_sqnr_db, kept))
+    return state.score[0] == 0.0
+
+
+def _fewest(builder, ev, state, movable, rung, costs, nodes, steps, requirement) -> bool:
+    """Move the fewest of the most sensitive layers to ``rung`` that meets the
+    requirement: the first 1, 2, 4, ... of them until it holds, then a bisection between
+    the last count that fell short and the first that held (a few measures, not one per
+    layer). When no count meets it, the count closest to it is kept if it helps. True
+    when the requirement is met."""
+    def plan_for(k):
+        cand = state.plan.copy()
+        for name in movable[:k]:
+            cand.layers[name] = rung
+            cand.reasons[name] = f"accuracy recovery: {rung} for the requirement " \
+                                 f"{requirement}"
+        cost = sum(costs.seconds(nodes[n], rung) -
+                   costs.seconds(nodes[n], state.plan.layers.get(n, builder.scheme.precision))
+                   for n in movable[:k])
+        return cand, cost
+
+    tried = {}
+
+    def measure(k):
+        if k not in tried:
+            cand, cost = plan_for(k)
             g = builder.build(cand)
             a = ev.measure(g)
-            s = ev.score(a)
-            kept = s < score
-            if kept:
-                plan, graph, agree, score = cand, g, a, s
-                total += cost
-            steps.append(Step(name, "observer" if rung == "observer" else rung, why, cost,
-                              total, a.changed_share, a.min_sqnr_db, kept))
-            if score[0] == 0.0:
-                return graph, plan, steps, agree
-    return graph, plan, steps, agree
+            tried[k] = (ev.score(a), cand, g, a, cost)
+        return tried[k]
+
+    n, k, low = len(movable), 1, 0
+    while True:
+        if measure(k)[0][0] == 0.0 or k == n:
+            break
+        low, k = k, min(2 * k, n)
+    high = k if measure(k)[0][0] == 0.0 else None
+    while high is not None and high - low > 1:
+        mid = (low + high) // 2
+        if measure(mid)[0][0] == 0.0:
+            high = mid
+        else:
+            low = mid
+    best = high if high is not None else min(tried, key=lambda c: (tried[c][0], c))
+    for k in sorted(tried):
+        score, cand, g, a, cost = tried[k]
+        kept = k == best and score < state.score
+        if kept:
+            state.plan, state.graph, state.agree, state.score = cand, g, a, score
+            state.total += cost
+        names = movable[:k]
+        subject = ", ".join(names[:3]) + (f" and {k - 3} more" if k > 3 else "")
+        steps.append(Step(subject, rung,
+                          f"the {k} layer(s) whose int8 error hurts the answer most "
+                          f"({', '.join(names)})", cost, state.total if kept else
+                          state.total + cost, a.changed_share, a.min_sqnr_db, kept))
+    return state.score[0] == 0.0
 
 
 def _wider(rung: str, fmt: str, scheme) -> bool:

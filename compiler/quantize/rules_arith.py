@@ -23,7 +23,7 @@ import numpy as np
 from .epilogue import _epilogue, _out_type, _qrange
 from .fixedpoint import add_multipliers, quantize_multiplier
 from .params import activation_params, quantize_value
-from .rules_elementwise import lut
+from .rules_elementwise import lut, one_source
 
 
 def _scalar_const(node) -> bool:
@@ -62,7 +62,7 @@ def _twins(rw, node):
 
 def add(rw, node, negate: bool = False):
     """Add (or Sub with ``negate``) of two int8 tensors."""
-    if _scalar_const(node):
+    if _scalar_const(node) or one_source(rw, node):
         return lut(rw, node)
     twins = _twins(rw, node)
     if isinstance(twins, str):
@@ -105,7 +105,7 @@ def _qmul(rw, node, qa, qb):
 
 
 def mul(rw, node):
-    if _scalar_const(node):
+    if _scalar_const(node) or one_source(rw, node):
         return lut(rw, node)
     twins = _twins(rw, node)
     if isinstance(twins, str):
@@ -117,7 +117,7 @@ def div(rw, node):
     """``a / b`` as ``a * (1 / b)``: the reciprocal a constant or a table of ``b``."""
     a, b = node.input(0), node.input(1)
     if b is not None and b.const is not None and b.const.size == 1 or \
-            a is not None and a.const is not None:
+            a is not None and a.const is not None or one_source(rw, node):
         return lut(rw, node)
     qa = rw.available(a)
     if qa is None:

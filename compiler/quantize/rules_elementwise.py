@@ -4,7 +4,8 @@
   table (below).
 - Elementwise functions of one int8 tensor (and scalar constants): a 256-entry table,
   computed by running the operator's own float kernel on the 256 input levels; a chain
-  of them becomes one table.
+  of them becomes one table, and so does a sum or product of functions of the same
+  tensor (a decomposed HardSwish or SiLU: ``x * clip(x + 3, 0, 6) / 6``).
 - Data movement (MaxPool, Reshape, Transpose, ...): the same operator on int8 data.
 - Concat: inputs requantized to the output's scale where they differ.
 
@@ -23,44 +24,74 @@ from .fixedpoint import quantize_multiplier
 from .params import quantize_value
 
 
+def _as_function(rw, v):
+    """``(source, fn)``: the int8 value an int8 tensor ``v`` is an elementwise function
+    of, and that function on float values; a table reads its source, anything else is
+    its own source. None when ``v`` has no int8 twin."""
+    q = rw.available(v)
+    if q is None:
+        return None
+    p = q.producer
+    if p is not None and p.op_type == "Lut" and p.domain == "npuc" and "fn" in p.meta:
+        return p.inputs[0], p.meta["fn"]
+    return q, None
+
+
+def one_source(rw, node) -> bool:
+    """Whether every data input of ``node`` is an elementwise function of one int8
+    tensor (``x * sigmoid(x)``, ``x * clip(x + 3, 0, 6)``, ``x * x``): one table then."""
+    data = [v for v in node.inputs if v is not None and v.const is None]
+    if len(data) < 2 or any(c.const.size != 1 for c in node.inputs
+                            if c is not None and c.const is not None):
+        return False
+    found = [_as_function(rw, v) for v in data]
+    return all(f is not None for f in found) and len({id(f[0]) for f in found}) == 1
+
+
+def _compose(node, attrs, opset, args):
+    """The float function of the source: ``node``'s operator (kept after the node is
+    gone) applied to the data inputs' own functions (None: the source itself) and the
+    constants."""
+    def fn(t):
+        ins = [(t if f is None else f(t)) if is_data else c for is_data, f, c in args]
+        return np.asarray(evaluate(node, ins, attrs, opset, [None], 1)[0],
+                          dtype=np.float32).reshape(-1)
+    return fn
+
+
 def lut(rw, node):
-    """An elementwise function of one int8 tensor as a 256-entry table."""
+    """An elementwise function of one int8 tensor as a 256-entry table: the node and the
+    tables before it (even those read elsewhere, and both sides of a product or sum of
+    functions of the same tensor) computed in float on the source's 256 levels, so the
+    values between them are never rounded."""
     data = [v for v in node.inputs if v is not None and v.const is None]
     consts = [v for v in node.inputs if v is not None and v.const is not None]
-    if len(data) != 1 or any(c.const.size != 1 for c in consts) or len(node.outputs) != 1:
+    if not data or any(c.const.size != 1 for c in consts) or len(node.outputs) != 1:
         return "not an elementwise function of one tensor"
-    x = data[0]
-    qx = rw.available(x)
-    if qx is None:
+    found = [_as_function(rw, v) for v in data]
+    if any(f is None for f in found):
         return "its input is not int8"
+    if len({id(f[0]) for f in found}) != 1:
+        return "not an elementwise function of one tensor"
+    source = found[0][0]
     y = node.outputs[0]
     qy = rw.act.get(y.name)
     if qy is None:
         return "no calibration range for its output"
-    # the inputs as (is the data, constant): the node is gone when a chain is folded
-    args = [(v is not None and v.const is None, None if v is None else v.const)
-            for v in node.inputs]
-    steps = [(node, args, dict(node.attrs), rw.graph.opset_of("") or 17)]
-    source = qx
-    prev = qx.producer
-    if prev is not None and prev.op_type == "Lut" and prev.domain == "npuc" and \
-            len(x.uses) == 1 and x not in rw.graph.outputs and "steps" in prev.meta:
-        steps = prev.meta["steps"] + steps  # fold the chain into one table
-        source = prev.inputs[0]
+    of = {id(v): f for v, (_, f) in zip(data, found)}
+    args = [(v is not None and v.const is None, of.get(id(v)),
+             None if v is None else v.const) for v in node.inputs]
+    fn = _compose(node, dict(node.attrs), rw.graph.opset_of("") or 17, args)
     levels = np.arange(-128, 128, dtype=np.int32)
     t = (levels - int(source.type.quant.zero_point)).astype(np.float32) * \
         np.float32(source.type.quant.scale)
-    for step, step_args, attrs, opset in steps:
-        ins = [t if is_data else c for is_data, c in step_args]
-        t = np.asarray(evaluate(step, ins, attrs, opset, [None], 1)[0],
-                       dtype=np.float32).reshape(-1)
-    table = quantize_value(t, qy)
+    table = quantize_value(fn(t), qy)
     name = node.name or y.name
     new = rw.node("Lut", [source, rw.const(f"{name}_table", table)],
                   (f"{y.name}_q", _out_type(y, qy)),
                   {"y_scale": float(qy.scale), "y_zero_point": int(qy.zero_point)},
                   before=node, name=name)
-    new.meta["steps"] = steps
+    new.meta["fn"] = fn
     rw.replace(node, new.outputs[0], y)
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 from npuc.ir.analysis import reads
 from npuc.ir.decisions import log_of
 from npuc.ir.errors import NpucError
+from npuc.targets.model import align_up
+from npuc.targets.precision import PRECISIONS, bytes_per_element
 
 from .buffers import group_buffers, lifetimes
 from .control_flow import host_priced
@@ -34,7 +36,7 @@ from .kvcache import (
     state_names,
     write_estimate,
 )
-from .memplan import align_up, best_fit, plan
+from .memplan import best_fit, plan
 from .model import Allocation, Group, MemoryPlan, Schedule, TileChoice
 from .partition import partition
 from .slices import Need, allowed_axes, shape_of
@@ -226,7 +228,7 @@ def _pinned_tile(g, members, values, priced, target, pin) -> tuple[TileChoice, d
         choice = TileChoice(axis, rows, shape[axis], "pinned by the schedule file", pinned=True)
     align = target.memory.dma_alignment_bytes
     if axis is None:  # one tile: the whole group at once
-        size = footprint(members, values, walk(members, None, 0, 1), 1, align)
+        size = footprint(values, walk(members, None, 0, 1), 1, align)
     else:
         size = max_footprint(members, values, choice.axis, choice.rows, choice.extent, align)
     if size is None:
@@ -316,7 +318,9 @@ def _plan_memory(graph, sched: Schedule, nodes, values, target) -> None:
                     offset += size
     sched.plan = MemoryPlan(align, sram + dram + weights, target.memory.sram_bytes)
     # 5. estimates without the traffic of resident tensors
-    itemsize = {"int8": 1, "int4": 0.5, "fp8": 1, "fp16": 2, "bf16": 2}.get(sched.precision)
+    # a float32 program is estimated in each value's own type
+    itemsize = bytes_per_element(sched.precision) if sched.precision in PRECISIONS and \
+        sched.precision != "fp32" else None
     for g in groups:
         if g.device != "npu":
             continue

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 
 from npuc.ir.analysis import reads
 
-from .slices import Need
-from .tiling import part_bytes, walk
+from .tiling import tile_buffers, walk
 
 
 @dataclass
@@ -43,36 +42,13 @@ def group_buffers(group, nodes, values, resident, align: int) -> dict[str, Buffe
     choice = group.tile
     slots = 2 if choice.count > 1 else 1
     found: dict[str, Buffer] = {}
-
-    def need(kind, tensor, size, n):
-        key = f"{group.name}/{kind}/{tensor}"
-        b = found.get(key)
-        if b is None:
-            found[key] = Buffer(key, tensor, size, n)
-        elif size > b.slot:
-            b.slot = size
-
-    for lo, hi in choice.ranges():
-        tw = walk(nodes, choice.axis, lo, hi)
-        for name, n in tw.reads.items():
-            v = values[name]
-            if name in resident or name in tw.gathered:
-                continue
-            if v.const is not None and n.axis is None:
-                need("w", name, part_bytes(v, Need.whole(), align), 1)
-            elif v.const is not None:  # a slice of the weights per tile, streamed
-                need("w", name, part_bytes(v, n, align), slots)
-            else:
-                need("in", name, part_bytes(v, n, align), slots)
-        for step in tw.steps:
-            for i, out in enumerate(step.node.outputs):
-                if out is None:
-                    continue
-                part = step.out if i == 0 else Need.whole()
-                if out.name in tw.internal:
-                    need("t", out.name, part_bytes(out, part, align), 1)
-                elif out.name not in resident:
-                    need("out", out.name, part_bytes(out, part, align), slots)
+    for lo, hi in choice.ranges():  # each buffer as large as the largest tile needs it
+        for kind, tensor, size, copies in tile_buffers(walk(nodes, choice.axis, lo, hi),
+                                                      values, slots, align, resident):
+            key = f"{group.name}/{kind}/{tensor}"
+            if key not in found:
+                found[key] = Buffer(key, tensor, size, copies)
+            found[key].slot = max(found[key].slot, size)
     return found
 
 

@@ -10,15 +10,11 @@ copy: the graph that is lowered and simulated keeps its types.
 from __future__ import annotations
 
 from npuc.ir.types import TensorType
-
-IR_DTYPE = {"int8": "i8", "int4": "i4", "fp8": "f8e4m3", "fp16": "f16", "bf16": "bf16",
-            "fp32": "f32"}
+from npuc.targets.precision import IR_DTYPE, precision_of
 
 
 def graph_precision(graph) -> str | None:
     """The precision of the graph's first MAC op input, or None when it is float32."""
-    from npuc.targets.model import precision_of
-
     for node in graph.nodes:
         for v in node.inputs:
             t = getattr(v, "type", None)

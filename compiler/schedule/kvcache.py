@@ -232,7 +232,9 @@ def place_dram(graph, items, span, align: int, last: int):
     """DRAM offsets for ``items`` (``(tensor, size, first, last)``): the caches first, at
     the start of the arena in name order and live for the whole program, each write's
     result on its cache's buffer, the rest best fit around them."""
-    from .memplan import align_up, best_fit, plan
+    from npuc.targets.model import align_up
+
+    from .memplan import best_fit, plan
     from .model import Allocation
 
     caches = entries(graph)

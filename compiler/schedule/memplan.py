@@ -10,11 +10,9 @@ of any buffer; :func:`plan` refuses a plan above the capacity it is given.
 
 from __future__ import annotations
 
+from npuc.targets.model import align_up
+
 from .model import Allocation
-
-
-def align_up(n: int, alignment: int) -> int:
-    return -(-n // alignment) * alignment
 
 
 def best_fit(items, alignment: int, placed: list[Allocation] | None = None,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from npuc.ir.decisions import log_of
+from npuc.targets.precision import FLOAT_PRECISIONS
 
 NPU, CPU = "npu", "cpu"
 CONVERSIONS = {"QuantizeLinear", "DequantizeLinear"}
@@ -108,9 +109,6 @@ def _integer_product(node, target, p):
     return Placement(CPU, q.reason, q.detail)
 
 
-FLOAT_FORMATS = ("fp32", "bf16", "fp16", "fp8")
-
-
 def _is_float(value) -> bool:
     dt = getattr(getattr(value, "type", None), "dtype", None)
     return dt is not None and (dt.name.startswith("f") or dt.name == "bf16")
@@ -152,7 +150,7 @@ def partition(graph, target) -> dict[str, tuple[str, str]]:
     log = log_of(graph)
     result = {}
     int8_only = target.kind != CPU and "quantize" in graph.meta and \
-        not any(d in FLOAT_FORMATS for d in target.quant.dtypes)
+        not any(d in FLOAT_PRECISIONS for d in target.quant.dtypes)
     no_fp32 = target.kind != CPU and "quantize" in graph.meta and \
         target.peak_ops("fp32") is None
     for node in graph.nodes:

@@ -48,7 +48,7 @@ def load_static(spec, batch: int = 1, shapes=None, given: dict | None = None,
         proto = onnx.ModelProto()
         proto.CopyFrom(spec)
     elif isinstance(spec, (str, os.PathLike)) and os.fspath(spec).startswith("zoo:"):
-        from npuc import zoo
+        from npuc.compiler import zoo
 
         name = os.fspath(spec)[4:]
         if zoo.has_external_weights(name):

@@ -19,8 +19,10 @@ import ml_dtypes
 import numpy as np
 
 from npuc.ir.dtypes import dtype as ir_dtype
+from npuc.targets.precision import IR_DTYPE, numpy_dtype
 
-FORMATS = {"bf16": ("bf16", ml_dtypes.bfloat16), "fp16": ("f16", np.float16)}
+# The float formats a float32 constant may be stored in when exact: (IR name, numpy type).
+FORMATS = {p: (IR_DTYPE[p], numpy_dtype(p)) for p in ("bf16", "fp16")}
 CHUNK = 1 << 22  # elements checked at a time, so a large table is not copied whole
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from npuc.targets.model import align_up
+
 from .model import TileChoice
 from .slices import Need, TileRule, allowed_axes, gathered_table, shape_of, tile_rule
 from .storage import stored_dtype
@@ -89,33 +91,45 @@ def part_shape(value, need: Need) -> tuple[int, ...]:
 
 def part_bytes(value, need: Need, align: int) -> int:
     """Bytes of the part ``need`` of ``value``, at the format it is stored in, aligned."""
-    size = math.prod(part_shape(value, need)) * stored_dtype(value).itemsize
-    return -(-size // align) * align
+    return align_up(math.prod(part_shape(value, need)) * stored_dtype(value).itemsize, align)
 
 
-def footprint(nodes, values: dict, tw: TileWalk, tiles: int, align: int,
-              resident: frozenset = frozenset()) -> int:
-    """SRAM bytes one tile needs: streamed operands twice when there are several tiles."""
-    buffers = 2 if tiles > 1 else 1
-    total = 0
+def tile_buffers(tw: TileWalk, values: dict, slots: int, align: int,
+                 resident=frozenset()):
+    """The SRAM buffers one tile needs, as ``(kind, tensor, bytes, copies)``.
+
+    Kinds: ``w`` a constant (loaded once, or a slice per tile streamed in ``slots``
+    copies), ``in`` an input part, ``t`` an intermediate made and used inside the kernel,
+    ``out`` an output part. Resident tensors and gathered tables take no tile buffer.
+    """
     for name, need in tw.reads.items():
         v = values[name]
         if name in resident or name in tw.gathered:
             continue
         if v.const is not None and need.axis is None:
-            total += part_bytes(v, Need.whole(), align)  # loaded once for every tile
+            yield "w", name, part_bytes(v, Need.whole(), align), 1
+        elif v.const is not None:
+            yield "w", name, part_bytes(v, need, align), slots
         else:
-            total += buffers * part_bytes(v, need, align)
+            yield "in", name, part_bytes(v, need, align), slots
     for step in tw.steps:
         for i, out in enumerate(step.node.outputs):
             if out is None:
                 continue
             part = step.out if i == 0 else Need.whole()
             if out.name in tw.internal:
-                total += part_bytes(out, part, align)
+                yield "t", out.name, part_bytes(out, part, align), 1
             elif out.name not in resident:
-                total += buffers * part_bytes(out, part, align)
-    return total
+                yield "out", out.name, part_bytes(out, part, align), slots
+
+
+def footprint(values: dict, tw: TileWalk, tiles: int, align: int,
+              resident: frozenset = frozenset()) -> int:
+    """SRAM bytes one tile needs: its buffers, streamed ones twice when there are several
+    tiles."""
+    slots = 2 if tiles > 1 else 1
+    return sum(size * copies for _, _, size, copies in
+               tile_buffers(tw, values, slots, align, resident))
 
 
 def candidate_rows(extent: int) -> list[int]:
@@ -137,7 +151,7 @@ def max_footprint(nodes, values, axis, rows, extent, align, resident=frozenset()
         tw = walk(nodes, axis, lo, hi)
         if tw is None:
             return None
-        worst = max(worst, footprint(nodes, values, tw, choice.count, align, resident))
+        worst = max(worst, footprint(values, tw, choice.count, align, resident))
     return worst
 
 
@@ -197,7 +211,7 @@ def choose_tile(nodes, values: dict, cost_nodes, target, budget: int,
         if best is not None:
             break  # the preferred axis has a fitting tile: keep to it
     whole = walk(nodes, None, 0, 1)
-    size = footprint(nodes, values, whole, 1, align)
+    size = footprint(values, whole, 1, align)
     smallest = size if smallest is None else min(smallest, size)
     if size <= budget:
         est = with_setup(estimate(cost_nodes, 1.0, 1, False), 1, target)

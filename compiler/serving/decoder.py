@@ -38,6 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from npuc.ir.errors import NpucError
+from npuc.targets.precision import bytes_per_element
 
 from .collectives import all_reduce_seconds, send_seconds
 
@@ -45,7 +46,6 @@ RESERVE = 0.10
 # The most sequences a runtime keeps in flight unless told otherwise (vLLM's default
 # max_num_seqs); --batch N sets another.
 MAX_SEQUENCES = 256
-BYTES = {"int4": 0.5, "int8": 1, "fp8": 1, "fp16": 2, "bf16": 2, "fp32": 4}
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,8 @@ def _peak(target, precision: str) -> float:
 
 def memory_plan(profile, target, prec: Precisions, work: Workload, tp: int, pp: int) -> dict:
     """Bytes per chip and the most sequences whose KV cache fits."""
-    weights = profile.parameters * BYTES[prec.weights] / (tp * pp)
-    kv_token = profile.kv_elements_per_token * BYTES[prec.activations] / (
+    weights = profile.parameters * bytes_per_element(prec.weights) / (tp * pp)
+    kv_token = profile.kv_elements_per_token * bytes_per_element(prec.activations) / (
         min(tp, profile.kv_heads) * pp)
     budget = target.memory.dram_bytes * (1 - RESERVE) - weights
     mean_context = work.input + work.output / 2
@@ -106,7 +106,7 @@ def _stage(profile, target, prec, work, tp, pp, sequences, prompt_tokens, memory
     kv = memory["kv_bytes_per_token_per_chip"]
     moved = memory["weight_bytes_per_chip"] + (sequences * mean_context + tokens) * kv
     memory_s = moved / target.memory.dram_bandwidth_bytes_per_s
-    act = tokens * profile.hidden * BYTES[prec.activations]
+    act = tokens * profile.hidden * bytes_per_element(prec.activations)
     reduce_s = 2 * profile.layers / pp * all_reduce_seconds(target, act, tp)
     send_s = send_seconds(target, act) if pp > 1 else 0.0
     flops = (2 * profile.matmul_parameters * share * tokens +

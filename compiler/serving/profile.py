@@ -56,7 +56,7 @@ def load_proto(model):
         return model
     spec = os.fspath(model)
     if spec.startswith("zoo:"):
-        from npuc import zoo
+        from npuc.compiler import zoo
 
         return zoo.build(spec[4:])
     if spec.endswith(".onnx"):

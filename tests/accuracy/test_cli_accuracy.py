@@ -59,3 +59,40 @@ def test_quantize_with_layers_and_a_requirement(tmp_path, capsys):
     assert main(["quantize", model, "-t", "rngd", "-c", "random:2", "-o",
                  str(tmp_path / "q.npuir"), "--accuracy", "argmax>=3"]) == 2
     assert "--accuracy" in capsys.readouterr().err
+
+
+def test_a_named_answer_decides_the_int8_verdict_instead_of_sqnr(tmp_path, capsys):
+    """Once the answer is named, it decides an int8 output's verdict: a program within
+    the SQNR tolerance fails when an answer changed, and one far below it passes when
+    the answers are within the requirement."""
+    from npuc.compiler import verification
+
+    model = _setup(tmp_path)
+    args = ["verify", model, "-t", "warboy-2pe", "--calibration", str(tmp_path / "cal.npz"),
+            "--inputs", str(tmp_path / "held"), "--json", "--accuracy", "off"]
+    assert main(args) == 0  # 36 dB: within int8's 12 dB, though one answer of 6 changed
+    plain = json.loads(capsys.readouterr().out)
+    assert plain["outputs"]["logits"]["judged_by"] == "tolerance"
+    assert plain["agreement"]["outputs"]["logits"]["changed"] == 1
+    assert main(args + ["--agree", "argmax"]) == 1
+    named = json.loads(capsys.readouterr().out)["outputs"]["logits"]
+    assert named["judged_by"] == "answer" and named["failed"] == ["answer"]
+    saved = dict(verification.TOLERANCE)
+    verification.TOLERANCE["int8"] = (200.0, 1.0)  # no int8 program reaches it
+    try:
+        assert main(args[:-2] + ["--accuracy", "argmax<=20%"]) == 0
+        loose = json.loads(capsys.readouterr().out)["outputs"]["logits"]
+    finally:
+        verification.TOLERANCE.update(saved)
+    assert loose["judged_by"] == "answer" and loose["failed"] == []
+    assert loose["sqnr_db"] < 200
+
+
+def test_the_answer_bound_follows_the_requirement():
+    from npuc.compiler.quantize.requirement import parse_requirement
+    from npuc.compiler.verify_samples import answer_bound
+
+    assert answer_bound("int8", "argmax", None) == 0.01
+    assert answer_bound("int8", "ctc", parse_requirement("ctc<=5%")) == 0.05
+    assert answer_bound("fp8", "auto", None) is None
+    assert answer_bound("bf16", "argmax", None) is None

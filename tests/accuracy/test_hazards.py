@@ -63,3 +63,18 @@ def test_compile_warns_about_hazards_on_the_terminal(tmp_path, capsys):
                  str(tmp_path / "cal.npz"), "-o", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 0 and "beyond fp16's largest number" in err
+
+
+def test_a_second_quantization_of_the_same_graph_logs_its_own_hazards_once():
+    import npuc
+    from npuc.compiler.quantize import quantize
+    from npuc.ir.decisions import log_of
+
+    from .logmel import logmel_model, speech_like
+
+    g = npuc.import_onnx(logmel_model())
+    first = quantize(g, "rngd", speech_like(4, seed=1), precision="int8", progress=False)
+    again = quantize(g, "rngd", speech_like(4, seed=1), precision="int8", progress=False)
+    hazards = [[str(d) for d in log_of(q) if d.action == "hazard"] for q in (first, again)]
+    assert hazards[0] and hazards[0] == hazards[1]
+    assert not [d for d in log_of(g) if d.action == "hazard"]

@@ -72,3 +72,21 @@ def test_tensor_parallel_gathers_are_priced_as_a_ring():
     g = gathers[0]
     assert g["seconds"] == pytest.approx(3 * (link.latency_s + g["bytes"] / 4 /
                                               link.bandwidth_bytes_per_s))
+
+
+def test_the_mlp_is_split_by_columns_then_rows_and_joined_by_an_all_reduce():
+    result = compile_chips("zoo:decoder-tiny", "rngd", 4)
+    link = result.target.link
+    reduces = [c for seg in result.programs[2]["segments"] for c in seg["commands"]
+               if c["op"] == "all_reduce"]
+    assert len(reduces) == 2 and all(c["order"] == "chip" for c in reduces)  # one a layer
+    for c in reduces:  # a ring: reduce-scatter then all-gather, 1/4 of the tensor a hop
+        assert c["tensor"].endswith("down_proj/MatMul_output_0")
+        assert c["seconds"] == pytest.approx(6 * (link.latency_s + c["bytes"] / 4 /
+                                                  link.bandwidth_bytes_per_s))
+    seg = next(s for s in result.programs[2]["segments"]
+               if any(c["op"] == "all_reduce" for c in s["commands"]))
+    shapes = {t: v["shape"] for t, v in seg["tensors"].items()}
+    assert shapes["model.layers.0.mlp.gate_proj.weight_bf16.chip2"] == [64, 32]
+    assert shapes["model.layers.0.mlp.down_proj.weight_bf16.chip2"] == [32, 64]
+    assert shapes["/model/layers.0/mlp/Mul_output_0"][-1] == 32  # never gathered

@@ -23,7 +23,7 @@ def test_wheel_contains_the_package_and_runs(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for required in ["npuc/__init__.py", "npuc/ir/grammar.lark", "npuc/ir/graph.py",
                      "npuc/compiler/cli.py", "npuc/compiler/frontend/onnx_import.py",
-                     "npuc/targets/__init__.py", "npuc/zoo/__init__.py"]:
+                     "npuc/targets/__init__.py", "npuc/compiler/zoo/__init__.py"]:
         assert required in names, required
     entry = [n for n in names if n.endswith("entry_points.txt")]
     text = zipfile.ZipFile(wheel).read(entry[0]).decode()

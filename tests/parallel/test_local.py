@@ -122,7 +122,7 @@ def test_quantize_command_with_workers(tmp_path, capsys):
 def test_samples_verified_on_workers_give_the_same_outputs():
     from npuc import zoo
     from npuc.compiler import driver
-    from npuc.compiler.verify_fanout import run_samples
+    from npuc.compiler.verify_samples import run_samples
 
     compiled = driver.compile("zoo:resnet-tiny", "warboy", calibration="random:2")
     samples = [zoo.sample_inputs(compiled.proto, batch=1, seed=i) for i in range(5)]

@@ -6,8 +6,8 @@ import onnxruntime as ort
 import pytest
 
 from npuc import zoo
+from npuc.compiler.zoo.registry import ENTRIES
 from npuc.ir.errors import NpucError
-from npuc.zoo.registry import ENTRIES
 
 TINY = [name for name in zoo.names() if name.endswith("-tiny")]
 BIG = [name for name in zoo.names() if "tiny" not in name]

@@ -19,10 +19,10 @@ import zlib
 import numpy as np
 import onnx
 
+from npuc.compiler.zoo.builder import OPSET, GraphBuilder, parameter_count
+from npuc.compiler.zoo.inputs import make_inputs, specs_of
+from npuc.compiler.zoo.registry import ENTRIES, Entry
 from npuc.ir.errors import NpucError
-from npuc.zoo.builder import OPSET, GraphBuilder, parameter_count
-from npuc.zoo.inputs import make_inputs, specs_of
-from npuc.zoo.registry import ENTRIES, Entry
 
 __all__ = ["build", "describe", "has_external_weights", "model_path", "names",
            "parameter_count", "sample_inputs"]

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from onnx import TensorProto
 
-from npuc.zoo.builder import GraphBuilder
-from npuc.zoo.inputs import InputSpec
-from npuc.zoo.transformer import (
+from npuc.compiler.zoo.builder import GraphBuilder
+from npuc.compiler.zoo.inputs import InputSpec
+from npuc.compiler.zoo.transformer import (
     STD,
     attend,
     gelu_tanh,

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 from onnx import TensorProto
 
-from npuc.zoo.builder import GraphBuilder
-from npuc.zoo.inputs import InputSpec
-from npuc.zoo.transformer import (
+from npuc.compiler.zoo.builder import GraphBuilder
+from npuc.compiler.zoo.inputs import InputSpec
+from npuc.compiler.zoo.transformer import (
     STD,
     dynamic_dims,
-    gelu_erf,
     gemm,
+    intermediate,
     layer_norm,
     linear,
     self_attention,
@@ -102,10 +102,7 @@ def _layer(b: GraphBuilder, x: str, index: int, cfg: ViTConfig, tokens: int) -> 
                 a = linear(b, a, f"{name}.attention.output.dense", h, h)
         x = b.op("Add", a, x)
         y = layer_norm(b, x, f"{name}.layernorm_after", h, EPS)
-        with b.scope("intermediate"):
-            y = linear(b, y, f"{name}.intermediate.dense", h, cfg.intermediate)
-            with b.scope("intermediate_act_fn"):
-                y = gelu_erf(b, y)
+        y = intermediate(b, y, name, h, cfg.intermediate)
         with b.scope("output"):
             y = linear(b, y, f"{name}.output.dense", cfg.intermediate, h)
             return b.op("Add", y, x)

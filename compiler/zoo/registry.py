@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import ModuleType
 
-from npuc.zoo import bert, decoder, gpt2, llama, mobilenet, resnet, ssd, vit
+from npuc.compiler.zoo import bert, decoder, gpt2, llama, mobilenet, resnet, ssd, vit
 
 
 @dataclass(frozen=True)
@@ -47,16 +47,16 @@ ENTRIES: dict[str, Entry] = {
                                               intermediate=4096, sequence=384),
                         "BERT-large uncased encoder (MLPerf BERT-99), 384 tokens",
                         335_141_888),
-    "llama3.2-1b": Entry(decoder, decoder.LlamaConfig(
+    "llama3.2-1b": Entry(llama, decoder.published(
         hidden=2048, layers=16, heads=32, kv_heads=8, intermediate=8192, tie_embeddings=True),
         "Llama 3.2 1B decoder, 128-token prefill, weights external (zeros)", 1_235_814_400),
-    "llama3.1-8b": Entry(decoder, decoder.LlamaConfig(),
+    "llama3.1-8b": Entry(llama, decoder.published(),
                          "Llama 3.1 8B decoder, 128-token prefill, weights external (zeros)",
                          8_030_261_248),
-    "llama3.1-70b": Entry(decoder, decoder.LlamaConfig(
+    "llama3.1-70b": Entry(llama, decoder.published(
         hidden=8192, layers=80, heads=64, kv_heads=8, intermediate=28672),
         "Llama 3.1 70B decoder, 128-token prefill, weights external (zeros)", 70_553_706_496),
-    "qwen2-7b": Entry(decoder, decoder.LlamaConfig(
+    "qwen2-7b": Entry(llama, decoder.published(
         vocab_size=152064, hidden=3584, layers=28, heads=28, kv_heads=4, intermediate=18944,
         rope_theta=1e6, eps=1e-6, qkv_bias=True),
         "Qwen2 7B decoder, 128-token prefill, weights external (zeros)", 7_615_616_512),
@@ -85,7 +85,7 @@ ENTRIES: dict[str, Entry] = {
                                                         sequence=1, past=7, use_cache=True),
                                "llama-tiny's decode step: one token after 7 cached, the "
                                "KV cache in and out", 106_816),
-    "decoder-tiny": Entry(decoder, decoder.LlamaConfig(
+    "decoder-tiny": Entry(llama, decoder.published(
         vocab_size=1000, hidden=64, layers=2, heads=4, kv_heads=2, intermediate=128,
         sequence=16), "the published-size decoders' structure, 2 layers, hidden 64, 4 heads "
         "(2 KV), 16 tokens", 202_048),

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from onnx import TensorProto
 
-from npuc.zoo.builder import GraphBuilder
-from npuc.zoo.cnn import batch_norm, conv, relu6
-from npuc.zoo.inputs import InputSpec
+from npuc.compiler.zoo.builder import GraphBuilder
+from npuc.compiler.zoo.cnn import batch_norm, conv, relu6
+from npuc.compiler.zoo.inputs import InputSpec
 
 # (output channels, stride) of MobileNetV1's 13 depthwise-separable blocks.
 MOBILENETV1_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from onnx import TensorProto
 
-from npuc.zoo.builder import GraphBuilder
-from npuc.zoo.cnn import batch_norm, classifier_head, conv, relu
-from npuc.zoo.inputs import InputSpec
+from npuc.compiler.zoo.builder import GraphBuilder
+from npuc.compiler.zoo.cnn import batch_norm, classifier_head, conv, relu
+from npuc.compiler.zoo.inputs import InputSpec
 
 EXPANSION = 4
 # Trained ResNets end each residual branch with a small BatchNorm weight; without it the

@@ -13,9 +13,17 @@ from dataclasses import dataclass
 import numpy as np
 from onnx import TensorProto
 
-from npuc.zoo.builder import GraphBuilder
-from npuc.zoo.inputs import InputSpec
-from npuc.zoo.transformer import MASK_VALUE, STD, gelu_erf, gemm, layer_norm, linear, self_attention
+from npuc.compiler.zoo.builder import GraphBuilder
+from npuc.compiler.zoo.inputs import InputSpec
+from npuc.compiler.zoo.transformer import (
+    MASK_VALUE,
+    STD,
+    gemm,
+    intermediate,
+    layer_norm,
+    linear,
+    self_attention,
+)
 
 EPS = 1e-12
 
@@ -105,10 +113,7 @@ def _layer(b: GraphBuilder, x: str, index: int, cfg: BertConfig, mask: str,
                 a = linear(b, a, f"{name}.attention.output.dense", h, h)
                 a = b.op("Add", a, x)
                 a = layer_norm(b, a, f"{name}.attention.output.LayerNorm", h, EPS)
-        with b.scope("intermediate"):
-            y = linear(b, a, f"{name}.intermediate.dense", h, cfg.intermediate)
-            with b.scope("intermediate_act_fn"):
-                y = gelu_erf(b, y)
+        y = intermediate(b, a, name, h, cfg.intermediate)
         with b.scope("output"):
             y = linear(b, y, f"{name}.output.dense", cfg.intermediate, h)
             y = b.op("Add", y, a)

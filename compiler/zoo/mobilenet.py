@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from onnx import TensorProto
 
-from npuc.zoo.builder import GraphBuilder
-from npuc.zoo.cnn import batch_norm, classifier_head, conv, relu6
-from npuc.zoo.inputs import InputSpec
+from npuc.compiler.zoo.builder import GraphBuilder
+from npuc.compiler.zoo.cnn import batch_norm, classifier_head, conv, relu6
+from npuc.compiler.zoo.inputs import InputSpec
 
 # (expansion t, output channels c, repeats n, first stride s), the paper's Table 2.
 MOBILENETV2_BLOCKS = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from npuc.zoo.builder import GraphBuilder
+from npuc.compiler.zoo.builder import GraphBuilder
 
 
 def conv(b: GraphBuilder, x: str, name: str, cin: int, cout: int, kernel: int,

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from npuc.zoo.builder import GraphBuilder
+from npuc.compiler.zoo.builder import GraphBuilder
 
 STD = 0.02
 # The additive "minus infinity" HuggingFace uses for masked positions: finite, so that a
@@ -151,3 +151,11 @@ def self_attention(b: GraphBuilder, x: str, prefix: str, hidden: int, heads: int
     q = split_heads(b, q, heads_shape(b, q, tail, mode), [0, 2, 1, 3])
     context = attend(b, q, k_t, v, head_dim, additive_mask=additive_mask)
     return merge_heads(b, context, hidden, mode, sequence)
+
+
+def intermediate(b: GraphBuilder, x: str, name: str, hidden: int, size: int) -> str:
+    """HF's ``BertIntermediate`` (and ViT's): ``dense`` to ``size``, then exact GELU."""
+    with b.scope("intermediate"):
+        y = linear(b, x, f"{name}.intermediate.dense", hidden, size)
+        with b.scope("intermediate_act_fn"):
+            return gelu_erf(b, y)

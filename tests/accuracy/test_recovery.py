@@ -1,0 +1,93 @@
+"""The accuracy recovery's search: the fewest of the most sensitive layers move, and the
+per-layer sensitivity measured by fan-out workers ranks the layers as one process does."""
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+import npuc
+from npuc.compiler.quantize import quantize
+from npuc.ir.decisions import log_of
+
+
+def _deep(layers=6, width=12, seed=0):
+    """A chain of MatMul+Tanh layers with a few large weights: int8 loses a little on
+    each, so a tight requirement needs several of them in a wider format."""
+    rng = np.random.default_rng(seed)
+    nodes, inits, x = [], {}, "x"
+    for i in range(layers):
+        w = rng.normal(0, 1 / np.sqrt(width), (width, width)).astype(np.float32)
+        w[i % width, (i * 5) % width] = 4.0
+        inits[f"w{i}"] = w
+        nodes += [helper.make_node("MatMul", [x, f"w{i}"], [f"m{i}"], name=f"fc{i}"),
+                  helper.make_node("Tanh", [f"m{i}"], [f"t{i}"], name=f"act{i}")]
+        x = f"t{i}"
+    g = helper.make_graph(
+        nodes, "deep", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", width])],
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, ["n", width])],
+        [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    return npuc.import_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+
+
+def _cal(n=8, seed=0):
+    rng = np.random.default_rng(seed)
+    return [{"x": rng.normal(size=(1, 12)).astype(np.float32)} for _ in range(n)]
+
+
+def test_the_fewest_sensitive_layers_move_to_the_wider_format():
+    g = _deep()
+    q = quantize(g, "rngd", _cal(), precision="int8", accuracy="sqnr>=30", progress=False)
+    log = [d for d in log_of(q) if d.stage == "accuracy"]
+    assert log[-1].action == "met", [d.reason for d in log]
+    moved = q.meta["quantize"]["layers"]
+    assert 0 < len(moved) < 6
+    kept = [d for d in log[:-1] if d.data["kept"] and d.action != "observer"]
+    # one fewer of the ranked layers in the same format does not meet it
+    fewer = [d for d in log[:-1] if not d.data["kept"] and d.action == kept[-1].action]
+    assert all(d.data["sqnr_db"] < 30 for d in fewer
+               if d.data["total_latency_cost_s"] <= kept[-1].data["total_latency_cost_s"])
+    assert log[-1].data["total_latency_cost_s"] == sum(d.data["latency_cost_s"] for d in kept)
+
+
+def test_sensitivity_on_workers_ranks_as_one_process_does():
+    from npuc.compiler.parallel import Fanout
+    from npuc.compiler.quantize.api import _calibrated_builder
+    from npuc.compiler.quantize.prepare import prepare
+    from npuc.compiler.quantize.recovery import Evaluator, sensitivity
+    from npuc.compiler.quantize.requirement import parse_requirement
+    from npuc.compiler.quantize.scheme import scheme_for
+
+    builder = _calibrated_builder(prepare(_deep(layers=4)), scheme_for("warboy-2pe", "int8"),
+                                  _cal(8), "minmax", False,
+                                  {"bias_correction": True, "keep_float": set()}, 0.5)
+    from npuc.compiler.quantize.plan import Plan
+
+    ev = Evaluator(builder.float_graph, _cal(8), parse_requirement("sqnr>=60"))
+    layers = [f"fc{i}" for i in range(4)]
+    one = sensitivity(builder, ev, layers, Plan())
+    two = sensitivity(builder, ev, layers, Plan(), Fanout(workers=2))
+    assert one == two
+
+
+def test_a_layer_measured_on_its_downstream_part_scores_as_a_full_run():
+    """Each layer's candidate cut to what its change reaches, fed the cached float
+    values, gives the score of the whole candidate run from the inputs."""
+    from npuc.compiler.quantize.api import _calibrated_builder
+    from npuc.compiler.quantize.plan import Plan
+    from npuc.compiler.quantize.prepare import prepare
+    from npuc.compiler.quantize.recovery import Evaluator
+    from npuc.compiler.quantize.requirement import parse_requirement
+    from npuc.compiler.quantize.scheme import scheme_for
+    from npuc.compiler.quantize.sensitivity import _candidate, cut, float_keys, measure_part
+
+    builder = _calibrated_builder(prepare(_deep(layers=4)), scheme_for("warboy-2pe", "int8"),
+                                  _cal(8), "minmax", False,
+                                  {"bias_correction": True, "keep_float": set()}, 0.5)
+    ev = Evaluator(builder.float_graph, _cal(8), parse_requirement("sqnr>=60"))
+    layers = [f"fc{i}" for i in range(4)]
+    full = [ev.score(ev.measure(_candidate(builder, Plan(), layers, n))) for n in layers]
+    assert measure_part((builder, ev, Plan(), layers), layers) == full
+    assert len(set(full)) > 1
+    last = _candidate(builder, Plan(), layers, "fc3")
+    before = len(last)
+    fed = cut(last, float_keys(builder.float_graph))
+    assert set(fed.values()) == {"t2"} and len(last) < before / 2  # fc3 and its Tanh only
