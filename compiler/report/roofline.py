@@ -11,6 +11,14 @@ from __future__ import annotations
 import io
 import math
 
+# Log axes need positive, finite coordinates: figures beyond this range (a zero or
+# subnormal intensity, a rate that overflows) are pinned to it rather than drawn as nan.
+_LO, _HI = 1e-30, 1e30
+
+
+def _pin(v: float) -> float:
+    return min(max(v, _LO), _HI) if math.isfinite(v) else _HI
+
 
 def _points(summary) -> list[tuple[float, float, str]]:
     pts = []
@@ -19,8 +27,8 @@ def _points(summary) -> list[tuple[float, float, str]]:
             continue
         if layer["intensity"] <= 0 or layer["ops_count"] <= 0:  # nothing to place on a log axis
             continue
-        pts.append((layer["intensity"], layer["ops_count"] / layer["estimated_s"],
-                    layer["group"]))
+        rate = layer["ops_count"] / layer["estimated_s"]
+        pts.append((_pin(layer["intensity"]), _pin(rate), layer["group"]))
     return pts
 
 
@@ -43,10 +51,11 @@ def _matplotlib(summary) -> str:
     import matplotlib.pyplot as plt
 
     peak, bw = summary["peak_ops_per_s"], summary["dram_bandwidth_bytes_per_s"]
+    peak, bw = _pin(peak) if peak > 0 else 0.0, _pin(bw) if bw > 0 else 0.0
     pts = _points(summary)
     fig, ax = plt.subplots(figsize=(6, 4))
-    lo = min([p[0] for p in pts] + [0.1]) / 2
-    hi = max([p[0] for p in pts] + [peak / bw * 4 if bw else 10, 1.0])
+    lo = _pin(min([p[0] for p in pts] + [0.1]) / 2)
+    hi = _pin(max([p[0] for p in pts] + [peak / bw * 4 if bw else 10, 1.0]))
     xs = [lo * (hi / lo) ** (i / 99) for i in range(100)]
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -68,12 +77,13 @@ def _matplotlib(summary) -> str:
 
 def _hand_written(summary) -> str:
     peak, bw = summary["peak_ops_per_s"], summary["dram_bandwidth_bytes_per_s"]
+    peak, bw = _pin(peak) if peak > 0 else 0.0, _pin(bw) if bw > 0 else 0.0
     pts = _points(summary)
     w, h, pad = 520, 340, 50
-    xlo = math.log10(min([p[0] for p in pts] + [0.1]) / 2)
-    xhi = math.log10(max([p[0] for p in pts] + [peak / bw * 4 if bw else 10, 1.0]))
+    xlo = math.log10(_pin(min([p[0] for p in pts] + [0.1]) / 2))
+    xhi = math.log10(_pin(max([p[0] for p in pts] + [peak / bw * 4 if bw else 10, 1.0])))
     ylo = math.log10(max(min([p[1] for p in pts] + [peak / 1e4]), 1.0) / 2)
-    yhi = math.log10(max(peak, 1.0) * 2)
+    yhi = math.log10(_pin(max(peak, 1.0) * 2))
 
     def x(v):
         return pad + (math.log10(v) - xlo) / (xhi - xlo or 1) * (w - 2 * pad)
@@ -82,7 +92,7 @@ def _hand_written(summary) -> str:
         return h - pad - (math.log10(max(v, 1e-30)) - ylo) / (yhi - ylo or 1) * (h - 2 * pad)
 
     knee = min(max(peak / bw if bw else 10 ** xhi, 10 ** xlo), 10 ** xhi)
-    roof = [(10 ** xlo, bw * 10 ** xlo), (knee, peak), (10 ** xhi, peak)]
+    roof = [(10 ** xlo, _pin(bw * 10 ** xlo)), (knee, _pin(peak)), (10 ** xhi, _pin(peak))]
     path = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in roof)
     dots = "".join(f'<circle cx="{x(a):.1f}" cy="{y(b):.1f}" r="3" fill="#1f77b4">'
                    f'<title>{n}</title></circle>' for a, b, n in pts)

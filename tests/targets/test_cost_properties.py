@@ -53,7 +53,7 @@ def test_any_elementwise_group_has_a_finite_cost(shape, chip):
     assert _finite(estimate_group([node], get_target(chip)))
 
 
-NUMBER = st.floats(0.0, 1e15, allow_nan=False) | st.sampled_from([0.0, 1e-30, 1e-9])
+NUMBER = st.floats(0.0, 1e300, allow_nan=False) | st.sampled_from([0.0, 5e-324, 1e-30, 1e-9, 1e308])
 
 
 @settings(max_examples=40, deadline=None)
