@@ -118,6 +118,8 @@ def measure_part(job, part: list[str]) -> list[tuple]:
         for s, vals in zip(ev.samples, cache.values):
             feeds = {v.name: (vals[fed[v.name]] if v.name in fed else s[v.name])
                      for v in g.inputs}
-            outs.append(execute(g, feeds))
+            # an output the candidate leaves unchanged is fed from the cache under its
+            # float name: give it back the model's output name
+            outs.append({fed.get(k, k): r for k, r in execute(g, feeds).items()})
         scores.append(ev.score(ev.judge(outs)))
     return scores
