@@ -23,22 +23,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from npuc.compiler.bucketed import BucketsResult
 from npuc.ir.errors import NpucError
 
 
 @dataclass
-class DecoderResult:
-    """The programs of a decoder compile (prefill ones first, decode last), the blob they
-    share, the manifest, and each program's CompileResult."""
+class DecoderResult(BucketsResult):
+    """A bucketed compile's result whose programs also have roles: the prefill ones
+    first, the decode one last."""
 
-    roles: list
-    labels: list
-    results: list
-    programs: list
-    weights: bytes
-    manifest: dict
-    output_dir: str | None = None
-    files: dict = field(default_factory=dict)
+    roles: list = field(default_factory=list)
 
     def index(self, role: str) -> int:
         """The first program of ``role`` ("prefill" or "decode")."""
@@ -125,7 +119,7 @@ def compile_decoder(model, target, max_seq: int, decode_model=None, shapes=None,
         for kind in ("schedule", "summary", "decisions"):
             files[f"{kind}-{i}.json"] = r.files[f"{kind}.json"]
         files[f"report-{i}.html"] = r.files["report.html"]
-    out = DecoderResult(roles, labels, results, programs, blob, info, files=files)
+    out = DecoderResult(labels, results, programs, blob, info, files=files, roles=roles)
     if output_dir is not None:
         write_dir(output_dir, files)
         out.output_dir = output_dir
