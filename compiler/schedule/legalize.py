@@ -1,7 +1,7 @@
 """Operators a chip lacks, written with operators it has (before quantization).
 
-Each rewrite applies only when the chip's operator table lacks the node's operator and
-has every operator of the replacement; the result computes the same values. The node's
+Each rewrite applies only when the chip does not run the node (its operator table lacks
+the operator, or a limit refuses the node) and runs every operator of the replacement; the result computes the same values. The node's
 name and its output's name are kept, so ``npuc explain`` and calibration still find
 them, and each rewrite is recorded in the decision log with the operators used.
 
@@ -14,11 +14,8 @@ them, and each rewrite is recorded in the decision log with the operators used.
   refuses that axis (Warboy slices only the height axis), and a Gather of one constant
   index or a constant run of indices (the time step or gate of an unrolled LSTM): the
   part of a Split of that axis, reshaped to drop the axis for a scalar index. The
-  Split's other parts are outputs nobody reads. Both only move bytes, so an int8
-  tensor's scale passes through them.
-
-A node the chip already runs is left alone; one that the chip has but a limit refuses
-is rewritten only when its replacement runs on the chip.
+  Split's other parts are outputs nobody reads. Both only move bytes (float or 8-bit
+  data; index arithmetic stays on the host), so an int8 tensor's scale passes through.
 """
 
 from __future__ import annotations
@@ -120,6 +117,13 @@ def _split_part(g, node, target, axis: int, start: int, length: int):
     return split.outputs[1 if start > 0 else 0]
 
 
+def _moves_data(v) -> bool:
+    """Whether ``v`` is data a chip moves (float or 8-bit activations), not an index or
+    shape computation that stays on the host."""
+    dt = getattr(getattr(v.type, "dtype", None), "name", "")
+    return dt in ("f32", "f16", "bf16", "i8", "u8")
+
+
 def _run(start, end, dim: int) -> tuple[int, int]:
     """``[lo, hi)`` of one axis of size ``dim`` that ONNX's clamped start and end name."""
     lo = int(start) + dim if start < 0 else int(start)
@@ -151,7 +155,8 @@ def _one_cut(node, x) -> tuple[int, int, int] | None:
 
 def _slice(g, node, target):
     x, y = _static(node.inputs[0]), _static(node.outputs[0])
-    cut = None if x is None or y is None else _one_cut(node, x)
+    cut = None if x is None or y is None or not _moves_data(node.inputs[0]) \
+        else _one_cut(node, x)
     if cut is None:
         return None
     part = _split_part(g, node, target, *cut)
@@ -161,7 +166,8 @@ def _slice(g, node, target):
 def _gather(g, node, target):
     x, y, idx = _static(node.inputs[0]), _static(node.outputs[0]), node.input(1)
     if x is None or y is None or idx is None or idx.const is None or idx.const.ndim > 1 \
-            or idx.const.size == 0 or node.inputs[0].const is not None:
+            or idx.const.size == 0 or node.inputs[0].const is not None \
+            or not _moves_data(node.inputs[0]):
         return None
     axis = int(node.attrs.get("axis", 0)) % len(x)
     at = [int(i) + x[axis] if i < 0 else int(i) for i in idx.const.ravel()]
