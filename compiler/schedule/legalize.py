@@ -1,9 +1,10 @@
 """Operators a chip lacks, written with operators it has (before quantization).
 
 Each rewrite applies only when the chip does not run the node (its operator table lacks
-the operator, or a limit refuses the node) and runs every operator of the replacement; the result computes the same values. The node's
-name and its output's name are kept, so ``npuc explain`` and calibration still find
-them, and each rewrite is recorded in the decision log with the operators used.
+the operator, or a limit refuses the node) and runs every operator of the replacement;
+the result computes the same values. The node's name and its output's name are kept, so
+``npuc explain`` and calibration still find them, and each rewrite is recorded in the
+decision log with the operators used and the reason.
 
 - Squeeze, Unsqueeze of a known shape: a Reshape.
 - GlobalMaxPool, GlobalAveragePool: a MaxPool or AveragePool whose window is the whole
