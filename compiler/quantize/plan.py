@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from npuc.ir.decisions import log_of
+from npuc.ir.decisions import DecisionLog, log_of
 from npuc.ir.errors import NpucError
 from npuc.ir.graph import Graph
 
@@ -119,14 +119,14 @@ class Builder:
             options["keep_float"] = set(self.options.get("keep_float", ())) | set(other)
             options["keep_reason"] = {n: plan.reasons.get(n, f"mixed precision: {s}")
                                       for n, s in other.items()}
-            g = self.float_graph.copy()
+            g = self._copy()
             rw = Rewriter(g, self.scheme, act, self.stats, options)
             rw.run(options["keep_float"])
             mapping = rw.float_of
         else:
             from .floatq import rewrite_float
 
-            g = self.float_graph.copy()
+            g = self._copy()
             from .rewrite import keep_reasons
 
             keep = keep_reasons(self.options.get("keep_float", ()))
@@ -135,10 +135,17 @@ class Builder:
             rewrite_float(g, precision, amax, keep, table_format=half_precision(self.scheme))
             mapping = {}
         self._apply_layers(g, other, amax)
-        if log_of(g) is not log_of(self.float_graph):
-            log_of(g).entries[:0] = list(log_of(self.float_graph))
         g.meta["quantize"] = {"scheme": self.scheme, "float_graph": self.float_graph,
                               "map": mapping, "layers": dict(plan.layers)}
+        return g
+
+    def _copy(self) -> Graph:
+        """The float graph copied with a decision log of its own: a candidate's decisions
+        belong to that candidate, so those of the many built and discarded by the accuracy
+        search (here or in a worker) never reach the chosen one's log."""
+        g = self.float_graph.copy()
+        log = g.meta["decisions"] = DecisionLog()
+        log.entries = list(log_of(self.float_graph))
         return g
 
     def _apply_layers(self, g: Graph, layers: dict, amax: dict) -> None:

@@ -91,3 +91,34 @@ def test_a_layer_measured_on_its_downstream_part_scores_as_a_full_run():
     before = len(last)
     fed = cut(last, float_keys(builder.float_graph))
     assert set(fed.values()) == {"t2"} and len(last) < before / 2  # fc3 and its Tanh only
+
+
+def test_the_search_on_workers_chooses_and_logs_as_one_process_does():
+    from npuc.compiler.parallel import Fanout
+    from npuc.ir.printer import print_graph
+
+    def run(fanout):
+        return quantize(_deep(layers=4), "warboy-2pe", _cal(8), precision="int8",
+                        accuracy="sqnr>=60", progress=False, fanout=fanout)
+
+    one, two = run(None), run(Fanout(workers=2))
+    assert [d for d in log_of(one) if d.stage == "accuracy"]  # the search ran
+    assert log_of(one).dumps() == log_of(two).dumps()
+    assert print_graph(one) == print_graph(two)
+
+
+def test_a_candidate_keeps_its_decisions_to_itself():
+    from npuc.compiler.quantize.api import _calibrated_builder
+    from npuc.compiler.quantize.plan import Plan
+    from npuc.compiler.quantize.prepare import prepare
+    from npuc.compiler.quantize.scheme import scheme_for
+
+    builder = _calibrated_builder(prepare(_deep(layers=4)), scheme_for("warboy-2pe", "int8"),
+                                  _cal(8), "minmax", False,
+                                  {"bias_correction": True, "keep_float": set()}, 0.5)
+    before = len(log_of(builder.float_graph))
+    moved = builder.build(Plan(layers={"fc1": "fp32"}))
+    plain = builder.build(Plan())
+    assert len(log_of(builder.float_graph)) == before
+    assert any(d.subject == "fc1" and d.action == "fp32" for d in log_of(moved))
+    assert not any(d.subject == "fc1" and d.action == "fp32" for d in log_of(plain))
