@@ -97,7 +97,7 @@ def bench_resnet50(n_cal=32, n_eval=16, model_path=None):
 
 def _optimized(g):
     """The graph as ``npuc compile`` quantizes it: -O2 (fused ops), constants folded."""
-    from npuc.compiler.driver import _optimize
+    from npuc.compiler.pipeline import optimize_graph as _optimize
 
     return _optimize(g.copy(), 2)
 

@@ -1,7 +1,7 @@
 """Compiling and verifying a model for several shape sets (buckets) at once.
 
 ``npuc compile model.onnx --shape seq=128,512,2048`` compiles one program per shape set
-(:func:`npuc.compile` for each), then lays their weights out in one shared blob and
+(:func:`npuc.compiler.pipeline.compile_one` for each), then lays their weights out in one shared blob and
 writes one folder with a manifest that names each program's shapes
 (:mod:`npuc.compiler.lower.buckets` describes the layout). ``npuc verify`` with several
 shape sets runs the given inputs on the program compiled for their shapes, or, without
@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from npuc.compiler.pipeline import compile_one, json_text
+from npuc.compiler.verification import VerifyResult, check_program, sample_inputs
 from npuc.ir.errors import NpucError
 
 
@@ -37,12 +39,11 @@ class BucketsResult:
 
 def compile_buckets(model, target, sets, output_dir=None, **options) -> BucketsResult:
     """One program per shape set of ``sets``, written into ``output_dir`` when given."""
-    from npuc.compiler.driver import _json, compile
     from npuc.compiler.lower.buckets import manifest, merge_weights
     from npuc.ir.safeio import write_dir
 
     labels = [s.label() for s in sets]
-    results = [compile(model, target, shapes=s, **options) for s in sets]
+    results = [compile_one(model, target, shapes=s, **options) for s in sets]
     seen = {}
     for label, r in zip(labels, results):
         key = json.dumps(r.program["inputs"], sort_keys=True)
@@ -53,9 +54,9 @@ def compile_buckets(model, target, sets, output_dir=None, **options) -> BucketsR
     programs, blob = merge_weights([r.program for r in results],
                                    [r.weights for r in results])
     info = manifest(results[0].target.name, labels, programs, blob)
-    files = {"manifest.json": _json(info), "weights.bin": blob}
+    files = {"manifest.json": json_text(info), "weights.bin": blob}
     for i, (r, p) in enumerate(zip(results, programs)):
-        files[f"program-{i}.json"] = _json(p)
+        files[f"program-{i}.json"] = json_text(p)
         files[f"schedule-{i}.json"] = r.files["schedule.json"]
         files[f"summary-{i}.json"] = r.files["summary.json"]
         files[f"decisions-{i}.json"] = r.files["decisions.json"]
@@ -74,7 +75,6 @@ def verify_buckets(model, target, sets, inputs=None, calibration=None, output_di
     several programs ran)."""
     import numpy as np
 
-    from npuc.compiler.driver import VerifyResult, _sample_inputs, check_program
     from npuc.compiler.lower.buckets import pick
 
     notes = []
@@ -85,7 +85,7 @@ def verify_buckets(model, target, sets, inputs=None, calibration=None, output_di
         notes.append(f"the inputs ran on program {chosen[0][0]} "
                      f"({built.labels[chosen[0][0]]})")
     else:
-        chosen = [(i, _sample_inputs(model, r)) for i, r in enumerate(built.results)]
+        chosen = [(i, sample_inputs(model, r)) for i, r in enumerate(built.results)]
     rows, passed, first = {}, True, None
     for i, feeds in chosen:
         feeds = {k: np.asarray(v) for k, v in feeds.items()}

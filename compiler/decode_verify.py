@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from npuc.compiler.decoder_onnx import present_name, reference_session
 from npuc.ir.errors import NpucError
 
 # a differing token is a near-tie when the reference's margin is within this many RMS
@@ -219,7 +220,7 @@ class _Reference:
     model's past holds ``max_seq - 1`` positions and its new token comes last."""
 
     def __init__(self, prefill, decode, max_seq: int):
-        self.sessions = [_session(prefill), _session(decode)]
+        self.sessions = [reference_session(prefill), reference_session(decode)]
         self.max_seq = max_seq
         self.cache: dict[str, np.ndarray] = {}
 
@@ -244,7 +245,7 @@ class _Reference:
                  "position_ids": np.full((b, 1), position, np.int64)}
         for name in self.sessions[1].get_inputs():
             if name.name.startswith("past"):
-                feeds[name.name] = self.cache[_present(name.name)][:, :, :last]
+                feeds[name.name] = self.cache[present_name(name.name)][:, :, :last]
         out = self._run(1, feeds)
         for name, cache in self.cache.items():
             cache[:, :, position] = out[name][:, :, last]
@@ -256,26 +257,3 @@ class _Reference:
         names = [o.name for o in session.get_outputs()]
         return dict(zip(names, session.run(names, {k: v for k, v in feeds.items()
                                                    if k in wanted})))
-
-
-def _present(past: str) -> str:
-    """``past_key_values.0.key`` -> ``present.0.key`` (HuggingFace's names)."""
-    rest = past.split(".", 1)[1] if "." in past else past
-    return f"present.{rest}"
-
-
-def _session(proto):
-    """An onnxruntime session on a ModelProto or an ONNX file (its external data beside
-    it)."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise NpucError("verifying a decoder needs onnxruntime (pip install onnxruntime)") \
-            from None
-    if proto is None:
-        raise NpucError("the decoder's ONNX model was not kept for the reference")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 2
-    opts.log_severity_level = 3
-    model = proto.SerializeToString() if hasattr(proto, "SerializeToString") else str(proto)
-    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])

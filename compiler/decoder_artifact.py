@@ -78,8 +78,9 @@ def decoder_forms(model, max_seq: int, decode_model=None, sets=None) -> tuple:
 def compile_decoder(model, target, max_seq: int, decode_model=None, shapes=None,
                     last_logits: bool = False, output_dir=None, **options) -> DecoderResult:
     """Prefill programs (one per shape set) and a decode program, one artifact."""
-    from npuc.compiler.driver import _json, compile
+    from npuc.compiler.driver import compile
     from npuc.compiler.lower.buckets import manifest, merge_weights
+    from npuc.compiler.pipeline import json_text
     from npuc.compiler.schedule.shapes import parse_shapes
     from npuc.ir.safeio import check_output_dir, write_dir
 
@@ -113,9 +114,9 @@ def compile_decoder(model, target, max_seq: int, decode_model=None, shapes=None,
     info["kv_cache"] = {k: v for k, v in programs[-1]["state"].items() if k != "tensors"}
     info["kv_cache"]["tensors"] = [{k: t[k] for k in ("name", "offset", "shape", "dtype")}
                                    for t in programs[-1]["state"]["tensors"]]
-    files = {"manifest.json": _json(info), "weights.bin": blob}
+    files = {"manifest.json": json_text(info), "weights.bin": blob}
     for i, (r, p) in enumerate(zip(results, programs)):
-        files[f"program-{i}.json"] = _json(p)
+        files[f"program-{i}.json"] = json_text(p)
         for kind in ("schedule", "summary", "decisions"):
             files[f"{kind}-{i}.json"] = r.files[f"{kind}.json"]
         files[f"report-{i}.html"] = r.files["report.html"]
@@ -131,10 +132,10 @@ def _calibration(prefill, decode, target, max_seq: int, given, options: dict) ->
     (:mod:`npuc.compiler.decoder_calibration`) when the precision needs calibration and
     none is given; else what was given."""
     from npuc.compiler.decoder_calibration import served_samples
-    from npuc.compiler.driver import _requested_precision, _target
+    from npuc.compiler.pipeline import requested_precision, target_of
 
-    chip = _target(target)
-    precision = _requested_precision(chip, options.get("quantize", "auto"))
+    chip = target_of(target)
+    precision = requested_precision(chip, options.get("quantize", "auto"))
     if given is not None or precision == "none" or not chip.quant.needs_calibration(precision):
         return given, given
     options.setdefault("accuracy", None)  # generated prompts say nothing of the answer

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from npuc.compiler.decoder_onnx import present_name, reference_session
 from npuc.ir.errors import NpucError
 
 SAMPLES = 8
@@ -22,9 +23,7 @@ SAMPLES = 8
 def served_samples(prefill, decode, max_seq: int, batch: int = 1, count: int = SAMPLES,
                    seed: int = 0) -> tuple[list, list]:
     """``(prefill samples, decode samples)``, ``count`` of each."""
-    from npuc.compiler.decode_verify import _session
-
-    pre, dec = _session(prefill), _session(decode)
+    pre, dec = reference_session(prefill), reference_session(decode)
     s = _length(pre, "input_ids", 1)
     if s is None:
         raise NpucError("the prefill model's input_ids has no fixed length; give --shape")
@@ -46,18 +45,12 @@ def served_samples(prefill, decode, max_seq: int, batch: int = 1, count: int = S
                 "attention_mask": mask, "position_ids": np.full((batch, 1), s, np.int64)}
         for x in dec.get_inputs():
             if x.name.startswith("past"):
-                present = out[_present(x.name)]
+                present = out[present_name(x.name)]
                 past = np.zeros(present.shape[:2] + (last,) + present.shape[3:], present.dtype)
                 past[:, :, :s] = present
                 step[x.name] = past
         decode_samples.append(_wanted(dec, step))
     return prefill_samples, decode_samples
-
-
-def _present(past: str) -> str:
-    from npuc.compiler.decode_verify import _present as name
-
-    return name(past)
 
 
 def _wanted(session, feeds: dict) -> dict:

@@ -13,7 +13,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from npuc.ir.errors import NpucError
 
-from .parallel import call, retry_or_fail, worker_setup
+from .fanout_worker import call, retry_or_fail, worker_setup
 
 
 def _context():

@@ -2,7 +2,7 @@
 
 The shared data goes into Ray's object store once (:func:`put`); tasks receive its
 reference inside a list, so Ray does not fetch it for every task, and each worker
-process loads it once (:func:`npuc.compiler.parallel.load_shared`), its arrays read
+process loads it once (:func:`npuc.compiler.fanout_worker.load_shared`), its arrays read
 zero-copy from the node's shared memory. Ray's own task retries are off: a task that
 raises or whose worker or node is lost is resubmitted here, so each retry is reported.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from npuc.ir.errors import NpucError
 
-from .parallel import call, retry_or_fail
+from .fanout_worker import call, retry_or_fail
 
 _started_here = False
 
@@ -47,21 +47,13 @@ def cpus() -> int:
 
 
 def put(data: bytes, buffers: list):
-    """Store a pickled object once; the handle tasks get (a reference inside a list)."""
+    """Store a pickled object once; the handle tasks get (a reference inside a list, read
+    by :func:`npuc.compiler.fanout_worker.load_shared`)."""
     import numpy as np
 
     ray = _ray()
     arrays = [np.frombuffer(b.raw(), dtype=np.uint8) for b in buffers]
     return [ray.put((data, arrays))]
-
-
-def get(handle):
-    """The object a :func:`put` handle stores."""
-    import pickle
-
-    ray = _ray()
-    data, arrays = ray.get(handle[0])
-    return pickle.loads(data, buffers=arrays)
 
 
 def _lost_errors(ray) -> tuple:

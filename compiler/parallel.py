@@ -24,6 +24,8 @@ work items and returns the results in item order, whatever order they finish in:
   already use the cores.
 
 Ray is imported only when ``Fanout.ray`` is not ``None``; install it with ``npuc[ray]``.
+The backends are :mod:`.fanout_local` and :mod:`.fanout_ray`; what runs inside a worker
+(loading the shared data, the retry rule) is :mod:`.fanout_worker`.
 """
 
 from __future__ import annotations
@@ -37,9 +39,8 @@ from dataclasses import dataclass, field
 
 from npuc.ir.errors import NpucError
 
-
-class FanoutError(NpucError):
-    """A work item failed on every attempt; the run has no complete result."""
+from . import fanout_local, fanout_ray
+from .fanout_worker import FanoutError, SharedFile  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -65,8 +66,6 @@ class Fanout:
         """Start preparing the workers now (local workers' fork server loads npuc's
         executor in the background), so that it overlaps the caller's own work."""
         if self.ray is None and self.workers > 1:
-            from npuc.compiler import fanout_local
-
             fanout_local.start()
         return self
 
@@ -75,8 +74,6 @@ class Fanout:
         (joining the cluster if needed)."""
         if self.ray is None:
             return self.workers
-        from npuc.compiler import fanout_ray
-
         fanout_ray.connect(self.ray)
         return fanout_ray.cpus()
 
@@ -109,31 +106,11 @@ def fan_out(fn, items: list, fanout: Fanout, shared=None, desc: str = "working",
     bar = _bar(desc, sum(weights), progress)
     try:
         if fanout.ray is not None:
-            from npuc.compiler import fanout_ray
-
             return fanout_ray.run(fn, items, fanout, shared, weights, bar)
-        from npuc.compiler import fanout_local
-
         return fanout_local.run(fn, items, fanout, shared, weights, bar)
     finally:
         if bar is not None:
             bar.close()
-
-
-def describe(item) -> str:
-    """How an item is named in reports: short, whatever it holds."""
-    text = repr(item)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def retry_or_fail(i: int, item, what: str, attempt: int, fanout: Fanout, error) -> None:
-    """After attempt ``attempt`` of item ``i`` failed because ``what``: report a retry, or
-    raise :class:`FanoutError` when the retries are spent."""
-    if attempt > fanout.retries:
-        raise FanoutError(f"work item {i} ({describe(item)}) failed {attempt} times, last "
-                          f"because {what}; no result") from error
-    fanout.report(f"work item {i} ({describe(item)}) failed ({what}); retrying "
-                  f"(attempt {attempt + 1} of {fanout.retries + 1})")
 
 
 def _bar(desc: str, total: int, enabled: bool):
@@ -174,14 +151,6 @@ def dumps(obj) -> tuple[bytes, list]:
     return out["data"], buffers
 
 
-@dataclass(frozen=True)
-class SharedFile:
-    """A pickled object in a folder: ``object.pkl`` and its buffers in ``buffers.bin``."""
-
-    folder: str
-    offsets: tuple  # (start, length) of each buffer in buffers.bin
-
-
 _ALIGN = 64  # arrays start on cache lines, as numpy allocates them
 
 
@@ -190,8 +159,6 @@ def share(obj, fanout: Fanout):
     a :class:`SharedFile` in a temporary folder removed at exit (local workers)."""
     data, buffers = dumps(obj)
     if fanout.ray is not None:
-        from npuc.compiler import fanout_ray
-
         fanout_ray.connect(fanout.ray)
         return fanout_ray.put(data, buffers)
     import atexit
@@ -234,43 +201,3 @@ def release(handle) -> None:
         import shutil
 
         shutil.rmtree(handle.folder, ignore_errors=True)
-
-
-_loaded: dict = {}  # per worker process: shared handle -> object
-
-
-def load_shared(handle):
-    """The object behind ``handle`` (loaded once per process and kept)."""
-    key = handle if isinstance(handle, SharedFile) else ("ray", handle[0].hex())
-    if key in _loaded:
-        return _loaded[key]
-    if isinstance(handle, SharedFile):
-        import numpy as np
-
-        path = os.path.join(handle.folder, "buffers.bin")
-        mapped = np.memmap(path, mode="c") if os.path.getsize(path) else np.zeros(0, np.uint8)
-        buffers = [mapped[a:a + n] for a, n in handle.offsets]
-        with open(os.path.join(handle.folder, "object.pkl"), "rb") as f:
-            obj = pickle.loads(f.read(), buffers=buffers)
-    else:
-        from npuc.compiler import fanout_ray
-
-        obj = fanout_ray.get(handle)
-    _loaded.clear()  # one job's data at a time: a worker process serves one run
-    _loaded[key] = obj
-    return obj
-
-
-def worker_setup() -> None:
-    """Run in each worker process: one BLAS thread, since the workers fill the cores; the
-    executor's kernels and Numba's compiler loaded (once) before the first task."""
-    os.environ.setdefault("NPUC_BLAS_THREADS", "1")
-    import npuc.compiler.fanout_preload  # noqa: F401
-
-
-def call(fn, shared, item):
-    """What a worker runs for one item."""
-    worker_setup()
-    if shared is None:
-        return fn(item)
-    return fn(load_shared(shared), item)

@@ -2,22 +2,19 @@
 (onnxruntime on the original model, or npuc's float execution) at its precision's
 tolerance, and against the graph it was lowered from, bit for bit.
 
-:func:`verify` compiles and checks; :func:`check_program` checks a program already made;
-:func:`judge` and :func:`compare` are the measures. ``npuc.compiler.driver`` re-exports
-them, so ``npuc.verify`` is this module's.
+:func:`check_program` checks a program already made; :func:`judge` and :func:`compare`
+are the measures. ``npuc.verify`` (:func:`npuc.compiler.driver.verify`) compiles and
+checks with them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from npuc.compiler.pipeline import CompileResult
 from npuc.ir.errors import NpucError
-
-if TYPE_CHECKING:
-    from npuc.compiler.driver import CompileResult
 
 # Verification tolerance per precision the program computes in: (minimum SQNR in dB,
 # minimum cosine similarity). See docs/compile.md for where they come from.
@@ -84,40 +81,6 @@ def judge(precision: str, expected: dict, lowered: dict, got: dict) -> tuple[dic
     return rows, passed
 
 
-def verify(model, target, opt_level: int = 2, quantize: str = "auto", calibration=None,
-           inputs: dict | None = None, schedule_in: str | None = None, batch: int = 1,
-           output_dir: str | None = None, progress: bool = False, shapes=None,
-           fanout=None) -> VerifyResult:
-    """Compile, simulate the program, and compare with onnxruntime on the original model
-    (npuc's own float execution when onnxruntime is not installed, and said so).
-
-    Several shape sets compile one program each (see :mod:`npuc.compiler.bucketed`); the
-    inputs are run by the program compiled for their shapes."""
-    from npuc.compiler.schedule.shapes import parse_shapes
-
-    if len(parse_shapes(shapes)) > 1:
-        from npuc.compiler.bucketed import verify_buckets
-
-        return verify_buckets(model, target, parse_shapes(shapes), opt_level=opt_level,
-                              quantize=quantize, calibration=calibration, inputs=inputs,
-                              batch=batch, output_dir=output_dir, progress=progress,
-                              fanout=fanout)
-    given = None if inputs is None else {k: np.shape(v) for k, v in inputs.items()}
-    early = []
-    if calibration is None and inputs is not None:
-        # random calibration knows nothing of a sample rate or a token id; the inputs do
-        calibration = [inputs]
-        early.append("no --calibration given: the quantizer was calibrated on the inputs "
-                     "verified")
-    from npuc.compiler.driver import compile
-
-    compiled = compile(model, target, opt_level, quantize, calibration, output_dir,
-                       schedule_in, batch=batch, progress=progress, shapes=shapes,
-                       input_shapes=given, fanout=fanout)
-    feeds = inputs if inputs is not None else _sample_inputs(model, compiled)
-    return check_program(model, compiled, compiled.program, compiled.weights, feeds, early)
-
-
 def check_program(model, compiled, program, weights, feeds, notes=()) -> VerifyResult:
     """Simulate ``program`` (compiled as ``compiled``) on ``feeds`` and compare it with the
     reference and with the graph it was lowered from, bit for bit."""
@@ -129,7 +92,7 @@ def check_program(model, compiled, program, weights, feeds, notes=()) -> VerifyR
     # (run first: it checks the inputs' names, dtypes and shapes against the model)
     lowered = execute(compiled.graph, feeds)
     got = simulate(program, weights, feeds, target=compiled.target)
-    expected, reference, more = _reference(model, compiled, feeds)
+    expected, reference, more = reference_outputs(model, compiled, feeds)
     notes = list(notes) + more
     judged = _judged_precision(compiled)
     rows, passed = judge(judged, expected, lowered, got)
@@ -166,7 +129,9 @@ def compare(got: np.ndarray, want: np.ndarray) -> dict:
             "sqnr_db": float(min(sqnr, 200.0)), "cosine": cosine}
 
 
-def _sample_inputs(model, compiled) -> dict:
+def sample_inputs(model, compiled) -> dict:
+    """Inputs to verify ``compiled`` on when the user gave none: a zoo model's own sample
+    inputs, else random ones."""
     from npuc.compiler.executor.inputs import random_inputs
 
     if isinstance(model, str) and model.startswith("zoo:") and compiled.proto is not None:
@@ -176,7 +141,7 @@ def _sample_inputs(model, compiled) -> dict:
     return random_inputs(compiled.graph, seed=0)
 
 
-def _reference(model, compiled, feeds) -> tuple[dict, str, list]:
+def reference_outputs(model, compiled, feeds) -> tuple[dict, str, list]:
     notes = []
     if compiled.proto is not None:
         try:

@@ -83,9 +83,9 @@ class VerifyJob:
         """The outputs of the samples at ``indices``."""
         import numpy as np
 
-        from npuc.compiler.driver import _reference
         from npuc.compiler.executor.interpreter import execute
         from npuc.compiler.executor.simulator import simulate
+        from npuc.compiler.verification import reference_outputs
 
         out = SampleRuns()
         for i in indices:
@@ -93,7 +93,7 @@ class VerifyJob:
             got = simulate(self.program, self.weights, feeds)
             out.got.append({k: np.asarray(v) for k, v in got.items()})
             ref = _Reference(self.proto, self.source_proto)
-            want, out.reference, out.notes = _reference(self.model, ref, feeds)
+            want, out.reference, out.notes = reference_outputs(self.model, ref, feeds)
             out.want.append({k: np.asarray(v) for k, v in want.items()})
             out.ir.append({k: np.asarray(v) for k, v in execute(self.graph, feeds).items()})
         return out

@@ -29,7 +29,7 @@ _API = {
     "optimize": "npuc.compiler.passes",
     "quantize": "npuc.compiler.quantize",
     "compile": "npuc.compiler.driver",
-    "verify": "npuc.compiler.verification",
+    "verify": "npuc.compiler.driver",
     "zoo": "npuc.compiler",
 }
 

@@ -19,7 +19,7 @@ def add_parser(sub):
                    choices=("auto", "int8", "fp8", "bf16", "fp16", "none"))
     p.add_argument("--calibration", metavar="PATH|random:N")
     p.add_argument("--node", metavar="NAME", help="only this node")
-    from .compile import add_shape_option
+    from .options import add_shape_option
 
     add_shape_option(p)
     return p

@@ -8,7 +8,7 @@ passed, 1 when one failed or could not be compiled.
 
 from __future__ import annotations
 
-from .compile import QUANTIZE, add_fanout
+from .options import QUANTIZE, add_fanout
 
 
 def add_parser(sub):
@@ -40,7 +40,7 @@ def run(args) -> int:
     from npuc.ir.errors import NpucError
     from npuc.targets import get_target
 
-    from .compile import fanout_of
+    from .options import fanout_of
 
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     if not targets:

@@ -24,7 +24,7 @@ def add_parser(sub):
     p.add_argument("--decisions", action="store_true",
                    help="print the decision log after the IR, one '# [pass] node: what - "
                         "why' comment a line (fusions made and refused, with the reason)")
-    from .compile import add_shape_option
+    from .options import add_shape_option
 
     add_shape_option(p)
     return p
@@ -68,7 +68,7 @@ def run(args) -> int:
 
         check_output_file(args.output)  # before any work
     graph = load_model(args.model)
-    from .compile import specialise_from_args
+    from .options import specialise_from_args
 
     graph = specialise_from_args(graph, args)
     before = len(graph)

@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import sys
 
-
-def add_accuracy_options(p) -> None:
-    """``--accuracy`` and ``--preprocess``, shared with compile and verify."""
-    p.add_argument("--accuracy", default="auto", metavar="REQ",
-                   help="what the quantized model must keep, judged on the calibration "
-                        "samples: e.g. 'argmax<=1%%', 'ctc<=0%%', 'sqnr>=30', "
-                        "'cosine>=0.999', comma-separated; layers move to wider formats "
-                        "until it holds. 'off' turns it off; default: argmax<=1%% when real "
-                        "calibration data is given")
-    p.add_argument("--preprocess", metavar="SPEC",
-                   help="how calibration images become inputs: resize=HxW,mean=a:b:c,"
-                        "std=a:b:c,scale=255,layout=nchw|nhwc,color=rgb|bgr|gray")
+from .options import (
+    add_accuracy_options,
+    add_fanout,
+    add_shape_option,
+    fanout_of,
+    parse_layers,
+    specialise_from_args,
+)
 
 
 def add_parser(sub):
@@ -48,8 +44,6 @@ def add_parser(sub):
     add_accuracy_options(p)
     p.add_argument("--report", action="store_true",
                    help="print layer-by-layer SQNR and cosine similarity")
-    from .compile import add_fanout, add_shape_option
-
     add_shape_option(p)
     add_fanout(p)
     return p
@@ -60,19 +54,6 @@ def load_calibration(spec: str, graph, preprocess=None) -> list[dict]:
     from npuc.compiler.samples import load_samples
 
     return load_samples(spec, graph, preprocess)
-
-
-def parse_layers(items) -> dict:
-    """``["conv1=bf16", ...]`` -> ``{"conv1": "bf16"}``."""
-    from npuc.ir.errors import NpucError
-
-    out = {}
-    for item in items:
-        node, sep, spec = item.rpartition("=")
-        if not sep or not node or not spec:
-            raise NpucError(f"--layer {item}: write NODE=SCHEME, e.g. fc1=w4a16-g128")
-        out[node] = spec
-    return out
 
 
 def _smoothquant(text: str):
@@ -99,7 +80,6 @@ def run(args) -> int:
         raise NpucError(f"{args.output}: unknown output format; use .npuir or .onnx (QDQ)")
     from npuc.ir.safeio import check_output_file
 
-    from .compile import fanout_of
 
     check_output_file(args.output)  # before any work
     from npuc.compiler.quantize.scheme import scheme_for
@@ -111,7 +91,6 @@ def run(args) -> int:
         raise NpucError(f"--sensitivity must be 0 or more, not {args.sensitivity}")
     layers = parse_layers(args.layer)
     graph = load_model(args.model)
-    from .compile import specialise_from_args
 
     graph = specialise_from_args(graph, args)
     node_names = {n.name for n in graph.nodes}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .compile import add_chips, add_common, add_fanout, fanout_of
+from .options import add_chips, add_common, add_fanout, fanout_of
 
 
 def add_parser(sub):
@@ -24,7 +24,7 @@ def add_parser(sub):
     p.add_argument("--axis", type=int, default=-1, help="the class axis (default -1)")
     p.add_argument("--topk", type=int, default=5, metavar="K", help="top-k overlap K")
     p.add_argument("--blank", type=int, default=0, help="the CTC blank class (default 0)")
-    from .quantize import add_accuracy_options
+    from .options import add_accuracy_options
 
     add_accuracy_options(p)
     from .decoder import add_decoder_options

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from npuc.ir.analysis import captured_values
+from npuc.ir.dtypes import dtype as ir_dtype
 from npuc.ir.errors import UnsupportedError
 from npuc.ir.graph import Graph
 from npuc.ir.types import QuantParams, TensorType
@@ -92,6 +93,11 @@ def encode_type(t: TensorType) -> dict:
         out["quant"] = {"scale": encode_value(q.scale), "zero_point": encode_value(q.zero_point),
                         "axis": q.axis}
     return out
+
+
+def type_bytes(d: dict) -> int:
+    """The bytes of a tensor of the encoded type ``d`` (a program's ``tensors`` entry)."""
+    return int(np.prod(d["shape"], dtype=np.int64)) * ir_dtype(d["dtype"]).bits // 8
 
 
 def decode_type(d: dict) -> TensorType:

@@ -13,7 +13,6 @@ input per slowest stage (with its transfers).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from npuc.ir.errors import NpucError
@@ -50,14 +49,9 @@ class MultiChipResult:
         return out
 
 
-def _nbytes(t: dict) -> int:
-    from npuc.ir.dtypes import dtype as ir_dtype
-
-    return math.prod(t["shape"]) * ir_dtype(t["dtype"]).bits // 8
-
-
 def _transfers(programs: list, target) -> list[dict]:
     """Add ``recv``/``send`` commands; the list of transfers."""
+    from npuc.compiler.lower.encode import type_bytes
     from npuc.compiler.serving.collectives import send_seconds
 
     made = {}
@@ -71,7 +65,7 @@ def _transfers(programs: list, target) -> list[dict]:
             src = made.get(name)
             if src is None or src >= k:
                 continue  # a model input
-            nbytes = _nbytes(p["tensors"][name])
+            nbytes = type_bytes(p["tensors"][name])
             seconds = send_seconds(target, nbytes)
             moves.append({"tensor": name, "from": src, "to": k, "bytes": nbytes,
                           "seconds": seconds})
@@ -94,32 +88,32 @@ def compile_chips(model, target, chips: int, opt_level: int = 2, quantize: str =
     with ``present*`` KV-cache outputs) by tensor, other models by pipeline.
     ``keep_reference=False``: the ONNX model is not kept (``proto`` None) and its external
     weights are mapped, never read whole: verification needs it, a compile does not."""
-    from npuc.compiler.driver import (
-        _estimate_precision,
-        _optimize,
-        _quantize,
-        _requested_precision,
-        _target,
-    )
     from npuc.compiler.lower import lower
+    from npuc.compiler.pipeline import (
+        estimate_precision,
+        optimize_graph,
+        requested_precision,
+        target_of,
+    )
+    from npuc.compiler.quantize_step import quantize_step
     from npuc.compiler.report import summarize
     from npuc.compiler.schedule import schedule
     from npuc.compiler.schedule.prepare import load_static
 
     from .partition import split
 
-    target = _target(target)
+    target = target_of(target)
     if chips > 1 and target.link is None:
         raise NpucError(f"{target.name} declares no chip-to-chip link ([link] in "
                         f"{target.source}): it cannot be used as several chips")
-    precision = _requested_precision(target, quantize)
+    precision = requested_precision(target, quantize)
     graph, proto = load_static(model, batch, reference=keep_reference)
     if not keep_reference:
         graph.meta.pop("source_proto", None)
         proto = None
-    graph = _optimize(graph, opt_level)
-    graph, computed = _quantize(graph, target, precision, calibration)
-    estimate_at = computed if computed != "fp32" else _estimate_precision(target, precision)
+    graph = optimize_graph(graph, opt_level)
+    graph, computed = quantize_step(graph, target, precision, calibration)
+    estimate_at = computed if computed != "fp32" else estimate_precision(target, precision)
     if parallel not in PARALLEL:
         raise NpucError(f"--parallel must be one of {', '.join(PARALLEL)}, not {parallel!r}")
     if parallel == "auto":

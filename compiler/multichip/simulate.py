@@ -53,9 +53,9 @@ def simulate_chips(programs: list, weights: list, inputs: dict) -> dict:
 def verify_chips(model, target, chips: int, inputs: dict | None = None, **options) -> dict:
     """Compile for ``chips`` chips, simulate them together and compare with the
     single-chip IR (bit for bit) and with onnxruntime (within tolerance)."""
-    from npuc.compiler.driver import TOLERANCE, _reference, judge
     from npuc.compiler.executor.inputs import random_inputs
     from npuc.compiler.executor.interpreter import execute
+    from npuc.compiler.verification import TOLERANCE, judge, reference_outputs
 
     from .compile import compile_chips
 
@@ -63,7 +63,7 @@ def verify_chips(model, target, chips: int, inputs: dict | None = None, **option
     feeds = inputs if inputs is not None else _inputs(model, result, random_inputs)
     got = simulate_chips(result.programs, result.weights, feeds)
     whole = execute(result.graph, feeds)
-    expected, reference, notes = _reference(model, result, feeds)
+    expected, reference, notes = reference_outputs(model, result, feeds)
     rows, passed = judge(result.precision, expected, whole, got)
     # partial sums added across chips are not the single chip's dot products: within the
     # precision's tolerance of the single-chip IR, bit for bit where the sums agree

@@ -47,10 +47,10 @@ def compile_tensor(result, model, chips: int, estimate_at: str) -> None:
     """Fill ``result`` with one segmented program per chip."""
     from npuc.compiler.lower import lower
     from npuc.compiler.lower.blob import Concat
+    from npuc.compiler.lower.encode import type_bytes
     from npuc.compiler.report import summarize
     from npuc.compiler.schedule import schedule
 
-    from .compile import _nbytes
     from .tensor import PARTIAL
 
     target = result.target
@@ -62,7 +62,7 @@ def compile_tensor(result, model, chips: int, estimate_at: str) -> None:
             program, weights = lower(graph, sched, target)
             part = _joined(program)
             if part is not None:
-                nbytes = _nbytes(program["tensors"][part])
+                nbytes = type_bytes(program["tensors"][part])
                 cmd = _collective(target, part, nbytes * (1 if part.endswith(PARTIAL)
                                                           else chips), chips)
                 program["commands"].append(cmd)

@@ -7,6 +7,7 @@ import pytest
 
 import npuc
 import npuc.compiler.driver as driver
+import npuc.compiler.pipeline as pipeline
 from npuc.compiler.executor.interpreter import execute
 from npuc.compiler.quantize import quantize, sqnr
 from npuc.compiler.schedule.prepare import load_static
@@ -17,7 +18,7 @@ HEAVY = {"Conv", "Gemm", "MatMul", "FusedConv", "FusedGemm", "FusedMatMul", "Att
 
 def _optimized(name):
     g, _ = load_static(f"zoo:{name}", 1)
-    return driver._optimize(g, 2)
+    return pipeline.optimize_graph(g, 2)
 
 
 def _cal(name, n=3):
