@@ -224,8 +224,6 @@ def _take_place(graph, node, new) -> None:
     y.replace_all_uses_with(new)
     node.drop_inputs()
     graph.remove_node(node)
-    graph.release_name(new.name)
-    new.name = name
-    graph._root()._names.add(name)
+    graph.rename(new, name)  # the removed node's output freed the name
     if node_name:
         new.producer.name = node_name

@@ -123,7 +123,7 @@ def _load_external(proto, path: str) -> str | None:
         uses_external_data,
     )
 
-    from npuc.compiler.frontend.onnx_import import check_external_data
+    from npuc.compiler.frontend.external_data import check_external_data
     from npuc.ir.errors import ModelError
 
     base_dir = os.path.dirname(os.path.abspath(path))
