@@ -3,8 +3,10 @@
 Each value is defined once: by a node, as a graph input, or as a constant. The IR keeps
 use-def chains itself (``value.producer``, ``value.uses``), so every edit below is O(1)
 in the size of the graph. Nodes are kept in a doubly linked list in a valid order
-(producers before users), so inserting and removing a node never copies the list.
+(producers before users), so inserting and removing a node never copies the list
+(:mod:`npuc.ir.node_order`).
 
+Value names are unique across a graph and its subgraphs (one table, :mod:`npuc.ir.names`).
 Values and nodes are defined in :mod:`npuc.ir.node` (and importable from here); analyses
 over a graph (what a node reads, a topological order) in :mod:`npuc.ir.analysis`. Those
 that want a graph library use :meth:`Graph.to_networkx`, a view built on demand.
@@ -12,8 +14,6 @@ that want a graph library use :meth:`Graph.to_networkx`, a view built on demand.
 
 from __future__ import annotations
 
-import itertools
-import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -21,16 +21,15 @@ import numpy as np
 
 from .dtypes import of_array
 from .errors import VerifyError
+from .names import Names
 from .node import Node, Value
+from .node_order import NodeOrder
 from .types import TensorType, Type
 
 __all__ = ["Graph", "Node", "Value", "clone_graph", "subgraphs"]
 
 
-_NAME_TAIL = re.compile(r"^(.*?)(?:\.(\d+))?$")
-
-
-class Graph:
+class Graph(NodeOrder):
     """A function: inputs, constants, nodes in a valid order, outputs.
 
     Subgraphs (the bodies of If, Loop, Scan) are Graphs too, with ``parent`` set; their
@@ -45,11 +44,8 @@ class Graph:
         self.constants: dict[str, Value] = {}
         self.opset: dict[str, int] = {}
         self.meta: dict[str, Any] = {}
-        self.first: Node | None = None
-        self.last: Node | None = None
-        self._count = 0
-        self._names: set[str] = set()
-        self._counters: dict[str, itertools.count] = {}
+        NodeOrder.__init__(self)
+        self._names = Names()  # used on the root graph only: one table for it and its subgraphs
 
     def opset_of(self, domain: str = "") -> int | None:
         """The opset version this graph (or its outermost parent) imports for a domain."""
@@ -67,28 +63,15 @@ class Graph:
 
     def fresh_name(self, hint: str = "t") -> str:
         """A value name not yet used anywhere in this graph or its relatives."""
-        names = self._root()._names
-        if hint not in names:
-            names.add(hint)
-            return hint
-        base = _NAME_TAIL.match(hint).group(1) or "t"
-        counter = self._root()._counters.setdefault(base, itertools.count(1))
-        while True:
-            name = f"{base}.{next(counter)}"
-            if name not in names:
-                names.add(name)
-                return name
+        return self._root()._names.fresh(hint)
 
     def _claim(self, value: Value) -> None:
-        names = self._root()._names
-        if value.name in names:
-            raise VerifyError(f"value name '%{value.name}' is defined twice")
-        names.add(value.name)
+        self._root()._names.claim(value.name)
         value.graph = self
 
     def release_name(self, name: str) -> None:
         """Free a name (its value left the graph) for a later value to take."""
-        self._root()._names.discard(name)
+        self._root()._names.release(name)
 
     def has_name(self, name: str) -> bool:
         """Whether a value anywhere in this graph or its relatives has this name."""
@@ -99,16 +82,13 @@ class Graph:
         now. A constant stays findable in ``constants`` under its new name."""
         if value.name == name:
             return True
-        names = self._root()._names
-        if name in names:
+        if not self._root()._names.move(value.name, name):
             return False
         owner = value.graph or self
         if owner.constants.get(value.name) is value:
             del owner.constants[value.name]
             owner.constants[name] = value
-        names.discard(value.name)
         value.name = name
-        names.add(name)
         return True
 
     # -- defining values ---------------------------------------------------------------
@@ -164,42 +144,6 @@ class Graph:
         self.insert(node, before=before, after=after)
         return node
 
-    def insert(self, node: Node, before: Node | None = None, after: Node | None = None) -> None:
-        """Link a node into the order; the caller keeps the order valid."""
-        node.graph = self
-        if before is not None:
-            node.prev, node.next = before.prev, before
-            if before.prev is None:
-                self.first = node
-            else:
-                before.prev.next = node
-            before.prev = node
-        else:
-            anchor = after if after is not None else self.last
-            node.prev, node.next = anchor, anchor.next if anchor else None
-            if anchor is None:
-                self.first = node
-            else:
-                anchor.next = node
-            if node.next is None:
-                self.last = node
-            else:
-                node.next.prev = node
-        self._count += 1
-
-    def unlink(self, node: Node) -> None:
-        """Take a node out of the order without touching its edges."""
-        if node.prev is None:
-            self.first = node.next
-        else:
-            node.prev.next = node.next
-        if node.next is None:
-            self.last = node.prev
-        else:
-            node.next.prev = node.prev
-        node.prev = node.next = None
-        self._count -= 1
-
     def remove_node(self, node: Node) -> None:
         """Delete a node whose outputs are no longer used."""
         for v in node.outputs:
@@ -213,22 +157,6 @@ class Graph:
             if v is not None:
                 self.release_name(v.name)
         node.graph = None
-
-    def move_before(self, node: Node, anchor: Node) -> None:
-        self.unlink(node)
-        self.insert(node, before=anchor)
-
-    @property
-    def nodes(self) -> Iterator[Node]:
-        """The nodes in order; safe to remove the current node while iterating."""
-        node = self.first
-        while node is not None:
-            nxt = node.next
-            yield node
-            node = nxt
-
-    def __len__(self) -> int:
-        return self._count
 
     def all_graphs(self) -> Iterator["Graph"]:
         """This graph and every subgraph nested in its nodes' attributes."""
@@ -267,14 +195,6 @@ class Graph:
                 if v is not None and v.producer is not None and v.producer.graph is self:
                     g.add_edge(v.producer, node, value=v)
         return g
-
-    def reorder(self, order: list[Node]) -> None:
-        """Relink this graph's nodes in ``order`` (a permutation of them)."""
-        self.first = self.last = None
-        self._count = 0
-        for n in order:
-            n.prev = n.next = None
-            self.insert(n)
 
     def copy(self) -> "Graph":
         """A deep copy (constant arrays are shared, they are never mutated in place)."""
