@@ -43,6 +43,8 @@ def main() -> int:
     p.add_argument("--samples", type=int, default=64)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--no-ray", action="store_true", help="skip the Ray configuration")
+    p.add_argument("--no-threads", action="store_true",
+                   help="skip one process on several threads (the search is long)")
     p.add_argument("--accuracy", default="none",
                    help="the accuracy requirement checked after calibration (default none: "
                         "calibration alone; auto: the default requirement and its search)")
@@ -58,8 +60,10 @@ def main() -> int:
     samples = [zoo.sample_inputs(proto, batch=1, seed=i) for i in range(args.samples)]
     print(f"{args.model}: built in {time.perf_counter() - t0:.1f} s; {args.samples} "
           f"calibration samples; target {args.target}; {os.cpu_count()} cores")
-    configs = [("1 process, 1 thread", None, "1"), ("1 process, 2 threads", None, "2"),
-               (f"{args.workers} local workers", Fanout(workers=args.workers), "1")]
+    configs = [("1 process, 1 thread", None, "1")]
+    if not args.no_threads:
+        configs.append((f"1 process, {args.workers} threads", None, str(args.workers)))
+    configs.append((f"{args.workers} local workers", Fanout(workers=args.workers), "1"))
     if not args.no_ray:
         import ray
 
@@ -71,6 +75,7 @@ def main() -> int:
         if fanout is not None:
             fanout.start()  # local workers fork from a server started with this setting
         result, total = _compile(proto, args.target, samples, fanout, args.accuracy)
+        print(f"  {label}: quantize {result.seconds['quantize']:.1f} s", flush=True)
         quant = result.seconds["quantize"]
         same = first is None or result.files == first.files
         first = first or result
@@ -82,9 +87,10 @@ def main() -> int:
         print(f"{label:<22} {quant:10.1f} {total:10.1f} {base / quant:8.2f}x  "
               f"{'identical' if same else 'DIFFERENT'}"
               + (f"  ({len(events)} retried)" if events else ""))
-    print(f"{args.workers} workers against one process with {args.workers} threads: "
-          f"{rows[1][1] / rows[2][1]:.2f}x; load average {os.getloadavg()[0]:.2f} at end "
-          f"({load0:.2f} at start)")
+    if not args.no_threads:
+        print(f"{args.workers} workers against one process with {args.workers} threads: "
+              f"{rows[1][1] / rows[2][1]:.2f}x")
+    print(f"load average {os.getloadavg()[0]:.2f} at end ({load0:.2f} at start)")
     return 0 if all(r[3] for r in rows) else 1
 
 
