@@ -14,7 +14,8 @@ key made of exactly what the walk and the cost model read (:func:`group_key`):
   values; a large constant (a weight) only by shape and format, which is all that tiling
   and pricing read of it;
 - per output: shape, type and metadata, and whether it leaves the group (read after
-  it, or a graph output), which the cost model counts as stored;
+  it, or a graph output), which the cost model counts as stored, or is read by nothing
+  (written to a scratch buffer);
 - per input from outside: whether it is a weight or the dequantization of one, which
   decides whether a matrix product may be cut along its weights' columns;
 - the target, its SRAM budget and the precision priced at.
@@ -67,9 +68,15 @@ def _value_sig(v):
     return (shape, dtype, meta, const)
 
 
-def _leaves(v, inside: set) -> bool:
+def _leaves(v, inside: set) -> str:
+    """What becomes of a member's output: read by nothing, read after the group (or a
+    graph output), or only inside the group."""
+    from .tiling import _unread
+
+    if _unread(v):
+        return "unread"
     graph_out = v.graph is not None and any(o is v for o in v.graph.outputs)
-    return graph_out or not v.uses or any(id(u) not in inside for u, _ in v.uses)
+    return "leaves" if graph_out or any(id(u) not in inside for u, _ in v.uses) else "inside"
 
 
 def group_key(members, target, budget: int, precision: str):

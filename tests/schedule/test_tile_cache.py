@@ -87,3 +87,24 @@ def test_the_key_tells_what_leaves_the_group_and_where_a_weight_comes_from():
     assert key(plain, "r1", "r2") == key(_two_relus(False, True), "r1", "r2")
     assert key(plain, "r1", "r2") != key(leaving, "r1", "r2")  # 'a' is also stored
     assert key(plain, "mm") != key(computed, "mm")  # a dequantized weight, not an activation
+
+
+def _split(second_read: bool):
+    from onnx import TensorProto, helper
+
+    f = TensorProto.FLOAT
+    nodes = [helper.make_node("Split", ["x"], ["p", "q"], axis=2, num_outputs=2, name="sp")]
+    outputs = [helper.make_tensor_value_info("p", f, [1, 8, 4])]
+    if second_read:
+        nodes.append(helper.make_node("Relu", ["q"], ["r"], name="after"))
+        outputs.append(helper.make_tensor_value_info("r", f, [1, 8, 4]))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", f, [1, 8, 8])],
+                              outputs)
+    g = npuc.import_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]))
+    return next(n for n in g.nodes if n.name == "sp")
+
+
+def test_the_key_tells_an_unread_output_from_one_read_after_the_group():
+    target = get_target("rngd")
+    unread, read = (group_key([_split(r)], target, 1 << 20, "bf16") for r in (False, True))
+    assert unread != read
