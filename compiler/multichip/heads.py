@@ -117,6 +117,8 @@ def find_block(graph, attention, chips: int) -> Block:
     block = Block(attention.name)
     chain: list = []
     block.projections = [_back(attention.inputs[i], chain).name for i in range(3)]
+    if len(set(block.projections)) != 3:
+        raise ValueError("query, key and value come from one projection")
     heads = attention.inputs[0].type.shape[1]
     out = _forward(attention.outputs[0], graph, chain)
     block.output = out.name
@@ -130,6 +132,8 @@ def find_block(graph, attention, chips: int) -> Block:
     block.nodes = [n for n in graph.nodes if n.name in members]
     for p in block.projections:
         block.axes[by_name[p].outputs[0].name] = -1
+        if any(r.name not in members for r, _ in by_name[p].outputs[0].uses):
+            raise ValueError(f"{p}'s output is read outside the attention")
     for node in block.nodes:
         a = block.axes.get(node.inputs[0].name)
         if a is None:
@@ -137,6 +141,8 @@ def find_block(graph, attention, chips: int) -> Block:
         count = 3 if node.op_type == "Attention" else 1
         if any(block.axes.get(node.inputs[i].name) != a for i in range(count)):
             raise ValueError(f"{node.name}'s inputs hold their heads on different axes")
+        if count == 3 and a != -3:  # [batch, heads, sequence, head size]
+            raise ValueError(f"{node.name} would be split along another axis than heads")
         for i in range(count, len(node.inputs)):
             _check_side(node, a, i)
         y = node.outputs[0]

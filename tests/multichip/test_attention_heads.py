@@ -78,3 +78,13 @@ def test_heads_that_do_not_divide_by_the_chips_are_gathered_with_a_reason():
             [(d["action"], d["reason"])]
     gathered = {t["tensor"] for t in result.manifest["transfers"] if t["op"] == "all_gather"}
     assert "/model/layers.0/self_attn/q_proj/MatMul_output_0" in gathered
+
+
+def test_an_attention_that_reads_a_past_key_value_cache_is_not_split():
+    from npuc.compiler.pipeline import optimize_graph
+    from npuc.compiler.schedule.prepare import load_static
+
+    graph, _ = load_static("zoo:llama-tiny-decode", 1)
+    found, decisions = blocks(optimize_graph(graph, 2), 2)
+    assert found == [] and len(decisions) == 2  # its keys join the cache, an input
+    assert all("does not come from a projection" in d["reason"] for d in decisions)
