@@ -7,7 +7,11 @@ Two failures that quantization must never let pass silently:
   loses those tiny values in int8: more than half of them fall below half a quantization
   step and become the zero point, and the function after it sees a constant.
 - **fp16 overflow**: a tensor with values beyond 65504, the largest fp16 number, becomes
-  infinite at fp16 (and NaN after a Log or a subtraction of two infinities).
+  infinite at fp16 (and NaN after a Log or a subtraction of two infinities). An additive
+  softmax mask is not one: its huge negative values (HuggingFace writes ``finfo.min``)
+  only ever reach a softmax, where ``exp`` of anything 104 below the row's largest score
+  is 0 in float32 as well, so at fp16 (-65504 or -inf) they give the same probabilities
+  (:func:`softmax_mask`).
 
 Both are judged from :class:`Magnitudes`: the smallest and largest value of each tensor
 and a histogram of ``|x|`` on fixed power-of-two bins (four per octave), which merges
@@ -112,7 +116,7 @@ def find_hazards(graph, calibration_stats, precisions=("int8", "fp16")) -> list[
             if m is None or m.count == 0:
                 continue
             amax = max(-m.lo, m.hi)
-            if "fp16" in precisions and amax > FP16_MAX:
+            if "fp16" in precisions and amax > FP16_MAX and not softmax_mask(v, m):
                 found.append(Hazard("fp16-overflow", v.name, node.name, node.name,
                                     f"%{v.name} reaches {amax:.4g}, beyond fp16's largest "
                                     f"number {FP16_MAX:g}: it would be infinite at fp16"))
@@ -121,6 +125,44 @@ def find_hazards(graph, calibration_stats, precisions=("int8", "fp16")) -> list[
             if "fp8" in precisions:
                 found.extend(_fp8_flush(node, v, m, amax))
     return found
+
+
+# Operators a mask passes through on its way to the softmax unchanged in sign and size
+# (input index -> passes); Add of scores keeps a huge negative huge and negative.
+_MASK_PATH = {"Add": (0, 1), "Sub": (0,), "Where": (1, 2), "Reshape": (0,), "Unsqueeze": (0,),
+              "Squeeze": (0,), "Expand": (0,), "Transpose": (0,), "Identity": (0,),
+              "Cast": (0,), "Concat": None, "Slice": (0,), "Tile": (0,)}
+
+
+def softmax_mask(value, m: Magnitude) -> bool:
+    """True when ``value`` overflows fp16 only on the negative side and every path from
+    it reaches a softmax as an additive term (an attention mask): the softmax's
+    probabilities are then the same at fp16 as in float32, since ``exp(x - max)`` is 0 for
+    any ``x`` below ``max - 104`` (float32's smallest number is ``2^-149``), unless a
+    whole row is masked, which no real input has."""
+    if m.hi > FP16_MAX:
+        return False
+    todo, seen = [value], set()
+    while todo:
+        v = todo.pop()
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        if not v.uses or (v.graph is not None and any(o is v for o in v.graph.outputs)):
+            return False
+        for user, i in v.uses:
+            op = user.op_type
+            if user.domain == "npuc" and op == "Attention":
+                if i != 3 or user.attrs.get("mask_mode", "add") != "add":
+                    return False
+            elif user.domain in ("", "ai.onnx") and op == "Softmax":
+                continue
+            elif user.domain in ("", "ai.onnx") and op in _MASK_PATH and \
+                    (_MASK_PATH[op] is None or i in _MASK_PATH[op]):
+                todo.extend(o for o in user.outputs if o is not None)
+            else:
+                return False
+    return True
 
 
 def _fp8_flush(node, v, m: Magnitude, amax: float) -> list[Hazard]:

@@ -78,3 +78,47 @@ def test_a_second_quantization_of_the_same_graph_logs_its_own_hazards_once():
     hazards = [[str(d) for d in log_of(q) if d.action == "hazard"] for q in (first, again)]
     assert hazards[0] and hazards[0] == hazards[1]
     assert not [d for d in log_of(g) if d.action == "hazard"]
+
+
+def _masked_scores_model(reader: str):
+    """scores + (1 - mask) * float32 min, then ``reader`` (Softmax, or a MatMul that
+    would really see the huge values)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = [numpy_helper.from_array(np.float32(1.0), "one"),
+             numpy_helper.from_array(np.float32(np.finfo(np.float32).min), "lowest"),
+             numpy_helper.from_array(np.ones((8, 8), np.float32), "w")]
+    nodes = [helper.make_node("Sub", ["one", "mask"], ["inverted"]),
+             helper.make_node("Mul", ["inverted", "lowest"], ["additive"]),
+             helper.make_node("Add", ["scores", "additive"], ["masked"])]
+    if reader == "Softmax":
+        nodes.append(helper.make_node("Softmax", ["masked"], ["out"], axis=-1))
+    else:
+        nodes.append(helper.make_node("MatMul", ["masked", "w"], ["out"]))
+    graph = helper.make_graph(
+        nodes, "masked",
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 8, 8]),
+         helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1, 1, 8])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 8, 8])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_an_additive_softmax_mask_is_not_an_fp16_overflow():
+    """finfo.min into a softmax gives the same probabilities at fp16 (exp is 0 either
+    way); the same values into a product are a hazard."""
+    rng = np.random.default_rng(0)
+    samples = [{"scores": rng.normal(size=(1, 8, 8)).astype(np.float32),
+                "mask": (rng.random((1, 1, 8)) < 0.7).astype(np.float32)} for _ in range(2)]
+    found = {}
+    for reader in ("Softmax", "MatMul"):
+        g = npuc.import_onnx(_masked_scores_model(reader))
+        found[reader] = {h.value for h in find_hazards(g, magnitudes(g, samples))
+                         if h.kind == "fp16-overflow"}
+    assert found["Softmax"] == set()
+    assert found["MatMul"] == {"additive", "masked"}
+
+
+def test_bert_attention_mask_stays_on_the_npu_of_a_chip_without_float32():
+    r = npuc.compile("zoo:bert-tiny", "atom", quantize="int8", calibration="random:1")
+    assert r.summary["nodes_on_cpu"] == 0
+    assert not [d for d in log_of(r.graph) if d.action == "hazard"]
