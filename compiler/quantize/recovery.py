@@ -26,9 +26,9 @@ import numpy as np
 
 from npuc.ir.decisions import log_of
 
+from .layers import layer_op
 from .plan import Builder, Plan, half_precision
 
-LAYER_OPS = ("Conv", "Gemm", "MatMul")
 OBSERVERS = ("minmax", "percentile", "entropy", "mse")
 TOP_OBSERVED = 2       # layers whose activations try every observer
 MAX_ROWS = 128         # samples the requirement is judged on
@@ -129,9 +129,9 @@ def layer_macs(node) -> int:
     if out is None or wshape is None:
         return 0
     wshape = [d if isinstance(d, int) else 1 for d in wshape]
-    if node.op_type == "Conv":
+    if layer_op(node) == "Conv":
         k = int(np.prod(wshape[1:]))
-    elif node.op_type == "Gemm":
+    elif layer_op(node) == "Gemm":
         k = wshape[1] if node.attrs.get("transB", 0) else wshape[0]
     else:
         k = wshape[-2] if len(wshape) >= 2 else wshape[0]
@@ -214,7 +214,7 @@ def recover(builder: Builder, plan: Plan, requirement, samples, progress=False,
     if state.score[0] == 0.0:
         return graph, plan, steps, agree
     layers = [n.name for n in builder.float_graph.nodes
-              if n.op_type in LAYER_OPS and not n.domain and n.name not in plan.layers]
+              if layer_op(n) and n.name not in plan.layers]
     order = [name for name, _ in sensitivity(builder, ev, layers, plan, fanout)]
     nodes = {n.name: n for n in builder.float_graph.nodes}
     if builder.scheme.precision in ("int8", "fp8"):
@@ -245,7 +245,7 @@ def _movable(rung, name, nodes, plan, scheme) -> bool:
     fmt = plan.layers.get(name, scheme.precision)
     if fmt == "fp32" or not _wider(rung, fmt, scheme):
         return False
-    return not (rung.startswith("w") and nodes[name].op_type == "Conv")
+    return not (rung.startswith("w") and layer_op(nodes[name]) == "Conv")
 
 
 def _try(builder, ev, state, cand, steps, subject, action, why, cost) -> bool:
