@@ -3,6 +3,7 @@
     python benchmarks/bench_compile.py                      # every case
     python benchmarks/bench_compile.py --case resnet50-warboy-2pe
     python benchmarks/bench_compile.py --scaling            # 1B-dimension decoders only
+    python benchmarks/bench_compile.py --large              # Llama 3.1 70B over 8 RNGD cards
 
 Each case runs ``npuc compile`` as a whole process (imports and model building included)
 and prints its wall time, its CPU time (user + system: what the compile itself costs on
@@ -36,6 +37,11 @@ CASES = [
     ("bert-base-rngd", "zoo:bert-base", "rngd", [], 20.0, None),
 ]
 LAYERS = (2, 4, 8, 16)
+# The zoo's Llama 3.1 70B (weights: a sparse file of zeros, never read) split over 8 RNGD
+# cards by tensor parallelism, 401 segments per card: the budget is a few minutes, and
+# memory should stay flat (a few hundred MB), nothing like the weights' 141 GB.
+LARGE = [("llama3.1-70b-rngd-x8", "zoo:llama3.1-70b", "rngd",
+          ["--chips", "8", "--quantize", "bf16"], 300.0, None)]
 
 
 # runs the CLI and writes its own CPU time and peak RSS to the file named by argv[1]; the
@@ -76,8 +82,7 @@ def run_case(name, model, target, extra, budget, mlperf_ms) -> dict:
                                               *extra], tmp)
         if code != 0:
             return {"case": name, "error": err.strip()}
-        with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
-            summary = json.load(f)
+        summary = _summary(out)
     est_ms = summary["estimated_latency_s"] * 1e3
     weights = summary["weights_bytes"]
     row = {"case": name, "compile_s": round(seconds, 2), "cpu_s": round(cpu, 2),
@@ -89,6 +94,23 @@ def run_case(name, model, target, extra, budget, mlperf_ms) -> dict:
     if mlperf_ms:
         row.update(mlperf_ms=mlperf_ms, ratio=round(est_ms / mlperf_ms, 3))
     return row
+
+
+def _summary(out: str) -> dict:
+    """The compile's summary; for several chips, the whole's latency, the largest
+    chip's weights and the first chip's precision and SRAM peak."""
+    chips = os.path.join(out, "chips.json")
+    if not os.path.exists(chips):
+        with open(os.path.join(out, "summary.json"), encoding="utf-8") as f:
+            return json.load(f)
+    with open(chips, encoding="utf-8") as f:
+        manifest = json.load(f)
+    with open(os.path.join(out, "chip0-summary.json"), encoding="utf-8") as f:
+        first = json.load(f)
+    return {"estimated_latency_s": manifest["estimated_latency_s"],
+            "weights_bytes": max(s["weights_bytes"] for s in manifest["stages"]),
+            "estimated_at": manifest["precision"],
+            "sram_peak_bytes": first.get("sram_peak_bytes")}
 
 
 def scaling_cases(folder: str, layers=LAYERS):
@@ -108,12 +130,15 @@ def main() -> int:
     parser.add_argument("--case", action="append", help="run only these cases")
     parser.add_argument("--scaling", action="store_true", help="only the decoder cases")
     parser.add_argument("--layers", type=int, action="append", help="decoder layer counts")
+    parser.add_argument("--large", action="store_true",
+                        help="only the 70B decoder over 8 RNGD cards")
     args = parser.parse_args()
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
-        cases = [] if args.scaling else list(CASES)
+        layers = () if args.large else tuple(args.layers or LAYERS)
+        cases = LARGE if args.large else [] if args.scaling else list(CASES)
         rows = []
-        for case in cases + list(scaling_cases(tmp, tuple(args.layers or LAYERS))):
+        for case in cases + list(scaling_cases(tmp, layers)):
             if args.case and case[0] not in args.case:
                 continue
             row = run_case(*case)

@@ -31,14 +31,33 @@ class DecisionLog:
 
     def __init__(self):
         self.entries: list[Decision] = []
+        self._subjects: dict[str, list[Decision]] = {}
+        self._indexed: tuple = ()
 
     def record(self, stage: str, subject: str, action: str, reason: str, **data) -> Decision:
         d = Decision(stage, subject, action, reason, data)
+        fresh = self._indexed == self._state()
         self.entries.append(d)
+        if fresh:  # keep the index current without walking the log again
+            self._subjects.setdefault(subject, []).append(d)
+            self._indexed = self._state()
         return d
 
     def about(self, subject: str) -> list[Decision]:
-        return [d for d in self.entries if d.subject == subject]
+        """The decisions about ``subject``, in order (an index by subject, so that a
+        compile asking about each of its nodes is not quadratic in the log's length)."""
+        if self._indexed != self._state():  # entries was changed in place: index again
+            self._subjects = {}
+            for d in self.entries:
+                self._subjects.setdefault(d.subject, []).append(d)
+            self._indexed = self._state()
+        return list(self._subjects.get(subject, ()))
+
+    def _state(self) -> tuple:
+        """What tells whether ``entries`` changed since it was indexed (it is a public
+        list: passes prepend, extend or replace it)."""
+        e = self.entries
+        return (id(e), len(e), id(e[0]) if e else None, id(e[-1]) if e else None)
 
     def by_stage(self, stage: str) -> list[Decision]:
         return [d for d in self.entries if d.stage == stage]

@@ -15,7 +15,6 @@ buffer whose load has not been waited for (``sync``).
 
 from __future__ import annotations
 
-import hashlib
 import math
 import mmap
 
@@ -140,10 +139,9 @@ def check_program(program, weights: bytes) -> None:
         raise SimulationError(f"program version {program.get('version')} is not supported by "
                               f"this npuc (it runs versions {SUPPORTED_VERSIONS}); "
                               "compile the model again")
-    digest = getattr(weights, "sha256", None)  # a file-backed blob knows its digest
-    if not isinstance(digest, str):
-        digest = hashlib.sha256(weights).hexdigest()
-    if digest != program.get("weights_sha256"):
+    from npuc.compiler.lower.blob import digest as blob_digest
+
+    if blob_digest(weights) != program.get("weights_sha256"):
         raise SimulationError("the weight blob does not belong to this program (checksum "
                               "mismatch)")
 

@@ -51,14 +51,15 @@ __all__ = ["MAC_OPS", "PROGRAM_VERSION", "lower", "node_table", "weight_blob",
 PROGRAM_VERSION = 1
 
 
-def lower(graph, sched, target) -> tuple[dict, bytes]:
-    """The program (a JSON-ready dict) and the weight blob of a scheduled graph."""
+def lower(graph, sched, target, in_memory: int | None = None) -> tuple[dict, bytes]:
+    """The program (a JSON-ready dict) and the weight blob of a scheduled graph (a
+    file-backed blob when larger than ``in_memory`` bytes, see :func:`weight_blob`)."""
     nodes = {n.name: n for n in graph.nodes}
     values = {v.name: v for v in graph.values()}
     plan = sched.plan
     layouts = weight_layouts(graph, target)
     refs = Refs({a.name: a for a in plan.allocations}, layouts)
-    blob, digest = weight_blob(plan, values, layouts)
+    blob, digest = weight_blob(plan, values, layouts, in_memory)
     resident = set(sched.resident)
     commands: list = []
     for g in sched.groups:

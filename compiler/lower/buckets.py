@@ -18,6 +18,8 @@ import hashlib
 
 from npuc.targets.model import align_up
 
+from .blob import digest as blob_digest
+
 MANIFEST_FORMAT = "npuc-buckets"
 MANIFEST_VERSION = 1
 
@@ -48,7 +50,7 @@ def merge_weights(programs: list[dict], blobs: list[bytes]) -> tuple[list[dict],
         _retarget(program, moved)
         out.append(program)
     blob = bytes(shared)
-    digest = hashlib.sha256(blob).hexdigest()
+    digest = blob_digest(blob)
     for program in out:
         program["memory"]["weights_bytes"] = len(blob)
         program["memory"]["buffers"].sort(key=lambda b: (b["space"], b["offset"], b["name"]))
@@ -78,7 +80,7 @@ def input_shapes(program: dict) -> dict[str, list[int]]:
 def manifest(target: str, labels: list[str], programs: list[dict], blob: bytes) -> dict:
     """The manifest of a bucketed compile: each program's shape set and input shapes."""
     return {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "target": target,
-            "weights": "weights.bin", "weights_sha256": hashlib.sha256(blob).hexdigest(),
+            "weights": "weights.bin", "weights_sha256": blob_digest(blob),
             "programs": [{"index": i, "shapes": label, "program": f"program-{i}.json",
                           "schedule": f"schedule-{i}.json", "summary": f"summary-{i}.json",
                           "decisions": f"decisions-{i}.json", "report": f"report-{i}.html",

@@ -45,50 +45,38 @@ def stored(array, layout: str | None) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def weight_blob(plan, values, layouts):
+def weight_blob(plan, values, layouts, in_memory: int | None = None):
     """The weight blob in the order the plan gave (``bytes``, or a file-backed
-    :class:`~.blob.Blob` when large), and its SHA-256.
+    :class:`~.blob.Blob` when larger than ``in_memory`` bytes, by default
+    :data:`~.blob.IN_MEMORY_BYTES`), and its digest (:func:`~.blob.digest`).
 
     Each weight is converted to its stored form and written to a temporary file piece by
     piece, each piece's source pages given back after it: memory holds one piece at a
     time, never the blob. Runs of zeros (a hole of a sparse weights file, all-zero
-    pieces, padding) are not written, so the file keeps them as holes; the digest covers
-    them all the same.
+    pieces, padding) are not written, so the file keeps them as holes, and the digest
+    does not read them.
     """
-    import hashlib
     import tempfile
 
-    from .blob import finish
+    from .blob import IN_MEMORY_BYTES, file_digest, finish
 
-    digest = hashlib.sha256()
     f = tempfile.TemporaryFile()
     pos = 0
     for a in sorted(plan.in_space("weights"), key=lambda a: a.offset):
-        _zeros(digest, a.offset - pos)
         pos = a.offset
         for piece in _stored_pieces(values[a.name], layouts.get(a.name)):
             if isinstance(piece, int) or not piece.any():
-                n = piece if isinstance(piece, int) else piece.nbytes
-                _zeros(digest, n)
-            else:
-                n = piece.nbytes
-                f.seek(pos)
-                f.write(piece)
-                digest.update(piece)
-            pos += n
+                pos += piece if isinstance(piece, int) else piece.nbytes
+                continue
+            f.seek(pos)
+            f.write(piece)
+            pos += piece.nbytes
     size = plan.peak("weights")
-    _zeros(digest, size - pos)
-    return finish(f, size, digest.hexdigest()), digest.hexdigest()
-
-
-_ZEROS = bytes(1 << 22)
-
-
-def _zeros(digest, n: int) -> None:
-    """Hash ``n`` zero bytes."""
-    while n > 0:
-        digest.update(memoryview(_ZEROS)[:min(n, len(_ZEROS))])
-        n -= len(_ZEROS)
+    f.truncate(size)
+    f.flush()
+    digest = file_digest(f.fileno(), size)
+    limit = IN_MEMORY_BYTES if in_memory is None else in_memory
+    return finish(f, size, digest, limit), digest
 
 
 def _stored_pieces(value, layout):

@@ -170,11 +170,17 @@ def segment_graphs(graph, chips: int, chip: int) -> list:
     g = chip_graph(graph, chips, chip)
     by_name = {n.name: n for n in g.nodes}
     parts = segments(graph, chips)
+    last_read: dict[str, int] = {}  # value -> the last segment that reads it
+    for s, names in enumerate(parts):
+        for n in names:
+            for v in by_name[n].inputs:
+                if v is not None:
+                    last_read[v.name] = s
     graphs = []
     for s, names in enumerate(parts):
         nodes = [by_name[n] for n in names]
-        later = {v.name for rest in parts[s + 1:] for n in rest for v in by_name[n].inputs
-                 if v is not None}
+        later = {v.name for n in nodes for v in by_name[n.name].outputs
+                 if v is not None and last_read.get(v.name, -1) > s}
         if _ends(nodes[-1]):
             later.add(nodes[-1].outputs[0].name)
         graphs.append(stage_graph(g, nodes, s, later))

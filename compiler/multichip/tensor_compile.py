@@ -50,16 +50,20 @@ def compile_tensor(result, model, chips: int, estimate_at: str) -> None:
     from npuc.compiler.lower.encode import type_bytes
     from npuc.compiler.report import summarize
     from npuc.compiler.schedule import schedule
+    from npuc.compiler.schedule.tile_cache import TileCache
 
     from .tensor import PARTIAL
 
     target = result.target
     collectives = []
+    tiles = TileCache()  # every chip's segments repeat the same layers
     for chip in range(chips):
         programs, sizes, summaries, blob = [], [], [], Concat()
         for graph in segment_graphs(result.graph, chips, chip):
-            sched = schedule(graph, target, estimate_at, None)
-            program, weights = lower(graph, sched, target)
+            sched = schedule(graph, target, estimate_at, None, tiles)
+            # kept in a file (never read back): the chip's blob copies its data, not
+            # its holes (a sparse model's weights)
+            program, weights = lower(graph, sched, target, in_memory=0)
             part = _joined(program)
             if part is not None:
                 nbytes = type_bytes(program["tensors"][part])

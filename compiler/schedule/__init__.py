@@ -41,6 +41,7 @@ from .model import Allocation, Group, MemoryPlan, Schedule, TileChoice
 from .partition import partition
 from .slices import Need, allowed_axes, shape_of
 from .storage import mark_storage
+from .tile_cache import TileCache, group_key
 from .tiling import choose_tile, footprint, max_footprint, part_bytes, walk
 
 __all__ = ["schedule", "Schedule", "Group", "TileChoice", "MemoryPlan", "Allocation",
@@ -58,12 +59,16 @@ def name_nodes(graph) -> None:
         seen.add(name)
 
 
-def schedule(graph, target, precision: str, pinned: dict | None = None) -> Schedule:
+def schedule(graph, target, precision: str, pinned: dict | None = None,
+             tiles: TileCache | None = None) -> Schedule:
     """Schedule ``graph`` for ``target``, estimating at ``precision``.
 
     ``pinned`` maps an anchor node name to ``{"axis": a, "rows": r}`` or
     ``{"device": "cpu"}`` (from a schedule file); pins are checked and obeyed.
+    ``tiles`` keeps the tile of each group structure across calls (the segments of a
+    model split over chips); by default a cache of this graph's own groups.
     """
+    tiles = TileCache() if tiles is None else tiles
     log = log_of(graph)
     split_unfusable(graph, target)
     name_nodes(graph)
@@ -103,9 +108,8 @@ def schedule(graph, target, precision: str, pinned: dict | None = None) -> Sched
             if pin and "rows" in pin:
                 g.tile, g.estimate = _pinned_tile(g, members, values, priced, target, pin)
             else:
-                choice, est, size = choose_tile(
-                    members, values, priced, target, budget,
-                    lambda c, f, t, cols, g=g: group_estimate(c, target, f, g.name, cols))
+                choice, est, size = _tile(members, values, priced, target, budget,
+                                          precision, tiles, g.name)
                 if choice is None:
                     g.device = "cpu"
                     g.reason = (f"needs {size} bytes of SRAM even at its smallest tile; "
@@ -133,6 +137,19 @@ def schedule(graph, target, precision: str, pinned: dict | None = None) -> Sched
                    "the tensor stays on chip between the groups that make and read it, "
                    "saving its DRAM store and load")
     return sched
+
+
+def _tile(members, values, priced, target, budget, precision, tiles: TileCache, name):
+    """:func:`choose_tile` for a group, or its answer for a group of the same structure
+    (:mod:`.tile_cache`)."""
+    key = group_key(members, target, budget, precision)
+    found = tiles.get(key)
+    if found is not None:
+        return found
+    answer = choose_tile(members, values, priced, target, budget,
+                         lambda c, f, t, cols: group_estimate(c, target, f, name, cols))
+    tiles.put(key, answer)
+    return answer
 
 
 def _check_anchors(pinned: dict, groups) -> None:

@@ -1,6 +1,5 @@
 """Several shape sets compile into one folder: a program each, one weight blob, a manifest."""
 
-import hashlib
 import json
 
 import numpy as np
@@ -12,6 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 from npuc.compiler.cli import main
 from npuc.compiler.driver import verify
 from npuc.compiler.executor.artifact import simulate_folder
+from npuc.compiler.lower.blob import digest as blob_digest
 from npuc.ir.errors import InputError
 
 
@@ -49,7 +49,7 @@ def test_one_folder_one_blob_a_program_per_shape_set(seq_model, tmp_path, capsys
     assert [p["shapes"] for p in manifest["programs"]] == ["seq=8", "seq=32"]
     assert [p["inputs"]["x"] for p in manifest["programs"]] == [[1, 8, 16], [1, 32, 16]]
     blob = (out / "weights.bin").read_bytes()
-    assert manifest["weights_sha256"] == hashlib.sha256(blob).hexdigest()
+    assert manifest["weights_sha256"] == blob_digest(blob)
     for p in manifest["programs"]:
         program = json.loads((out / p["program"]).read_text())
         assert program["weights_sha256"] == manifest["weights_sha256"]

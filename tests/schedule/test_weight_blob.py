@@ -85,3 +85,35 @@ def test_a_file_backed_blob_gives_the_same_artifact(tmp_path, monkeypatch, zeros
     if zeros:  # all zeros: nothing was written, the file is one hole
         assert os.stat(tmp_path / "b" / "weights.bin").st_blocks * 512 < len(b)
     assert npuc.verify(model, "rngd").passed
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 3 * blob_module.CHUNK_BYTES + 77),
+       st.lists(st.tuples(st.integers(0, 3 * blob_module.CHUNK_BYTES), st.integers(1, 9000)),
+                max_size=4))
+def test_the_digest_of_a_sparse_file_is_that_of_its_bytes(size, runs):
+    """Chunks in holes are not read, yet the digest is the one of the bytes, wherever the
+    data lies (inside a chunk, across a chunk's end, in the last, shorter chunk)."""
+    import tempfile
+
+    data = bytearray(size)
+    with tempfile.TemporaryFile() as f:
+        f.truncate(size)
+        for at, n in runs:
+            chunk = bytes((at + i) % 251 + 1 for i in range(min(n, max(0, size - at))))
+            data[at:at + len(chunk)] = chunk
+            f.seek(at)
+            f.write(chunk)
+        f.flush()
+        assert blob_module.file_digest(f.fileno(), size) == blob_module.digest(bytes(data))
+
+
+def test_the_digest_is_a_hash_list_of_chunks():
+    import hashlib
+
+    data = bytes(range(256)) * (blob_module.CHUNK_BYTES // 128 + 3)
+    chunks = [data[i:i + blob_module.CHUNK_BYTES]
+              for i in range(0, len(data), blob_module.CHUNK_BYTES)]
+    want = hashlib.sha256(b"".join(hashlib.sha256(c).digest() for c in chunks)).hexdigest()
+    assert blob_module.digest(data) == want and len(chunks) == 3
+    assert blob_module.digest(data) != blob_module.digest(data + b"\0")
