@@ -81,23 +81,34 @@ class Rewriter:
     def replace(self, old: Node, new_q: Value, replaced: Value, extra: list[Node] = ()) -> None:
         """``new_q`` (int8) now computes ``replaced``: dequantize it under the same name,
         and remove ``old`` (and the absorbed ``extra`` nodes after it)."""
+        self.replace_outputs(old, [new_q], [replaced], extra)
+
+    def replace_outputs(self, old: Node, new_qs, replaced, extra: list[Node] = ()) -> None:
+        """Each int8 value of ``new_qs`` computes the float value at the same position of
+        ``replaced`` (the outputs of a Split): each one read is dequantized under its
+        name, one nobody reads stays int8; ``old`` and ``extra`` are removed."""
         g = self.graph
-        q = new_q.type.quant
-        name = replaced.name
-        dq = g.create_node("DequantizeLinear",
-                           [new_q, self.const(f"{name}_scale", q.scale),
-                            self.const(f"{name}_zero_point", q.zero_point)],
-                           [(f"{name}_dq", replaced.type)], name=f"{name}_dequantize",
-                           after=new_q.producer)
-        self.ours.add(id(dq))
-        out = dq.outputs[0]
-        replaced.replace_all_uses_with(out)
+        made = []
+        for new_q, value in zip(new_qs, replaced):
+            if value is None or not (value.uses or value in g.outputs):
+                continue
+            q = new_q.type.quant
+            name = value.name
+            dq = g.create_node("DequantizeLinear",
+                               [new_q, self.const(f"{name}_scale", q.scale),
+                                self.const(f"{name}_zero_point", q.zero_point)],
+                               [(f"{name}_dq", value.type)], name=f"{name}_dequantize",
+                               after=new_q.producer)
+            self.ours.add(id(dq))
+            value.replace_all_uses_with(dq.outputs[0])
+            made.append((dq.outputs[0], new_q, name))
         for n in reversed([old, *extra]):
             n.drop_inputs()
             g.remove_node(n)
-        g.rename(out, name)
-        self.twin[id(out)] = new_q
-        self.float_of[new_q.name] = name
+        for out, new_q, name in made:
+            g.rename(out, name)
+            self.twin[id(out)] = new_q
+            self.float_of[new_q.name] = name
 
     # -- records -----------------------------------------------------------------------
     def record(self, node: Node, action: str, reason: str, **data) -> None:

@@ -28,7 +28,7 @@ from .epilogue import _epilogue, _out_type, _qrange, clamp_after
 from .fixedpoint import quantize_multipliers
 from .params import dequantize_weight, quantize_weight, weight_params
 from .rules_arith import add, div, mul, reduce_sum, sub
-from .rules_elementwise import LUT_OPS, PASS_OPS, concat, lut, passthrough
+from .rules_elementwise import LUT_OPS, PASS_OPS, concat, lut, passthrough, split
 
 
 def _model_weight_params(given, w, axis):
@@ -200,7 +200,7 @@ def matmul(rw, node):
 # npuc operators are keyed "npuc::Op" (the fused ones other than a FusedConv with a clamp
 # are split before, see unfuse.py)
 RULES = {"Conv": conv, "npuc::FusedConv": conv, "Gemm": gemm, "MatMul": matmul,
-         "Concat": concat, "npuc::Gelu": lut,
+         "Concat": concat, "Split": split, "npuc::Gelu": lut,
          **{op: lut for op in LUT_OPS}, **{op: passthrough for op in PASS_OPS},
          "Add": add, "Sub": sub, "Mul": mul, "Div": div, "ReduceSum": reduce_sum,
          "ReduceMean": reduce_sum}

@@ -11,7 +11,8 @@
 - ReduceSum and ReduceMean: the int32 sum of the int8 differences from the zero point,
   requantized by one multiplier (``npuc::QReduceSum``).
 
-Each applies only when its tensor inputs are int8 already.
+Each applies only when a tensor input is int8 already; a graph input beside it (the
+state of an unrolled recurrence) is quantized at its calibrated range.
 """
 
 from __future__ import annotations
@@ -40,23 +41,43 @@ def _const_twin(rw, node, v, values=None):
     return rw.const(f"{node.name or v.name}_{v.name}_q", quantize_value(arr, q), q)
 
 
+_MOVES = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Transpose", "Identity", "Split",
+          "Slice", "Gather"}
+
+
+def _graph_input(v) -> bool:
+    """Whether ``v`` is a graph input, or one moved by data movement only (the state an
+    unrolled recurrence reads): not a value some rule or recovery chose to keep float."""
+    while v.producer is not None:
+        p = v.producer
+        if p.domain not in ("", "ai.onnx") or p.op_type not in _MOVES or not p.inputs:
+            return False
+        v = p.inputs[0]
+    return v.const is None and v.graph is not None and any(v is i for i in v.graph.inputs)
+
+
 def _twins(rw, node):
-    """The int8 forms of the two operands, or the reason there are none."""
+    """The int8 forms of the two operands, or the reason there are none. When one
+    operand is int8 already, a graph input beside it (a recurrent state, possibly
+    reshaped) is quantized at its calibrated range to meet it."""
+    ins = node.inputs[:2]
+    if len(ins) < 2 or any(v is None for v in ins):
+        return "an operand is missing"
+    if all(v.const is not None for v in ins):
+        return "both operands are constant"
+    some_int8 = any(rw.available(v) is not None for v in ins)
     out = []
-    for v in node.inputs[:2]:
-        if v is None:
-            return "an operand is missing"
+    for v in ins:
         if v.const is not None:
             if not np.issubdtype(v.const.dtype, np.floating):
                 return "a constant operand is not float"
             t = _const_twin(rw, node, v)
         else:
-            t = rw.available(v)
+            t = rw.available(v) or \
+                (rw.quantized(v, node) if some_int8 and _graph_input(v) else None)
         if t is None:
             return "its inputs are not both int8"
         out.append(t)
-    if all(v.const is not None for v in node.inputs[:2]):
-        return "both operands are constant"
     return out
 
 

@@ -6,7 +6,8 @@
   computed by running the operator's own float kernel on the 256 input levels; a chain
   of them becomes one table, and so does a sum or product of functions of the same
   tensor (a decomposed HardSwish or SiLU: ``x * clip(x + 3, 0, 6) / 6``).
-- Data movement (MaxPool, Reshape, Transpose, ...): the same operator on int8 data.
+- Data movement (MaxPool, Reshape, Transpose, Gather, Split, ...): the same operator on
+  int8 data, at the input's scale and zero point.
 - Concat: inputs requantized to the output's scale where they differ.
 
 Each applies only when its inputs are int8 already, so a lone float island never pays a
@@ -109,6 +110,20 @@ def passthrough(rw, node):
     rw.replace(node, new.outputs[0], y)
 
 
+def split(rw, node):
+    """Split: every part is int8 data at the input's scale and zero point (a part nobody
+    reads stays an int8 output of the new Split)."""
+    qx = rw.available(node.input(0))
+    if qx is None:
+        return "its input is not int8"
+    q = qx.type.quant
+    outs = [None if o is None else (f"{o.name}_q", _out_type(o, q)) for o in node.outputs]
+    new = rw.graph.create_node("Split", [qx, *node.inputs[1:]], outs, dict(node.attrs),
+                               name=node.name, before=node)
+    rw.ours.add(id(new))
+    rw.replace_outputs(node, new.outputs, node.outputs)
+
+
 def concat(rw, node):
     twins = [rw.available(v) for v in node.inputs]
     if any(t is None for t in twins):
@@ -139,4 +154,4 @@ LUT_OPS = ["Relu", "Clip", "Sigmoid", "Tanh", "Erf", "Exp", "Log", "Sqrt", "Reci
            "Elu", "Selu", "Celu", "Gelu", "Mish", "ThresholdedRelu", "Sub", "Div", "Pow",
            "Max", "Min"]
 PASS_OPS = ["MaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity",
-            "Slice", "DepthToSpace", "SpaceToDepth", "Expand", "GlobalMaxPool"]
+            "Slice", "DepthToSpace", "SpaceToDepth", "Expand", "GlobalMaxPool", "Gather"]

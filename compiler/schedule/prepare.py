@@ -79,7 +79,8 @@ def load_static(spec, batch: int = 1, shapes=None, given: dict | None = None,
         graph.meta["source_proto"] = source
     else:
         graph = load_model(spec)
-        notes = _fix_graph(graph, batch, shapes, given)
+        where = os.fspath(spec) if isinstance(spec, (str, os.PathLike)) else None
+        notes = _fix_graph(graph, batch, shapes, given, where=where)
     for v in graph.outputs:
         if v.const is not None:
             raise NpucError(f"graph output '{v.name}' is a constant (an initializer), not "
@@ -204,12 +205,16 @@ def specialise(graph, shapes) -> list[str]:
     return _fix_graph(graph, None, shapes, None, strict=False)
 
 
-def _fix_graph(graph, batch, shapes, given, strict: bool = True) -> list[str]:
+def _fix_graph(graph, batch, shapes, given, strict: bool = True,
+               where: str | None = None) -> list[str]:
+    """Give the graph's inputs their static shapes; ``where`` (the file the user gave,
+    else the graph's name) starts a refusal."""
     from npuc.ir.infer import infer_graph
 
     signature = [(v.name, list(v.type.shape)) for v in graph.inputs
                  if isinstance(v.type, TensorType) and v.type.shape is not None]
-    fixed, notes = resolve(signature, shapes, batch, given, graph.name or "the model", strict)
+    fixed, notes = resolve(signature, shapes, batch, given,
+                           where or graph.name or "the model", strict)
     changed = False
     for v in graph.inputs:
         if v.name in fixed and tuple(v.type.shape) != fixed[v.name]:

@@ -48,11 +48,23 @@ def _union(a: Need | None, b: Need) -> Need:
     return Need(a.axis, min(a.lo, b.lo), max(a.hi, b.hi))
 
 
+def _unread(v) -> bool:
+    """Nothing reads ``v``: no node, and no graph (or enclosing graph) has it as output."""
+    g = v.graph
+    while g is not None:
+        if any(o is v for o in g.outputs):
+            return False
+        g = g.parent
+    return not v.uses
+
+
 def walk(nodes, axis: int | None, lo: int, hi: int) -> TileWalk | None:
     """The steps of ``nodes`` (a group) for output tile ``[lo, hi)`` of ``axis``, or None
     when some member cannot be cut that way. ``axis=None`` walks the whole group once."""
     tail = nodes[-1].outputs[0]
-    internal = {v.name for n in nodes[:-1] for v in n.outputs if v is not None}
+    # an output nobody reads (a Split's unused part) is written to a scratch buffer too
+    internal = {v.name for i, n in enumerate(nodes) for v in n.outputs
+                if v is not None and (i < len(nodes) - 1 or _unread(v))}
     wanted: dict[str, Need] = {tail.name: Need(axis, lo, hi) if axis is not None
                                else Need.whole()}
     steps, reads, gathered = [], {}, set()

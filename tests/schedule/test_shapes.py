@@ -91,12 +91,18 @@ def test_every_dimension_gets_a_value_or_is_named_in_the_error(dims, a, b, batch
                 assert values.setdefault(sym, got) == got
 
 
-def test_cli_refuses_an_unset_dimension_with_exit_2(tmp_path, capsys):
+@pytest.mark.parametrize("command", ["compile", "verify", "explain"])
+def test_cli_refuses_an_unset_dimension_with_exit_2(tmp_path, capsys, command):
     path = tmp_path / "m.onnx"
     _model(["N", 3, "H", "W"], path)
-    code = main(["compile", str(path), "-t", "warboy", "-o", str(tmp_path / "out")])
+    argv = [command, str(path), "-t", "warboy"]
+    code = main(argv + (["-o", str(tmp_path / "out")] if command == "compile" else []))
     err = capsys.readouterr().err
-    assert code == 2 and "--shape" in err and "Traceback" not in err
+    assert code == 2 and "Traceback" not in err
+    # the file the user gave starts the line (not the graph's name), then the fix
+    assert err.startswith(f"npuc: error: {path}: 2 symbolic dimensions without a value "
+                          "(input 'x' axis 2 ('H'); input 'x' axis 3 ('W'))"), err
+    assert "--shape x=1x3x<2>x<3>" in err and "--shape H=<size>" in err
 
 
 def test_cli_compiles_with_shape(tmp_path, capsys):
