@@ -3,6 +3,9 @@
 - Reshape of Reshape becomes one Reshape; Reshape or Expand to the shape a value already
   has disappears.
 - Transpose of Transpose becomes one (or none); a Transpose that keeps the order goes.
+- A Transpose between a Reshape that merges the leading axes and one that splits them
+  again (torch's SDPA export transposes the keys as a 3-D tensor this way) becomes the
+  Reshape and then the Transpose of the trailing axes, the form attention patterns read.
 - Shape→Gather reads of static dimensions become constants; a Reshape whose target is
   computed by a Shape→Gather→Concat chain gets a constant target when the output type
   says it (0 copies a symbolic dimension, -1 infers the one left), so the chain dies.
@@ -79,6 +82,37 @@ class TransposePair(Rule):
         if perm == list(range(rank)):
             return m.x
         return b.op("Transpose", m.x, perm=perm, out_type=m.root.outputs[0].type)
+
+
+class TransposeOfMerged(Rule):
+    """Reshape(Transpose(Reshape(x, [P, r...]), perm), [Q..., r'...]), where the first
+    Reshape merges x's leading axes into P, perm keeps axis 0 and Q splits P again, is
+    Transpose(Reshape(x, [Q..., r...]), perm shifted past Q)."""
+
+    pattern = "Reshape(t:~Transpose(inner:~Reshape(x, _)), _)"
+    quiet = True
+
+    def check(self, m):
+        shapes = [getattr(_type(v), "shape", None) for v in (m.x, m.inner.outputs[0],
+                                                             m.root.outputs[0])]
+        if any(s is None or not all(isinstance(d, int) for d in s) for s in shapes):
+            return "the shapes are not static"
+        x, y, z = (list(s) for s in shapes)
+        perm = _perm(m.t, len(y))
+        k, q = len(x) - len(y) + 1, len(z) - len(y) + 1
+        if perm[0] != 0 or k < 1 or q < 1 or x[k:] != y[1:] or int(np.prod(x[:k])) != y[0]:
+            return "the first Reshape does not merge the leading axes only"
+        if z[q:] != [y[p] for p in perm[1:]] or int(np.prod(z[:q])) != y[0]:
+            return "the last Reshape does not split the merged axis only"
+
+    def rewrite(self, m, b):
+        y, z = list(m.inner.outputs[0].type.shape), list(m.root.outputs[0].type.shape)
+        q = len(z) - len(y) + 1
+        shape = z[:q] + y[1:]
+        perm = list(range(q)) + [q - 1 + p for p in _perm(m.t, len(y))[1:]]
+        merged = b.op("Reshape", m.x, b.const(np.asarray(shape, np.int64)),
+                      out_type=m.x.type.with_shape(tuple(shape)))
+        return b.op("Transpose", merged, perm=perm, out_type=m.root.outputs[0].type)
 
 
 class RemoveTranspose(ForwardInput):

@@ -1,6 +1,7 @@
 """Canonicalization rules over values: what a node computes when it computes nothing.
 
-- Identity and inference-mode Dropout disappear; Cast to the same type disappears, and a
+- Identity, inference-mode Dropout and a Concat of one input (TorchScript writes one for
+  each past key it returns) disappear; Cast to the same type disappears, and a
   Cast of a lossless Cast becomes one Cast.
 - x+0, x-0, x*1, x/1 disappear where they do not broadcast.
 - Where with a constant condition, and the guards ``Where(IsNaN(x), _, x)`` exporters
@@ -45,6 +46,12 @@ class RemoveIdentity(ForwardInput):
     """Identity returns its input."""
 
     pattern = "Identity(x)"
+
+
+class RemoveSingleConcat(ForwardInput):
+    """A Concat of one input returns its input."""
+
+    pattern = "Concat(x)"
 
 
 class RemoveDropout(ForwardInput):

@@ -1,10 +1,12 @@
 """Canonicalization: the small local simplifications every later pass relies on.
 
-- Identity and inference-mode Dropout disappear; Cast to the same type disappears, and a
-  Cast of a lossless Cast becomes one Cast; Reshape of Reshape becomes one Reshape;
+- Identity, inference-mode Dropout and one-input Concats disappear; Cast to the same
+  type disappears, and a Cast of a lossless Cast becomes one Cast; Reshape of Reshape becomes one Reshape;
   Reshape or Expand to the shape a value already has disappears; so does a Slice with
   positive steps that keeps the whole tensor (exporters write them for strided views).
-- Transpose of Transpose becomes one (or none); a Transpose that keeps the order goes.
+- Transpose of Transpose becomes one (or none); a Transpose that keeps the order goes;
+  one between a Reshape merging the leading axes and one splitting them again moves
+  after the Reshapes.
 - x+0, x-0, x*1, x/1 disappear where they do not broadcast.
 - Where with a constant condition, and the guards ``Where(IsNaN(x), _, x)`` exporters
   emit around values that cannot be NaN (integers, shapes), become their branch.
@@ -31,6 +33,7 @@ from .canonical_shapes import (
     ReshapeTargetFromType,
     StaticDims,
     StaticShape,
+    TransposeOfMerged,
     TransposePair,
 )
 from .canonical_values import (
@@ -41,12 +44,14 @@ from .canonical_values import (
     RemoveCast,
     RemoveDropout,
     RemoveIdentity,
+    RemoveSingleConcat,
 )
 from .fold_constants import FoldSmall
 
-RULES = [RemoveIdentity, RemoveDropout, RemoveCast, CastChain, ReshapeChain, RemoveReshape,
-         RemoveFullSlice, TransposePair, RemoveTranspose, NeutralArithmetic, ConstantWhere,
-         NanGuard, StaticShape, StaticDims, ReshapeTargetFromType, FoldSmall]
+RULES = [RemoveIdentity, RemoveSingleConcat, RemoveDropout, RemoveCast, CastChain,
+         ReshapeChain, RemoveReshape, RemoveFullSlice, TransposePair, TransposeOfMerged,
+         RemoveTranspose, NeutralArithmetic, ConstantWhere, NanGuard, StaticShape, StaticDims,
+         ReshapeTargetFromType, FoldSmall]
 
 
 @register

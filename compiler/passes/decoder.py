@@ -1,7 +1,8 @@
 """Decoder patterns recognized as npuc operators: RMSNorm, rotary embedding, gated MLP.
 
 - ``fuse-rmsnorm``: LlamaRMSNorm as the exporters write it,
-  ``w * (x * Reciprocal(Sqrt(ReduceMean(x ^ 2) + eps)))`` (or ``x / Sqrt(...)``), becomes
+  ``w * (x * Reciprocal(Sqrt(ReduceMean(x ^ 2) + eps)))`` (or ``x / Sqrt(...)``, or
+  ``x * (1 / Sqrt(...))``, TorchScript's ``rsqrt``), becomes
   ``npuc::RMSNorm(x, w)`` when the mean runs over the trailing axes.
 - ``fuse-rotary``: ``x * cos + Concat(-x[..., d/2:], x[..., :d/2]) * sin`` (HF's
   ``rotate_half``) becomes ``npuc::Rotary(x, cos, sin)``.
@@ -26,9 +27,10 @@ from .layernorm import _axes
 from .rewrite import Rule
 
 SQUARES = ("Pow(x, 2.0)", "Mul(x, x)")
-INVERSE_RMS = "Reciprocal(Sqrt(Add(m:ReduceMean({sq}, a?), eps)))"
-NORMALIZED = tuple(f"Mul(x, {INVERSE_RMS.format(sq=sq)})" for sq in SQUARES) + tuple(
-    f"Div(x, Sqrt(Add(m:ReduceMean({sq}, a?), eps)))" for sq in SQUARES)
+RMS = "Sqrt(Add(m:ReduceMean({sq}, a?), eps))"
+INVERSES = ("Reciprocal({0})", "Div(one, {0})")
+NORMALIZED = tuple(f"Mul(x, {inv.format(RMS.format(sq=sq))})" for inv in INVERSES
+                   for sq in SQUARES) + tuple(f"Div(x, {RMS.format(sq=sq)})" for sq in SQUARES)
 
 
 class RMSNormPattern(Rule):
@@ -52,6 +54,9 @@ class RMSNormPattern(Rule):
         eps = m.const("eps")
         if eps is None or eps.size != 1:
             return "epsilon is not a scalar constant"
+        if "one" in m.values and (m.const("one") is None or m.const("one").size != 1 or
+                                  float(m.const("one").reshape(-1)[0]) != 1.0):
+            return "the inverse is not 1 / Sqrt(...)"
         shape = tuple(t.shape[axes[0]:])
         if not all(isinstance(d, int) for d in shape):
             return "the normalized shape is not static"
