@@ -26,14 +26,13 @@ import numpy as np
 
 from npuc.ir.decisions import log_of
 
+from .evaluator import Evaluator
 from .layers import layer_op
 from .plan import Builder, Plan, half_precision
 
 OBSERVERS = ("minmax", "percentile", "entropy", "mse")
 TOP_OBSERVED = 2       # layers whose activations try every observer
-MAX_ROWS = 128         # samples the requirement is judged on
 RANKING_ROWS = 8       # samples the sensitivity ranking is measured on
-STACK = 32             # rows per run when the model's batch axis is free
 
 
 @dataclass
@@ -48,70 +47,6 @@ class Step:
     changed_share: float
     sqnr_db: float
     kept: bool = True
-
-
-class Evaluator:
-    """The float model's outputs on the samples, once; then any candidate against them."""
-
-    def __init__(self, float_graph, samples, requirement, rows: int = MAX_ROWS):
-        from npuc.compiler.executor.interpreter import execute
-
-        self.samples = _limit(samples, rows)
-        if _batch_axis_free(float_graph):  # one run for many samples
-            self.samples = _stack(self.samples, STACK)
-        self.requirement = requirement
-        self.names = [v.name for v in float_graph.outputs]
-        self.refs = [execute(float_graph, s) for s in self.samples]
-
-    def measure(self, graph):
-        from npuc.compiler.executor.interpreter import execute
-
-        return self.judge([execute(graph, s) for s in self.samples])
-
-    def judge(self, outs: list):
-        """The agreement of ``outs`` (one output dict per sample) with the float model."""
-        from npuc.compiler.accuracy import agreement
-
-        mode = self.requirement.answer_mode if self.requirement else "auto"
-        axis = self.requirement.axis if self.requirement else -1
-        return agreement(self.refs, outs, mode=mode, axis=axis, outputs=self.names)
-
-    def score(self, agreement) -> tuple:
-        short = self.requirement.shortfall(agreement) if self.requirement else 0.0
-        return (round(short, 9), -round(agreement.min_sqnr_db, 2))
-
-
-def _batch_axis_free(graph) -> bool:
-    from npuc.ir.types import TensorType
-
-    return all(isinstance(v.type, TensorType) and v.type.shape and
-               not isinstance(v.type.shape[0], int) for v in graph.inputs)
-
-
-def _stack(samples: list, rows: int) -> list:
-    """Samples joined along the batch axis into runs of at most ``rows`` rows."""
-    out, part, n = [], [], 0
-    for s in samples:
-        size = min((np.asarray(a).shape[0] for a in s.values() if np.ndim(a)), default=1)
-        if part and n + size > rows:
-            out.append(part)
-            part, n = [], 0
-        part.append(s)
-        n += size
-    if part:
-        out.append(part)
-    return [{k: np.concatenate([np.asarray(s[k]) for s in p]) for k in p[0]} for p in out]
-
-
-def _limit(samples, rows: int) -> list:
-    out, n = [], 0
-    for s in samples:
-        if n >= rows:
-            break
-        out.append(s)
-        first = next((np.asarray(a) for a in s.values() if np.ndim(a)), None)
-        n += first.shape[0] if first is not None else 1
-    return out
 
 
 def layer_macs(node) -> int:
@@ -203,16 +138,22 @@ def sensitivity(builder: Builder, ev: Evaluator, layers: list[str], base: Plan,
 def recover(builder: Builder, plan: Plan, requirement, samples, progress=False,
             fanout=None):
     """``(graph, plan, steps, agreement)``: the cheapest plan found that meets
-    ``requirement`` (or the closest to it), the steps tried and the agreement reached."""
-    ev = Evaluator(builder.float_graph, samples, requirement)
-    graph = builder.build(plan)
-    agree = ev.measure(graph)
-    state = _State(plan, graph, agree, ev.score(agree))
+    ``requirement`` (or the closest to it), the steps tried and the agreement reached.
+    With a parallel ``fanout`` each measure's samples, and the sensitivity's layers, are
+    run by its workers; the choices are those of one process."""
+    ev = Evaluator(builder.float_graph, samples, requirement).bind(builder, fanout)
+    agree = ev.measure_plan(plan)
+    state = _State(plan, agree, ev.score(agree))
     steps = [Step(builder.float_graph.name, "baseline",
                   f"{builder.scheme.precision} with the scheme's defaults", 0.0, 0.0,
                   agree.changed_share, agree.min_sqnr_db)]
-    if state.score[0] == 0.0:
-        return graph, plan, steps, agree
+    if state.score[0] != 0.0:
+        _search(builder, ev, state, steps, requirement, fanout)
+    return builder.build(state.plan), state.plan, steps, state.agree
+
+
+def _search(builder, ev, state, steps, requirement, fanout) -> None:
+    plan = state.plan
     layers = [n.name for n in builder.float_graph.nodes
               if layer_op(n) and n.name not in plan.layers]
     order = [name for name, _ in sensitivity(builder, ev, layers, plan, fanout)]
@@ -220,22 +161,19 @@ def recover(builder: Builder, plan: Plan, requirement, samples, progress=False,
     if builder.scheme.precision in ("int8", "fp8"):
         for name in order[:TOP_OBSERVED]:
             cand, why = _best_observers(builder, ev, state.plan, nodes[name], state.score)
-            if cand is not None and _try(builder, ev, state, cand, steps, name, "observer",
-                                         why, 0.0):
-                return state.graph, state.plan, steps, state.agree
+            if cand is not None and _try(ev, state, cand, steps, name, "observer", why, 0.0):
+                return
     costs = Costs(builder.scheme)
     for rung in ladder(builder.scheme):
         movable = [n for n in order if _movable(rung, n, nodes, state.plan, builder.scheme)]
         if movable and _fewest(builder, ev, state, movable, rung, costs, nodes, steps,
                                requirement):
-            break
-    return state.graph, state.plan, steps, state.agree
+            return
 
 
 @dataclass
 class _State:
     plan: Plan
-    graph: object
     agree: object
     score: tuple
     total: float = 0.0
@@ -248,14 +186,13 @@ def _movable(rung, name, nodes, plan, scheme) -> bool:
     return not (rung.startswith("w") and layer_op(nodes[name]) == "Conv")
 
 
-def _try(builder, ev, state, cand, steps, subject, action, why, cost) -> bool:
+def _try(ev, state, cand, steps, subject, action, why, cost) -> bool:
     """Measure ``cand``; keep it when it is closer to the requirement. True when met."""
-    g = builder.build(cand)
-    a = ev.measure(g)
+    a = ev.measure_plan(cand)
     s = ev.score(a)
     kept = s < state.score
     if kept:
-        state.plan, state.graph, state.agree, state.score = cand, g, a, s
+        state.plan, state.agree, state.score = cand, a, s
         state.total += cost
     steps.append(Step(subject, action, why, cost, state.total, a.changed_share,
                       a.min_sqnr_db, kept))
@@ -284,9 +221,8 @@ def _fewest(builder, ev, state, movable, rung, costs, nodes, steps, requirement)
     def measure(k):
         if k not in tried:
             cand, cost = plan_for(k)
-            g = builder.build(cand)
-            a = ev.measure(g)
-            tried[k] = (ev.score(a), cand, g, a, cost)
+            a = ev.measure_plan(cand)
+            tried[k] = (ev.score(a), cand, a, cost)
         return tried[k]
 
     n, k, low = len(movable), 1, 0
@@ -303,10 +239,10 @@ def _fewest(builder, ev, state, movable, rung, costs, nodes, steps, requirement)
             low = mid
     best = high if high is not None else min(tried, key=lambda c: (tried[c][0], c))
     for k in sorted(tried):
-        score, cand, g, a, cost = tried[k]
+        score, cand, a, cost = tried[k]
         kept = k == best and score < state.score
         if kept:
-            state.plan, state.graph, state.agree, state.score = cand, g, a, score
+            state.plan, state.agree, state.score = cand, a, score
             state.total += cost
         names = movable[:k]
         subject = ", ".join(names[:3]) + (f" and {k - 3} more" if k > 3 else "")
@@ -342,7 +278,7 @@ def _best_observers(builder, ev, plan, node, score):
                 continue
             cand = best.copy()
             cand.methods[t] = method
-            s = ev.score(ev.measure(builder.build(cand)))
+            s = ev.score(ev.measure_plan(cand))
             if s < best_score:
                 pick, best_score = cand, s
         if pick is not None:

@@ -68,7 +68,7 @@ def search_alpha(g: Graph, stats: Stats, ranges: dict, scheme, samples, options,
     """The alpha of :data:`ALPHAS` whose quantized model's outputs are closest to the
     float model's on the calibration samples (highest lowest-output SQNR)."""
     from .plan import Builder
-    from .recovery import Evaluator
+    from .evaluator import Evaluator
 
     ev = Evaluator(g, samples[:16], None)
     best, best_db = ALPHAS[1], -np.inf

@@ -13,7 +13,11 @@ key made of exactly what the walk and the cost model read (:func:`group_key`):
   most :data:`SMALL_CONSTANT` elements: a Reshape's shape, a Slice's bounds, a scale) its
   values; a large constant (a weight) only by shape and format, which is all that tiling
   and pricing read of it;
-- per output: shape, type and metadata;
+- per output: shape, type and metadata, and whether it leaves the group (read after
+  it, or a graph output), which the cost model counts as stored, or is read by nothing
+  (written to a scratch buffer);
+- per input from outside: whether it is a weight or the dequantization of one, which
+  decides whether a matrix product may be cut along its weights' columns;
 - the target, its SRAM budget and the precision priced at.
 
 A group whose key cannot be made (an attribute holding a subgraph) is tiled as before.
@@ -64,9 +68,22 @@ def _value_sig(v):
     return (shape, dtype, meta, const)
 
 
+def _leaves(v, inside: set) -> str:
+    """What becomes of a member's output: read by nothing, read after the group (or a
+    graph output), or only inside the group."""
+    from .tiling import _unread
+
+    if _unread(v):
+        return "unread"
+    graph_out = v.graph is not None and any(o is v for o in v.graph.outputs)
+    return "leaves" if graph_out or any(id(u) not in inside for u, _ in v.uses) else "inside"
+
+
 def group_key(members, target, budget: int, precision: str):
     """The key of a group's tiling (module docstring), or None when it has none."""
-    made = {}
+    from .slices import _is_weight
+
+    made, inside = {}, {id(n) for n in members}
     for j, node in enumerate(members):
         for k, v in enumerate(node.outputs):
             if v is not None:
@@ -86,9 +103,10 @@ def group_key(members, target, budget: int, precision: str):
                 sig = _value_sig(v)
                 if sig is None:
                     return None
-                inputs.append(("outside", sig))
-        outputs = tuple(None if v is None else _value_sig(v) for v in node.outputs)
-        if any(o is None for o, v in zip(outputs, node.outputs) if v is not None):
+                inputs.append(("outside", sig, _is_weight(v)))
+        outputs = tuple(None if v is None else (_value_sig(v), _leaves(v, inside))
+                        for v in node.outputs)
+        if any(o[0] is None for o, v in zip(outputs, node.outputs) if v is not None):
             return None
         parts.append((node.domain, node.op_type, attrs, meta, tuple(inputs), outputs))
     return (target.name, budget, precision, tuple(parts))

@@ -93,16 +93,28 @@ def test_a_layer_measured_on_its_downstream_part_scores_as_a_full_run():
     assert set(fed.values()) == {"t2"} and len(last) < before / 2  # fc3 and its Tanh only
 
 
-def test_the_search_on_workers_chooses_and_logs_as_one_process_does():
+def test_the_search_on_workers_chooses_and_logs_as_one_process_does(monkeypatch):
+    from npuc.compiler import parallel
     from npuc.compiler.parallel import Fanout
     from npuc.ir.printer import print_graph
 
-    def run(fanout):
-        return quantize(_deep(layers=4), "warboy-2pe", _cal(8), precision="int8",
+    measured = []  # the fanned-out measures' work items
+
+    def spy(fn, items, *a, **k):
+        if k.get("desc") == "accuracy":
+            measured.append(len(items))
+        return fan_out(fn, items, *a, **k)
+
+    fan_out = parallel.fan_out
+    monkeypatch.setattr(parallel, "fan_out", spy)
+
+    def run(fanout):  # 40 samples: two runs of stacked rows, one per worker
+        return quantize(_deep(layers=4), "warboy-2pe", _cal(40), precision="int8",
                         accuracy="sqnr>=60", progress=False, fanout=fanout)
 
     one, two = run(None), run(Fanout(workers=2))
     assert [d for d in log_of(one) if d.stage == "accuracy"]  # the search ran
+    assert measured and all(n == 2 for n in measured)
     assert log_of(one).dumps() == log_of(two).dumps()
     assert print_graph(one) == print_graph(two)
 
