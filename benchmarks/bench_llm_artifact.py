@@ -3,6 +3,7 @@
     python benchmarks/bench_llm_artifact.py --model small --steps 8
     python benchmarks/bench_llm_artifact.py                      # Llama-3.2-1B's dimensions
     python benchmarks/bench_llm_artifact.py --layers 2 --case rngd:bf16
+    python benchmarks/bench_llm_artifact.py --onnx P.onnx D.onnx --max-seq 256 --steps 8
 
 The decoder is ``zoo:llama-small`` with the chosen dimensions, written once in its two
 exported forms (prefill of ``--prefill`` tokens with its cache, decode of one token after
@@ -13,6 +14,10 @@ both into one artifact (``npuc compile PREFILL --decode-model DECODE --max-seq N
 - compile time and peak RSS; the one weight blob and the KV cache (device state);
 - per program (prefill, decode) the estimate beside its bandwidth floor (the program's
   DRAM bytes over the chip's DRAM bandwidth), the host-link time and what runs on the CPU;
+``--onnx PREFILL DECODE`` takes the two forms from ONNX files instead, as an exporter
+wrote them (``export_llama.py`` writes Llama decoders from transformers that way; the
+decode form's past holds ``--max-seq - 1`` positions).
+
 - with ``--steps K``: the prompt through the simulated prefill program and K greedy
   decode steps through the simulated decode program with its cache, against onnxruntime:
   tokens that agree, near-ties, and the lowest logits SQNR.
@@ -94,6 +99,8 @@ def main() -> int:
     parser.add_argument("--max-seq", type=int, default=128, help="cache positions (128)")
     parser.add_argument("--steps", type=int, default=0, help="greedy decode steps verified")
     parser.add_argument("--case", action="append", help="target:precision (repeatable)")
+    parser.add_argument("--onnx", nargs=2, metavar=("PREFILL", "DECODE"),
+                        help="the two forms as ONNX files (instead of the zoo decoder)")
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -102,9 +109,13 @@ def main() -> int:
         return 0
     cases = [tuple(c.split(":")) for c in args.case] if args.case else CASES
     with tempfile.TemporaryDirectory() as tmp:
-        prefill, decode = build(args.model, args.layers, args.prefill, args.max_seq, tmp)
-        print(f"{args.model} (layers {args.layers or DIMS[args.model]['layers']}): prefill "
-              f"{args.prefill} tokens, cache of {args.max_seq} positions")
+        if args.onnx:
+            prefill, decode = args.onnx
+            print(f"{prefill} and {decode}: cache of {args.max_seq} positions")
+        else:
+            prefill, decode = build(args.model, args.layers, args.prefill, args.max_seq, tmp)
+            print(f"{args.model} (layers {args.layers or DIMS[args.model]['layers']}): "
+                  f"prefill {args.prefill} tokens, cache of {args.max_seq} positions")
         for target, precision in cases:
             proc = subprocess.run([sys.executable, __file__, "--child", prefill, decode, target,
                                    precision, str(args.max_seq), str(args.steps)],

@@ -103,6 +103,9 @@ def example(config, past: int, sequence: int):
 
 
 def export(module, args, names, outputs, exporter: str, path: str) -> None:
+    import tempfile
+
+    import onnx
     import torch
 
     for p in (path, path + ".data"):
@@ -111,8 +114,17 @@ def export(module, args, names, outputs, exporter: str, path: str) -> None:
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         if exporter == "torchscript":
-            torch.onnx.export(module, args, path, dynamo=False, opset_version=17,
-                              input_names=names, output_names=outputs)
+            # past 2 GB TorchScript writes one file per tensor, named for the tensor, beside
+            # the model: two exports in one folder would overwrite each other's. Export
+            # alone, then keep the weights in one file named for the model.
+            with tempfile.TemporaryDirectory(dir=os.path.dirname(path)) as tmp:
+                alone = os.path.join(tmp, "model.onnx")
+                torch.onnx.export(module, args, alone, dynamo=False, opset_version=17,
+                                  input_names=names, output_names=outputs)
+                proto = onnx.load(alone)
+                onnx.save_model(proto, path, save_as_external_data=True,
+                                all_tensors_to_one_file=True,
+                                location=os.path.basename(path) + ".data", size_threshold=1024)
         else:
             torch.onnx.export(module, args, path, dynamo=True, input_names=names,
                               output_names=outputs, external_data=True, verbose=False)

@@ -16,6 +16,7 @@ from npuc.compiler.pipeline import (  # noqa: F401  (re-exported)
     compile_one,
     warnings_of,
 )
+from npuc.compiler.quantize_step import InputsAsCalibration
 from npuc.compiler.schedule.shapes import parse_shapes
 from npuc.compiler.verification import (  # noqa: F401  (re-exported)
     TOLERANCE,
@@ -25,6 +26,7 @@ from npuc.compiler.verification import (  # noqa: F401  (re-exported)
     judge,
     sample_inputs,
 )
+from npuc.ir.decisions import log_of
 from npuc.ir.errors import NpucError
 
 
@@ -87,11 +89,15 @@ def verify(model, target, opt_level: int = 2, quantize: str = "auto", calibratio
     early = []
     if calibration is None and inputs is not None:
         # random calibration knows nothing of a sample rate or a token id; the inputs do
-        calibration = [inputs]
-        early.append("no --calibration given: the quantizer was calibrated on the inputs "
-                     "verified")
+        # (a pre-quantized model keeps its own scales: they are not the user's samples)
+        calibration = InputsAsCalibration([inputs])
     compiled = compile_one(model, target, opt_level, quantize, calibration, output_dir,
                            schedule_in, batch=batch, progress=progress, shapes=shapes,
                            input_shapes=given, fanout=fanout)
+    if isinstance(calibration, InputsAsCalibration) and not any(
+            d.stage == "prequantized" and d.action == "model parameters"
+            for d in log_of(compiled.graph)):
+        early.append("no --calibration given: the quantizer was calibrated on the inputs "
+                     "verified")
     feeds = inputs if inputs is not None else sample_inputs(model, compiled)
     return check_program(model, compiled, compiled.program, compiled.weights, feeds, early)

@@ -26,6 +26,11 @@ def prepare_contrib(graph):
     return take_parameters(graph)
 
 
+class InputsAsCalibration(list):
+    """Samples a command calibrates on because the user gave none (``verify``'s inputs):
+    a pre-quantized model keeps its own scales instead, as with no samples at all."""
+
+
 def quantize_step(graph, target, precision: str, calibration, progress: bool = False,
               prequantized=None, fanout=None, wanted=("auto", None, 1, None)):
     """``(graph, precision it computes in)``; ``wanted``: (accuracy, preprocess, batch,
@@ -36,7 +41,8 @@ def quantize_step(graph, target, precision: str, calibration, progress: bool = F
     if prequantized is not None:
         from npuc.compiler.quantize.prequantized import quantize_prequantized, why_not_used
 
-        if precision == "int8" and calibration is None:
+        if precision == "int8" and (calibration is None or
+                                    isinstance(calibration, InputsAsCalibration)):
             return quantize_prequantized(graph, target, prequantized), "int8"
         log.record("quantize", graph.name, "model parameters not used",
                    why_not_used(target, precision, calibration))

@@ -55,6 +55,12 @@ def _compile_chips(args) -> int:
         print(f"  chip {stage['chip']}: {stage['nodes']} nodes, estimated "
               f"{stage['estimated_latency_s'] * 1e3:.4f} ms, sends "
               f"{stage['send_s'] * 1e3:.4f} ms, weights {stage['weights_bytes']} bytes")
+    attention = m.get("attention", [])
+    refused = [d for d in attention if d["action"] != "split by heads"]
+    if attention:  # why an attention was not split (all alike, as a rule): the first
+        print(f"attention split by heads: {len(attention) - len(refused)} of "
+              f"{len(attention)}" + (f"; {refused[0]['attention']}: {refused[0]['reason']}"
+                                     if refused else ""))
     print(f"estimated latency {m['estimated_latency_s'] * 1e3:.4f} ms through all chips, "
           f"{m['pipelined_inputs_per_s']:.1f} inputs/s pipelined")
     print(f"wrote {args.output}")

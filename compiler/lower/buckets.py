@@ -25,10 +25,12 @@ MANIFEST_VERSION = 1
 
 
 def merge_weights(programs: list[dict], blobs: list[bytes]) -> tuple[list[dict], bytes]:
-    """Programs rewritten to read one shared blob, and that blob (each distinct weight,
-    by name and content, stored once, in the order the programs first use them)."""
+    """Programs rewritten to read one shared blob, and that blob (each distinct weight
+    content stored once, in the order the programs first use them). Weights are found by
+    content, not by name: the prefill and decode forms of a decoder are two exports, and
+    an exporter numbers its constants (``val_43``, ``onnx::MatMul_1300``) per export."""
     shared = bytearray()
-    placed: dict[tuple[str, str], int] = {}
+    placed: dict[tuple[int, str], int] = {}
     out = []
     for program, blob in zip(programs, blobs):
         program = copy.deepcopy(program)
@@ -39,7 +41,7 @@ def merge_weights(programs: list[dict], blobs: list[bytes]) -> tuple[list[dict],
             if buf["space"] != "weights":
                 continue
             data = bytes(blob[buf["offset"]:buf["offset"] + buf["size"]])
-            key = (buf["name"], hashlib.sha256(data).hexdigest())
+            key = (len(data), hashlib.sha256(data).hexdigest())
             if key not in placed:
                 start = align_up(len(shared), align)
                 shared.extend(b"\0" * (start - len(shared)))

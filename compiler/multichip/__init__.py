@@ -1,9 +1,10 @@
 """A model over several chips: each chip gets its own program, and the programs exchange
-tensors with commands priced from the chip's ``[link]``: ``all_gather`` between the
-segments of a tensor-parallel split, ``send``/``recv`` between pipeline stages.
+tensors with commands priced from the chip's ``[link]``: ``all_gather`` and
+``all_reduce`` between the segments of a tensor-parallel split, ``send``/``recv`` between pipeline stages.
 
-- :mod:`.tensor`, :mod:`.tensor_compile`: weight products split by columns over the
-  chips (tensor parallelism), compiled and simulated segment by segment;
+- :mod:`.tensor`, :mod:`.tensor_compile`: weight products split by columns (and their
+  readers by rows) over the chips (tensor parallelism), compiled and simulated segment
+  by segment; :mod:`.heads`: attentions split by heads;
 - :mod:`.partition`: the graph cut into consecutive stages of balanced estimated time
   (pipeline parallelism), each a graph of its own;
 - :mod:`.compile`: ``compile_chips``: load, optimize and quantize once, then schedule and

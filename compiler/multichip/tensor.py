@@ -18,7 +18,9 @@ Two splits, as in Megatron-LM:
   chip's dot product, so these outputs agree with the single-chip IR within the
   precision's tolerance, not bit for bit.
 
-What lies between (norms, rotary embeddings, attention) runs on every chip. Weight slices
+An attention is split by heads (:mod:`.heads`): its Q/K/V projections by columns, its
+output projection by rows, joined by one ``all_reduce``. What lies between (norms,
+rotary embeddings) runs on every chip. Weight slices
 are views of the weights, never copies: a mapped weight stays in its file.
 
 The program of a chip is the list of its *segments*: the nodes between two collectives,
@@ -47,11 +49,11 @@ def _matrix(v, chips: int, axis: int) -> bool:
         v.const.shape[axis] % chips == 0 and v.const.shape[axis] >= chips
 
 
-def split_products(graph, chips: int) -> list:
-    """The nodes split by columns over ``chips`` chips."""
+def split_products(graph, chips: int, skip=frozenset()) -> list:
+    """The nodes split by columns over ``chips`` chips (but those in ``skip``)."""
     found = []
     for node in graph.nodes:
-        which = _weights(node)
+        which = [] if node.name in skip else _weights(node)
         if which and all(_matrix(node.inputs[i], chips, 1) for i in which) and \
                 len({node.inputs[i].const.shape for i in which}) == 1:
             found.append(node)
@@ -81,12 +83,12 @@ def _chain(y, graph) -> tuple[list, object, int] | None:
         return values, node, index
 
 
-def row_splits(graph, chips: int) -> dict:
+def row_splits(graph, chips: int, skip=frozenset()) -> dict:
     """``{column-split node name: (values kept sliced, MatMul split by rows)}``: the
     MatMul that is the only reader of a column-split output (through elementwise nodes),
     by a weight of as many rows."""
     out, readers = {}, set()
-    for node in split_products(graph, chips):
+    for node in split_products(graph, chips, skip):
         if node.name in readers:
             continue  # split by rows already, as the reader of an earlier product
         found = _chain(node.outputs[0], graph) if node.outputs[0] is not None else None
@@ -95,7 +97,8 @@ def row_splits(graph, chips: int) -> dict:
         values, m, index = found
         if m.domain == "" and m.op_type == "MatMul" and index == 0 and \
                 _matrix(m.inputs[1], chips, 0) and \
-                m.inputs[1].const.shape[0] == values[0].type.shape[-1]:
+                m.inputs[1].const.shape[0] == values[0].type.shape[-1] and \
+                m.name not in skip:
             out[node.name] = (values, m)
             readers.add(m.name)
     return out
@@ -119,13 +122,17 @@ def _rename_output(g, node, suffix: str, last: int | None):
 
 def chip_graph(graph, chips: int, chip: int):
     """A copy of ``graph`` in which each split product multiplies by chip ``chip``'s
-    slice of its weights: a gathered one writes ``NAME.part``, a row-split one
+    slice of its weights: a gathered one writes ``NAME.part``, a row-split one (an
+    attention's output projection, :mod:`.heads`, or a down projection)
     ``NAME.partial``, and NAME has no producer (the collective makes it)."""
+    from .heads import split_heads
+
     g = graph.copy()
     g.meta = dict(graph.meta)
-    rows = row_splits(g, chips)
+    skip = split_heads(g, chips, chip, lambda g, m: _rename_output(g, m, PARTIAL, None))
+    rows = row_splits(g, chips, skip)
     readers = {m.name for _, m in rows.values()}
-    for node in [n for n in split_products(g, chips) if n.name not in readers]:
+    for node in [n for n in split_products(g, chips, skip) if n.name not in readers]:
         cols = node.inputs[_weights(node)[0]].const.shape[1] // chips
         for i in _weights(node):
             w = node.inputs[i]

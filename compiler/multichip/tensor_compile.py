@@ -10,6 +10,9 @@ the time on the chip's link of a ring:
 - ``all_reduce`` (a row split's partial sums): a reduce-scatter and an all-gather,
   ``2 (chips - 1)`` hops of ``1/chips`` of the tensor each; ``order`` says how the sum
   is taken (``"chip"``: float32, in chip order).
+
+``sharded_outputs`` names the model outputs (an attention's key/value cache split by
+heads) each chip holds its slice of, with the axis the slices join along in chip order.
 """
 
 from __future__ import annotations
@@ -51,11 +54,18 @@ def compile_tensor(result, model, chips: int, estimate_at: str) -> None:
     from npuc.compiler.report import summarize
     from npuc.compiler.schedule import schedule
     from npuc.compiler.schedule.tile_cache import TileCache
+    from npuc.ir.decisions import log_of
 
+    from .heads import blocks, sharded_outputs
     from .tensor import PARTIAL
 
     target = result.target
     collectives = []
+    attention = blocks(result.graph, chips)[1]
+    for d in attention:
+        log_of(result.graph).record("tensor-parallel", d["attention"], d["action"],
+                                    d["reason"])
+    sharded = sharded_outputs(result.graph, chips)
     tiles = TileCache()  # every chip's segments repeat the same layers
     for chip in range(chips):
         programs, sizes, summaries, blob = [], [], [], Concat()
@@ -81,11 +91,13 @@ def compile_tensor(result, model, chips: int, estimate_at: str) -> None:
                                        result.precision, estimate_at))
         offsets = list(np.cumsum([0] + sizes[:-1]).tolist())
         result.programs.append({"format": "npuc-segments", "version": 1,
-                                "segments": programs, "weights_offsets": offsets})
+                                "segments": programs, "weights_offsets": offsets,
+                                "sharded_outputs": sharded})
         result.weights.append(blob.finish())
         result.summaries.append(_chip_summary(summaries))
     result.parallelism = "tensor"
     result.manifest = _manifest(result, collectives, chips)
+    result.manifest["attention"] = attention
 
 
 def _chip_summary(summaries: list[dict]) -> dict:
@@ -143,6 +155,9 @@ def simulate_segments(programs: list, weights: list, inputs: dict) -> dict:
                     whole += p
             for c in range(chips):
                 envs[c][cmd["tensor"]] = whole
+    # a key/value cache split by heads stays on its chips: joined in chip order
+    for name, axis in programs[0].get("sharded_outputs", {}).items():
+        envs[0][name] = np.concatenate([envs[c][name] for c in range(chips)], axis=axis)
     return envs[0]
 
 

@@ -18,9 +18,11 @@ def test_a_small_decoder_over_chips_is_bit_identical_to_the_single_chip_ir(chips
     m = r["manifest"]
     assert m["parallelism"] == ("tensor" if parallel == "auto" else "pipeline")
     assert len(m["stages"]) == chips and all(s["nodes"] > 0 for s in m["stages"])
-    if m["parallelism"] == "tensor":  # 7 products per layer and the head, each gathered
-        # after -O2 (the gated MLP fused): 5 split products per layer and the head
-        assert m["segments"] == 11 and len(m["transfers"]) == 11  # the head ends the graph
+    if m["parallelism"] == "tensor":  # one collective per segment, the head's ends it
+        # 2 chips: the attention split by heads and the MLP, an all_reduce each per layer;
+        # 4 chips: 2 key/value heads do not divide, Q/K/V/O are each gathered
+        count = 5 if chips == 2 else 11
+        assert m["segments"] == count and len(m["transfers"]) == count
         whole = compile_chips("zoo:decoder-tiny", "rngd", 1).summaries[0]["weights_bytes"]
         assert all(s["weights_bytes"] < whole for s in m["stages"])
 
@@ -90,3 +92,11 @@ def test_the_mlp_is_split_by_columns_then_rows_and_joined_by_an_all_reduce():
     assert shapes["model.layers.0.mlp.gate_proj.weight_bf16.chip2"] == [64, 32]
     assert shapes["model.layers.0.mlp.down_proj.weight_bf16.chip2"] == [32, 64]
     assert shapes["/model/layers.0/mlp/Mul_output_0"][-1] == 32  # never gathered
+
+
+def test_compile_says_how_many_attentions_were_split_by_heads(tmp_path, capsys):
+    assert main(["compile", "zoo:decoder-tiny", "--target", "rngd", "--chips", "4",
+                 "-o", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out
+    assert "attention split by heads: 0 of 2; /model/layers.0/self_attn/MatMul_1: 4 query " \
+        "heads and 2 key/value heads do not divide by 4 chips" in out

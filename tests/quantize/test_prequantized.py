@@ -104,6 +104,23 @@ def test_prequantized_model_verifies_against_onnxruntime_on_warboy(quantized, fm
     assert len(qconv) == 3
 
 
+def test_verify_with_inputs_keeps_the_model_scales(quantized):
+    """The inputs given to verify are not calibration samples: the model's own scales are
+    used (no recalibration, no accuracy search moving layers to float), and the result
+    matches onnxruntime running the quantized model within its rounding."""
+    x = {"x": np.random.default_rng(5).standard_normal((1, 3, 16, 16)).astype(np.float32)}
+    r = npuc.verify(quantized["qdq"], "warboy-2pe", inputs=x)
+    log = log_of(r.compiled.graph)
+    assert [d for d in log if d.stage == "prequantized" and d.action == "model parameters"]
+    assert not [d for d in log if d.action == "model parameters not used"]
+    assert not [d for d in log if d.stage == "accuracy"]
+    assert not any("calibrated on the inputs" in n for n in r.notes)
+    assert r.passed and r.outputs["y"]["max_abs_error"] <= 2 * output_step(quantized["qdq"])
+    # samples the user gives as calibration still ask for quantizing again
+    again = npuc.compile(quantized["qdq"], "warboy-2pe", calibration=[x])
+    assert [d for d in log_of(again.graph) if d.action == "model parameters not used"]
+
+
 def test_model_weight_scales_are_kept(quantized):
     r = npuc.compile(quantized["qdq"], "warboy-2pe")
     first = next(n for n in r.graph.nodes if n.op_type == "QConv")
