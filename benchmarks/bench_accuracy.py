@@ -77,7 +77,8 @@ def ort_static(model, cal, held, method):
 def npuc_int8(model, target, cal, held, accuracy):
     """npuc's int8 for ``target`` with the requirement ``accuracy`` (None: no recovery):
     outputs on ``held``, the recovery's latency cost and the int8 estimate of the layers."""
-    from npuc.compiler.quantize.recovery import LAYER_OPS, Costs
+    from npuc.compiler.quantize.layers import layer_op
+    from npuc.compiler.quantize.recovery import Costs
 
     g = npuc.optimize(npuc.import_onnx(model), level=2)
     q = quantize(g, target, cal, precision="int8", accuracy=accuracy, progress=False)
@@ -85,7 +86,7 @@ def npuc_int8(model, target, cal, held, accuracy):
     cost = sum(d.data.get("latency_cost_s", 0.0) for d in steps)
     scheme = q.meta["quantize"]["scheme"]
     fg = q.meta["quantize"]["float_graph"]
-    base = sum(Costs(scheme).seconds(n, "int8") for n in fg.nodes if n.op_type in LAYER_OPS)
+    base = sum(Costs(scheme).seconds(n, "int8") for n in fg.nodes if layer_op(n))
     moved = q.meta["quantize"].get("layers", {})
     return [execute(q, h) for h in held], cost, base, moved
 

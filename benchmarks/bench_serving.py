@@ -27,6 +27,17 @@ from npuc.compiler.serving.estimate import estimate
 
 BATCHES = (1, 2, 4, 8, 16)
 
+def _mlperf(case: str, model: str, target: str, scenario: str, published: float,
+            source: str) -> tuple:
+    """An int8 MLPerf figure: ``offline`` (samples/s over the batches tried) or
+    ``single`` (single-stream latency at batch 1)."""
+    if scenario == "offline":
+        return (case, model, target, {"quantize": "int8", "batches": BATCHES},
+                "samples_per_s", published, "samples/s", source)
+    return (case, model, target, {"quantize": "int8", "batches": (1,)},
+            "single_stream_latency_s", published, "s", source)
+
+
 # (case, model, target, options, figure kind, published value, unit, source)
 CASES = [
     ("rngd-llama3.1-8b", "zoo:llama3.1-8b", "rngd",
@@ -35,30 +46,22 @@ CASES = [
     ("rngd-llama3.1-70b-x8", "zoo:llama3.1-70b", "rngd",
      {"quantize": "fp8", "workload": Workload(2048, 128), "chips": 8},
      "output_tokens_per_s", 957.0, "tokens/s", "L1: 8 cards, FP8, 2048 in / 128 out"),
-    ("warboy-resnet50-offline", "zoo:resnet50", "warboy-2pe",
-     {"quantize": "int8", "batches": BATCHES},
-     "samples_per_s", 2758.0, "samples/s", "W7: MLPerf v2.0 offline"),
-    ("warboy-resnet50-single", "zoo:resnet50", "warboy-2pe",
-     {"quantize": "int8", "batches": (1,)},
-     "single_stream_latency_s", 0.712e-3, "s", "W7: MLPerf v2.0 single-stream p90"),
-    ("warboy-ssd-mobilenet-single", "zoo:ssd-mobilenet", "warboy-2pe",
-     {"quantize": "int8", "batches": (1,)},
-     "single_stream_latency_s", 0.364e-3, "s", "W7: MLPerf v2.0 single-stream p90"),
-    ("atom-resnet50-offline", "zoo:resnet50", "atom",
-     {"quantize": "int8", "batches": BATCHES},
-     "samples_per_s", 7246.0, "samples/s", "A3: MLPerf v3.0 offline"),
-    ("atom-resnet50-single", "zoo:resnet50", "atom",
-     {"quantize": "int8", "batches": (1,)},
-     "single_stream_latency_s", 0.239e-3, "s", "A3: MLPerf v3.0 single-stream p90"),
-    ("atom-bert-large-single", "zoo:bert-large", "atom",
-     {"quantize": "int8", "batches": (1,)},
-     "single_stream_latency_s", 4.30e-3, "s", "A3: MLPerf v3.0 BERT-99 single-stream p90"),
-    ("x220-compact-resnet50-offline", "zoo:resnet50", "x220-compact",
-     {"quantize": "int8", "batches": BATCHES},
-     "samples_per_s", 6769.0, "samples/s", "S1: MLPerf v2.1 offline"),
-    ("x220-enterprise-resnet50-offline", "zoo:resnet50", "x220-enterprise",
-     {"quantize": "int8", "batches": BATCHES},
-     "samples_per_s", 13101.0, "samples/s", "S1: MLPerf v2.1 offline"),
+    _mlperf("warboy-resnet50-offline", "zoo:resnet50", "warboy-2pe", "offline", 2758.0,
+            "W7: MLPerf v2.0 offline"),
+    _mlperf("warboy-resnet50-single", "zoo:resnet50", "warboy-2pe", "single", 0.712e-3,
+            "W7: MLPerf v2.0 single-stream p90"),
+    _mlperf("warboy-ssd-mobilenet-single", "zoo:ssd-mobilenet", "warboy-2pe", "single",
+            0.364e-3, "W7: MLPerf v2.0 single-stream p90"),
+    _mlperf("atom-resnet50-offline", "zoo:resnet50", "atom", "offline", 7246.0,
+            "A3: MLPerf v3.0 offline"),
+    _mlperf("atom-resnet50-single", "zoo:resnet50", "atom", "single", 0.239e-3,
+            "A3: MLPerf v3.0 single-stream p90"),
+    _mlperf("atom-bert-large-single", "zoo:bert-large", "atom", "single", 4.30e-3,
+            "A3: MLPerf v3.0 BERT-99 single-stream p90"),
+    _mlperf("x220-compact-resnet50-offline", "zoo:resnet50", "x220-compact", "offline",
+            6769.0, "S1: MLPerf v2.1 offline"),
+    _mlperf("x220-enterprise-resnet50-offline", "zoo:resnet50", "x220-enterprise",
+            "offline", 13101.0, "S1: MLPerf v2.1 offline"),
 ]
 
 

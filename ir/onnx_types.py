@@ -32,12 +32,7 @@ def type_from_proto(tp: TypeProto, where: str = "") -> Type | None:
                 # -1 and "?" are how exporters write "any size" (not one shared symbol)
                 if d.HasField("dim_value") and d.dim_value < -1:
                     raise NpucError(f"{where}negative dimension {d.dim_value} in its shape")
-                if d.HasField("dim_value") and d.dim_value >= 0:
-                    dims.append(int(d.dim_value))
-                elif d.HasField("dim_param") and d.dim_param and d.dim_param != "?":
-                    dims.append(d.dim_param)
-                else:
-                    dims.append(None)
+                dims.append(dim_from_proto(d))
             shape = tuple(dims)
             if all(isinstance(d, int) for d in dims):
                 from .limits import check_shape
@@ -50,6 +45,16 @@ def type_from_proto(tp: TypeProto, where: str = "") -> Type | None:
     if which == "optional_type":
         return OptionalType(type_from_proto(tp.optional_type.elem_type, where))
     raise UnsupportedError(f"{where}values of ONNX type '{which}' are not supported")
+
+
+def dim_from_proto(d) -> int | str | None:
+    """An ONNX dimension as npuc writes it: its size, its symbol, or None for one of any
+    size (no value, ``-1`` or ``"?"``, how exporters write "any size")."""
+    if d.HasField("dim_value") and d.dim_value >= 0:
+        return int(d.dim_value)
+    if d.HasField("dim_param") and d.dim_param and d.dim_param != "?":
+        return d.dim_param
+    return None
 
 
 def type_to_proto(t: Type | None) -> TypeProto:

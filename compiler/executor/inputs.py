@@ -124,18 +124,24 @@ def random_inputs(graph: Graph, seed: int = 0, dims: dict[str, int] | None = Non
         shape = tuple(d if isinstance(d, int) and d >= 0 else dims.setdefault(d, 1)
                       if isinstance(d, str) else 1 for d in t.shape)
         check_shape(shape, max(t.dtype.bits // 8, 1), f"input '{v.name}'")
-        dt = t.dtype
-        if dt.is_float:
-            arr = rng.standard_normal(shape).astype(dt.numpy)
-        elif dt.kind == "bool":
-            arr = rng.random(shape) < 0.5
-        elif dt.is_integer:
-            high = 2 if "mask" in v.name else min(100, index_bound(v) or 100)
-            arr = rng.integers(0, high, size=shape).astype(dt.numpy)
-        else:
+        high = 2 if "mask" in v.name else min(100, index_bound(v) or 100)
+        arr = random_array(rng, shape, t.dtype, high)
+        if arr is None:
             raise InputError(f"input '{v.name}' of type {t} cannot be generated; give --inputs")
         out[v.name] = arr
     return out
+
+
+def random_array(rng: np.random.Generator, shape: tuple, dt, high: int = 100):
+    """One random input of element type ``dt`` (an IR DType): floats ~ N(0, 1), booleans
+    fair, integers in ``[0, high)``; None for a type that cannot be generated."""
+    if dt.is_float:
+        return rng.standard_normal(shape).astype(dt.numpy)
+    if dt.kind == "bool":
+        return rng.random(shape) < 0.5
+    if dt.is_integer:
+        return rng.integers(0, high, size=shape).astype(dt.numpy)
+    return None
 
 
 # Operators through which an index keeps its meaning on its way to a Gather.

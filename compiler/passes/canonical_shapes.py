@@ -17,7 +17,7 @@ import numpy as np
 
 from npuc.ir.schema import attr_or_default
 
-from .canonical_values import _same_shape, _type
+from .canonical_values import ForwardInput, _same_shape, _type
 from .rewrite import Rule
 
 
@@ -37,34 +37,26 @@ class ReshapeChain(Rule):
                     **m.root.attrs)
 
 
-class RemoveReshape(Rule):
+class RemoveReshape(ForwardInput):
     """A Reshape or Expand to the shape a value has does nothing."""
 
     pattern = ("Reshape(x, _)", "Expand(x, _)", "Squeeze(x, axes?)", "Unsqueeze(x, axes?)")
-    quiet = True
 
     def check(self, m):
         if not _same_shape(m.x, m.root.outputs[0]):
             return "the shape changes"
 
-    def rewrite(self, m, b):
-        return m.x
 
-
-class RemoveFullSlice(Rule):
+class RemoveFullSlice(ForwardInput):
     """A Slice with positive steps whose output has its input's shape takes all of it."""
 
     pattern = "Slice(x, starts, ends, axes?, steps?)"
-    quiet = True
 
     def check(self, m):
         if not _same_shape(m.x, m.root.outputs[0]):
             return "the shape changes"
         if m.steps is not None and (m.const("steps") is None or (m.const("steps") <= 0).any()):
             return "its steps are not known to be positive"
-
-    def rewrite(self, m, b):
-        return m.x
 
 
 def _perm(node, rank):
@@ -123,19 +115,15 @@ class TransposeOfMerged(Rule):
         return b.op("Transpose", merged, perm=perm, out_type=m.root.outputs[0].type)
 
 
-class RemoveTranspose(Rule):
+class RemoveTranspose(ForwardInput):
     """A Transpose that keeps the order does nothing."""
 
     pattern = "Transpose(x)"
-    quiet = True
 
     def check(self, m):
         perm = m.root.attrs.get("perm")
         if perm is None or list(perm) != list(range(len(perm))):
             return "it reorders axes"
-
-    def rewrite(self, m, b):
-        return m.x
 
 
 class StaticShape(Rule):

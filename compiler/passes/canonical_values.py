@@ -32,31 +32,32 @@ def _same_shape(a, b) -> bool:
                                         for d in ta.shape)
 
 
-class RemoveIdentity(Rule):
+class ForwardInput(Rule):
+    """A node that, when the match's check holds, computes its input ``x``: its output
+    becomes ``x`` (quietly, as a clean-up). Each subclass gives the pattern and the check."""
+
+    quiet = True
+
+    def rewrite(self, m, b):
+        return m.x
+
+
+class RemoveIdentity(ForwardInput):
     """Identity returns its input."""
 
     pattern = "Identity(x)"
-    quiet = True
-
-    def rewrite(self, m, b):
-        return m.x
 
 
-class RemoveSingleConcat(Rule):
+class RemoveSingleConcat(ForwardInput):
     """A Concat of one input returns its input."""
 
     pattern = "Concat(x)"
-    quiet = True
-
-    def rewrite(self, m, b):
-        return m.x
 
 
-class RemoveDropout(Rule):
+class RemoveDropout(ForwardInput):
     """Dropout at inference returns its input."""
 
     pattern = "Dropout(x, ratio?, training?)"
-    quiet = True
 
     def check(self, m):
         if m.training is not None and (m.const("training") is None or m.const("training").any()):
@@ -68,19 +69,15 @@ class RemoveDropout(Rule):
         return [m.x, None]
 
 
-class RemoveCast(Rule):
+class RemoveCast(ForwardInput):
     """A Cast to the type a value already has does nothing."""
 
     pattern = "Cast(x)"
-    quiet = True
 
     def check(self, m):
         t = _type(m.x)
         if t is None or t.dtype.numpy != _cast_to(m.root):
             return "it changes the type"
-
-    def rewrite(self, m, b):
-        return m.x
 
 
 def _cast_to(node):
@@ -118,19 +115,15 @@ class CastChain(Rule):
         return b.op("Cast", m.x, to=m.root.attrs["to"], out_type=m.root.outputs[0].type)
 
 
-class NeutralArithmetic(Rule):
+class NeutralArithmetic(ForwardInput):
     """x+0, x-0, x*1 and x/1 are x where they do not broadcast."""
 
     pattern = ("Add(x, 0)", "Sub(x, 0)", "Mul(x, 1)", "Div(x, 1)")
-    quiet = True
 
     def check(self, m):
         if not _same_shape(m.x, m.root.outputs[0]) or _type(m.x).dtype != \
                 _type(m.root.outputs[0]).dtype:
             return "it broadcasts or changes the type"
-
-    def rewrite(self, m, b):
-        return m.x
 
 
 class ConstantWhere(Rule):
@@ -160,11 +153,10 @@ NEVER_NAN = {"Shape", "Size", "Equal", "Less", "Greater", "LessOrEqual", "Greate
              "Not", "And", "Or", "IsNaN", "IsInf", "ArgMax", "ArgMin", "NonZero"}
 
 
-class NanGuard(Rule):
+class NanGuard(ForwardInput):
     """Where(IsNaN(x), _, x) is x when x cannot be NaN."""
 
     pattern = "Where(IsNaN(x), _, x)"
-    quiet = True
 
     def check(self, m):
         t = _type(m.x)
@@ -174,5 +166,4 @@ class NanGuard(Rule):
         if not _same_shape(m.x, m.root.outputs[0]):
             return "it broadcasts"
 
-    def rewrite(self, m, b):
-        return m.x
+

@@ -25,6 +25,7 @@ from npuc.ir.graph import Graph
 from npuc.ir.types import QuantParams
 
 from .calibrate import Stats, calibrate
+from .layers import layer_op
 from .plan import Builder
 from .prepare import prepare
 from .scheme import scheme_for
@@ -150,7 +151,7 @@ def _check_layer_names(g: Graph, layers: dict) -> None:
     names = {n.name for n in g.nodes}
     for name in sorted(layers):
         if name not in names:
-            heavy = [n.name for n in g.nodes if n.op_type in ("Conv", "Gemm", "MatMul")]
+            heavy = [n.name for n in g.nodes if layer_op(n)]
             raise NpucError(f"no node named '{name}' to give a layer scheme; the layers are "
                             f"{', '.join(heavy[:12])}{' ...' if len(heavy) > 12 else ''}")
 
@@ -159,9 +160,9 @@ def _calibrated_builder(g, scheme, samples, method, progress, options, smoothqua
                         fanout=None):
     from .plan import Builder
 
-    heavy = [n for n in g.nodes if n.op_type in ("Conv", "Gemm", "MatMul") and not n.domain]
-    chans = {n.inputs[0].name for n in heavy if n.op_type in ("Conv", "Gemm")}
-    cols = {n.inputs[0].name for n in heavy if n.op_type == "MatMul" and
+    heavy = [n for n in g.nodes if layer_op(n)]
+    chans = {n.inputs[0].name for n in heavy if layer_op(n) in ("Conv", "Gemm")}
+    cols = {n.inputs[0].name for n in heavy if layer_op(n) == "MatMul" and
             n.input(1).const is not None}
     stats = calibrate(g, samples, method, progress, chans, cols, fanout)
     ranges = _ranges(stats, scheme)
@@ -220,7 +221,7 @@ def _overflow_chain(fg, hazard) -> list[str]:
     round it to fp16 on the way in)."""
     out = [hazard.node] if hazard.node else []
     for n in fg.nodes:
-        if n.op_type in ("Conv", "Gemm", "MatMul") and \
+        if layer_op(n) and \
                 any(v is not None and v.name == hazard.value for v in n.inputs):
             out.append(n.name)
     return out

@@ -1,5 +1,6 @@
-"""What a quantized operator absorbs after it: a Relu or Clip that alone reads its result
-becomes the clamp of its int8 output (``qmin``, ``qmax``), as the chip applies it.
+"""The clamp of a quantized operator's int8 output (``qmin``, ``qmax``), as the chip
+applies it: the fused node's own epilogue when it is a clamp (``npuc::FusedConv`` with
+Relu or Clip), or a Relu or Clip that alone reads its result, absorbed.
 Shared by the rules of :mod:`.rules` and :mod:`.rules_elementwise`."""
 
 from __future__ import annotations
@@ -37,6 +38,23 @@ def clamp_after(rw, y):
     return None
 
 
+def fused_clamp(node):
+    """``(lo, hi)`` of a fused node's epilogue when it is a clamp (None for a bound it
+    lacks; ``(None, None)`` for no activation), or None when it is another function.
+    The bounds are rounded to the node's type, as the split Clip's constants were."""
+    act = node.attrs.get("activation", "")
+    if act == "":
+        return None, None
+    if act == "Relu":
+        return 0.0, None
+    if act == "Clip":
+        t = node.outputs[0].type
+        dt = t.dtype.numpy if isinstance(t, TensorType) else np.float32
+        lo, hi = node.attrs.get("activation_params", [])[:2]
+        return float(np.asarray(lo, dt)), float(np.asarray(hi, dt))
+    return None
+
+
 def _qrange(q: QuantParams, lo, hi) -> tuple[int, int]:
     s, z = float(q.scale), int(q.zero_point)
     lo = None if lo is None or not np.isfinite(lo) else lo  # Clip(-inf, 6): no lower clamp
@@ -49,6 +67,9 @@ def _qrange(q: QuantParams, lo, hi) -> tuple[int, int]:
 def _epilogue(rw, node):
     """The value the quantized node will compute, the absorbed nodes and its clamp."""
     y = node.outputs[0]
+    own = fused_clamp(node) if node.domain == "npuc" else None
+    if own is not None and own != (None, None):
+        return y, [], own[0], own[1]
     absorbed, lo, hi = [], None, None
     clamp = clamp_after(rw, y)
     if clamp is not None:

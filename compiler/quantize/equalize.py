@@ -10,6 +10,9 @@ divided by ``s_c`` in the first Conv (weights and bias) and multiplied back in t
 depthwise filter ``c``: the model computes the same function (zero padding stays zero),
 and with weights scaled per output channel both weight tensors are quantized as well as
 before. ``s_c`` brings every channel's measured range to the largest one.
+
+A ``npuc::FusedConv`` with a Relu epilogue (or none) is such a Conv; its measured range
+is that of its Relu's output, the values its int8 output holds.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import numpy as np
 
 from npuc.ir.decisions import log_of
 from npuc.ir.graph import Graph
+
+from .layers import layer_op
 
 SAMPLES = 8          # calibration samples the channel ranges are measured on
 SMALLEST = 1 / 256   # a channel is not scaled up by more than this (dead channels stay)
@@ -30,7 +35,7 @@ def _sole_reader(v):
 
 def _depthwise(node, channels: int) -> bool:
     w = node.input(1)
-    return (node.op_type == "Conv" and not node.domain and w is not None and
+    return (layer_op(node) == "Conv" and w is not None and
             w.const is not None and node.attrs.get("group", 1) == channels and
             w.const.shape[0] == channels and w.const.shape[1] == 1)
 
@@ -41,8 +46,9 @@ def equalizable_pairs(graph: Graph) -> list[tuple]:
     pairs = []
     for node in graph.nodes:
         w = node.input(1)
-        if node.op_type != "Conv" or node.domain or w is None or w.const is None or \
-                node.outputs[0] in graph.outputs:
+        if layer_op(node) != "Conv" or w is None or w.const is None or \
+                node.outputs[0] in graph.outputs or \
+                node.attrs.get("activation", "") not in ("", "Relu"):
             continue
         channels = w.const.shape[0]
         via, reader = None, _sole_reader(node.outputs[0])

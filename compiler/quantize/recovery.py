@@ -27,9 +27,9 @@ import numpy as np
 from npuc.ir.decisions import log_of
 
 from .evaluator import Evaluator
+from .layers import layer_op
 from .plan import Builder, Plan, half_precision
 
-LAYER_OPS = ("Conv", "Gemm", "MatMul")
 OBSERVERS = ("minmax", "percentile", "entropy", "mse")
 TOP_OBSERVED = 2       # layers whose activations try every observer
 RANKING_ROWS = 8       # samples the sensitivity ranking is measured on
@@ -64,9 +64,9 @@ def layer_macs(node) -> int:
     if out is None or wshape is None:
         return 0
     wshape = [d if isinstance(d, int) else 1 for d in wshape]
-    if node.op_type == "Conv":
+    if layer_op(node) == "Conv":
         k = int(np.prod(wshape[1:]))
-    elif node.op_type == "Gemm":
+    elif layer_op(node) == "Gemm":
         k = wshape[1] if node.attrs.get("transB", 0) else wshape[0]
     else:
         k = wshape[-2] if len(wshape) >= 2 else wshape[0]
@@ -155,7 +155,7 @@ def recover(builder: Builder, plan: Plan, requirement, samples, progress=False,
 def _search(builder, ev, state, steps, requirement, fanout) -> None:
     plan = state.plan
     layers = [n.name for n in builder.float_graph.nodes
-              if n.op_type in LAYER_OPS and not n.domain and n.name not in plan.layers]
+              if layer_op(n) and n.name not in plan.layers]
     order = [name for name, _ in sensitivity(builder, ev, layers, plan, fanout)]
     nodes = {n.name: n for n in builder.float_graph.nodes}
     if builder.scheme.precision in ("int8", "fp8"):
@@ -183,7 +183,7 @@ def _movable(rung, name, nodes, plan, scheme) -> bool:
     fmt = plan.layers.get(name, scheme.precision)
     if fmt == "fp32" or not _wider(rung, fmt, scheme):
         return False
-    return not (rung.startswith("w") and nodes[name].op_type == "Conv")
+    return not (rung.startswith("w") and layer_op(nodes[name]) == "Conv")
 
 
 def _try(ev, state, cand, steps, subject, action, why, cost) -> bool:

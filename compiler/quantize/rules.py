@@ -6,7 +6,8 @@ or returns the reason it did not, which goes to the decision log.
 - Conv, Gemm, MatMul: the compute-heavy operators. Their float inputs are quantized on
   the way in; weights per output channel; bias int32 at scale ``s_x * s_w``; a Relu or
   Clip that only reads the result becomes the output clamp, and an Add of a constant
-  vector after a MatMul becomes its bias.
+  vector after a MatMul becomes its bias. ``npuc::FusedConv`` with a clamp epilogue is a
+  Conv whose clamp is its own.
 - Elementwise functions (one 256-entry table), data movement and Concat: in
   :mod:`.rules_elementwise`; Add, Sub, Mul, Div of tensors and sums in :mod:`.rules_arith`.
 - ``npuc::Gelu`` (the optimizer's GELU): a table, like the ONNX elementwise functions.
@@ -196,9 +197,10 @@ def matmul(rw, node):
     rw.replace(node, new.outputs[0], y, absorbed)
 
 
-# npuc operators are keyed "npuc::Op" (the fused ones are split before, see unfuse.py)
-RULES = {"Conv": conv, "Gemm": gemm, "MatMul": matmul, "Concat": concat, "Split": split,
-         "npuc::Gelu": lut,
+# npuc operators are keyed "npuc::Op" (the fused ones other than a FusedConv with a clamp
+# are split before, see unfuse.py)
+RULES = {"Conv": conv, "npuc::FusedConv": conv, "Gemm": gemm, "MatMul": matmul,
+         "Concat": concat, "Split": split, "npuc::Gelu": lut,
          **{op: lut for op in LUT_OPS}, **{op: passthrough for op in PASS_OPS},
          "Add": add, "Sub": sub, "Mul": mul, "Div": div, "ReduceSum": reduce_sum,
          "ReduceMean": reduce_sum}

@@ -4,7 +4,9 @@
 ``npuc::FusedMatMul``, and recognises ``npuc::Attention``. Their integer forms are built
 from the parts, so before calibration each fused node becomes:
 
-- ``FusedConv`` / ``FusedGemm``: the Conv or Gemm, then its activation as one node;
+- ``FusedConv`` / ``FusedGemm``: the Conv or Gemm, then its activation as one node
+  (but a ``FusedConv`` whose epilogue is a clamp, Relu or Clip, or none stays whole: the
+  quantized Conv takes the clamp as the range of its int8 output, see :mod:`.epilogue`);
 - ``FusedMatMul``: the MatMul, the Add of its bias, then its activation;
 - ``Attention``: its MatMuls, the scaling, the mask and the Softmax (the ONNX nodes
   its decomposition in :mod:`npuc.compiler.ops.attention`).
@@ -28,6 +30,16 @@ from npuc.compiler.passes.pattern import Match
 from npuc.compiler.passes.rewrite import Rule, apply_rules
 from npuc.ir.graph import Graph
 
+from .epilogue import fused_clamp
+
+
+def _splits(node) -> bool:
+    """Whether the quantizer splits ``node``: a fused npuc operator or Attention, but not
+    a FusedConv whose epilogue is a clamp."""
+    if node.domain != "npuc" or not (node.op_type in BASE or node.op_type == "Attention"):
+        return False
+    return not (node.op_type == "FusedConv" and fused_clamp(node) is not None)
+
 
 class SplitFused(Rule):
     """A fused npuc operator becomes its base operator and its activation."""
@@ -36,7 +48,7 @@ class SplitFused(Rule):
     quiet = True
 
     def match(self, node):
-        if node.domain == "npuc" and (node.op_type in BASE or node.op_type == "Attention"):
+        if _splits(node):
             yield Match(node, covered=[(node, True)])
 
     def rewrite(self, m, b):
@@ -47,8 +59,7 @@ class SplitFused(Rule):
 
 def split_fused(graph: Graph) -> int:
     """Split every fused npuc operator of ``graph`` in place; the number split."""
-    if not any(n.domain == "npuc" and (n.op_type in BASE or n.op_type == "Attention")
-               for n in graph.nodes):
+    if not any(_splits(n) for n in graph.nodes):
         return 0
     count = apply_rules(graph, [SplitFused()], "quantize")
     if count:

@@ -22,6 +22,7 @@ import itertools
 from dataclasses import dataclass
 
 from npuc.ir.errors import NpucError
+from npuc.ir.onnx_types import dim_from_proto
 
 MAX_SETS = 64  # programs one compile may make: more is almost surely a typo
 
@@ -189,15 +190,7 @@ def proto_signature(proto) -> list[tuple[str, list]]:
         if not tt.HasField("shape"):
             out.append((vi.name, None))
             continue
-        dims = []
-        for d in tt.shape.dim:
-            if d.HasField("dim_value") and d.dim_value >= 0:
-                dims.append(int(d.dim_value))
-            elif d.HasField("dim_param") and d.dim_param and d.dim_param != "?":
-                dims.append(d.dim_param)
-            else:
-                dims.append(None)
-        out.append((vi.name, dims))
+        out.append((vi.name, [dim_from_proto(d) for d in tt.shape.dim]))
     return out
 
 

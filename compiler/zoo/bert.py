@@ -18,6 +18,7 @@ from npuc.compiler.zoo.inputs import InputSpec
 from npuc.compiler.zoo.transformer import (
     MASK_VALUE,
     STD,
+    EncoderSizes,
     gemm,
     intermediate,
     layer_norm,
@@ -29,14 +30,10 @@ EPS = 1e-12
 
 
 @dataclass(frozen=True)
-class BertConfig:
+class BertConfig(EncoderSizes):
     """Sizes of the model; the defaults are ``bert-base-uncased`` at 128 tokens."""
 
     vocab_size: int = 30522
-    hidden: int = 768
-    layers: int = 12
-    heads: int = 12
-    intermediate: int = 3072
     max_positions: int = 512
     type_vocab_size: int = 2
     sequence: int = 128

@@ -1,4 +1,9 @@
-"""Random, valid inputs for the zoo's models (and for models shaped like them)."""
+"""Random, valid inputs for the zoo's models (and for models shaped like them).
+
+Images and token ids come from npuc's one random-input generator
+(:func:`npuc.compiler.executor.inputs.random_array`), token ids over the whole
+vocabulary; masks and positions have the layouts a tokenizer gives.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 from onnx import TensorProto
+
+from npuc.compiler.executor.inputs import random_array
+from npuc.ir.dtypes import dtype
 
 # How many trailing positions of a generated attention mask are padding.
 MASK_PADDING = 3
@@ -40,12 +48,12 @@ def make_inputs(specs: list[InputSpec], batch: int = 1, seed: int = 0) -> dict[s
     for spec in specs:
         shape = tuple(batch if d is None else d for d in spec.shape)
         if spec.kind == "image":
-            arrays[spec.name] = rng.standard_normal(shape, dtype=np.float32)
+            arrays[spec.name] = random_array(rng, shape, dtype("f32"))
         elif spec.kind == "positions":
             arrays[spec.name] = np.broadcast_to(
                 np.arange(spec.offset, spec.offset + shape[-1], dtype=np.int64), shape).copy()
         elif spec.kind == "tokens":
-            arrays[spec.name] = rng.integers(0, spec.vocab, shape, dtype=np.int64)
+            arrays[spec.name] = random_array(rng, shape, dtype("i64"), spec.vocab)
         else:
             mask = np.ones(shape, dtype=np.int64)
             # Keep at least one real token per row, or softmax would see only padding.

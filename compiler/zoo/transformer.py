@@ -9,6 +9,7 @@ them for the identity.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,6 +19,17 @@ STD = 0.02
 # The additive "minus infinity" HuggingFace uses for masked positions: finite, so that a
 # fully masked row still gives a defined softmax.
 MASK_VALUE = float(np.finfo(np.float32).min)
+
+
+@dataclass(frozen=True)
+class EncoderSizes:
+    """The sizes of an encoder of BERT and ViT; the defaults are their base models'
+    (``bert-base-uncased``, ViT-B/16)."""
+
+    hidden: int = 768
+    layers: int = 12
+    heads: int = 12
+    intermediate: int = 3072
 
 
 def linear(b: GraphBuilder, x: str, name: str, din: int, dout: int,

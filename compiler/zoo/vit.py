@@ -18,6 +18,7 @@ from npuc.compiler.zoo.builder import GraphBuilder
 from npuc.compiler.zoo.inputs import InputSpec
 from npuc.compiler.zoo.transformer import (
     STD,
+    EncoderSizes,
     dynamic_dims,
     gemm,
     intermediate,
@@ -30,15 +31,11 @@ EPS = 1e-12
 
 
 @dataclass(frozen=True)
-class ViTConfig:
+class ViTConfig(EncoderSizes):
     """Sizes of the model; the defaults are ViT-B/16 at 224x224 with 1000 classes."""
 
     image_size: int = 224
     patch: int = 16
-    hidden: int = 768
-    layers: int = 12
-    heads: int = 12
-    intermediate: int = 3072
     num_classes: int = 1000
 
 

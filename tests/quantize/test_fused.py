@@ -88,3 +88,49 @@ def test_unquantized_graph_keeps_the_operator_table():
     # --quantize none is estimated as if quantized: the table decides, not the float types
     r = driver.compile("zoo:resnet-tiny", "warboy-2pe", quantize="none")
     assert all("stays in float" not in g.reason for g in r.schedule.groups)
+
+
+def _unfused(g):
+    """``g`` with every fused operator written as its parts (what the quantizer once
+    split FusedConv into before re-absorbing the clamp)."""
+    from npuc.compiler.ops.fused import BASE, split_epilogue
+    from npuc.compiler.passes.pattern import Match
+    from npuc.compiler.passes.rewrite import Rule, apply_rules
+
+    class Split(Rule):
+        roots = tuple(BASE)
+
+        def match(self, node):
+            if node.domain == "npuc" and node.op_type in BASE:
+                yield Match(node, covered=[(node, True)])
+
+        def rewrite(self, m, b):
+            return split_epilogue(m.root, b)
+
+    g = g.copy()
+    apply_rules(g, [Split()], "test")
+    return g
+
+
+@pytest.mark.parametrize("name", ["resnet-tiny", "mobilenetv2-tiny"])
+def test_a_fused_clamp_quantizes_as_its_parts_did(name):
+    """A FusedConv with Relu or Clip is quantized whole (no split and re-absorb), and gives
+    the int8 program its Conv and clamp written apart give, to the bit."""
+    from npuc.compiler.quantize.prepare import prepare
+    from npuc.compiler.quantize.unfuse import split_fused
+
+    g = _optimized(name)
+    clamps = [n for n in g.nodes if n.op_type == "FusedConv" and
+              n.attrs.get("activation") in ("Relu", "Clip")]
+    assert clamps
+    kept = prepare(g)
+    split_fused(kept)
+    assert len([n for n in kept.nodes if n.op_type == "FusedConv"]) == len(clamps)
+    cal = _cal(name)
+    fused = quantize(g, "warboy-2pe", cal, progress=False)
+    parts = quantize(_unfused(g), "warboy-2pe", cal, progress=False)
+    ev = npuc.zoo.sample_inputs(name, batch=1, seed=7)
+    want, got = execute(parts, ev), execute(fused, ev)
+    assert sorted(n.op_type for n in fused.nodes) == sorted(n.op_type for n in parts.nodes)
+    for k in want:
+        assert np.array_equal(want[k], got[k])
