@@ -67,8 +67,8 @@ def search_alpha(g: Graph, stats: Stats, ranges: dict, scheme, samples, options,
                  method: str) -> float:
     """The alpha of :data:`ALPHAS` whose quantized model's outputs are closest to the
     float model's on the calibration samples (highest lowest-output SQNR)."""
-    from .plan import Builder
     from .evaluator import Evaluator
+    from .plan import Builder
 
     ev = Evaluator(g, samples[:16], None)
     best, best_db = ALPHAS[1], -np.inf
