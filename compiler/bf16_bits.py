@@ -85,9 +85,11 @@ def exact_fp16(x: np.ndarray) -> bool:
     return bool(_fp16_exact(_bits(x)))
 
 
-def high_halves(x: np.ndarray) -> np.ndarray:
-    """The high 16 bits of each float32 of ``x``, flat ``uint16``: the bf16 number of an
+def high_halves(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """The high 16 bits of each float32 of ``x``, flat ``uint16`` (written into ``out``,
+    a flat contiguous uint16 array of ``x``'s size, when given): the bf16 number of an
     exact value."""
-    out = np.empty(np.size(x), np.uint16)
+    if out is None:
+        out = np.empty(np.size(x), np.uint16)
     _high_halves(_bits(x), out)
     return out

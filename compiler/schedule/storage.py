@@ -92,11 +92,19 @@ def stored_array(value) -> np.ndarray:
     return stored_form(value, value.const)
 
 
-def stored_form(value, array: np.ndarray) -> np.ndarray:
-    """``array`` (the constant's data, or a run of it) in the format ``value`` is stored in."""
+def stored_form(value, array: np.ndarray, scratch: dict | None = None) -> np.ndarray:
+    """``array`` (the constant's data, or a run of it) in the format ``value`` is stored in.
+    ``scratch``: a dict whose buffer the result may be made in (valid until the next call
+    with it) instead of new memory."""
     name = value.meta.get("stored")
     if not name:
         return array
     if name == "bf16":  # exact: the high half of each float32 is the bf16 number
-        return high_halves(array).view(ml_dtypes.bfloat16).reshape(np.shape(array))
+        out = None
+        if scratch is not None:
+            buf = scratch.get("buffer")
+            if buf is None or buf.size < np.size(array):
+                buf = scratch["buffer"] = np.empty(np.size(array), np.uint16)
+            out = buf[:np.size(array)]
+        return high_halves(array, out).view(ml_dtypes.bfloat16).reshape(np.shape(array))
     return array.astype(ir_dtype(name).numpy)

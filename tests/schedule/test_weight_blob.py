@@ -117,3 +117,17 @@ def test_the_digest_is_a_hash_list_of_chunks():
     want = hashlib.sha256(b"".join(hashlib.sha256(c).digest() for c in chunks)).hexdigest()
     assert blob_module.digest(data) == want and len(chunks) == 3
     assert blob_module.digest(data) != blob_module.digest(data + b"\0")
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3 << 20), st.integers(1, 3 << 20)), max_size=4),
+       st.integers(0, 2 << 20))
+def test_a_blob_hashed_as_written_has_the_digest_of_its_bytes(writes, tail):
+    rng = np.random.default_rng(len(writes))
+    hasher, data = blob_module.Digester(), bytearray()
+    for gap, n in writes:
+        chunk = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        hasher.add(len(data) + gap, chunk)
+        data += bytes(gap) + chunk
+    data += bytes(tail)
+    assert hasher.hexdigest(len(data)) == blob_module.digest(bytes(data))
