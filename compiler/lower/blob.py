@@ -137,11 +137,28 @@ class Blob(mmap.mmap):
         while pos < size:
             start = _next(fd, pos, os.SEEK_DATA, size)
             end = _next(fd, start, os.SEEK_HOLE, size) if start < size else size
-            for lo in range(start, end, COPY_BYTES):
-                out.seek(at + lo)
-                out.write(os.pread(fd, min(COPY_BYTES, end - lo), lo))
+            _copy_range(fd, out, start, end, at)
             pos = end
         out.truncate(at + size)
+
+
+def _copy_range(fd: int, out, start: int, end: int, at: int) -> None:
+    """Copy bytes ``[start, end)`` of the file ``fd`` to ``out`` at ``at + start``: in
+    the kernel (no pass through this process's memory) where the system can, else read
+    and written in pieces of :data:`COPY_BYTES`."""
+    out.flush()
+    lo = start
+    try:
+        while lo < end:
+            n = os.copy_file_range(fd, out.fileno(), min(COPY_BYTES, end - lo), lo, at + lo)
+            if n <= 0:
+                break
+            lo += n
+    except (OSError, AttributeError):
+        pass  # not supported here (a file system or kernel without it): copied below
+    for piece in range(lo, end, COPY_BYTES):
+        out.seek(at + piece)
+        out.write(os.pread(fd, min(COPY_BYTES, end - piece), piece))
 
 
 def _next(fd: int, pos: int, whence: int, size: int) -> int:

@@ -36,9 +36,10 @@ def merge_weights(programs: list[dict], blobs: list) -> tuple[list[dict], object
     :class:`~.blob.Blob`, as :func:`~.weights.weight_blob` gives."""
     import tempfile
 
-    from .blob import file_digest, finish
+    from .blob import IN_MEMORY_BYTES, Digester, finish
 
     out_file = tempfile.TemporaryFile()
+    hasher = Digester()  # the shared blob's digest, as it is written in order
     size = 0
     placed: dict[tuple[int, str], int] = {}
     out = []
@@ -56,7 +57,8 @@ def merge_weights(programs: list[dict], blobs: list) -> tuple[list[dict], object
             if key not in placed:
                 placed[key] = align_up(size, align)
                 _write_data(out_file, placed[key], data)
-                size = max(size, placed[key] + len(data))
+                hasher.add(placed[key], data)
+                size = placed[key] + len(data)
             _give_back(blob, buf["offset"], buf["size"])
             moved[buf["name"]] = placed[key] - buf["offset"]
             buf["offset"] = placed[key]
@@ -65,7 +67,7 @@ def merge_weights(programs: list[dict], blobs: list) -> tuple[list[dict], object
         out.append(program)
     out_file.truncate(size)
     out_file.flush()
-    blob = finish(out_file, size, file_digest(out_file.fileno(), size))
+    blob = finish(out_file, size, hasher.hexdigest(size), IN_MEMORY_BYTES)
     digest = blob_digest(blob)
     for program in out:
         program["memory"]["weights_bytes"] = len(blob)

@@ -62,13 +62,13 @@ def rounded_weight(c: np.ndarray, precision: str) -> np.ndarray:
     when every value is already exact (a checkpoint kept in bf16, zeros), else a new array
     made piece by piece, so that a mapped weight is never all in memory twice."""
     from npuc.compiler.bf16_bits import round_to_bf16
-    from npuc.compiler.mapped import release, row_pieces
+    from npuc.compiler.mapped import fresh, release, row_pieces
     from npuc.compiler.schedule.storage import exact_in
 
     if c.dtype == np.float32 and exact_in(c, precision):
         return c
     np_type = _CAST[precision][1]
-    out = np.empty(c.shape, c.dtype)
+    out = fresh(c.shape, c.dtype)
     for lo, hi in row_pieces(c):
         piece = c if c.ndim == 0 else c[lo:hi]
         if precision == "bf16" and c.dtype == np.float32:
