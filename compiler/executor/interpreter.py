@@ -64,7 +64,8 @@ def evaluate(node, inputs: list, attrs: dict | None = None, opset: int | None = 
         output_types = [None if o is None else o.type for o in node.outputs]
     ctx = KernelContext(opset=opset, num_outputs=num_outputs or len(node.outputs), node=node,
                         output_types=output_types, rng=rng,
-                        run_graph=run_graph or _run_standalone, donated=donated)
+                        run_graph=run_graph or _run_standalone,
+                        donated=donated if getattr(fn, "in_place", False) else ())
     for t in output_types:
         check_type(t, node.describe())
     try:

@@ -45,9 +45,12 @@ def _donations(monkeypatch):
     seen = {}
     real = interpreter.evaluate
 
-    def spy(node, *args, donated=(), **kw):
+    def spy(node, inputs, *args, donated=(), **kw):
+        results = real(node, inputs, *args, donated=donated, **kw)
+        # what was offered, and whether the kernel wrote into it
         seen[node.op_type] = donated
-        return real(node, *args, donated=donated, **kw)
+        seen[node.op_type + " wrote"] = [results[0] is inputs[i] for i in donated]
+        return results
 
     monkeypatch.setattr(interpreter, "evaluate", spy)
     return seen
@@ -59,7 +62,8 @@ def test_dying_inputs_are_overwritten_with_the_same_numbers(monkeypatch):
     plain = interpreter.execute(graph, feeds, observe=lambda node, results: None)
     seen = _donations(monkeypatch)
     got = interpreter.execute(graph, feeds)
-    assert seen == {"Conv": (), "Clip": (0,), "Relu": (0,), "Add": (0,)}
+    assert seen == {"Conv": (), "Clip": (0,), "Relu": (0,), "Add": (0,), "Conv wrote": [],
+                    "Clip wrote": [True], "Relu wrote": [True], "Add wrote": [True]}
     assert np.array_equal(got["y"], plain["y"])
     # the caller's arrays are never written
     assert all(np.array_equal(feeds[k], copies[k]) for k in feeds)

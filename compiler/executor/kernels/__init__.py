@@ -37,6 +37,14 @@ def kernel(*op_types: str, domain: str = ""):
     return register
 
 
+def in_place(fn):
+    """Mark a registered kernel as one that may write its result into a donated input
+    (``KernelContext.donated``). Only marked kernels are given donations: a kernel that
+    runs other kernels would hand its own positions to inputs they do not name."""
+    fn.in_place = True
+    return fn
+
+
 _loaded = False
 
 
@@ -91,7 +99,8 @@ class KernelContext:
     rng: Any = None  # numpy Generator for random operators
     # positions of the inputs whose arrays the kernel may overwrite with its result: the
     # interpreter gives an input whose value dies at this node and whose buffer no other
-    # array or object refers to (see ``interpreter._donated``)
+    # array or object refers to (see ``interpreter._donated``), to kernels marked
+    # :func:`in_place` only
     donated: tuple = ()
 
     def describe(self) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 
 from npuc.ir.errors import NpucError, UnsupportedError
 
-from . import reusable
+from . import in_place, reusable
 from .checks import checked_kernel
 
 _NATIVE = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
@@ -61,6 +61,7 @@ def int_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _binary(op: str, fn) -> None:
+    @in_place
     @checked_kernel(op)
     def run(inputs, attrs, ctx):
         return [_arith(fn, inputs[0], inputs[1], ctx)]
@@ -75,6 +76,7 @@ for _op, _fn in {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply,
     _binary(_op, _fn)
 
 
+@in_place
 @checked_kernel("Div")
 def div(inputs, attrs, ctx):
     """ONNX Div; integer division truncates toward zero."""
@@ -190,6 +192,7 @@ def _clip_flat(x, lo, hi, out):
         out[i] = v
 
 
+@in_place
 @checked_kernel("Clip")
 def clip(inputs, attrs, ctx):
     """ONNX Clip; bounds are attributes before opset 11 and optional inputs from 11 on.

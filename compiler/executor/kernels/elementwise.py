@@ -14,7 +14,7 @@ from numba import njit
 
 from npuc.ir.errors import UnsupportedError
 
-from . import reusable
+from . import in_place, reusable
 from .checks import checked_kernel
 
 _NATIVE_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
@@ -127,6 +127,7 @@ def sign(inputs, attrs, ctx):
     return [_float_op(np.sign)(inputs[0])]
 
 
+@in_place
 @checked_kernel("Relu")
 def relu(inputs, attrs, ctx):
     """ONNX Relu (also on signed integers)."""
