@@ -221,6 +221,7 @@ def clip(inputs, attrs, ctx):
         return [dest]
     for bound, fn in zip(bounds, (np.maximum, np.minimum)):
         if bound is not None:
-            out = fn(out, bound, out=dest)
-            dest = out  # the second bound applies in place on the first one's result
+            out = fn(out, bound) if dest is None else fn(out, bound, out=dest)
+            # the second bound applies in place on the first one's result (not a scalar)
+            dest = out if isinstance(out, np.ndarray) and out.ndim else None
     return [np.asarray(out).astype(x.dtype, copy=False)]
