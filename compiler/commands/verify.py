@@ -27,7 +27,7 @@ def add_parser(sub):
     p.add_argument("--blank", type=int, default=0, help="the CTC blank class (default 0)")
     p.add_argument("--margin", type=float, default=None, metavar="M",
                    help="an argmax flip counts where the float top-1 leads the new pick "
-                        "by more than M x the output's range (default 0.05; 0: every "
+                        "by more than M x the output's range (default 0.1; 0: every "
                         "flip)")
     from .options import add_accuracy_options
 

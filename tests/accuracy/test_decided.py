@@ -143,3 +143,28 @@ def test_zero_margin_is_the_literal_argmax(shape):
     changed, undecided = flipped(ref, got, -1, 0.0)
     literal = ref.argmax(-1) != got.argmax(-1)
     assert np.array_equal(changed, literal) and not undecided.any()
+
+
+def test_a_text_the_float_model_nearly_read_is_not_a_changed_answer():
+    ref = ctc_frames("paid in full", spread=0.45)  # spaces at 0.52 against a 0.45 blank
+    got = ctc_frames("paid in full", spread=0.5)   # the blank wins them: "paidinfull"
+    a = agreement({"y": ref}, {"y": got})
+    assert a.changed_share == 0.0 and a.outputs["y"].undecided == 1
+    assert agreement({"y": ref}, {"y": got}, margin=0).changed_share == 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(ALPHABET[1:], min_size=3, max_size=8), st.data())
+def test_moves_within_undecided_frames_never_change_the_text(text, data):
+    ref = ctc_frames(text)
+    t = ref.shape[1]
+    frames = data.draw(st.lists(st.integers(0, t - 1), max_size=4, unique=True))
+    got = ref.copy()
+    for f in frames:  # the float model was undecided there: the runner-up is near
+        top = int(ref[0, f].argmax())
+        other = data.draw(st.sampled_from([c for c in range(ref.shape[2]) if c != top]))
+        ref[0, f, other] = ref[0, f, top] - 0.01
+        got[0, f] = ref[0, f]
+        got[0, f, other] = ref[0, f, top] + 0.01
+    assert agreement({"y": ref}, {"y": got}).changed_share == 0.0
+    assert agreement({"y": ref}, {"y": got}, mode="argmax").changed_share == 0.0
