@@ -201,10 +201,11 @@ def _try(ev, state, cand, steps, subject, action, why, cost) -> bool:
 
 def _fewest(builder, ev, state, movable, rung, costs, nodes, steps, requirement) -> bool:
     """Move the fewest of the most sensitive layers to ``rung`` that meets the
-    requirement: the first 1, 2, 4, ... of them until it holds, then a bisection between
-    the last count that fell short and the first that held (a few measures, not one per
-    layer). When no count meets it, the count closest to it is kept if it helps. True
-    when the requirement is met."""
+    requirement. All of them are measured first; when that does not help, the rung is
+    skipped after that one measure. Else the first 1, 2, 4, ... of them until it holds,
+    then a bisection between the last count that fell short and the first that held (a
+    few measures, not one per layer). When no count meets it, the count closest to it is
+    kept if it helps. True when the requirement is met."""
     def plan_for(k):
         cand = state.plan.copy()
         for name in movable[:k]:
@@ -225,10 +226,10 @@ def _fewest(builder, ev, state, movable, rung, costs, nodes, steps, requirement)
             tried[k] = (ev.score(a), cand, a, cost)
         return tried[k]
 
-    n, k, low = len(movable), 1, 0
-    while True:
-        if measure(k)[0][0] == 0.0 or k == n:
-            break
+    n, low = len(movable), 0
+    # every movable layer first: when even that does not help, the rung is skipped
+    k = n if measure(n)[0] >= state.score else 1
+    while measure(k)[0][0] != 0.0 and k < n:
         low, k = k, min(2 * k, n)
     high = k if measure(k)[0][0] == 0.0 else None
     while high is not None and high - low > 1:
