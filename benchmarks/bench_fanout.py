@@ -36,6 +36,18 @@ def _compile(proto, target, samples, fanout, accuracy):
     return r, time.perf_counter() - t0
 
 
+def _print_search(result) -> None:
+    """The accuracy search's steps, from the decision log all configurations share."""
+    import json
+
+    log = json.loads(result.files["decisions.json"])
+    entries = log if isinstance(log, list) else log.get("decisions", [])
+    steps = [e for e in entries if e.get("stage") == "accuracy"]
+    for e in steps:
+        print(f"  accuracy: {e.get('subject', '')[:60]}: {e.get('action', '')}: "
+              f"{str(e.get('reason', ''))[:140]}")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="zoo:bert-base")
@@ -90,6 +102,7 @@ def main() -> int:
     if not args.no_threads:
         print(f"{args.workers} workers against one process with {args.workers} threads: "
               f"{rows[1][1] / rows[2][1]:.2f}x")
+    _print_search(first)
     print(f"load average {os.getloadavg()[0]:.2f} at end ({load0:.2f} at start)")
     return 0 if all(r[3] for r in rows) else 1
 

@@ -30,6 +30,22 @@ class Evaluator:
         self.refs = [execute(float_graph, s) for s in self.samples]
         self.builder = self.fanout = self._shared = None
 
+    def head(self, rows: int) -> "Evaluator":
+        """An evaluator on the first ``rows`` samples (at least: a stacked run is not
+        cut), sharing this one's float outputs and binding."""
+        new = object.__new__(Evaluator)
+        new.__dict__.update(self.__dict__)
+        new.samples = _limit(self.samples, rows)
+        new.refs = self.refs[:len(new.samples)]
+        new._shared = None
+        return new
+
+    def __getstate__(self):
+        # a worker judges with the float outputs; it neither fans out nor shares
+        state = dict(self.__dict__)
+        state["fanout"] = state["_shared"] = None
+        return state
+
     def bind(self, builder, fanout=None) -> "Evaluator":
         """Candidates given as plans are built by ``builder`` and, with a parallel
         ``fanout``, run by its workers."""
@@ -51,7 +67,8 @@ class Evaluator:
         if self._shared is None:
             self._shared = share((self.builder, self.samples), fanout)
         # ranges of observers computed since the builder was shared travel with the item
-        ranges = {m: self.builder.ranges_for(m) for m in sorted(set(plan.methods.values()))}
+        ranges = {m: self.builder.ranges_for(m, fanout)
+                  for m in sorted(set(plan.methods.values()))}
         parts = split_range(len(self.samples), fanout.items_for(len(self.samples)))
         outs = fan_out(run_part, [(plan, ranges, a, b) for a, b in parts], fanout,
                        shared=self._shared, desc="accuracy")

@@ -127,6 +127,8 @@ class HistogramObserver(Observer):
             grown = np.zeros(stop - start, dtype=np.int64)
             grown[self.base - start:self.base - start + self.counts.size] = self.counts
             self.base, self.counts = start, grown
+        elif not self.counts.flags.writeable:  # received from a worker, zero-copy
+            self.counts = self.counts.copy()
         self.counts[base - start:base - start + counts.size] += counts
 
     @property
@@ -248,6 +250,23 @@ OBSERVERS = {
     "entropy": EntropyObserver,
     "mse": MSEObserver,
 }
+
+
+def as_method(obs: HistogramObserver, method: str) -> HistogramObserver:
+    """A histogram observer of ``method`` holding what ``obs`` saw: the histogram methods
+    differ only in how they pick a threshold from the same counts, so one calibration
+    pass serves them all (the ranges are those of a pass with ``method``'s observer)."""
+    new = make_observer(method)
+    if not isinstance(obs, HistogramObserver) or not isinstance(new, HistogramObserver):
+        raise ValueError(f"{method} does not read a histogram")
+    if obs.bins != new.bins:
+        raise ValueError("cannot read histograms of different bin counts")
+    new.lo, new.hi, new.amax, new.base = obs.lo, obs.hi, obs.amax, obs.base
+    new.counts = obs.counts
+    return new
+
+
+HISTOGRAM_METHODS = ("percentile", "entropy", "mse")
 
 
 def make_observer(method: str) -> Observer:

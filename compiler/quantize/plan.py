@@ -86,16 +86,33 @@ class Builder:
         self.calibration = calibration
         self.options = options
         self.method = method
+        self.histograms = None  # one histogram pass, read by every histogram method
 
-    def ranges_for(self, method: str) -> dict:
-        """Ranges of every activation with ``method``'s observer (calibrated once)."""
+    def ranges_for(self, method: str, fanout=None) -> dict:
+        """Ranges of every activation with ``method``'s observer, calibrated on first use
+        (the histogram methods share one pass; ``fanout`` spreads it over workers)."""
         if method not in self.ranges:
             from .calibrate import calibrate
+            from .observers import HISTOGRAM_METHODS, as_method
 
-            st = calibrate(self.float_graph, self.calibration, method, False)
+            if method in HISTOGRAM_METHODS:
+                if self.histograms is None:
+                    self.histograms = calibrate(self.float_graph, self.calibration,
+                                                HISTOGRAM_METHODS[0], False,
+                                                fanout=fanout).observers
+                observers = {k: as_method(o, method) for k, o in self.histograms.items()}
+            else:
+                observers = calibrate(self.float_graph, self.calibration, method, False,
+                                      fanout=fanout).observers
             self.ranges[method] = {k: o.range(256, self.scheme.act_symmetric)
-                                   for k, o in st.observers.items() if o.seen}
+                                   for k, o in observers.items() if o.seen}
         return self.ranges[method]
+
+    def __getstate__(self):
+        # workers get the ranges (small), not the histograms they were read from
+        state = dict(self.__dict__)
+        state["histograms"] = None
+        return state
 
     def range_of(self, plan: Plan, name: str):
         method = plan.methods.get(name, self.method)

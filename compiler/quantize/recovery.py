@@ -7,7 +7,8 @@ first, until the user's requirement (:mod:`.requirement`) holds.
    layers whose lone quantization hurts the output most come first.
 3. **Escalate** through the ladder, in order of estimated latency cost: a better
    observer for the activations of the most sensitive layers (MinMax, Percentile,
-   Entropy, MSE, chosen per tensor by the output error; no latency cost), then each wider
+   Entropy, MSE, chosen per tensor by the output error on the ranking samples, then
+   judged on all of them; no latency cost), then each wider
    format the chip has (fp8, fp16, bf16, weight-only W8A16), then float32 (the host CPU
    where the chip has none). On each rung the fewest of the most sensitive layers that
    meet the requirement move (found by doubling, then bisection: a few measures per
@@ -112,11 +113,11 @@ def ladder(scheme) -> list[str]:
 
 def sensitivity(builder: Builder, ev: Evaluator, layers: list[str], base: Plan,
                 fanout=None) -> list:
-    """``[(layer, score)]``, the layer whose lone quantization hurts most first (measured
-    on the first :data:`RANKING_ROWS` samples: a ranking needs fewer than a verdict).
+    """``[(layer, score)]``, the layer whose lone quantization hurts most first, measured
+    on ``ev``'s samples (the first :data:`RANKING_ROWS`: a ranking needs fewer than a
+    verdict).
     With a parallel ``fanout`` the layers are measured by its workers; each score is
     computed the same way wherever it runs, so the ranking is the same."""
-    ev = Evaluator(builder.float_graph, ev.samples, ev.requirement, RANKING_ROWS)
     from .sensitivity import measure_part
 
     job = (builder, ev, base, layers)
@@ -156,11 +157,12 @@ def _search(builder, ev, state, steps, requirement, fanout) -> None:
     plan = state.plan
     layers = [n.name for n in builder.float_graph.nodes
               if layer_op(n) and n.name not in plan.layers]
-    order = [name for name, _ in sensitivity(builder, ev, layers, plan, fanout)]
+    rank = ev.head(RANKING_ROWS)  # a ranking needs fewer samples than a verdict
+    order = [name for name, _ in sensitivity(builder, rank, layers, plan, fanout)]
     nodes = {n.name: n for n in builder.float_graph.nodes}
     if builder.scheme.precision in ("int8", "fp8"):
         for name in order[:TOP_OBSERVED]:
-            cand, why = _best_observers(builder, ev, state.plan, nodes[name], state.score)
+            cand, why = _best_observers(builder, rank, state.plan, nodes[name], fanout)
             if cand is not None and _try(ev, state, cand, steps, name, "observer", why, 0.0):
                 return
     costs = Costs(builder.scheme)
@@ -265,22 +267,24 @@ def _wider(rung: str, fmt: str, scheme) -> bool:
     return order.index(rung) > order.index(f) if f in order else False
 
 
-def _best_observers(builder, ev, plan, node, score):
+def _best_observers(builder, ev, plan, node, fanout):
     """A plan whose activations of ``node`` use the observers that give the least output
-    error, or None when no observer does better than the current one."""
+    error on ``ev``'s samples (the ranking rows: the full verdict is one measure after),
+    or None when no observer does better than the current one."""
     tensors = [v.name for v in list(node.inputs) + list(node.outputs)
                if v is not None and v.const is None]
     for v in node.outputs:
         for user, _ in v.uses:
             if user.op_type in ("Relu", "Clip", "Add") and not user.domain:
                 tensors.append(user.outputs[0].name)
-    best, best_score, chosen = plan, score, []
+    best, chosen = plan, []
+    best_score = ev.score(ev.measure_plan(plan))
     for t in tensors:
         pick = None
         for method in OBSERVERS:
             if method == best.methods.get(t, builder.method):
                 continue
-            r = builder.ranges_for(method).get(t)
+            r = builder.ranges_for(method, fanout).get(t)
             if r is None or _close(r, builder.range_of(best, t)):
                 continue  # no range, or one that gives (nearly) the same scale
             cand = best.copy()

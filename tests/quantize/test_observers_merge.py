@@ -3,6 +3,7 @@ workers) and merging the parts gives bit for bit what one observer of all of the
 for every split and every order."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -131,3 +132,46 @@ def test_calibration_stats_of_parts_merge_into_the_whole():
     for name in convs:
         assert merged.channel_mean(name).tobytes() == whole.channel_mean(name).tobytes()
         assert merged.column_absmax[name].tobytes() == whole.column_absmax[name].tobytes()
+
+
+@settings(max_examples=40, deadline=None)
+@given(batches_and_split(), st.sampled_from(["percentile", "entropy", "mse"]),
+       st.sampled_from(["percentile", "entropy", "mse"]))
+def test_one_histogram_pass_serves_every_histogram_method(data, seen_as, method):
+    """The accuracy search reads every histogram method from one calibration pass: the
+    range equals that of a pass with the method's own observer."""
+    from npuc.compiler.quantize.observers import as_method
+
+    batches, _, _ = data
+    own, other = make_observer(method), make_observer(seen_as)
+    for b in batches:
+        own.observe(b)
+        other.observe(b)
+    read = as_method(other, method)
+    assert type(read) is type(own) and _state(read) == _state(own)
+    for symmetric in (False, True):
+        assert read.range(256, symmetric) == own.range(256, symmetric)
+
+
+def test_minmax_is_not_read_from_a_histogram():
+    from npuc.compiler.quantize.observers import as_method
+
+    obs = make_observer("percentile")
+    obs.observe(np.arange(10.0))
+    with pytest.raises(ValueError, match="histogram"):
+        as_method(obs, "minmax")
+
+
+def test_a_histogram_received_read_only_still_merges():
+    """Ray hands a worker's counts back as a read-only view of its object store."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(5000), rng.standard_normal(5000) * 3
+    whole = make_observer("entropy")
+    whole.observe(a)
+    whole.observe(b)
+    first, second = make_observer("entropy"), make_observer("entropy")
+    first.observe(a)
+    second.observe(b)
+    first.counts.flags.writeable = False
+    first.merge(second)
+    assert _state(first) == _state(whole)
