@@ -69,19 +69,52 @@ def child(path: str, target: str, precision: str) -> None:
         "cpu_nodes": dict(cpu), "groups": s["groups"]}))
 
 
-def build(model: str, layers: int | None, past: int, folder: str) -> str:
+def write(folder: str, name: str, share: str | None = None, **options) -> str:
+    """``zoo:llama-small`` with ``options`` written to ``folder`` as ``name``.onnx with
+    external data; the path. Past 2 GB of float32 weights (protobuf's limit) the zoo keeps
+    them external (``weights.bin`` in ``folder/name``): they are filled here with seeded
+    random values (zeros would all be one tensor to a compiler that stores each content
+    once), or, with ``share`` (another such model's .onnx, the same weights), the model is
+    written beside that one, reading its file."""
     import onnx
 
     from npuc import zoo
 
+    if zoo.has_external_weights("llama-small", **options):
+        if share:
+            path = os.path.join(os.path.dirname(share), f"{name}.onnx")
+            with open(path, "wb") as f:
+                f.write(zoo.build("llama-small", batch=1, **options).SerializeToString())
+            return path
+        path = zoo.model_path("llama-small", os.path.join(folder, name), batch=1, **options)
+        _fill_random(os.path.join(os.path.dirname(path), "weights.bin"))
+        return path
+    proto = zoo.build("llama-small", batch=1, **options)
+    path = os.path.join(folder, f"{name}.onnx")
+    onnx.save_model(proto, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=f"{name}.data", size_threshold=1024)
+    return path
+
+
+def _fill_random(path: str, chunk: int = 1 << 24) -> None:
+    """Overwrite the float32 file ``path`` with U(-0.035, 0.035) values (std 0.02), seeded."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    count = os.path.getsize(path) // 4
+    with open(path, "r+b") as f:
+        for start in range(0, count, chunk):
+            values = rng.random(min(chunk, count - start), dtype=np.float32)
+            values -= np.float32(0.5)
+            values *= np.float32(0.07)
+            f.write(values.tobytes())
+
+
+def build(model: str, layers: int | None, past: int, folder: str) -> str:
     dims = dict(DIMS[model])
     if layers is not None:
         dims["layers"] = layers
-    proto = zoo.build("llama-small", batch=1, past=past, sequence=1, **dims)
-    path = os.path.join(folder, "decoder.onnx")
-    onnx.save_model(proto, path, save_as_external_data=True, all_tensors_to_one_file=True,
-                    location="decoder.data", size_threshold=1024)
-    return path
+    return write(folder, "decoder", past=past, sequence=1, **dims)
 
 
 def main() -> int:

@@ -35,7 +35,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench_llm import CASES, DIMS  # noqa: E402
+from bench_llm import CASES, DIMS, write  # noqa: E402
 
 
 def child(prefill: str, decode: str, target: str, precision: str, max_seq: int,
@@ -72,23 +72,12 @@ def child(prefill: str, decode: str, target: str, precision: str, max_seq: int,
 
 def build(model: str, layers: int | None, prefill: int, max_seq: int, folder: str):
     """The prefill and decode forms, written with external data; their paths."""
-    import onnx
-
-    from npuc import zoo
-
     dims = dict(DIMS[model])
     if layers is not None:
         dims["layers"] = layers
-    paths = []
-    for name, options in (("prefill", dict(sequence=prefill)),
-                          ("decode", dict(sequence=1, past=max_seq - 1))):
-        proto = zoo.build("llama-small", batch=1, use_cache=True, **options, **dims)
-        path = os.path.join(folder, f"{name}.onnx")
-        onnx.save_model(proto, path, save_as_external_data=True,
-                        all_tensors_to_one_file=True, location=f"{name}.data",
-                        size_threshold=1024)
-        paths.append(path)
-    return paths
+    first = write(folder, "prefill", use_cache=True, sequence=prefill, **dims)
+    return [first, write(folder, "decode", share=first, use_cache=True, sequence=1,
+                         past=max_seq - 1, **dims)]
 
 
 def main() -> int:

@@ -9,13 +9,27 @@ samples, output by output:
 - the answer of a sample, by ``mode``:
 
   ``argmax``  the index of the largest score along ``axis`` (a classifier's class; for a
-              sequence output, one class per position: tokens, CTC frames);
+              sequence output, one class per position: tokens, frames), counted only
+              where the float answer is decided (below);
   ``ctc``     the per-position argmax with repeats merged and the ``blank`` class dropped
               (what a CTC text recognizer prints);
+  ``auto``    ``ctc`` for an output that reads as CTC (:func:`looks_ctc`), ``argmax`` for
+              other float outputs with a class axis, else ``none``;
   ``none``    no answer: only SQNR and cosine;
 
   ``changed``: how many samples' answers differ; ``positions``: the share of positions
-  whose argmax agrees; ``topk``: the mean overlap of the ``k`` largest scores.
+  whose argmax agrees; ``topk``: the mean overlap of the ``k`` largest scores;
+  ``undecided``: argmax flips not counted because the float model itself was undecided.
+
+**Decided positions.** A position's argmax change counts only when the reference scores
+the candidate's pick more than ``margin`` x the output's scale below its own top-1 (the
+scale: the range, max - min, of the reference output over all judged samples). A near-tie
+in the float model (a detector's background anchor, a blank-vs-character transition
+frame) swapping its order is not a changed answer; a flip of a position whose top-1 beats
+its runner-up by more than that is always one, and so is a non-finite candidate score
+where the reference's are finite. ``margin=0`` counts every flip to a lower-scored class.
+A CTC text counts as changed only when it needs a decided frame changed
+(:func:`ctc_near`).
 
 A sample is one row along ``batch_axis`` of each output (0 by default; None: each
 output dict is one sample). The result's ``changed_share`` is the share of samples
@@ -31,6 +45,9 @@ import numpy as np
 from npuc.ir.errors import NpucError
 
 MODES = ("auto", "argmax", "ctc", "none")
+MARGIN = 0.1      # of the output's scale: a top-1 lead below it is undecided
+CTC_BLANK_SHARE = 1 / 3  # frames whose argmax is the blank, for an output to read as CTC
+CTC_MIN_FRAMES = 8
 
 
 @dataclass
@@ -47,6 +64,8 @@ class OutputAgreement:
     positions: float | None = None  # share of positions whose argmax agrees
     topk: float | None = None       # mean top-k overlap
     changed_samples: list = field(default_factory=list)
+    undecided: int = 0              # argmax flips where the float model was undecided
+    blank: int | None = None        # the CTC blank class (ctc mode)
 
     @property
     def changed_share(self) -> float:
@@ -81,6 +100,7 @@ class Agreement:
                           "sqnr_db_min": o.sqnr_db_min, "cosine": o.cosine,
                           "changed": o.changed, "changed_share": o.changed_share,
                           "positions_agree": o.positions, "topk_overlap": o.topk,
+                          "undecided_flips": o.undecided, "blank": o.blank,
                           "changed_samples": o.changed_samples}
         return {"samples": self.samples, "changed": len(self.changed_samples),
                 "changed_share": self.changed_share, "changed_samples": self.changed_samples,
@@ -148,13 +168,65 @@ def topk_overlap(ref: np.ndarray, got: np.ndarray, k: int, axis: int = -1) -> fl
     return float(np.mean(hits)) / k
 
 
-def _mode_for(arr: np.ndarray, mode: str, axis: int) -> str:
-    if mode != "auto":
-        return mode
-    # a class axis of at least two scores in a float output: an answer to compare
-    if arr.dtype.kind == "f" and arr.ndim >= 1 and arr.shape[axis] >= 2:
-        return "argmax"
-    return "none"
+def looks_ctc(rows: list, axis: int = -1, blank: int = 0) -> int | None:
+    """The blank class when the reference ``rows`` (one array per sample) read as a CTC
+    output, else None: a float sequence (one axis of at least :data:`CTC_MIN_FRAMES`
+    positions besides the class axis, the others of size 1) of at least 3 classes whose
+    argmax is one class, ``blank`` or the last, on at least :data:`CTC_BLANK_SHARE` of
+    all frames. That is what a CTC recognizer's per-frame scores look like; a tagger or
+    classifier whose first class dominates as much is judged by ``ctc`` too, and is
+    compared with ``--agree argmax`` instead."""
+    if not rows or rows[0].dtype.kind != "f" or rows[0].ndim < 2:
+        return None
+    shape = list(rows[0].shape)
+    classes = shape.pop(axis % len(shape))
+    if classes < 3 or max(shape) < CTC_MIN_FRAMES or sum(d > 1 for d in shape) != 1:
+        return None
+    ids = np.concatenate([np.argmax(r, axis=axis).ravel() for r in rows])
+    for b in dict.fromkeys((blank % classes, classes - 1)):
+        if np.mean(ids == b) >= CTC_BLANK_SHARE:
+            return b
+    return None
+
+
+def _mode_for(rows: list, mode: str, axis: int, blank: int) -> tuple[str, int]:
+    if mode == "auto":
+        b = looks_ctc(rows, axis, blank)
+        if b is not None:
+            return "ctc", b
+        # a class axis of at least two scores in a float output: an answer to compare
+        a = rows[0]
+        if a.dtype.kind == "f" and a.ndim >= 1 and a.shape[axis] >= 2:
+            return "argmax", blank
+        return "none", blank
+    return mode, blank
+
+
+def output_scale(rows: list) -> float:
+    """The scale margins are relative to: max - min of the finite reference values."""
+    lo, hi = np.inf, -np.inf
+    for r in rows:
+        f = np.asarray(r, np.float64)
+        f = f[np.isfinite(f)]
+        if f.size:
+            lo, hi = min(lo, float(f.min())), max(hi, float(f.max()))
+    return hi - lo if hi > lo else 0.0
+
+
+def flipped(ref: np.ndarray, got: np.ndarray, axis: int = -1,
+            threshold: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """``(changed, undecided)`` boolean arrays over positions: the argmax of ``got`` is a
+    class ``ref`` scores more than ``threshold`` below its own top-1 (or ``got`` is not
+    finite where ``ref`` is), and argmax flips not counted because they are within it."""
+    r, g = np.asarray(ref, np.float64), np.asarray(got, np.float64)
+    ra, ga = np.argmax(r, axis=axis), np.argmax(g, axis=axis)
+    top = np.take_along_axis(r, np.expand_dims(ra, axis), axis).squeeze(axis)
+    pick = np.take_along_axis(r, np.expand_dims(ga, axis), axis).squeeze(axis)
+    with np.errstate(invalid="ignore"):
+        lower = top - pick > threshold
+    bad = ~np.isfinite(g).all(axis=axis) & np.isfinite(r).all(axis=axis)
+    changed = lower | bad
+    return changed, (ra != ga) & ~changed
 
 
 def _rows(outs: list[dict], name: str, batch_axis: int | None) -> list[np.ndarray]:
@@ -171,15 +243,19 @@ def _rows(outs: list[dict], name: str, batch_axis: int | None) -> list[np.ndarra
 
 
 def agreement(reference, candidate, mode: str = "auto", axis: int = -1, k: int = 5,
-              blank: int = 0, batch_axis: int | None = 0, outputs=None) -> Agreement:
+              blank: int = 0, batch_axis: int | None = 0, outputs=None,
+              margin: float = MARGIN) -> Agreement:
     """Compare ``candidate`` outputs with ``reference`` outputs over all samples.
 
     Both are an output dict or a list of them (same length, same order). ``mode``,
-    ``axis`` (the class axis of one sample), ``k`` and ``blank`` are described in the
-    module docstring; ``outputs`` limits the comparison to these output names.
+    ``axis`` (the class axis of one sample), ``k``, ``blank`` and ``margin`` are
+    described in the module docstring; ``outputs`` limits the comparison to these
+    output names.
     """
     if mode not in MODES:
         raise NpucError(f"unknown agreement mode '{mode}'; choose one of {', '.join(MODES)}")
+    if not margin >= 0:
+        raise NpucError(f"the answer margin must be at least 0, not {margin}")
     refs = [reference] if isinstance(reference, dict) else list(reference)
     cands = [candidate] if isinstance(candidate, dict) else list(candidate)
     if len(refs) != len(cands):
@@ -194,17 +270,33 @@ def agreement(reference, candidate, mode: str = "auto", axis: int = -1, k: int =
         per = [sqnr_db(r, c) for r, c in zip(r_rows, c_rows)]
         flat_r = np.concatenate([r.ravel() for r in r_rows]) if r_rows else np.zeros(0)
         flat_c = np.concatenate([c.ravel() for c in c_rows]) if c_rows else np.zeros(0)
-        m = _mode_for(r_rows[0], mode, axis) if r_rows else "none"
+        m, b = _mode_for(r_rows, mode, axis, blank) if r_rows else ("none", blank)
         o = OutputAgreement(name, m, len(r_rows), sqnr_db(flat_r, flat_c),
                             min(per, default=200.0), cosine(flat_r, flat_c))
         if m != "none":
-            _answer_stats(o, r_rows, c_rows, m, axis, k, blank)
+            o.blank = b if m == "ctc" else None
+            _answer_stats(o, r_rows, c_rows, axis, k, margin * output_scale(r_rows))
             changed_any.update(o.changed_samples)
         result[name] = o
     return Agreement(result, n, sorted(changed_any))
 
 
-def _answer_stats(o: OutputAgreement, r_rows, c_rows, mode, axis, k, blank) -> None:
+def ctc_near(ref: np.ndarray, got: np.ndarray, axis: int, blank: int,
+             changed: np.ndarray, text: tuple) -> bool:
+    """Whether ``text``, the candidate ``got``'s reading, is one the float model nearly
+    read: the candidate's frames with every decided flip (``changed``, from
+    :func:`flipped`) put back to the float model's pick still decode to it. A text that
+    differs only at frames where the float model was undecided (a space at 0.47 against
+    a blank at 0.40) passes; one that needs a decided frame changed does not."""
+    if not np.isfinite(got).all() and np.isfinite(ref).all():
+        return False
+    near = np.where(changed, np.argmax(ref, axis=axis), np.argmax(got, axis=axis)).ravel()
+    keep = np.ones(near.size, bool)
+    keep[1:] = near[1:] != near[:-1]
+    return tuple(int(c) for c in near[keep] if c != blank) == text
+
+
+def _answer_stats(o: OutputAgreement, r_rows, c_rows, axis, k, threshold) -> None:
     agree_pos, total_pos, overlaps = 0, 0, []
     for i, (r, c) in enumerate(zip(r_rows, c_rows)):
         if r.ndim == 0:
@@ -213,8 +305,16 @@ def _answer_stats(o: OutputAgreement, r_rows, c_rows, mode, axis, k, blank) -> N
         agree_pos += int(np.sum(ra == ca))
         total_pos += ra.size
         overlaps.append(topk_overlap(r, c, k, axis))
-        same = answers(r, "ctc", axis, blank) == answers(c, "ctc", axis, blank) \
-            if mode == "ctc" else bool(np.array_equal(ra, ca))
+        changed, undecided = flipped(r, c, axis, threshold)
+        if o.mode == "ctc":
+            text = answers(c, "ctc", axis, o.blank)
+            exact = text == answers(r, "ctc", axis, o.blank) and bool(
+                np.isfinite(c).all() or not np.isfinite(r).all())
+            same = exact or ctc_near(r, c, axis, o.blank, changed, text)
+            o.undecided += int(same and not exact)  # texts the float model nearly read
+        else:
+            same = not changed.any()
+            o.undecided += int(undecided.sum())
         if not same:
             o.changed += 1
             o.changed_samples.append(i)

@@ -20,6 +20,7 @@ The two forms come from
 
 from __future__ import annotations
 
+import gc
 import json
 from dataclasses import dataclass, field
 
@@ -148,6 +149,9 @@ def _light(result, options: dict):
     compiles meanwhile."""
     if not options.get("keep_reference", True):
         result.graph = None
+        # the graph's nodes and values refer to each other: collected now, before the
+        # next program's weights are made, not at some later collection
+        gc.collect()
     return result
 
 

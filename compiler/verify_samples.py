@@ -131,16 +131,17 @@ def verify_samples(model, target, samples: list[dict], opt_level: int = 2,
                    quantize: str = "auto", calibration=None, schedule_in=None,
                    batch: int = 1, output_dir=None, progress: bool = False,
                    mode: str = "auto", axis: int = -1, k: int = 5, blank: int = 0,
-                   accuracy=None, preprocess=None, fanout=None) -> SamplesResult:
+                   accuracy=None, preprocess=None, fanout=None,
+                   margin=None) -> SamplesResult:
     """Compile ``model`` once and verify it over ``samples`` (input dicts).
 
     ``fanout`` (a started :class:`npuc.compiler.parallel.Fanout`) runs calibration and the
     samples on several processes or a Ray cluster; the result is the one process's.
 
-    ``mode``, ``axis``, ``k`` and ``blank`` choose the answer compared (see
+    ``mode``, ``axis``, ``k``, ``blank`` and ``margin`` choose the answer compared (see
     :mod:`npuc.compiler.accuracy`); ``accuracy``, a requirement such as ``argmax<=1%``,
     is checked against the agreement and decides the verdict with the tolerance."""
-    from npuc.compiler.accuracy import agreement
+    from npuc.compiler.accuracy import MARGIN, agreement
     from npuc.compiler.driver import TOLERANCE, compare, compile
     from npuc.compiler.executor.diagnose import same_bits
     from npuc.compiler.quantize.requirement import parse_requirement
@@ -157,7 +158,8 @@ def verify_samples(model, target, samples: list[dict], opt_level: int = 2,
         mode, axis = requirement.answer_mode, requirement.axis
     bound = answer_bound(compiled.precision, mode, requirement)
     agree = agreement(want, [{n: g[n] for n in names} for g in got], mode=mode, axis=axis,
-                      k=k, blank=blank, batch_axis=None, outputs=names)
+                      k=k, blank=blank, batch_axis=None, outputs=names,
+                      margin=MARGIN if margin is None else margin)
     sqnr_min, cos_min = TOLERANCE[compiled.precision]
     rows, passed = {}, True
     for name in names:
@@ -200,11 +202,15 @@ def answer_bound(precision: str, mode: str, requirement) -> float | None:
     answer is named (``--agree argmax|ctc`` or an answer term of ``--accuracy``). The
     requirement's bound, else 1%. None: the precision's SQNR and cosine tolerance
     decide, as for one sample."""
-    if precision not in CALIBRATED or mode not in ("argmax", "ctc"):
+    from npuc.compiler.quantize.requirement import ANSWERS
+
+    named = mode in ("argmax", "ctc") or (
+        requirement is not None and requirement.answer_mode != "none")
+    if precision not in CALIBRATED or not named:
         return None
     if requirement is not None:
         for t in requirement.terms:
-            if t.measure in ("argmax", "ctc"):
+            if t.measure in ANSWERS:
                 return t.value
     return 0.01
 

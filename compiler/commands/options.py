@@ -89,9 +89,9 @@ def add_accuracy_options(p) -> None:
     """``--accuracy`` and ``--preprocess``, shared with compile and verify."""
     p.add_argument("--accuracy", default="auto", metavar="REQ",
                    help="what the quantized model must keep, judged on the calibration "
-                        "samples: e.g. 'argmax<=1%%', 'ctc<=0%%', 'sqnr>=30', "
+                        "samples: e.g. 'answer<=1%%', 'argmax<=1%%', 'ctc<=0%%', 'sqnr>=30', "
                         "'cosine>=0.999', comma-separated; layers move to wider formats "
-                        "until it holds. 'off' turns it off; default: argmax<=1%% when real "
+                        "until it holds. 'off' turns it off; default: answer<=1%% when real "
                         "calibration data is given")
     p.add_argument("--preprocess", metavar="SPEC",
                    help="how calibration images become inputs: resize=HxW,mean=a:b:c,"

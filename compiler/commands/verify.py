@@ -20,10 +20,15 @@ def add_parser(sub):
     p.add_argument("--agree", default="auto", choices=["auto", "argmax", "ctc", "none"],
                    help="the answer compared over samples: argmax along --axis (per "
                         "position for sequences), ctc (argmax, repeats merged, --blank "
-                        "dropped), none; auto: argmax for outputs with a class axis")
+                        "dropped), none; auto: ctc for an output that reads as CTC, "
+                        "argmax for other outputs with a class axis")
     p.add_argument("--axis", type=int, default=-1, help="the class axis (default -1)")
     p.add_argument("--topk", type=int, default=5, metavar="K", help="top-k overlap K")
     p.add_argument("--blank", type=int, default=0, help="the CTC blank class (default 0)")
+    p.add_argument("--margin", type=float, default=None, metavar="M",
+                   help="an argmax flip counts where the float top-1 leads the new pick "
+                        "by more than M x the output's range (default 0.1; 0: every "
+                        "flip)")
     from .options import add_accuracy_options
 
     add_accuracy_options(p)
@@ -161,6 +166,7 @@ def _run_samples(args) -> int:
                        schedule_in=args.schedule_in, batch=args.batch,
                        output_dir=args.output, progress=sys.stderr.isatty(),
                        mode=args.agree, axis=args.axis, k=args.topk, blank=args.blank,
+                       margin=args.margin,
                        accuracy=None if args.accuracy == "auto" else args.accuracy,
                        preprocess=args.preprocess, fanout=fanout_of(args))
     if args.json:

@@ -10,6 +10,7 @@ measured as it runs (arrays that share a buffer are counted once).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,7 +40,7 @@ class NoKernel(UnsupportedError):
 
 def evaluate(node, inputs: list, attrs: dict | None = None, opset: int | None = None,
              output_types: list | None = None, num_outputs: int | None = None, rng=None,
-             run_graph=None) -> list:
+             run_graph=None, donated: tuple = ()) -> list:
     """Run one node on ``inputs`` (arrays in the node's order, None for an omitted input);
     its results in the order of its outputs.
 
@@ -47,7 +48,8 @@ def evaluate(node, inputs: list, attrs: dict | None = None, opset: int | None = 
     ``outputs`` and ``describe()``. ``attrs`` replaces its attributes, ``opset`` the
     version its graph imports, ``output_types`` the declared types of its outputs (known
     sizes are checked against the limits before anything is made). ``run_graph(graph,
-    feeds)`` runs the node's subgraphs (default: as standalone graphs).
+    feeds)`` runs the node's subgraphs (default: as standalone graphs). ``donated`` are
+    the positions of inputs the kernel may overwrite (``KernelContext.donated``).
     Raises :class:`NoKernel` when npuc has no kernel for the operator, :class:`KernelFailure` when the
     kernel refuses its inputs, and any NpucError a kernel raises."""
     if opset is None:
@@ -62,7 +64,8 @@ def evaluate(node, inputs: list, attrs: dict | None = None, opset: int | None = 
         output_types = [None if o is None else o.type for o in node.outputs]
     ctx = KernelContext(opset=opset, num_outputs=num_outputs or len(node.outputs), node=node,
                         output_types=output_types, rng=rng,
-                        run_graph=run_graph or _run_standalone)
+                        run_graph=run_graph or _run_standalone,
+                        donated=donated if getattr(fn, "in_place", False) else ())
     for t in output_types:
         check_type(t, node.describe())
     try:
@@ -164,6 +167,7 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
         env[id(v)] = v.const
     last_use = _last_uses(graph)
     keep = {id(v) for v in graph.outputs}
+    own = keep | {id(v) for v in graph.inputs}  # never overwritten: the caller's arrays
     live = _LiveBytes()
     for v in graph.inputs:
         live.hold(env[id(v)])
@@ -176,9 +180,10 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
         if subgraphs(node):
             scope = {**outer, **env}
             run_sub = lambda g, feeds, _s=scope: _run_sub(g, feeds, _s, stats, rng)  # noqa: E731
+        donated = _donated(node, args, last_use.get(index, ()), own)
         t0 = time.perf_counter() if profile else 0.0
         results = evaluate(node, args, opset=opset_cache[node.domain], rng=rng,
-                           run_graph=run_sub)
+                           run_graph=run_sub, donated=donated)
         if profile:
             key = node.qualified_type
             stats.per_op_seconds[key] = stats.per_op_seconds.get(key, 0.0) + \
@@ -191,6 +196,7 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
                 continue
             env[id(out)] = r
             live.hold(r)
+        results = r = args = None  # env alone holds the values now (see _donated)
         stats.peak_bytes = max(stats.peak_bytes, live.total())
         for vid in last_use.get(index, ()):
             if vid not in keep and vid in env:
@@ -202,6 +208,33 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
         if id(v) not in env and id(v) not in outer:
             raise NpucError(f"graph output %{v.name} was not computed")
     return [env[id(v)] if id(v) in env else outer[id(v)] for v in graph.outputs]
+
+
+# References to an array only ``env`` holds, as _donated sees it: env's entry, the
+# argument list, _donated's own variable and getrefcount's argument (tested).
+_ONLY_ENV = 4
+
+
+def _donated(node, args: list, dying, keep: set) -> tuple:
+    """Positions of ``node``'s inputs whose arrays its kernel may overwrite.
+
+    An input qualifies when its value is read for the last time here, once, is not an
+    output or input of the graph, and its array owns its buffer with nothing else
+    referring to it (no view, no constant, no observer holding it: CPython's reference
+    count says so), so that nobody can see the buffer change."""
+    if not dying:
+        return ()
+    ids = [None if v is None else id(v) for v in node.inputs]
+    positions = []
+    for i, vid in enumerate(ids):
+        if vid is None or vid not in dying or vid in keep or ids.count(vid) > 1:
+            continue
+        arr = args[i]
+        if (type(arr) is np.ndarray and arr.base is None and arr.flags.writeable
+                and sys.getrefcount(arr) <= _ONLY_ENV):
+            positions.append(i)
+        del arr
+    return tuple(positions)
 
 
 class _LiveBytes:

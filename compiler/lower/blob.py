@@ -58,6 +58,60 @@ def file_digest(fd: int, size: int) -> str:
     return top.hexdigest()
 
 
+class Digester:
+    """:func:`digest` of a blob written front to back: data given at increasing offsets,
+    the gaps between them zeros (hashed as such, a whole chunk of zeros not hashed at
+    all), so that a blob written to a file need not be read back to be hashed."""
+
+    def __init__(self):
+        self.top, self.chunk, self.pos = hashlib.sha256(), bytearray(), 0
+
+    def add(self, at: int, data) -> None:
+        """``data`` (bytes-like) at offset ``at``, at or after the end of what was given."""
+        if at < self.pos:
+            raise ValueError(f"data at {at} before the end of the blob so far ({self.pos})")
+        self._zeros(at - self.pos)
+        view = memoryview(data).cast("B")
+        while len(view):
+            if not self.chunk and len(view) >= CHUNK_BYTES:
+                self.top.update(hashlib.sha256(view[:CHUNK_BYTES]).digest())
+                take = CHUNK_BYTES
+            else:
+                take = min(len(view), CHUNK_BYTES - len(self.chunk))
+                self.chunk += view[:take]
+                self._flush()
+            view = view[take:]
+            self.pos += take
+
+    def hexdigest(self, size: int) -> str:
+        """The digest of the blob of ``size`` bytes (zeros after the last data)."""
+        self._zeros(size - self.pos)
+        if self.chunk:
+            self.top.update(hashlib.sha256(self.chunk).digest())
+            self.chunk = bytearray()
+        return self.top.hexdigest()
+
+    def _zeros(self, n: int) -> None:
+        if n > 0 and self.chunk:
+            take = min(n, CHUNK_BYTES - len(self.chunk))
+            self.chunk += bytes(take)
+            self._flush()
+            n -= take
+            self.pos += take
+        whole = n // CHUNK_BYTES
+        for _ in range(whole):
+            self.top.update(_ZERO_CHUNK)
+        self.pos += whole * CHUNK_BYTES
+        if n % CHUNK_BYTES:
+            self.chunk += bytes(n % CHUNK_BYTES)
+            self.pos += n % CHUNK_BYTES
+
+    def _flush(self) -> None:
+        if len(self.chunk) == CHUNK_BYTES:
+            self.top.update(hashlib.sha256(self.chunk).digest())
+            self.chunk = bytearray()
+
+
 class Blob(mmap.mmap):
     """A read-only map of a weight blob's file; ``sha256``: its digest."""
 
@@ -83,11 +137,28 @@ class Blob(mmap.mmap):
         while pos < size:
             start = _next(fd, pos, os.SEEK_DATA, size)
             end = _next(fd, start, os.SEEK_HOLE, size) if start < size else size
-            for lo in range(start, end, COPY_BYTES):
-                out.seek(at + lo)
-                out.write(os.pread(fd, min(COPY_BYTES, end - lo), lo))
+            _copy_range(fd, out, start, end, at)
             pos = end
         out.truncate(at + size)
+
+
+def _copy_range(fd: int, out, start: int, end: int, at: int) -> None:
+    """Copy bytes ``[start, end)`` of the file ``fd`` to ``out`` at ``at + start``: in
+    the kernel (no pass through this process's memory) where the system can, else read
+    and written in pieces of :data:`COPY_BYTES`."""
+    out.flush()
+    lo = start
+    try:
+        while lo < end:
+            n = os.copy_file_range(fd, out.fileno(), min(COPY_BYTES, end - lo), lo, at + lo)
+            if n <= 0:
+                break
+            lo += n
+    except (OSError, AttributeError):
+        pass  # not supported here (a file system or kernel without it): copied below
+    for piece in range(lo, end, COPY_BYTES):
+        out.seek(at + piece)
+        out.write(os.pread(fd, min(COPY_BYTES, end - piece), piece))
 
 
 def _next(fd: int, pos: int, whence: int, size: int) -> int:

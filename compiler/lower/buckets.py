@@ -24,12 +24,23 @@ MANIFEST_FORMAT = "npuc-buckets"
 MANIFEST_VERSION = 1
 
 
-def merge_weights(programs: list[dict], blobs: list[bytes]) -> tuple[list[dict], bytes]:
+def merge_weights(programs: list[dict], blobs: list) -> tuple[list[dict], object]:
     """Programs rewritten to read one shared blob, and that blob (each distinct weight
     content stored once, in the order the programs first use them). Weights are found by
     content, not by name: the prefill and decode forms of a decoder are two exports, and
-    an exporter numbers its constants (``val_43``, ``onnx::MatMul_1300``) per export."""
-    shared = bytearray()
+    an exporter numbers its constants (``val_43``, ``onnx::MatMul_1300``) per export.
+
+    The shared blob is written to a file as it is laid out, each weight hashed and copied
+    from its program's blob without a copy in memory (a file-backed blob's pages given
+    back after each weight): ``bytes`` when small, else a file-backed
+    :class:`~.blob.Blob`, as :func:`~.weights.weight_blob` gives."""
+    import tempfile
+
+    from .blob import IN_MEMORY_BYTES, Digester, finish
+
+    out_file = tempfile.TemporaryFile()
+    hasher = Digester()  # the shared blob's digest, as it is written in order
+    size = 0
     placed: dict[tuple[int, str], int] = {}
     out = []
     for program, blob in zip(programs, blobs):
@@ -37,27 +48,58 @@ def merge_weights(programs: list[dict], blobs: list[bytes]) -> tuple[list[dict],
         memory = program["memory"]
         align = max(1, int(memory.get("alignment", 1)))
         moved: dict[str, int] = {}  # tensor -> new offset minus old
+        view = memoryview(blob).cast("B")
         for buf in memory["buffers"]:
             if buf["space"] != "weights":
                 continue
-            data = bytes(blob[buf["offset"]:buf["offset"] + buf["size"]])
+            data = view[buf["offset"]:buf["offset"] + buf["size"]]
             key = (len(data), hashlib.sha256(data).hexdigest())
             if key not in placed:
-                start = align_up(len(shared), align)
-                shared.extend(b"\0" * (start - len(shared)))
-                shared.extend(data)
-                placed[key] = start
+                placed[key] = align_up(size, align)
+                _write_data(out_file, placed[key], data)
+                hasher.add(placed[key], data)
+                size = placed[key] + len(data)
+            _give_back(blob, buf["offset"], buf["size"])
             moved[buf["name"]] = placed[key] - buf["offset"]
             buf["offset"] = placed[key]
+        view.release()
         _retarget(program, moved)
         out.append(program)
-    blob = bytes(shared)
+    out_file.truncate(size)
+    out_file.flush()
+    blob = finish(out_file, size, hasher.hexdigest(size), IN_MEMORY_BYTES)
     digest = blob_digest(blob)
     for program in out:
         program["memory"]["weights_bytes"] = len(blob)
         program["memory"]["buffers"].sort(key=lambda b: (b["space"], b["offset"], b["name"]))
         program["weights_sha256"] = digest
     return out, blob
+
+
+def _write_data(f, at: int, data: memoryview) -> None:
+    """Write ``data`` at ``at``, leaving its runs of zeros unwritten (holes of the file)."""
+    import numpy as np
+
+    from .blob import COPY_BYTES
+
+    for lo in range(0, len(data), COPY_BYTES):
+        piece = data[lo:lo + COPY_BYTES]
+        if np.frombuffer(piece, np.uint8).any():
+            f.seek(at + lo)
+            f.write(piece)
+
+
+def _give_back(blob, offset: int, size: int) -> None:
+    """Release the pages of ``blob[offset:offset + size]`` when ``blob`` maps a file (they
+    are read from it again if needed), so that reading every weight does not keep them."""
+    import mmap
+
+    if not isinstance(blob, mmap.mmap) or not size:
+        return
+    lo = offset - offset % mmap.PAGESIZE
+    hi = min(len(blob), -(-(offset + size) // mmap.PAGESIZE) * mmap.PAGESIZE)
+    if hi > lo:
+        blob.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
 def _retarget(node, moved: dict[str, int]) -> None:

@@ -58,30 +58,36 @@ def weight_blob(plan, values, layouts, in_memory: int | None = None):
     """
     import tempfile
 
-    from .blob import IN_MEMORY_BYTES, file_digest, finish
+    from .blob import IN_MEMORY_BYTES, Digester, finish
 
     f = tempfile.TemporaryFile()
+    hasher = Digester()  # hashed as written: the file is not read back
     pos = 0
+    scratch: dict = {}
     for a in sorted(plan.in_space("weights"), key=lambda a: a.offset):
         pos = a.offset
-        for piece in _stored_pieces(values[a.name], layouts.get(a.name)):
+        for piece in _stored_pieces(values[a.name], layouts.get(a.name), scratch):
             if isinstance(piece, int) or not piece.any():
                 pos += piece if isinstance(piece, int) else piece.nbytes
                 continue
             f.seek(pos)
             f.write(piece)
+            hasher.add(pos, piece)
             pos += piece.nbytes
     size = plan.peak("weights")
     f.truncate(size)
     f.flush()
-    digest = file_digest(f.fileno(), size)
+    digest = hasher.hexdigest(size)
     limit = IN_MEMORY_BYTES if in_memory is None else in_memory
     return finish(f, size, digest, limit), digest
 
 
-def _stored_pieces(value, layout):
+def _stored_pieces(value, layout, scratch: dict):
     """The constant in its stored format and layout, as runs of its first axis: each a
-    flat byte array, or the byte count of a run that lies in a hole (zeros, not read)."""
+    flat byte array, or the byte count of a run that lies in a hole (zeros, not read).
+    A piece converted to another format is made in ``scratch``'s buffer, reused from
+    piece to piece (each is written before the next is made): fresh pages for every
+    piece of gigabytes of weights cost more than the conversion."""
     from npuc.compiler.mapped import is_hole, release, row_pieces
 
     from ..schedule.storage import stored_dtype, stored_form
@@ -93,6 +99,6 @@ def _stored_pieces(value, layout):
         if piece.size and is_hole(piece):
             yield piece.size * itemsize
             continue
-        data = stored(stored_form(value, piece), layout)
+        data = stored(stored_form(value, piece, scratch), layout)
         yield data.reshape(-1).view("u1")
         release(piece)

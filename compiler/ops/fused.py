@@ -64,14 +64,14 @@ def _split(attrs):
 def fused_conv(inputs, attrs, ctx):
     ctx = onnx_ctx(ctx)
     conv_attrs, act, params = _split(attrs)
-    return [activate(get_kernel("Conv")(inputs, conv_attrs, ctx)[0], act, params, ctx)]
+    return [activate(get_kernel("Conv")(inputs, conv_attrs, ctx)[0], act, params, ctx, fresh=True)]
 
 
 @kernel("FusedGemm", domain="npuc")
 def fused_gemm(inputs, attrs, ctx):
     ctx = onnx_ctx(ctx)
     gemm_attrs, act, params = _split(attrs)
-    return [activate(get_kernel("Gemm")(inputs, gemm_attrs, ctx)[0], act, params, ctx)]
+    return [activate(get_kernel("Gemm")(inputs, gemm_attrs, ctx)[0], act, params, ctx, fresh=True)]
 
 
 @kernel("FusedMatMul", domain="npuc")
@@ -81,7 +81,7 @@ def fused_matmul(inputs, attrs, ctx):
     y = get_kernel("MatMul")(inputs[:2], {}, ctx)[0]
     if len(inputs) > 2 and inputs[2] is not None:
         y = get_kernel("Add")([y, inputs[2]], {}, ctx)[0]
-    return [activate(y, act, params, ctx)]
+    return [activate(y, act, params, ctx, fresh=True)]
 
 
 @kernel("Gelu", domain="npuc")

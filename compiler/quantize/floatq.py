@@ -49,38 +49,34 @@ ROUNDED = {("", "Conv"): (0, 1), ("", "Gemm"): (0, 1), ("", "MatMul"): (0, 1),
 
 def round_bf16(x: np.ndarray) -> np.ndarray:
     """float32 values rounded to the nearest bf16 (ties to even), as float32: what
-    ``astype(bfloat16).astype(float32)`` gives, by integer arithmetic on the bits, which
-    is many times faster on large weights. NaN stays NaN."""
-    bits = np.ascontiguousarray(x).view(np.uint32)
-    lsb = (bits >> 16) & 1
-    out = ((bits + np.uint32(0x7FFF) + lsb) & np.uint32(0xFFFF0000)).view(np.float32)
-    nan = np.isnan(x)
-    if nan.any():
-        out = np.where(nan, x, out)
-    return out.reshape(x.shape)
+    ``astype(bfloat16).astype(float32)`` gives, by integer arithmetic on the bits in one
+    pass (:func:`npuc.compiler.bf16_bits.round_to_bf16`), many times faster on large
+    weights. NaN stays NaN."""
+    from npuc.compiler.bf16_bits import round_to_bf16
+
+    return round_to_bf16(x)
 
 
 def rounded_weight(c: np.ndarray, precision: str) -> np.ndarray:
     """Weight ``c`` rounded to ``precision`` (bf16, fp16), in its own dtype: ``c`` itself
     when every value is already exact (a checkpoint kept in bf16, zeros), else a new array
     made piece by piece, so that a mapped weight is never all in memory twice."""
-    from npuc.compiler.mapped import release, row_pieces
+    from npuc.compiler.bf16_bits import round_to_bf16
+    from npuc.compiler.mapped import fresh, release, row_pieces
     from npuc.compiler.schedule.storage import exact_in
 
     if c.dtype == np.float32 and exact_in(c, precision):
         return c
     np_type = _CAST[precision][1]
-    out = np.empty(c.shape, c.dtype)
+    out = fresh(c.shape, c.dtype)
     for lo, hi in row_pieces(c):
         piece = c if c.ndim == 0 else c[lo:hi]
         if precision == "bf16" and c.dtype == np.float32:
-            value = round_bf16(piece)
+            round_to_bf16(piece, out if c.ndim == 0 else out[lo:hi])
+        elif c.ndim == 0:
+            out[...] = piece.astype(np_type).astype(c.dtype)
         else:
-            value = piece.astype(np_type).astype(c.dtype)
-        if c.ndim == 0:
-            out[...] = value
-        else:
-            out[lo:hi] = value
+            out[lo:hi] = piece.astype(np_type).astype(c.dtype)
         release(piece)
     return out
 

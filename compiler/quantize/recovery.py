@@ -203,10 +203,11 @@ def _try(ev, state, cand, steps, subject, action, why, cost) -> bool:
 
 def _fewest(builder, ev, state, movable, rung, costs, nodes, steps, requirement) -> bool:
     """Move the fewest of the most sensitive layers to ``rung`` that meets the
-    requirement: the first 1, 2, 4, ... of them until it holds, then a bisection between
-    the last count that fell short and the first that held (a few measures, not one per
-    layer). When no count meets it, the count closest to it is kept if it helps. True
-    when the requirement is met."""
+    requirement. All of them are measured first: when that does not help, the rung is
+    skipped after that one measure; when it meets the requirement, the most sensitive
+    layer alone, then a bisection between 1 and all (about log2 of the layers in
+    measures). When it helps but falls short, the first 1, 2, 4, ... of them are tried
+    and the count closest to the requirement kept. True when the requirement is met."""
     def plan_for(k):
         cand = state.plan.copy()
         for name in movable[:k]:
@@ -227,11 +228,16 @@ def _fewest(builder, ev, state, movable, rung, costs, nodes, steps, requirement)
             tried[k] = (ev.score(a), cand, a, cost)
         return tried[k]
 
-    n, k, low = len(movable), 1, 0
-    while True:
-        if measure(k)[0][0] == 0.0 or k == n:
-            break
-        low, k = k, min(2 * k, n)
+    n, low, whole = len(movable), 0, measure(len(movable))[0]
+    if whole >= state.score:  # not even every layer on this rung helps: skip it
+        k = n
+    elif whole[0] == 0.0:  # every layer meets it: the fewest by bisection from 1
+        k = 1 if measure(1)[0][0] == 0.0 else n
+        low = 0 if k == 1 else 1
+    else:  # it helps but falls short: the closest of 1, 2, 4, ... layers
+        k = 1
+        while measure(k)[0][0] != 0.0 and k < n:
+            low, k = k, min(2 * k, n)
     high = k if measure(k)[0][0] == 0.0 else None
     while high is not None and high - low > 1:
         mid = (low + high) // 2
@@ -278,8 +284,9 @@ def _best_observers(builder, ev, plan, node, fanout):
         for method in OBSERVERS:
             if method == best.methods.get(t, builder.method):
                 continue
-            if builder.ranges_for(method, fanout).get(t) is None:
-                continue
+            r = builder.ranges_for(method, fanout).get(t)
+            if r is None or _close(r, builder.range_of(best, t)):
+                continue  # no range, or one that gives (nearly) the same scale
             cand = best.copy()
             cand.methods[t] = method
             s = ev.score(ev.measure_plan(cand))
@@ -291,6 +298,14 @@ def _best_observers(builder, ev, plan, node, fanout):
     if not chosen:
         return None, ""
     return best, "observer chosen by the output error: " + ", ".join(chosen)
+
+
+def _close(a, b, rel: float = 0.02) -> bool:
+    """Two ranges whose ends differ by at most ``rel`` of the wider one's span."""
+    if b is None:
+        return False
+    span = max(a[1] - a[0], b[1] - b[0], 1e-30)
+    return abs(a[0] - b[0]) <= rel * span and abs(a[1] - b[1]) <= rel * span
 
 
 def record_steps(graph, steps: list[Step], requirement, agree) -> None:

@@ -3,9 +3,12 @@
 A requirement is a comma-separated list of terms, each ``measure op value``:
 
 ==================  ======================================================================
-``argmax<=1%``      at most 1% of the samples change the argmax of any output with a class
-                    axis (the last axis; ``argmax:1<=1%`` names another); for a sequence
-                    output (tokens, CTC frames) a sample changes when any position does
+``answer<=1%``      at most 1% of the samples change the answer of any output with one:
+                    the decoded text of an output that reads as CTC, else the argmax of
+                    its class axis (the last; ``answer:1<=1%`` names another)
+``argmax<=1%``      the same, every output judged by its argmax; for a sequence output
+                    (tokens, frames) a sample changes when any position decided in the
+                    float model does (:mod:`npuc.compiler.accuracy`)
 ``ctc<=0%``         the same with CTC decoding (repeats merged, class 0 the blank)
 ``sqnr>=30``        every output at least 30 dB SQNR against the float model
 ``cosine>=0.999``   every output's cosine similarity at least 0.999
@@ -23,23 +26,25 @@ from dataclasses import dataclass
 
 from npuc.ir.errors import NpucError
 
-DEFAULT = "argmax<=1%"
+DEFAULT = "answer<=1%"
+ANSWERS = ("answer", "argmax", "ctc")  # the terms on the share of changed answers
 FALLBACK_SQNR = 25.0
-_TERM = re.compile(r"^\s*(argmax|ctc|sqnr|cosine)(?::(-?\d+))?\s*(<=|>=)\s*"
+_TERM = re.compile(r"^\s*(answer|argmax|ctc|sqnr|cosine)(?::(-?\d+))?\s*(<=|>=)\s*"
                    r"([0-9]*\.?[0-9]+)\s*(%?)\s*$")
-_OPS = {"argmax": "<=", "ctc": "<=", "sqnr": ">=", "cosine": ">="}
+_OPS = {"answer": "<=", "argmax": "<=", "ctc": "<=", "sqnr": ">=", "cosine": ">="}
 
 
 @dataclass(frozen=True)
 class Term:
-    """One bound: ``measure`` (argmax, ctc, sqnr, cosine), its class ``axis`` and value."""
+    """One bound: ``measure`` (answer, argmax, ctc, sqnr, cosine), its class ``axis`` and
+    value."""
 
     measure: str
     value: float
     axis: int = -1
 
     def __str__(self) -> str:
-        if self.measure in ("argmax", "ctc"):
+        if self.measure in ANSWERS:
             ax = "" if self.axis == -1 else f":{self.axis}"
             return f"{self.measure}{ax}<={self.value * 100:g}%"
         return f"{self.measure}>={self.value:g}"
@@ -56,22 +61,22 @@ class Requirement:
 
     @property
     def answer_mode(self) -> str:
-        """The agreement mode the requirement needs measured (argmax, ctc or none)."""
+        """The agreement mode the requirement needs measured (auto, argmax, ctc or none)."""
         for t in self.terms:
-            if t.measure in ("argmax", "ctc"):
-                return t.measure
+            if t.measure in ANSWERS:
+                return "auto" if t.measure == "answer" else t.measure
         return "none"
 
     @property
     def axis(self) -> int:
-        return next((t.axis for t in self.terms if t.measure in ("argmax", "ctc")), -1)
+        return next((t.axis for t in self.terms if t.measure in ANSWERS), -1)
 
     def shortfall(self, agreement) -> float:
         """How far ``agreement`` is from the requirement (0: met). Each term adds its
         distance in its own unit: shares of samples, dB / 10, cosine x 100."""
         total = 0.0
         for t in self.terms:
-            if t.measure in ("argmax", "ctc"):
+            if t.measure in ANSWERS:
                 judged = [o for o in agreement.outputs.values() if o.mode != "none"]
                 if not judged:
                     total += max(0.0, FALLBACK_SQNR - agreement.min_sqnr_db) / 10
@@ -101,18 +106,20 @@ def parse_requirement(text) -> Requirement | None:
         m = _TERM.match(part)
         if m is None:
             raise NpucError(f"--accuracy: cannot read '{part.strip()}'; write e.g. "
-                            "'argmax<=1%', 'ctc<=0%', 'sqnr>=30' or 'cosine>=0.999'")
+                            "'answer<=1%', 'argmax<=1%', 'ctc<=0%', 'sqnr>=30' or "
+                            "'cosine>=0.999'")
         measure, axis, op, value, pct = m.groups()
         if op != _OPS[measure]:
             raise NpucError(f"--accuracy: '{part.strip()}': {measure} takes {_OPS[measure]}")
         v = float(value)
-        if measure in ("argmax", "ctc"):
+        if measure in ANSWERS:
             v = v / 100 if pct else v
             if not 0 <= v <= 1:
                 raise NpucError(f"--accuracy: '{part.strip()}': a share between 0% and 100%")
         elif pct:
             raise NpucError(f"--accuracy: '{part.strip()}': {measure} is not a percentage")
-        if axis is not None and measure not in ("argmax", "ctc"):
-            raise NpucError(f"--accuracy: '{part.strip()}': only argmax and ctc take an axis")
+        if axis is not None and measure not in ANSWERS:
+            raise NpucError(f"--accuracy: '{part.strip()}': only answer, argmax and ctc "
+                            "take an axis")
         terms.append(Term(measure, v, int(axis) if axis is not None else -1))
     return Requirement(tuple(terms))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 
+from npuc.compiler.bf16_bits import exact_bf16, exact_fp16, high_halves
 from npuc.ir.dtypes import dtype as ir_dtype
 from npuc.targets.precision import IR_DTYPE, numpy_dtype
 
@@ -43,10 +44,10 @@ def _exact(array: np.ndarray, narrow) -> bool:
 
 def _exact_piece(array: np.ndarray, narrow) -> bool:
     flat = array.reshape(-1)
-    if narrow is ml_dtypes.bfloat16:  # exact in bf16: the low 16 bits are zero
-        bits = flat.view(np.uint32)
-        return not any(np.any(bits[lo:lo + CHUNK] & 0xFFFF)
-                       for lo in range(0, flat.size, CHUNK))
+    if np.dtype(narrow) == np.dtype(ml_dtypes.bfloat16):  # exact: the low 16 bits are zero
+        return exact_bf16(flat)
+    if np.dtype(narrow) == np.dtype(np.float16):
+        return exact_fp16(flat)
     with np.errstate(over="ignore"):
         for lo in range(0, flat.size, CHUNK):
             part = flat[lo:lo + CHUNK]
@@ -91,12 +92,19 @@ def stored_array(value) -> np.ndarray:
     return stored_form(value, value.const)
 
 
-def stored_form(value, array: np.ndarray) -> np.ndarray:
-    """``array`` (the constant's data, or a run of it) in the format ``value`` is stored in."""
+def stored_form(value, array: np.ndarray, scratch: dict | None = None) -> np.ndarray:
+    """``array`` (the constant's data, or a run of it) in the format ``value`` is stored in.
+    ``scratch``: a dict whose buffer the result may be made in (valid until the next call
+    with it) instead of new memory."""
     name = value.meta.get("stored")
     if not name:
         return array
     if name == "bf16":  # exact: the high half of each float32 is the bf16 number
-        high = (np.ascontiguousarray(array).view(np.uint32) >> 16).astype(np.uint16)
-        return high.view(ml_dtypes.bfloat16)
+        out = None
+        if scratch is not None:
+            buf = scratch.get("buffer")
+            if buf is None or buf.size < np.size(array):
+                buf = scratch["buffer"] = np.empty(np.size(array), np.uint16)
+            out = buf[:np.size(array)]
+        return high_halves(array, out).view(ml_dtypes.bfloat16).reshape(np.shape(array))
     return array.astype(ir_dtype(name).numpy)

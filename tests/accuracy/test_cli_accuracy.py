@@ -68,8 +68,13 @@ def test_a_named_answer_decides_the_int8_verdict_instead_of_sqnr(tmp_path, capsy
     from npuc.compiler import verification
 
     model = _setup(tmp_path)
-    args = ["verify", model, "-t", "warboy-2pe", "--calibration", str(tmp_path / "cal.npz"),
-            "--inputs", str(tmp_path / "held"), "--json", "--accuracy", "off"]
+    base = ["verify", model, "-t", "warboy-2pe", "--calibration", str(tmp_path / "cal.npz"),
+            "--inputs", str(tmp_path / "held"), "--json"]
+    # the untrained model's one flip is a near tie: by default not a changed answer
+    assert main(base + ["--agree", "argmax"]) == 0
+    near = json.loads(capsys.readouterr().out)["agreement"]["outputs"]["logits"]
+    assert (near["changed"], near["undecided_flips"]) == (0, 1)
+    args = base + ["--margin", "0", "--accuracy", "off"]  # every flip counts
     assert main(args) == 0  # 36 dB: within int8's 12 dB, though one answer of 6 changed
     plain = json.loads(capsys.readouterr().out)
     assert plain["outputs"]["logits"]["judged_by"] == "tolerance"
@@ -95,4 +100,5 @@ def test_the_answer_bound_follows_the_requirement():
     assert answer_bound("int8", "argmax", None) == 0.01
     assert answer_bound("int8", "ctc", parse_requirement("ctc<=5%")) == 0.05
     assert answer_bound("fp8", "auto", None) is None
+    assert answer_bound("int8", "auto", parse_requirement("answer<=2%")) == 0.02
     assert answer_bound("bf16", "argmax", None) is None

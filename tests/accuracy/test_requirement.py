@@ -14,6 +14,14 @@ def test_terms_parse_and_print_back():
     assert r.answer_mode == "argmax" and r.axis == -1
     assert parse_requirement("ctc:1<=0%").axis == 1
     assert parse_requirement("off") is None
+    answer = parse_requirement("answer:1<=2%")
+    assert (str(answer), answer.answer_mode, answer.axis) == ("answer:1<=2%", "auto", 1)
+
+
+def test_the_default_judges_each_output_by_its_own_answer():
+    from npuc.compiler.quantize.requirement import DEFAULT
+
+    assert parse_requirement(DEFAULT).answer_mode == "auto"
 
 
 @pytest.mark.parametrize("bad", ["argmax>=1%", "sqnr>=30%", "psnr>=3", "argmax<=150%",

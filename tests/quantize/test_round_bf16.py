@@ -39,3 +39,17 @@ def test_exact_weights_are_stored_bit_for_bit(x):
     assert np.array_equal(back.view(np.uint32), rounded.view(np.uint32))
     if not np.array_equal(x.view(np.uint32), rounded.view(np.uint32)):
         assert not _exact(x, ml_dtypes.bfloat16)
+
+
+@settings(max_examples=200, deadline=None)
+@given(hnp.arrays(np.uint32, st.integers(1, 8), elements=st.one_of(
+    st.integers(0, 2**32 - 1),  # any float32 bit pattern, NaNs and subnormals included
+    st.integers(0, 2**16 - 1).map(lambda h: int(np.array(h, np.uint16).view(np.float16)
+                                               .astype(np.float32).view(np.uint32))))))
+def test_fp16_exactness_is_the_round_trip(bits):
+    from npuc.compiler.bf16_bits import exact_fp16
+
+    x = bits.view(np.float32)
+    with np.errstate(over="ignore"):
+        want = np.array_equal(x.astype(np.float16).astype(np.float32), x, equal_nan=True)
+    assert exact_fp16(x) == want

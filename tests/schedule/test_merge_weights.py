@@ -31,3 +31,31 @@ def test_weights_are_shared_by_content_not_by_name():
     assert where["val_43"] == where["val_40"]
     for name, data in [("val_43", w), ("norm", other), ("bias", other[:8]), ("val_40", w)]:
         assert blob[where[name]:where[name] + len(data)] == data
+
+
+def _file_blob(data: bytes):
+    import tempfile
+
+    from npuc.compiler.lower import blob as blob_module
+
+    f = tempfile.TemporaryFile()
+    f.write(data)
+    return blob_module.finish(f, len(data), blob_module.digest(data), in_memory=0)
+
+
+def test_file_backed_blobs_merge_to_the_same_bytes_and_digest(monkeypatch):
+    from npuc.compiler.lower import blob as blob_module
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal(3000).astype(np.float32).tobytes()
+    zeros = bytes(5000)  # written as a hole, read back as zeros
+    a, blob_a = _program([("w", w), ("z", zeros), ("n", w[:400])])
+    b, blob_b = _program([("n2", w[:400]), ("w2", w), ("t", w[-12:])])
+    for p in (a, b):
+        p["memory"]["alignment"] = 64
+    want_programs, want = merge_weights([a, b], [blob_a, blob_b])
+    monkeypatch.setattr(blob_module, "IN_MEMORY_BYTES", 0)
+    got_programs, got = merge_weights([a, b], [_file_blob(blob_a), _file_blob(blob_b)])
+    assert isinstance(got, blob_module.Blob) and isinstance(want, bytes)
+    assert bytes(got) == want and got_programs == want_programs
+    assert got.sha256 == blob_module.digest(want) == want_programs[0]["weights_sha256"]

@@ -117,3 +117,26 @@ def test_the_digest_is_a_hash_list_of_chunks():
     want = hashlib.sha256(b"".join(hashlib.sha256(c).digest() for c in chunks)).hexdigest()
     assert blob_module.digest(data) == want and len(chunks) == 3
     assert blob_module.digest(data) != blob_module.digest(data + b"\0")
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3 << 20), st.integers(1, 3 << 20)), max_size=4),
+       st.integers(0, 2 << 20))
+def test_a_blob_hashed_as_written_has_the_digest_of_its_bytes(writes, tail):
+    rng = np.random.default_rng(len(writes))
+    hasher, data = blob_module.Digester(), bytearray()
+    for gap, n in writes:
+        chunk = rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+        hasher.add(len(data) + gap, chunk)
+        data += bytes(gap) + chunk
+    data += bytes(tail)
+    assert hasher.hexdigest(len(data)) == blob_module.digest(bytes(data))
+
+
+def test_a_fresh_array_keeps_what_is_written_when_its_pieces_are_released(monkeypatch):
+    monkeypatch.setattr(mapped, "FRESH_BYTES", 1024)
+    a = mapped.fresh((512, 16), np.float32)
+    a[:] = 3.0
+    mapped.release(a[:100])  # a no-op: the pages are memory, not a file's
+    assert a.shape == (512, 16) and float(a.sum()) == 3.0 * a.size
+    assert mapped.fresh((4,), np.float32).base is None  # small: an ordinary array

@@ -37,6 +37,14 @@ def kernel(*op_types: str, domain: str = ""):
     return register
 
 
+def in_place(fn):
+    """Mark a registered kernel as one that may write its result into a donated input
+    (``KernelContext.donated``). Only marked kernels are given donations: a kernel that
+    runs other kernels would hand its own positions to inputs they do not name."""
+    fn.in_place = True
+    return fn
+
+
 _loaded = False
 
 
@@ -89,6 +97,26 @@ class KernelContext:
     # of the enclosing graphs visible), or a standalone graph such as a function body
     run_graph: Callable | None = None
     rng: Any = None  # numpy Generator for random operators
+    # positions of the inputs whose arrays the kernel may overwrite with its result: the
+    # interpreter gives an input whose value dies at this node and whose buffer no other
+    # array or object refers to (see ``interpreter._donated``), to kernels marked
+    # :func:`in_place` only
+    donated: tuple = ()
 
     def describe(self) -> str:
         return self.node.describe() if self.node is not None else "node"
+
+
+def reusable(ctx, inputs, position: int, shape, dtype):
+    """Input ``position`` when the kernel may write a result of ``shape`` and ``dtype``
+    into it (it was donated, is contiguous and has that shape and dtype), else None.
+
+    A kernel writing its result there saves an allocation and the page faults of a fresh
+    buffer; its numbers are the same, because numpy's ufuncs compute element by element."""
+    if ctx is None or position not in ctx.donated:
+        return None
+    x = inputs[position]
+    if (x is None or x.dtype != dtype or x.shape != tuple(shape)
+            or not x.flags.c_contiguous or not x.flags.writeable):
+        return None
+    return x

@@ -7,10 +7,12 @@ toward zero, like C and the ONNX reference; division by zero gives 0 rather than
 
 from __future__ import annotations
 
+import numba as nb
 import numpy as np
 
 from npuc.ir.errors import NpucError, UnsupportedError
 
+from . import in_place, reusable
 from .checks import checked_kernel
 
 _NATIVE = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
@@ -27,10 +29,23 @@ def _arith(fn, a: np.ndarray, b: np.ndarray, ctx) -> np.ndarray:
     out_dtype = a.dtype
     try:
         with np.errstate(all="ignore"):
-            r = fn(_native(a), _native(b).astype(_native(a).dtype, copy=False))
+            na = _native(a)
+            nb = _native(b).astype(na.dtype, copy=False)
+            dest = _destination(ctx, [a, b], na.dtype, np.broadcast_shapes(na.shape, nb.shape)) \
+                if isinstance(fn, np.ufunc) else None
+            r = fn(na, nb) if dest is None else fn(na, nb, out=dest)
     except ValueError as e:
         raise NpucError(f"{ctx.describe()}: shapes {a.shape} and {b.shape} do not broadcast") from e
     return np.asarray(r).astype(out_dtype, copy=False)
+
+
+def _destination(ctx, inputs, dtype, shape):
+    """A donated input the result can be written into (see ``reusable``), or None."""
+    for i in ctx.donated if ctx is not None else ():
+        dest = reusable(ctx, inputs, i, shape, dtype)
+        if dest is not None:
+            return dest
+    return None
 
 
 def int_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -46,6 +61,7 @@ def int_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _binary(op: str, fn) -> None:
+    @in_place
     @checked_kernel(op)
     def run(inputs, attrs, ctx):
         return [_arith(fn, inputs[0], inputs[1], ctx)]
@@ -60,6 +76,7 @@ for _op, _fn in {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply,
     _binary(_op, _fn)
 
 
+@in_place
 @checked_kernel("Div")
 def div(inputs, attrs, ctx):
     """ONNX Div; integer division truncates toward zero."""
@@ -159,6 +176,23 @@ def where(inputs, attrs, ctx):
     return [np.where(c, x, y).astype(x.dtype, copy=False)]
 
 
+_FAST = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+@nb.njit(cache=True, nogil=True)
+def _clip_flat(x, lo, hi, out):
+    """np.minimum(np.maximum(x, lo), hi) in one pass, bit for bit (NaN stays NaN, an
+    equal bound wins, so -0.0 clipped at 0.0 gives 0.0, as numpy's maximum does)."""
+    for i in range(x.size):
+        v = x[i]
+        if not (v > lo or v != v):
+            v = lo
+        if not (v < hi or v != v):
+            v = hi
+        out[i] = v
+
+
+@in_place
 @checked_kernel("Clip")
 def clip(inputs, attrs, ctx):
     """ONNX Clip; bounds are attributes before opset 11 and optional inputs from 11 on.
@@ -172,12 +206,22 @@ def clip(inputs, attrs, ctx):
         lo = inputs[1] if len(inputs) > 1 else None
         hi = inputs[2] if len(inputs) > 2 else None
     out = _native(x)
-    if lo is not None:
-        if np.ndim(lo) != 0 and np.size(lo) != 1:
-            raise UnsupportedError(f"{ctx.describe()}: a non-scalar min is not supported")
-        out = np.maximum(out, np.asarray(lo).reshape(()).astype(out.dtype))
-    if hi is not None:
-        if np.ndim(hi) != 0 and np.size(hi) != 1:
-            raise UnsupportedError(f"{ctx.describe()}: a non-scalar max is not supported")
-        out = np.minimum(out, np.asarray(hi).reshape(()).astype(out.dtype))
+    bounds = []
+    for bound, name in ((lo, "min"), (hi, "max")):
+        if bound is not None and np.ndim(bound) != 0 and np.size(bound) != 1:
+            raise UnsupportedError(f"{ctx.describe()}: a non-scalar {name} is not supported")
+        bounds.append(None if bound is None else np.asarray(bound).reshape(()).astype(out.dtype))
+    dest = reusable(ctx, inputs, 0, out.shape, out.dtype)  # in place when x dies here
+    if x.dtype in _FAST and x.flags.c_contiguous:
+        if dest is None:
+            dest = np.empty_like(x)
+        fill = (x.dtype.type(-np.inf), x.dtype.type(np.inf))  # a missing bound changes nothing
+        lo, hi = (fill[i] if b is None else b[()] for i, b in enumerate(bounds))
+        _clip_flat(x.reshape(-1), lo, hi, dest.reshape(-1))
+        return [dest]
+    for bound, fn in zip(bounds, (np.maximum, np.minimum)):
+        if bound is not None:
+            out = fn(out, bound) if dest is None else fn(out, bound, out=dest)
+            # the second bound applies in place on the first one's result (not a scalar)
+            dest = out if isinstance(out, np.ndarray) and out.ndim else None
     return [np.asarray(out).astype(x.dtype, copy=False)]

@@ -58,6 +58,113 @@ def _depthwise2d(x, w, out, sh, sw, ph, pw, dh, dw, mult):
                     out[b, oc, i, :] = acc
 
 
+@nb.njit(cache=True, nogil=True)
+def _depthwise3x3(x, w, out, ph, pw):
+    """The common depthwise case (3x3, stride and dilation 1, one output channel per
+    input channel): each output sums its nine products in a register, in the order of
+    :func:`_depthwise2d` (row by row of the kernel), so the result is the same to the bit;
+    the unit steps let the loop over an output row vectorise."""
+    n, c, h, wd = x.shape
+    oh, ow = out.shape[2], out.shape[3]
+    xp = np.zeros((oh + 2, ow + 2), dtype=np.float64)
+    r0, r1 = max(0, -ph), min(h, oh + 2 - ph)
+    c0, c1 = max(0, -pw), min(wd, ow + 2 - pw)
+    for b in range(n):
+        for ch in range(c):
+            for r in range(r0, r1):
+                for q in range(c0, c1):
+                    xp[r + ph, q + pw] = x[b, ch, r, q]
+            k = w[ch, 0]
+            w00, w01, w02 = np.float64(k[0, 0]), np.float64(k[0, 1]), np.float64(k[0, 2])
+            w10, w11, w12 = np.float64(k[1, 0]), np.float64(k[1, 1]), np.float64(k[1, 2])
+            w20, w21, w22 = np.float64(k[2, 0]), np.float64(k[2, 1]), np.float64(k[2, 2])
+            plane = out[b, ch]
+            for i in range(oh):
+                xa, xb, xc = xp[i], xp[i + 1], xp[i + 2]
+                row = plane[i]
+                for t in range(ow):
+                    s = 0.0
+                    s += w00 * xa[t]
+                    s += w01 * xa[t + 1]
+                    s += w02 * xa[t + 2]
+                    s += w10 * xb[t]
+                    s += w11 * xb[t + 1]
+                    s += w12 * xb[t + 2]
+                    s += w20 * xc[t]
+                    s += w21 * xc[t + 1]
+                    s += w22 * xc[t + 2]
+                    row[t] = s
+
+
+@nb.njit(cache=True, nogil=True)
+def _depthwise3x3s2(x, w, out, ph, pw):
+    """3x3 depthwise with stride 2 (dilation 1, multiplier 1), summed as
+    :func:`_depthwise3x3`: the padded plane is kept as its even and its odd columns, so
+    that every tap reads a contiguous row."""
+    n, c, h, wd = x.shape
+    oh, ow = out.shape[2], out.shape[3]
+    hp = 2 * oh + 1
+    xe = np.zeros((hp, ow + 1), dtype=np.float64)  # padded columns 0, 2, ..., 2 ow
+    xo = np.zeros((hp, ow), dtype=np.float64)  # padded columns 1, 3, ..., 2 ow - 1
+    r0, r1 = max(0, -ph), min(h, hp - ph)
+    for b in range(n):
+        for ch in range(c):
+            for r in range(r0, r1):
+                src, de, do = x[b, ch, r], xe[r + ph], xo[r + ph]
+                for u in range(ow + 1):
+                    q = 2 * u - pw
+                    if 0 <= q < wd:
+                        de[u] = src[q]
+                for u in range(ow):
+                    q = 2 * u + 1 - pw
+                    if 0 <= q < wd:
+                        do[u] = src[q]
+            k = w[ch, 0]
+            w00, w01, w02 = np.float64(k[0, 0]), np.float64(k[0, 1]), np.float64(k[0, 2])
+            w10, w11, w12 = np.float64(k[1, 0]), np.float64(k[1, 1]), np.float64(k[1, 2])
+            w20, w21, w22 = np.float64(k[2, 0]), np.float64(k[2, 1]), np.float64(k[2, 2])
+            plane = out[b, ch]
+            for i in range(oh):
+                ae, ao = xe[2 * i], xo[2 * i]
+                be, bo = xe[2 * i + 1], xo[2 * i + 1]
+                ce, co = xe[2 * i + 2], xo[2 * i + 2]
+                row = plane[i]
+                for t in range(ow):
+                    s = 0.0
+                    s += w00 * ae[t]
+                    s += w01 * ao[t]
+                    s += w02 * ae[t + 1]
+                    s += w10 * be[t]
+                    s += w11 * bo[t]
+                    s += w12 * be[t + 1]
+                    s += w20 * ce[t]
+                    s += w21 * co[t]
+                    s += w22 * ce[t + 1]
+                    row[t] = s
+
+
+def _depthwise(x, w, out, strides, pads, dilations, mult) -> None:
+    """A depthwise convolution in channel blocks on npuc's threads."""
+    c = x.shape[1]
+    wc = np.ascontiguousarray(w, dtype=out.dtype)
+    step = threads.block(c)
+    three = mult == 1 and w.shape[2:] == (3, 3) and tuple(dilations) == (1, 1)
+    step1, step2 = three and tuple(strides) == (1, 1), three and tuple(strides) == (2, 2)
+
+    def channels(i):
+        c0, c1 = i * step, min(c, (i + 1) * step)
+        xs, ws, os = x[:, c0:c1], wc[c0 * mult:c1 * mult], out[:, c0 * mult:c1 * mult]
+        if step1:
+            _depthwise3x3(xs, ws, os, pads[0], pads[1])
+        elif step2:
+            _depthwise3x3s2(xs, ws, os, pads[0], pads[1])
+        else:
+            _depthwise2d(xs, ws, os, strides[0], strides[1], pads[0], pads[1], dilations[0],
+                         dilations[1], mult)
+
+    threads.parallel(channels, -(-c // step))
+
+
 def conv_nd(x, w, b=None, strides=None, pads=None, dilations=None, group=1, out=None):
     """Convolution of ``x`` (N, C, *spatial) with ``w`` (M, C/group, *kernel).
 
@@ -75,16 +182,7 @@ def conv_nd(x, w, b=None, strides=None, pads=None, dilations=None, group=1, out=
     if out is None:
         out = np.empty((n, m, *oshape), dtype=np.result_type(x.dtype, w.dtype))
     if group == c and w.shape[1] == 1 and nd == 2 and group > 1:
-        wc, mult = np.ascontiguousarray(w, dtype=out.dtype), m // c
-        step = threads.block(c)
-
-        def channels(i):  # channel blocks on npuc's threads
-            c0, c1 = i * step, min(c, (i + 1) * step)
-            _depthwise2d(x[:, c0:c1], wc[c0 * mult:c1 * mult], out[:, c0 * mult:c1 * mult],
-                         strides[0], strides[1], pads[0], pads[1], dilations[0], dilations[1],
-                         mult)
-
-        threads.parallel(channels, -(-c // step))
+        _depthwise(x, w, out, strides, pads, dilations, m // c)
     else:
         pointwise = all(k == 1 for k in kshape) and not any(pads) and all(s == 1 for s in strides)
         if pointwise:

@@ -14,6 +14,7 @@ from numba import njit
 
 from npuc.ir.errors import UnsupportedError
 
+from . import in_place, reusable
 from .checks import checked_kernel
 
 _NATIVE_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
@@ -126,10 +127,14 @@ def sign(inputs, attrs, ctx):
     return [_float_op(np.sign)(inputs[0])]
 
 
+@in_place
 @checked_kernel("Relu")
 def relu(inputs, attrs, ctx):
     """ONNX Relu (also on signed integers)."""
     x = inputs[0]
+    dest = reusable(ctx, inputs, 0, x.shape, x.dtype)
+    if dest is not None and x.dtype in _NATIVE_FLOATS:
+        return [np.maximum(x, 0, out=dest)]
     return [_float_op(lambda v: np.maximum(v, 0))(x)]
 
 

@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from . import get_kernel
 
 
-def activate(y: np.ndarray, name: str, params, ctx) -> np.ndarray:
-    """Apply an epilogue activation with the ONNX kernels."""
+def activate(y: np.ndarray, name: str, params, ctx, fresh: bool = False) -> np.ndarray:
+    """Apply an epilogue activation with the ONNX kernels; ``fresh``: ``y`` is the product
+    just computed, which nobody else holds, so the activation may overwrite it."""
     if not name:
         return y
+    ctx = dataclasses.replace(ctx, donated=(0,) if fresh else ())
     params = list(params)
     if name == "Clip":
         lo, hi = (np.asarray(p, dtype=y.dtype) for p in params)
