@@ -34,14 +34,19 @@ class MultiChipResult:
     parallelism: str = "pipeline"
 
     def files(self) -> dict:
-        """The artifact: ``chips.json`` and ``chipK-program.json`` / ``-weights.bin`` /
+        """The artifact: ``chips.json``, ``decisions.json`` (every stage's decisions, as
+        one chip's compile writes them) and ``chipK-program.json`` / ``-weights.bin`` /
         ``-summary.json`` per chip."""
         import json
+
+        from npuc.ir.decisions import log_of
 
         def dump(data):
             return json.dumps(data, indent=1, sort_keys=True) + "\n"
 
-        out = {"chips.json": dump(self.manifest)}
+        # the stages share the whole graph's log: their decisions are all in it
+        out = {"chips.json": dump(self.manifest),
+               "decisions.json": log_of(self.graph).dumps() + "\n"}
         for k, (p, w, s) in enumerate(zip(self.programs, self.weights, self.summaries)):
             out[f"chip{k}-program.json"] = dump(p)
             out[f"chip{k}-weights.bin"] = w

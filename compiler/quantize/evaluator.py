@@ -94,8 +94,9 @@ def run_part(job, item) -> list:
 
     builder, samples = job
     plan, ranges, a, b = item
-    for method, r in ranges.items():
-        builder.ranges.setdefault(method, r)
+    for method, r in ranges.items():  # the parent's, with every range it computed
+        if method != builder.method:
+            builder.ranges[method] = r
     graph = builder.build(plan)
     return [execute(graph, s) for s in samples[a:b]]
 

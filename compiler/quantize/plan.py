@@ -74,6 +74,27 @@ def check_layer_scheme(scheme, node: str, spec: str) -> None:
                         f"{', '.join(scheme.dtypes)}")
 
 
+class LazyRanges:
+    """An observer's ranges, each computed when first asked for: the accuracy search
+    tries another observer on a few tensors, and a histogram method's search for its
+    threshold costs milliseconds per tensor. Pickled (to a worker), it carries the
+    ranges computed so far, not the histograms."""
+
+    def __init__(self, observers: dict, symmetric: bool):
+        self.observers, self.symmetric, self.done = observers, symmetric, {}
+
+    def get(self, name: str, default=None):
+        if name not in self.done:
+            o = self.observers.get(name)
+            self.done[name] = o.range(256, self.symmetric) if o is not None and o.seen \
+                else None
+        r = self.done[name]
+        return default if r is None else r
+
+    def __getstate__(self):
+        return {"observers": {}, "symmetric": self.symmetric, "done": dict(self.done)}
+
+
 class Builder:
     """Builds quantized graphs from one calibration, for any :class:`Plan`."""
 
@@ -100,12 +121,14 @@ class Builder:
                     self.histograms = calibrate(self.float_graph, self.calibration,
                                                 HISTOGRAM_METHODS[0], False,
                                                 fanout=fanout).observers
-                observers = {k: as_method(o, method) for k, o in self.histograms.items()}
+                self.ranges[method] = LazyRanges(
+                    {k: as_method(o, method) for k, o in self.histograms.items()},
+                    self.scheme.act_symmetric)
             else:
                 observers = calibrate(self.float_graph, self.calibration, method, False,
                                       fanout=fanout).observers
-            self.ranges[method] = {k: o.range(256, self.scheme.act_symmetric)
-                                   for k, o in observers.items() if o.seen}
+                self.ranges[method] = {k: o.range(256, self.scheme.act_symmetric)
+                                       for k, o in observers.items() if o.seen}
         return self.ranges[method]
 
     def __getstate__(self):

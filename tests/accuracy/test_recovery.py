@@ -134,3 +134,45 @@ def test_a_candidate_keeps_its_decisions_to_itself():
     assert len(log_of(builder.float_graph)) == before
     assert any(d.subject == "fc1" and d.action == "fp32" for d in log_of(moved))
     assert not any(d.subject == "fc1" and d.action == "fp32" for d in log_of(plain))
+
+
+def _outliers(width=64, seed=0):
+    """x -> MatMul -> Tanh -> MatMul, fed rows with one rare large value per sample: the
+    MinMax range wastes int8's levels on it; a clipping observer does better."""
+    rng = np.random.default_rng(seed)
+    w = [rng.normal(0, 1 / np.sqrt(width), (width, width)).astype(np.float32)
+         for _ in range(2)]
+    nodes = [helper.make_node("MatMul", ["x", "w0"], ["m0"], name="fc0"),
+             helper.make_node("Tanh", ["m0"], ["t0"], name="act0"),
+             helper.make_node("MatMul", ["t0", "w1"], ["y"], name="fc1")]
+    g = helper.make_graph(
+        nodes, "outliers", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", width])],
+        [numpy_helper.from_array(a, f"w{i}") for i, a in enumerate(w)])
+    model = npuc.import_onnx(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]))
+    samples = []
+    for _ in range(8):
+        x = rng.normal(size=(128, width)).astype(np.float32)
+        x.flat[rng.integers(x.size)] = 40.0
+        samples.append({"x": x})
+    return model, samples
+
+
+def test_observers_chosen_on_workers_are_those_of_one_process():
+    """The observer step reads the histogram methods from one pass (fanned out) and sends
+    the ranges it chose with each measure: the same choices and graph as one process."""
+    from npuc.compiler.parallel import Fanout
+    from npuc.ir.printer import print_graph
+
+    def run(fanout):
+        model, samples = _outliers()
+        return quantize(model, "warboy-2pe", samples, precision="int8",
+                        accuracy="sqnr>=45", progress=False, fanout=fanout)
+
+    one, two = run(None), run(Fanout(workers=2))
+    chosen = [d for d in log_of(one) if d.stage == "accuracy" and d.action == "observer"]
+    assert chosen and chosen[0].data["kept"], [d.reason for d in log_of(one)]
+    assert chosen[0].data["sqnr_db"] > [d for d in log_of(one)
+                                        if d.action == "baseline"][0].data["sqnr_db"]
+    assert log_of(one).dumps() == log_of(two).dumps()
+    assert print_graph(one) == print_graph(two)

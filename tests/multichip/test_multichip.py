@@ -1,6 +1,8 @@
 """A model over several chips: tensor or pipeline parallel, transfers, all chips
 simulated together."""
 
+import json
+
 import pytest
 
 from npuc.compiler.cli import main
@@ -54,9 +56,13 @@ def test_compile_chips_from_the_command_line_is_deterministic(tmp_path, capsys):
     names = sorted(p.name for p in (tmp_path / "a").iterdir() if p.name != ".npuc-output")
     assert names == ["chip0-program.json", "chip0-summary.json", "chip0-weights.bin",
                      "chip1-program.json", "chip1-summary.json", "chip1-weights.bin",
-                     "chips.json"]
+                     "chips.json", "decisions.json"]
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    # each chip's scheduling decisions are there, under its stage's names
+    decisions = json.loads((tmp_path / "a" / "decisions.json").read_text())
+    stages = {d["stage"] for d in decisions}
+    assert {"partition", "tiling", "quantize"} <= stages, stages
 
 
 def test_a_chip_without_a_link_cannot_be_split(capsys):
