@@ -129,3 +129,23 @@ def test_depthwise_3x3_is_the_general_loop_to_the_bit(stride, c, h, w, ph, pw, s
     _depthwise2d(x, k, want, stride, stride, ph, pw, 1, 1, 1)
     (_depthwise3x3 if stride == 1 else _depthwise3x3s2)(x, k, got, ph, pw)
     assert got.tobytes() == want.tobytes()
+
+
+def test_only_kernels_marked_in_place_are_given_donations(monkeypatch):
+    from npuc.compiler.executor.kernels import KERNELS, in_place, load_all
+
+    load_all()
+    graph = _graph([helper.make_node("Neg", ["x"], ["y"])], [("x", [3])], [("y", [3])])
+    node = next(iter(graph.nodes))
+    offered = []
+
+    def plain(inputs, attrs, ctx):  # a kernel that could run others with its context
+        offered.append(ctx.donated)
+        return [-inputs[0]]
+
+    x = np.ones(3, np.float32)
+    monkeypatch.setitem(KERNELS, ("", "Neg"), plain)
+    interpreter.evaluate(node, [x], donated=(0,))
+    monkeypatch.setitem(KERNELS, ("", "Neg"), in_place(lambda i, a, c: plain(i, a, c)))
+    interpreter.evaluate(node, [x], donated=(0,))
+    assert offered == [(), (0,)]
