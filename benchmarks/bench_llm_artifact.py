@@ -11,7 +11,8 @@ exported forms (prefill of ``--prefill`` tokens with its cache, decode of one to
 both into one artifact (``npuc compile PREFILL --decode-model DECODE --max-seq N
 --last-logits``) in a fresh process and prints:
 
-- compile time and peak RSS; the one weight blob and the KV cache (device state);
+- compile time (wall and CPU) and peak RSS beside the goal (2x the blob + 2 GB); the one
+  weight blob and the KV cache (device state);
 - per program (prefill, decode) the estimate beside its bandwidth floor (the program's
   DRAM bytes over the chip's DRAM bandwidth), the host-link time and what runs on the CPU;
 ``--onnx PREFILL DECODE`` takes the two forms from ONNX files instead, as an exporter
@@ -50,7 +51,8 @@ def child(prefill: str, decode: str, target: str, precision: str, max_seq: int,
     built = compile_decoder(prefill, target, max_seq, decode, quantize=precision,
                             last_logits=True, keep_reference=steps > 0)
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak, cpu_s = usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
     programs = []
     for role, r in zip(built.roles, built.results):
         s = r.summary
@@ -60,8 +62,9 @@ def child(prefill: str, decode: str, target: str, precision: str, max_seq: int,
                          "floor_s": s["dram_traffic_bytes"] / s["dram_bandwidth_bytes_per_s"],
                          "traffic_bytes": s["dram_traffic_bytes"],
                          "host_s": s.get("host_transfer_s", 0.0), "cpu": dict(cpu)})
-    out = {"compile_s": seconds, "peak_rss": peak, "blob_bytes": len(built.weights),
-           "kv_bytes": built.manifest["kv_cache"]["bytes"], "programs": programs}
+    out = {"compile_s": seconds, "cpu_s": cpu_s, "peak_rss": peak,
+           "blob_bytes": len(built.weights), "kv_bytes": built.manifest["kv_cache"]["bytes"],
+           "programs": programs}
     if steps:
         v = check_steps(built, steps)
         out["verify"] = {"passed": v.passed, "agree": sum(s["token_agrees"] for s in v.steps),
@@ -117,7 +120,9 @@ def main() -> int:
 
 
 def _print(case: str, r: dict) -> None:
-    print(f"{case}: compile {r['compile_s']:.1f} s, peak {r['peak_rss'] / 1e9:.2f} GB, one "
+    goal = 2 * r["blob_bytes"] + 2e9  # 2x the weights at the compiled precision + 2 GB
+    print(f"{case}: compile {r['compile_s']:.1f} s ({r['cpu_s']:.1f} s of CPU), peak "
+          f"{r['peak_rss'] / 1e9:.2f} GB (goal {goal / 1e9:.2f}), one "
           f"blob {r['blob_bytes'] / 1e6:.1f} MB, KV cache {r['kv_bytes'] / 1e6:.2f} MB")
     for p in r["programs"]:
         print(f"  {p['role']:<8} est {p['estimate_s'] * 1e3:9.3f} ms  floor "
