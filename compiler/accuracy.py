@@ -21,9 +21,11 @@ samples, output by output:
   whose argmax agrees; ``topk``: the mean overlap of the ``k`` largest scores;
   ``undecided``: argmax flips not counted because the float model itself was undecided.
 
-**Decided positions.** A position's argmax change counts only when the reference scores
-the candidate's pick more than ``margin`` x the output's scale below its own top-1 (the
-scale: the range, max - min, of the reference output over all judged samples). A near-tie
+**Decided positions.** In an output with many positions per sample (a detector's anchors,
+a recognizer's frames, a segmentation's pixels) a position's argmax change counts only
+when the reference scores the candidate's pick more than ``margin`` x the output's scale
+below its own top-1 (the scale: the range, max - min, of the reference output over all
+judged samples). A classifier's one answer per sample always counts. A near-tie
 in the float model (a detector's background anchor, a blank-vs-character transition
 frame) swapping its order is not a changed answer; a flip of a position whose top-1 beats
 its runner-up by more than that is always one, and so is a non-finite candidate score
@@ -275,7 +277,10 @@ def agreement(reference, candidate, mode: str = "auto", axis: int = -1, k: int =
                             min(per, default=200.0), cosine(flat_r, flat_c))
         if m != "none":
             o.blank = b if m == "ctc" else None
-            _answer_stats(o, r_rows, c_rows, axis, k, margin * output_scale(r_rows))
+            # one answer per sample (a classifier): it is the answer, near-tie or not
+            dense = r_rows[0].ndim > 1 and r_rows[0].size > r_rows[0].shape[axis]
+            _answer_stats(o, r_rows, c_rows, axis, k,
+                          margin * output_scale(r_rows) if dense else 0.0)
             changed_any.update(o.changed_samples)
         result[name] = o
     return Agreement(result, n, sorted(changed_any))

@@ -70,10 +70,11 @@ def test_a_named_answer_decides_the_int8_verdict_instead_of_sqnr(tmp_path, capsy
     model = _setup(tmp_path)
     base = ["verify", model, "-t", "warboy-2pe", "--calibration", str(tmp_path / "cal.npz"),
             "--inputs", str(tmp_path / "held"), "--json"]
-    # the untrained model's one flip is a near tie: by default not a changed answer
-    assert main(base + ["--agree", "argmax"]) == 0
+    # the untrained model's one flip is a near tie, but a classifier's one answer counts
+    # however near its float scores were
+    assert main(base + ["--agree", "argmax"]) == 1
     near = json.loads(capsys.readouterr().out)["agreement"]["outputs"]["logits"]
-    assert (near["changed"], near["undecided_flips"]) == (0, 1)
+    assert (near["changed"], near["undecided_flips"]) == (1, 0)
     args = base + ["--margin", "0", "--accuracy", "off"]  # every flip counts
     assert main(args) == 0  # 36 dB: within int8's 12 dB, though one answer of 6 changed
     plain = json.loads(capsys.readouterr().out)

@@ -168,3 +168,16 @@ def test_moves_within_undecided_frames_never_change_the_text(text, data):
         got[0, f, other] = ref[0, f, top] + 0.01
     assert agreement({"y": ref}, {"y": got}).changed_share == 0.0
     assert agreement({"y": ref}, {"y": got}, mode="argmax").changed_share == 0.0
+
+
+def test_a_classifier_answer_counts_however_close_the_float_scores_were():
+    """One answer per sample is the answer: a near-tie of a classifier flipping changes
+    it (the margin only spares the undecided positions of dense outputs)."""
+    ref = np.array([[0.0, 5.0, 4.9, -3.0], [1.0, 0.0, 9.0, 2.0]])
+    got = ref.copy()
+    got[0, 2] = 5.1  # class 2 now beats class 1 by 0.1, the float model's lead was 0.1
+    a = agreement({"y": ref}, {"y": got})
+    assert a.changed_share == 0.5 and a.outputs["y"].changed_samples == [0]
+    # the same near-tie at one anchor of a dense output is undecided
+    dense = agreement({"y": ref[None]}, {"y": got[None]}, batch_axis=0)
+    assert dense.changed_share == 0.0 and dense.outputs["y"].undecided == 1
