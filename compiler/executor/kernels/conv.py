@@ -58,6 +58,31 @@ def _depthwise2d(x, w, out, sh, sw, ph, pw, dh, dw, mult):
                     out[b, oc, i, :] = acc
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _taps(k):
+    """A 3x3 kernel's nine weights in float64, row by row."""
+    return (np.float64(k[0, 0]), np.float64(k[0, 1]), np.float64(k[0, 2]),
+            np.float64(k[1, 0]), np.float64(k[1, 1]), np.float64(k[1, 2]),
+            np.float64(k[2, 0]), np.float64(k[2, 1]), np.float64(k[2, 2]))
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _sum9(k, a0, a1, a2, b0, b1, b2, c0, c1, c2):
+    """The nine products of one output, summed in :func:`_depthwise2d`'s order (kernel
+    row by row) in one register."""
+    s = 0.0
+    s += k[0] * a0
+    s += k[1] * a1
+    s += k[2] * a2
+    s += k[3] * b0
+    s += k[4] * b1
+    s += k[5] * b2
+    s += k[6] * c0
+    s += k[7] * c1
+    s += k[8] * c2
+    return s
+
+
 @nb.njit(cache=True, nogil=True)
 def _depthwise3x3(x, w, out, ph, pw):
     """The common depthwise case (3x3, stride and dilation 1, one output channel per
@@ -74,26 +99,14 @@ def _depthwise3x3(x, w, out, ph, pw):
             for r in range(r0, r1):
                 for q in range(c0, c1):
                     xp[r + ph, q + pw] = x[b, ch, r, q]
-            k = w[ch, 0]
-            w00, w01, w02 = np.float64(k[0, 0]), np.float64(k[0, 1]), np.float64(k[0, 2])
-            w10, w11, w12 = np.float64(k[1, 0]), np.float64(k[1, 1]), np.float64(k[1, 2])
-            w20, w21, w22 = np.float64(k[2, 0]), np.float64(k[2, 1]), np.float64(k[2, 2])
+            k = _taps(w[ch, 0])
             plane = out[b, ch]
             for i in range(oh):
                 xa, xb, xc = xp[i], xp[i + 1], xp[i + 2]
                 row = plane[i]
                 for t in range(ow):
-                    s = 0.0
-                    s += w00 * xa[t]
-                    s += w01 * xa[t + 1]
-                    s += w02 * xa[t + 2]
-                    s += w10 * xb[t]
-                    s += w11 * xb[t + 1]
-                    s += w12 * xb[t + 2]
-                    s += w20 * xc[t]
-                    s += w21 * xc[t + 1]
-                    s += w22 * xc[t + 2]
-                    row[t] = s
+                    row[t] = _sum9(k, xa[t], xa[t + 1], xa[t + 2], xb[t], xb[t + 1],
+                                   xb[t + 2], xc[t], xc[t + 1], xc[t + 2])
 
 
 @nb.njit(cache=True, nogil=True)
@@ -119,10 +132,7 @@ def _depthwise3x3s2(x, w, out, ph, pw):
                     q = 2 * u + 1 - pw
                     if 0 <= q < wd:
                         do[u] = src[q]
-            k = w[ch, 0]
-            w00, w01, w02 = np.float64(k[0, 0]), np.float64(k[0, 1]), np.float64(k[0, 2])
-            w10, w11, w12 = np.float64(k[1, 0]), np.float64(k[1, 1]), np.float64(k[1, 2])
-            w20, w21, w22 = np.float64(k[2, 0]), np.float64(k[2, 1]), np.float64(k[2, 2])
+            k = _taps(w[ch, 0])
             plane = out[b, ch]
             for i in range(oh):
                 ae, ao = xe[2 * i], xo[2 * i]
@@ -130,17 +140,8 @@ def _depthwise3x3s2(x, w, out, ph, pw):
                 ce, co = xe[2 * i + 2], xo[2 * i + 2]
                 row = plane[i]
                 for t in range(ow):
-                    s = 0.0
-                    s += w00 * ae[t]
-                    s += w01 * ao[t]
-                    s += w02 * ae[t + 1]
-                    s += w10 * be[t]
-                    s += w11 * bo[t]
-                    s += w12 * be[t + 1]
-                    s += w20 * ce[t]
-                    s += w21 * co[t]
-                    s += w22 * ce[t + 1]
-                    row[t] = s
+                    row[t] = _sum9(k, ae[t], ao[t], ae[t + 1], be[t], bo[t], be[t + 1],
+                                   ce[t], co[t], ce[t + 1])
 
 
 def _depthwise(x, w, out, strides, pads, dilations, mult) -> None:
