@@ -40,12 +40,9 @@ def _print_search(result) -> None:
     """The accuracy search's steps, from the decision log all configurations share."""
     import json
 
-    log = json.loads(result.files["decisions.json"])
-    entries = log if isinstance(log, list) else log.get("decisions", [])
-    steps = [e for e in entries if e.get("stage") == "accuracy"]
-    for e in steps:
-        print(f"  accuracy: {e.get('subject', '')[:60]}: {e.get('action', '')}: "
-              f"{str(e.get('reason', ''))[:140]}")
+    for e in json.loads(result.files["decisions.json"]):
+        if e["stage"] == "accuracy":
+            print(f"  accuracy: {e['subject'][:60]}: {e['action']}: {e['reason'][:140]}")
 
 
 def main() -> int:
