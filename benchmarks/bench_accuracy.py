@@ -23,6 +23,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 
 import numpy as np
 
@@ -93,6 +94,13 @@ def npuc_int8(model, target, cal, held, accuracy):
     return [execute(q, h) for h in held], cost, base, moved
 
 
+def _moved(layers: dict) -> str:
+    """``"12 layers moved (fp8 3, bf16 9)"``: how many layers the recovery moved, to what."""
+    counts = Counter(str(f) for f in layers.values())
+    what = ", ".join(f"{f} {n}" for f, n in sorted(counts.items()))
+    return f"{len(layers)} layers moved" + (f" ({what})" if what else "")
+
+
 def _row(label, refs, outs, mode, extra=""):
     a = agreement(refs, outs, mode=mode, batch_axis=None)
     kept = 1.0 - a.changed_share
@@ -140,7 +148,7 @@ def bench(name, targets, accuracy):
             outs, cost, base, moved = npuc_int8(model, target, cal, held, req)
             extra = "off" if req is None else (
                 f"{req}: +{cost * 1e6:.4g} us on {base * 1e6:.4g} us of int8 layers "
-                f"({cost / base if base else 0:+.1%}), {len(moved)} layers moved")
+                f"({cost / base if base else 0:+.1%}), {_moved(moved)}")
             kept = _row(f"npuc int8 {target}" + (" + recovery" if req else ""), refs, outs,
                         mode, f"{extra} ({time.perf_counter() - t:.0f} s)")
             if req is not None:

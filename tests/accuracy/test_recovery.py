@@ -176,3 +176,26 @@ def test_observers_chosen_on_workers_are_those_of_one_process():
                                         if d.action == "baseline"][0].data["sqnr_db"]
     assert log_of(one).dumps() == log_of(two).dumps()
     assert print_graph(one) == print_graph(two)
+
+
+def test_the_search_judges_decided_positions_with_headroom():
+    """A flip where the float model leads by between half verify's margin and the margin:
+    not a changed answer to verify, one to the recovery's judge."""
+    from npuc.compiler.accuracy import MARGIN, agreement
+    from npuc.compiler.quantize.evaluator import SEARCH_MARGIN, Evaluator
+    from npuc.compiler.quantize.requirement import parse_requirement
+
+    ref = np.zeros((1, 8, 3), np.float32)
+    ref[0, :, 0] = 1.0  # the output's scale: 1
+    ref[0, 3] = [0.0, 0.5, 0.5 - (SEARCH_MARGIN + MARGIN) / 2]
+    got = ref.copy()
+    got[0, 3, 2] = 0.6  # position 3 now picks class 2
+    t = helper.make_tensor_value_info
+    g = npuc.import_onnx(helper.make_model(helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "id",
+        [t("x", TensorProto.FLOAT, [1, 8, 3])], [t("y", TensorProto.FLOAT, [1, 8, 3])]),
+        opset_imports=[helper.make_opsetid("", 17)]))
+    ev = Evaluator(g, [{"x": ref}], parse_requirement("argmax<=1%"))
+    assert agreement({"y": ref}, {"y": got}, "argmax").changed_share == 0.0
+    assert ev.judge([{"y": got}]).changed_share == 1.0
+    assert ev.judge([{"y": ref}]).changed_share == 0.0
