@@ -149,13 +149,15 @@ def check_program(program, weights: bytes) -> None:
 def _kv_write(m: Machine, cmd: dict, index: int) -> None:
     """Write the new rows into the cache at the positions named, in place: only those rows
     change, as a DMA engine does it."""
-    from npuc.compiler.ops.kvcache import check_positions, write_rows
+    from npuc.compiler.ops.kvcache import check_positions, check_row, write_rows
 
-    cache = m.view(cmd["dst"])
+    cache, new = m.view(cmd["dst"]), m.view(cmd["src"])
     axis = cmd["axis"] % cache.ndim
-    pos = check_positions(m.view(cmd["position"]), cache.shape[axis],
-                          f"command {index}: kv_write of {cmd['dst']['tensor']}")
-    write_rows(cache, m.view(cmd["src"]), pos, axis)
+    where = f"command {index}: kv_write of {cmd['dst']['tensor']}"
+    pos = check_positions(m.view(cmd["position"]), cache.shape[axis], where)
+    row = check_row(m.view(cmd["row"]) if cmd.get("row") else None, cache.shape[0],
+                    new.shape[0], where)
+    write_rows(cache, new, pos, axis, row)
 
 
 def run_subgraph(graph, captured: dict, feeds: dict) -> list:

@@ -121,7 +121,8 @@ class Cpu:
 @dataclass(frozen=True)
 class KvWrite:
     """The DMA engine writes the rows of ``src`` into the cache ``dst`` along ``axis`` at
-    the positions the tensor ``position`` holds (read when the command runs)."""
+    the positions the tensor ``position`` holds, from the batch row ``row`` holds on
+    (both read when the command runs)."""
 
     group: str
     node: str
@@ -129,12 +130,16 @@ class KvWrite:
     src: BufferRef
     position: BufferRef
     dst: BufferRef
+    row: BufferRef | None = None  # the first batch row written (else row 0)
     op = "kv_write"
 
     def to_json(self) -> dict:
-        return {"op": self.op, "group": self.group, "node": self.node, "engine": "dma",
-                "axis": self.axis, "src": self.src.to_json(),
-                "position": self.position.to_json(), "dst": self.dst.to_json()}
+        out = {"op": self.op, "group": self.group, "node": self.node, "engine": "dma",
+               "axis": self.axis, "src": self.src.to_json(),
+               "position": self.position.to_json(), "dst": self.dst.to_json()}
+        if self.row is not None:
+            out["row"] = self.row.to_json()
+        return out
 
 
 Command = DmaLoad | DmaStore | Sync | Compute | Cpu | KvWrite
