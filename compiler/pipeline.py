@@ -139,6 +139,8 @@ def _pipeline(model, target, precision, opt_level, calibration, schedule_in, bat
     if "state" in program:
         summary["kv_cache_bytes"] = program["state"]["bytes"]
         summary["max_seq"] = program["state"]["max_seq"]
+        summary["kv_cache_rows"] = program["state"]["rows"]
+        summary["batch"] = program["state"]["batch"]
     result = CompileResult(target, graph, sched, program, weights, summary, computed,
                            estimate_at, proto, source)
     files = {
