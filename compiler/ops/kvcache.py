@@ -81,6 +81,8 @@ def _decompose(node, b):
     row = node.inputs[3] if len(node.inputs) > 3 else None
     rank = len(cache.type.shape)
     axis = node.attrs.get("axis", 2) % rank
+    if row is None and cache.type.shape[0] != new.type.shape[0]:
+        row = b.const(np.asarray([0], np.int64))  # the leading rows of a larger cache
     if row is not None and axis == 0:
         raise NpucError(f"{node.describe()}: a cache row with writes along axis 0")
     # positions first, then the batch rows: one ScatterND index per (position, row)
