@@ -128,19 +128,26 @@ def compile_decoder(model, target, max_seq: int, decode_model=None, shapes=None,
     sets = parse_shapes(shapes)
     prefills, decode = decoder_forms(model, max_seq, decode_model, sets)
     given = options.pop("calibration", None)
-    results, decode_samples = [], given
-    for i, (prefill, s) in enumerate(prefills):
-        samples = _calibration(prefill, decode, target, max_seq, given, options)
-        if i == 0:
-            decode_samples = samples[1]
-        results.append(_light(compile(prefill, target, shapes=s, max_seq=max_seq,
-                                      last_logits=last_logits, calibration=samples[0],
-                                      cache_rows=rows, **options), options))
-    for b in batches:
-        results.append(_light(compile(decode, target, max_seq=max_seq, cache_rows=rows,
-                                      calibration=_at_batch(decode_samples, b, given),
-                                      **dict(options, batch=b)), options))
-        _check_batch(results[-1], b)
+    samples = [_calibration(p, decode, target, max_seq, given, options) for p, _ in prefills]
+    decode_samples = samples[0][1]
+
+    def decode_at(b, scales=None):
+        r = _light(compile(decode, target, max_seq=max_seq, cache_rows=rows,
+                           cache_scales=scales, calibration=_at_batch(decode_samples, b, given),
+                           **dict(options, batch=b)), options)
+        _check_batch(r, b)
+        return r
+
+    # the first decode program chooses each cache's fp8 scale (from its calibration); the
+    # others store and read the cache with it
+    first = decode_at(batches[0])
+    scales = {t["name"]: t["scale"] for t in first.program["state"]["tensors"]
+              if "scale" in t} or None
+    results = [_light(compile(prefill, target, shapes=s, max_seq=max_seq,
+                              last_logits=last_logits, calibration=samples[i][0],
+                              cache_rows=rows, cache_scales=scales, **options), options)
+               for i, (prefill, s) in enumerate(prefills)]
+    results += [first] + [decode_at(b, scales) for b in batches[1:]]
     roles = ["prefill"] * len(sets) + ["decode"] * len(batches)
     labels = [f"prefill {_length(r)}" for r in results[:len(sets)]] + \
         [f"decode batch={b} max_seq={max_seq}" for b in batches]
@@ -172,7 +179,8 @@ def _artifact(results, labels, roles, options) -> DecoderResult:
     info["kv_cache"] = {k: v for k, v in state.items() if k not in ("tensors", "batch")}
     info["kv_cache"]["tensors"] = [
         {"name": t["name"], "offset": t["offset"], "dtype": t["dtype"],
-         "shape": [state["rows"]] + list(t["shape"][1:])} for t in state["tensors"]]
+         "shape": [state["rows"]] + list(t["shape"][1:]),
+         **({"scale": t["scale"]} if "scale" in t else {})} for t in state["tensors"]]
     files = {"manifest.json": json_text(info), "weights.bin": blob}
     for i, (r, p) in enumerate(zip(results, programs)):
         files[f"program-{i}.json"] = json_text(p)
@@ -242,7 +250,8 @@ def _check_state(results, labels) -> None:
         if state is None:
             return None
         return json.dumps([state["rows"]] + [(t["name"], t["offset"], t["shape"][1:],
-                                               t["dtype"]) for t in state["tensors"]])
+                                               t["dtype"], t.get("scale"))
+                                              for t in state["tensors"]])
 
     want = layout(results[-1])
     for r, label in zip(results, labels):

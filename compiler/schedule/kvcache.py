@@ -60,9 +60,11 @@ def entries(graph) -> list[CacheEntry]:
     return [CacheEntry(**e) for e in graph.meta.get("kv_cache", {}).get("entries", [])]
 
 
-def attach_cache(graph, max_seq: int, rows: int | None = None) -> list[CacheEntry]:
+def attach_cache(graph, max_seq: int, rows: int | None = None,
+                 scales: dict | None = None) -> list[CacheEntry]:
     """Rewrite ``graph``'s KV cache outputs into device state of ``max_seq`` positions and
-    ``rows`` batch rows (the graph's batch when None)."""
+    ``rows`` batch rows (the graph's batch when None); ``scales``: the fp8 scale of each
+    cache (by state name) that every program of the artifact stores it with."""
     if max_seq < 1:
         raise NpucError(f"--max-seq must be at least 1, not {max_seq}")
     found = _cache_outputs(graph)
@@ -100,6 +102,8 @@ def attach_cache(graph, max_seq: int, rows: int | None = None) -> list[CacheEntr
                               "entries": [e.__dict__ for e in made]}
     if row is not None:
         graph.meta["kv_cache"]["row"] = ROW
+    if scales:
+        graph.meta["kv_cache"]["scales"] = dict(scales)
     return made
 
 
@@ -200,14 +204,23 @@ def mark_cache_storage(graph, precision: str) -> int:
     """Store each cache in the 16-bit format its readers round it to (a bf16 or fp16
     program's attention reads its keys and values rounded): its values then are what the
     program computes with, at half the bytes. A cache nothing reads (prefill only writes)
-    is stored in the program's 16-bit precision, which its later readers round to. Returns
-    the bytes saved."""
+    is stored in the program's 16-bit precision, which its later readers round to. In an
+    fp8 program, a cache its readers quantize to fp8 e4m3 per tensor is stored as those
+    fp8 numbers with their scale (:mod:`.kvcache_fp8`; the artifact's scale for each
+    cache, ``scales`` in the graph's ``kv_cache``, when given). Returns the bytes saved."""
+    from .kvcache_fp8 import store_fp8
+
     values = {v.name: v for v in graph.values()}
+    scales = graph.meta.get("kv_cache", {}).get("scales") or {}
     saved = 0
     for e in entries(graph):
         cache, out = values[e.input], values[e.state]
-        cache.meta.pop("stored", None)
-        out.meta.pop("stored", None)
+        for v in (cache, out):
+            v.meta.pop("stored", None)
+            v.meta.pop("stored_scale", None)
+        if precision == "fp8" and store_fp8(graph, cache, out, scales.get(e.state)):
+            saved += cache.type.numel * (cache.type.dtype.itemsize - 1)
+            continue
         if out.uses:
             formats = _reads_rounded(out)
         else:
@@ -318,6 +331,8 @@ def add_state(program: dict, graph) -> dict:
         tensors.append({"name": e.state, "input": e.input, "space": ref["space"],
                         "offset": ref["offset"], "shape": ref["shape"],
                         "dtype": ref.get("stored") or program["tensors"][e.input]["dtype"]})
+        if ref.get("scale") is not None:  # fp8 of value / scale
+            tensors[-1]["scale"] = ref["scale"]
     program["state"] = {"kind": "kv_cache", "max_seq": meta["max_seq"],
                         "position": meta["position"], "axis": meta["axis"],
                         "rows": meta.get("rows", tensors[0]["shape"][0]),
