@@ -58,8 +58,8 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
     :mod:`npuc.compiler.schedule.kvcache`), of ``cache_rows`` batch rows (the batch when
     None; a decode program at a smaller batch uses the leading rows, a prefill writes from
     its ``cache_row`` input on); ``cache_scales``: an fp8 program's scale for each cache
-    (by name), stored as fp8 with it (the artifact's programs share it); ``last_logits``: the logits of the last token only (a
-    prefill's)."""
+    (by name), stored as fp8 with it (the artifact's programs share it); ``last_logits``:
+    the logits of the last token only (a prefill's)."""
     if len(parse_shapes(shapes)) > 1:
         if schedule_in is not None or schedule_out is not None:
             raise NpucError("a schedule file pins one program; give --schedule-in or "
