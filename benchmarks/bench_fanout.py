@@ -20,6 +20,7 @@ the last line says plainly how 2 workers compare with the latter.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import time
@@ -84,7 +85,10 @@ def main() -> int:
         if fanout is not None:
             fanout.start()  # local workers fork from a server started with this setting
         result, total = _compile(proto, args.target, samples, fanout, args.accuracy)
-        print(f"  {label}: quantize {result.seconds['quantize']:.1f} s", flush=True)
+        digest = hashlib.sha256(b"".join(k.encode() + hashlib.sha256(v if isinstance(
+            v, bytes) else v.encode()).digest() for k, v in sorted(result.files.items())))
+        print(f"  {label}: quantize {result.seconds['quantize']:.1f} s, compile {total:.1f} s, "
+              f"artifacts sha256 {digest.hexdigest()[:16]}", flush=True)
         quant = result.seconds["quantize"]
         same = first is None or result.files == first.files
         first = first or result

@@ -77,3 +77,16 @@ def _vocab(model) -> int:
                 node.input[1] == "input_ids" and node.input[0] in tables:
             return int(tables[node.input[0]])
     return 100
+
+
+def at_batch(samples: list, batch: int) -> list:
+    """``samples`` (dicts of batch-first arrays) regrouped into as many samples of
+    ``batch`` rows each: their rows taken in turn, cycling, so a decode program at any
+    batch is calibrated on the same served steps."""
+    rows = [{k: v[i:i + 1] for k, v in s.items()}
+            for s in samples for i in range(len(next(iter(s.values()))))]
+    out = []
+    for j in range(len(samples)):
+        picked = [rows[(j * batch + r) % len(rows)] for r in range(batch)]
+        out.append({k: np.concatenate([p[k] for p in picked]) for k in picked[0]})
+    return out

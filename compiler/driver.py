@@ -36,7 +36,8 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
             shapes=None, input_shapes: dict | None = None, keep_reference: bool = True,
             fanout=None, accuracy: str | None = "auto", preprocess: str | None = None,
             layers: dict | None = None, max_seq: int | None = None,
-            last_logits: bool = False):
+            last_logits: bool = False, cache_rows: int | None = None,
+            cache_scales: dict | None = None):
     """Compile ``model`` (a path, ``zoo:NAME`` or ModelProto) for ``target``: a
     :class:`CompileResult` (a :class:`~npuc.compiler.bucketed.BucketsResult` when
     ``shapes`` asks for several shape sets).
@@ -54,8 +55,11 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
     ``layers``: node name -> scheme, for mixed precision (see
     :mod:`npuc.compiler.quantize.plan`). ``max_seq``: a decoder's KV cache becomes device
     state of that many positions, written in place (see
-    :mod:`npuc.compiler.schedule.kvcache`); ``last_logits``: the logits of the last token
-    only (a prefill's)."""
+    :mod:`npuc.compiler.schedule.kvcache`), of ``cache_rows`` batch rows (the batch when
+    None; a decode program at a smaller batch uses the leading rows, a prefill writes from
+    its ``cache_row`` input on); ``cache_scales``: an fp8 program's scale for each cache
+    (by name), stored as fp8 with it (the artifact's programs share it); ``last_logits``:
+    the logits of the last token only (a prefill's)."""
     if len(parse_shapes(shapes)) > 1:
         if schedule_in is not None or schedule_out is not None:
             raise NpucError("a schedule file pins one program; give --schedule-in or "
@@ -68,7 +72,7 @@ def compile(model, target, opt_level: int = 2, quantize: str = "auto", calibrati
     return compile_one(model, target, opt_level, quantize, calibration, output_dir,
                        schedule_in, schedule_out, batch, progress, shapes, input_shapes,
                        keep_reference, fanout, accuracy, preprocess, layers, max_seq,
-                       last_logits)
+                       last_logits, cache_rows, cache_scales)
 
 
 def verify(model, target, opt_level: int = 2, quantize: str = "auto", calibration=None,

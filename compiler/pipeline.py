@@ -61,7 +61,8 @@ def compile_one(model, target, opt_level: int = 2, quantize: str = "auto", calib
             shapes=None, input_shapes: dict | None = None, keep_reference: bool = True,
             fanout=None, accuracy: str | None = "auto", preprocess: str | None = None,
             layers: dict | None = None, max_seq: int | None = None,
-            last_logits: bool = False) -> CompileResult:
+            last_logits: bool = False, cache_rows: int | None = None,
+            cache_scales: dict | None = None) -> CompileResult:
     """One program for ``model`` on ``target`` (one shape set): see
     :func:`npuc.compiler.driver.compile`, which takes the same options."""
     from npuc.ir.safeio import check_output_dir, check_output_file, write_dir, write_file
@@ -76,7 +77,7 @@ def compile_one(model, target, opt_level: int = 2, quantize: str = "auto", calib
         result = _pipeline(model, target, precision, opt_level, calibration, schedule_in,
                            batch, progress, quantize == "auto", shapes, input_shapes,
                            keep_reference, fanout, (accuracy, preprocess, batch, layers),
-                           (max_seq, last_logits))
+                           (max_seq, last_logits, cache_rows, cache_scales))
     if output_dir is not None:
         write_dir(output_dir, result.files, protect=inputs_of(model, calibration, schedule_in))
         result.output_dir = output_dir
@@ -88,10 +89,10 @@ def compile_one(model, target, opt_level: int = 2, quantize: str = "auto", calib
 def _pipeline(model, target, precision, opt_level, calibration, schedule_in, batch,
               progress, auto_precision=False, shapes=None, input_shapes=None,
               keep_reference=True, fanout=None, wanted=("auto", None, 1, None),
-              decoder=(None, False)) -> CompileResult:
+              decoder=(None, False, None, None)) -> CompileResult:
     """load -> optimize -> quantize -> (decoder cache) -> schedule -> lower -> summarize;
     ``wanted``: (accuracy, preprocess, batch, layers) for the quantizer; ``decoder``:
-    (max_seq, last_logits)."""
+    (max_seq, last_logits, cache_rows, cache_scales)."""
     from npuc.compiler.lower import lower
     from npuc.compiler.quantize.hazards import check_weights
     from npuc.compiler.report import summarize, write_report
@@ -139,6 +140,8 @@ def _pipeline(model, target, precision, opt_level, calibration, schedule_in, bat
     if "state" in program:
         summary["kv_cache_bytes"] = program["state"]["bytes"]
         summary["max_seq"] = program["state"]["max_seq"]
+        summary["kv_cache_rows"] = program["state"]["rows"]
+        summary["batch"] = program["state"]["batch"]
     result = CompileResult(target, graph, sched, program, weights, summary, computed,
                            estimate_at, proto, source)
     files = {
@@ -196,7 +199,7 @@ def optimize_graph(graph, level: int):
     return graph
 
 
-def _decoder_forms(graph, max_seq, last_logits) -> None:
+def _decoder_forms(graph, max_seq, last_logits, cache_rows=None, cache_scales=None) -> None:
     """The KV cache as device state (``max_seq``) and the last token's logits only, after
     quantization (calibration runs the model as it was exported)."""
     if last_logits:
@@ -206,7 +209,7 @@ def _decoder_forms(graph, max_seq, last_logits) -> None:
     if max_seq is not None:
         from npuc.compiler.schedule.kvcache import attach_cache
 
-        attach_cache(graph, max_seq)
+        attach_cache(graph, max_seq, cache_rows, cache_scales)
 
 
 def _one_shape_set(shapes):

@@ -171,9 +171,12 @@ def estimate_group(nodes, target: Target, tile: Tile | None = None,
     parts = []  # (count, compute cycles, dma cycles, dma bytes, slots) per kind of tile
     for (cm, sm), (cn, sn), (ck, sk) in product(_splits(anchor.m, t.m), _splits(anchor.n, t.n),
                                                 _splits(anchor.k, t.k)):
-        share = sm * sn * sk / work
+        share = sm * sn * sk / work  # of one group's product; a tile runs in each group
         slots = _slots(sm, sn, sk, target) if views else 0
-        compute = max(slots / macs_per_cycle + share * other_cycles, share * vector_cycles)
+        # the other products and the vector work are the whole node's, shared out over
+        # every tile of every group
+        whole = share / anchor.groups
+        compute = max(slots / macs_per_cycle + whole * other_cycles, whole * vector_cycles)
         moved = sum(align_up(b, align) for b in (
             in_b * sm * sk / (anchor.m * anchor.k) / anchor.groups,
             w_b * sk * sn / (anchor.k * anchor.n) / anchor.groups,

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 
 def add_decoder_options(p, verify: bool = False) -> None:
-    """``--max-seq``, ``--decode-model`` (and ``--decode-steps`` for verify,
+    """``--max-seq``, ``--decode-batch``, ``--decode-model`` (and ``--decode-steps`` for verify,
     ``--last-logits`` for compile)."""
     p.add_argument("--max-seq", type=int, metavar="N",
                    help="a decoder: compile its prefill and decode programs into one "
                         "artifact, its KV cache device state of N positions")
+    p.add_argument("--decode-batch", metavar="B[,B...]",
+                   help="with --max-seq: a decode program per batch size (e.g. 1,8,32,64), "
+                        "one KV cache of the largest batch's rows (default: --batch)")
     p.add_argument("--decode-model", metavar="ONNX",
                    help="with --max-seq: the decode form of MODEL (past inputs of N - 1 "
                         "positions); a zoo decoder builds its own")
@@ -30,6 +33,7 @@ def check_decoder_args(args) -> None:
 
     if args.max_seq is None:
         for flag, given in (("--decode-model", args.decode_model),
+                            ("--decode-batch", args.decode_batch),
                             ("--decode-steps", getattr(args, "decode_steps", None)),
                             ("--last-logits", getattr(args, "last_logits", False))):
             if given:
@@ -42,7 +46,7 @@ def check_decoder_args(args) -> None:
 
 def _options(args) -> dict:
     return dict(opt_level=args.opt_level, quantize=args.quantize, calibration=args.calibration,
-                batch=args.batch, shapes=args.shape)
+                batch=args.batch, shapes=args.shape, decode_batch=args.decode_batch)
 
 
 def run_compile(args) -> int:
@@ -56,9 +60,14 @@ def run_compile(args) -> int:
     print(f"compiled {args.model} for {r.manifest['target']}: {len(r.programs)} programs, "
           f"one weight blob of {len(r.weights)} bytes, KV cache of {kv['max_seq']} positions "
           f"({kv['bytes']} bytes, device state)")
-    for label, res in zip(r.labels, r.results):
+    print(f"  KV cache: {kv['rows']} row(s) (the largest decode batch) x {kv['max_seq']} "
+          f"positions")
+    for label, res, role in zip(r.labels, r.results, r.roles):
         s = res.summary
-        print(f"  {label}: estimated {s['estimated_latency_s'] * 1e3:.4f} ms, "
+        per = ""
+        if role == "decode":
+            per = f" ({s['estimated_latency_s'] / s['batch'] * 1e3:.4f} ms per token)"
+        print(f"  {label}: estimated {s['estimated_latency_s'] * 1e3:.4f} ms{per}, "
               f"{s['nodes_on_npu']} nodes on the NPU, {s['nodes_on_cpu']} on the CPU, "
               f"DRAM traffic {s['dram_traffic_bytes']} bytes")
     print(f"wrote {args.output}")
@@ -88,8 +97,11 @@ def run_verify(args) -> int:
     print(f"reference: onnxruntime; precision {r.precision}; logits SQNR >= "
           f"{tol['sqnr_db_min']} dB and cosine >= {tol['cosine_min']} per step")
     for s in r.steps:
-        what = "prefill" if s["step"] == 0 else f"decode {s['step']}"
-        print(f"  {what} (position {s['position']}): token {_ids(s['program_token'])} vs "
+        what = "prefill" if s["kind"] == "prefill" else f"decode {s['step']}"
+        where = f"rows {s['rows'][0]}-{s['rows'][-1]}" if len(s["rows"]) > 1 else \
+            f"row {s['rows'][0]}"
+        print(f"  {what} (batch {s['batch']}, {where}, position {s['position']}): token "
+              f"{_ids(s['program_token'])} vs "
               f"{_ids(s['reference_token'])} ({s['agreement']}), SQNR {s['sqnr_db']:.2f} dB, "
               f"cosine {s['cosine']:.6f}, program vs IR "
               f"{'identical' if s['program_vs_ir_identical'] else 'DIFFERS'} -> "

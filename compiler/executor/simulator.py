@@ -149,13 +149,20 @@ def check_program(program, weights: bytes) -> None:
 def _kv_write(m: Machine, cmd: dict, index: int) -> None:
     """Write the new rows into the cache at the positions named, in place: only those rows
     change, as a DMA engine does it."""
-    from npuc.compiler.ops.kvcache import check_positions, write_rows
+    from npuc.compiler.ops.kvcache import check_positions, check_row, write_rows
 
-    cache = m.view(cmd["dst"])
+    cache, new = m.view(cmd["dst"]), m.view(cmd["src"])
     axis = cmd["axis"] % cache.ndim
-    pos = check_positions(m.view(cmd["position"]), cache.shape[axis],
-                          f"command {index}: kv_write of {cmd['dst']['tensor']}")
-    write_rows(cache, m.view(cmd["src"]), pos, axis)
+    where = f"command {index}: kv_write of {cmd['dst']['tensor']}"
+    pos = check_positions(m.view(cmd["position"]), cache.shape[axis], where)
+    row = check_row(m.view(cmd["row"]) if cmd.get("row") else None, cache.shape[0],
+                    new.shape[0], where)
+    if cmd["dst"].get("scale") is not None:  # the cache holds fp8 of value / scale
+        from npuc.compiler.executor.kernels.quant import quantize
+
+        new = quantize(np.asarray(new, np.float32), np.float32(cmd["dst"]["scale"]), None,
+                       cache.dtype)
+    write_rows(cache, new, pos, axis, row)
 
 
 def run_subgraph(graph, captured: dict, feeds: dict) -> list:
@@ -242,6 +249,8 @@ def _compute(m: Machine, index: int, cmd: dict, entry, opset: dict, rng, check) 
         arr = m.view(r)
         if r.get("stored"):  # a weight stored narrow: the kernel reads its values
             arr = arr.astype(m.dtypes[r["tensor"]])
+            if r.get("scale") is not None:  # fp8 of value / scale (a KV cache)
+                arr = arr * np.asarray(r["scale"], arr.dtype)
         args.append(arr)
     attrs = dict(node.attrs)
     attrs.update({k: decode_value(v) for k, v in cmd.get("attrs", {}).items()})

@@ -22,7 +22,8 @@ Per NPU group and tile:
   unless the output stays in SRAM for the next group (cascading).
 
 A KV-cache write (``npuc::KVCacheWrite``) is one ``kv_write`` command: the DMA engine
-copies the new rows into the cache in DRAM at the positions a tensor holds. CPU groups are
+copies the new rows into the cache in DRAM at the positions a tensor holds (from the batch
+row another holds on, for a prefill into one row of a cache of several). CPU groups are
 ``cpu`` commands over DRAM. The simulator
 (:mod:`npuc.compiler.executor.simulator`) runs exactly this.
 
@@ -105,9 +106,11 @@ def cpu_command(group: str, node, refs: Refs) -> Cpu:
 def kv_write_command(group: str, node, refs: Refs) -> KvWrite:
     """The ``kv_write`` command: the DMA engine copies the new rows into the cache at the
     positions ``cache_position`` holds (read from DRAM when the command runs)."""
-    cache, new, pos = node.inputs
+    cache, new, pos = node.inputs[:3]
+    row = node.inputs[3] if len(node.inputs) > 3 else None
     return KvWrite(group, node.name, int(node.attrs.get("axis", 2)), refs.dram(new),
-                   refs.dram(pos), refs.dram(node.outputs[0]))
+                   refs.dram(pos), refs.dram(node.outputs[0]),
+                   refs.dram(row) if row is not None else None)
 
 
 def node_table(nodes) -> dict:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 class BufferRef:
     """A run of a tensor in one memory: ``space`` (sram, dram, weights) at byte ``offset``
     holding ``shape``; ``slice`` ``(axis, lo, hi)`` of that shape, when only a run is
-    meant; ``layout`` and ``stored`` for a weight kept in another layout or format."""
+    meant; ``layout`` and ``stored`` for a weight kept in another layout or format;
+    ``scale``: the values are ``stored`` (fp8) times it."""
 
     tensor: str
     space: str
@@ -23,6 +24,7 @@ class BufferRef:
     slice: tuple | None = None
     layout: str | None = None
     stored: str | None = None
+    scale: float | None = None  # stored as fp8 of value / scale (a KV cache at fp8)
 
     def to_json(self) -> dict:
         out = {"tensor": self.tensor, "space": self.space, "offset": self.offset,
@@ -32,6 +34,8 @@ class BufferRef:
             out["layout"] = self.layout
         if self.stored:
             out["stored"] = self.stored
+        if self.scale is not None:
+            out["scale"] = self.scale
         return out
 
 
@@ -121,7 +125,8 @@ class Cpu:
 @dataclass(frozen=True)
 class KvWrite:
     """The DMA engine writes the rows of ``src`` into the cache ``dst`` along ``axis`` at
-    the positions the tensor ``position`` holds (read when the command runs)."""
+    the positions the tensor ``position`` holds, from the batch row ``row`` holds on
+    (both read when the command runs)."""
 
     group: str
     node: str
@@ -129,12 +134,16 @@ class KvWrite:
     src: BufferRef
     position: BufferRef
     dst: BufferRef
+    row: BufferRef | None = None  # the first batch row written (else row 0)
     op = "kv_write"
 
     def to_json(self) -> dict:
-        return {"op": self.op, "group": self.group, "node": self.node, "engine": "dma",
-                "axis": self.axis, "src": self.src.to_json(),
-                "position": self.position.to_json(), "dst": self.dst.to_json()}
+        out = {"op": self.op, "group": self.group, "node": self.node, "engine": "dma",
+               "axis": self.axis, "src": self.src.to_json(),
+               "position": self.position.to_json(), "dst": self.dst.to_json()}
+        if self.row is not None:
+            out["row"] = self.row.to_json()
+        return out
 
 
 Command = DmaLoad | DmaStore | Sync | Compute | Cpu | KvWrite

@@ -39,7 +39,8 @@ class Refs:
         if space == "weights" or buffer_name.split("/")[1:2] == ["w"]:
             layout = self.layouts.get(v.name) or None
         stored = v.meta.get("stored") or None  # a weight, or a KV cache, kept narrower
-        return BufferRef(v.name, space, a.offset + slot, tuple(shape), run, layout, stored)
+        return BufferRef(v.name, space, a.offset + slot, tuple(shape), run, layout, stored,
+                         v.meta.get("stored_scale"))
 
     def dram(self, v, need: Need | None = None) -> BufferRef:
         """``v`` where it lives off chip: the weights for a constant, else DRAM."""

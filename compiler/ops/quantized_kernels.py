@@ -1,9 +1,11 @@
 """Kernels of the quantized npuc operators: exact integer arithmetic.
 
-The int32 accumulation of QConv and QMatMul is computed with a float64 BLAS product of
-the integer operands: every product and partial sum is an integer below ``2**53`` (checked:
+The int32 accumulation of QConv and QMatMul is computed with a BLAS product of the integer
+operands: every product and partial sum is an integer below ``2**53`` (checked:
 ``K * 255 * 128`` for the reduction length ``K``), so float64 represents each one exactly
-and the result is the int32 sum, whatever order BLAS adds in. Requantization, Add, Mul and
+and the result is the int32 sum, whatever order BLAS adds in; QMatMul uses float32 on
+blocks of K short enough that every partial sum stays below ``2**24``
+(:func:`~npuc.compiler.executor.kernels.quant.integer_product`), twice as fast. Requantization, Add, Mul and
 the lookups are Numba loops over int32/int64 values (:mod:`npuc.compiler.quantize.fixedpoint`).
 """
 
@@ -13,6 +15,7 @@ import numpy as np
 
 from npuc.compiler.executor.kernels import kernel
 from npuc.compiler.executor.kernels.conv import conv_nd
+from npuc.compiler.executor.kernels.quant import integer_product
 from npuc.compiler.quantize.fixedpoint import quantized_add, quantized_mul, requantize
 from npuc.ir.errors import NpucError
 
@@ -54,9 +57,9 @@ def qconv(inputs, attrs, ctx):
 def qmatmul(inputs, attrs, ctx):
     a, b, bias, m0, shift = inputs[:5]
     _check_exact(a.shape[-1], ctx)
-    af = a.astype(np.float64) - float(attrs.get("a_zero_point", 0))
-    bf = b.astype(np.float64) - float(attrs.get("b_zero_point", 0))
-    acc = _to_int32(np.matmul(af, bf), bias, -1, ctx)
+    af = a.astype(np.float32) - np.float32(attrs.get("a_zero_point", 0))
+    bf = b.astype(np.float32) - np.float32(attrs.get("b_zero_point", 0))
+    acc = _to_int32(integer_product(af, bf), bias, -1, ctx)
     return [requantize(acc, m0, shift, attrs.get("y_zero_point", 0), attrs.get("qmin", -128),
                        attrs.get("qmax", 127), axis=-1)]
 

@@ -207,8 +207,10 @@ def check_capacity(sched: Schedule, target, graph=None, what: str = "the program
             from .kvcache import cache_bytes, entries
 
             if entries(graph):
+                meta = graph.meta["kv_cache"]
                 io = (f" ({cache_bytes(graph)} of them the KV cache of "
-                      f"{graph.meta['kv_cache']['max_seq']} positions)")
+                      f"{meta.get('rows', 1)} row(s), the largest decode batch, x "
+                      f"{meta['max_seq']} positions)")
         raise NpucError(
             f"{what} does not fit {target.name}'s DRAM: {weights} bytes of weights + "
             f"{arena} bytes of inputs, outputs and activations{io} = {total} bytes; "

@@ -12,6 +12,12 @@ serving chip runs:
   tokens take (HuggingFace's ``cache_position``); ``npuc::KVCacheWrite`` writes the new
   keys and values there, and on the chip that is a DMA of the ``s`` new rows into the
   cache (a ``kv_write`` command), nothing else of the cache moves;
+- the cache holds ``rows`` sequences (batch rows, the largest decode batch of the
+  artifact; the program's own batch when not given). A decode program at batch ``b``
+  reads and writes the leading ``b`` rows of that buffer (its cache value is ``[b, ...]``
+  at the buffer's start, no copy); a prefill program whose batch is smaller than
+  ``rows`` takes one more input ``cache_row`` (``[1]``, int64): the first row its
+  sequences' keys and values go to (a server's slot for the request);
 - in decode form (``past + s == max_seq``) attention reads the whole cache; the positions
   not yet written are masked by ``attention_mask`` (0 there), so the step computes what
   the original model computes on the filled part. In prefill form (no past, or a past of
@@ -31,6 +37,7 @@ from npuc.ir.errors import NpucError
 from npuc.ir.types import tensor
 
 POSITION = "cache_position"
+ROW = "cache_row"
 WRITE = ("npuc", "KVCacheWrite")
 
 
@@ -53,8 +60,11 @@ def entries(graph) -> list[CacheEntry]:
     return [CacheEntry(**e) for e in graph.meta.get("kv_cache", {}).get("entries", [])]
 
 
-def attach_cache(graph, max_seq: int) -> list[CacheEntry]:
-    """Rewrite ``graph``'s KV cache outputs into device state of ``max_seq`` positions."""
+def attach_cache(graph, max_seq: int, rows: int | None = None,
+                 scales: dict | None = None) -> list[CacheEntry]:
+    """Rewrite ``graph``'s KV cache outputs into device state of ``max_seq`` positions and
+    ``rows`` batch rows (the graph's batch when None); ``scales``: the fp8 scale of each
+    cache (by state name) that every program of the artifact stores it with."""
     if max_seq < 1:
         raise NpucError(f"--max-seq must be at least 1, not {max_seq}")
     found = _cache_outputs(graph)
@@ -70,15 +80,30 @@ def attach_cache(graph, max_seq: int) -> list[CacheEntry]:
     if s > max_seq:
         raise NpucError(f"--max-seq {max_seq} is shorter than the {s} tokens the model "
                         "takes at once")
-    if any(v.name == POSITION for v in graph.inputs):
-        raise NpucError(f"the model already has an input named {POSITION!r}")
+    batch = found[0][2].type.shape[0]
+    rows = batch if rows is None else rows
+    if not isinstance(batch, int) or batch > rows:
+        raise NpucError(f"the model's batch ({batch}) is larger than the KV cache's "
+                        f"{rows} rows (the largest decode batch)")
+    taken = {v.name for v in graph.inputs}
+    for name in (POSITION, ROW):
+        if name in taken:
+            raise NpucError(f"the model already has an input named {name!r}")
     pos = graph.add_input(POSITION, tensor("i64", [s]))
+    row = None
+    if rows > batch and any(past is None or past.type.shape[2] == 0 for _, past, _ in found):
+        row = graph.add_input(ROW, tensor("i64", [1]))
     made = []
     for out, past, new in found:
-        made.append(_rewrite(graph, out, past, new, pos, max_seq))
+        made.append(_rewrite(graph, out, past, new, (pos, row), max_seq, rows))
     made.sort(key=lambda e: e.state)
     graph.meta["kv_cache"] = {"max_seq": max_seq, "position": POSITION, "axis": 2,
+                              "rows": rows, "batch": batch,
                               "entries": [e.__dict__ for e in made]}
+    if row is not None:
+        graph.meta["kv_cache"]["row"] = ROW
+    if scales:
+        graph.meta["kv_cache"]["scales"] = dict(scales)
     return made
 
 
@@ -100,8 +125,10 @@ def _cache_outputs(graph) -> list:
     return found
 
 
-def _rewrite(graph, out, past, new, pos, max_seq: int) -> CacheEntry:
+def _rewrite(graph, out, past, new, at, max_seq: int, rows: int) -> CacheEntry:
+    """One cache rewritten; ``at``: the position input and the row input (or None)."""
     b, h, _, d = out.type.shape
+    pos, row = at
     state = out.name
     full = out.type.with_shape((b, h, max_seq, d))
     concat = past is not None and out.producer is not None and out.producer.op_type == "Concat"
@@ -124,6 +151,8 @@ def _rewrite(graph, out, past, new, pos, max_seq: int) -> CacheEntry:
         graph.remove_node(conc)
         graph.rename(node.outputs[0], state)  # the cache output keeps its name
         return CacheEntry(state, past.name, node.name)
+    # prefill: it only writes the cache, whose every row it sees (from ``cache_row`` on)
+    full = out.type.with_shape((rows, h, max_seq, d))
     if concat:  # a past of length 0: the new keys are the whole of it
         conc = out.producer
         out.replace_all_uses_with(new)
@@ -138,7 +167,8 @@ def _rewrite(graph, out, past, new, pos, max_seq: int) -> CacheEntry:
     cache = graph.add_input(name, full)
     graph.release_name(state)
     after = new.producer
-    node = graph.create_node("KVCacheWrite", [cache, new, pos], [(state, full)], {"axis": 2},
+    node = graph.create_node("KVCacheWrite", [cache, new, pos] + ([row] if row else []),
+                             [(state, full)], {"axis": 2},
                              domain="npuc", name=f"{after.name}/kv_write", after=after)
     for k, o in enumerate(graph.outputs):
         if o is new:
@@ -174,14 +204,23 @@ def mark_cache_storage(graph, precision: str) -> int:
     """Store each cache in the 16-bit format its readers round it to (a bf16 or fp16
     program's attention reads its keys and values rounded): its values then are what the
     program computes with, at half the bytes. A cache nothing reads (prefill only writes)
-    is stored in the program's 16-bit precision, which its later readers round to. Returns
-    the bytes saved."""
+    is stored in the program's 16-bit precision, which its later readers round to. In an
+    fp8 program, a cache its readers quantize to fp8 e4m3 per tensor is stored as those
+    fp8 numbers with their scale (:mod:`.kvcache_fp8`; the artifact's scale for each
+    cache, ``scales`` in the graph's ``kv_cache``, when given). Returns the bytes saved."""
+    from .kvcache_fp8 import store_fp8
+
     values = {v.name: v for v in graph.values()}
+    scales = graph.meta.get("kv_cache", {}).get("scales") or {}
     saved = 0
     for e in entries(graph):
         cache, out = values[e.input], values[e.state]
-        cache.meta.pop("stored", None)
-        out.meta.pop("stored", None)
+        for v in (cache, out):
+            v.meta.pop("stored", None)
+            v.meta.pop("stored_scale", None)
+        if precision == "fp8" and store_fp8(graph, cache, out, scales.get(e.state)):
+            saved += cache.type.numel * (cache.type.dtype.itemsize - 1)
+            continue
         if out.uses:
             formats = _reads_rounded(out)
         else:
@@ -240,10 +279,11 @@ def place_dram(graph, items, span, align: int, last: int):
     caches = entries(graph)
     if not caches:
         return plan(items, align, None, "dram")
-    size = {name: n for name, n, *_ in items}
+    values = {v.name: v for v in graph.inputs}
     pinned, offset = [], 0
     for e in sorted(caches, key=lambda e: e.state):
-        n = align_up(max(size[e.input], 1), align)
+        # the buffer holds every row of the cache, whatever rows this program reads
+        n = align_up(max(_held_bytes(graph, values[e.input]), 1), align)
         pinned.append(Allocation(e.input, "dram", offset, n, 0, last))
         offset += n
     taken = {e.input for e in caches} | {e.state for e in caches}
@@ -256,13 +296,23 @@ def place_dram(graph, items, span, align: int, last: int):
     return placed
 
 
-def cache_bytes(graph) -> int:
-    """The bytes of every cache (the state the programs keep on the device)."""
+def _held_bytes(graph, cache) -> int:
+    """The bytes of the device buffer behind ``cache``: all the cache's rows (a decode
+    program's cache value is its leading rows only)."""
     from .slices import Need
     from .tiling import part_bytes
 
+    meta = graph.meta["kv_cache"]
+    rows, batch = meta.get("rows"), cache.type.shape[0]
+    whole = part_bytes(cache, Need.whole(), 1)
+    return whole if rows is None or rows == batch else whole // batch * rows
+
+
+def cache_bytes(graph) -> int:
+    """The bytes of every cache (the state the programs keep on the device), at all its
+    rows."""
     values = {v.name: v for v in graph.inputs}
-    return sum(part_bytes(values[e.input], Need.whole(), 1) for e in entries(graph))
+    return sum(_held_bytes(graph, values[e.input]) for e in entries(graph))
 
 
 # -- lowering ------------------------------------------------------------------------------
@@ -281,7 +331,13 @@ def add_state(program: dict, graph) -> dict:
         tensors.append({"name": e.state, "input": e.input, "space": ref["space"],
                         "offset": ref["offset"], "shape": ref["shape"],
                         "dtype": ref.get("stored") or program["tensors"][e.input]["dtype"]})
+        if ref.get("scale") is not None:  # fp8 of value / scale
+            tensors[-1]["scale"] = ref["scale"]
     program["state"] = {"kind": "kv_cache", "max_seq": meta["max_seq"],
                         "position": meta["position"], "axis": meta["axis"],
+                        "rows": meta.get("rows", tensors[0]["shape"][0]),
+                        "batch": meta.get("batch", tensors[0]["shape"][0]),
                         "bytes": cache_bytes(graph), "tensors": tensors}
+    if meta.get("row"):
+        program["state"]["row"] = meta["row"]
     return program

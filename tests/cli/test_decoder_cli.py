@@ -24,7 +24,8 @@ def test_verify_decodes_token_by_token_from_two_onnx_files(capsys, tmp_path):
                              "--target", "rngd", "--quantize", "bf16", "--max-seq", "10",
                              "--decode-steps", "2")
     assert code == 0, (out, err)
-    assert "prefill (position 7)" in out and "decode 2 (position 9)" in out
+    assert "prefill (batch 1, row 0, position 7)" in out
+    assert "decode 2 (batch 1, row 0, position 9)" in out
     assert "tokens: 3/3 agree" in out and out.strip().endswith("verify: passed")
 
 
@@ -41,7 +42,28 @@ def test_compile_writes_prefill_and_decode_programs(capsys, tmp_path):
     assert "KV cache of 16 positions" in out
 
 
+def test_compile_decode_batches_prints_per_token_cost(capsys, tmp_path):
+    out_dir = tmp_path / "out"
+    code, out, err = run_cli(capsys, "compile", "zoo:llama-tiny", "--target", "rngd",
+                             "--quantize", "bf16", "--max-seq", "16", "--decode-batch", "1,4",
+                             "-o", str(out_dir))
+    assert code == 0, err
+    assert "KV cache: 4 row(s)" in out
+    per = [float(line.split("(")[1].split(" ms per token")[0])
+           for line in out.splitlines() if "ms per token" in line]
+    assert len(per) == 2 and per[1] < per[0]
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    assert [(p["role"], p["batch"]) for p in manifest["programs"]] == \
+        [("prefill", 1), ("decode", 1), ("decode", 4)]
+
+
 @pytest.mark.parametrize("argv,words", [
+    (["compile", "zoo:llama-tiny", "--target", "rngd", "--decode-batch", "1,4", "-o", "x"],
+     "--decode-batch needs --max-seq"),
+    (["compile", "zoo:llama-tiny", "--target", "rngd", "--max-seq", "16", "--decode-batch",
+      "1,x", "-o", "x"], "integers"),
+    (["compile", "zoo:llama-tiny", "--target", "rngd", "--max-seq", "16", "--batch", "4",
+      "--decode-batch", "1,2", "-o", "x"], "largest --decode-batch"),
     (["verify", "zoo:llama-tiny", "--target", "rngd", "--decode-steps", "2"], "--max-seq"),
     (["verify", "zoo:llama-tiny", "--target", "rngd", "--max-seq", "9", "--decode-steps", "3"],
      "need 11 cache positions"),

@@ -192,3 +192,35 @@ def test_integer_product_in_several_exact_float_blocks():
     got = run("MatMulInteger", [a, b, np.array(7, np.uint8), np.array(-3, np.int8)])[0]
     want = (a.astype(np.int64) - 7) @ (b.astype(np.int64) + 3)
     np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=40, deadline=None)
+@given(k=st.integers(1, 3000), lo=st.integers(-255, 0), hi=st.integers(0, 255),
+       batch=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_integer_product_is_the_exact_integer_sum(k, lo, hi, batch, seed):
+    """The float32 blocks give the exact integer sums, as int64 arithmetic does, for any
+    reduction length and operand range (one block, several, or the float64 fallback)."""
+    from npuc.compiler.executor.kernels.quant import integer_product
+
+    rng = np.random.default_rng(seed)
+    a = rng.integers(lo, hi + 1, (batch, 3, k))
+    b = rng.integers(-128, 128, (k, 5))
+    got = integer_product(a.astype(np.float32), b.astype(np.float32))
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, (a @ b).astype(np.float64))
+
+
+def test_qmatmul_matches_integer_arithmetic_with_zero_points():
+    from npuc.compiler.ops import quantized_kernels
+
+    rng = np.random.default_rng(8)
+    a = rng.integers(0, 256, (2, 4, 2000)).astype(np.uint8)  # K = 2000: several blocks
+    b = rng.integers(-128, 128, (2000, 3)).astype(np.int8)
+    bias = rng.integers(-1000, 1000, 3).astype(np.int32)
+    acc = (a.astype(np.int64) - 9) @ (b.astype(np.int64) + 2) + bias
+    m0, shift = np.array([1 << 30], np.int32), np.array([40], np.int32)
+    attrs = {"a_zero_point": 9, "b_zero_point": -2, "qmin": -128, "qmax": 127}
+    got = quantized_kernels.qmatmul([a, b, bias, m0, shift], attrs, None)[0]
+    want = quantized_kernels.requantize(np.clip(acc, -2**31, 2**31 - 1).astype(np.int32), m0,
+                                        shift, 0, -128, 127, axis=-1)
+    np.testing.assert_array_equal(got, want)

@@ -187,3 +187,16 @@ def test_an_empty_product_costs_no_compute(tiny, m, n, k):
     _, node = gemm(m, n, k)
     e = estimate_node(node, tiny)
     assert e.macs == 0 and e.seconds >= 0 and e.compute_cycles >= 0
+
+
+@pytest.mark.parametrize("batch", [2, 8, 64])
+def test_attention_compute_grows_with_the_batch_not_its_square(tiny, batch):
+    # a decode step's attention: each sequence and head is its own pair of products, and
+    # its softmax is its own; B sequences are B times the work of one
+    def attention(b):
+        return node_of("Attention", [[b, 8, 1, 16], [b, 8, 16, 64], [b, 8, 64, 16]],
+                       [b, 8, 1, 16], domain="npuc")
+
+    one, many = estimate_node(attention(1), tiny), estimate_node(attention(batch), tiny)
+    assert many.compute_cycles == pytest.approx(batch * one.compute_cycles)
+    assert many.vector_elements == batch * one.vector_elements

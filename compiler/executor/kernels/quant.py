@@ -142,28 +142,40 @@ def int_gemm(a, b, out):
     return out
 
 
+def integer_product(a, b) -> np.ndarray:
+    """``a @ b`` (numpy broadcasting) of integer-valued arrays whose every partial sum is
+    below ``2**53``, as float64 holding the exact integer sums.
+
+    If every product is at most P in size and a block of the K dimension is short enough
+    that P * block < 2^24, every partial sum of that block (in whatever order BLAS adds)
+    is an integer below 2^24, which float32 represents exactly: each block is one sgemm,
+    twice as fast as a dgemm, and the blocks are added in float64, exactly. When the
+    blocks would be short, one float64 product (53 bits) does it.
+    """
+    k = a.shape[-1]
+    per = float(np.abs(a).max()) * float(np.abs(b).max()) if a.size and b.size else 0.0
+    block = int(2.0**24 // per) if per else k
+    if k == 0 or block < min(k, 64):
+        return np.matmul(a.astype(np.float64), b.astype(np.float64))
+    af, bf = a.astype(np.float32, copy=False), b.astype(np.float32, copy=False)
+    acc = None
+    for k0 in range(0, k, block):
+        part = np.matmul(af[..., k0:k0 + block], bf[..., k0:k0 + block, :])
+        acc = part.astype(np.float64) if acc is None else acc + part
+    return acc
+
+
 def exact_int_matmul(a, b, out):
     """out[g] = a[g] @ b[g] for int32 stacks, exactly as int32 accumulation gives.
 
-    BLAS is used whenever it is provably exact. If every product is at most P in size
-    and a block of the K dimension is short enough that P * block < 2^24, every partial
-    sum of that block (in whatever order BLAS adds) is an integer below 2^24, which
-    float32 represents exactly: each block is one sgemm and the blocks are added as
-    integers. Larger products use float64 (53 bits) the same way. Only when a sum could
-    leave the int32 range does the Numba loop run, reproducing int32 wrap-around.
+    BLAS is used whenever it is provably exact (:func:`integer_product`); only when a sum
+    could leave the int32 range does the Numba loop run, reproducing int32 wrap-around.
     """
     k = a.shape[-1]
     per = float(np.abs(a).max()) * float(np.abs(b).max()) if a.size and b.size else 0.0
     if per * k >= 2.0**31:
         return int_gemm(np.ascontiguousarray(a), np.ascontiguousarray(b), out)
-    block = int(2.0**24 // per) if per else k
-    if block >= min(k, 64):
-        af, bf = a.astype(np.float32), b.astype(np.float32)
-        out[...] = 0
-        for k0 in range(0, k, block):
-            out += np.matmul(af[..., k0:k0 + block], bf[..., k0:k0 + block, :]).astype(np.int32)
-        return out
-    out[...] = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    out[...] = integer_product(a, b)
     return out
 
 
