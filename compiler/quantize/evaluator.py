@@ -12,7 +12,9 @@ answer once the float model's lead there exceeds :data:`SEARCH_MARGIN`, half ver
 margin (:data:`npuc.compiler.accuracy.MARGIN`). The requirement is met on the calibration
 samples only; a plan that keeps even their nearly-undecided positions leaves headroom for
 samples it has not seen (on the PP-OCR recognizer at int8 for ATOM: 45 of 48 held-out
-lines kept with verify's margin during the search, 48 with half of it).
+lines kept with verify's margin during the search, 48 with half of it). The headroom is
+bought with the chip's formats only: before layers move to the host CPU the search judges
+with verify's margin (:mod:`.recovery`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,13 @@ class Evaluator:
         new.samples = _limit(self.samples, rows)
         new.refs = self.refs[:len(new.samples)]
         new._shared = None
+        return new
+
+    def with_margin(self, margin: float) -> "Evaluator":
+        """This evaluator judging decided positions with ``margin`` instead."""
+        new = object.__new__(Evaluator)
+        new.__dict__.update(self.__dict__)
+        new.margin = margin
         return new
 
     def __getstate__(self):

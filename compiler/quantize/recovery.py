@@ -14,6 +14,10 @@ first, until the user's requirement (:mod:`.requirement`) holds.
    meet the requirement move (found by doubling, then bisection: a few measures per
    rung, not one per layer); when none does, the count closest to it is kept if it helps.
 
+The requirement is judged with headroom (:mod:`.evaluator`: decided positions at half
+verify's margin) while the chip's own formats can buy it; before layers move to the host
+CPU, and on a chip with no wider format at all, with verify's margin.
+
 Each kept step is logged with its reason, its latency cost (``2 * MACs / peak`` of the
 new format minus that of the old) and the accuracy reached: the points of the report's
 accuracy/latency curve. Numeric hazards (:mod:`.hazards`) are fixed before anything else.
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from npuc.compiler.accuracy import MARGIN
 from npuc.ir.decisions import log_of
 
 from .evaluator import Evaluator
@@ -96,6 +101,11 @@ class Costs:
             return self.cpu.peak_ops("fp32")
         return peak
 
+    def on_host(self, fmt: str) -> bool:
+        """Whether layers in ``fmt`` run on the host CPU: float32 on a chip without it
+        (the ladder's other formats are the chip's own)."""
+        return fmt == "fp32" and (self.target is None or self.target.peak_ops(fmt) is None)
+
     def seconds(self, node, fmt: str) -> float:
         peak = self.peak(fmt)
         return 2.0 * layer_macs(node) / peak if peak else 0.0
@@ -143,6 +153,9 @@ def recover(builder: Builder, plan: Plan, requirement, samples, progress=False,
     With a parallel ``fanout`` each measure's samples, and the sensitivity's layers, are
     run by its workers; the choices are those of one process."""
     ev = Evaluator(builder.float_graph, samples, requirement).bind(builder, fanout)
+    costs = Costs(builder.scheme)
+    if all(costs.on_host(rung) for rung in ladder(builder.scheme)):
+        ev = ev.with_margin(MARGIN)  # no format of the chip to buy headroom with
     agree = ev.measure_plan(plan)
     state = _State(plan, agree, ev.score(agree))
     steps = [Step(builder.float_graph.name, "baseline",
@@ -167,10 +180,26 @@ def _search(builder, ev, state, steps, requirement, fanout) -> None:
                 return
     costs = Costs(builder.scheme)
     for rung in ladder(builder.scheme):
+        if rung == "fp32" and costs.on_host("fp32") and ev.margin < MARGIN:
+            ev = ev.with_margin(MARGIN)
+            if _relax(ev, state, steps):
+                return
         movable = [n for n in order if _movable(rung, n, nodes, state.plan, builder.scheme)]
         if movable and _fewest(builder, ev, state, movable, rung, costs, nodes, steps,
                                requirement):
             return
+
+
+def _relax(ev, state, steps) -> bool:
+    """Judge the plan reached with verify's margin: the host CPU is paid for the
+    requirement, not for the headroom of the stricter judge. True when met."""
+    a = ev.measure_plan(state.plan)
+    state.agree, state.score = a, ev.score(a)
+    steps.append(Step("margin", "judge", f"the chip's formats give no more headroom: "
+                      f"decided positions judged with verify's margin ({MARGIN:g}) before "
+                      f"layers move to the host CPU", 0.0, state.total, a.changed_share,
+                      a.min_sqnr_db))
+    return state.score[0] == 0.0
 
 
 @dataclass

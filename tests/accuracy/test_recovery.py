@@ -199,3 +199,13 @@ def test_the_search_judges_decided_positions_with_headroom():
     assert agreement({"y": ref}, {"y": got}, "argmax").changed_share == 0.0
     assert ev.judge([{"y": got}]).changed_share == 1.0
     assert ev.judge([{"y": ref}]).changed_share == 0.0
+
+
+def test_only_float32_on_a_chip_without_it_runs_on_the_host():
+    from npuc.compiler.quantize.recovery import Costs, ladder
+    from npuc.compiler.quantize.scheme import scheme_for
+
+    for target in ("warboy-2pe", "rngd", "atom"):
+        scheme = scheme_for(target, "int8")
+        costs = Costs(scheme)
+        assert [r for r in ladder(scheme) if costs.on_host(r)] == ["fp32"]
