@@ -142,6 +142,9 @@ def _pipeline(model, target, precision, opt_level, calibration, schedule_in, bat
         summary["max_seq"] = program["state"]["max_seq"]
         summary["kv_cache_rows"] = program["state"]["rows"]
         summary["batch"] = program["state"]["batch"]
+        # the tokens one run computes: each sequence's new ones (one in a decode step)
+        new = program["inputs"][program["state"]["position"]]["shape"][0]
+        summary["tokens_per_run"] = summary["batch"] * new
     result = CompileResult(target, graph, sched, program, weights, summary, computed,
                            estimate_at, proto, source)
     files = {

@@ -53,6 +53,7 @@ def test_one_blob_one_cache_of_the_largest_batch(built):
 def test_per_token_decode_cost_falls_with_batch(built):
     per = [e["estimated_s_per_token"] for e in built.manifest["programs"][1:]]
     assert per[0] > per[1] > per[2]
+    assert f"{per[2] * 1e3:.4f} ms (4 token(s) per run, batch 4)" in built.files["report-3.html"]
     # one weight read serves every row: a batch-4 step costs about one batch-1 step
     assert per[2] * 4 < 1.2 * per[0]
 
