@@ -97,7 +97,7 @@ def _pipeline(model, target, precision, opt_level, calibration, schedule_in, bat
     from npuc.compiler.quantize.hazards import check_weights
     from npuc.compiler.report import summarize, write_report
     from npuc.compiler.schedule import schedule
-    from npuc.compiler.schedule.kvcache import add_state
+    from npuc.compiler.schedule.kvcache_state import add_state
     from npuc.compiler.schedule.legalize import legalize
     from npuc.compiler.schedule.prepare import load_static
     from npuc.compiler.schedule.schedule_file import check_pins, dumps, read_pins
