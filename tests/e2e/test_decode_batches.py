@@ -210,3 +210,25 @@ def test_a_cache_write_exports_to_onnx_that_onnxruntime_agrees_with(with_row):
     got = ort.InferenceSession(exported.SerializeToString(),
                                providers=["CPUExecutionProvider"]).run(None, feeds)[0]
     assert np.array_equal(got, want)
+
+
+def test_prompts_of_different_lengths_share_a_decode_step():
+    built = compile_decoder("zoo:llama-tiny", "rngd", MAX_SEQ, quantize="bf16",
+                            shapes=["sequence=3,6"], decode_batch="2")
+    pre = built.results[0]
+    sim = DecoderRuntime.simulated(built.programs, built.roles, built.weights, pre.target)
+    ref = ReferenceDecoder([r.source_proto for r in built.results[:2]],
+                           built.results[-1].source_proto, MAX_SEQ)
+    rng = np.random.default_rng(5)
+    tokens = {}
+    for s in (3, 6):
+        ids = rng.integers(0, 256, (1, s), dtype=np.int64)
+        rows, _ = sim.prefill(ids)
+        tokens[rows[0]] = int(np.argmax(ref.prefill(ids, rows)))
+    for _ in range(3):  # the short prompt's row has columns 3..5 unfilled, masked
+        got, want = sim.decode(tokens), ref.decode(tokens)
+        for row in tokens:
+            assert np.argmax(got[row]) == np.argmax(want[row])
+            assert np.corrcoef(got[row], want[row])[0, 1] > 0.999
+            tokens[row] = int(np.argmax(want[row]))
+    assert sim.live[0].columns == [0, 1, 2, 6, 7, 8] and sim.live[1].columns[-1] == 8
