@@ -69,13 +69,14 @@ def child(path: str, target: str, precision: str) -> None:
         "cpu_nodes": dict(cpu), "groups": s["groups"]}))
 
 
-def write(folder: str, name: str, share: str | None = None, **options) -> str:
+def write(folder: str, name: str, share: str | None = None, batch: int | None = 1,
+          **options) -> str:
     """``zoo:llama-small`` with ``options`` written to ``folder`` as ``name``.onnx with
     external data; the path. Past 2 GB of float32 weights (protobuf's limit) the zoo keeps
     them external (``weights.bin`` in ``folder/name``): they are filled here with seeded
     random values (zeros would all be one tensor to a compiler that stores each content
     once), or, with ``share`` (another such model's .onnx, the same weights), the model is
-    written beside that one, reading its file."""
+    written beside that one, reading its file. ``batch``: None for a dynamic batch axis."""
     import onnx
 
     from npuc import zoo
@@ -84,12 +85,12 @@ def write(folder: str, name: str, share: str | None = None, **options) -> str:
         if share:
             path = os.path.join(os.path.dirname(share), f"{name}.onnx")
             with open(path, "wb") as f:
-                f.write(zoo.build("llama-small", batch=1, **options).SerializeToString())
+                f.write(zoo.build("llama-small", batch=batch, **options).SerializeToString())
             return path
-        path = zoo.model_path("llama-small", os.path.join(folder, name), batch=1, **options)
+        path = zoo.model_path("llama-small", os.path.join(folder, name), batch=batch, **options)
         _fill_random(os.path.join(os.path.dirname(path), "weights.bin"))
         return path
-    proto = zoo.build("llama-small", batch=1, **options)
+    proto = zoo.build("llama-small", batch=batch, **options)
     path = os.path.join(folder, f"{name}.onnx")
     onnx.save_model(proto, path, save_as_external_data=True, all_tensors_to_one_file=True,
                     location=f"{name}.data", size_threshold=1024)

@@ -4,6 +4,7 @@
     python benchmarks/bench_llm_artifact.py                      # Llama-3.2-1B's dimensions
     python benchmarks/bench_llm_artifact.py --layers 2 --case rngd:bf16
     python benchmarks/bench_llm_artifact.py --onnx P.onnx D.onnx --max-seq 256 --steps 8
+    python benchmarks/bench_llm_artifact.py --model small --decode-batch 1,8,32,64
 
 The decoder is ``zoo:llama-small`` with the chosen dimensions, written once in its two
 exported forms (prefill of ``--prefill`` tokens with its cache, decode of one token after
@@ -15,6 +16,8 @@ both into one artifact (``npuc compile PREFILL --decode-model DECODE --max-seq N
   weight blob and the KV cache (device state);
 - per program (prefill, decode) the estimate beside its bandwidth floor (the program's
   DRAM bytes over the chip's DRAM bandwidth), the host-link time and what runs on the CPU;
+  with ``--decode-batch B,...`` a decode program per batch (the decode form written with
+  a dynamic batch axis), each with its estimate per token;
 ``--onnx PREFILL DECODE`` takes the two forms from ONNX files instead, as an exporter
 wrote them (``export_llama.py`` writes Llama decoders from transformers that way; the
 decode form's past holds ``--max-seq - 1`` positions).
@@ -40,7 +43,7 @@ from bench_llm import CASES, DIMS, write  # noqa: E402
 
 
 def child(prefill: str, decode: str, target: str, precision: str, max_seq: int,
-          steps: int) -> None:
+          steps: int, decode_batch: str | None = None) -> None:
     """Compile (and verify) the artifact; one JSON line of figures."""
     import collections
 
@@ -49,7 +52,8 @@ def child(prefill: str, decode: str, target: str, precision: str, max_seq: int,
 
     t0 = time.perf_counter()
     built = compile_decoder(prefill, target, max_seq, decode, quantize=precision,
-                            last_logits=True, keep_reference=steps > 0)
+                            last_logits=True, keep_reference=steps > 0,
+                            decode_batch=decode_batch)
     seconds = time.perf_counter() - t0
     usage = resource.getrusage(resource.RUSAGE_SELF)
     peak, cpu_s = usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
@@ -58,7 +62,8 @@ def child(prefill: str, decode: str, target: str, precision: str, max_seq: int,
         s = r.summary
         cpu = collections.Counter(op for layer in s["layers"] if layer["device"] == "cpu"
                                   for op in layer["ops"])
-        programs.append({"role": role, "estimate_s": s["estimated_latency_s"],
+        programs.append({"role": role, "batch": s["batch"], "tokens": s["tokens_per_run"],
+                         "estimate_s": s["estimated_latency_s"],
                          "floor_s": s["dram_traffic_bytes"] / s["dram_bandwidth_bytes_per_s"],
                          "traffic_bytes": s["dram_traffic_bytes"],
                          "host_s": s.get("host_transfer_s", 0.0), "cpu": dict(cpu)})
@@ -73,14 +78,16 @@ def child(prefill: str, decode: str, target: str, precision: str, max_seq: int,
     print(json.dumps(out))
 
 
-def build(model: str, layers: int | None, prefill: int, max_seq: int, folder: str):
-    """The prefill and decode forms, written with external data; their paths."""
+def build(model: str, layers: int | None, prefill: int, max_seq: int, folder: str,
+          dynamic: bool = False):
+    """The prefill and decode forms, written with external data; their paths (the decode
+    form's batch axis dynamic when ``dynamic``)."""
     dims = dict(DIMS[model])
     if layers is not None:
         dims["layers"] = layers
     first = write(folder, "prefill", use_cache=True, sequence=prefill, **dims)
     return [first, write(folder, "decode", share=first, use_cache=True, sequence=1,
-                         past=max_seq - 1, **dims)]
+                         past=max_seq - 1, batch=None if dynamic else 1, **dims)]
 
 
 def main() -> int:
@@ -93,11 +100,13 @@ def main() -> int:
     parser.add_argument("--case", action="append", help="target:precision (repeatable)")
     parser.add_argument("--onnx", nargs=2, metavar=("PREFILL", "DECODE"),
                         help="the two forms as ONNX files (instead of the zoo decoder)")
-    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
+    parser.add_argument("--decode-batch", metavar="B[,B...]",
+                        help="a decode program per batch size (e.g. 1,8,32,64)")
+    parser.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        p, d, t, prec, m, s = args.child
-        child(p, d, t, prec, int(m), int(s))
+        p, d, t, prec, m, s, b = args.child
+        child(p, d, t, prec, int(m), int(s), b or None)
         return 0
     cases = [tuple(c.split(":")) for c in args.case] if args.case else CASES
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,12 +114,14 @@ def main() -> int:
             prefill, decode = args.onnx
             print(f"{prefill} and {decode}: cache of {args.max_seq} positions")
         else:
-            prefill, decode = build(args.model, args.layers, args.prefill, args.max_seq, tmp)
+            prefill, decode = build(args.model, args.layers, args.prefill, args.max_seq, tmp,
+                                    dynamic=bool(args.decode_batch))
             print(f"{args.model} (layers {args.layers or DIMS[args.model]['layers']}): "
                   f"prefill {args.prefill} tokens, cache of {args.max_seq} positions")
         for target, precision in cases:
             proc = subprocess.run([sys.executable, __file__, "--child", prefill, decode, target,
-                                   precision, str(args.max_seq), str(args.steps)],
+                                   precision, str(args.max_seq), str(args.steps),
+                                   args.decode_batch or ""],
                                   capture_output=True, text=True)
             if proc.returncode != 0:
                 print(f"{target}:{precision} failed: {proc.stderr.strip().splitlines()[-1:]}")
@@ -125,7 +136,8 @@ def _print(case: str, r: dict) -> None:
           f"{r['peak_rss'] / 1e9:.2f} GB (goal {goal / 1e9:.2f}), one "
           f"blob {r['blob_bytes'] / 1e6:.1f} MB, KV cache {r['kv_bytes'] / 1e6:.2f} MB")
     for p in r["programs"]:
-        print(f"  {p['role']:<8} est {p['estimate_s'] * 1e3:9.3f} ms  floor "
+        print(f"  {p['role']:<8} batch {p['batch']:<3} est {p['estimate_s'] * 1e3:9.3f} ms "
+              f"({p['estimate_s'] / p['tokens'] * 1e3:.4f} per token)  floor "
               f"{p['floor_s'] * 1e3:9.3f} ms  x{p['estimate_s'] / p['floor_s']:.2f}  host "
               f"{p['host_s'] * 1e3:.3f} ms  cpu {p['cpu'] or '-'}")
     v = r.get("verify")

@@ -38,7 +38,10 @@ class ReferenceDecoder:
     runs on the sequences in flight gathered into one batch."""
 
     def __init__(self, prefill, decode, max_seq: int):
-        self.sessions = [reference_session(prefill), reference_session(decode)]
+        """``prefill``: the prefill model, or a list of them (one per prompt length)."""
+        models = prefill if isinstance(prefill, (list, tuple)) else [prefill]
+        self.prefills = [reference_session(m) for m in models]
+        self.sessions = [self.prefills[0], reference_session(decode)]
         self.max_seq = max_seq
         self.cache: dict[int, dict] = {}   # row -> cache name -> [kv_heads, max_seq, dim]
         self.length: dict[int, int] = {}   # row -> tokens in its cache
@@ -48,6 +51,8 @@ class ReferenceDecoder:
         import numpy as np
 
         b, s = ids.shape
+        self.sessions[0] = next((x for x in self.prefills if _length(x) == s),
+                                self.prefills[0])
         out = self._run(0, {"input_ids": ids, "attention_mask": np.ones((b, s), np.int64),
                             "position_ids": np.tile(np.arange(s, dtype=np.int64), (b, 1))})
         for k, row in enumerate(rows):
@@ -93,3 +98,11 @@ class ReferenceDecoder:
         names = [o.name for o in session.get_outputs()]
         return dict(zip(names, session.run(names, {k: v for k, v in feeds.items()
                                                    if k in wanted})))
+
+
+def _length(session):
+    """The prompt length a prefill session takes (None when not fixed)."""
+    for x in session.get_inputs():
+        if x.name == "input_ids" and len(x.shape) > 1 and isinstance(x.shape[1], int):
+            return x.shape[1]
+    return None

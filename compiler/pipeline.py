@@ -97,7 +97,7 @@ def _pipeline(model, target, precision, opt_level, calibration, schedule_in, bat
     from npuc.compiler.quantize.hazards import check_weights
     from npuc.compiler.report import summarize, write_report
     from npuc.compiler.schedule import schedule
-    from npuc.compiler.schedule.kvcache import add_state
+    from npuc.compiler.schedule.kvcache_state import add_state
     from npuc.compiler.schedule.legalize import legalize
     from npuc.compiler.schedule.prepare import load_static
     from npuc.compiler.schedule.schedule_file import check_pins, dumps, read_pins
@@ -142,6 +142,9 @@ def _pipeline(model, target, precision, opt_level, calibration, schedule_in, bat
         summary["max_seq"] = program["state"]["max_seq"]
         summary["kv_cache_rows"] = program["state"]["rows"]
         summary["batch"] = program["state"]["batch"]
+        # the tokens one run computes: each sequence's new ones (one in a decode step)
+        new = program["inputs"][program["state"]["position"]]["shape"][0]
+        summary["tokens_per_run"] = summary["batch"] * new
     result = CompileResult(target, graph, sched, program, weights, summary, computed,
                            estimate_at, proto, source)
     files = {

@@ -33,6 +33,13 @@ def write_report(summary: dict, decisions: list, use_matplotlib: bool | None = F
         ("nodes on NPU / CPU", f"{s['nodes_on_npu']} / {s['nodes_on_cpu']}"),
         ("groups", s["groups"]), ("tensors kept on chip", s["resident_tensors"]),
     ]
+    if "max_seq" in s:  # a decoder's program with its KV cache as device state
+        head[5:5] = [
+            ("estimated per token", f"{s['estimated_latency_s'] / s['tokens_per_run'] * 1e3:.4f}"
+                                    f" ms ({s['tokens_per_run']} token(s) per run, batch "
+                                    f"{s['batch']})"),
+            ("KV cache", f"{_fmt_bytes(s['kv_cache_bytes'])}: {s['kv_cache_rows']} rows x "
+                         f"{s['max_seq']} positions, device state")]
     rows = []
     for layer in s["layers"]:
         tile = layer["tile"]

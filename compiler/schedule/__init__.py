@@ -32,10 +32,10 @@ from .kvcache import (
     is_write,
     kept_off_chip,
     mark_cache_storage,
-    place_dram,
     state_names,
     write_estimate,
 )
+from .kvcache_state import place_dram
 from .memplan import best_fit, plan
 from .model import Allocation, Group, MemoryPlan, Schedule, TileChoice
 from .partition import partition
@@ -204,7 +204,8 @@ def check_capacity(sched: Schedule, target, graph=None, what: str = "the program
             io_bytes = sum(part_bytes(v, Need.whole(), align) for v in values
                            if shape_of(v) is not None)
             io = f" ({io_bytes} of them inputs and outputs, a decoder's KV cache among them)"
-            from .kvcache import cache_bytes, entries
+            from .kvcache import entries
+            from .kvcache_state import cache_bytes
 
             if entries(graph):
                 meta = graph.meta["kv_cache"]

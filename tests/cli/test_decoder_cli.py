@@ -29,6 +29,18 @@ def test_verify_decodes_token_by_token_from_two_onnx_files(capsys, tmp_path):
     assert "tokens: 3/3 agree" in out and out.strip().endswith("verify: passed")
 
 
+def test_verify_serves_two_prompts_at_a_time_into_a_cache_of_four_rows(capsys, tmp_path):
+    prefill, decode = tmp_path / "prefill.onnx", tmp_path / "decode.onnx"
+    onnx.save(zoo.build("llama-tiny", batch=None, use_cache=True), prefill)
+    onnx.save(zoo.build("llama-tiny", batch=None, sequence=1, past=11, use_cache=True), decode)
+    code, out, err = run_cli(capsys, "verify", str(prefill), "--decode-model", str(decode),
+                             "--target", "rngd", "--quantize", "bf16", "--max-seq", "12",
+                             "--decode-steps", "2", "--batch", "2", "--decode-batch", "2,4")
+    assert code == 0, (out, err)
+    assert "prefill (batch 2, rows 2-3, position 7)" in out
+    assert "decode 2 (batch 4, rows 0-3, position 9)" in out and "tokens: 4/4 agree" in out
+
+
 def test_compile_writes_prefill_and_decode_programs(capsys, tmp_path):
     out_dir = tmp_path / "out"
     code, out, err = run_cli(capsys, "compile", "zoo:llama-tiny", "--target", "atom",
