@@ -78,6 +78,14 @@ def verify_decoder(model, target, steps: int, max_seq: int, decode_model=None, b
 
     if steps < 1:
         raise NpucError("--decode-steps must be at least 1")
+    from npuc.compiler.decoder_artifact import decode_batches
+
+    sizes = decode_batches(decode_batch, batch)
+    if steps < len(sizes):  # round k runs the k-th decode program: check every one
+        raise NpucError(f"--decode-steps {steps} runs the decode programs at batch "
+                        f"{', '.join(map(str, sizes[:steps]))} only; give --decode-steps "
+                        f"{len(sizes)} or more to check the one(s) at batch "
+                        f"{', '.join(map(str, sizes[steps:]))}")
     built = compile_decoder(model, target, max_seq, decode_model, batch=batch,
                             output_dir=output_dir, decode_batch=decode_batch, **options)
     return check_steps(built, steps, prompt=prompt, seed=seed)

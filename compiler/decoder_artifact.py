@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 from dataclasses import dataclass, field
 
 from npuc.compiler.bucketed import BucketsResult
@@ -83,6 +84,10 @@ def decoder_forms(model, max_seq: int, decode_model=None, sets=None) -> tuple:
             p.graph.name = f"{name}-prefill"
         decode.graph.name = f"{name}-decode"
         return [(p, ShapeSet()) for p in prefills], decode
+    if isinstance(model, (str, os.PathLike)):  # a missing or broken file says so first
+        from npuc.compiler.frontend.onnx_import import _read
+
+        _read(os.fspath(model))
     raise NpucError(f"{model}: give the decode form of the model too (--decode-model "
                     "FILE, its past inputs holding max_seq - 1 positions)")
 
@@ -147,6 +152,12 @@ def compile_decoder(model, target, max_seq: int, decode_model=None, shapes=None,
                               last_logits=last_logits, calibration=samples[i][0],
                               cache_rows=rows, cache_scales=scales, **options), options)
                for i, (prefill, s) in enumerate(prefills)]
+    for r in results:
+        ids = r.program["inputs"].get("input_ids", {}).get("shape", [])
+        if len(ids) > 1 and isinstance(ids[1], int) and ids[1] >= max_seq:
+            raise NpucError(f"--max-seq {max_seq}: the {ids[1]}-token prompt of the prefill "
+                            "fills every cache position, leaving none to decode into; give "
+                            f"--max-seq {ids[1] + 1} or more")
     results += [first] + [decode_at(b, scales) for b in batches[1:]]
     roles = ["prefill"] * len(sets) + ["decode"] * len(batches)
     labels = [f"prefill {_length(r)}" for r in results[:len(sets)]] + \

@@ -33,6 +33,10 @@ def _check_parent(path: str, shown: str) -> None:
         probe = os.path.dirname(probe)
     if not os.path.isdir(probe):
         raise NpucError(f"{shown}: {probe} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):  # found now, not after the work
+        why = "a read-only file system" if os.statvfs(probe).f_flag & os.ST_RDONLY else \
+            "no permission to write there"
+        raise NpucError(f"{shown}: cannot write in {probe} ({why})")
 
 
 def check_output_file(path) -> str:

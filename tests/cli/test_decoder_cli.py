@@ -83,7 +83,7 @@ def test_compile_decode_batches_prints_per_token_cost(capsys, tmp_path):
     (["compile", "zoo:resnet-tiny", "--target", "rngd", "--max-seq", "16", "-o", "x"],
      "not a decoder"),
     (["verify", "model.onnx", "--target", "rngd", "--max-seq", "16", "--decode-steps", "1"],
-     "--decode-model"),
+     "model.onnx: no such file"),
     (["compile", "zoo:llama-tiny", "--target", "rngd", "--max-seq", "16", "--shape", "x=4",
       "-o", "x"], "--shape sequence=N"),
 ])
@@ -93,3 +93,23 @@ def test_decoder_options_refused_with_one_line(capsys, argv, words):
     lines = err.strip().splitlines()
     assert lines[-1].startswith("npuc: error: ") and words in lines[-1], err
     assert "Traceback" not in err
+
+
+def test_decoder_mistakes_are_named_before_they_cost(capsys, tmp_path):
+    """A missing model file, a cache no longer than the prompt, and too few decode steps
+    to run every decode program: each one line, exit 2, no output folder."""
+    code, _, err = run_cli(capsys, "compile", str(tmp_path / "nosuch.onnx"), "--target",
+                           "rngd", "--max-seq", "64", "-o", str(tmp_path / "a"))
+    assert code == 2 and "nosuch.onnx: no such file" in err
+    code, _, err = run_cli(capsys, "compile", "zoo:llama-tiny", "--target", "rngd",
+                           "--max-seq", "8", "-o", str(tmp_path / "b"))
+    assert code == 2 and "--max-seq 8: the 8-token prompt" in err and "--max-seq 9" in err
+    code, _, err = run_cli(capsys, "verify", "zoo:llama-tiny", "--target", "rngd",
+                           "--max-seq", "16", "--decode-steps", "2", "--decode-batch", "4,2,1")
+    assert code == 2 and "batch 4" in err and "--decode-steps 3" in err
+    model = tmp_path / "llama.onnx"
+    onnx.save(zoo.build("llama-tiny"), model)
+    code, _, err = run_cli(capsys, "compile", str(model), "--target", "rngd", "--max-seq",
+                           "16", "-o", str(tmp_path / "c"))
+    assert code == 2 and "give the decode form" in err and "--decode-model" in err
+    assert not any((tmp_path / n).exists() for n in "abc")

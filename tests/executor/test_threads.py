@@ -71,3 +71,28 @@ def test_an_error_in_one_block_is_raised_after_every_block_ended(monkeypatch):
     with pytest.raises(ValueError, match="block 0"):
         threads.parallel(fn, 6)
     assert sorted(done) == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("ashape", [(5, 96), (2, 3, 96), (1, 96)])
+@pytest.mark.parametrize("narrow", [False, True])
+def test_a_large_right_hand_matrix_in_column_blocks_equals_the_whole_product(
+        monkeypatch, ashape, narrow):
+    """Past WIDE_LIMIT elements the right-hand matrix is widened a block of columns at a
+    time; every element is the whole product's, with or without ``out``."""
+    import ml_dtypes
+
+    dt = ml_dtypes.bfloat16 if narrow else np.float32
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal(ashape).astype(dt)
+    b = rng.standard_normal((96, 1000)).astype(dt)
+    whole = accumulate.matmul(a, b)
+    monkeypatch.setattr(accumulate, "WIDE_LIMIT", 96 * 70)  # 15 blocks, the last short
+    calls = []
+    real = accumulate._by_columns
+    monkeypatch.setattr(accumulate, "_by_columns", lambda *x: calls.append(1) or real(*x))
+    got = accumulate.matmul(a, b)
+    out = np.empty(whole.shape, whole.dtype)
+    accumulate.matmul(a, b, out=out)
+    assert calls == [1, 1] and got.dtype == whole.dtype
+    np.testing.assert_array_equal(got.astype(np.float64), whole.astype(np.float64))
+    np.testing.assert_array_equal(out.astype(np.float64), whole.astype(np.float64))

@@ -101,3 +101,23 @@ def test_sizes_parse(text, value):
 def test_bad_sizes_are_refused(text):
     with pytest.raises(NpucError):
         parse_size(text, "x")
+
+
+def test_an_unwritable_place_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    """A folder that cannot be written in (read-only file system, no permission) is named
+    at once, before the compile runs; the check looks at the nearest existing folder."""
+    from npuc.compiler import pipeline
+    from npuc.compiler.cli import main
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, m, **k: False if os.fspath(p).startswith(
+        os.fspath(locked)) else real(p, m, **k))
+    with pytest.raises(NpucError, match="cannot write in .*locked"):
+        safeio.check_output_dir(locked / "a" / "b")
+    monkeypatch.setattr(pipeline, "_pipeline", lambda *a, **k: pytest.fail("compiled first"))
+    assert main(["compile", "zoo:bert-tiny", "--target", "rngd", "-o",
+                 str(locked / "out")]) == 2
+    assert "cannot write in" in capsys.readouterr().err
+    assert not (locked / "out").exists()

@@ -58,6 +58,9 @@ def matmul(a, b, out: np.ndarray | None = None, dtype=None) -> np.ndarray:
     """
     a, b = np.asarray(a), np.asarray(b)
     rtype = np.dtype(dtype) if dtype is not None else result_type(a, b)
+    if (a.ndim >= 2 and b.ndim == 2 and b.dtype != np.float64 and b.size > WIDE_LIMIT and
+            b.shape[1] > 1 and (out is None or out.shape == a.shape[:-1] + b.shape[-1:])):
+        return _by_columns(a, b, out, rtype)
     if a.ndim < 2 or b.ndim < 2 or a.dtype.kind == "V" or b.dtype.kind == "V":
         y = np.matmul(wide(a), wide(b))
         if out is not None:
@@ -91,6 +94,20 @@ def matmul(a, b, out: np.ndarray | None = None, dtype=None) -> np.ndarray:
     if not direct:
         np.copyto(out, y.reshape(out.shape), casting="unsafe")
     return out if out is not None else y
+
+
+WIDE_LIMIT = 1 << 24  # elements of a right-hand matrix widened to float64 at once (128 MB)
+
+
+def _by_columns(a, b, out, rtype):
+    """``a @ b`` for a large matrix ``b``, one block of its columns at a time: each
+    output element is the same float64 dot product rounded once, and the float64 copy of
+    ``b`` is never whole (a vocabulary-sized output projection would need gigabytes)."""
+    y = out if out is not None else np.empty(a.shape[:-1] + b.shape[-1:], dtype=rtype)
+    step = max(1, WIDE_LIMIT // b.shape[0])
+    for n0 in range(0, b.shape[1], step):
+        matmul(a, b[:, n0:n0 + step], out=y[..., n0:n0 + step])
+    return y
 
 
 def _wide_shared(b: np.ndarray) -> np.ndarray:
