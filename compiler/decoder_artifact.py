@@ -120,6 +120,7 @@ def compile_decoder(model, target, max_seq: int, decode_model=None, shapes=None,
     """Prefill programs (one per shape set, at ``batch``) and a decode program per batch
     of ``decode_batch`` (``[batch]`` when None), one artifact: one weight blob, one KV
     cache of the largest decode batch's rows."""
+    from npuc.compiler.decoder_calibration import check_room
     from npuc.compiler.driver import compile
     from npuc.compiler.schedule.shapes import parse_shapes
     from npuc.ir.safeio import check_output_dir, write_dir
@@ -154,10 +155,8 @@ def compile_decoder(model, target, max_seq: int, decode_model=None, shapes=None,
                for i, (prefill, s) in enumerate(prefills)]
     for r in results:
         ids = r.program["inputs"].get("input_ids", {}).get("shape", [])
-        if len(ids) > 1 and isinstance(ids[1], int) and ids[1] >= max_seq:
-            raise NpucError(f"--max-seq {max_seq}: the {ids[1]}-token prompt of the prefill "
-                            "fills every cache position, leaving none to decode into; give "
-                            f"--max-seq {ids[1] + 1} or more")
+        if len(ids) > 1 and isinstance(ids[1], int):
+            check_room(ids[1], max_seq)
     results += [first] + [decode_at(b, scales) for b in batches[1:]]
     roles = ["prefill"] * len(sets) + ["decode"] * len(batches)
     labels = [f"prefill {_length(r)}" for r in results[:len(sets)]] + \

@@ -22,26 +22,40 @@ SAMPLES = 8
 
 def served_samples(prefill, decode, max_seq: int, batch: int = 1, count: int = SAMPLES,
                    seed: int = 0) -> tuple[list, list]:
-    """``(prefill samples, decode samples)``, ``count`` of each."""
-    pre, dec = reference_session(prefill), reference_session(decode)
+    """``(prefill samples, decode samples)``, ``count`` of each.
+
+    The two float models run one after the other, never both loaded: each form of a
+    decoder holds every weight, so two onnxruntime sessions at once would hold them twice
+    (12 GB for a 1B model exported in float32)."""
+    import gc
+
+    pre = reference_session(prefill)
     s = _length(pre, "input_ids", 1)
     if s is None:
         raise NpucError("the prefill model's input_ids has no fixed length; give --shape")
+    check_room(s, max_seq)
     vocab = _vocab(prefill)
     rng = np.random.default_rng(seed)
-    prefill_samples, decode_samples = [], []
-    last = max_seq - 1
+    prefill_samples, served = [], []
+    names = [o.name for o in pre.get_outputs()]
     for _ in range(count):
         ids = rng.integers(0, vocab, (batch, s), dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": np.ones((batch, s), np.int64),
                  "position_ids": np.tile(np.arange(s, dtype=np.int64), (batch, 1))}
-        names = [o.name for o in pre.get_outputs()]
         out = dict(zip(names, pre.run(names, _wanted(pre, feeds))))
         prefill_samples.append(feeds)
+        out["logits"] = out["logits"][:, -1]  # the greedy choice reads the last position
+        served.append(out)
+    del pre
+    gc.collect()
+    dec = reference_session(decode)
+    decode_samples = []
+    last = max_seq - 1
+    for out in served:
         mask = np.zeros((batch, max_seq), np.int64)
         mask[:, :s] = 1
         mask[:, last] = 1
-        step = {"input_ids": np.argmax(out["logits"][:, -1], axis=-1)[:, None].astype(np.int64),
+        step = {"input_ids": np.argmax(out["logits"], axis=-1)[:, None].astype(np.int64),
                 "attention_mask": mask, "position_ids": np.full((batch, 1), s, np.int64)}
         for x in dec.get_inputs():
             if x.name.startswith("past"):
@@ -51,6 +65,15 @@ def served_samples(prefill, decode, max_seq: int, batch: int = 1, count: int = S
                 step[x.name] = past
         decode_samples.append(_wanted(dec, step))
     return prefill_samples, decode_samples
+
+
+def check_room(prompt: int, max_seq: int) -> None:
+    """Refuse a cache with no position left to decode into after a ``prompt``-token
+    prefill."""
+    if prompt >= max_seq:
+        raise NpucError(f"--max-seq {max_seq}: the {prompt}-token prompt of the prefill "
+                        "fills every cache position, leaving none to decode into; give "
+                        f"--max-seq {prompt + 1} or more")
 
 
 def _wanted(session, feeds: dict) -> dict:

@@ -104,6 +104,9 @@ def test_decoder_mistakes_are_named_before_they_cost(capsys, tmp_path):
     code, _, err = run_cli(capsys, "compile", "zoo:llama-tiny", "--target", "rngd",
                            "--max-seq", "8", "-o", str(tmp_path / "b"))
     assert code == 2 and "--max-seq 8: the 8-token prompt" in err and "--max-seq 9" in err
+    code, _, err = run_cli(capsys, "compile", "zoo:llama-tiny", "--target", "rngd",
+                           "--quantize", "fp8", "--max-seq", "6", "-o", str(tmp_path / "b"))
+    assert code == 2 and "--max-seq 6: the 8-token prompt" in err  # before calibrating
     code, _, err = run_cli(capsys, "verify", "zoo:llama-tiny", "--target", "rngd",
                            "--max-seq", "16", "--decode-steps", "2", "--decode-batch", "4,2,1")
     assert code == 2 and "batch 4" in err and "--decode-steps 3" in err
