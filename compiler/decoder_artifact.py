@@ -62,9 +62,13 @@ def decoder_forms(model, max_seq: int, decode_model=None, sets=None) -> tuple:
     from npuc.compiler.schedule.shapes import ShapeSet
 
     sets = sets or [ShapeSet()]
+    zoo_name = isinstance(model, str) and model.startswith("zoo:")
+    if decode_model is not None and zoo_name:
+        raise NpucError(f"{model}: a zoo decoder builds its own decode form; leave out "
+                        f"--decode-model {decode_model}")
     if decode_model is not None:
         return [(model, s) for s in sets], decode_model
-    if isinstance(model, str) and model.startswith("zoo:"):
+    if zoo_name:
         from npuc.compiler import zoo
 
         name = model[4:]

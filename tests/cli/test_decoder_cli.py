@@ -115,4 +115,7 @@ def test_decoder_mistakes_are_named_before_they_cost(capsys, tmp_path):
     code, _, err = run_cli(capsys, "compile", str(model), "--target", "rngd", "--max-seq",
                            "16", "-o", str(tmp_path / "c"))
     assert code == 2 and "give the decode form" in err and "--decode-model" in err
-    assert not any((tmp_path / n).exists() for n in "abc")
+    code, _, err = run_cli(capsys, "compile", "zoo:llama-tiny", "--decode-model", str(model),
+                           "--target", "rngd", "--max-seq", "16", "-o", str(tmp_path / "d"))
+    assert code == 2 and "builds its own decode form" in err and "llama.onnx" in err
+    assert not any((tmp_path / n).exists() for n in "abcd")
