@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from npuc.compiler.decoder_onnx import present_name, reference_session
+from npuc.compiler.decoder_onnx import present_name, prompt_feeds, reference_session
 from npuc.ir.errors import NpucError
 
 SAMPLES = 8
@@ -40,8 +40,7 @@ def served_samples(prefill, decode, max_seq: int, batch: int = 1, count: int = S
     names = [o.name for o in pre.get_outputs()]
     for _ in range(count):
         ids = rng.integers(0, vocab, (batch, s), dtype=np.int64)
-        feeds = {"input_ids": ids, "attention_mask": np.ones((batch, s), np.int64),
-                 "position_ids": np.tile(np.arange(s, dtype=np.int64), (batch, 1))}
+        feeds = prompt_feeds(ids)
         out = dict(zip(names, pre.run(names, _wanted(pre, feeds))))
         prefill_samples.append(feeds)
         out["logits"] = out["logits"][:, -1]  # the greedy choice reads the last position

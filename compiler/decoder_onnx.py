@@ -7,6 +7,16 @@ from __future__ import annotations
 from npuc.ir.errors import NpucError
 
 
+def prompt_feeds(ids) -> dict:
+    """A prefill's inputs for the prompts ``ids`` (``[batch, s]`` token ids): every
+    position attended, positions ``0..s-1``."""
+    import numpy as np
+
+    b, s = ids.shape
+    return {"input_ids": ids, "attention_mask": np.ones((b, s), np.int64),
+            "position_ids": np.tile(np.arange(s, dtype=np.int64), (b, 1))}
+
+
 def present_name(past: str) -> str:
     """``past_key_values.0.key`` -> ``present.0.key`` (HuggingFace's names)."""
     rest = past.split(".", 1)[1] if "." in past else past
@@ -53,8 +63,7 @@ class ReferenceDecoder:
         b, s = ids.shape
         self.sessions[0] = next((x for x in self.prefills if _length(x) == s),
                                 self.prefills[0])
-        out = self._run(0, {"input_ids": ids, "attention_mask": np.ones((b, s), np.int64),
-                            "position_ids": np.tile(np.arange(s, dtype=np.int64), (b, 1))})
+        out = self._run(0, prompt_feeds(ids))
         for k, row in enumerate(rows):
             self.cache[row], self.length[row] = {}, s
             for name, value in out.items():

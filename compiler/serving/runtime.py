@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from npuc.compiler.decoder_onnx import prompt_feeds
 from npuc.ir.errors import NpucError
 
 
@@ -102,10 +103,8 @@ class DecoderRuntime:
             raise NpucError(f"the prefill program takes {b} prompt(s) at once, not "
                             f"{ids.shape[0]}")
         first = self._free_rows(b, "cache_row" in program["inputs"])
-        feeds = {"input_ids": ids, "attention_mask": np.ones((b, s), np.int64),
-                 "position_ids": np.tile(np.arange(s, dtype=np.int64), (b, 1)),
-                 "cache_position": np.arange(s, dtype=np.int64),
-                 "cache_row": np.asarray([first], np.int64)}
+        feeds = dict(prompt_feeds(ids), cache_position=np.arange(s, dtype=np.int64),
+                     cache_row=np.asarray([first], np.int64))
         logits = self._logits(index, feeds)
         rows = list(range(first, first + b))
         for r in rows:

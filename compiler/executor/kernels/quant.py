@@ -142,7 +142,7 @@ def int_gemm(a, b, out):
     return out
 
 
-def integer_product(a, b) -> np.ndarray:
+def integer_product(a, b, per: float | None = None) -> np.ndarray:
     """``a @ b`` (numpy broadcasting) of integer-valued arrays whose every partial sum is
     below ``2**53``, as float64 holding the exact integer sums.
 
@@ -150,10 +150,12 @@ def integer_product(a, b) -> np.ndarray:
     that P * block < 2^24, every partial sum of that block (in whatever order BLAS adds)
     is an integer below 2^24, which float32 represents exactly: each block is one sgemm,
     twice as fast as a dgemm, and the blocks are added in float64, exactly. When the
-    blocks would be short, one float64 product (53 bits) does it.
+    blocks would be short, one float64 product (53 bits) does it. ``per``: the largest
+    product's size, when the caller has it.
     """
     k = a.shape[-1]
-    per = float(np.abs(a).max()) * float(np.abs(b).max()) if a.size and b.size else 0.0
+    if per is None:
+        per = _largest_product(a, b)
     block = int(2.0**24 // per) if per else k
     if k == 0 or block < min(k, 64):
         return np.matmul(a.astype(np.float64), b.astype(np.float64))
@@ -165,17 +167,20 @@ def integer_product(a, b) -> np.ndarray:
     return acc
 
 
+def _largest_product(a, b) -> float:
+    return float(np.abs(a).max()) * float(np.abs(b).max()) if a.size and b.size else 0.0
+
+
 def exact_int_matmul(a, b, out):
     """out[g] = a[g] @ b[g] for int32 stacks, exactly as int32 accumulation gives.
 
     BLAS is used whenever it is provably exact (:func:`integer_product`); only when a sum
     could leave the int32 range does the Numba loop run, reproducing int32 wrap-around.
     """
-    k = a.shape[-1]
-    per = float(np.abs(a).max()) * float(np.abs(b).max()) if a.size and b.size else 0.0
-    if per * k >= 2.0**31:
+    per = _largest_product(a, b)
+    if per * a.shape[-1] >= 2.0**31:
         return int_gemm(np.ascontiguousarray(a), np.ascontiguousarray(b), out)
-    out[...] = integer_product(a, b)
+    out[...] = integer_product(a, b, per)
     return out
 
 
