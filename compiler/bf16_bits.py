@@ -5,23 +5,22 @@ high 16 bits are the bf16 number. Rounding a model's weights, checking that they
 exact and taking their high halves for the weight blob are each a pass over every weight
 byte: gigabytes for a decoder.
 
-Each is integer arithmetic on the bits, run two ways that give the same bits: numpy
-expressions over runs of :data:`STEP` elements (the temporaries stay in the cache, and an
-exactness check stops at the first inexact run), and compiled loops
-(:mod:`.bf16_loops`) that read each element once, two to four times faster. The loops
-cost a process that has not used Numba about two seconds (import and first call), more
-than numpy spends on a model of hundreds of megabytes: a process takes the numpy form
-until it has passed :data:`COMPILED_AFTER` elements through it, then the loops.
+Each runs two ways that give the same bits: numpy over runs of :data:`STEP` elements (the
+temporaries stay in the cache, and an exactness check stops at the first inexact run),
+and compiled loops (:mod:`.bf16_loops`), integer arithmetic on the bits that reads each
+element once. The loops cost a process that has not used Numba one to two seconds (its
+import and first call), more than numpy spends on a model of hundreds of megabytes: a
+process takes the numpy form until it has passed :data:`COMPILED_AFTER` elements through
+it, then the loops.
 """
 
 from __future__ import annotations
 
 import sys
 
+import ml_dtypes
 import numpy as np
 
-_EXPONENT = np.uint32(0x7F800000)
-_MANTISSA = np.uint32(0x007FFFFF)
 STEP = 1 << 16  # elements per numpy run: 256 KB of float32, in the cache
 COMPILED_AFTER = 1 << 30  # elements (4 GB of float32) before the compiled loops pay
 _passed = 0  # elements this process has passed through the numpy form
@@ -54,17 +53,17 @@ def _round_bits(bits: np.ndarray, out: np.ndarray) -> None:
         loops.round_bits(bits, out)
         return
     _count(bits.size)
+    x, rounded = bits.view(np.float32), out.view(np.float32)
     for lo, hi in _runs(bits.size):
-        b = bits[lo:hi]
-        r = b >> np.uint32(16)
-        r &= np.uint32(1)
-        r += b  # no carry out of 32 bits: the largest non-NaN pattern is -inf's
-        r += np.uint32(0x7FFF)
-        r &= np.uint32(0xFFFF0000)
-        nan = (b & _MANTISSA) != 0
-        nan &= (b & _EXPONENT) == _EXPONENT
-        np.copyto(r, b, where=nan)
-        out[lo:hi] = r
+        part = x[lo:hi]
+        nan = np.isnan(part)
+        if not nan.any():
+            # ml_dtypes rounds to nearest even as the bit arithmetic does
+            rounded[lo:hi] = part.astype(ml_dtypes.bfloat16)
+            continue
+        with np.errstate(invalid="ignore"):  # only a NaN's payload may differ...
+            rounded[lo:hi] = part.astype(ml_dtypes.bfloat16)
+        np.copyto(out[lo:hi], bits[lo:hi], where=nan)  # ...and a NaN is kept as it is
 
 
 def _low_halves_zero(bits: np.ndarray) -> bool:
@@ -86,7 +85,7 @@ def _fp16_exact(bits: np.ndarray) -> bool:
         _count(hi - lo)
         b = bits[lo:hi]
         field = (b >> np.uint32(23)) & np.uint32(0xFF)
-        low = b & _MANTISSA
+        low = b & np.uint32(0x007FFFFF)
         e = field.astype(np.int32) - 127
         # infinities, NaNs and zeros round-trip; a float32 subnormal, a value too large or
         # below fp16's least step does not

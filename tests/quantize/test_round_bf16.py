@@ -55,15 +55,15 @@ def test_fp16_exactness_is_the_round_trip(bits):
     assert exact_fp16(x) == want
 
 
-BITS = hnp.arrays(np.uint32, st.integers(1, 300), elements=st.one_of(
+BITS = hnp.arrays(np.uint32, st.integers(1, 150), elements=st.one_of(
     st.integers(0, 2**32 - 1),
     st.integers(0, 2**16 - 1).map(lambda h: h << 16),  # exact bf16 numbers
     st.integers(0, 2**16 - 1).map(lambda h: int(np.array(h, np.uint16).view(np.float16)
                                                .astype(np.float32).view(np.uint32)))))
 
 
-@settings(max_examples=100, deadline=None)
-@given(BITS, st.sampled_from([1, 7, 64]))
+@settings(max_examples=60, deadline=None)
+@given(BITS, st.sampled_from([7, 64]))
 def test_numpy_and_compiled_forms_give_the_same_bits(bits, step):
     """Both forms of each bit operation agree on any float32 pattern, whatever the runs
     the numpy form cuts the array into."""
