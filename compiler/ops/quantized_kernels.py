@@ -14,10 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from npuc.compiler.executor.kernels import kernel
+from npuc.compiler.executor.kernels.conv import conv_nd
+from npuc.compiler.executor.kernels.quant import integer_product
+from npuc.compiler.quantize.fixedpoint import quantized_add, quantized_mul, requantize
 from npuc.ir.errors import NpucError
-
-# The arithmetic (Numba loops) is imported when a kernel first runs: these modules are
-# imported by every compile, and loading Numba costs one that runs no kernel a second.
 
 _EXACT = 2.0**53
 
@@ -40,9 +40,6 @@ def _to_int32(acc: np.ndarray, bias, axis: int, ctx) -> np.ndarray:
 
 @kernel("QConv", domain="npuc")
 def qconv(inputs, attrs, ctx):
-    from npuc.compiler.executor.kernels.conv import conv_nd
-    from npuc.compiler.quantize.fixedpoint import requantize
-
     x, w, b, m0, shift = inputs[:5]
     nd = x.ndim - 2
     xi = x.astype(np.float64) - float(attrs.get("x_zero_point", 0))
@@ -58,9 +55,6 @@ def qconv(inputs, attrs, ctx):
 
 @kernel("QMatMul", domain="npuc")
 def qmatmul(inputs, attrs, ctx):
-    from npuc.compiler.executor.kernels.quant import integer_product
-    from npuc.compiler.quantize.fixedpoint import requantize
-
     a, b, bias, m0, shift = inputs[:5]
     _check_exact(a.shape[-1], ctx)
     af = a.astype(np.float32) - np.float32(attrs.get("a_zero_point", 0))
@@ -72,8 +66,6 @@ def qmatmul(inputs, attrs, ctx):
 
 @kernel("QAdd", domain="npuc")
 def qadd(inputs, attrs, ctx):
-    from npuc.compiler.quantize.fixedpoint import quantized_add
-
     a, b = inputs
     return [quantized_add(a, b, attrs.get("a_zero_point", 0), attrs.get("b_zero_point", 0),
                           (attrs["a_multiplier"], attrs["a_shift"]),
@@ -85,8 +77,6 @@ def qadd(inputs, attrs, ctx):
 
 @kernel("QMul", domain="npuc")
 def qmul(inputs, attrs, ctx):
-    from npuc.compiler.quantize.fixedpoint import quantized_mul
-
     a, b = inputs
     return [quantized_mul(a, b, attrs.get("a_zero_point", 0), attrs.get("b_zero_point", 0),
                           (attrs["multiplier"], attrs["shift"]), attrs.get("y_zero_point", 0),
@@ -95,8 +85,6 @@ def qmul(inputs, attrs, ctx):
 
 @kernel("QReduceSum", domain="npuc")
 def qreduce_sum(inputs, attrs, ctx):
-    from npuc.compiler.quantize.fixedpoint import requantize
-
     x = inputs[0]
     axes = tuple(a % x.ndim for a in (attrs.get("axes") or range(x.ndim)))
     acc = np.sum(x.astype(np.int64) - int(attrs.get("x_zero_point", 0)), axis=axes,
@@ -109,8 +97,6 @@ def qreduce_sum(inputs, attrs, ctx):
 
 @kernel("Requantize", domain="npuc")
 def requantize_kernel(inputs, attrs, ctx):
-    from npuc.compiler.quantize.fixedpoint import requantize
-
     x = inputs[0].astype(np.int32) - np.int32(attrs.get("x_zero_point", 0))
     return [requantize(x, [attrs["multiplier"]], [attrs["shift"]], attrs.get("y_zero_point", 0),
                        attrs.get("qmin", -128), attrs.get("qmax", 127), axis=0)]
