@@ -8,13 +8,16 @@ Models come from ``benchmarks/models/`` (written by ``benchmarks/export_models.p
 ``<name>-<exporter>.onnx`` and ``<name>.inputs.npz``); ``--zoo`` times npuc's built-in zoo
 models instead. Both engines get the same thread policy: ``T`` threads (default 2) for
 onnxruntime's intra-op pool (all graph optimizations on) and for npuc's BLAS
-(``NPUC_BLAS_THREADS``). The runs alternate (npuc, onnxruntime, npuc, ...), so a change
-in the machine's load hits both alike; printed are the best and the median of each, the
-ratio of the medians and of the bests, the first npuc run (Numba compilation or cache
-load), the largest relative difference of the outputs, and the load average before and
-after. ``--profile`` adds npuc's five slowest operator types per model, ``--reference``
-onnx.reference's time.
-Goal: every ratio at or under 1.2x.
+(``NPUC_BLAS_THREADS``). npuc runs in both product precisions: ``float32`` (float32
+BLAS, as onnxruntime computes; what ``npuc run`` and calibration use) and ``float64``
+(the IR's definition, that programs are verified against). The runs alternate (npuc
+float32, npuc float64, onnxruntime, npuc float32, ...), so a change in the machine's load
+hits all alike; printed per precision are the best and the median, the ratio of the
+medians and of the bests to onnxruntime's, and the largest relative difference of the
+outputs from onnxruntime's; then the first npuc run (Numba compilation or cache load) and
+the load average before and after. ``--profile`` adds npuc's five slowest operator types
+per model (float32 products, one run), ``--reference`` onnx.reference's time.
+Goal: every float32 ratio at or under 1.2x.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ def _profile(graph, feeds) -> str:
     from npuc.compiler.executor.interpreter import RunStats, execute
 
     stats = RunStats()
-    execute(graph, feeds, stats=stats, profile=True)
+    execute(graph, feeds, stats=stats, profile=True, products="float32")
     top = sorted(stats.per_op_seconds.items(), key=lambda kv: -kv[1])[:5]
     return ", ".join(f"{k} {v * 1e3:.1f}" for k, v in top)
 
@@ -98,7 +101,7 @@ def main() -> int:
     print(f"{os.cpu_count()} cores, {args.threads} threads for both, batch {args.batch}, "
           f"load average {load0[0]:.2f} at start; milliseconds, best / median of "
           f"{args.repeat} interleaved runs")
-    print(f"{'model':24s} {'first':>7s} {'npuc':>15s} {'onnxruntime':>15s} "
+    print(f"{'model':24s} {'first':>6s} {'products':>8s} {'npuc':>15s} {'onnxruntime':>15s} "
           f"{'ratio med':>9s} {'best':>6s} {'rel err':>9s}")
     worst = 0.0
     for name in args.models:
@@ -107,20 +110,27 @@ def main() -> int:
             model, feeds = _load(name, exporter, args.batch, args.zoo)
             graph = npuc.load_model(model)
             t0 = time.perf_counter()
-            ours = execute(graph, feeds)
+            execute(graph, feeds)
             first = time.perf_counter() - t0
             sess = _ort_session(model, args.threads)
             want = sess.run(None, feeds)
-            tn, to = _interleaved([lambda g=graph, f=feeds: execute(g, f),
-                                   lambda s=sess, f=feeds: s.run(None, f)], args.repeat)
-            err = max(float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12))
-                      for a, b in zip(ours.values(), want))
-            mn, mo = statistics.median(tn), statistics.median(to)
-            ratio = mn / mo
-            worst = max(worst, ratio)
-            print(f"{label:24s} {first * 1e3:7.0f} {min(tn) * 1e3:7.1f} /{mn * 1e3:6.1f} "
-                  f"{min(to) * 1e3:7.1f} /{mo * 1e3:6.1f} {ratio:8.2f}x "
-                  f"{min(tn) / min(to):5.2f}x {err:9.2e}")
+            modes = ("float32", "float64")
+            runs = [lambda g=graph, f=feeds, m=m: execute(g, f, products=m) for m in modes]
+            *tn, to = _interleaved([*runs, lambda s=sess, f=feeds: s.run(None, f)],
+                                   args.repeat)
+            mo = statistics.median(to)
+            for k, mode in enumerate(modes):
+                ours = runs[k]()
+                err = max(float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12))
+                          for a, b in zip(ours.values(), want))
+                mn = statistics.median(tn[k])
+                if mode == "float32":
+                    worst = max(worst, mn / mo)
+                head = f"{label:24s} {first * 1e3:6.0f}" if k == 0 else " " * 31
+                print(f"{head} "
+                      f"{mode:>8s} {min(tn[k]) * 1e3:7.1f} /{mn * 1e3:6.1f} "
+                      f"{min(to) * 1e3:7.1f} /{mo * 1e3:6.1f} {mn / mo:8.2f}x "
+                      f"{min(tn[k]) / min(to):5.2f}x {err:9.2e}")
             if args.profile:
                 print(f"{'':24s} npuc by operator (ms): {_profile(graph, feeds)}")
             if args.reference:
@@ -129,10 +139,11 @@ def main() -> int:
                 ref = ReferenceEvaluator(model)
                 (tr,) = _interleaved([lambda r=ref, f=feeds: r.run(None, f)], 2)
                 print(f"{'':24s} onnx.reference {min(tr) * 1e3:.0f} ms, npuc "
-                      f"{min(tr) / min(tn):.1f}x faster")
+                      f"{min(tr) / min(tn[1]):.1f}x faster")
             del graph, sess
     load1 = os.getloadavg()
-    print(f"load average {load1[0]:.2f} at end; worst median ratio {worst:.2f}x (goal 1.2x)")
+    print(f"load average {load1[0]:.2f} at end; worst float32 median ratio {worst:.2f}x "
+          "(goal 1.2x)")
     return 0
 
 

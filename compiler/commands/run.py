@@ -14,6 +14,10 @@ def add_parser(sub):
     p.add_argument("--profile", action="store_true", help="print time per operator type")
     p.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="run N times and report the fastest (default 1)")
+    p.add_argument("--products", choices=("float32", "float64"), default="float32",
+                   help="float products (MatMul, Gemm, Conv, attention): float32 as "
+                        "onnxruntime computes them (default), or float64, the IR's "
+                        "definition that compiled programs are verified against")
     return p
 
 
@@ -44,7 +48,8 @@ def run(args) -> int:
     for _ in range(args.repeat):
         stats = RunStats()
         t0 = time.perf_counter()
-        outputs = execute(graph, inputs, stats=stats, profile=args.profile)
+        outputs = execute(graph, inputs, stats=stats, profile=args.profile,
+                          products=args.products)
         best = min(best, time.perf_counter() - t0)
     for name, arr in outputs.items():
         arr = np.asarray(arr)

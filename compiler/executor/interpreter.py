@@ -77,8 +77,9 @@ def evaluate(node, inputs: list, attrs: dict | None = None, opset: int | None = 
 
 
 def _run_standalone(graph: Graph, feeds: dict) -> list:
-    """The outputs of a graph that reads nothing from around it, in order."""
-    return list(execute(graph, feeds).values())
+    """The outputs of a graph that reads nothing from around it, in order (with the
+    products of the run that calls it)."""
+    return list(execute(graph, feeds, products=threads.products()).values())
 
 
 @dataclass
@@ -92,18 +93,27 @@ class RunStats:
 
 
 def execute(graph: Graph, inputs: dict, stats: RunStats | None = None,
-            profile: bool = False, rng=None, observe=None) -> dict[str, np.ndarray]:
+            profile: bool = False, rng=None, observe=None,
+            products: str = "float64") -> dict[str, np.ndarray]:
     """Run a graph on named inputs; return its outputs by name, in the graph's order.
 
     ``observe(node, results)``, when given, is called after each node of the top-level
-    graph with the arrays it computed."""
+    graph with the arrays it computed. ``products`` is how float products (MatMul, Gemm,
+    Conv, attention, Einsum, recurrent cells) are computed: ``"float64"``, the IR's
+    definition (a float64 sum rounded once; what the simulator and verification compare
+    programs against), or ``"float32"``, float32 BLAS as onnxruntime computes them, about
+    twice as fast, in blocks fixed by the shapes so that the bits do not depend on the
+    thread count (see ``kernels/accumulate.py``)."""
+    if products not in threads.PRODUCTS:
+        raise InputError(f"products must be one of {', '.join(threads.PRODUCTS)}, not "
+                         f"{products!r}")
     threads.configure()
     env = _bind_inputs(graph, inputs)
     stats = stats if stats is not None else RunStats()
     stats.constant_bytes = sum(v.const.nbytes for v in graph.constants.values()
                                if isinstance(v.const, np.ndarray))
     rng = rng if rng is not None else np.random.default_rng(0)
-    with threads.blas_limit():
+    with threads.blas_limit(), threads.product_precision(products):
         results = _run(graph, env, stats, profile, rng, outer={}, observe=observe)
     return {v.name: r for v, r in zip(graph.outputs, results)}
 

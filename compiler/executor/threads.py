@@ -31,11 +31,16 @@ the load.
 BLAS is limited to one thread around each top-level :func:`npuc.execute` and restored
 after it, so numpy code outside npuc keeps its own thread count. It needs
 ``threadpoolctl``; without it BLAS keeps its default.
+
+The precision of float products (:func:`products`) is part of the same context: it is
+set around a run (:func:`product_precision`) and seen by every kernel of the run, on
+npuc's pool threads too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 
 _done = False
@@ -89,6 +94,30 @@ def _setting() -> int | None:
         return 1
 
 
+PRODUCTS = ("float64", "float32")
+_products: contextvars.ContextVar[str] = contextvars.ContextVar("npuc_products",
+                                                               default="float64")
+
+
+def products() -> str:
+    """How the running execution multiplies floats: ``"float64"`` (the IR's definition,
+    the default) or ``"float32"`` (see ``kernels/accumulate.py``)."""
+    return _products.get()
+
+
+@contextlib.contextmanager
+def product_precision(mode: str):
+    """Run the enclosed kernels with float products of precision ``mode`` (one of
+    :data:`PRODUCTS`), then restore the previous one."""
+    if mode not in PRODUCTS:
+        raise ValueError(f"products must be one of {', '.join(PRODUCTS)}, not {mode!r}")
+    token = _products.set(mode)
+    try:
+        yield
+    finally:
+        _products.reset(token)
+
+
 def block(count: int) -> int:
     """How many of ``count`` independent items (channels) one task of :func:`parallel`
     takes: about four tasks per thread."""
@@ -118,7 +147,9 @@ def parallel(fn, count: int) -> None:
         _pool_key = key
     from concurrent.futures import wait
 
-    futures = [_pool.submit(fn, i) for i in range(count)]
+    # each item runs in a copy of the caller's context (one context cannot be entered by
+    # two threads at once), so the kernels see the run's product precision
+    futures = [_pool.submit(contextvars.copy_context().run, fn, i) for i in range(count)]
     wait(futures)
     for f in futures:
         f.result()

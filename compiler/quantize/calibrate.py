@@ -1,6 +1,7 @@
 """Calibration: run the float graph on sample inputs and observe every activation.
 
-The float graph is run with every intermediate float tensor as an extra output, one
+The float graph is run with every intermediate float tensor as an extra output (float32
+products, as onnxruntime computes them, see ``executor/kernels/accumulate.py``), one
 batch at a time (large batches are cut into chunks so that memory stays bounded), and
 each tensor's observer sees it. Besides the ranges, two per-channel statistics are kept
 for accuracy recovery: the mean of each Conv/Gemm input channel (bias correction) and
@@ -142,8 +143,10 @@ class CalibrationJob:
                       leave=False):
             feeds = self.batches[i]
             for part in (_chunks(feeds, CHUNK) if chunked else [feeds]):
-                _observe(stats, execute(probe, part), set(self.channel_inputs),
-                         set(self.column_inputs))
+                # the float model, as fast as onnxruntime runs it (float32 products in
+                # blocks fixed by the shapes: the same bits on any thread count)
+                _observe(stats, execute(probe, part, products="float32"),
+                         set(self.channel_inputs), set(self.column_inputs))
             stats.batches += 1
         return stats
 

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from npuc.compiler.cli import main
 
@@ -46,3 +47,23 @@ def test_run_writes_outputs(tmp_path, capsys):
     out = np.load(tmp_path / "out.npz")
     assert out["output"].shape == (1, 10)
     assert "peak intermediate memory" in capsys.readouterr().out
+
+
+def test_run_multiplies_in_float32_unless_asked_for_the_float64_definition(tmp_path):
+    import npuc
+    from npuc import zoo
+    from npuc.compiler.executor.interpreter import execute
+
+    feeds = zoo.sample_inputs("bert-tiny", batch=2)
+    np.savez(tmp_path / "in.npz", **feeds)
+    graph = npuc.load_model(zoo.build("bert-tiny"))
+    for mode in ("float32", "float64"):
+        args = ["run", "zoo:bert-tiny", "--inputs", str(tmp_path / "in.npz"), "-o",
+                str(tmp_path / f"{mode}.npz")]
+        assert main(args + ([] if mode == "float32" else ["--products", "float64"])) == 0
+        got = np.load(tmp_path / f"{mode}.npz")
+        want = execute(graph, feeds, products=mode)
+        assert all(np.array_equal(got[k], v) for k, v in want.items())
+    with pytest.raises(SystemExit) as e:
+        main(["run", "zoo:bert-tiny", "--products", "float16"])
+    assert e.value.code == 2

@@ -20,6 +20,16 @@ The products of bf16, fp16 and fp8 inputs are exact in float64, so the chips' "m
 narrow, accumulate wide" is what this computes; a chip that accumulates in float32 with a
 fixed order differs from it by float32 rounding of partial sums, which is below every
 verification tolerance.
+
+A second precision is chosen explicitly for runs where the user waits for a float model
+(``execute(..., products="float32")``: calibration, ``npuc run``): float32 products and
+sums in float32 BLAS, as onnxruntime computes them, about twice as fast. Its bits depend
+on how a product is cut into BLAS calls, so the cut is fixed by the shapes alone
+(:func:`_tiles`), never by the thread count or the load: 1, 2 or 3 threads give the same
+bits. Inputs of type float64 keep float64 products; bf16, fp16 and fp8 inputs are widened
+to float32 and their products summed in float32 (rounded once to the narrow type). The
+simulator, verification and everything that compares a program with its IR keep the
+float64 definition.
 """
 
 from __future__ import annotations
@@ -36,6 +46,16 @@ def result_type(*arrays) -> np.dtype:
     if any(d.kind == "V" for d in dts):
         return dts[0]
     return np.result_type(*dts)
+
+
+def product_type(*dtypes) -> np.dtype:
+    """The type a product of operands and result of ``dtypes`` multiplies and sums in:
+    float64, or float32 in a float32-products run when every one of them is a float of
+    at most 32 bits (float64 operands keep float64 products)."""
+    if threads.products() == "float32" and all(
+            d.kind == "V" or (d.kind == "f" and d.itemsize <= 4) for d in map(np.dtype, dtypes)):
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
 
 
 def wide(a) -> np.ndarray:
@@ -58,6 +78,8 @@ def matmul(a, b, out: np.ndarray | None = None, dtype=None) -> np.ndarray:
     """
     a, b = np.asarray(a), np.asarray(b)
     rtype = np.dtype(dtype) if dtype is not None else result_type(a, b)
+    if product_type(a.dtype, b.dtype, rtype if out is None else out.dtype) == np.float32:
+        return _matmul32(a, b, out, rtype)
     if (a.ndim >= 2 and b.ndim == 2 and b.dtype != np.float64 and b.size > WIDE_LIMIT and
             b.shape[1] > 1 and (out is None or out.shape == a.shape[:-1] + b.shape[-1:])):
         return _by_columns(a, b, out, rtype)
@@ -146,6 +168,68 @@ def _rows_per_block(m: int, batch: int) -> int:
     return min(m, max(64, -(-m * batch // (4 * t))))
 
 
+TILE_ROWS, TILE_COLS = 128, 384  # the largest BLAS call of a float32 product (speed)
+
+
+def _tiles(m: int, n: int) -> list[tuple[int, int, int, int]]:
+    """The (row, column) blocks a float32 product of an ``m x n`` result is computed in,
+    one BLAS call each: a function of the shape alone (the bits of a float32 product
+    depend on its cut), balanced, columns in multiples of 16 (BLAS's vector width)."""
+    rows = -(-m // -(-m // TILE_ROWS)) if m else 1
+    cols = -(-n // -(-n // TILE_COLS)) if n else 1
+    cols = min(n, -(-cols // 16) * 16) or 1
+    return [(r, min(m, r + rows), c, min(n, c + cols))
+            for r in range(0, max(m, 1), rows) for c in range(0, max(n, 1), cols)]
+
+
+def _narrow(a: np.ndarray) -> np.ndarray:
+    """``a`` as float32 (no copy for float32)."""
+    return a if a.dtype == np.float32 else a.astype(np.float32)
+
+
+def _matmul32(a, b, out, rtype):
+    """``a @ b`` with float32 products and sums, in the blocks of :func:`_tiles`, the
+    blocks (and batches of them) handed to npuc's threads."""
+    if a.ndim < 2 or b.ndim < 2:
+        y = np.matmul(_narrow(a), _narrow(b))
+        if out is not None:
+            np.copyto(out, y.reshape(out.shape), casting="unsafe")
+            return out
+        return y.astype(rtype, copy=False)
+    flat = _view(out, (a.size // a.shape[-1], b.shape[-1]))
+    if b.ndim == 2 and a.ndim > 2 and a.flags.c_contiguous and (out is None or flat is not None):
+        y = _matmul32(a.reshape(-1, a.shape[-1]), b, flat, rtype)  # one product, not a batch
+        return out if out is not None else y.reshape(a.shape[:-1] + b.shape[-1:])
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    m, n = a.shape[-2], b.shape[-1]
+    y = _view(out, batch + (m, n)) if out is not None and out.dtype == np.float32 else None
+    direct = y is not None or (out is None and rtype == np.float32)
+    if y is None:
+        y = np.empty(batch + (m, n), dtype=np.float32)
+    a = np.broadcast_to(a, batch + a.shape[-2:])
+    b = np.broadcast_to(b, batch + b.shape[-2:])
+    tiles = _tiles(m, n)
+    count = int(np.prod(batch, dtype=np.int64))
+    # tasks take several whole products of a batch when there are many (speed only:
+    # the blocks, hence the bits, stay those of _tiles)
+    per_task = max(1, count // (4 * threads.compute_threads())) if len(tiles) == 1 else 1
+
+    def task(i):
+        t = tiles[i % len(tiles)]
+        first = (i // len(tiles)) * per_task
+        for j in range(first, min(count, first + per_task)):
+            k = np.unravel_index(j, batch) if batch else ()
+            np.matmul(_narrow(a[k][t[0]:t[1]]), _narrow(b[k][:, t[2]:t[3]]),
+                      out=y[k][t[0]:t[1], t[2]:t[3]])
+
+    threads.parallel(task, len(tiles) * -(-count // per_task))
+    if out is not None:
+        if not direct:
+            np.copyto(out, y.reshape(out.shape), casting="unsafe")
+        return out
+    return y if direct else y.astype(rtype)
+
+
 def wide_sum(x, axis=None, keepdims: bool = True) -> np.ndarray:
     """``x.sum(axis)`` accumulated in float64, as a float64 array (float inputs).
 
@@ -161,6 +245,10 @@ def wide_mean(x, axis=None, keepdims: bool = True) -> np.ndarray:
 
 
 def einsum(equation: str, *operands, dtype=None) -> np.ndarray:
-    """``np.einsum`` accumulated in float64 and rounded once."""
-    y = np.einsum(equation, *(wide(o) for o in operands), optimize=len(operands) > 2)
-    return np.asarray(y).astype(dtype if dtype is not None else result_type(*operands))
+    """``np.einsum`` accumulated in float64 and rounded once (float32 in a
+    float32-products run, on one thread: numpy's own order, fixed by the shapes)."""
+    rtype = np.dtype(dtype) if dtype is not None else result_type(*operands)
+    fast = product_type(rtype, *(np.asarray(o).dtype for o in operands)) == np.float32
+    widen = _narrow if fast else wide
+    y = np.einsum(equation, *(widen(o) for o in operands), optimize=len(operands) > 2)
+    return np.asarray(y).astype(rtype, copy=False)

@@ -201,9 +201,10 @@ def conv_nd(x, w, b=None, strides=None, pads=None, dilations=None, group=1, out=
         pointwise = all(k == 1 for k in kshape) and not any(pads) and all(s == 1 for s in strides)
         if pointwise:
             cols = x.reshape(n, group, c // group, -1)
-        else:  # gathered straight into float64, the type the product accumulates in
+        else:  # gathered straight into the type the product accumulates in
             cols = im2col(x, kshape, strides, pads, dilations, oshape,
-                          np.float64 if out.dtype.kind == "f" else out.dtype)
+                          accumulate.product_type(out.dtype) if out.dtype.kind == "f"
+                          else out.dtype)
             cols = cols.reshape(n, group, (c // group) * int(np.prod(kshape)), -1)
         wm = w.reshape(group, m // group, -1)
         accumulate.matmul(wm, cols, out=out)
