@@ -69,8 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return EXIT_USAGE
+    from npuc.compiler.allocator import reuse_freed_memory
     from npuc.ir.errors import NpucError
 
+    reuse_freed_memory()
     try:
         _apply_limits(args)
         return int(args._run(args) or 0)
