@@ -48,3 +48,21 @@ def test_the_cube_is_correctly_rounded(x):
         neighbours = [np.nextafter(r, np.float32(-np.inf)), np.nextafter(r, np.float32(np.inf))]
         assert all(abs(Fraction(float(r)) - exact) <= abs(Fraction(float(n)) - exact)
                    for n in neighbours)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 300), st.integers(0, 2**16))
+def test_softmax_by_rows_is_the_step_by_step_definition(rows, n, seed):
+    from npuc.compiler.executor.kernels.accumulate import wide_sum
+    from npuc.compiler.executor.kernels.norm import softmax_array
+
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((rows, 3, n)) * 8).astype(np.float32)
+    specials = np.array([np.nan, np.inf, -np.inf, 0.0], np.float32)
+    x.reshape(-1)[rng.integers(0, x.size, 3)] = specials[rng.integers(0, 4, 3)]
+    with np.errstate(all="ignore"):
+        e = x - x.max(axis=-1, keepdims=True)
+        np.exp(e, out=e)
+        e /= wide_sum(e, -1).astype(np.float32)
+        got = softmax_array(x, -1)
+    assert got.dtype == np.float32 and np.array_equal(got, e, equal_nan=True)

@@ -219,6 +219,15 @@ def _softmax_axes(x, attrs, ctx):
 def softmax_array(x, axis):
     if x.dtype == np.float16:  # in float32, rounded once (as torch does for half)
         return softmax_array(x.astype(np.float32), axis).astype(x.dtype)
+    if x.dtype == np.float32 and axis in (-1, x.ndim - 1) and x.size and x.shape[-1]:
+        # the usual last-axis case: the maximum, the difference and the sum in two
+        # Numba passes over each row (numpy's exp between them, the same function)
+        rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+        e = np.empty_like(rows)
+        _minus_row_max(rows, e)
+        np.exp(e, out=e)
+        _divide_by_row_sum(e)
+        return e.reshape(x.shape)
     # bfloat16 goes step by step, each rounded: that is how ONNX's Attention function
     # body (and its reference) computes it
     e = x - x.max(axis=axis, keepdims=True)
@@ -228,6 +237,35 @@ def softmax_array(x, axis):
     else:
         e /= e.sum(axis=axis, keepdims=True)
     return e
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _minus_row_max(x, out):
+    """out[r] = x[r] - max(x[r]) (a NaN in the row makes the maximum NaN, as numpy's)."""
+    for r in range(x.shape[0]):
+        row, m = x[r], x[r, 0]
+        for i in range(row.shape[0]):
+            v = row[i]
+            if v > m or v != v:
+                m = v
+                if v != v:
+                    break
+        dst = out[r]
+        for i in range(row.shape[0]):
+            dst[i] = row[i] - m
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _divide_by_row_sum(e):
+    """e[r] /= sum(e[r]), the sum accumulated in float64 and rounded once to float32."""
+    for r in range(e.shape[0]):
+        row = e[r]
+        acc = 0.0
+        for i in range(row.shape[0]):
+            acc += np.float64(row[i])
+        s = np.float32(acc)
+        for i in range(row.shape[0]):
+            row[i] = row[i] / s
 
 
 @kernel("Softmax")
