@@ -66,3 +66,17 @@ def test_softmax_by_rows_is_the_step_by_step_definition(rows, n, seed):
         e /= wide_sum(e, -1).astype(np.float32)
         got = softmax_array(x, -1)
     assert got.dtype == np.float32 and np.array_equal(got, e, equal_nan=True)
+
+
+def test_row_kernels_give_the_same_bits_on_any_thread_count(monkeypatch):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, 300, 257)).astype(np.float32)
+    scale, bias = rng.standard_normal(257).astype(np.float32), np.ones(257, np.float32)
+    ops = [("Softmax", [x], {}), ("Gelu", [x], {}), ("Gelu", [x], {"approximate": "tanh"}),
+           ("LayerNormalization", [x, scale, bias], {})]
+    runs = []
+    for n in ("1", "2", "3"):
+        monkeypatch.setenv("NPUC_BLAS_THREADS", n)
+        runs.append([get_kernel(op, "", 20)(args, attrs, KernelContext(opset=20))[0]
+                     for op, args, attrs in ops])
+    assert all(np.array_equal(a, b) for run in runs[1:] for a, b in zip(run, runs[0]))
