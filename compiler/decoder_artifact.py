@@ -239,11 +239,11 @@ def _calibration(prefill, decode, target, max_seq: int, given, options: dict) ->
 
 
 def _light(result, options: dict):
-    """``result`` without its graph when the reference is not kept (a compile that only
-    writes the artifact): the graph holds every weight in float32, and the next program
-    compiles meanwhile."""
+    """``result`` without its graph and schedule when the reference is not kept (a
+    compile that only writes the artifact): they hold every weight (float32, rounded,
+    quantized), and the next program compiles meanwhile."""
     if not options.get("keep_reference", True):
-        result.graph = None
+        result.graph = result.schedule = None  # the schedule's groups hold the graph's nodes
         # the graph's nodes and values refer to each other: collected now, before the
         # next program's weights are made, not at some later collection
         gc.collect()

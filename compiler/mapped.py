@@ -27,10 +27,13 @@ def row_pieces(a: np.ndarray, piece_bytes: int | None = None):
     if a.ndim == 0:
         yield 0, 1
         return
-    row = max(1, a[:1].nbytes)
-    step = max(1, piece_bytes // row)
-    for lo in range(0, a.shape[0], step):
-        yield lo, min(a.shape[0], lo + step)
+    yield from _runs(a.shape[0], a[:1].nbytes, piece_bytes)
+
+
+def _runs(rows: int, row_bytes: int, piece_bytes: int):
+    step = max(1, piece_bytes // max(1, row_bytes))
+    for lo in range(0, rows, step):
+        yield lo, min(rows, lo + step)
 
 
 def _mapping(a: np.ndarray):
@@ -75,6 +78,16 @@ def release(a: np.ndarray) -> None:
         mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
+def release_inputs(node, _results=None) -> None:
+    """Give back the pages of ``node``'s mapped constant inputs: an executor's
+    ``observe`` for runs over a whole model (calibration), so that the model's weights
+    are not all resident at the end of a run but one node's at a time."""
+    for v in node.inputs:
+        c = getattr(v, "const", None) if v is not None else None
+        if isinstance(c, np.ndarray):
+            release(c)
+
+
 def fresh(shape, dtype) -> np.ndarray:
     """An uninitialised array about to be written whole (a weight rounded piece by piece):
     a large one gets its pages mapped at once (``MAP_POPULATE``), many times cheaper than
@@ -87,6 +100,41 @@ def fresh(shape, dtype) -> np.ndarray:
         return np.empty(shape, dtype)
     buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | flags)
     return np.frombuffer(buf, dtype).reshape(shape)
+
+
+SPILL_BYTES = 16 << 20  # from this size filled() keeps an array in a temporary file
+
+
+def filled(shape, dtype, fill) -> np.ndarray:
+    """A new array of ``shape`` and ``dtype`` whose rows ``[lo, hi)`` ``fill(lo, hi, out)``
+    writes into ``out`` (that run of rows, uninitialised), run by run of
+    :func:`row_pieces`. One of at least :data:`SPILL_BYTES` is written to an unlinked
+    temporary file as it is made and returned as a read-only map of it: its pages are the
+    file's (given back by :func:`release`, reclaimable by the system), not this
+    process's memory, so that the weights a compile makes (rounded to bf16, quantized to
+    fp8) are never all in memory beside the model's own. A smaller one is an ordinary
+    array. The values are the same either way."""
+    import tempfile
+
+    dtype = np.dtype(dtype)
+    shape = tuple(int(n) for n in shape)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if nbytes < SPILL_BYTES or not shape:
+        out = np.empty(shape, dtype)
+        for lo, hi in row_pieces(out):
+            fill(lo, hi, out if out.ndim == 0 else out[lo:hi])
+        return out
+    row = nbytes // shape[0] if shape[0] else 0
+    scratch = None
+    with tempfile.TemporaryFile() as f:
+        for lo, hi in _runs(shape[0], row, PIECE_BYTES):
+            if scratch is None or len(scratch) < hi - lo:
+                scratch = np.empty((hi - lo,) + shape[1:], dtype)
+            part = scratch[:hi - lo]
+            fill(lo, hi, part)
+            f.write(memoryview(part.reshape(-1).view(np.uint8)))
+        f.flush()
+        return np.memmap(f, dtype=dtype, mode="r", shape=shape)
 
 
 def is_hole(a: np.ndarray) -> bool:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 
 def add_decoder_options(p, verify: bool = False) -> None:
-    """``--max-seq``, ``--decode-batch``, ``--decode-model`` (and ``--decode-steps`` for verify,
-    ``--last-logits`` for compile)."""
+    """``--max-seq``, ``--decode-batch``, ``--decode-model``, ``--last-logits`` (and
+    ``--decode-steps`` for verify)."""
     p.add_argument("--max-seq", type=int, metavar="N",
                    help="a decoder: compile its prefill and decode programs into one "
                         "artifact, its KV cache device state of N positions")
@@ -22,9 +22,8 @@ def add_decoder_options(p, verify: bool = False) -> None:
                        help="with --max-seq: run a prompt through the prefill program, then K "
                             "greedy decode steps with the cache, compared token by token "
                             "with onnxruntime")
-    else:
-        p.add_argument("--last-logits", action="store_true",
-                       help="with --max-seq: prefill returns the last token's logits only")
+    p.add_argument("--last-logits", action="store_true",
+                   help="with --max-seq: prefill returns the last token's logits only")
 
 
 def check_decoder_args(args) -> None:
@@ -87,7 +86,8 @@ def run_verify(args) -> int:
     options = _options(args)
     batch = options.pop("batch")
     r = verify_decoder(args.model, args.target, args.decode_steps, args.max_seq,
-                       args.decode_model, batch=batch, output_dir=args.output, **options)
+                       args.decode_model, batch=batch, output_dir=args.output,
+                       last_logits=args.last_logits, **options)
     if args.json:
         print(json.dumps(r.to_json(), indent=1, sort_keys=True))
         return 0 if r.passed else 1

@@ -130,6 +130,7 @@ class CalibrationJob:
         from tqdm.auto import tqdm
 
         from npuc.compiler.executor.interpreter import execute
+        from npuc.compiler.mapped import release_inputs
 
         graph = self.graph
         watched = observed_values(graph)
@@ -145,7 +146,8 @@ class CalibrationJob:
             for part in (_chunks(feeds, CHUNK) if chunked else [feeds]):
                 # the float model, as fast as onnxruntime runs it (float32 products in
                 # blocks fixed by the shapes: the same bits on any thread count)
-                _observe(stats, execute(probe, part, products="float32"),
+                _observe(stats, execute(probe, part, products="float32",
+                                         observe=release_inputs),
                          set(self.channel_inputs), set(self.column_inputs))
             stats.batches += 1
         return stats

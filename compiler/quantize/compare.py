@@ -58,6 +58,7 @@ def cosine(f: np.ndarray, q: np.ndarray) -> float:
 
 def _run_with(graph: Graph, names: list[str], feeds: dict) -> dict:
     from npuc.compiler.executor.interpreter import execute
+    from npuc.compiler.mapped import release_inputs
 
     probe = graph.copy()
     by_name = {v.name: v for v in probe.values()}
@@ -65,7 +66,7 @@ def _run_with(graph: Graph, names: list[str], feeds: dict) -> dict:
         v = by_name.get(n)
         if v is not None and v not in probe.outputs and v.const is None:
             probe.outputs.append(v)
-    return execute(probe, feeds)
+    return execute(probe, feeds, observe=release_inputs)
 
 
 def layer_report(quantized: Graph, batches, float_graph: Graph | None = None) -> list[Row]:

@@ -60,25 +60,60 @@ def round_bf16(x: np.ndarray) -> np.ndarray:
 def rounded_weight(c: np.ndarray, precision: str) -> np.ndarray:
     """Weight ``c`` rounded to ``precision`` (bf16, fp16), in its own dtype: ``c`` itself
     when every value is already exact (a checkpoint kept in bf16, zeros), else a new array
-    made piece by piece, so that a mapped weight is never all in memory twice."""
+    made piece by piece (:func:`~npuc.compiler.mapped.filled`: a large one in a file),
+    so that a mapped weight is never all in memory, nor twice."""
     from npuc.compiler.bf16_bits import round_to_bf16
-    from npuc.compiler.mapped import fresh, release, row_pieces
+    from npuc.compiler.mapped import filled, release
     from npuc.compiler.schedule.storage import exact_in
 
     if c.dtype == np.float32 and exact_in(c, precision):
         return c
     np_type = _CAST[precision][1]
-    out = fresh(c.shape, c.dtype)
-    for lo, hi in row_pieces(c):
+
+    def fill(lo, hi, out):
         piece = c if c.ndim == 0 else c[lo:hi]
         if precision == "bf16" and c.dtype == np.float32:
-            round_to_bf16(piece, out if c.ndim == 0 else out[lo:hi])
-        elif c.ndim == 0:
-            out[...] = piece.astype(np_type).astype(c.dtype)
+            round_to_bf16(piece, out)
         else:
-            out[lo:hi] = piece.astype(np_type).astype(c.dtype)
+            out[...] = piece.astype(np_type).astype(c.dtype)
         release(piece)
-    return out
+    return filled(c.shape, c.dtype, fill)
+
+
+def fp8_weight(c: np.ndarray, axis: int | None):
+    """``(values, scale)``: weight ``c`` as float8 e4m3 with one scale per index of
+    ``axis`` (per tensor when None), each scale mapping its slice's largest magnitude to
+    448. Read in pieces of ``c``'s first axis, twice (the largest magnitudes, then the
+    quotients), each piece's pages given back: the same numbers as the whole-array
+    arithmetic, without a float32 temporary of the weight's size."""
+    from npuc.compiler.mapped import filled, release, row_pieces
+
+    amax = None
+    for lo, hi in row_pieces(c):
+        piece = np.abs(c if c.ndim == 0 else c[lo:hi])
+        if axis is None:
+            m = piece.max() if piece.size else np.float32(0)
+        elif axis == 0:
+            m = piece.reshape(piece.shape[0], -1).max(axis=1)
+        else:
+            m = np.moveaxis(piece, axis, 0).reshape(piece.shape[axis], -1).max(axis=1)
+        if axis == 0:
+            amax = m if amax is None else np.concatenate([amax, m])
+        else:
+            amax = m if amax is None else np.maximum(amax, m)
+        release(c if c.ndim == 0 else c[lo:hi])
+    scale = fp8_scale(amax if amax is not None else 0.0)
+    shape = [1] * c.ndim
+    if axis is not None:
+        shape[axis] = -1
+    per = scale.reshape(shape)
+
+    def fill(lo, hi, out):
+        piece = c if c.ndim == 0 else c[lo:hi]
+        s = per if axis != 0 or c.ndim == 0 else per[lo:hi]
+        out[...] = (piece / s).astype(E4M3)
+        release(piece)
+    return filled(c.shape, E4M3, fill), scale
 
 
 def _weight_axis(node: Node, index: int) -> int:
@@ -95,16 +130,10 @@ def _round_input(g: Graph, node: Node, i: int, precision: str, amax: float | Non
     name = node.name or node.outputs[0].name
     if precision in ("fp8", "fp8-tensor"):
         if v.const is not None:
-            axis = _weight_axis(node, i) % v.const.ndim
-            w = np.moveaxis(v.const, axis, 0)
-            if precision == "fp8-tensor":
-                scale = fp8_scale(np.abs(v.const).max() if v.const.size else 0.0)
-                shape = []
-            else:
-                scale = fp8_scale(np.abs(w.reshape(w.shape[0], -1)).max(axis=1))
-                shape = [1] * v.const.ndim
-                shape[axis] = -1
-            wq = (v.const / scale.reshape(shape)).astype(E4M3)
+            axis = _weight_axis(node, i) % v.const.ndim if v.const.ndim else None
+            per_tensor = precision == "fp8-tensor" or axis is None
+            wq, scale = fp8_weight(v.const, None if per_tensor else axis)
+            shape = [] if per_tensor else [1] * v.const.ndim
             src = g.add_constant(f"{v.name}_fp8", wq)
             ins = [src, g.add_constant(f"{v.name}_fp8_scale", scale)]
             dq = g.create_node("DequantizeLinear", ins, [(f"{v.name}_dq", v.type)],

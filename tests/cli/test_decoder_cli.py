@@ -41,6 +41,20 @@ def test_verify_serves_two_prompts_at_a_time_into_a_cache_of_four_rows(capsys, t
     assert "decode 2 (batch 4, rows 0-3, position 9)" in out and "tokens: 4/4 agree" in out
 
 
+def test_verify_with_last_logits_checks_a_prefill_that_returns_one_position(capsys, tmp_path):
+    out_dir = tmp_path / "out"
+    code, out, err = run_cli(capsys, "verify", "zoo:llama-tiny", "--target", "rngd",
+                             "--quantize", "bf16", "--max-seq", "12", "--decode-steps", "2",
+                             "--last-logits", "-o", str(out_dir))
+    assert code == 0, (out, err)
+    assert "tokens: 3/3 agree" in out and out.strip().endswith("verify: passed")
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    prefill = manifest["programs"][0]
+    assert prefill["role"] == "prefill" and prefill["inputs"]["input_ids"][1] > 1
+    program = json.loads((out_dir / prefill["program"]).read_text())
+    assert program["outputs"]["logits"]["shape"][1] == 1  # the last position's only
+
+
 def test_compile_writes_prefill_and_decode_programs(capsys, tmp_path):
     out_dir = tmp_path / "out"
     code, out, err = run_cli(capsys, "compile", "zoo:llama-tiny", "--target", "atom",

@@ -11,7 +11,7 @@ from onnx import helper
 
 from npuc.compiler.executor import interpreter
 from npuc.compiler.executor.kernels.binary import _clip_flat
-from npuc.compiler.executor.kernels.conv import _depthwise2d, _depthwise3x3, _depthwise3x3s2
+from npuc.compiler.executor.kernels.conv import _depthwise2d, _depthwise_planes
 from npuc.compiler.frontend.load import load_model
 
 F = onnx.TensorProto.FLOAT
@@ -115,19 +115,22 @@ def test_one_pass_clip_is_numpys_maximum_then_minimum(dtype, lo, hi, seed):
     assert got.tobytes() == want.tobytes()
 
 
-@settings(max_examples=30, deadline=None)
-@given(st.sampled_from([1, 2]), st.integers(1, 4), st.integers(1, 9), st.integers(1, 9),
-       st.integers(0, 2), st.integers(0, 2), st.integers(0, 2**31))
-def test_depthwise_3x3_is_the_general_loop_to_the_bit(stride, c, h, w, ph, pw, seed):
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 3), st.sampled_from([(3, 3), (5, 5), (1, 3), (7, 2)]),
+       st.integers(1, 2), st.integers(1, 2), st.integers(1, 4), st.integers(1, 12),
+       st.integers(1, 12), st.integers(0, 2), st.integers(0, 2), st.integers(0, 2**31))
+def test_depthwise_planes_are_the_general_loop_to_the_bit(sh, sw, k, dil, mult, c, h, w, ph,
+                                                          pw, seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((2, c, h, w)).astype(np.float32)
-    k = rng.standard_normal((c, 1, 3, 3)).astype(np.float32)
-    oh, ow = (h + 2 * ph - 3) // stride + 1, (w + 2 * pw - 3) // stride + 1
+    kernel = rng.standard_normal((c * mult, 1, *k)).astype(np.float32)
+    oh = (h + 2 * ph - (k[0] - 1) * dil - 1) // sh + 1
+    ow = (w + 2 * pw - (k[1] - 1) * dil - 1) // sw + 1
     if oh < 1 or ow < 1:
         return
-    want, got = (np.empty((2, c, oh, ow), np.float32) for _ in range(2))
-    _depthwise2d(x, k, want, stride, stride, ph, pw, 1, 1, 1)
-    (_depthwise3x3 if stride == 1 else _depthwise3x3s2)(x, k, got, ph, pw)
+    want, got = (np.empty((2, c * mult, oh, ow), np.float32) for _ in range(2))
+    _depthwise2d(x, kernel, want, sh, sw, ph, pw, dil, dil, mult)
+    _depthwise_planes(x, kernel, got, 0, c, sh, sw, ph, pw, dil, dil, mult)
     assert got.tobytes() == want.tobytes()
 
 

@@ -4,8 +4,9 @@ The general convolution is im2col + one BLAS matrix product per (image, group): 
 columns are gathered with one strided numpy copy per kernel offset, and padding is never
 materialised (out-of-range window positions stay zero in the column buffer). Depthwise
 convolutions (one input channel per group) take a direct Numba loop instead, because
-im2col would turn them into thousands of tiny matrix products. The Numba loops are
-single-threaded: numpy's BLAS already uses the cores, and the two pools would fight.
+im2col would turn them into thousands of tiny matrix products: :func:`_depthwise2d` states
+the sum (float64, kernel row by row), :func:`_depthwise_planes` computes the same numbers
+with long vectorised loops, in channel blocks on npuc's threads.
 
 The numerics live in functions that take explicit (possibly strided) input views,
 explicit padding and an optional output buffer, so that the tile simulator can run them
@@ -27,6 +28,8 @@ from .windows import col2im_add, conv_geometry, conv_out_shape, im2col
 
 @nb.njit(cache=True, nogil=True)
 def _depthwise2d(x, w, out, sh, sw, ph, pw, dh, dw, mult):
+    """The depthwise convolution's definition, one output row at a time (the tests hold
+    :func:`_depthwise_planes` to it)."""
     n, c, h, wd = x.shape
     oh, ow = out.shape[2], out.shape[3]
     kh, kw = w.shape[2], w.shape[3]
@@ -58,110 +61,120 @@ def _depthwise2d(x, w, out, sh, sw, ph, pw, dh, dw, mult):
                     out[b, oc, i, :] = acc
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
-def _taps(k):
-    """A 3x3 kernel's nine weights in float64, row by row."""
-    return (np.float64(k[0, 0]), np.float64(k[0, 1]), np.float64(k[0, 2]),
-            np.float64(k[1, 0]), np.float64(k[1, 1]), np.float64(k[1, 2]),
-            np.float64(k[2, 0]), np.float64(k[2, 1]), np.float64(k[2, 2]))
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _sum9(k, a0, a1, a2, b0, b1, b2, c0, c1, c2):
-    """The nine products of one output, summed in :func:`_depthwise2d`'s order (kernel
-    row by row) in one register."""
-    s = 0.0
-    s += k[0] * a0
-    s += k[1] * a1
-    s += k[2] * a2
-    s += k[3] * b0
-    s += k[4] * b1
-    s += k[5] * b2
-    s += k[6] * c0
-    s += k[7] * c1
-    s += k[8] * c2
-    return s
+@nb.njit(cache=True, nogil=True)
+def _phase_planes(x, b, ch, buf, sh, sw, ph, pw):
+    """Copy plane (b, ch) of x, widened to float64, into its zero-padded phase planes:
+    ``buf[pr, pc, R, U]`` is padded position (R * sh + pr, U * sw + pc). Positions outside
+    the input are left as they are (zero)."""
+    h, wd = x.shape[2], x.shape[3]
+    rl, ul = buf.shape[2], buf.shape[3]
+    for r in range(max(0, ph), min(h + ph, rl * sh)):
+        src = x[b, ch, r - ph]
+        for pc in range(sw):
+            u0 = max(0, -((pc - pw) // sw))
+            u1 = min(ul, (wd - 1 + pw - pc) // sw + 1)
+            if u1 > u0:
+                dst, seg = buf[r % sh, pc, r // sh, u0:u1], src[u0 * sw + pc - pw:]
+                if sw == 1:  # literal steps, so that the copies vectorise
+                    for u in range(u1 - u0):
+                        dst[u] = seg[u]
+                elif sw == 2:
+                    for u in range(u1 - u0):
+                        dst[u] = seg[2 * u]
+                else:
+                    for u in range(u1 - u0):
+                        dst[u] = seg[u * sw]
 
 
 @nb.njit(cache=True, nogil=True)
-def _depthwise3x3(x, w, out, ph, pw):
-    """The common depthwise case (3x3, stride and dilation 1, one output channel per
-    input channel): each output sums its nine products in a register, in the order of
-    :func:`_depthwise2d` (row by row of the kernel), so the result is the same to the bit;
-    the unit steps let the loop over an output row vectorise."""
-    n, c, h, wd = x.shape
+def _depthwise_planes(x, w, out, c0, c1, sh, sw, ph, pw, dh, dw, mult):
+    """Depthwise convolution of input channels [c0, c1), summed as :func:`_depthwise2d`
+    (float64, kernel row by row, from +0.0), one plane at a time.
+
+    The plane is copied into zero-padded float64 phase planes (:func:`_phase_planes`), so
+    that a kernel tap is one long contiguous loop over every output of the plane (rows
+    ``ul`` apart, the last ``ul - ow`` of each unused), which vectorises; up to three taps
+    are summed per pass, in order, and 3x3 kernels in one pass of nine. Adding a zero
+    product of the padding leaves a sum started at +0.0 unchanged."""
+    n = x.shape[0]
     oh, ow = out.shape[2], out.shape[3]
-    xp = np.zeros((oh + 2, ow + 2), dtype=np.float64)
-    r0, r1 = max(0, -ph), min(h, oh + 2 - ph)
-    c0, c1 = max(0, -pw), min(wd, ow + 2 - pw)
+    kh, kw = w.shape[2], w.shape[3]
+    nk = kh * kw
+    rl = ((oh - 1) * sh + (kh - 1) * dh) // sh + 1
+    ul = ((ow - 1) * sw + (kw - 1) * dw) // sw + 1
+    buf = np.zeros((sh, sw, rl, ul), dtype=np.float64)
+    flat = buf.reshape(sh * sw * rl * ul)
+    m = oh * ul - (ul - ow)
+    acc = np.empty(m, dtype=np.float64)
+    taps = np.empty(nk, dtype=np.int64)  # where each tap's reads start in ``flat``
+    for ki in range(kh):
+        for kj in range(kw):
+            pr, pc = (ki * dh) % sh, (kj * dw) % sw
+            taps[ki * kw + kj] = ((pr * sw + pc) * rl + (ki * dh) // sh) * ul + (kj * dw) // sw
+    k = np.empty(nk, dtype=np.float64)
     for b in range(n):
-        for ch in range(c):
-            for r in range(r0, r1):
-                for q in range(c0, c1):
-                    xp[r + ph, q + pw] = x[b, ch, r, q]
-            k = _taps(w[ch, 0])
-            plane = out[b, ch]
-            for i in range(oh):
-                xa, xb, xc = xp[i], xp[i + 1], xp[i + 2]
-                row = plane[i]
-                for t in range(ow):
-                    row[t] = _sum9(k, xa[t], xa[t + 1], xa[t + 2], xb[t], xb[t + 1],
-                                   xb[t + 2], xc[t], xc[t + 1], xc[t + 2])
+        for ic in range(c0, c1):
+            _phase_planes(x, b, ic, buf, sh, sw, ph, pw)
+            for oc in range(ic * mult, (ic + 1) * mult):
+                for t in range(nk):
+                    k[t] = np.float64(w[oc, 0, t // kw, t % kw])
+                if nk == 9:
+                    _nine_taps(flat, taps, k, acc, m)
+                else:
+                    _taps_in_threes(flat, taps, k, acc, m)
+                o = out[b, oc]
+                for i in range(oh):
+                    for j in range(ow):
+                        o[i, j] = acc[i * ul + j]
 
 
 @nb.njit(cache=True, nogil=True)
-def _depthwise3x3s2(x, w, out, ph, pw):
-    """3x3 depthwise with stride 2 (dilation 1, multiplier 1), summed as
-    :func:`_depthwise3x3`: the padded plane is kept as its even and its odd columns, so
-    that every tap reads a contiguous row."""
-    n, c, h, wd = x.shape
-    oh, ow = out.shape[2], out.shape[3]
-    hp = 2 * oh + 1
-    xe = np.zeros((hp, ow + 1), dtype=np.float64)  # padded columns 0, 2, ..., 2 ow
-    xo = np.zeros((hp, ow), dtype=np.float64)  # padded columns 1, 3, ..., 2 ow - 1
-    r0, r1 = max(0, -ph), min(h, hp - ph)
-    for b in range(n):
-        for ch in range(c):
-            for r in range(r0, r1):
-                src, de, do = x[b, ch, r], xe[r + ph], xo[r + ph]
-                for u in range(ow + 1):
-                    q = 2 * u - pw
-                    if 0 <= q < wd:
-                        de[u] = src[q]
-                for u in range(ow):
-                    q = 2 * u + 1 - pw
-                    if 0 <= q < wd:
-                        do[u] = src[q]
-            k = _taps(w[ch, 0])
-            plane = out[b, ch]
-            for i in range(oh):
-                ae, ao = xe[2 * i], xo[2 * i]
-                be, bo = xe[2 * i + 1], xo[2 * i + 1]
-                ce, co = xe[2 * i + 2], xo[2 * i + 2]
-                row = plane[i]
-                for t in range(ow):
-                    row[t] = _sum9(k, ae[t], ao[t], ae[t + 1], be[t], bo[t], be[t + 1],
-                                   ce[t], co[t], ce[t + 1])
+def _nine_taps(flat, taps, k, acc, m):
+    """acc[e] = the nine products k[t] * flat[taps[t] + e], summed in order from +0.0."""
+    a0, a1, a2 = flat[taps[0]:taps[0] + m], flat[taps[1]:taps[1] + m], flat[taps[2]:taps[2] + m]
+    b0, b1, b2 = flat[taps[3]:taps[3] + m], flat[taps[4]:taps[4] + m], flat[taps[5]:taps[5] + m]
+    c0, c1, c2 = flat[taps[6]:taps[6] + m], flat[taps[7]:taps[7] + m], flat[taps[8]:taps[8] + m]
+    k0, k1, k2, k3, k4, k5, k6, k7, k8 = k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8]
+    for e in range(m):
+        s = 0.0
+        s += k0 * a0[e]
+        s += k1 * a1[e]
+        s += k2 * a2[e]
+        s += k3 * b0[e]
+        s += k4 * b1[e]
+        s += k5 * b2[e]
+        s += k6 * c0[e]
+        s += k7 * c1[e]
+        s += k8 * c2[e]
+        acc[e] = s
+
+
+@nb.njit(cache=True, nogil=True)
+def _taps_in_threes(flat, taps, k, acc, m):
+    """acc[e] = the products k[t] * flat[taps[t] + e] summed in order from +0.0, three
+    taps per pass over ``acc``."""
+    acc[:] = 0.0
+    nk = len(taps)
+    for t in range(0, nk - 2, 3):
+        s0, s1, s2 = flat[taps[t]:taps[t] + m], flat[taps[t + 1]:taps[t + 1] + m], \
+            flat[taps[t + 2]:taps[t + 2] + m]
+        k0, k1, k2 = k[t], k[t + 1], k[t + 2]
+        for e in range(m):
+            acc[e] = ((acc[e] + k0 * s0[e]) + k1 * s1[e]) + k2 * s2[e]
+    for t in range(nk - nk % 3, nk):
+        s0, k0 = flat[taps[t]:taps[t] + m], k[t]
+        for e in range(m):
+            acc[e] += k0 * s0[e]
 
 
 def _depthwise(x, w, out, strides, pads, dilations, mult) -> None:
     """A depthwise convolution in channel blocks on npuc's threads."""
     c = x.shape[1]
-    wc = np.ascontiguousarray(w, dtype=out.dtype)
     step = threads.block(c)
-    three = mult == 1 and w.shape[2:] == (3, 3) and tuple(dilations) == (1, 1)
-    step1, step2 = three and tuple(strides) == (1, 1), three and tuple(strides) == (2, 2)
 
     def channels(i):
-        c0, c1 = i * step, min(c, (i + 1) * step)
-        xs, ws, os = x[:, c0:c1], wc[c0 * mult:c1 * mult], out[:, c0 * mult:c1 * mult]
-        if step1:
-            _depthwise3x3(xs, ws, os, pads[0], pads[1])
-        elif step2:
-            _depthwise3x3s2(xs, ws, os, pads[0], pads[1])
-        else:
-            _depthwise2d(xs, ws, os, strides[0], strides[1], pads[0], pads[1], dilations[0],
-                         dilations[1], mult)
+        _depthwise_planes(x, w, out, i * step, min(c, (i + 1) * step), strides[0], strides[1],
+                          pads[0], pads[1], dilations[0], dilations[1], mult)
 
     threads.parallel(channels, -(-c // step))
 

@@ -1,10 +1,11 @@
 """Pooling: MaxPool, AveragePool, LpPool, MaxUnpool, MaxRoiPool (the Global forms are in
 ``global_pool``).
 
-Pools of 1, 2 or 3 spatial dimensions share one Numba loop over a 3-D window (missing
-leading dimensions have size 1). The loops take explicit begin pads and output sizes so
-that they can run on a strided view of a tile with its halo; they are single-threaded so
-as not to compete with BLAS for the cores.
+Floating-point 2-D max and average pools (the common case) run a loop over padded
+channel planes (:func:`_pool2d_planes`) in channel blocks on npuc's threads; other pools
+(1-D and 3-D, LpPool, integers, MaxPool's Indices output) share one Numba loop over a 3-D
+window (missing leading dimensions have size 1). The loops take explicit begin pads and
+output sizes so that they can run on a strided view of a tile with its halo.
 """
 
 from __future__ import annotations
@@ -99,53 +100,94 @@ def _pool3d(x, out, idx, mode, k, s, pb, pe, dl, count_pad, p, storage_order):
                         out[q, a, b, c] = acc ** (1.0 / p)
 
 
-@nb.njit(cache=True, nogil=True)
-def _pool2d_rows(x, out, is_max, kh, kw, sh, sw, ph, pw, dh, dw):
-    """Max or sum of 2-D windows, one output row at a time.
+@nb.njit(cache=True, nogil=True, inline="always")
+def _gather(dst, src, m, sw):
+    """dst[u] = src[u * sw] for u < m (a literal step, so that the copy vectorises)."""
+    if sw == 1:
+        for u in range(m):
+            dst[u] = src[u]
+    elif sw == 2:
+        for u in range(m):
+            dst[u] = src[2 * u]
+    else:
+        for u in range(m):
+            dst[u] = src[u * sw]
 
-    Each input row is first split into ``sw`` contiguous phases (every sw-th element), so
-    that every kernel tap reads a contiguous slice and the inner loop vectorises.
+
+@nb.njit(cache=True, nogil=True)
+def _pad_phases(x, b, ch, buf, sh, sw, ph, pw):
+    """Copy plane (b, ch) of x into its padded phase planes:
+    ``buf[pr, pc, R, U]`` is padded position (R * sh + pr, U * sw + pc)."""
+    h, wd = x.shape[2], x.shape[3]
+    rl, ul = buf.shape[2], buf.shape[3]
+    for r in range(max(0, ph), min(h + ph, rl * sh)):
+        src = x[b, ch, r - ph]
+        for pc in range(sw):
+            u0 = max(0, -((pc - pw) // sw))
+            u1 = min(ul, (wd - 1 + pw - pc) // sw + 1)
+            if u1 > u0:
+                _gather(buf[r % sh, pc, r // sh, u0:u1], src[u0 * sw + pc - pw:], u1 - u0, sw)
+
+
+@nb.njit(cache=True, nogil=True)
+def _pool2d_planes(x, out, div, c0, c1, is_max, kh, kw, sh, sw, ph, pw, dh, dw):
+    """Max or average of 2-D windows over channels [c0, c1), one plane at a time.
+
+    Each plane is copied into padded phase planes (:func:`_pad_phases`), the padding
+    holding the identity of the reduction (-inf, or +0.0, which leaves every sum started
+    at +0.0 unchanged), so that a kernel tap is one long contiguous loop over all outputs
+    of the plane (rows ``ul`` apart, the last ``ul - ow`` of each unused), which
+    vectorises. Taps are applied row by row of the kernel, two per pass, in the input
+    type; averages divide by ``div`` (the counted positions of each window). Maxima are
+    written to the other of two buffers: a maximum stored back in place becomes a masked
+    store, which is slow on AMD processors.
     """
-    n, c, h, wd = x.shape
+    n = x.shape[0]
     oh, ow = out.shape[2], out.shape[3]
-    row = np.empty(ow, dtype=out.dtype)
-    plen = (wd + sw - 1) // sw
-    phases = np.empty((sw, plen), dtype=x.dtype)
-    for q in range(n * c):
-        xq = x[q // c, q % c]
+    rl = ((oh - 1) * sh + (kh - 1) * dh) // sh + 1
+    ul = ((ow - 1) * sw + (kw - 1) * dw) // sw + 1
+    fill = -np.inf if is_max else 0.0
+    buf = np.full((sh, sw, rl, ul), fill, dtype=x.dtype)
+    flat = buf.reshape(sh * sw * rl * ul)
+    m = oh * ul - (ul - ow)
+    acc, nxt = np.empty(m, dtype=out.dtype), np.empty(m, dtype=out.dtype)
+    taps = np.empty(kh * kw, dtype=np.int64)  # where each tap's reads start in ``flat``
+    for ki in range(kh):
+        for kj in range(kw):
+            pr, pc = (ki * dh) % sh, (kj * dw) % sw
+            taps[ki * kw + kj] = ((pr * sw + pc) * rl + (ki * dh) // sh) * ul + (kj * dw) // sw
+    dv = np.ones(m, dtype=out.dtype)  # the divisors in the layout of ``acc``
+    if not is_max:
         for i in range(oh):
-            if is_max:
-                row[:] = -np.inf
-            else:
-                row[:] = 0
-            for ki in range(kh):
-                hi = i * sh + ki * dh - ph
-                if hi < 0 or hi >= h:
-                    continue
-                xrow = xq[hi]
-                for p in range(sw):
-                    n_p = (wd - p + sw - 1) // sw
-                    for t in range(n_p):
-                        phases[p, t] = xrow[p + t * sw]
-                for kj in range(kw):
-                    base = kj * dw - pw
-                    j0 = 0 if base >= 0 else (-base + sw - 1) // sw
-                    j1 = min(ow, (wd - 1 - base) // sw + 1) if wd - 1 - base >= 0 else 0
-                    if j1 <= j0:
-                        continue
-                    phase = base % sw
-                    shift = (base - phase) // sw
-                    a = row[j0:j1]
-                    xs = phases[phase, j0 + shift:j1 + shift]
-                    if is_max:
-                        for t in range(a.shape[0]):
-                            v = xs[t]
-                            if v > a[t]:  # noqa: PLR1730 - NaN-free compare vectorises
-                                a[t] = v
-                    else:
-                        for t in range(a.shape[0]):
-                            a[t] += xs[t]
-            out[q // c, q % c, i, :] = row
+            for j in range(ow):
+                dv[i * ul + j] = div[i, j]
+    for b in range(n):
+        for ch in range(c0, c1):
+            _pad_phases(x, b, ch, buf, sh, sw, ph, pw)
+            acc[:] = fill
+            for k in range(0, kh * kw, 2):
+                s1 = flat[taps[k]:taps[k] + m]
+                s2 = flat[taps[k + 1]:taps[k + 1] + m] if k + 1 < kh * kw else s1
+                if is_max:
+                    for e in range(m):
+                        a, v = acc[e], s1[e]
+                        a = v if v > a else a
+                        v = s2[e]
+                        nxt[e] = v if v > a else a
+                    acc, nxt = nxt, acc
+                elif k + 1 < kh * kw:
+                    for e in range(m):
+                        acc[e] = (acc[e] + s1[e]) + s2[e]
+                else:
+                    for e in range(m):
+                        acc[e] += s1[e]
+            if not is_max:
+                for e in range(m):
+                    acc[e] = acc[e] / dv[e]
+            o = out[b, ch]
+            for i in range(oh):
+                for j in range(ow):
+                    o[i, j] = acc[i * ul + j]
 
 
 def _window_counts(in_len, out_len, k, s, pb, pe, d, include_pad):
@@ -157,23 +199,25 @@ def _window_counts(in_len, out_len, k, s, pb, pe, d, include_pad):
 
 
 def _pool2d_fast(x, mode, kernel_shape, strides, pads, dilations, out_shape, count_include_pad):
-    """2-D max or average pool reading ``x`` in place (any strides)."""
+    """2-D max or average pool reading ``x`` in place (any strides), in channel blocks on
+    npuc's threads."""
     n, c, h, w = x.shape
     out = np.empty((n, c, *out_shape), dtype=x.dtype)
-    step = threads.block(c)
-
-    def channels(i):  # channel blocks on npuc's threads
-        c0, c1 = i * step, min(c, (i + 1) * step)
-        _pool2d_rows(x[:, c0:c1], out[:, c0:c1], mode == MAX, kernel_shape[0], kernel_shape[1],
-                     strides[0], strides[1], pads[0], pads[1], dilations[0], dilations[1])
-
-    threads.parallel(channels, -(-c // step))
+    div = np.ones((0, 0), dtype=x.dtype)
     if mode == AVG:
         ch = _window_counts(h, out_shape[0], kernel_shape[0], strides[0], pads[0], pads[2],
                             dilations[0], count_include_pad)
         cw = _window_counts(w, out_shape[1], kernel_shape[1], strides[1], pads[1], pads[3],
                             dilations[1], count_include_pad)
-        out /= np.maximum(ch[:, None] * cw[None, :], 1).astype(x.dtype)
+        div = np.maximum(ch[:, None] * cw[None, :], 1).astype(x.dtype)
+    step = threads.block(c)
+
+    def channels(i):
+        _pool2d_planes(x, out, div, i * step, min(c, (i + 1) * step), mode == MAX, kernel_shape[0],
+                       kernel_shape[1], strides[0], strides[1], pads[0], pads[1],
+                       dilations[0], dilations[1])
+
+    threads.parallel(channels, -(-c // step))
     return out
 
 
