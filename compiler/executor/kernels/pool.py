@@ -130,7 +130,7 @@ def _pad_phases(x, b, ch, buf, sh, sw, ph, pw):
                 _gather(buf[r % sh, pc, r // sh, u0:u1], src[u0 * sw + pc - pw:], u1 - u0, sw)
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True, nogil=True, error_model="numpy")  # no zero test: divisions vectorise
 def _pool2d_planes(x, out, div, c0, c1, is_max, kh, kw, sh, sw, ph, pw, dh, dw):
     """Max or average of 2-D windows over channels [c0, c1), one plane at a time.
 
@@ -185,10 +185,10 @@ def _pool2d_planes(x, out, div, c0, c1, is_max, kh, kw, sh, sw, ph, pw, dh, dw):
             if not is_max:
                 for e in range(m):
                     acc[e] = acc[e] / dv[e]
-            o = out[b, ch]
             for i in range(oh):
+                orow, arow = out[b, ch, i], acc[i * ul:i * ul + ow]
                 for j in range(ow):
-                    o[i, j] = acc[i * ul + j]
+                    orow[j] = arow[j]
 
 
 def _window_counts(in_len, out_len, k, s, pb, pe, d, include_pad):
