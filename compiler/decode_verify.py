@@ -105,20 +105,43 @@ def admissions(batches: list[int], prefill_batch: int, steps: int) -> list[int]:
 
 def check_steps(built, steps: int, batch: int | None = None, prompt=None, seed: int = 0
                 ) -> DecodeVerifyResult:
-    """Prompts through the prefill program and ``steps`` greedy decode rounds through the
+    """Prompts through the prefill programs and ``steps`` greedy decode rounds through the
     decode programs of a compiled decoder (a
     :class:`~npuc.compiler.decoder_artifact.DecoderResult`), served by a
-    :class:`~npuc.compiler.serving.runtime.DecoderRuntime`, against onnxruntime.
-    Sequences join as :func:`admissions` says (``batch``: at most that many in flight;
-    the largest decode batch when None), each round at the decode program the runtime
-    picks; ``prompt``: the token ids of every sequence, in the order they join."""
+    :class:`~npuc.compiler.serving.runtime.DecoderRuntime`, against onnxruntime: the whole
+    check once per prefill program (prompt length, ``--shape sequence=4,8``), each from a
+    fresh cache, so that every program of the artifact runs. Sequences join as
+    :func:`admissions` says (``batch``: at most that many in flight; the largest decode
+    batch when None), each round at the decode program the runtime picks; ``prompt``: the
+    token ids of every sequence, in the order they join (the prefill program of its
+    length only)."""
+    which = [i for i, role in enumerate(built.roles) if role == "prefill"]
+    if prompt is not None:
+        length = np.asarray(prompt).shape[-1]
+        which = [i for i in which if _prompt_length(built, i) == length] or which[:1]
+    parts = [_check_prefill(built, steps, i, batch, prompt, seed) for i in which]
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    return DecodeVerifyResult(all(p.passed for p in parts), first.precision, first.tolerance,
+                              [row for p in parts for row in p.steps], built,
+                              [note for p in parts for note in p.notes])
+
+
+def _prompt_length(built, i: int) -> int:
+    return built.programs[i]["inputs"]["input_ids"]["shape"][1]
+
+
+def _check_prefill(built, steps: int, which: int, batch, prompt, seed: int
+                   ) -> DecodeVerifyResult:
+    """:func:`check_steps` with the prefill program ``which``."""
     from npuc.compiler.decoder_onnx import ReferenceDecoder
     from npuc.compiler.serving.runtime import DecoderRuntime
     from npuc.compiler.verification import TOLERANCE
 
     max_seq = built.programs[-1]["state"]["max_seq"]
-    pre = built.results[built.index("prefill")]
-    pb, s = built.programs[built.index("prefill")]["inputs"]["input_ids"]["shape"]
+    pre = built.results[which]
+    pb, s = built.programs[which]["inputs"]["input_ids"]["shape"]
     if s + steps > max_seq:
         raise NpucError(f"a {s}-token prompt and {steps} decode steps need {s + steps} cache "
                         f"positions; --max-seq is {max_seq}")

@@ -6,15 +6,15 @@ random. At fp8 (and int8) the activation ranges come from calibration, so ranges
 on such inputs are not those of a served step. :func:`served_samples` makes each
 program's calibration inputs the way they arise: prompts (random token ids, seeded, the
 whole prompt attended) for prefill, and for decode the step after each prompt, its past
-the keys and values the float prefill model computed for it (onnxruntime), its token the
-prefill's greedy choice.
+the keys and values the float prefill model computed for it, its token the prefill's
+greedy choice.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from npuc.compiler.decoder_onnx import present_name, prompt_feeds, reference_session
+from npuc.compiler.decoder_onnx import present_name, prompt_feeds
 from npuc.ir.errors import NpucError
 
 SAMPLES = 8
@@ -24,30 +24,26 @@ def served_samples(prefill, decode, max_seq: int, batch: int = 1, count: int = S
                    seed: int = 0) -> tuple[list, list]:
     """``(prefill samples, decode samples)``, ``count`` of each.
 
-    The two float models run one after the other, never both loaded: each form of a
-    decoder holds every weight, so two onnxruntime sessions at once would hold them twice
-    (12 GB for a 1B model exported in float32)."""
-    import gc
-
-    pre = reference_session(prefill)
-    s = _length(pre, "input_ids", 1)
+    The float prefill model runs on npuc's executor (float32 products), its weights
+    mapped from their file and each node's pages given back after it, so that a model's
+    float32 weights (6 GB for a 1B model exported in float32) are never all resident; the
+    decode model is read for its input names only."""
+    run, inputs, s = _float_model(prefill)
     if s is None:
         raise NpucError("the prefill model's input_ids has no fixed length; give --shape")
     check_room(s, max_seq)
     vocab = _vocab(prefill)
     rng = np.random.default_rng(seed)
     prefill_samples, served = [], []
-    names = [o.name for o in pre.get_outputs()]
     for _ in range(count):
         ids = rng.integers(0, vocab, (batch, s), dtype=np.int64)
         feeds = prompt_feeds(ids)
-        out = dict(zip(names, pre.run(names, _wanted(pre, feeds))))
+        out = run({k: v for k, v in feeds.items() if k in inputs})
         prefill_samples.append(feeds)
         out["logits"] = out["logits"][:, -1]  # the greedy choice reads the last position
         served.append(out)
-    del pre
-    gc.collect()
-    dec = reference_session(decode)
+    del run
+    wanted = _input_names(decode)
     decode_samples = []
     last = max_seq - 1
     for out in served:
@@ -56,13 +52,13 @@ def served_samples(prefill, decode, max_seq: int, batch: int = 1, count: int = S
         mask[:, last] = 1
         step = {"input_ids": np.argmax(out["logits"], axis=-1)[:, None].astype(np.int64),
                 "attention_mask": mask, "position_ids": np.full((batch, 1), s, np.int64)}
-        for x in dec.get_inputs():
-            if x.name.startswith("past"):
-                present = out[present_name(x.name)]
+        for name in wanted:
+            if name.startswith("past"):
+                present = out[present_name(name)]
                 past = np.zeros(present.shape[:2] + (last,) + present.shape[3:], present.dtype)
                 past[:, :, :s] = present
-                step[x.name] = past
-        decode_samples.append(_wanted(dec, step))
+                step[name] = past
+        decode_samples.append({k: v for k, v in step.items() if k in wanted})
     return prefill_samples, decode_samples
 
 
@@ -75,16 +71,33 @@ def check_room(prompt: int, max_seq: int) -> None:
                         f"--max-seq {prompt + 1} or more")
 
 
-def _wanted(session, feeds: dict) -> dict:
-    names = {x.name for x in session.get_inputs()}
-    return {k: v for k, v in feeds.items() if k in names}
+def _float_model(model):
+    """``(run, input names, input_ids's fixed length or None)`` of a float model on npuc's
+    executor: ``run(feeds)`` gives every output by name."""
+    from npuc.compiler.executor.interpreter import execute
+    from npuc.compiler.frontend.load import load_model
+    from npuc.compiler.mapped import release_inputs
+
+    graph = load_model(model)
+    inputs = {v.name: v for v in graph.inputs}
+    ids = inputs.get("input_ids")
+    shape = getattr(ids.type, "shape", None) if ids is not None else None
+    length = shape[1] if shape is not None and len(shape) > 1 and \
+        isinstance(shape[1], int) else None
+
+    def run(feeds: dict) -> dict:
+        return execute(graph, feeds, products="float32", observe=release_inputs)
+    return run, set(inputs), length
 
 
-def _length(session, name: str, axis: int):
-    for x in session.get_inputs():
-        if x.name == name and isinstance(x.shape[axis], int):
-            return x.shape[axis]
-    return None
+def _input_names(model) -> set:
+    """The graph inputs of an ONNX model (a file's weights not read)."""
+    import onnx
+
+    proto = model if isinstance(model, onnx.ModelProto) else \
+        onnx.load(str(model), load_external_data=False)
+    weights = {i.name for i in proto.graph.initializer}
+    return {x.name for x in proto.graph.input if x.name not in weights}
 
 
 def _vocab(model) -> int:

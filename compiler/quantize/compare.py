@@ -56,7 +56,7 @@ def cosine(f: np.ndarray, q: np.ndarray) -> float:
     return float(f @ q / d) if d else 1.0
 
 
-def _run_with(graph: Graph, names: list[str], feeds: dict) -> dict:
+def _run_with(graph: Graph, names: list[str], feeds: dict, products: str = "float64") -> dict:
     from npuc.compiler.executor.interpreter import execute
     from npuc.compiler.mapped import release_inputs
 
@@ -66,7 +66,7 @@ def _run_with(graph: Graph, names: list[str], feeds: dict) -> dict:
         v = by_name.get(n)
         if v is not None and v not in probe.outputs and v.const is None:
             probe.outputs.append(v)
-    return execute(probe, feeds, observe=release_inputs)
+    return execute(probe, feeds, observe=release_inputs, products=products)
 
 
 def layer_report(quantized: Graph, batches, float_graph: Graph | None = None) -> list[Row]:

@@ -87,7 +87,8 @@ def magnitudes(graph, samples, names=None) -> dict[str, Magnitude]:
         watched = [n for n in watched if n in set(names)]
     out = {n: Magnitude() for n in watched}
     for feeds in samples:
-        env = _run_with(graph, watched, feeds)
+        # the float model's activations: float32 products, as calibration runs it
+        env = _run_with(graph, watched, feeds, products="float32")
         for n, m in out.items():
             if n in env:
                 m.observe(env[n])

@@ -55,6 +55,19 @@ def test_verify_with_last_logits_checks_a_prefill_that_returns_one_position(caps
     assert program["outputs"]["logits"]["shape"][1] == 1  # the last position's only
 
 
+def test_verify_runs_every_prefill_bucket(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "verify", "zoo:llama-tiny", "--target", "rngd",
+                             "--quantize", "bf16", "--max-seq", "12", "--decode-steps", "2",
+                             "--shape", "sequence=4,8")
+    assert code == 0, (out, err)
+    # each prompt length through its own prefill program, then decoded from that position
+    assert "prefill (batch 1, row 0, position 3)" in out
+    assert "prefill (batch 1, row 0, position 7)" in out
+    assert "decode 2 (batch 1, row 0, position 5)" in out
+    assert "decode 2 (batch 1, row 0, position 9)" in out
+    assert "tokens: 6/6 agree" in out and out.strip().endswith("verify: passed")
+
+
 def test_compile_writes_prefill_and_decode_programs(capsys, tmp_path):
     out_dir = tmp_path / "out"
     code, out, err = run_cli(capsys, "compile", "zoo:llama-tiny", "--target", "atom",

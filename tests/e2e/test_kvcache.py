@@ -144,3 +144,13 @@ def test_decode_calibration_steps_follow_served_prompts():
     past = step["past_key_values.0.key"]
     assert past.shape == (1, 2, MAX_SEQ - 1, 16)
     assert np.abs(past[:, :, :8]).min() > 0 and not past[:, :, 8:].any()
+    # the float prefill's keys, as onnxruntime computes them from the same prompt
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(prefill.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    names = {x.name for x in session.get_inputs()}
+    want = session.run(["present.0.key", "logits"],
+                       {k: v for k, v in pre[0].items() if k in names})
+    np.testing.assert_allclose(past[:, :, :8], want[0], rtol=1e-4, atol=1e-5)
+    assert step["input_ids"][0, 0] == int(np.argmax(want[1][0, -1]))
