@@ -1,63 +1,113 @@
-"""bf16 (and fp16) numbers held in float32 bits: rounding, exactness and the stored half,
-one pass each.
+"""bf16 (and fp16) numbers held in float32 bits: rounding, exactness and the stored half.
 
 A weight rounded to bf16 stays float32 in the graph; its low 16 bits are zero and its
 high 16 bits are the bf16 number. Rounding a model's weights, checking that they are
 exact and taking their high halves for the weight blob are each a pass over every weight
-byte: gigabytes for a decoder. Written as numpy expressions each costs several passes
-and as many temporary arrays; these loops read each element once (and stop at the first
-inexact one), so the three passes run at memory speed.
+byte: gigabytes for a decoder.
+
+Each runs two ways that give the same bits: numpy over runs of :data:`STEP` elements (the
+temporaries stay in the cache, and an exactness check stops at the first inexact run),
+and compiled loops (:mod:`.bf16_loops`), integer arithmetic on the bits that reads each
+element once. The loops cost a process that has not used Numba one to two seconds (its
+import and first call), more than numpy spends on a model of hundreds of megabytes: a
+process takes the numpy form until it has passed :data:`COMPILED_AFTER` elements through
+it, then the loops.
 """
 
 from __future__ import annotations
 
-import numba as nb
+import sys
+
+import ml_dtypes
 import numpy as np
 
-_EXPONENT = np.uint32(0x7F800000)
-_MANTISSA = np.uint32(0x007FFFFF)
+STEP = 1 << 16  # elements per numpy run: 256 KB of float32, in the cache
+COMPILED_AFTER = 1 << 30  # elements (4 GB of float32) before the compiled loops pay
+_passed = 0  # elements this process has passed through the numpy form
 
 
-@nb.njit(cache=True, nogil=True)
-def _round_bits(bits, out):  # pragma: no cover - compiled
-    for i in range(bits.size):
-        b = bits[i]
-        if (b & _EXPONENT) == _EXPONENT and (b & _MANTISSA) != 0:
-            out[i] = b  # a NaN stays the NaN it is
-        else:
-            out[i] = (b + np.uint32(0x7FFF) + ((b >> np.uint32(16)) & np.uint32(1))) \
-                & np.uint32(0xFFFF0000)
+def _loops():
+    """The compiled loops, once this process has passed enough elements through the
+    numpy form to repay loading them; else None."""
+    if _passed >= COMPILED_AFTER:
+        from npuc.compiler import bf16_loops
+
+        return bf16_loops
+    return None
 
 
-@nb.njit(cache=True, nogil=True)
-def _low_halves_zero(bits):  # pragma: no cover - compiled
-    for i in range(bits.size):
-        if bits[i] & np.uint32(0xFFFF):
+def _count(n: int) -> None:
+    global _passed
+    _passed += n
+
+
+def _runs(n: int):
+    for lo in range(0, n, STEP):
+        yield lo, min(n, lo + STEP)
+
+
+def _round_bits(bits: np.ndarray, out: np.ndarray) -> None:
+    """bf16 rounding, ties to even, on float32 bits; a NaN kept as it is."""
+    loops = _loops()
+    if loops is not None:
+        loops.round_bits(bits, out)
+        return
+    _count(bits.size)
+    x, rounded = bits.view(np.float32), out.view(np.float32)
+    for lo, hi in _runs(bits.size):
+        part = x[lo:hi]
+        nan = np.isnan(part)
+        if not nan.any():
+            # ml_dtypes rounds to nearest even as the bit arithmetic does
+            rounded[lo:hi] = part.astype(ml_dtypes.bfloat16)
+            continue
+        with np.errstate(invalid="ignore"):  # only a NaN's payload may differ...
+            rounded[lo:hi] = part.astype(ml_dtypes.bfloat16)
+        np.copyto(out[lo:hi], bits[lo:hi], where=nan)  # ...and a NaN is kept as it is
+
+
+def _low_halves_zero(bits: np.ndarray) -> bool:
+    loops = _loops()
+    if loops is not None:
+        return bool(loops.low_halves_zero(bits))
+    for lo, hi in _runs(bits.size):
+        _count(hi - lo)
+        if np.any(bits[lo:hi] & np.uint32(0xFFFF)):
             return False
     return True
 
 
-@nb.njit(cache=True, nogil=True)
-def _fp16_exact(bits):  # pragma: no cover - compiled
-    for i in range(bits.size):
-        b = bits[i]
+def _fp16_exact(bits: np.ndarray) -> bool:
+    loops = _loops()
+    if loops is not None:
+        return bool(loops.fp16_exact(bits))
+    for lo, hi in _runs(bits.size):
+        _count(hi - lo)
+        b = bits[lo:hi]
         field = (b >> np.uint32(23)) & np.uint32(0xFF)
-        low = b & _MANTISSA
-        if field == 0xFF or (field == 0 and low == 0):
-            continue  # infinities, NaNs and zeros round-trip
-        e = np.int64(field) - 127
-        if field == 0 or e > 15 or e < -24:
-            return False  # a float32 subnormal, too large, or below fp16's least step
-        dropped = 13 if e >= -14 else 13 + (-14 - e)  # mantissa bits fp16 has no room for
-        if low & ((np.uint32(1) << np.uint32(dropped)) - np.uint32(1)):
+        low = b & np.uint32(0x007FFFFF)
+        e = field.astype(np.int32) - 127
+        # infinities, NaNs and zeros round-trip; a float32 subnormal, a value too large or
+        # below fp16's least step does not
+        keep = (field == 0xFF) | ((field == 0) & (low == 0))
+        bad = (field == 0) | (e > 15) | (e < -24)
+        # mantissa bits fp16 has no room for: 13, more below its normal range
+        dropped = np.where(e >= -14, 13, -1 - e).clip(0, 31).astype(np.uint32)
+        bad |= (low & ((np.uint32(1) << dropped) - np.uint32(1))) != 0
+        bad &= ~keep
+        if np.any(bad):
             return False
     return True
 
 
-@nb.njit(cache=True, nogil=True)
-def _high_halves(bits, out):  # pragma: no cover - compiled
-    for i in range(bits.size):
-        out[i] = np.uint16(bits[i] >> np.uint32(16))
+def _high_halves(bits: np.ndarray, out: np.ndarray) -> None:
+    loops = _loops()
+    if loops is not None:
+        loops.high_halves(bits, out)
+        return
+    _count(bits.size)
+    halves = bits.view(np.uint16)
+    out[...] = halves[1::2] if sys.byteorder == "little" else halves[0::2]
 
 
 def _bits(x: np.ndarray) -> np.ndarray:
@@ -76,13 +126,13 @@ def round_to_bf16(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 def exact_bf16(x: np.ndarray) -> bool:
     """True when every value of float32 ``x`` is a bf16 number (its low 16 bits zero)."""
-    return bool(_low_halves_zero(_bits(x)))
+    return _low_halves_zero(_bits(x))
 
 
 def exact_fp16(x: np.ndarray) -> bool:
     """True when every value of float32 ``x`` is an fp16 number (NaN and infinities
     included): ``x.astype(float16).astype(float32)`` gives ``x`` back."""
-    return bool(_fp16_exact(_bits(x)))
+    return _fp16_exact(_bits(x))
 
 
 def high_halves(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

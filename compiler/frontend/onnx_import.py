@@ -30,10 +30,12 @@ OLDEST_OPSET = 1
 
 
 def import_onnx(model, infer_shapes: bool = True, source: str | None = None,
-                base_dir: str | None = None) -> Graph:
+                base_dir: str | None = None, arrays: dict | None = None) -> Graph:
     """Import an ONNX model (a path or a ``ModelProto``) as an npuc Graph; ``source`` names
     a ModelProto's file in messages, ``base_dir`` is the folder its external data is
-    mapped from (a path's own folder otherwise)."""
+    mapped from (a path's own folder otherwise). ``arrays`` (name -> array) holds the
+    values of initializers kept out of the proto (``zoo.build(..., arrays=)``)."""
+    arrays = arrays or {}
     if isinstance(model, onnx.ModelProto):
         where = source or model.graph.name or "model"
         proto = model
@@ -56,6 +58,8 @@ def import_onnx(model, infer_shapes: bool = True, source: str | None = None,
             take_types(proto, infer_model_shapes(light, where))
 
     def load_tensor(t):
+        if t.name in arrays:
+            return arrays[t.name]
         if uses_external_data(t) and base_dir is None:
             raise ModelError(f"{where}: tensor '{t.name}' keeps its data in an external file; "
                              "import the model from its path")

@@ -47,6 +47,13 @@ def _factor(m):
     return f, m.const("mean").astype(np.float64), m.const("bias").astype(np.float64)
 
 
+def _scaled(w: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """``w * f`` computed in float64 and rounded once to ``w``'s type, element by element
+    (numpy's buffered loop: no float64 copy of the whole weight)."""
+    return np.multiply(w, f, dtype=np.float64, out=np.empty(w.shape, w.dtype),
+                       casting="same_kind")
+
+
 class FoldBatchNormIntoConv(Rule):
     """BatchNormalization after a Conv is folded into the Conv's weights and bias."""
 
@@ -63,8 +70,7 @@ class FoldBatchNormIntoConv(Rule):
         w = m.const("w")
         old_b = m.const("b") if m.b is not None else np.zeros(w.shape[0])
         shape = (-1,) + (1,) * (w.ndim - 1)
-        new_w = b.const((w.astype(np.float64) * f.reshape(shape)).astype(w.dtype),
-                        f"{m.w.name}_bn")
+        new_w = b.const(_scaled(w, f.reshape(shape)), f"{m.w.name}_bn")
         new_b = b.const(((old_b - mean) * f + bias).astype(w.dtype), f"{m.conv.name}_bias")
         return b.op("Conv", m.x, new_w, new_b, name=m.conv.name,
                     out_type=m.root.outputs[0].type, **m.conv.attrs)
@@ -85,12 +91,12 @@ class FoldBatchNormIntoGemm(Rule):
         f, mean, bias = _factor(m)
         w = m.const("w")
         trans_b = m.gemm.attrs.get("transB", 0)
-        scaled = w.astype(np.float64) * (f[:, None] if trans_b else f[None, :])
+        scaled = _scaled(w, f[:, None] if trans_b else f[None, :])
         beta = m.gemm.attrs.get("beta", 1.0)
         c = m.const("c").astype(np.float64) if m.c is not None else 0.0
         new_c = (beta * c - mean) * f + bias
         attrs = dict(m.gemm.attrs, beta=1.0)
-        return b.op("Gemm", m.a, b.const(scaled.astype(w.dtype), f"{m.w.name}_bn"),
+        return b.op("Gemm", m.a, b.const(scaled, f"{m.w.name}_bn"),
                     b.const(np.asarray(new_c, w.dtype), f"{m.gemm.name}_bias"),
                     name=m.gemm.name, out_type=m.root.outputs[0].type, **attrs)
 

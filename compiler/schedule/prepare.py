@@ -43,7 +43,7 @@ def load_static(spec, batch: int = 1, shapes=None, given: dict | None = None,
     from npuc.ir.errors import ModelError, NpucError
     from npuc.ir.safeio import check_input_file
 
-    proto, base_dir = None, None
+    proto, base_dir, arrays = None, None, None
     if isinstance(spec, onnx.ModelProto):
         proto = onnx.ModelProto()
         proto.CopyFrom(spec)
@@ -54,7 +54,9 @@ def load_static(spec, batch: int = 1, shapes=None, given: dict | None = None,
         if zoo.has_external_weights(name):
             spec = zoo.model_path(name)
         else:
-            proto = zoo.build(name, batch=batch)
+            # without a reference, the large weights never enter the proto
+            arrays = None if reference else {}
+            proto = zoo.build(name, batch=batch, arrays=arrays)
     if proto is None and reference and isinstance(spec, (str, os.PathLike)) and \
             os.fspath(spec).endswith(".onnx"):
         path = os.fspath(spec)
@@ -70,10 +72,12 @@ def load_static(spec, batch: int = 1, shapes=None, given: dict | None = None,
         where = os.fspath(spec) if isinstance(spec, (str, os.PathLike)) else \
             (proto.graph.name or "the model")
         fixed, notes = resolve(proto_signature(proto), shapes, batch, given, where)
-        source = onnx.ModelProto()
-        source.CopyFrom(proto)
+        source = None
+        if reference:  # a copy as large as the weights
+            source = onnx.ModelProto()
+            source.CopyFrom(proto)
         set_proto_shapes(proto, fixed)
-        graph = import_onnx(proto, source=_source(spec), base_dir=base_dir)
+        graph = import_onnx(proto, source=_source(spec), base_dir=base_dir, arrays=arrays)
         # the model as given: onnxruntime runs it for any consistent input sizes, where the
         # static copy may fail its stricter checks (a branch that cannot take these sizes)
         graph.meta["source_proto"] = source

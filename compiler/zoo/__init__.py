@@ -36,17 +36,20 @@ def names() -> list[str]:
     return list(ENTRIES)
 
 
-def build(name: str, batch: int | None = None, **options) -> onnx.ModelProto:
+def build(name: str, batch: int | None = None, arrays: dict | None = None,
+          **options) -> onnx.ModelProto:
     """Build the model ``name`` as an ONNX ModelProto (opset 17 unless its options say).
 
     ``batch=None`` leaves the batch dimension symbolic (``"batch"``); an int fixes it.
     ``options`` override fields of the model's configuration, e.g.
-    ``build("bert-base", layers=2, sequence=64)``.
+    ``build("bert-base", layers=2, sequence=64)``. ``arrays``: a dict that receives the
+    large parameters (name -> array) instead of the proto, whose initializers then hold
+    no data (for ``import_onnx(..., arrays=)``, when the ONNX form is not kept).
     """
     entry = _entry(name)
     config = _configure(name, entry, options)
     # The seed depends on the name only, so a model is the same on every call.
-    builder = GraphBuilder(seed=zlib.crc32(name.encode()), batch=batch)
+    builder = GraphBuilder(seed=zlib.crc32(name.encode()), batch=batch, arrays=arrays)
     entry.family.build(builder, config)
     return builder.model(name.replace("-", "_"), doc=entry.summary,
                          opset=getattr(config, "opset", OPSET))

@@ -24,6 +24,11 @@ BATCH = "batch"
 # External tensors start on page boundaries so that each maps into memory on its own.
 EXTERNAL_ALIGNMENT = 4096
 
+# Parameters above this many values may be kept beside the proto (``arrays``); onnx's
+# checker sees the model without them (``onnx_checker.without_weights`` leaves out every
+# initializer of more than 1024 values), so it never sees an initializer without data.
+ARRAY_SIDE_LIMIT = 1024
+
 Dim = int | str | None
 
 
@@ -34,8 +39,11 @@ class GraphBuilder:
     called in the same order gives byte-identical models.
     """
 
-    def __init__(self, seed: int, batch: int | None = None):
+    def __init__(self, seed: int, batch: int | None = None, arrays: dict | None = None):
         self.rng = np.random.default_rng(seed)
+        # When given, parameters of more than ARRAY_SIDE_LIMIT values are put here rather
+        # than copied into the proto (see :meth:`param`).
+        self.arrays = arrays
         # A symbolic batch dimension unless a fixed one is asked for.
         self.batch: int | str = BATCH if batch is None else int(batch)
         self._nodes: list[onnx.NodeProto] = []
@@ -92,13 +100,20 @@ class GraphBuilder:
         return out
 
     def param(self, name: str, array: np.ndarray) -> str:
-        """Store ``array`` as the initializer ``name`` (a state-dict key) and return it."""
+        """Store ``array`` as the initializer ``name`` (a state-dict key) and return it.
+
+        With an ``arrays`` dict (a compile that never needs the ONNX form's weights), a
+        large parameter goes there and its initializer holds no data: copying it into
+        the proto and out again cost more than drawing it."""
         array = np.ascontiguousarray(array)
         tensor = self._model.graph.initializer.add()
         tensor.name = name
         tensor.data_type = helper.np_dtype_to_tensor_dtype(array.dtype)
         tensor.dims.extend(array.shape)
-        tensor.raw_data = array.tobytes()
+        if self.arrays is not None and array.size > ARRAY_SIDE_LIMIT:
+            self.arrays[name] = array
+        else:
+            tensor.raw_data = array.tobytes()
         return name
 
     def weight(self, name: str, shape: Sequence[int], make) -> str:

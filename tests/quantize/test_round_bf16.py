@@ -53,3 +53,50 @@ def test_fp16_exactness_is_the_round_trip(bits):
     with np.errstate(over="ignore"):
         want = np.array_equal(x.astype(np.float16).astype(np.float32), x, equal_nan=True)
     assert exact_fp16(x) == want
+
+
+BITS = hnp.arrays(np.uint32, st.integers(1, 150), elements=st.one_of(
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**16 - 1).map(lambda h: h << 16),  # exact bf16 numbers
+    st.integers(0, 2**16 - 1).map(lambda h: int(np.array(h, np.uint16).view(np.float16)
+                                               .astype(np.float32).view(np.uint32)))))
+
+
+@settings(max_examples=60, deadline=None)
+@given(BITS, st.sampled_from([7, 64]))
+def test_numpy_and_compiled_forms_give_the_same_bits(bits, step):
+    """Both forms of each bit operation agree on any float32 pattern, whatever the runs
+    the numpy form cuts the array into."""
+    from npuc.compiler import bf16_bits, bf16_loops
+
+    x = bits.view(np.float32)
+    old = bf16_bits.STEP, bf16_bits.COMPILED_AFTER
+    try:
+        bf16_bits.STEP, bf16_bits.COMPILED_AFTER = step, 1 << 62  # the numpy form
+        got = (bf16_bits.round_to_bf16(x), bf16_bits.exact_bf16(x), bf16_bits.exact_fp16(x),
+               bf16_bits.high_halves(x))
+    finally:
+        bf16_bits.STEP, bf16_bits.COMPILED_AFTER = old
+    rounded = np.empty_like(bits)
+    loops_high = np.empty(bits.size, np.uint16)
+    bf16_loops.round_bits(bits, rounded)
+    bf16_loops.high_halves(bits, loops_high)
+    assert np.array_equal(got[0].view(np.uint32), rounded)
+    assert got[1] == bf16_loops.low_halves_zero(bits)
+    assert got[2] == bf16_loops.fp16_exact(bits)
+    assert np.array_equal(got[3], loops_high)
+
+
+def test_a_process_moves_to_the_compiled_loops_after_enough_elements(monkeypatch):
+    from npuc.compiler import bf16_bits
+
+    monkeypatch.setattr(bf16_bits, "COMPILED_AFTER", 1000)
+    monkeypatch.setattr(bf16_bits, "_passed", 0)
+    x = np.arange(600, dtype=np.float32)
+    assert bf16_bits._loops() is None
+    bf16_bits.round_to_bf16(x)
+    assert bf16_bits._loops() is None
+    bf16_bits.round_to_bf16(x)
+    assert bf16_bits._loops() is not None
+    want = x.astype(ml_dtypes.bfloat16).astype(np.float32)
+    assert np.array_equal(bf16_bits.round_to_bf16(x), want)
