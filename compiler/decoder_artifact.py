@@ -124,15 +124,25 @@ def compile_decoder(model, target, max_seq: int, decode_model=None, shapes=None,
     """Prefill programs (one per shape set, at ``batch``) and a decode program per batch
     of ``decode_batch`` (``[batch]`` when None), one artifact: one weight blob, one KV
     cache of the largest decode batch's rows."""
-    from npuc.compiler.decoder_calibration import check_room
-    from npuc.compiler.driver import compile
-    from npuc.compiler.schedule.shapes import parse_shapes
-    from npuc.ir.safeio import check_output_dir, write_dir
+    from npuc.compiler.quantize.floatq import reused_weights
+    from npuc.ir.safeio import check_output_dir
 
     if max_seq is None or max_seq < 2:
         raise NpucError("--max-seq must be at least 2 (a prompt token and a decoded one)")
     if output_dir is not None:
         check_output_dir(output_dir)
+    with reused_weights():  # every program rounds the same weights: once
+        return _compile_decoder(model, target, max_seq, decode_model, shapes, last_logits,
+                                output_dir, decode_batch, options)
+
+
+def _compile_decoder(model, target, max_seq, decode_model, shapes, last_logits, output_dir,
+                     decode_batch, options) -> DecoderResult:
+    from npuc.compiler.decoder_calibration import check_room
+    from npuc.compiler.driver import compile
+    from npuc.compiler.schedule.shapes import parse_shapes
+    from npuc.ir.safeio import write_dir
+
     batches = decode_batches(decode_batch, options.get("batch", 1))
     rows = batches[-1]
     sets = parse_shapes(shapes)

@@ -124,6 +124,14 @@ def block(count: int) -> int:
     return max(1, -(-count // (4 * compute_threads())))
 
 
+def by_rows(fn, count: int, min_rows: int = 1) -> None:
+    """``fn(start, stop)`` over ``count`` independent rows, in blocks of at least
+    ``min_rows`` on npuc's pool (:func:`parallel`). For kernels whose numbers for a row
+    do not depend on the block it is in, so the thread count changes no bit."""
+    step = max(1, min_rows, block(count))
+    parallel(lambda i: fn(i * step, min(count, (i + 1) * step)), -(-count // step))
+
+
 _pool = None
 _pool_key = None  # (process id, size): a forked child or a new size makes a new pool
 

@@ -25,6 +25,9 @@ one rounding is left out.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import numpy as np
 from onnx import TensorProto
 
@@ -57,6 +60,65 @@ def round_bf16(x: np.ndarray) -> np.ndarray:
     return round_to_bf16(x)
 
 
+_reuse: contextvars.ContextVar = contextvars.ContextVar("npuc_reused_weights", default=None)
+
+
+@contextlib.contextmanager
+def reused_weights():
+    """Within: a weight rounded to a format (or quantized to fp8) is made once and reused
+    by later compiles that meet the same values (a decoder's prefill and decode forms and
+    its decode program per batch hold the same weights, often read from two files): the
+    same array as making it again, without the pass over the weight."""
+    token = _reuse.set({})
+    try:
+        yield
+    finally:
+        _reuse.reset(token)
+
+
+def _reused(kind, c: np.ndarray, make):
+    """``make()``, or what it gave for an earlier weight equal to ``c`` (compared in full,
+    piece by piece) inside :func:`reused_weights`."""
+    from npuc.compiler.mapped import SPILL_BYTES
+
+    cache = _reuse.get()
+    if cache is None or c.nbytes < SPILL_BYTES:
+        return make()
+    key = (kind, c.shape, c.dtype.str, _fingerprint(c))
+    for source, made in cache.get(key, ()):
+        if _equal(source, c):
+            return made
+    made = make()
+    cache.setdefault(key, []).append((c, made))
+    return made
+
+
+def _fingerprint(c: np.ndarray) -> str:
+    """A digest of a few rows of ``c`` (first, middle, last): candidates, not proof."""
+    import hashlib
+
+    n = c.shape[0]
+    h = hashlib.blake2b(digest_size=16)
+    for i in sorted({0, n // 2, n - 1}):
+        h.update(np.ascontiguousarray(c[i]).tobytes())
+    return h.hexdigest()
+
+
+def _equal(a: np.ndarray, b: np.ndarray) -> bool:
+    """``a`` and ``b`` hold the same bits, read piece by piece, pages given back."""
+    from npuc.compiler.mapped import release, row_pieces
+
+    for lo, hi in row_pieces(a):
+        x, y = a[lo:hi], b[lo:hi]
+        same = np.array_equal(np.ascontiguousarray(x).view(np.uint8),
+                              np.ascontiguousarray(y).view(np.uint8))
+        release(x)
+        release(y)
+        if not same:
+            return False
+    return True
+
+
 def rounded_weight(c: np.ndarray, precision: str) -> np.ndarray:
     """Weight ``c`` rounded to ``precision`` (bf16, fp16), in its own dtype: ``c`` itself
     when every value is already exact (a checkpoint kept in bf16, zeros), else a new array
@@ -66,8 +128,6 @@ def rounded_weight(c: np.ndarray, precision: str) -> np.ndarray:
     from npuc.compiler.mapped import filled, release
     from npuc.compiler.schedule.storage import exact_in
 
-    if c.dtype == np.float32 and exact_in(c, precision):
-        return c
     np_type = _CAST[precision][1]
 
     def fill(lo, hi, out):
@@ -77,7 +137,12 @@ def rounded_weight(c: np.ndarray, precision: str) -> np.ndarray:
         else:
             out[...] = piece.astype(np_type).astype(c.dtype)
         release(piece)
-    return filled(c.shape, c.dtype, fill)
+
+    def make():
+        if c.dtype == np.float32 and exact_in(c, precision):
+            return c
+        return filled(c.shape, c.dtype, fill)
+    return _reused(precision, c, make) if c.ndim else make()
 
 
 def fp8_weight(c: np.ndarray, axis: int | None):
@@ -86,6 +151,12 @@ def fp8_weight(c: np.ndarray, axis: int | None):
     448. Read in pieces of ``c``'s first axis, twice (the largest magnitudes, then the
     quotients), each piece's pages given back: the same numbers as the whole-array
     arithmetic, without a float32 temporary of the weight's size."""
+    if c.ndim:
+        return _reused(("fp8", axis), c, lambda: _fp8_weight(c, axis))
+    return _fp8_weight(c, axis)
+
+
+def _fp8_weight(c: np.ndarray, axis: int | None):
     from npuc.compiler.mapped import filled, release, row_pieces
 
     amax = None

@@ -161,3 +161,20 @@ def test_depthwise_convolution_is_the_float64_row_major_sum(case):
                       kj * dw:kj * dw + (ow - 1) * sw + 1:sw]
             total += w[:, 0, ki, kj].astype(np.float64)[None, :, None, None] * tap
     np.testing.assert_array_equal(got, total.astype(np.float32) + b[None, :, None, None])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.tuples(st.integers(1, 4), st.integers(1, 4)), st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       st.tuples(st.integers(1, 2), st.integers(1, 2)), st.lists(st.integers(0, 2), min_size=4,
+                                                              max_size=4),
+       st.integers(1, 9), st.integers(0, 40), st.booleans(), st.integers(0, 2**16))
+def test_im2col_loop_equals_the_strided_copies(k, s, d, pads, h, extra, mirrored, seed):
+    from npuc.compiler.executor.kernels.windows import _im2col_copies, conv_out_shape, im2col
+
+    w = 16 * s[1] + (k[1] - 1) * d[1] + extra  # output rows long enough for the loop
+    x = np.random.default_rng(seed).standard_normal((2, 3, h + (k[0] - 1) * d[0], w))
+    x = x.astype(np.float32)[:, :, :, ::-1] if mirrored else x.astype(np.float32)
+    out = conv_out_shape(x.shape[2:], k, s, pads, d)
+    for dtype in (np.float32, np.float64):
+        want = _im2col_copies(x, k, s, pads, d, out, dtype)
+        assert im2col(x, k, s, pads, d, out, dtype).tobytes() == want.tobytes()

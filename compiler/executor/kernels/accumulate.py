@@ -168,7 +168,7 @@ def _rows_per_block(m: int, batch: int) -> int:
     return min(m, max(64, -(-m * batch // (4 * t))))
 
 
-TILE_ROWS, TILE_COLS = 128, 384  # the largest BLAS call of a float32 product (speed)
+TILE_ROWS, TILE_COLS = 256, 384  # the largest BLAS call of a float32 product (speed)
 
 
 def _tiles(m: int, n: int) -> list[tuple[int, int, int, int]]:

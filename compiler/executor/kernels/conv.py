@@ -122,10 +122,10 @@ def _depthwise_planes(x, w, out, c0, c1, sh, sw, ph, pw, dh, dw, mult):
                     _nine_taps(flat, taps, k, acc, m)
                 else:
                     _taps_in_threes(flat, taps, k, acc, m)
-                o = out[b, oc]
-                for i in range(oh):
+                for i in range(oh):  # slices, whose unit steps let the copy vectorise
+                    orow, arow = out[b, oc, i], acc[i * ul:i * ul + ow]
                     for j in range(ow):
-                        o[i, j] = acc[i * ul + j]
+                        orow[j] = arow[j]
 
 
 @nb.njit(cache=True, nogil=True)

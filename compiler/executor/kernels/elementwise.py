@@ -14,6 +14,7 @@ from numba import njit
 
 from npuc.ir.errors import UnsupportedError
 
+from .. import threads
 from . import in_place, reusable
 from .checks import checked_kernel
 
@@ -66,7 +67,7 @@ _ERF_BETA = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03
              -7.37332916720468e-03, -1.42647390514189e-02)
 
 
-@njit(cache=True, error_model="numpy",
+@njit(cache=True, error_model="numpy", nogil=True,
       fastmath={"contract", "arcp", "nsz", "reassoc"})  # not "nnan": NaN stays NaN
 def _erf_flat32(x, out):
     a0, a1, a2, a3, a4, a5, a6 = _ERF_ALPHA
@@ -87,6 +88,14 @@ def erf(x: np.ndarray) -> np.ndarray:
     out = np.empty_like(flat)
     (_erf_flat if wide == np.float64 else _erf_flat32)(flat, out)
     return out.reshape(x.shape).astype(x.dtype, copy=False)
+
+
+def _power3(v):
+    """v ** 3, float32 as a cube rounded once from float64 (the Pow kernel's rule)."""
+    if v.dtype == np.float32:
+        w = v.astype(np.float64)
+        return (w * w * w).astype(np.float32)
+    return v ** 3
 
 
 def _sigmoid(x):
@@ -181,14 +190,83 @@ def celu(inputs, attrs, ctx):
 def gelu(inputs, attrs, ctx):
     """ONNX Gelu, exact (``approximate="none"``) or with the tanh approximation."""
     approximate = attrs.get("approximate", "none")
+    x = inputs[0]
+    if x.dtype == np.float32 and approximate in ("none", "tanh") and x.size:
+        flat = np.ascontiguousarray(x).reshape(-1)
+        out = np.empty_like(flat)
+        if approximate == "none":
+            _gelu_erf32(flat, out)
+        else:
+            _gelu_tanh32(flat, out)
+        return [out.reshape(x.shape)]
     if approximate == "tanh":
         c = math.sqrt(2 / math.pi)
-        fn = lambda v: 0.5 * v * (1 + np.tanh(c * (v + 0.044715 * v ** 3)))
+        fn = lambda v: 0.5 * v * (1 + np.tanh(c * (v + 0.044715 * _power3(v))))
     elif approximate == "none":
         fn = lambda v: 0.5 * v * (1 + erf(v / math.sqrt(2)))
     else:
         raise UnsupportedError(f"{ctx.describe()}: approximate={approximate!r} is not supported")
     return [_float_op(fn)(inputs[0])]
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _divide32(x, d, out):
+    for i in range(x.size):
+        out[i] = x[i] / d
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _half_x_one_plus32(x, e, out):
+    """out = 0.5 * x * (1 + e) in float32 (``e`` may be ``out``)."""
+    half, one = np.float32(0.5), np.float32(1)
+    for i in range(x.size):
+        out[i] = (half * x[i]) * (one + e[i])
+
+
+_BLOCK = 16384
+
+
+def _gelu_erf32(x, out):
+    """0.5 * x * (1 + erf(x / sqrt(2))) in float32, each step rounded as numpy's
+    (the general path) rounds it, a cache-sized block at a time (blocks on npuc's
+    threads). The scratch blocks are separate arrays: a Numba loop reading and writing
+    one array through two names is not vectorised (LLVM's alias check fails)."""
+    root2 = np.float32(math.sqrt(2))
+
+    def blocks(b0, b1):
+        t, e = np.empty(_BLOCK, np.float32), np.empty(_BLOCK, np.float32)
+        for start in range(b0 * _BLOCK, min(x.size, b1 * _BLOCK), _BLOCK):
+            xs = x[start:start + _BLOCK]
+            m = xs.size
+            _divide32(xs, root2, t[:m])
+            _erf_flat32(t[:m], e[:m])
+            _half_x_one_plus32(xs, e[:m], out[start:start + m])
+
+    threads.by_rows(blocks, -(-x.size // _BLOCK), 2)
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _tanh_argument32(x, out):
+    """sqrt(2/pi) * (x + 0.044715 * x**3) in float32, the cube rounded once from float64
+    (as Pow with exponent 3 computes it)."""
+    c, k = np.float32(math.sqrt(2 / math.pi)), np.float32(0.044715)
+    for i in range(x.size):
+        v = np.float64(x[i])
+        cube = np.float32(v * v * v)
+        out[i] = c * (x[i] + k * cube)
+
+
+def _gelu_tanh32(x, out):
+    """GELU's tanh approximation in float32 (numpy's tanh between two Numba passes),
+    blocks on npuc's threads."""
+
+    def blocks(b0, b1):
+        xs, o = x[b0 * _BLOCK:b1 * _BLOCK], out[b0 * _BLOCK:b1 * _BLOCK]
+        _tanh_argument32(xs, o)
+        np.tanh(o, out=o)
+        _half_x_one_plus32(xs, o, o)
+
+    threads.by_rows(blocks, -(-x.size // _BLOCK), 2)
 
 
 @checked_kernel("HardSigmoid")

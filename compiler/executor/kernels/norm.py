@@ -11,6 +11,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .. import threads
 from . import kernel
 from .accumulate import wide_mean, wide_sum
 from .checks import accepts, unsupported
@@ -71,7 +72,8 @@ def _scale_shift(x, scale, shift, out):
 
 
 # reassociation lets the float64 sums vectorise; NaN and inf still propagate ("nnan" unset)
-@nb.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract", "nsz", "arcp"})
+@nb.njit(cache=True, error_model="numpy", fastmath={"reassoc", "contract", "nsz", "arcp"},
+         nogil=True)
 def _layer_norm_rows(x, scale, bias, eps, out, mean_out, inv_out):
     """Row-wise layer normalisation of ``x`` (rows, n); statistics accumulate in float64."""
     n = x.shape[1]
@@ -131,8 +133,10 @@ def layer_norm(inputs, attrs, ctx):
         mean = np.empty(rows.shape[0], x.dtype)
         inv = np.empty(rows.shape[0], x.dtype)
         b = np.zeros_like(scale) if bias is None else bias
-        _layer_norm_rows(rows, np.ascontiguousarray(scale).reshape(-1),
-                         np.ascontiguousarray(b).reshape(-1), float(eps), y, mean, inv)
+        sc, bc = np.ascontiguousarray(scale).reshape(-1), np.ascontiguousarray(b).reshape(-1)
+        threads.by_rows(lambda r0, r1: _layer_norm_rows(
+            rows[r0:r1], sc, bc, float(eps), y[r0:r1], mean[r0:r1], inv[r0:r1]),
+            len(rows), _ROW_ELEMENTS // rows.shape[1])
         return [y.reshape(x.shape), mean.reshape(stat_shape),
                 inv.reshape(stat_shape)][:ctx.num_outputs]
     y, mean, inv = _normalize(x, tuple(range(axis, x.ndim)), eps)
@@ -219,6 +223,19 @@ def _softmax_axes(x, attrs, ctx):
 def softmax_array(x, axis):
     if x.dtype == np.float16:  # in float32, rounded once (as torch does for half)
         return softmax_array(x.astype(np.float32), axis).astype(x.dtype)
+    if x.dtype == np.float32 and axis in (-1, x.ndim - 1) and x.size and x.shape[-1]:
+        # the usual last-axis case: the maximum, the difference and the sum in two
+        # Numba passes over each row (numpy's exp between them, the same function)
+        rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+        e = np.empty_like(rows)
+
+        def block(r0, r1):
+            _minus_row_max(rows[r0:r1], e[r0:r1])
+            np.exp(e[r0:r1], out=e[r0:r1])
+            _divide_by_row_sum(e[r0:r1])
+
+        threads.by_rows(block, len(rows), _ROW_ELEMENTS // rows.shape[1])
+        return e.reshape(x.shape)
     # bfloat16 goes step by step, each rounded: that is how ONNX's Attention function
     # body (and its reference) computes it
     e = x - x.max(axis=axis, keepdims=True)
@@ -228,6 +245,38 @@ def softmax_array(x, axis):
     else:
         e /= e.sum(axis=axis, keepdims=True)
     return e
+
+
+_ROW_ELEMENTS = 1 << 15  # the least work of one task on the thread pool (elements)
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True)
+def _minus_row_max(x, out):
+    """out[r] = x[r] - max(x[r]) (a NaN in the row makes the maximum NaN, as numpy's)."""
+    for r in range(x.shape[0]):
+        row, m = x[r], x[r, 0]
+        for i in range(row.shape[0]):
+            v = row[i]
+            if v > m or v != v:
+                m = v
+                if v != v:
+                    break
+        dst = out[r]
+        for i in range(row.shape[0]):
+            dst[i] = row[i] - m
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True)
+def _divide_by_row_sum(e):
+    """e[r] /= sum(e[r]), the sum accumulated in float64 and rounded once to float32."""
+    for r in range(e.shape[0]):
+        row = e[r]
+        acc = 0.0
+        for i in range(row.shape[0]):
+            acc += np.float64(row[i])
+        s = np.float32(acc)
+        for i in range(row.shape[0]):
+            row[i] = row[i] / s
 
 
 @kernel("Softmax")

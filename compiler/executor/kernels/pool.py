@@ -45,12 +45,13 @@ def pool_out_shape(in_shape, kernel_shape, strides, pads, dilations, ceil_mode, 
     return out
 
 
-@nb.njit(cache=True)
-def _pool3d(x, out, idx, mode, k, s, pb, pe, dl, count_pad, p, storage_order):
-    """Pool x (NC, A, B, C) into out (NC, oA, oB, oC); idx gets argmax for MAX."""
+@nb.njit(cache=True, nogil=True)
+def _pool3d(x, out, idx, q0, q1, mode, k, s, pb, pe, dl, count_pad, p, storage_order):
+    """Pool rows [q0, q1) of x (NC, A, B, C) into out (NC, oA, oB, oC); idx gets argmax
+    for MAX."""
     nc, ia, ib, ic = x.shape
     _, oa, ob, oc = out.shape
-    for q in range(nc):
+    for q in range(q0, q1):
         for a in range(oa):
             for b in range(ob):
                 for c in range(oc):
@@ -129,7 +130,7 @@ def _pad_phases(x, b, ch, buf, sh, sw, ph, pw):
                 _gather(buf[r % sh, pc, r // sh, u0:u1], src[u0 * sw + pc - pw:], u1 - u0, sw)
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True, nogil=True, error_model="numpy")  # no zero test: divisions vectorise
 def _pool2d_planes(x, out, div, c0, c1, is_max, kh, kw, sh, sw, ph, pw, dh, dw):
     """Max or average of 2-D windows over channels [c0, c1), one plane at a time.
 
@@ -184,10 +185,10 @@ def _pool2d_planes(x, out, div, c0, c1, is_max, kh, kw, sh, sw, ph, pw, dh, dw):
             if not is_max:
                 for e in range(m):
                     acc[e] = acc[e] / dv[e]
-            o = out[b, ch]
             for i in range(oh):
+                orow, arow = out[b, ch, i], acc[i * ul:i * ul + ow]
                 for j in range(ow):
-                    o[i, j] = acc[i * ul + j]
+                    orow[j] = arow[j]
 
 
 def _window_counts(in_len, out_len, k, s, pb, pe, d, include_pad):
@@ -236,9 +237,12 @@ def pool_nd(x, mode, kernel_shape, strides, pads, dilations, out_shape,
         out = np.empty((n, c, *out_shape), dtype=x.dtype)
     o3 = out.reshape((n * c,) + (1,) * lead + tuple(out_shape))
     idx = np.empty(o3.shape if mode == MAX else (0, 0, 0, 0), dtype=np.int64)
-    _pool3d(x3, o3, idx, mode, three(kernel_shape, 1), three(strides, 1), three(pads[:nd], 0),
-            three(pads[nd:], 0), three(dilations, 1), bool(count_include_pad), float(p),
-            storage_order)
+    geometry = (three(kernel_shape, 1), three(strides, 1), three(pads[:nd], 0),
+                three(pads[nd:], 0), three(dilations, 1), bool(count_include_pad), float(p),
+                storage_order)
+    step = threads.block(n * c)
+    threads.parallel(lambda i: _pool3d(x3, o3, idx, i * step, min(n * c, (i + 1) * step), mode,
+                                       *geometry), -(-(n * c) // step))
     if not np.shares_memory(o3, out):
         out[...] = o3.reshape(out.shape)
     return out, idx.reshape(out.shape) if mode == MAX else None

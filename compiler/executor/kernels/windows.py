@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import itertools
 
+import numba as nb
 import numpy as np
 
+from .. import threads
 from .checks import unsupported
 
 
@@ -57,14 +59,74 @@ def _window_slices(kernel_shape, strides, pads, dilations, window_shape, image_s
 
 
 def im2col(x, kernel_shape, strides, pads, dilations, out_shape, dtype=None):
-    """Columns ``(N, C, *kernel, *out)`` of ``x`` (N, C, *spatial); padding reads zero."""
+    """Columns ``(N, C, *kernel, *out)`` of ``x`` (N, C, *spatial); padding reads zero.
+
+    Float images of 2 spatial dimensions with output rows of 16 or more are gathered by a
+    Numba loop in channel blocks on npuc's threads; others (and short rows, where numpy's
+    few large strided copies cost less than a loop per row) by one numpy copy per kernel
+    offset."""
     n, c = x.shape[:2]
-    cols = np.zeros((n, c, *kernel_shape, *out_shape), dtype=dtype or x.dtype)
+    dtype = np.dtype(dtype or x.dtype)
+    floats = (np.float32, np.float64)
+    if x.ndim == 4 and x.dtype in floats and dtype in floats and out_shape[1] >= 16:
+        cols = np.empty((n, c, *kernel_shape, *out_shape), dtype=dtype)
+        step = threads.block(c)
+        threads.parallel(lambda i: _im2col2d(x, cols, i * step, min(c, (i + 1) * step),
+                                             strides[0], strides[1], pads[0], pads[1],
+                                             dilations[0], dilations[1]), -(-c // step))
+        return cols
+    return _im2col_copies(x, kernel_shape, strides, pads, dilations, out_shape, dtype)
+
+
+def _im2col_copies(x, kernel_shape, strides, pads, dilations, out_shape, dtype):
+    """:func:`im2col` by one strided numpy copy per kernel offset, any number of
+    spatial dimensions."""
+    n, c = x.shape[:2]
+    cols = np.zeros((n, c, *kernel_shape, *out_shape), dtype=dtype)
     every = [slice(None), slice(None)]
     for ks, image, window in _window_slices(kernel_shape, strides, pads, dilations,
                                             out_shape, x.shape[2:]):
         cols[tuple(every + list(ks) + window)] = x[tuple(every + image)]
     return cols
+
+
+@nb.njit(cache=True, nogil=True)
+def _im2col2d(x, cols, c0, c1, sh, sw, ph, pw, dh, dw):
+    """cols[b, ch, ki, kj, i, j] = x[b, ch, i * sh + ki * dh - ph, j * sw + kj * dw - pw]
+    (zero outside x) for channels [c0, c1)."""
+    n, _, h, wd = x.shape
+    kh, kw, oh, ow = cols.shape[2], cols.shape[3], cols.shape[4], cols.shape[5]
+    for b in range(n):
+        for ch in range(c0, c1):
+            for ki in range(kh):
+                for kj in range(kw):
+                    off = kj * dw - pw
+                    j0 = min(ow, max(0, -(off // sw)))
+                    j1 = max(j0, min(ow, (wd - 1 - off) // sw + 1)) if wd - 1 - off >= 0 else j0
+                    for i in range(oh):
+                        dst = cols[b, ch, ki, kj, i]
+                        r = i * sh + ki * dh - ph
+                        if r < 0 or r >= h:
+                            dst[:] = 0
+                            continue
+                        dst[:j0] = 0
+                        dst[j1:] = 0
+                        if j1 > j0:
+                            _copy_every(dst[j0:j1], x[b, ch, r, j0 * sw + off:], j1 - j0, sw)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _copy_every(dst, src, m, step):
+    """dst[t] = src[t * step] for t < m (literal steps, so that the copy vectorises)."""
+    if step == 1:
+        for t in range(m):
+            dst[t] = src[t]
+    elif step == 2:
+        for t in range(m):
+            dst[t] = src[2 * t]
+    else:
+        for t in range(m):
+            dst[t] = src[t * step]
 
 
 def col2im_add(cols, out, strides, pads, dilations):
