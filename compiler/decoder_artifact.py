@@ -30,6 +30,8 @@ import json
 import os
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from npuc.compiler.bucketed import BucketsResult
 from npuc.ir.errors import NpucError
 
@@ -234,18 +236,38 @@ def _check_batch(result, batch: int) -> None:
 
 
 def _calibration(prefill, decode, target, max_seq: int, given, options: dict) -> tuple:
-    """The programs' calibration inputs: served prompts and the decode steps after them
-    (:mod:`npuc.compiler.decoder_calibration`) when the precision needs calibration and
-    none is given; else what was given."""
+    """The programs' calibration inputs when the precision needs calibration: served
+    prompts and the decode steps after them
+    (:mod:`npuc.compiler.decoder_calibration`), the prompts the user's when given
+    (``--calibration prompts.txt``, token ids or an ``.npz`` of ``input_ids``); what was
+    given as it is for ``random:N`` or no calibration."""
     from npuc.compiler.decoder_calibration import served_samples
     from npuc.compiler.pipeline import requested_precision, target_of
 
     chip = target_of(target)
     precision = requested_precision(chip, options.get("quantize", "auto"))
-    if given is not None or precision == "none" or not chip.quant.needs_calibration(precision):
+    if precision == "none" or not chip.quant.needs_calibration(precision) or (
+            given is not None and str(given).startswith("random:")):
         return given, given
-    options.setdefault("accuracy", None)  # generated prompts say nothing of the answer
-    return served_samples(prefill, decode, max_seq, options.get("batch", 1))
+    prompts = None if given is None else _prompts(prefill, given)
+    if given is None:
+        options.setdefault("accuracy", None)  # generated prompts say nothing of the answer
+    return served_samples(prefill, decode, max_seq, options.get("batch", 1), prompts=prompts)
+
+
+def _prompts(prefill, given) -> list:
+    """The token ids of each calibration prompt the user gave, read for the prefill model
+    (padded or cut to its prompt length)."""
+    from npuc.compiler.frontend.load import load_model
+    from npuc.compiler.samples import load_samples
+
+    graph = load_model(prefill)
+    samples = load_samples(given, graph)
+    if not samples or any("input_ids" not in s for s in samples):
+        raise NpucError(f"--calibration {given}: a decoder calibrates on prompts; give "
+                        "token ids (a .txt file, one prompt per line) or an .npz of "
+                        "input_ids")
+    return [np.asarray(s["input_ids"], np.int64) for s in samples]
 
 
 def _light(result, options: dict):

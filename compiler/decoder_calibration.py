@@ -21,8 +21,9 @@ SAMPLES = 8
 
 
 def served_samples(prefill, decode, max_seq: int, batch: int = 1, count: int = SAMPLES,
-                   seed: int = 0) -> tuple[list, list]:
-    """``(prefill samples, decode samples)``, ``count`` of each.
+                   seed: int = 0, prompts: list | None = None) -> tuple[list, list]:
+    """``(prefill samples, decode samples)``, ``count`` of each (random prompts, seeded), or
+    one of each per ``batch`` of ``prompts`` (token ids of a prompt each, ``[1, s]``).
 
     The float prefill model runs on npuc's executor (float32 products), its weights
     mapped from their file and each node's pages given back after it, so that a model's
@@ -35,8 +36,16 @@ def served_samples(prefill, decode, max_seq: int, batch: int = 1, count: int = S
     vocab = _vocab(prefill)
     rng = np.random.default_rng(seed)
     prefill_samples, served = [], []
-    for _ in range(count):
-        ids = rng.integers(0, vocab, (batch, s), dtype=np.int64)
+    if prompts is not None:
+        rows = [np.asarray(p, np.int64).reshape(-1, s) for p in prompts]
+        rows = np.concatenate(rows) if rows else np.zeros((0, s), np.int64)
+        groups = [rows[i:i + batch] for i in range(0, len(rows) - batch + 1, batch)]
+        if not groups:
+            raise NpucError(f"{len(rows)} calibration prompt(s) for a prefill of batch "
+                            f"{batch}; give at least {batch}")
+    else:
+        groups = [rng.integers(0, vocab, (batch, s), dtype=np.int64) for _ in range(count)]
+    for ids in groups:
         feeds = prompt_feeds(ids)
         out = run({k: v for k, v in feeds.items() if k in inputs})
         prefill_samples.append(feeds)

@@ -154,3 +154,28 @@ def test_decode_calibration_steps_follow_served_prompts():
                        {k: v for k, v in pre[0].items() if k in names})
     np.testing.assert_allclose(past[:, :, :8], want[0], rtol=1e-4, atol=1e-5)
     assert step["input_ids"][0, 0] == int(np.argmax(want[1][0, -1]))
+
+
+def test_decode_calibration_follows_the_users_prompts(tmp_path, capsys):
+    from npuc import zoo
+    from npuc.compiler.cli import main
+    from npuc.compiler.decoder_calibration import served_samples
+
+    prefill = zoo.build("llama-tiny", batch=1, use_cache=True)
+    decode = zoo.build("llama-tiny", batch=1, sequence=1, past=MAX_SEQ - 1, use_cache=True)
+    prompts = [np.arange(1, 9)[None], np.arange(20, 28)[None], np.arange(40, 48)[None]]
+    pre, dec = served_samples(prefill, decode, MAX_SEQ, prompts=prompts)
+    assert [p["input_ids"].tolist() for p in pre] == [p.tolist() for p in prompts]
+    assert len(dec) == 3 and all(d["position_ids"].tolist() == [[8]] for d in dec)
+    text = tmp_path / "prompts.txt"
+    text.write_text("1 2 3 4 5 6 7 8\n9 10 11 12 13 14 15 16\n")
+    code = main(["compile", "zoo:llama-tiny", "--target", "rngd", "--quantize", "fp8",
+                 "--max-seq", "16", "--decode-batch", "1,2", "--calibration", str(text),
+                 "-o", str(tmp_path / "out")])
+    assert code == 0, capsys.readouterr()
+    code = main(["compile", "zoo:llama-tiny", "--target", "rngd", "--quantize", "fp8",
+                 "--max-seq", "16", "--batch", "4", "--calibration", str(text),
+                 "-o", str(tmp_path / "out4")])
+    err = capsys.readouterr().err
+    assert code == 2 and "2 calibration prompt(s) for a prefill of batch 4" in err
+    assert not (tmp_path / "out4").exists()
