@@ -1,4 +1,4 @@
-"""A tiny pattern language for rewrite rules.
+"""A tiny pattern language for rewrite rules, parsed with lark.
 
 A pattern is an expression tree read from the value the match ends at::
 
@@ -23,24 +23,29 @@ in both orders.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
+from lark import Lark, Transformer
 
 from npuc.ir.graph import Node, Value
 
-# The grammar, read by :class:`_Parser` (one token of lookahead)::
-#
-#     expr: call | NAME | NUMBER | "_"
-#     call: [NAME ":"] ["~"] OP "(" [arg ("," arg)*] ")"
-#     arg:  expr | NAME "?"
-_TOKEN = re.compile(r"""\s*(?:
-    (?P<op>(?:[a-z][a-z0-9_.]*::)?[A-Z][A-Za-z0-9_]*)
-  | (?P<name>[a-z][a-z0-9_]*)
-  | (?P<number>-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
-  | (?P<punct>[():,~?_]))""", re.VERBOSE)
+GRAMMAR = r"""
+?start: expr
+?expr: call | leaf
+call: [NAME ":"] [SHARED] OP "(" [arg ("," arg)*] ")"
+?arg: expr | NAME "?" -> optional
+?leaf: NAME -> var
+     | NUMBER -> number
+     | "_" -> anything
+OP: /([a-z][a-z0-9_.]*::)?[A-Z][A-Za-z0-9_]*/
+NAME: /[a-z][a-z0-9_]*/
+SHARED: "~"
+NUMBER: /-?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?/
+%import common.WS
+%ignore WS
+"""
 
 COMMUTATIVE = {"Add", "Mul", "Max", "Min", "Sum", "And", "Or", "Equal"}
 CONST_RTOL = 1e-5
@@ -71,87 +76,35 @@ class Anything:
     pass
 
 
-class _Parser:
-    """Recursive descent over the tokens of one pattern."""
+class _Build(Transformer):
+    def call(self, items):
+        name, shared, op, *args = items
+        domain, _, op_type = str(op).rpartition("::")
+        args = tuple(a for a in args if a is not None)
+        return Call(op_type, domain, args, None if name is None else str(name), shared is not None)
 
-    def __init__(self, text: str):
-        self.text = text
-        self.tokens: list[tuple[str, str, int]] = []  # (kind, text, offset)
-        pos = 0
-        while text[pos:].strip():
-            m = _TOKEN.match(text, pos)
-            if m is None:
-                self.fail(pos + len(text[pos:]) - len(text[pos:].lstrip()), "unexpected text")
-            kind = m.lastgroup
-            self.tokens.append((kind, m.group(kind), m.start(kind)))
-            pos = m.end()
-        self.tokens.append(("end", "", len(text)))
-        self.at = 0
+    def var(self, items):
+        return Var(str(items[0]))
 
-    def fail(self, offset: int, what: str):
-        raise ValueError(f"pattern '{self.text}': {what} at character {offset + 1}")
+    def optional(self, items):
+        return Var(str(items[0]), optional=True)
 
-    def peek(self, ahead: int = 0) -> tuple[str, str, int]:
-        return self.tokens[min(self.at + ahead, len(self.tokens) - 1)]
+    def number(self, items):
+        return Number(float(items[0]))
 
-    def take(self, *texts: str) -> str:
-        kind, text, offset = self.peek()
-        if texts and text not in texts:
-            self.fail(offset, f"expected {' or '.join(repr(t) for t in texts)}, found "
-                      f"{text!r}" if text else f"expected {' or '.join(texts)}, found the end")
-        self.at += 1
-        return text
+    def anything(self, _):
+        return Anything()
 
-    def expr(self, arg: bool = False):
-        kind, text, offset = self.peek()
-        after = self.peek(1)[1]
-        if kind == "op" or text == "~" or (kind == "name" and after == ":"):
-            return self.call()
-        if kind == "name":
-            self.at += 1
-            if arg and after == "?":
-                self.at += 1
-                return Var(text, optional=True)
-            return Var(text)
-        if kind == "number":
-            self.at += 1
-            return Number(float(text))
-        if text == "_":
-            self.at += 1
-            return Anything()
-        self.fail(offset, f"unexpected {text!r}" if text else "unexpected end")
 
-    def call(self) -> Call:
-        name = None
-        if self.peek()[0] == "name":
-            name = self.take()
-            self.take(":")
-        shared = self.peek()[1] == "~"
-        if shared:
-            self.take()
-        kind, text, offset = self.peek()
-        if kind != "op":
-            self.fail(offset, "expected an operator (a capitalised name)")
-        self.take()
-        self.take("(")
-        args = []
-        if self.peek()[1] != ")":
-            args.append(self.expr(arg=True))
-            while self.peek()[1] == ",":
-                self.take()
-                args.append(self.expr(arg=True))
-        self.take(")")
-        domain, _, op_type = text.rpartition("::")
-        return Call(op_type, domain, tuple(args), name, shared)
+@cache
+def _parser() -> Lark:
+    return Lark(GRAMMAR, parser="lalr")
 
 
 @cache
 def parse_pattern(text: str) -> Call:
     """The tree of a pattern; its root must be an operator call."""
-    parser = _Parser(text)
-    tree = parser.expr()
-    if parser.peek()[0] != "end":
-        parser.fail(parser.peek()[2], f"unexpected {parser.peek()[1]!r} after the pattern")
+    tree = _Build().transform(_parser().parse(text))
     if not isinstance(tree, Call):
         raise ValueError(f"pattern '{text}' must start with an operator, like Relu(x)")
     return tree
