@@ -23,7 +23,7 @@ import numpy as np
 from .. import threads
 from . import accumulate, kernel
 from .checks import accepts, unsupported
-from .windows import col2im_add, conv_geometry, conv_out_shape, im2col
+from .windows import col2im_add, conv_geometry, conv_out_shape, im2col, pad_phases
 
 
 @nb.njit(cache=True, nogil=True)
@@ -62,36 +62,11 @@ def _depthwise2d(x, w, out, sh, sw, ph, pw, dh, dw, mult):
 
 
 @nb.njit(cache=True, nogil=True)
-def _phase_planes(x, b, ch, buf, sh, sw, ph, pw):
-    """Copy plane (b, ch) of x, widened to float64, into its zero-padded phase planes:
-    ``buf[pr, pc, R, U]`` is padded position (R * sh + pr, U * sw + pc). Positions outside
-    the input are left as they are (zero)."""
-    h, wd = x.shape[2], x.shape[3]
-    rl, ul = buf.shape[2], buf.shape[3]
-    for r in range(max(0, ph), min(h + ph, rl * sh)):
-        src = x[b, ch, r - ph]
-        for pc in range(sw):
-            u0 = max(0, -((pc - pw) // sw))
-            u1 = min(ul, (wd - 1 + pw - pc) // sw + 1)
-            if u1 > u0:
-                dst, seg = buf[r % sh, pc, r // sh, u0:u1], src[u0 * sw + pc - pw:]
-                if sw == 1:  # literal steps, so that the copies vectorise
-                    for u in range(u1 - u0):
-                        dst[u] = seg[u]
-                elif sw == 2:
-                    for u in range(u1 - u0):
-                        dst[u] = seg[2 * u]
-                else:
-                    for u in range(u1 - u0):
-                        dst[u] = seg[u * sw]
-
-
-@nb.njit(cache=True, nogil=True)
 def _depthwise_planes(x, w, out, c0, c1, sh, sw, ph, pw, dh, dw, mult):
     """Depthwise convolution of input channels [c0, c1), summed as :func:`_depthwise2d`
     (float64, kernel row by row, from +0.0), one plane at a time.
 
-    The plane is copied into zero-padded float64 phase planes (:func:`_phase_planes`), so
+    The plane is copied into zero-padded float64 phase planes (:func:`~.windows.pad_phases`), so
     that a kernel tap is one long contiguous loop over every output of the plane (rows
     ``ul`` apart, the last ``ul - ow`` of each unused), which vectorises; up to three taps
     are summed per pass, in order, and 3x3 kernels in one pass of nine. Adding a zero
@@ -114,7 +89,7 @@ def _depthwise_planes(x, w, out, c0, c1, sh, sw, ph, pw, dh, dw, mult):
     k = np.empty(nk, dtype=np.float64)
     for b in range(n):
         for ic in range(c0, c1):
-            _phase_planes(x, b, ic, buf, sh, sw, ph, pw)
+            pad_phases(x, b, ic, buf, sh, sw, ph, pw)
             for oc in range(ic * mult, (ic + 1) * mult):
                 for t in range(nk):
                     k[t] = np.float64(w[oc, 0, t // kw, t % kw])

@@ -16,7 +16,7 @@ import numpy as np
 from .. import threads
 from . import kernel
 from .checks import accepts, unsupported
-from .windows import conv_pads
+from .windows import conv_pads, pad_phases
 
 MAX, AVG, LP = 0, 1, 2
 
@@ -101,40 +101,11 @@ def _pool3d(x, out, idx, q0, q1, mode, k, s, pb, pe, dl, count_pad, p, storage_o
                         out[q, a, b, c] = acc ** (1.0 / p)
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
-def _gather(dst, src, m, sw):
-    """dst[u] = src[u * sw] for u < m (a literal step, so that the copy vectorises)."""
-    if sw == 1:
-        for u in range(m):
-            dst[u] = src[u]
-    elif sw == 2:
-        for u in range(m):
-            dst[u] = src[2 * u]
-    else:
-        for u in range(m):
-            dst[u] = src[u * sw]
-
-
-@nb.njit(cache=True, nogil=True)
-def _pad_phases(x, b, ch, buf, sh, sw, ph, pw):
-    """Copy plane (b, ch) of x into its padded phase planes:
-    ``buf[pr, pc, R, U]`` is padded position (R * sh + pr, U * sw + pc)."""
-    h, wd = x.shape[2], x.shape[3]
-    rl, ul = buf.shape[2], buf.shape[3]
-    for r in range(max(0, ph), min(h + ph, rl * sh)):
-        src = x[b, ch, r - ph]
-        for pc in range(sw):
-            u0 = max(0, -((pc - pw) // sw))
-            u1 = min(ul, (wd - 1 + pw - pc) // sw + 1)
-            if u1 > u0:
-                _gather(buf[r % sh, pc, r // sh, u0:u1], src[u0 * sw + pc - pw:], u1 - u0, sw)
-
-
 @nb.njit(cache=True, nogil=True, error_model="numpy")  # no zero test: divisions vectorise
 def _pool2d_planes(x, out, div, c0, c1, is_max, kh, kw, sh, sw, ph, pw, dh, dw):
     """Max or average of 2-D windows over channels [c0, c1), one plane at a time.
 
-    Each plane is copied into padded phase planes (:func:`_pad_phases`), the padding
+    Each plane is copied into padded phase planes (:func:`~.windows.pad_phases`), the padding
     holding the identity of the reduction (-inf, or +0.0, which leaves every sum started
     at +0.0 unchanged), so that a kernel tap is one long contiguous loop over all outputs
     of the plane (rows ``ul`` apart, the last ``ul - ow`` of each unused), which
@@ -164,7 +135,7 @@ def _pool2d_planes(x, out, div, c0, c1, is_max, kh, kw, sh, sw, ph, pw, dh, dw):
                 dv[i * ul + j] = div[i, j]
     for b in range(n):
         for ch in range(c0, c1):
-            _pad_phases(x, b, ch, buf, sh, sw, ph, pw)
+            pad_phases(x, b, ch, buf, sh, sw, ph, pw)
             acc[:] = fill
             for k in range(0, kh * kw, 2):
                 s1 = flat[taps[k]:taps[k] + m]

@@ -129,6 +129,24 @@ def _copy_every(dst, src, m, step):
             dst[t] = src[t * step]
 
 
+@nb.njit(cache=True, nogil=True)
+def pad_phases(x, b, ch, buf, sh, sw, ph, pw):
+    """Copy plane (b, ch) of x into its padded phase planes (in ``buf``'s type: a float64
+    buffer widens): ``buf[pr, pc, R, U]`` is padded position (R * sh + pr, U * sw + pc).
+    Positions outside the input are left as they are (the padding the caller put there).
+    A pool's or a depthwise convolution's kernel tap is then one long contiguous loop."""
+    h, wd = x.shape[2], x.shape[3]
+    rl, ul = buf.shape[2], buf.shape[3]
+    for r in range(max(0, ph), min(h + ph, rl * sh)):
+        src = x[b, ch, r - ph]
+        for pc in range(sw):
+            u0 = max(0, -((pc - pw) // sw))
+            u1 = min(ul, (wd - 1 + pw - pc) // sw + 1)
+            if u1 > u0:
+                _copy_every(buf[r % sh, pc, r // sh, u0:u1], src[u0 * sw + pc - pw:],
+                            u1 - u0, sw)
+
+
 def col2im_add(cols, out, strides, pads, dilations):
     """Scatter-add columns ``(N, C, *kernel, *in)`` into ``out`` (N, C, *spatial)."""
     nd = out.ndim - 2
