@@ -125,15 +125,17 @@ def _npuc(op, inputs, attrs, n_out):
     return lambda: fn(inputs, attrs, ctx)
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--repeat", type=int, default=30)
+def main(run=None, doc: str = __doc__, repeat: int = 30) -> int:
+    """Parse ``--repeat`` and ``--only`` and call ``run(args)`` (this script's cases by
+    default) with BLAS on one thread."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--repeat", type=int, default=repeat)
     p.add_argument("--only", nargs="*", default=[], help="cases whose label holds a word")
     args = p.parse_args()
     from npuc.compiler.executor import threads
 
     with threads.blas_limit():  # BLAS on one thread for the whole run, as in one execute
-        _run(args)
+        (run or _run)(args)
     return 0
 
 

@@ -12,7 +12,6 @@ and the ratio of the medians and of the bests (npuc / onnxruntime; goal: at or u
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -25,6 +24,7 @@ os.environ["NPUC_BLAS_THREADS"] = "1"
 
 import numpy as np  # noqa: E402
 from bench_kernels_cnn import _ort  # noqa: E402
+from bench_kernels_cnn import main as kernels_main  # noqa: E402
 
 S, V = (2, 128), (2, 197)
 CASES = {
@@ -77,15 +77,7 @@ def _npuc(op, inputs, attrs, products):
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--repeat", type=int, default=20)
-    p.add_argument("--only", nargs="*", default=[], help="cases whose label holds a word")
-    args = p.parse_args()
-    from npuc.compiler.executor import threads
-
-    with threads.blas_limit():  # BLAS on one thread for the whole run, as in one execute
-        _run(args)
-    return 0
+    return kernels_main(_run, __doc__, repeat=20)
 
 
 def _run(args) -> None:
