@@ -56,14 +56,13 @@ def _round_bits(bits: np.ndarray, out: np.ndarray) -> None:
     x, rounded = bits.view(np.float32), out.view(np.float32)
     for lo, hi in _runs(bits.size):
         part = x[lo:hi]
+        # ml_dtypes rounds to nearest even as the bit arithmetic does; only a NaN's
+        # payload may differ...
+        with np.errstate(invalid="ignore"):
+            rounded[lo:hi] = part.astype(ml_dtypes.bfloat16)
         nan = np.isnan(part)
-        if not nan.any():
-            # ml_dtypes rounds to nearest even as the bit arithmetic does
-            rounded[lo:hi] = part.astype(ml_dtypes.bfloat16)
-            continue
-        with np.errstate(invalid="ignore"):  # only a NaN's payload may differ...
-            rounded[lo:hi] = part.astype(ml_dtypes.bfloat16)
-        np.copyto(out[lo:hi], bits[lo:hi], where=nan)  # ...and a NaN is kept as it is
+        if nan.any():
+            np.copyto(out[lo:hi], bits[lo:hi], where=nan)  # ...and a NaN is kept as it is
 
 
 def _low_halves_zero(bits: np.ndarray) -> bool:
