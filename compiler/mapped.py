@@ -17,7 +17,6 @@ import os
 import numpy as np
 
 PIECE_BYTES = 64 << 20
-FRESH_BYTES = 4 << 20  # from this size fresh() maps an array's pages at once
 
 
 def row_pieces(a: np.ndarray, piece_bytes: int | None = None):
@@ -69,7 +68,7 @@ def release(a: np.ndarray) -> None:
     from the file again if used again. Only for arrays never written in place."""
     mm, owner = _mapping(a)
     if mm is None or owner is None or not len(mm):
-        return  # not a file's map: memory (fresh()'s anonymous map) would be lost
+        return  # not a file's map: memory (an anonymous map's pages) would be lost
     lo, hi = _span(a, mm)
     page = mmap.PAGESIZE
     lo -= lo % page
@@ -86,20 +85,6 @@ def release_inputs(node, _results=None) -> None:
         c = getattr(v, "const", None) if v is not None else None
         if isinstance(c, np.ndarray):
             release(c)
-
-
-def fresh(shape, dtype) -> np.ndarray:
-    """An uninitialised array about to be written whole (a weight rounded piece by piece):
-    a large one gets its pages mapped at once (``MAP_POPULATE``), many times cheaper than
-    faulting each page in as it is first written, which dominates making gigabytes of
-    rounded weights on a virtual machine. Freed as any array, when no longer referenced."""
-    dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    flags = getattr(mmap, "MAP_POPULATE", 0)
-    if nbytes < FRESH_BYTES or not flags:
-        return np.empty(shape, dtype)
-    buf = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | flags)
-    return np.frombuffer(buf, dtype).reshape(shape)
 
 
 SPILL_BYTES = 16 << 20  # from this size filled() keeps an array in a temporary file

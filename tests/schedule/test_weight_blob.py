@@ -131,12 +131,3 @@ def test_a_blob_hashed_as_written_has_the_digest_of_its_bytes(writes, tail):
         data += bytes(gap) + chunk
     data += bytes(tail)
     assert hasher.hexdigest(len(data)) == blob_module.digest(bytes(data))
-
-
-def test_a_fresh_array_keeps_what_is_written_when_its_pieces_are_released(monkeypatch):
-    monkeypatch.setattr(mapped, "FRESH_BYTES", 1024)
-    a = mapped.fresh((512, 16), np.float32)
-    a[:] = 3.0
-    mapped.release(a[:100])  # a no-op: the pages are memory, not a file's
-    assert a.shape == (512, 16) and float(a.sum()) == 3.0 * a.size
-    assert mapped.fresh((4,), np.float32).base is None  # small: an ordinary array
