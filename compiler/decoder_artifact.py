@@ -30,8 +30,6 @@ import json
 import os
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from npuc.compiler.bucketed import BucketsResult
 from npuc.ir.errors import NpucError
 
@@ -249,25 +247,9 @@ def _calibration(prefill, decode, target, max_seq: int, given, options: dict) ->
     if precision == "none" or not chip.quant.needs_calibration(precision) or (
             given is not None and str(given).startswith("random:")):
         return given, given
-    prompts = None if given is None else _prompts(prefill, given)
     if given is None:
         options.setdefault("accuracy", None)  # generated prompts say nothing of the answer
-    return served_samples(prefill, decode, max_seq, options.get("batch", 1), prompts=prompts)
-
-
-def _prompts(prefill, given) -> list:
-    """The token ids of each calibration prompt the user gave, read for the prefill model
-    (padded or cut to its prompt length)."""
-    from npuc.compiler.frontend.load import load_model
-    from npuc.compiler.samples import load_samples
-
-    graph = load_model(prefill)
-    samples = load_samples(given, graph)
-    if not samples or any("input_ids" not in s for s in samples):
-        raise NpucError(f"--calibration {given}: a decoder calibrates on prompts; give "
-                        "token ids (a .txt file, one prompt per line) or an .npz of "
-                        "input_ids")
-    return [np.asarray(s["input_ids"], np.int64) for s in samples]
+    return served_samples(prefill, decode, max_seq, options.get("batch", 1), prompts=given)
 
 
 def _light(result, options: dict):

@@ -21,15 +21,18 @@ SAMPLES = 8
 
 
 def served_samples(prefill, decode, max_seq: int, batch: int = 1, count: int = SAMPLES,
-                   seed: int = 0, prompts: list | None = None) -> tuple[list, list]:
+                   seed: int = 0, prompts=None) -> tuple[list, list]:
     """``(prefill samples, decode samples)``, ``count`` of each (random prompts, seeded), or
-    one of each per ``batch`` of ``prompts`` (token ids of a prompt each, ``[1, s]``).
+    one of each per ``batch`` of ``prompts``: token ids of a prompt each (``[1, s]``), or
+    a ``--calibration`` file or folder of them (``.txt``, one prompt per line; an ``.npz``
+    of ``input_ids``), read for the prefill model (padded or cut to its length).
 
     The float prefill model runs on npuc's executor (float32 products), its weights
     mapped from their file and each node's pages given back after it, so that a model's
     float32 weights (6 GB for a 1B model exported in float32) are never all resident; the
     decode model is read for its input names only."""
-    run, inputs, s = _float_model(prefill)
+    run, graph, s = _float_model(prefill)
+    inputs = {v.name for v in graph.inputs}
     if s is None:
         raise NpucError("the prefill model's input_ids has no fixed length; give --shape")
     check_room(s, max_seq)
@@ -37,6 +40,8 @@ def served_samples(prefill, decode, max_seq: int, batch: int = 1, count: int = S
     rng = np.random.default_rng(seed)
     prefill_samples, served = [], []
     if prompts is not None:
+        if not isinstance(prompts, (list, tuple)):
+            prompts = _user_prompts(graph, prompts)
         rows = [np.asarray(p, np.int64).reshape(-1, s) for p in prompts]
         rows = np.concatenate(rows) if rows else np.zeros((0, s), np.int64)
         groups = [rows[i:i + batch] for i in range(0, len(rows) - batch + 1, batch)]
@@ -51,7 +56,7 @@ def served_samples(prefill, decode, max_seq: int, batch: int = 1, count: int = S
         prefill_samples.append(feeds)
         out["logits"] = out["logits"][:, -1]  # the greedy choice reads the last position
         served.append(out)
-    del run
+    del run, graph
     wanted = _input_names(decode)
     decode_samples = []
     last = max_seq - 1
@@ -81,7 +86,7 @@ def check_room(prompt: int, max_seq: int) -> None:
 
 
 def _float_model(model):
-    """``(run, input names, input_ids's fixed length or None)`` of a float model on npuc's
+    """``(run, graph, input_ids's fixed length or None)`` of a float model on npuc's
     executor: ``run(feeds)`` gives every output by name."""
     from npuc.compiler.executor.interpreter import execute
     from npuc.compiler.frontend.load import load_model
@@ -96,7 +101,20 @@ def _float_model(model):
 
     def run(feeds: dict) -> dict:
         return execute(graph, feeds, products="float32", observe=release_inputs)
-    return run, set(inputs), length
+    return run, graph, length
+
+
+def _user_prompts(graph, given) -> list:
+    """The token ids of each calibration prompt in ``given`` (a path), read for
+    ``graph``, the prefill model."""
+    from npuc.compiler.samples import load_samples
+
+    samples = load_samples(given, graph)
+    if not samples or any("input_ids" not in s for s in samples):
+        raise NpucError(f"--calibration {given}: a decoder calibrates on prompts; give "
+                        "token ids (a .txt file, one prompt per line) or an .npz of "
+                        "input_ids")
+    return [np.asarray(s["input_ids"], np.int64) for s in samples]
 
 
 def _input_names(model) -> set:
