@@ -109,7 +109,7 @@ def filled(shape, dtype, fill) -> np.ndarray:
         for lo, hi in row_pieces(out):
             fill(lo, hi, out if out.ndim == 0 else out[lo:hi])
         return out
-    row = nbytes // shape[0] if shape[0] else 0
+    row = nbytes // shape[0]  # not 0: the array is large
     scratch = None
     with tempfile.TemporaryFile() as f:
         for lo, hi in _runs(shape[0], row, PIECE_BYTES):

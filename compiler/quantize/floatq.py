@@ -159,20 +159,20 @@ def fp8_weight(c: np.ndarray, axis: int | None):
 def _fp8_weight(c: np.ndarray, axis: int | None):
     from npuc.compiler.mapped import filled, release, row_pieces
 
-    amax = None
+    rows, amax = [], None  # per piece along axis 0; else reduced over the pieces
     for lo, hi in row_pieces(c):
         piece = np.abs(c if c.ndim == 0 else c[lo:hi])
-        if axis is None:
-            m = piece.max() if piece.size else np.float32(0)
-        elif axis == 0:
-            m = piece.reshape(piece.shape[0], -1).max(axis=1)
-        else:
-            m = np.moveaxis(piece, axis, 0).reshape(piece.shape[axis], -1).max(axis=1)
         if axis == 0:
-            amax = m if amax is None else np.concatenate([amax, m])
+            rows.append(piece.reshape(piece.shape[0], -1).max(axis=1))
         else:
+            if axis is None:
+                m = piece.max() if piece.size else np.float32(0)
+            else:
+                m = np.moveaxis(piece, axis, 0).reshape(piece.shape[axis], -1).max(axis=1)
             amax = m if amax is None else np.maximum(amax, m)
         release(c if c.ndim == 0 else c[lo:hi])
+    if rows:
+        amax = np.concatenate(rows)
     scale = fp8_scale(amax if amax is not None else 0.0)
     shape = [1] * c.ndim
     if axis is not None:
