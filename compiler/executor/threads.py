@@ -42,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import threading
 
 _done = False
 _blas = None  # threadpoolctl's controller of the BLAS libraries, or None
@@ -140,9 +141,11 @@ def parallel(fn, count: int) -> None:
     """``fn(i)`` for ``i`` in ``range(count)``, on npuc's pool of :func:`compute_threads`
     threads (inline when that is one, or for one item). The first exception is raised
     after every item ended. ``fn`` must release the GIL for most of its time (numpy's
-    products and casts, ``nogil`` Numba functions)."""
+    products and casts, ``nogil`` Numba functions). Called from one of the pool's own
+    threads (a kernel run inside another's task), the items run inline: a task waiting
+    for tasks queued behind it would wait forever."""
     size = min(compute_threads(), count)
-    if size <= 1:
+    if size <= 1 or threading.current_thread().name.startswith("npuc"):
         for i in range(count):
             fn(i)
         return
