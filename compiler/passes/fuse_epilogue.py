@@ -97,6 +97,11 @@ class FuseActivation(Rule):
             return _clip_bounds(m)[1]
 
     def rewrite(self, m, b):
+        return self.fused(m, b, m.root.outputs[0].type)
+
+    @staticmethod
+    def fused(m, b, out_type):
+        """The matched producer as its npuc Fused operator with the root's activation."""
         act, params = _activation(m)
         fused = PRODUCERS.get(m.p.op_type, m.p.op_type)
         attrs = {k: v for k, v in m.p.attrs.items() if k not in ("activation",
@@ -104,8 +109,8 @@ class FuseActivation(Rule):
         attrs["activation"] = act
         if params:
             attrs["activation_params"] = [float(x) for x in params]
-        return b.op(fused, m.a, m.w, m.c, domain="npuc", name=m.p.name,
-                    out_type=m.root.outputs[0].type, **attrs)
+        return b.op(fused, m.a, m.w, m.c, domain="npuc", name=m.p.name, out_type=out_type,
+                    **attrs)
 
 
 class FuseActivationThroughReshape(FuseActivation):
@@ -118,15 +123,7 @@ class FuseActivationThroughReshape(FuseActivation):
         _producer_patterns("Clip", ", lo?, hi?", reshaped=True))
 
     def rewrite(self, m, b):
-        act, params = _activation(m)
-        fused = PRODUCERS.get(m.p.op_type, m.p.op_type)
-        attrs = {k: v for k, v in m.p.attrs.items() if k not in ("activation",
-                                                                "activation_params")}
-        attrs["activation"] = act
-        if params:
-            attrs["activation_params"] = [float(x) for x in params]
-        y = b.op(fused, m.a, m.w, m.c, domain="npuc", name=m.p.name,
-                 out_type=m.p.outputs[0].type, **attrs)
+        y = self.fused(m, b, m.p.outputs[0].type)
         return b.op("Reshape", y, m.s, name=m.r.name, out_type=m.root.outputs[0].type,
                     **m.r.attrs)
 
