@@ -2,7 +2,7 @@
 
     python benchmarks/bench_executor.py [resnet50 mobilenetv2 bert-base gpt2 vit-base]
         [--exporter torchscript dynamo] [--repeat N] [--threads T] [--batch B]
-        [--profile] [--zoo]
+        [--profile] [--zoo] [--busy N]
 
 Models come from ``benchmarks/models/`` (written by ``benchmarks/export_models.py``:
 ``<name>-<exporter>.onnx`` and ``<name>.inputs.npz``); ``--zoo`` times npuc's built-in zoo
@@ -19,7 +19,8 @@ the medians and of the bests to onnxruntime's, and the largest relative differen
 outputs from onnxruntime's; then the first npuc run (Numba compilation or cache load),
 the optimizer's time and the load average before and after. ``--profile`` adds npuc's
 five slowest operator types per model and graph (float32 products, one run),
-``--reference`` onnx.reference's time.
+``--reference`` onnx.reference's time, ``--busy N`` runs N CPU-bound processes beside the
+benchmark (a loaded machine, reproducibly).
 Goal: every float32 ratio at or under 1.2x.
 """
 
@@ -94,7 +95,31 @@ def main() -> int:
     p.add_argument("--zoo", action="store_true", help="npuc's zoo models (one build each)")
     p.add_argument("--reference", action="store_true",
                    help="also time onnx.reference (slow; best of 2) against npuc")
+    p.add_argument("--busy", type=int, default=0, metavar="N",
+                   help="run N CPU-bound neighbours (one-thread float32 products) for the "
+                        "whole benchmark: a loaded machine that can be reproduced")
     args = p.parse_args()
+    neighbours = [_busy_neighbour() for _ in range(args.busy)]
+    try:
+        return _run(args)
+    finally:
+        for proc in neighbours:
+            proc.kill()
+            proc.wait()
+
+
+def _busy_neighbour():
+    """A separate process multiplying float32 matrices on one thread until killed."""
+    import subprocess
+
+    code = ("import numpy as np\n"
+            "a = np.full((512, 512), 1 / 512, np.float32)\n"  # a @ a == a, exactly
+            "while True: a = a @ a\n")
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-c", code], env=env)
+
+
+def _run(args) -> int:
     os.environ["NPUC_BLAS_THREADS"] = str(args.threads)
 
     import npuc
@@ -103,6 +128,7 @@ def main() -> int:
 
     load0 = os.getloadavg()
     print(f"{os.cpu_count()} cores, {args.threads} threads for both, batch {args.batch}, "
+          f"{args.busy} busy neighbours, "
           f"load average {load0[0]:.2f} at start; milliseconds, best / median of "
           f"{args.repeat} interleaved runs")
     print(f"{'model':24s} {'first':>6s} {'opt':>3s} {'products':>8s} {'npuc':>15s} {'onnxruntime':>15s} "
