@@ -24,7 +24,7 @@ from .. import threads
 from . import accumulate, kernel
 from .checks import accepts, unsupported
 from .conv_columns import conv2d_columns
-from .epilogue import Epilogue
+from .epilogue import Epilogue, bias_clamp
 from .windows import col2im_add, conv_geometry, conv_out_shape, im2col, pad_phases
 
 
@@ -103,26 +103,12 @@ def _depthwise_planes(x, w, out, c0, c1, sh, sw, ph, pw, dh, dw, mult, zero, bia
                 else:
                     _taps_in_threes(flat, taps, k, acc, m)
                 if len(bias) or lo <= hi:
-                    _bias_clamp(acc, bias[oc] if len(bias) else zero, len(bias) > 0, lo, hi)
+                    bias_clamp(acc, 0, m, 1, m, bias[oc:oc + 1] if len(bias) else bias, bias[:0],
+                               lo, hi)
                 for i in range(oh):  # slices, whose unit steps let the copy vectorise
                     orow, arow = out[b, oc, i], acc[i * ul:i * ul + ow]
                     for j in range(ow):
                         orow[j] = arow[j]
-
-
-@nb.njit(cache=True, nogil=True)
-def _bias_clamp(acc, bias, add, lo, hi):
-    """acc + bias (when ``add``), then clamped to [lo, hi] as the Clip kernel clamps
-    (NaN stays NaN, an equal bound wins) unless ``lo > hi``."""
-    clamp = lo <= hi
-    for e in range(len(acc)):
-        v = acc[e] + bias if add else acc[e]
-        if clamp:
-            if not (v > lo or v != v):
-                v = lo
-            if not (v < hi or v != v):
-                v = hi
-        acc[e] = v
 
 
 @nb.njit(cache=True, nogil=True)

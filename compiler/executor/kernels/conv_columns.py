@@ -4,10 +4,12 @@ An im2col of the whole image is a ``K x H*W`` buffer of many megabytes, written 
 read back by the product from memory, and a bias or an activation after the product is
 one more pass over the output. Here each task of npuc's pool takes one block of output
 positions (columns) of one image and group, and one block of output channels (rows):
-it gathers only that block's columns into a small per-thread buffer (sized for the L2
-cache), multiplies it by the weight rows in one BLAS call, and applies the epilogue (bias
-and activation, :class:`~.epilogue.Epilogue`) to the finished tile while it is in cache.
-A 1x1 convolution with unit strides and no padding reads its columns in place.
+it gathers only that block's columns into a per-thread buffer of a few megabytes (in
+L3: BLAS packs it into L2 itself, and narrower blocks would have BLAS repack the whole
+weight matrix once per block), multiplies it by the weight rows in one BLAS call, and
+applies the epilogue (bias and activation, :class:`~.epilogue.Epilogue`) to the finished
+tile while it is in cache. A 1x1 convolution with unit strides and no padding reads its
+columns in place.
 
 The blocks are a function of the shapes alone (:func:`column_blocks`,
 :func:`row_blocks`), so the float32 sums, cut into BLAS calls the same way on any thread
@@ -24,16 +26,16 @@ import numpy as np
 from .. import threads
 from .windows import _copy_every
 
-COLUMN_BYTES = 1 << 18  # the gathered columns of one block: about a quarter of L2
-MIN_COLUMNS, MAX_COLUMNS = 64, 512  # fewer repack the weights too often (speed only)
-MAX_ROWS = 256  # output channels of one BLAS call
+COLUMN_BYTES = 1 << 22  # the gathered columns and result rows of one block (in L3)
+MIN_COLUMNS, MAX_COLUMNS = 512, 4096  # narrower blocks repack the weights too often
+MAX_ROWS = 512  # output channels of one BLAS call
 
 
-def column_blocks(p: int, k: int) -> list[tuple[int, int]]:
-    """The blocks ``[p0, p1)`` of ``p`` output positions whose ``k`` gathered rows each
-    take about :data:`COLUMN_BYTES`: balanced, widths a multiple of 16 (BLAS's vector
-    width) but the last."""
-    width = min(MAX_COLUMNS, max(MIN_COLUMNS, COLUMN_BYTES // (4 * max(k, 1))))
+def column_blocks(p: int, k: int, m: int) -> list[tuple[int, int]]:
+    """The blocks ``[p0, p1)`` of ``p`` output positions whose ``k`` gathered rows and
+    ``m`` result rows each take about :data:`COLUMN_BYTES`: balanced, widths a multiple
+    of 16 (BLAS's vector width) but the last."""
+    width = min(MAX_COLUMNS, max(MIN_COLUMNS, COLUMN_BYTES // (4 * max(k + m, 1))))
     per = -(-p // -(-p // width)) if p else 1
     width = min(p, -(-per // 16) * 16) or 1
     return [(p0, min(p, p0 + width)) for p0 in range(0, max(p, 1), width)]
@@ -69,9 +71,12 @@ def conv2d_columns(x, w, out, strides, pads, dilations, group, epilogue=None) ->
     wm = w.reshape(group, mg, k)
     wm = wm if wm.dtype == np.float32 else wm.astype(np.float32)
     pointwise = kh == kw == 1 and not any(pads) and list(strides) == [1, 1]
-    flat = x.reshape(n, c, h * wd) if pointwise else None
+    xs = x.reshape(n, c, h * wd) if pointwise else None
     o = out.reshape(n, m, p)
-    cols, rows = column_blocks(p, k), row_blocks(mg)
+    flat = out.reshape(-1)
+    fast = epilogue is not None and epilogue.fast()
+    rows = row_blocks(mg)
+    cols = column_blocks(p, k, rows[0][1])
     per_image = group * len(cols) * len(rows)
 
     def task(i):
@@ -79,7 +84,7 @@ def conv2d_columns(x, w, out, strides, pads, dilations, group, epilogue=None) ->
         g, rest = divmod(rest, len(cols) * len(rows))
         (p0, p1), (r0, r1) = cols[rest // len(rows)], rows[rest % len(rows)]
         if pointwise:
-            src = flat[b, g * cg:(g + 1) * cg, p0:p1]
+            src = xs[b, g * cg:(g + 1) * cg, p0:p1]
         else:
             src = _scratch(k * (p1 - p0)).reshape(k, p1 - p0)
             _gather(x, src, b, g * cg, kh, kw, p0, ow, strides[0], strides[1], pads[0], pads[1],
@@ -87,7 +92,9 @@ def conv2d_columns(x, w, out, strides, pads, dilations, group, epilogue=None) ->
         r0, r1 = g * mg + r0, g * mg + r1
         tile = o[b, r0:r1, p0:p1]
         np.matmul(wm[g, r0 - g * mg:r1 - g * mg], src, out=tile)
-        if epilogue is not None:
+        if fast:
+            epilogue.span(flat, (b * m + r0) * p + p0, p, r0, r1, p0, p1 - p0)
+        elif epilogue is not None:
             epilogue(tile, (b,), slice(r0, r1), slice(p0, p1), o.shape)
 
     threads.parallel(task, n * per_image)
