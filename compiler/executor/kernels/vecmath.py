@@ -201,3 +201,41 @@ def gelu(x: np.ndarray, tanh_form: bool, in_place: bool = False) -> np.ndarray:
 def fast() -> bool:
     """True in a run with float32 products, where these functions replace numpy's."""
     return threads.products() == "float32"
+
+
+# activations an epilogue applies in the same pass as its bias
+ACTIVATIONS = {"": 0, "Gelu": 1, "GeluTanh": 2}
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _bias_activation(flat, stride, rows, cols, bias, has_bias, code):
+    """Rows ``flat[r * stride : r * stride + cols]`` for ``r < rows``: plus ``bias`` (when
+    ``has_bias``), then activation ``code`` (:data:`ACTIVATIONS`), in place."""
+    for r in range(rows):
+        base = r * stride
+        if has_bias:
+            for i in range(cols):
+                flat[base + i] = flat[base + i] + bias[i]
+        if code == 1:
+            for i in range(cols):
+                flat[base + i] = _gelu(flat[base + i], False)
+        elif code == 2:
+            for i in range(cols):
+                flat[base + i] = _gelu(flat[base + i], True)
+
+
+def bias_activation(tile: np.ndarray, bias: np.ndarray | None, activation: str) -> None:
+    """``tile`` (a float32 matrix whose rows are contiguous, such as a block of a larger
+    matrix) plus ``bias`` (float32, one per column, or None), then ``activation`` (one of
+    :data:`ACTIVATIONS`), in place, in one pass over each row; each element's numbers are
+    those of a float32 Add followed by the activation's kernel in a float32-products run."""
+    rows, cols = tile.shape
+    if not rows or not cols:
+        return
+    stride = tile.strides[0] // 4
+    # the rows as one flat array (a loop over a 2-D view with unknown strides would not
+    # vectorise); the gaps between the rows are never touched
+    flat = np.lib.stride_tricks.as_strided(tile, shape=((rows - 1) * stride + cols,),
+                                           strides=(4,))
+    b = bias if bias is not None else np.zeros(1, np.float32)
+    _bias_activation(flat, stride, rows, cols, b, bias is not None, ACTIVATIONS[activation])
