@@ -212,16 +212,16 @@ def _bias_activation(flat, stride, rows, cols, bias, has_bias, code):
     """Rows ``flat[r * stride : r * stride + cols]`` for ``r < rows``: plus ``bias`` (when
     ``has_bias``), then activation ``code`` (:data:`ACTIVATIONS`), in place."""
     for r in range(rows):
-        base = r * stride
+        row = flat[r * stride:r * stride + cols]  # a slice: indices the loop knows are >= 0
         if has_bias:
             for i in range(cols):
-                flat[base + i] = flat[base + i] + bias[i]
+                row[i] = row[i] + bias[i]
         if code == 1:
             for i in range(cols):
-                flat[base + i] = _gelu(flat[base + i], False)
+                row[i] = _gelu(row[i], False)
         elif code == 2:
             for i in range(cols):
-                flat[base + i] = _gelu(flat[base + i], True)
+                row[i] = _gelu(row[i], True)
 
 
 def bias_activation(tile: np.ndarray, bias: np.ndarray | None, activation: str) -> None:
