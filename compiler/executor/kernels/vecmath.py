@@ -210,27 +210,40 @@ ACTIVATIONS = {"": 0, "Gelu": 1, "GeluTanh": 2}
 @njit(cache=True, error_model="numpy", nogil=True)
 def _bias_activation(flat, stride, rows, cols, bias, has_bias, code):
     """Rows ``flat[r * stride : r * stride + cols]`` for ``r < rows``: plus ``bias`` (when
-    ``has_bias``), then activation ``code`` (:data:`ACTIVATIONS`), in place."""
+    ``has_bias``), then activation ``code`` (:data:`ACTIVATIONS`), in place, one loop per
+    row (a slice, whose indices the loop knows are not negative: it vectorises)."""
     for r in range(rows):
-        row = flat[r * stride:r * stride + cols]  # a slice: indices the loop knows are >= 0
-        if has_bias:
+        row = flat[r * stride:r * stride + cols]
+        if code == 0:
             for i in range(cols):
                 row[i] = row[i] + bias[i]
-        if code == 1:
+        elif has_bias:
+            if code == 1:
+                for i in range(cols):
+                    row[i] = _gelu(row[i] + bias[i], False)
+            else:
+                for i in range(cols):
+                    row[i] = _gelu(row[i] + bias[i], True)
+        elif code == 1:
             for i in range(cols):
                 row[i] = _gelu(row[i], False)
-        elif code == 2:
+        else:
             for i in range(cols):
                 row[i] = _gelu(row[i], True)
 
 
 def bias_activation(tile: np.ndarray, bias: np.ndarray | None, activation: str) -> None:
-    """``tile`` (a float32 matrix whose rows are contiguous, such as a block of a larger
-    matrix) plus ``bias`` (float32, one per column, or None), then ``activation`` (one of
-    :data:`ACTIVATIONS`), in place, in one pass over each row; each element's numbers are
-    those of a float32 Add followed by the activation's kernel in a float32-products run."""
+    """``tile`` (a float32 matrix, such as a block of a larger one) plus ``bias`` (float32,
+    one per column, or None), then ``activation`` (one of :data:`ACTIVATIONS`), in place,
+    in one pass over each row; each element's numbers are those of a float32 Add followed
+    by the activation's kernel in a float32-products run."""
     rows, cols = tile.shape
-    if not rows or not cols:
+    if not rows or not cols or (bias is None and not activation):
+        return
+    if tile.strides[1] != 4 or tile.strides[0] % 4 or tile.strides[0] < 4 * cols:
+        work = np.ascontiguousarray(tile)
+        bias_activation(work, bias, activation)
+        tile[...] = work
         return
     stride = tile.strides[0] // 4
     # the rows as one flat array (a loop over a 2-D view with unknown strides would not
