@@ -14,6 +14,10 @@ def add_parser(sub):
     p.add_argument("--profile", action="store_true", help="print time per operator type")
     p.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="run N times and report the fastest (default 1)")
+    p.add_argument("-O", dest="opt_level", type=int, default=2, choices=[0, 1, 2, 3],
+                   metavar="N", help="optimize the graph first, as compile does, at level 0-3 "
+                                     "(default 2: fused epilogues, GELU, LayerNorm, attention; "
+                                     "-O0 runs the graph as imported)")
     p.add_argument("--products", choices=("float32", "float64"), default="float32",
                    help="float products (MatMul, Gemm, Conv, attention): float32 as "
                         "onnxruntime computes them (default), or float64, the IR's "
@@ -36,6 +40,10 @@ def run(args) -> int:
     if args.output:
         check_output_file(args.output)  # before any work
     graph = load_model(args.model)
+    if args.opt_level:
+        from npuc.compiler.passes.manager import optimize
+
+        graph = optimize(graph, level=args.opt_level, copy=False)
     if args.inputs is not None:
         inputs = load_inputs(args.inputs)
     else:

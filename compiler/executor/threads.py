@@ -41,7 +41,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import itertools
 import os
+import threading
 
 from npuc.compiler.executor import scipy_blas
 
@@ -142,9 +144,12 @@ _pool_key = None  # (process id, size): a forked child or a new size makes a new
 
 def parallel(fn, count: int) -> None:
     """``fn(i)`` for ``i`` in ``range(count)``, on npuc's pool of :func:`compute_threads`
-    threads (inline when that is one, or for one item). The first exception is raised
-    after every item ended. ``fn`` must release the GIL for most of its time (numpy's
-    products and casts, ``nogil`` Numba functions)."""
+    threads, the calling thread one of them (inline when that is one, or for one item).
+    The first exception is raised after every item ended. ``fn`` must release the GIL
+    for most of its time (numpy's products and casts, ``nogil`` Numba functions).
+    While the pool runs one call's items, another call (a kernel run inside an item, or
+    a second thread of the user's) runs its items inline: it can never wait for items
+    queued behind its own."""
     size = min(compute_threads(), count)
     if size <= 1:
         for i in range(count):
@@ -153,18 +158,97 @@ def parallel(fn, count: int) -> None:
     global _pool, _pool_key
     key = (os.getpid(), compute_threads())
     if _pool_key != key:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _pool = ThreadPoolExecutor(max_workers=key[1], thread_name_prefix="npuc")
+        if _pool is not None and _pool_key[0] == key[0]:
+            _pool.close()
+        _pool = _Pool(key[1])
         _pool_key = key
-    from concurrent.futures import wait
+    _pool.run(fn, count)
 
-    # each item runs in a copy of the caller's context (one context cannot be entered by
-    # two threads at once), so the kernels see the run's product precision
-    futures = [_pool.submit(contextvars.copy_context().run, fn, i) for i in range(count)]
-    wait(futures)
-    for f in futures:
-        f.result()
+
+class _Job:
+    """One call's items: every thread of the pool takes the next index until none is
+    left (a slowed thread leaves its share to the others)."""
+
+    __slots__ = ("fn", "count", "next", "left", "lock", "done", "error", "context")
+
+    def __init__(self, fn, count: int):
+        self.fn, self.count = fn, count
+        self.next = itertools.count()  # atomic under the GIL: each index is taken once
+        self.left = count
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        # the pool's threads run items in copies of the caller's context (one context
+        # cannot be entered by two threads at once): the kernels see the run's product
+        # precision
+        self.context = contextvars.copy_context()
+
+    def work(self) -> None:
+        finished = 0
+        for i in self.next:
+            if i >= self.count:
+                break
+            try:
+                self.fn(i)
+            except BaseException as e:  # raised by the caller once every item ended
+                if self.error is None:
+                    self.error = e
+            finished += 1
+        if finished:
+            with self.lock:
+                self.left -= finished
+                if self.left == 0:
+                    self.done.set()
+
+
+class _Pool:
+    """``size - 1`` threads that sleep on a condition (never spin) until a call hands
+    them items; the calling thread works on the same items meanwhile, so a call costs
+    no hand-off when the others are slow to wake (tens of microseconds where
+    ``concurrent.futures`` took hundreds under load)."""
+
+    def __init__(self, size: int):
+        self.cond = threading.Condition()
+        self.job: _Job | None = None
+        self.generation = 0
+        self.closed = False
+        self.busy = threading.Lock()
+        for k in range(size - 1):
+            threading.Thread(target=self._serve, name=f"npuc-{k}", daemon=True).start()
+
+    def _serve(self) -> None:
+        seen = 0
+        while True:
+            with self.cond:
+                while self.generation == seen and not self.closed:
+                    self.cond.wait()
+                if self.closed:
+                    return
+                seen, job = self.generation, self.job
+            job.context.copy().run(job.work)
+
+    def run(self, fn, count: int) -> None:
+        if not self.busy.acquire(blocking=False):  # nested, or a second user thread
+            for i in range(count):
+                fn(i)
+            return
+        try:
+            job = _Job(fn, count)
+            with self.cond:
+                self.job = job
+                self.generation += 1
+                self.cond.notify_all()
+            job.work()
+            job.done.wait()
+        finally:
+            self.busy.release()
+        if job.error is not None:
+            raise job.error
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
 
 
 @contextlib.contextmanager

@@ -4,9 +4,10 @@
 - ``Add(MatMul(a, w), c)`` with ``c`` a constant on the last axis is ``npuc::FusedMatMul``
   with a bias (what a Linear layer exports to);
 - an activation after a Conv, Gemm or MatMul (plain or already fused, without an
-  activation yet) becomes the ``activation`` of ``npuc::FusedConv``, ``FusedGemm`` or
-  ``FusedMatMul``: Relu, LeakyRelu, Clip (constant bounds), Sigmoid, Tanh, HardSigmoid,
-  HardSwish, Elu, Gelu (ONNX or npuc, both approximations).
+  activation yet), or after a Reshape of one, becomes the ``activation`` of
+  ``npuc::FusedConv``, ``FusedGemm`` or ``FusedMatMul``: Relu, LeakyRelu, Clip (constant
+  bounds), Sigmoid, Tanh, HardSigmoid, HardSwish, Elu, Gelu (ONNX or npuc, both
+  approximations).
 
 An NPU runs the epilogue on the accumulator as it drains, so the activation costs no
 pass over memory; that is why these fusions come last in ``-O2``.
@@ -29,11 +30,12 @@ ACTIVATIONS = ["Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish
                "Gelu", "npuc::Gelu"]
 
 
-def _producer_patterns(act: str, extra: str = "") -> list[str]:
+def _producer_patterns(act: str, extra: str = "", reshaped: bool = False) -> list[str]:
     pats = []
     for op, fused in PRODUCERS.items():
-        pats.append(f"{act}(p:{op}(a, w, c?){extra})")
-        pats.append(f"{act}(p:npuc::{fused}(a, w, c?){extra})")
+        for producer in (f"p:{op}(a, w, c?)", f"p:npuc::{fused}(a, w, c?)"):
+            inner = f"r:Reshape({producer}, s)" if reshaped else producer
+            pats.append(f"{act}({inner}{extra})")
     return pats
 
 
@@ -95,6 +97,11 @@ class FuseActivation(Rule):
             return _clip_bounds(m)[1]
 
     def rewrite(self, m, b):
+        return self.fused(m, b, m.root.outputs[0].type)
+
+    @staticmethod
+    def fused(m, b, out_type):
+        """The matched producer as its npuc Fused operator with the root's activation."""
         act, params = _activation(m)
         fused = PRODUCERS.get(m.p.op_type, m.p.op_type)
         attrs = {k: v for k, v in m.p.attrs.items() if k not in ("activation",
@@ -102,8 +109,23 @@ class FuseActivation(Rule):
         attrs["activation"] = act
         if params:
             attrs["activation_params"] = [float(x) for x in params]
-        return b.op(fused, m.a, m.w, m.c, domain="npuc", name=m.p.name,
-                    out_type=m.root.outputs[0].type, **attrs)
+        return b.op(fused, m.a, m.w, m.c, domain="npuc", name=m.p.name, out_type=out_type,
+                    **attrs)
+
+
+class FuseActivationThroughReshape(FuseActivation):
+    """An activation after a Reshape of a Conv, Gemm or MatMul becomes the producer's
+    epilogue, the Reshape after it (an elementwise function commutes with a Reshape).
+    GPT-2's Conv1D exports as ``Reshape(Gemm(Reshape(x)))`` before its GELU."""
+
+    pattern = tuple(p for act in ACTIVATIONS
+                    for p in _producer_patterns(act, "", reshaped=True)) + tuple(
+        _producer_patterns("Clip", ", lo?, hi?", reshaped=True))
+
+    def rewrite(self, m, b):
+        y = self.fused(m, b, m.p.outputs[0].type)
+        return b.op("Reshape", y, m.s, name=m.r.name, out_type=m.root.outputs[0].type,
+                    **m.r.attrs)
 
 
 def _clip_bounds(m):
@@ -146,7 +168,8 @@ class FuseEpilogue(Pass):
     name = "fuse-epilogue"
 
     def run(self, graph: Graph) -> bool:
-        count = apply_rules(graph, [ConvBias(), MatMulBias(), FuseActivation()], self.name)
+        count = apply_rules(graph, [ConvBias(), MatMulBias(), FuseActivation(),
+                                    FuseActivationThroughReshape()], self.name)
         if count:
             graph.opset.setdefault("npuc", 1)
         return count > 0

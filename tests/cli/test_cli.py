@@ -49,21 +49,25 @@ def test_run_writes_outputs(tmp_path, capsys):
     assert "peak intermediate memory" in capsys.readouterr().out
 
 
-def test_run_multiplies_in_float32_unless_asked_for_the_float64_definition(tmp_path):
+def test_run_optimizes_and_multiplies_in_float32_unless_asked_otherwise(tmp_path):
     import npuc
     from npuc import zoo
     from npuc.compiler.executor.interpreter import execute
+    from npuc.compiler.passes.manager import optimize
 
     feeds = zoo.sample_inputs("bert-tiny", batch=2)
     np.savez(tmp_path / "in.npz", **feeds)
     graph = npuc.load_model(zoo.build("bert-tiny"))
+    optimized = optimize(graph, level=2)
+    assert len(list(optimized.nodes)) < len(list(graph.nodes))
     for mode in ("float32", "float64"):
-        args = ["run", "zoo:bert-tiny", "--inputs", str(tmp_path / "in.npz"), "-o",
-                str(tmp_path / f"{mode}.npz")]
-        assert main(args + ([] if mode == "float32" else ["--products", "float64"])) == 0
-        got = np.load(tmp_path / f"{mode}.npz")
-        want = execute(graph, feeds, products=mode)
-        assert all(np.array_equal(got[k], v) for k, v in want.items())
+        for level, ran in (("2", optimized), ("0", graph)):
+            args = ["run", "zoo:bert-tiny", "--inputs", str(tmp_path / "in.npz"), "-o",
+                    str(tmp_path / f"{mode}{level}.npz"), "-O", level]
+            assert main(args + ([] if mode == "float32" else ["--products", "float64"])) == 0
+            got = np.load(tmp_path / f"{mode}{level}.npz")
+            want = execute(ran, feeds, products=mode)
+            assert all(np.array_equal(got[k], v) for k, v in want.items())
     with pytest.raises(SystemExit) as e:
         main(["run", "zoo:bert-tiny", "--products", "float16"])
     assert e.value.code == 2

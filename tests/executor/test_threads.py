@@ -96,3 +96,39 @@ def test_a_large_right_hand_matrix_in_column_blocks_equals_the_whole_product(
     assert calls == [1, 1] and got.dtype == whole.dtype
     np.testing.assert_array_equal(got.astype(np.float64), whole.astype(np.float64))
     np.testing.assert_array_equal(out.astype(np.float64), whole.astype(np.float64))
+
+
+def test_the_pool_runs_items_on_two_threads_in_the_callers_context(monkeypatch):
+    import threading
+
+    monkeypatch.setenv("NPUC_BLAS_THREADS", "2")
+    meet = threading.Barrier(2, timeout=30)  # broken unless two threads hold items at once
+    seen = []
+
+    def fn(i):
+        if i < 2:
+            meet.wait()
+        seen.append((threading.get_ident(), threads.products()))
+
+    with threads.product_precision("float32"):
+        threads.parallel(fn, 8)
+    assert len(seen) == 8 and {p for _, p in seen} == {"float32"}
+    assert len({t for t, _ in seen}) == 2
+
+
+def test_parallel_work_inside_an_item_or_from_a_second_thread_runs_inline(monkeypatch):
+    import threading
+
+    monkeypatch.setenv("NPUC_BLAS_THREADS", "2")
+    out = np.zeros((6, 5))
+
+    def outer(i):
+        threads.parallel(lambda j: out.__setitem__((i, j), i * 10 + j), 5)
+
+    users = [threading.Thread(target=threads.parallel, args=(outer, 6)) for _ in range(2)]
+    for t in users:
+        t.start()
+    for t in users:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in users)
+    assert np.array_equal(out, np.arange(6)[:, None] * 10 + np.arange(5))
