@@ -7,8 +7,10 @@ import numba
 import numpy as np
 
 from npuc.compiler import ops  # noqa: F401  (npuc's own operators and their kernels)
+from npuc.compiler.executor import scipy_blas
 from npuc.compiler.executor.kernels import load_all
 
+scipy_blas.load()
 load_all()
 
 

@@ -45,6 +45,8 @@ import itertools
 import os
 import threading
 
+from npuc.compiler.executor import scipy_blas
+
 _done = False
 _blas = None  # threadpoolctl's controller of the BLAS libraries, or None
 _depth = 0  # nesting of blas_limit() (function bodies and subgraphs run execute again)
@@ -56,6 +58,8 @@ def configure() -> None:
     if _done:
         return
     _done = True
+    # before Numba's first compilation or cache load, which would import scipy.linalg
+    scipy_blas.load()
     try:
         import numba
 

@@ -19,6 +19,7 @@ import zlib
 import numpy as np
 import onnx
 
+from npuc.compiler.zoo import draws as draw_cache
 from npuc.compiler.zoo.builder import OPSET, GraphBuilder, parameter_count
 from npuc.compiler.zoo.inputs import make_inputs, specs_of
 from npuc.compiler.zoo.registry import ENTRIES, Entry
@@ -49,8 +50,26 @@ def build(name: str, batch: int | None = None, arrays: dict | None = None,
     entry = _entry(name)
     config = _configure(name, entry, options)
     # The seed depends on the name only, so a model is the same on every call.
-    builder = GraphBuilder(seed=zlib.crc32(name.encode()), batch=batch, arrays=arrays)
+    seed = zlib.crc32(name.encode())
+    # a compile's build (the weights kept beside the proto) replays its draws from the
+    # user's cache when it has them (see .draws): the same model, without drawing again
+    draws = draw_cache.open_draws(name, options, seed) if arrays is not None else None
+    try:
+        return _build(name, entry, config, seed, batch, arrays, draws)
+    except draw_cache.Mismatch:
+        arrays.clear()
+        draws = draw_cache.Draws(draws.path, draws.header)
+        return _build(name, entry, config, seed, batch, arrays, draws)
+    finally:
+        if draws is not None:
+            draws.abandon()
+
+
+def _build(name, entry, config, seed, batch, arrays, draws) -> onnx.ModelProto:
+    builder = GraphBuilder(seed=seed, batch=batch, arrays=arrays, draws=draws)
     entry.family.build(builder, config)
+    if draws is not None:
+        draws.finish()
     return builder.model(name.replace("-", "_"), doc=entry.summary,
                          opset=getattr(config, "opset", OPSET))
 

@@ -39,8 +39,12 @@ class GraphBuilder:
     called in the same order gives byte-identical models.
     """
 
-    def __init__(self, seed: int, batch: int | None = None, arrays: dict | None = None):
+    def __init__(self, seed: int, batch: int | None = None, arrays: dict | None = None,
+                 draws=None):
         self.rng = np.random.default_rng(seed)
+        # a :class:`~npuc.compiler.zoo.draws.Draws`: every draw goes through it (replayed
+        # from the cache instead of drawn, or recorded for it)
+        self.draws = draws
         # When given, parameters of more than ARRAY_SIDE_LIMIT values are put here rather
         # than copied into the proto (see :meth:`param`).
         self.arrays = arrays
@@ -159,15 +163,25 @@ class GraphBuilder:
     # -- weights --------------------------------------------------------------------------
     def normal(self, shape: Sequence[int], std: float, mean: float = 0.0) -> np.ndarray:
         """float32 samples of N(mean, std²); drawn in float32 so big models build fast."""
-        array = self.rng.standard_normal(tuple(shape), dtype=np.float32)
-        array *= np.float32(std)
-        if mean:
-            array += np.float32(mean)
-        return array
+        def draw():
+            array = self.rng.standard_normal(tuple(shape), dtype=np.float32)
+            array *= np.float32(std)
+            if mean:
+                array += np.float32(mean)
+            return array
+        return self._draw(["normal", shape, std, mean], draw)
 
     def uniform(self, shape: Sequence[int], low: float, high: float) -> np.ndarray:
         """float32 samples of U(low, high)."""
-        return self.rng.uniform(low, high, tuple(shape)).astype(np.float32)
+        return self._draw(["uniform", shape, low, high],
+                          lambda: self.rng.uniform(low, high, tuple(shape)).astype(np.float32))
+
+    def _draw(self, request: list, draw) -> np.ndarray:
+        if self.draws is None:
+            return draw()
+        method, shape, *parameters = request
+        return self.draws.take([method, [int(n) for n in shape], *map(float, parameters)],
+                               draw)
 
     def kaiming(self, shape: Sequence[int], gain: float = 2.0) -> np.ndarray:
         """He-normal conv or linear weights, fan-in mode: std = sqrt(gain / fan_in).

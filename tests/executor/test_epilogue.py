@@ -32,7 +32,8 @@ def test_an_epilogue_gives_the_numbers_of_the_separate_kernels(monkeypatch, mode
             with threads.product_precision(mode):
                 got.append(accumulate.matmul(a, b, epilogue=Epilogue(bias, act, params)))
                 y = accumulate.matmul(a, b)
-        want = activate(y if bias is None else y + bias, act, params, KernelContext())
+                # the separate kernels of the same run (float32 runs have their own exp)
+                want = activate(y if bias is None else y + bias, act, params, KernelContext())
         assert got[0].dtype == np.float32
         assert all(np.array_equal(g, want) for g in got), (act, mode)
 
