@@ -89,3 +89,15 @@ def test_a_fused_convolution_is_its_conv_then_its_activation(small_blocks, mode,
             extra = {"alpha": params[0]} if act == "LeakyRelu" else {}
             want = get_kernel(act)(inputs, extra, ctx)[0]
         assert np.array_equal(got, want), (act, params)
+
+
+@pytest.mark.parametrize("kshape, stride, pad", [((1, 1), 2, 0), ((3, 3), 1, 1), ((1, 1), 1, 0)])
+def test_whole_image_blocks_are_the_convolution(kshape, stride, pad):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 6, 15, 13)).astype(np.float32)[:, :, 1:, :]  # a strided view
+    w = rng.standard_normal((5, 6, *kshape)).astype(np.float32)
+    geometry = ([stride] * 2, [pad] * 4, [1, 1])
+    exact = conv_nd(x, w, None, *geometry)
+    with threads.product_precision("float32"):
+        fast = conv_nd(x, w, None, *geometry)
+    assert np.allclose(fast, exact, rtol=1e-5, atol=1e-5 * np.abs(exact).max())

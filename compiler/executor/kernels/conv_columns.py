@@ -71,6 +71,7 @@ def conv2d_columns(x, w, out, strides, pads, dilations, group, epilogue=None) ->
     wm = w.reshape(group, mg, k)
     wm = wm if wm.dtype == np.float32 else wm.astype(np.float32)
     pointwise = kh == kw == 1 and not any(pads) and list(strides) == [1, 1]
+    strided = kh == kw == 1 and not any(pads)
     xs = x.reshape(n, c, h * wd) if pointwise else None
     o = out.reshape(n, m, p)
     flat = out.reshape(-1)
@@ -85,6 +86,10 @@ def conv2d_columns(x, w, out, strides, pads, dilations, group, epilogue=None) ->
         (p0, p1), (r0, r1) = cols[rest // len(rows)], rows[rest % len(rows)]
         if pointwise:
             src = xs[b, g * cg:(g + 1) * cg, p0:p1]
+        elif strided and p1 - p0 == p:  # a 1x1 convolution with strides: one numpy copy
+            src = _scratch(k * p).reshape(k, p)
+            np.copyto(src.reshape(cg, oh, ow),
+                      x[b, g * cg:(g + 1) * cg, ::strides[0], ::strides[1]][:, :oh, :ow])
         else:
             src = _scratch(k * (p1 - p0)).reshape(k, p1 - p0)
             _gather(x, src, b, g * cg, kh, kw, p0, ow, strides[0], strides[1], pads[0], pads[1],
