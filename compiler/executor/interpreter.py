@@ -19,7 +19,7 @@ from npuc.compiler import ops  # noqa: F401  (npuc's own operators and their ker
 from npuc.ir.analysis import captured_values
 from npuc.ir.errors import InputError, NpucError, UnsupportedError
 from npuc.ir.graph import Graph, subgraphs
-from npuc.ir.limits import check_type
+from npuc.ir.limits import check_type, max_tensor_bytes
 from npuc.ir.types import TensorType
 
 from . import threads
@@ -66,14 +66,34 @@ def evaluate(node, inputs: list, attrs: dict | None = None, opset: int | None = 
                         output_types=output_types, rng=rng,
                         run_graph=run_graph or _run_standalone,
                         donated=donated if getattr(fn, "in_place", False) else ())
-    for t in output_types:
-        check_type(t, node.describe())
+    _check_outputs(output_types, node)
     try:
         return fn(inputs, node.attrs if attrs is None else attrs, ctx)
     except NpucError:
         raise
     except KERNEL_FAILURES as e:
         raise KernelFailure(f"{node.describe()}: {type(e).__name__}: {e}") from e
+
+
+# Output types already found within the size limit (by identity; the entry keeps the type
+# alive, so its id is not reused), with the limit they were checked against: a graph run
+# again does not check its static types again.
+_CHECKED: dict[int, tuple] = {}
+
+
+def _check_outputs(output_types: list, node) -> None:
+    """Refuse (SizeError) a node whose declared outputs would exceed the tensor limit."""
+    limit = max_tensor_bytes()
+    for t in output_types:
+        if t is None:
+            continue
+        seen = _CHECKED.get(id(t))
+        if seen is not None and seen[0] is t and seen[1] == limit:
+            continue
+        check_type(t, node.describe())
+        if len(_CHECKED) > 1 << 16:
+            _CHECKED.clear()
+        _CHECKED[id(t)] = (t, limit)
 
 
 def _run_standalone(graph: Graph, feeds: dict) -> list:
@@ -253,11 +273,13 @@ class _LiveBytes:
     def __init__(self):
         self.live: dict[int, int] = {}  # buffer id -> bytes
         self.refcount: dict[int, int] = {}
+        self.bytes = 0  # the sum of live's values, kept as they change
 
     def hold(self, arr) -> None:
         key, n = _nbytes(arr)
         if n:
             self.refcount[key] = self.refcount.get(key, 0) + 1
+            self.bytes += n - self.live.get(key, 0)
             self.live[key] = n
 
     def drop(self, arr) -> None:
@@ -266,10 +288,10 @@ class _LiveBytes:
             self.refcount[key] -= 1
             if self.refcount[key] == 0:
                 del self.refcount[key]
-                self.live.pop(key, None)
+                self.bytes -= self.live.pop(key, 0)
 
     def total(self) -> int:
-        return sum(self.live.values())
+        return self.bytes
 
 
 def _value_of(node, v, env: dict, outer: dict):

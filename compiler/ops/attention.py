@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from npuc.compiler.executor.kernels import get_kernel, kernel
+from npuc.compiler.executor.kernels import get_kernel, kernel, vecmath
+from npuc.compiler.executor.kernels.attention import attention32
 from npuc.ir.schema import FLOAT, INT, STRING, register_op
 from npuc.ir.types import TensorType
 
@@ -36,6 +37,12 @@ def attention(inputs, attrs, ctx):
     repeat = attrs.get("kv_repeat", 1)
     if repeat != 1:
         kt, v = np.repeat(kt, repeat, axis=-3), np.repeat(v, repeat, axis=-3)
+    select = attrs.get("mask_mode", "add") == "select"
+    if (vecmath.fast() and q.dtype == kt.dtype == v.dtype == np.float32 and q.ndim >= 2
+            and kt.ndim >= 2 and v.ndim >= 2
+            and (mask is None or mask.dtype == (np.bool_ if select else np.float32))):
+        return [attention32(q, kt, v, mask, attrs.get("scale", 1.0), select,
+                            attrs.get("mask_fill", 0.0), bool(attrs.get("nan_to_zero", 0)))]
     mm = get_kernel("MatMul")
     s = mm([q, kt], {}, ctx)[0]
     scale = attrs.get("scale", 1.0)

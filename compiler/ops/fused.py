@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from npuc.compiler.executor.kernels import get_kernel, kernel
+import numpy as np
+
+from npuc.compiler.executor import threads
+from npuc.compiler.executor.kernels import accumulate, get_kernel, kernel, vecmath
 from npuc.compiler.executor.kernels.epilogue import activate
 from npuc.ir.schema import FLOAT, FLOATS, INT, INTS, STRING, register_op
 
@@ -71,6 +74,13 @@ def fused_conv(inputs, attrs, ctx):
 def fused_gemm(inputs, attrs, ctx):
     ctx = onnx_ctx(ctx)
     gemm_attrs, act, params = _split(attrs)
+    a, b = inputs[0], inputs[1]
+    c = inputs[2] if len(inputs) > 2 and gemm_attrs.get("beta", 1.0) != 0 else None
+    if (gemm_attrs.get("alpha", 1.0) == 1.0 and gemm_attrs.get("beta", 1.0) in (0.0, 1.0)
+            and _fast(a, b, c, act)):
+        a = a.T if gemm_attrs.get("transA", 0) else a
+        b = b.T if gemm_attrs.get("transB", 0) else b
+        return [_product_epilogue(a, b, c, act)]
     return [activate(get_kernel("Gemm")(inputs, gemm_attrs, ctx)[0], act, params, ctx, fresh=True)]
 
 
@@ -78,6 +88,9 @@ def fused_gemm(inputs, attrs, ctx):
 def fused_matmul(inputs, attrs, ctx):
     ctx = onnx_ctx(ctx)
     _, act, params = _split(attrs)
+    bias = inputs[2] if len(inputs) > 2 else None
+    if _fast(inputs[0], inputs[1], bias, act) and inputs[0].ndim >= 2 and inputs[1].ndim >= 2:
+        return [_product_epilogue(inputs[0], inputs[1], bias, act)]
     y = get_kernel("MatMul")(inputs[:2], {}, ctx)[0]
     if len(inputs) > 2 and inputs[2] is not None:
         y = get_kernel("Add")([y, inputs[2]], {}, ctx)[0]
@@ -88,6 +101,31 @@ def fused_matmul(inputs, attrs, ctx):
 def gelu(inputs, attrs, ctx):
     return get_kernel("Gelu")(inputs, {"approximate": attrs.get("approximate", "none")},
                               onnx_ctx(ctx))
+
+
+def _fast(a, b, bias, act) -> bool:
+    """Whether a fused product runs with its bias and activation in one pass (float32
+    products, float32 operands, a bias along the last axis, an activation vecmath has)."""
+    if not (vecmath.fast() and a.dtype == b.dtype == np.float32 and a.ndim >= 1 and b.ndim >= 1
+            and act in vecmath.ACTIVATIONS):
+        return False
+    n = b.shape[-1] if b.ndim >= 2 else 1
+    return bias is None or (bias.dtype == np.float32 and bias.size == n
+                            and all(d == 1 for d in bias.shape[:-1]))
+
+
+def _product_epilogue(a, b, bias, act):
+    """``act(a @ b + bias)`` in float32: the product (``accumulate.matmul``), then the bias
+    and activation in one pass per block of rows on npuc's threads (each element the same
+    numbers as the MatMul, Add and activation kernels of a float32-products run)."""
+    y = accumulate.matmul(a, b)
+    if bias is None and not act:
+        return y
+    vec = None if bias is None else np.ascontiguousarray(bias).reshape(-1)
+    rows = y.reshape(-1, y.shape[-1])
+    threads.by_rows(lambda r0, r1: vecmath.bias_activation(rows[r0:r1], vec, act), len(rows),
+                    max(1, (1 << 15) // max(rows.shape[1], 1)))
+    return y
 
 
 # -- decompositions ----------------------------------------------------------------------

@@ -64,11 +64,22 @@ def wide(a) -> np.ndarray:
     return a if a.dtype == np.float64 else a.astype(np.float64)
 
 
-def matmul(a, b, out: np.ndarray | None = None, dtype=None) -> np.ndarray:
+def matmul(a, b, out: np.ndarray | None = None, dtype=None, epilogue=None) -> np.ndarray:
     """``a @ b`` (numpy broadcasting), accumulated in float64 and rounded once.
 
     ``out``, when given, receives the result (any layout numpy can write); ``dtype`` is the
     result type when there is no ``out`` (default: :func:`result_type`).
+
+    ``epilogue``: None, or a callable ``epilogue(tile, index, rows, cols, shape)`` that
+    changes a finished part of the result in place (an :class:`~.epilogue.Epilogue`: a
+    bias, then an activation): ``tile`` is the writable view ``result[index][rows, cols]``
+    of the result whose whole shape is ``shape`` (``index`` a tuple over its batch axes,
+    ``rows`` and ``cols`` slices of its last two axes; a result of fewer than two axes is
+    seen as one row). A float32 product with a float32 result calls it on each BLAS tile
+    right after the tile's call, on the same thread, while the tile is in cache; other
+    products call it once per batch index on the rounded result. It must compute each
+    element independently of the tile it is in (so the bits do not depend on the cut)
+    and must not wait for npuc's pool (:func:`threads.parallel` inside it runs inline).
 
     Large products run as row blocks on npuc's threads (:func:`threads.parallel`), each
     block widened, multiplied and rounded in one go: a float64 row block differs from the
@@ -79,7 +90,9 @@ def matmul(a, b, out: np.ndarray | None = None, dtype=None) -> np.ndarray:
     a, b = np.asarray(a), np.asarray(b)
     rtype = np.dtype(dtype) if dtype is not None else result_type(a, b)
     if product_type(a.dtype, b.dtype, rtype if out is None else out.dtype) == np.float32:
-        return _matmul32(a, b, out, rtype)
+        return _matmul32(a, b, out, rtype, epilogue)
+    if epilogue is not None:
+        return _finish(matmul(a, b, out=out, dtype=dtype), epilogue)
     if (a.ndim >= 2 and b.ndim == 2 and b.dtype != np.float64 and b.size > WIDE_LIMIT and
             b.shape[1] > 1 and (out is None or out.shape == a.shape[:-1] + b.shape[-1:])):
         return _by_columns(a, b, out, rtype)
@@ -182,23 +195,43 @@ def _tiles(m: int, n: int) -> list[tuple[int, int, int, int]]:
             for r in range(0, max(m, 1), rows) for c in range(0, max(n, 1), cols)]
 
 
+def _finish(y: np.ndarray, epilogue) -> np.ndarray:
+    """``y`` with ``epilogue`` applied to the whole of it, one batch index at a time."""
+    y2 = y.reshape((1,) * (2 - y.ndim) + y.shape) if y.ndim < 2 else y
+    everything = slice(None)
+    for k in np.ndindex(y2.shape[:-2]):
+        epilogue(y2[k], k, everything, everything, y2.shape)
+    return y
+
+
+def _flat_epilogue(epilogue) -> bool:
+    """Whether ``epilogue`` sees the same numbers when a batch of rows is one product: it
+    has no bias, or its bias varies along the last axis only."""
+    return epilogue is None or (hasattr(epilogue, "bias") and np.ndim(epilogue.bias) <= 1)
+
+
 def _narrow(a: np.ndarray) -> np.ndarray:
     """``a`` as float32 (no copy for float32)."""
     return a if a.dtype == np.float32 else a.astype(np.float32)
 
 
-def _matmul32(a, b, out, rtype):
+def _matmul32(a, b, out, rtype, epilogue=None):
     """``a @ b`` with float32 products and sums, in the blocks of :func:`_tiles`, the
-    blocks (and batches of them) handed to npuc's threads."""
+    blocks (and batches of them) handed to npuc's threads; ``epilogue`` as
+    :func:`matmul` says."""
     if a.ndim < 2 or b.ndim < 2:
         y = np.matmul(_narrow(a), _narrow(b))
         if out is not None:
             np.copyto(out, y.reshape(out.shape), casting="unsafe")
-            return out
-        return y.astype(rtype, copy=False)
+            y = out
+        else:
+            y = y.astype(rtype, copy=False)
+        return y if epilogue is None else _finish(y, epilogue)
     flat = _view(out, (a.size // a.shape[-1], b.shape[-1]))
-    if b.ndim == 2 and a.ndim > 2 and a.flags.c_contiguous and (out is None or flat is not None):
-        y = _matmul32(a.reshape(-1, a.shape[-1]), b, flat, rtype)  # one product, not a batch
+    if (b.ndim == 2 and a.ndim > 2 and a.flags.c_contiguous and (out is None or flat is not None)
+            and _flat_epilogue(epilogue)):
+        y = _matmul32(a.reshape(-1, a.shape[-1]), b, flat, rtype,
+                      epilogue)  # one product, not a batch
         return out if out is not None else y.reshape(a.shape[:-1] + b.shape[-1:])
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     m, n = a.shape[-2], b.shape[-1]
@@ -214,20 +247,30 @@ def _matmul32(a, b, out, rtype):
     # the blocks, hence the bits, stay those of _tiles)
     per_task = max(1, count // (4 * threads.compute_threads())) if len(tiles) == 1 else 1
 
+    # the epilogue runs on the float32 tiles when the result is float32 (else after the
+    # rounding to the narrow type, as the separate operators would)
+    tiled = epilogue if (out if out is not None else y).dtype == np.float32 else None
+
     def task(i):
         t = tiles[i % len(tiles)]
         first = (i // len(tiles)) * per_task
         for j in range(first, min(count, first + per_task)):
             k = np.unravel_index(j, batch) if batch else ()
-            np.matmul(_narrow(a[k][t[0]:t[1]]), _narrow(b[k][:, t[2]:t[3]]),
-                      out=y[k][t[0]:t[1], t[2]:t[3]])
+            tile = y[k][t[0]:t[1], t[2]:t[3]]
+            np.matmul(_narrow(a[k][t[0]:t[1]]), _narrow(b[k][:, t[2]:t[3]]), out=tile)
+            if tiled is not None:
+                tiled(tile, k, slice(t[0], t[1]), slice(t[2], t[3]), y.shape)
 
     threads.parallel(task, len(tiles) * -(-count // per_task))
     if out is not None:
         if not direct:
             np.copyto(out, y.reshape(out.shape), casting="unsafe")
-        return out
-    return y if direct else y.astype(rtype)
+        result = out
+    else:
+        result = y if direct else y.astype(rtype)
+    if epilogue is not None and tiled is None:
+        _finish(result, epilogue)
+    return result
 
 
 def wide_sum(x, axis=None, keepdims: bool = True) -> np.ndarray:

@@ -8,11 +8,14 @@ aligned to the bottom right when a past cache is present, softcap, and the four
 
 from __future__ import annotations
 
+import numba as nb
 import numpy as np
 from onnx import helper
 
-from . import accumulate, kernel
+from .. import threads
+from . import accumulate, kernel, vecmath
 from .checks import accepts, unsupported
+from .norm import divide_by_sum
 
 
 def _masked_softmax(x):
@@ -129,3 +132,79 @@ def rotary_embedding(inputs, attrs, ctx):
         rot = np.concatenate((real, imag), axis=-1)
     out = np.concatenate((rot, keep), axis=-1).astype(x.dtype)
     return [out.transpose(0, 2, 1, 3) if x.ndim == 4 else out.reshape(shape)]
+
+
+# -- npuc::Attention with float32 products -------------------------------------------------
+
+_ATTENTION_ROWS = 256  # query rows of one block: a function of the shapes only
+
+
+def attention32(q, kt, v, mask=None, scale=1.0, select=False, fill=0.0,
+                nan_to_zero=False) -> np.ndarray:
+    """``softmax(q @ kt * scale [+ mask]) @ v`` in float32 (``select``: the scores where
+    ``mask`` is false replaced by ``fill``; ``nan_to_zero``: a row masked out entirely
+    gives zeros), float32 operands broadcasting on their leading axes.
+
+    One task per block of query rows of one head, on npuc's threads: the scores of the
+    block (one BLAS call), then one Numba pass per row (scale, mask, softmax with
+    :func:`vecmath.exp32`), then the block's product with ``v`` (one BLAS call), so the
+    scores never leave the cache. The blocks are fixed by the shapes, so the bits do not
+    depend on the thread count."""
+    batch = np.broadcast_shapes(q.shape[:-2], kt.shape[:-2], v.shape[:-2])
+    m, n, dv = q.shape[-2], kt.shape[-1], v.shape[-1]
+    qb = np.broadcast_to(q, batch + q.shape[-2:])
+    kb = np.broadcast_to(kt, batch + kt.shape[-2:])
+    vb = np.broadcast_to(v, batch + v.shape[-2:])
+    if mask is None:
+        mask, has_mask = np.zeros((), np.float32), False
+    else:
+        has_mask = True
+    mb = np.broadcast_to(mask, batch + (m, n))
+    y = np.empty(batch + (m, dv), np.float32)
+    per = -(-m // -(-m // _ATTENTION_ROWS)) if m else 1
+    blocks = -(-m // per) if m else 0
+    count = int(np.prod(batch, dtype=np.int64))
+    scale32, fill32 = np.float32(scale), np.float32(fill)
+
+    def task(t0, t1):
+        s = np.empty((per, n), np.float32)
+        for t in range(t0, t1):
+            h = np.unravel_index(t // blocks, batch) if batch else ()
+            r0 = (t % blocks) * per
+            r1 = min(m, r0 + per)
+            sb = s[:r1 - r0]
+            np.matmul(qb[h][r0:r1], kb[h], out=sb)
+            _probabilities(sb, mb[h][r0:r1], has_mask, select, fill32, scale32, nan_to_zero)
+            np.matmul(sb, vb[h], out=y[h][r0:r1])
+
+    threads.by_rows(task, count * blocks)
+    return y
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True)
+def _probabilities(s, mask, has_mask, select, fill, scale, nan_to_zero):
+    """Each row of the scores ``s`` scaled, masked and turned into probabilities, in
+    place (the maximum, :func:`vecmath.exp32`, a float64 sum, the division)."""
+    one = np.float32(1)
+    for r in range(s.shape[0]):
+        row, mrow = s[r], mask[r]
+        if scale != one:
+            for i in range(row.shape[0]):
+                row[i] = row[i] * scale
+        if has_mask:
+            if select:
+                for i in range(row.shape[0]):
+                    row[i] = row[i] if mrow[i] else fill
+            else:
+                for i in range(row.shape[0]):
+                    row[i] = row[i] + mrow[i]
+        m = row[0]
+        for i in range(row.shape[0]):
+            v = row[i]
+            m = v if v > m else m
+        for i in range(row.shape[0]):
+            row[i] = vecmath.exp32(row[i] - m)
+        divide_by_sum(row)
+        if nan_to_zero:
+            for i in range(row.shape[0]):
+                row[i] = row[i] if row[i] == row[i] else np.float32(0)

@@ -95,6 +95,6 @@ def input_or_attr(inputs, index: int, attrs, name: str, ctx, since: int):
     """The value of an attribute that became input ``index`` in opset ``since``."""
     if ctx.opset >= since:
         v = inputs[index] if len(inputs) > index else None
-        return None if v is None else [int(x) for x in np.asarray(v).reshape(-1)]
+        return None if v is None else [int(x) for x in np.asarray(v).reshape(-1).tolist()]
     v = attrs.get(name)
     return None if v is None else [int(x) for x in np.atleast_1d(v)]

@@ -15,7 +15,7 @@ from numba import njit
 from npuc.ir.errors import UnsupportedError
 
 from .. import threads
-from . import in_place, reusable
+from . import in_place, reusable, vecmath
 from .checks import checked_kernel
 
 _NATIVE_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
@@ -42,10 +42,14 @@ def _float_op(fn):
 
 def _unary(op: str, fn) -> None:
     wrapped = _float_op(fn)
+    fast = _VECTOR.get(op)
 
     @checked_kernel(op)
     def run(inputs, attrs, ctx, _f=wrapped):
-        return [_f(inputs[0])]
+        x = inputs[0]
+        if fast is not None and x.dtype == np.float32 and vecmath.fast():
+            return [vecmath.apply(fast, x)]
+        return [_f(x)]
 
     run.__name__ = op.lower()
     run.__doc__ = f"ONNX {op}."
@@ -101,6 +105,9 @@ def _power3(v):
 def _sigmoid(x):
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
+
+# float32 functions that run as vecmath's polynomials in a run with float32 products
+_VECTOR = {"Exp": "exp", "Tanh": "tanh", "Sigmoid": "sigmoid"}
 
 _SIMPLE = {
     "Exp": np.exp, "Log": np.log, "Sqrt": np.sqrt, "Sin": np.sin, "Cos": np.cos,
@@ -186,12 +193,16 @@ def celu(inputs, attrs, ctx):
         inputs[0])]
 
 
+@in_place
 @checked_kernel("Gelu")
 def gelu(inputs, attrs, ctx):
     """ONNX Gelu, exact (``approximate="none"``) or with the tanh approximation."""
     approximate = attrs.get("approximate", "none")
     x = inputs[0]
     if x.dtype == np.float32 and approximate in ("none", "tanh") and x.size:
+        if vecmath.fast():
+            dest = reusable(ctx, inputs, 0, x.shape, x.dtype)
+            return [vecmath.gelu(x, approximate == "tanh", in_place=dest is not None)]
         flat = np.ascontiguousarray(x).reshape(-1)
         out = np.empty_like(flat)
         if approximate == "none":

@@ -30,6 +30,11 @@ def gather(inputs, attrs, ctx):
     """ONNX Gather."""
     data, indices = inputs
     axis = normalize_axis(attrs.get("axis", 0), data.ndim, ctx)
+    if indices.ndim == 0 and indices.dtype.kind in "iu":  # a shape's entry: no arrays
+        i, dim = int(indices), data.shape[axis]
+        if not -dim <= i < dim:
+            raise NpucError(f"{ctx.describe()}: index {i} is out of range for size {dim}")
+        return [np.take(data, i + dim if i < 0 else i, axis=axis)]
     idx = _check_indices(indices, data.shape[axis], ctx)
     return [np.take(data, idx, axis=axis)]
 

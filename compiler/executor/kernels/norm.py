@@ -12,7 +12,7 @@ import numba as nb
 import numpy as np
 
 from .. import threads
-from . import kernel
+from . import kernel, vecmath
 from .accumulate import wide_mean, wide_sum
 from .checks import accepts, unsupported
 
@@ -224,6 +224,8 @@ def softmax_array(x, axis):
     if x.dtype == np.float16:  # in float32, rounded once (as torch does for half)
         return softmax_array(x.astype(np.float32), axis).astype(x.dtype)
     if x.dtype == np.float32 and axis in (-1, x.ndim - 1) and x.size and x.shape[-1]:
+        if vecmath.fast():
+            return softmax_rows32(x)
         # the usual last-axis case: the maximum, the difference and the sum in two
         # Numba passes over each row (numpy's exp between them, the same function)
         rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
@@ -248,6 +250,44 @@ def softmax_array(x, axis):
 
 
 _ROW_ELEMENTS = 1 << 15  # the least work of one task on the thread pool (elements)
+
+
+def softmax_rows32(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Softmax over the last axis of a float32 array with float32 products: one Numba
+    pass per row (maximum, :func:`vecmath.exp32`, float64 sum, division), rows in blocks
+    on npuc's threads; ``out`` (contiguous, of ``x``'s shape) receives it when given."""
+    rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+    e = np.empty_like(rows) if out is None else out.reshape(rows.shape)
+    threads.by_rows(lambda r0, r1: _softmax_rows(rows[r0:r1], e[r0:r1]), len(rows),
+                    _ROW_ELEMENTS // rows.shape[1])
+    return e.reshape(x.shape)
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True)
+def _softmax_rows(x, out):
+    """out[r] = exp(x[r] - max x[r]) / sum, the exponentials of :func:`vecmath.exp32`
+    (a NaN in the row makes the row NaN, as the general definition does)."""
+    for r in range(x.shape[0]):
+        row, dst = x[r], out[r]
+        m = row[0]
+        for i in range(row.shape[0]):
+            v = row[i]
+            m = v if v > m else m
+        for i in range(row.shape[0]):
+            dst[i] = vecmath.exp32(row[i] - m)
+        divide_by_sum(dst)
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc"})
+def divide_by_sum(e):
+    """e /= sum(e), the sum in float64 (reassociated: summed in vector lanes, an order
+    fixed by the compiled code alone) and rounded once to float32."""
+    acc = 0.0
+    for i in range(e.shape[0]):
+        acc += np.float64(e[i])
+    s = np.float32(acc)
+    for i in range(e.shape[0]):
+        e[i] = e[i] / s
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)

@@ -8,6 +8,7 @@ accepted according to ``ctx.opset``.
 
 from __future__ import annotations
 
+import math
 from itertools import pairwise
 
 import numpy as np
@@ -35,11 +36,11 @@ def reshape(inputs, attrs, ctx):
     if out.count(-1) > 1 or any(d < -1 for d in out):
         raise NpucError(f"{ctx.describe()}: invalid target shape {shape}")
     if -1 in out:
-        known = int(np.prod([d for d in out if d != -1]))
+        known = math.prod(d for d in out if d != -1)
         if known == 0 or x.size % known:
             raise NpucError(f"{ctx.describe()}: cannot reshape {x.shape} to {shape}")
         out[out.index(-1)] = x.size // known
-    if int(np.prod(out)) != x.size:
+    if math.prod(out) != x.size:
         raise NpucError(f"{ctx.describe()}: cannot reshape {x.shape} to {shape}")
     return [x.reshape(out)]
 
