@@ -19,7 +19,6 @@ import dataclasses
 
 import numpy as np
 
-from npuc.compiler.executor import threads
 from npuc.compiler.executor.kernels import accumulate, get_kernel, kernel, vecmath
 from npuc.compiler.executor.kernels.epilogue import activate
 from npuc.ir.schema import FLOAT, FLOATS, INT, INTS, STRING, register_op
@@ -115,17 +114,27 @@ def _fast(a, b, bias, act) -> bool:
 
 
 def _product_epilogue(a, b, bias, act):
-    """``act(a @ b + bias)`` in float32: the product (``accumulate.matmul``), then the bias
-    and activation in one pass per block of rows on npuc's threads (each element the same
-    numbers as the MatMul, Add and activation kernels of a float32-products run)."""
-    y = accumulate.matmul(a, b)
+    """``act(a @ b + bias)`` in float32: the product's tiles (``accumulate.matmul``), each
+    given its bias and activation on its thread right after its BLAS call (each element
+    the same numbers as the MatMul, Add and activation kernels of a float32-products
+    run)."""
     if bias is None and not act:
-        return y
+        return accumulate.matmul(a, b)
     vec = None if bias is None else np.ascontiguousarray(bias).reshape(-1)
-    rows = y.reshape(-1, y.shape[-1])
-    threads.by_rows(lambda r0, r1: vecmath.bias_activation(rows[r0:r1], vec, act), len(rows),
-                    max(1, (1 << 15) // max(rows.shape[1], 1)))
-    return y
+    return accumulate.matmul(a, b, epilogue=BiasActivation(vec, act))
+
+
+class BiasActivation:
+    """A bias along the last axis (float32, or None) and an activation of
+    :data:`vecmath.ACTIVATIONS`, applied to each finished tile of a float32 product
+    while it is in cache (``accumulate.matmul``'s ``epilogue``)."""
+
+    def __init__(self, bias, activation: str):
+        self.bias, self.activation = bias, activation
+
+    def __call__(self, tile, index, rows, cols, shape) -> None:
+        vecmath.bias_activation(tile, None if self.bias is None else self.bias[cols],
+                                self.activation)
 
 
 # -- decompositions ----------------------------------------------------------------------
