@@ -9,7 +9,6 @@ import numpy as np
 
 from . import accumulate, kernel
 from .checks import accepts, unsupported
-from .epilogue import Epilogue
 from .quant import exact_int_matmul, requantize
 
 
@@ -33,12 +32,6 @@ def gemm(inputs, attrs, ctx):
     if attrs.get("transB", 0):
         b = b.T
     alpha, beta = attrs.get("alpha", 1.0), attrs.get("beta", 1.0)
-    if (alpha == 1.0 and beta == 1.0 and c is not None and a.dtype == b.dtype == c.dtype
-            == np.float32 and c.size == c.shape[-1] == b.shape[1] > 1
-            and accumulate.product_type(a.dtype) == np.float32):
-        # one bias per column in a float32-products run: added to each tile of the
-        # product while it is in cache (the same float32 sums as the addition after it)
-        return [accumulate.matmul(a, b, epilogue=Epilogue(bias=c.reshape(-1)))]
     y = accumulate.matmul(a, b) if a.dtype.kind in "fV" else np.matmul(a, b)
     if alpha != 1.0:
         y *= y.dtype.type(alpha)
