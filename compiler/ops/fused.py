@@ -21,7 +21,8 @@ import numpy as np
 
 from npuc.compiler.executor import threads
 from npuc.compiler.executor.kernels import accumulate, get_kernel, kernel, vecmath
-from npuc.compiler.executor.kernels.epilogue import activate
+from npuc.compiler.executor.kernels.conv import conv
+from npuc.compiler.executor.kernels.epilogue import Epilogue, activate
 from npuc.ir.schema import FLOAT, FLOATS, INT, INTS, STRING, register_op
 
 from .emit import decomposition, emit_activation, emit_gelu, graph_opset
@@ -67,7 +68,9 @@ def _split(attrs):
 def fused_conv(inputs, attrs, ctx):
     ctx = onnx_ctx(ctx)
     conv_attrs, act, params = _split(attrs)
-    return [activate(get_kernel("Conv")(inputs, conv_attrs, ctx)[0], act, params, ctx, fresh=True)]
+    # the activation goes into the convolution, which applies it to each block in cache
+    return conv(inputs, conv_attrs, ctx, activation=Epilogue(None, act, tuple(params), ctx)
+                if act else None)
 
 
 @kernel("FusedGemm", domain="npuc")

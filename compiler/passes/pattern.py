@@ -1,4 +1,4 @@
-"""A tiny pattern language for rewrite rules, parsed with lark.
+"""A tiny pattern language for rewrite rules, read by a small recursive-descent parser.
 
 A pattern is an expression tree read from the value the match ends at::
 
@@ -23,14 +23,17 @@ in both orders.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
-from lark import Lark, Transformer
 
 from npuc.ir.graph import Node, Value
 
+# The language, in lark's notation (``tests/passes/test_pattern_parser.py`` parses every
+# pattern with lark from this grammar too, and compares). It is read by hand below: lark's
+# import and its building of this parser cost every compile more than its patterns do.
 GRAMMAR = r"""
 ?start: expr
 ?expr: call | leaf
@@ -76,35 +79,99 @@ class Anything:
     pass
 
 
-class _Build(Transformer):
-    def call(self, items):
-        name, shared, op, *args = items
-        domain, _, op_type = str(op).rpartition("::")
-        args = tuple(a for a in args if a is not None)
-        return Call(op_type, domain, args, None if name is None else str(name), shared is not None)
+# One token at a time, in the order the grammar's terminals can be told apart: an
+# operator (upper case, or a domain and ``::``) before a name, a number, punctuation.
+_TOKEN = re.compile(r"""
+    (?P<ws>[ \t\f\r\n]+)
+  | (?P<op>(?:[a-z][a-z0-9_.]*::)?[A-Z][A-Za-z0-9_]*)
+  | (?P<name>[a-z][a-z0-9_]*)
+  | (?P<number>-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<punct>[():,?~_])
+""", re.VERBOSE)
 
-    def var(self, items):
-        return Var(str(items[0]))
 
-    def optional(self, items):
-        return Var(str(items[0]), optional=True)
+def _tokens(text: str) -> list[tuple[str, str, int]]:
+    """``(kind, text, column)`` of each token, then ``("end", "", len(text))``."""
+    out, pos = [], 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            raise ValueError(f"pattern '{text}': unexpected character {text[pos]!r} at "
+                             f"column {pos + 1}")
+        if m.lastgroup != "ws":
+            kind = m.lastgroup if m.lastgroup != "punct" else m.group()
+            out.append((kind, m.group(), pos))
+        pos = m.end()
+    out.append(("end", "", len(text)))
+    return out
 
-    def number(self, items):
-        return Number(float(items[0]))
 
-    def anything(self, _):
+class _Reader:
+    """The grammar above, by recursive descent over :func:`_tokens`."""
+
+    def __init__(self, text: str):
+        self.text, self.tokens, self.i = text, _tokens(text), 0
+
+    def peek(self, ahead: int = 0) -> str:
+        return self.tokens[min(self.i + ahead, len(self.tokens) - 1)][0]
+
+    def take(self, kind: str) -> str:
+        if self.peek() != kind:
+            _, got, column = self.tokens[self.i]
+            raise ValueError(f"pattern '{self.text}': expected {kind!r} at column "
+                             f"{column + 1}, found {got or 'the end'!r}")
+        self.i += 1
+        return self.tokens[self.i - 1][1]
+
+    def expr(self):
+        kind = self.peek()
+        if kind in ("op", "~") or (kind == "name" and self.peek(1) == ":"):
+            return self.call()
+        if kind == "name":
+            return Var(self.take("name"))
+        if kind == "number":
+            return Number(float(self.take("number")))
+        if kind != "_":
+            _, got, column = self.tokens[self.i]
+            raise ValueError(f"pattern '{self.text}': expected an operator, a name, a "
+                             f"number or _ at column {column + 1}, found {got or 'the end'!r}")
+        self.take("_")
         return Anything()
 
+    def call(self) -> Call:
+        name = None
+        if self.peek() == "name":
+            name = self.take("name")
+            self.take(":")
+        shared = self.peek() == "~"
+        if shared:
+            self.take("~")
+        domain, _, op_type = self.take("op").rpartition("::")
+        self.take("(")
+        args = []
+        if self.peek() != ")":
+            args.append(self.arg())
+            while self.peek() == ",":
+                self.take(",")
+                args.append(self.arg())
+        self.take(")")
+        return Call(op_type, domain, tuple(args), name, shared)
 
-@cache
-def _parser() -> Lark:
-    return Lark(GRAMMAR, parser="lalr")
+    def arg(self):
+        if self.peek() == "name" and self.peek(1) == "?":
+            name = self.take("name")
+            self.take("?")
+            return Var(name, optional=True)
+        return self.expr()
 
 
 @cache
 def parse_pattern(text: str) -> Call:
-    """The tree of a pattern; its root must be an operator call."""
-    tree = _Build().transform(_parser().parse(text))
+    """The tree of a pattern; its root must be an operator call. A pattern that does not
+    follow the grammar raises ValueError naming the column."""
+    reader = _Reader(text)
+    tree = reader.expr()
+    reader.take("end")
     if not isinstance(tree, Call):
         raise ValueError(f"pattern '{text}' must start with an operator, like Relu(x)")
     return tree

@@ -130,7 +130,8 @@ def test_depthwise_planes_are_the_general_loop_to_the_bit(sh, sw, k, dil, mult, 
         return
     want, got = (np.empty((2, c * mult, oh, ow), np.float32) for _ in range(2))
     _depthwise2d(x, kernel, want, sh, sw, ph, pw, dil, dil, mult)
-    _depthwise_planes(x, kernel, got, 0, c, sh, sw, ph, pw, dil, dil, mult)
+    _depthwise_planes(x, kernel, got, 0, c, sh, sw, ph, pw, dil, dil, mult, np.float64(0),
+                      np.empty(0), 1.0, 0.0)
     assert got.tobytes() == want.tobytes()
 
 

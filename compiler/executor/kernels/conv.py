@@ -23,6 +23,8 @@ import numpy as np
 from .. import threads
 from . import accumulate, kernel
 from .checks import accepts, unsupported
+from .conv_columns import conv2d_columns
+from .epilogue import Epilogue, bias_clamp
 from .windows import col2im_add, conv_geometry, conv_out_shape, im2col, pad_phases
 
 
@@ -62,9 +64,12 @@ def _depthwise2d(x, w, out, sh, sw, ph, pw, dh, dw, mult):
 
 
 @nb.njit(cache=True, nogil=True)
-def _depthwise_planes(x, w, out, c0, c1, sh, sw, ph, pw, dh, dw, mult):
+def _depthwise_planes(x, w, out, c0, c1, sh, sw, ph, pw, dh, dw, mult, zero, bias, lo, hi):
     """Depthwise convolution of input channels [c0, c1), summed as :func:`_depthwise2d`
-    (float64, kernel row by row, from +0.0), one plane at a time.
+    (kernel row by row, from +0.0) in the type of ``zero``: float64 (the definition), or
+    float32 in a float32-products run (eight AVX2 lanes instead of four), one plane at a
+    time. Each output gets ``bias[oc]`` added when ``bias`` is not empty, then is
+    clamped to [lo, hi] as Clip clamps (Relu: [0, inf]) unless ``lo > hi``.
 
     The plane is copied into zero-padded float64 phase planes (:func:`~.windows.pad_phases`), so
     that a kernel tap is one long contiguous loop over every output of the plane (rows
@@ -77,26 +82,29 @@ def _depthwise_planes(x, w, out, c0, c1, sh, sw, ph, pw, dh, dw, mult):
     nk = kh * kw
     rl = ((oh - 1) * sh + (kh - 1) * dh) // sh + 1
     ul = ((ow - 1) * sw + (kw - 1) * dw) // sw + 1
-    buf = np.zeros((sh, sw, rl, ul), dtype=np.float64)
+    buf = np.zeros((sh, sw, rl, ul), dtype=type(zero))
     flat = buf.reshape(sh * sw * rl * ul)
     m = oh * ul - (ul - ow)
-    acc = np.empty(m, dtype=np.float64)
+    acc = np.empty(m, dtype=type(zero))
     taps = np.empty(nk, dtype=np.int64)  # where each tap's reads start in ``flat``
     for ki in range(kh):
         for kj in range(kw):
             pr, pc = (ki * dh) % sh, (kj * dw) % sw
             taps[ki * kw + kj] = ((pr * sw + pc) * rl + (ki * dh) // sh) * ul + (kj * dw) // sw
-    k = np.empty(nk, dtype=np.float64)
+    k = np.empty(nk, dtype=type(zero))
     for b in range(n):
         for ic in range(c0, c1):
             pad_phases(x, b, ic, buf, sh, sw, ph, pw)
             for oc in range(ic * mult, (ic + 1) * mult):
                 for t in range(nk):
-                    k[t] = np.float64(w[oc, 0, t // kw, t % kw])
+                    k[t] = w[oc, 0, t // kw, t % kw]
                 if nk == 9:
-                    _nine_taps(flat, taps, k, acc, m)
+                    _nine_taps(flat, taps, k, acc, m, zero)
                 else:
                     _taps_in_threes(flat, taps, k, acc, m)
+                if len(bias) or lo <= hi:
+                    bias_clamp(acc, 0, m, 1, m, bias[oc:oc + 1] if len(bias) else bias, bias[:0],
+                               lo, hi)
                 for i in range(oh):  # slices, whose unit steps let the copy vectorise
                     orow, arow = out[b, oc, i], acc[i * ul:i * ul + ow]
                     for j in range(ow):
@@ -104,14 +112,15 @@ def _depthwise_planes(x, w, out, c0, c1, sh, sw, ph, pw, dh, dw, mult):
 
 
 @nb.njit(cache=True, nogil=True)
-def _nine_taps(flat, taps, k, acc, m):
-    """acc[e] = the nine products k[t] * flat[taps[t] + e], summed in order from +0.0."""
+def _nine_taps(flat, taps, k, acc, m, zero):
+    """acc[e] = the nine products k[t] * flat[taps[t] + e], summed in order from +0.0
+    (``zero``, of the type the sum is computed in)."""
     a0, a1, a2 = flat[taps[0]:taps[0] + m], flat[taps[1]:taps[1] + m], flat[taps[2]:taps[2] + m]
     b0, b1, b2 = flat[taps[3]:taps[3] + m], flat[taps[4]:taps[4] + m], flat[taps[5]:taps[5] + m]
     c0, c1, c2 = flat[taps[6]:taps[6] + m], flat[taps[7]:taps[7] + m], flat[taps[8]:taps[8] + m]
     k0, k1, k2, k3, k4, k5, k6, k7, k8 = k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8]
     for e in range(m):
-        s = 0.0
+        s = zero
         s += k0 * a0[e]
         s += k1 * a1[e]
         s += k2 * a2[e]
@@ -142,23 +151,54 @@ def _taps_in_threes(flat, taps, k, acc, m):
             acc[e] += k0 * s0[e]
 
 
-def _depthwise(x, w, out, strides, pads, dilations, mult) -> None:
-    """A depthwise convolution in channel blocks on npuc's threads."""
+def _depthwise(x, w, out, strides, pads, dilations, mult, b=None, activation=None) -> bool:
+    """A depthwise convolution in channel blocks on npuc's threads; True when it added
+    the bias ``b`` and applied ``activation`` itself (a float32 one in a float32-products
+    run, summed in float32), False when the caller still has to."""
     c = x.shape[1]
     step = threads.block(c)
+    fast = (x.dtype == w.dtype == out.dtype == np.float32 and
+            accumulate.product_type(x.dtype, w.dtype, out.dtype) == np.float32)
+    zero = np.float32(0) if fast else np.float64(0)
+    bias = b.astype(np.float32).reshape(-1) if fast and b is not None else np.empty(0, zero.dtype)
+    lo, hi = _clamp(activation) if fast else (None, None)
+    rest = activation if fast and lo is None else None  # applied per block after the sums
+    if lo is None:
+        lo, hi = zero.dtype.type(1), zero.dtype.type(0)  # no clamp
 
     def channels(i):
-        _depthwise_planes(x, w, out, i * step, min(c, (i + 1) * step), strides[0], strides[1],
-                          pads[0], pads[1], dilations[0], dilations[1], mult)
+        c0, c1 = i * step, min(c, (i + 1) * step)
+        _depthwise_planes(x, w, out, c0, c1, strides[0], strides[1], pads[0], pads[1],
+                          dilations[0], dilations[1], mult, zero, bias, lo, hi)
+        if rest:
+            rest.activate(out[:, c0 * mult:c1 * mult])
 
     threads.parallel(channels, -(-c // step))
+    return fast
 
 
-def conv_nd(x, w, b=None, strides=None, pads=None, dilations=None, group=1, out=None):
-    """Convolution of ``x`` (N, C, *spatial) with ``w`` (M, C/group, *kernel).
+def _clamp(activation):
+    """(lo, hi) float32 bounds that compute ``activation`` as a clamp (Relu, Clip with
+    min <= max), else (None, None)."""
+    act = activation.activation if activation is not None else ""
+    if act == "Relu":
+        return np.float32(0), np.float32(np.inf)
+    if act == "Clip" and float(activation.params[0]) <= float(activation.params[1]):
+        return np.float32(activation.params[0]), np.float32(activation.params[1])
+    return None, None
+
+
+def conv_nd(x, w, b=None, strides=None, pads=None, dilations=None, group=1, out=None,
+            activation=None):
+    """Convolution of ``x`` (N, C, *spatial) with ``w`` (M, C/group, *kernel), plus the
+    bias ``b``, then ``activation`` (an :class:`~.epilogue.Epilogue` without bias: a
+    FusedConv's, or None).
 
     ``pads`` is ``[begin..., end...]``; ``x`` may be any strided view. Floating point
-    only (integer convolutions go through :func:`conv_integer`).
+    only (integer convolutions go through :func:`conv_integer`). In a float32-products
+    run a float32 result of 2 spatial dimensions is computed in blocks of output
+    positions with the bias and activation applied to each block
+    (:mod:`.conv_columns`); otherwise the bias and the activation are separate passes.
     """
     nd = x.ndim - 2
     strides = list(strides or [1] * nd)
@@ -171,7 +211,13 @@ def conv_nd(x, w, b=None, strides=None, pads=None, dilations=None, group=1, out=
     if out is None:
         out = np.empty((n, m, *oshape), dtype=np.result_type(x.dtype, w.dtype))
     if group == c and w.shape[1] == 1 and nd == 2 and group > 1:
-        _depthwise(x, w, out, strides, pads, dilations, m // c)
+        if _depthwise(x, w, out, strides, pads, dilations, m // c, b, activation):
+            return out
+    elif (nd == 2 and out.dtype == np.float32 and out.flags.c_contiguous and
+          accumulate.product_type(x.dtype, w.dtype, out.dtype) == np.float32):
+        conv2d_columns(x, w, out, strides, pads, dilations, group,
+                       Epilogue(None if b is None else b.reshape(m, 1), *_parts(activation)))
+        return out
     else:
         pointwise = all(k == 1 for k in kshape) and not any(pads) and all(s == 1 for s in strides)
         if pointwise:
@@ -185,7 +231,16 @@ def conv_nd(x, w, b=None, strides=None, pads=None, dilations=None, group=1, out=
         accumulate.matmul(wm, cols, out=out)
     if b is not None:
         out += b.reshape((1, m) + (1,) * nd)
+    if activation:
+        activation.activate(out)
     return out
+
+
+def _parts(activation) -> tuple:
+    """(activation, params, ctx) of an optional activation epilogue."""
+    if activation is None:
+        return "", (), None
+    return activation.activation, tuple(activation.params), activation.ctx
 
 
 def conv_transpose_nd(x, w, b=None, strides=None, pads=None, dilations=None, group=1,
@@ -209,13 +264,16 @@ def conv_transpose_nd(x, w, b=None, strides=None, pads=None, dilations=None, gro
 
 
 @kernel("Conv")
-def conv(inputs, attrs, ctx):
+def conv(inputs, attrs, ctx, activation=None):
+    """ONNX Conv; ``activation`` (an :class:`~.epilogue.Epilogue` without bias) is the
+    epilogue of a FusedConv run through this kernel."""
     x, w = inputs[0], inputs[1]
     b = inputs[2] if len(inputs) > 2 else None
     if x.dtype.kind != "f":
         raise unsupported(ctx, f"Conv on {x.dtype}")
     strides, pads, dilations = conv_geometry(x, w, attrs, ctx)
-    return [conv_nd(x, w, b, strides, pads, dilations, attrs.get("group", 1))]
+    return [conv_nd(x, w, b, strides, pads, dilations, attrs.get("group", 1),
+                    activation=activation)]
 
 
 @kernel("ConvTranspose")

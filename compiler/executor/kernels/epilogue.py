@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numba as nb
 import numpy as np
 
 from . import KernelContext, get_kernel
@@ -46,7 +47,7 @@ class Epilogue:
     operators (``""`` for none); ``ctx`` is the node's kernel context, needed only by
     the activations that run through their ONNX kernel (all but Relu and Clip).
 
-    Called as ``epilogue(tile, index, rows, cols)``: ``tile`` is the writable view
+    Called as ``epilogue(tile, index, rows, cols, shape)``: ``tile`` is the writable view
     ``result[index][rows, cols]`` (``index`` a tuple over the batch axes, ``rows`` and
     ``cols`` slices of the last two axes) and ``shape`` the whole result's shape; the
     numbers of an element do not depend on the tile it is in.
@@ -57,15 +58,68 @@ class Epilogue:
     params: tuple = ()
     ctx: object = None
 
+    def __post_init__(self):
+        # the float32 fast path, decided once: clamp bounds, and the bias as one value per
+        # row or per column of the last two axes (None: the general path)
+        bounds, rows, cols = self.clamp(), None, None
+        b = self.bias
+        if b is not None and (b.dtype != np.float32 or b.size <= 1):
+            bounds = None
+        elif b is not None and b.ndim >= 2 and b.shape[-1] == 1 and b.size == b.shape[-2]:
+            rows = b.reshape(-1)
+        elif b is not None and b.ndim == 1:
+            cols = b
+        elif b is not None:
+            bounds = None
+        none = np.empty(0, np.float32)
+        object.__setattr__(self, "_fast", None if bounds is None else (
+            none if rows is None else np.ascontiguousarray(rows),
+            none if cols is None else np.ascontiguousarray(cols), *bounds))
+
     def __bool__(self) -> bool:
         return self.bias is not None or bool(self.activation)
 
     def __call__(self, tile: np.ndarray, index: tuple, rows: slice, cols: slice,
                  shape: tuple) -> None:
+        if self._fast is not None and _spans(tile):
+            # the rows as one unit-stride span, which Numba's loops vectorise
+            step = tile.strides[0] // 4
+            flat = np.lib.stride_tricks.as_strided(
+                tile, ((tile.shape[0] - 1) * step + tile.shape[1],), (4,))
+            self.span(flat, 0, step, rows.indices(shape[-2])[0], rows.indices(shape[-2])[0]
+                      + tile.shape[0], cols.indices(shape[-1])[0], tile.shape[1])
+            return
         if self.bias is not None:  # a broadcast view: nothing is copied
-            bias = np.broadcast_to(self.bias, shape)[index][rows, cols]
-            np.add(tile, bias, out=tile, casting="unsafe")
+            np.add(tile, np.broadcast_to(self.bias, shape)[index][rows, cols], out=tile,
+                   casting="unsafe")
         self.activate(tile)
+
+    def fast(self) -> bool:
+        """Whether :meth:`span` can apply this epilogue (a float32 bias per row or per
+        column, or none, and a clamp activation: Relu, Clip, none)."""
+        return self._fast is not None
+
+    def span(self, flat: np.ndarray, start: int, step: int, r0: int, r1: int, c0: int,
+             width: int) -> None:
+        """The epilogue on rows ``r0:r1``, columns ``c0:c0 + width`` of the result (any
+        batch index), stored as ``flat[start + (r - r0) * step:][:width]`` in a float32
+        unit-stride buffer; only when :meth:`fast`. No Python view per tile."""
+        row_bias, col_bias, lo, hi = self._fast
+        bias_clamp(flat, start, step, r1 - r0, width,
+                   row_bias[r0:r1] if len(row_bias) else row_bias,
+                   col_bias[c0:c0 + width] if len(col_bias) else col_bias, lo, hi)
+
+    def clamp(self) -> tuple | None:
+        """The activation as float32 bounds ``(lo, hi)`` of a clamp (none: lo > hi), or
+        None when it is not one (Clip with min > max gives max everywhere)."""
+        act, p = self.activation, self.params
+        if not act:
+            return np.float32(1), np.float32(0)
+        if act == "Relu":
+            return np.float32(0), np.float32(np.inf)
+        if act == "Clip" and float(p[0]) <= float(p[1]):
+            return np.float32(p[0]), np.float32(p[1])
+        return None
 
     def activate(self, tile: np.ndarray) -> None:
         """The activation alone, in place on ``tile``."""
@@ -83,3 +137,36 @@ class Epilogue:
             y = activate(np.ascontiguousarray(tile), act, self.params,
                          self.ctx if self.ctx is not None else KernelContext(), fresh=True)
             np.copyto(tile, y, casting="unsafe")
+
+
+def _spans(tile: np.ndarray) -> bool:
+    """Whether the rows of a 2-D float32 ``tile`` are unit-stride spans of one buffer
+    (what :meth:`Epilogue.span` needs)."""
+    return (tile.ndim == 2 and tile.dtype == np.float32 and tile.size > 0 and
+            tile.strides[1] == 4 and tile.strides[0] >= 4 * tile.shape[1] and
+            tile.strides[0] % 4 == 0)
+
+
+@nb.njit(cache=True, nogil=True)
+def bias_clamp(flat, start, step, rows, cols, row_bias, col_bias, lo, hi):
+    """Rows ``flat[start + i * step:][:cols]`` + bias (a value per row, or per column),
+    then clamped to [lo, hi] as the Clip kernel clamps (NaN stays NaN, an equal bound
+    wins) unless lo > hi."""
+    clamp = lo <= hi
+    for i in range(rows):
+        row = flat[start + i * step:start + i * step + cols]  # unit stride: vectorises
+        if len(row_bias):
+            rb = row_bias[i]
+            for j in range(cols):
+                row[j] = row[j] + rb
+        elif len(col_bias):
+            for j in range(cols):
+                row[j] = row[j] + col_bias[j]
+        if clamp:
+            for j in range(cols):
+                v = row[j]
+                if not (v > lo or v != v):
+                    v = lo
+                if not (v < hi or v != v):
+                    v = hi
+                row[j] = v
