@@ -1,11 +1,12 @@
 """Pooling: MaxPool, AveragePool, LpPool, MaxUnpool, MaxRoiPool (the Global forms are in
 ``global_pool``).
 
-Floating-point 2-D max and average pools (the common case) run a loop over padded
-channel planes (:func:`_pool2d_planes`) in channel blocks on npuc's threads; other pools
-(1-D and 3-D, LpPool, integers, MaxPool's Indices output) share one Numba loop over a 3-D
-window (missing leading dimensions have size 1). The loops take explicit begin pads and
-output sizes so that they can run on a strided view of a tile with its halo.
+Floating-point 2-D max and average pools (the common case) run loops along output rows
+straight into the output (:func:`_pool2d_rows`; with stride 1, taps over whole padded
+planes, :func:`_pool2d_planes`) in blocks of planes on npuc's threads;
+other pools (1-D and 3-D, LpPool, integers, MaxPool's Indices output) share one Numba loop
+over a 3-D window (missing leading dimensions have size 1), which takes explicit begin
+pads and output sizes so that it can run on a strided view of a tile with its halo.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 from .. import threads
 from . import kernel
 from .checks import accepts, unsupported
-from .windows import conv_pads
+from .windows import conv_pads, pad_phases
 
 MAX, AVG, LP = 0, 1, 2
 
@@ -130,12 +131,12 @@ def _columns(of, o, xf, q, j0, j1, step, n, dd, is_max):
     in blocks of 8 columns, which vectorise also in rows too short for the vectoriser's
     own unrolled loop."""
     if step == 1:
-        j = j0
-        while j + 8 <= j1:
+        b = j0
+        while b + 8 <= j1:
             for u in range(8):
-                _tap(of, o + j + u, xf, q + j + u, n, dd, is_max)
-            j += 8
-        for j in range(j, j1):
+                _tap(of, o + b + u, xf, q + b + u, n, dd, is_max)
+            b += 8
+        for j in range(b, j1):
             _tap(of, o + j, xf, q + j, n, dd, is_max)
     elif step == 2 and dd == 1:  # literal offsets: one interleaved read
         for j in range(j0, j1):
@@ -219,6 +220,67 @@ def _rows(xf, h, w, of, oh, ow, p0, p1, divf, is_max, kh, kw, sh, sw, ph, pw, dh
                     of[U(o + j)] = of[U(o + j)] / divf[U(d + j)]
 
 
+@nb.njit(cache=True, nogil=True, error_model="numpy")  # no zero test: divisions vectorise
+def _pool2d_planes(x, out, div, c0, c1, is_max, kh, kw, sh, sw, ph, pw, dh, dw):
+    """Max or average of 2-D windows over channels [c0, c1), one plane at a time.
+
+    Each plane is copied into padded phase planes (:func:`~.windows.pad_phases`), the padding
+    holding the identity of the reduction (-inf, or +0.0, which leaves every sum started
+    at +0.0 unchanged), so that a kernel tap is one long contiguous loop over all outputs
+    of the plane (rows ``ul`` apart, the last ``ul - ow`` of each unused), which
+    vectorises. Taps are applied row by row of the kernel, two per pass, in the input
+    type; averages divide by ``div`` (the counted positions of each window). Maxima are
+    written to the other of two buffers: a maximum stored back in place becomes a masked
+    store, which is slow on AMD processors.
+    """
+    n = x.shape[0]
+    oh, ow = out.shape[2], out.shape[3]
+    rl = ((oh - 1) * sh + (kh - 1) * dh) // sh + 1
+    ul = ((ow - 1) * sw + (kw - 1) * dw) // sw + 1
+    fill = -np.inf if is_max else 0.0
+    buf = np.full((sh, sw, rl, ul), fill, dtype=x.dtype)
+    flat = buf.reshape(sh * sw * rl * ul)
+    m = oh * ul - (ul - ow)
+    acc, nxt = np.empty(m, dtype=out.dtype), np.empty(m, dtype=out.dtype)
+    taps = np.empty(kh * kw, dtype=np.int64)  # where each tap's reads start in ``flat``
+    for ki in range(kh):
+        for kj in range(kw):
+            pr, pc = (ki * dh) % sh, (kj * dw) % sw
+            taps[ki * kw + kj] = ((pr * sw + pc) * rl + (ki * dh) // sh) * ul + (kj * dw) // sw
+    dv = np.ones(m, dtype=out.dtype)  # the divisors in the layout of ``acc``
+    if not is_max:
+        for i in range(oh):
+            for j in range(ow):
+                dv[i * ul + j] = div[i, j]
+    for b in range(n):
+        for ch in range(c0, c1):
+            pad_phases(x, b, ch, buf, sh, sw, ph, pw)
+            acc[:] = fill
+            for k in range(0, kh * kw, 2):
+                s1 = flat[taps[k]:taps[k] + m]
+                s2 = flat[taps[k + 1]:taps[k + 1] + m] if k + 1 < kh * kw else s1
+                if is_max:
+                    for e in range(m):
+                        a, v = acc[e], s1[e]
+                        a = v if v > a else a
+                        v = s2[e]
+                        nxt[e] = v if v > a else a
+                    acc, nxt = nxt, acc
+                elif k + 1 < kh * kw:
+                    for e in range(m):
+                        acc[e] = (acc[e] + s1[e]) + s2[e]
+                else:
+                    for e in range(m):
+                        acc[e] += s1[e]
+            if not is_max:
+                for e in range(m):
+                    acc[e] = acc[e] / dv[e]
+            for i in range(oh):
+                orow, arow = out[b, ch, i], acc[i * ul:i * ul + ow]
+                for j in range(ow):
+                    orow[j] = arow[j]
+
+
 def _window_counts(in_len, out_len, k, s, pb, pe, d, include_pad):
     """How many positions of each 1-D window are counted by an average."""
     starts = np.arange(out_len) * s - pb
@@ -228,8 +290,8 @@ def _window_counts(in_len, out_len, k, s, pb, pe, d, include_pad):
 
 
 def _pool2d_fast(x, mode, kernel_shape, strides, pads, dilations, out_shape, count_include_pad):
-    """2-D max or average pool reading ``x`` in place (any strides), in channel blocks on
-    npuc's threads."""
+    """2-D max or average pool in blocks of planes on npuc's threads (``x`` read in place
+    when C-contiguous, else copied once)."""
     n, c, h, w = x.shape
     out = np.empty((n, c, *out_shape), dtype=x.dtype)
     div = np.ones((0, 0), dtype=x.dtype)
@@ -239,6 +301,12 @@ def _pool2d_fast(x, mode, kernel_shape, strides, pads, dilations, out_shape, cou
         cw = _window_counts(w, out_shape[1], kernel_shape[1], strides[1], pads[1], pads[3],
                             dilations[1], count_include_pad)
         div = np.maximum(ch[:, None] * cw[None, :], 1).astype(x.dtype)
+    if strides[0] == 1 and strides[1] == 1:  # one padded copy, then taps over whole planes
+        step = threads.block(c)
+        threads.parallel(lambda i: _pool2d_planes(
+            x, out, div, i * step, min(c, (i + 1) * step), mode == MAX, kernel_shape[0],
+            kernel_shape[1], 1, 1, pads[0], pads[1], dilations[0], dilations[1]), -(-c // step))
+        return out
     xf, of, divf = np.ascontiguousarray(x).reshape(-1), out.reshape(-1), div.reshape(-1)
     step = threads.block(n * c)
 
