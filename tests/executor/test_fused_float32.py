@@ -93,3 +93,14 @@ def test_long_attention_runs_in_blocks_of_rows_close_to_the_exact_one():
     got = _run("Attention", [q, kt, v], {"scale": 0.3})
     exact = get_kernel("Attention", "npuc")([q, kt, v], {"scale": 0.3}, KernelContext())[0]
     np.testing.assert_allclose(got, exact, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("bias_shape", [(90,), (1, 90), (64, 90), (64, 1)])
+def test_gemm_adds_its_bias_as_the_separate_addition_would(bias_shape):
+    rng = np.random.default_rng(9)
+    a = rng.standard_normal((64, 30)).astype(np.float32)
+    b = rng.standard_normal((90, 30)).astype(np.float32)
+    c = rng.standard_normal(bias_shape).astype(np.float32)
+    got = _run("Gemm", [a, b, c], {"transB": 1}, "")
+    want = _run("MatMul", [a, b.T], {}, "") + c
+    assert got.dtype == np.float32 and np.array_equal(got, want)

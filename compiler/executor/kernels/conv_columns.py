@@ -24,11 +24,12 @@ import numba as nb
 import numpy as np
 
 from .. import threads
-from .windows import _copy_every
+from .windows import _copy_every, _window_slices
 
 COLUMN_BYTES = 1 << 22  # the gathered columns and result rows of one block (in L3)
 MIN_COLUMNS, MAX_COLUMNS = 512, 4096  # narrower blocks repack the weights too often
 MAX_ROWS = 512  # output channels of one BLAS call
+SHORT_ROWS = 16  # output rows shorter than this are gathered by numpy copies
 
 
 def column_blocks(p: int, k: int, m: int) -> list[tuple[int, int]]:
@@ -71,7 +72,6 @@ def conv2d_columns(x, w, out, strides, pads, dilations, group, epilogue=None) ->
     wm = w.reshape(group, mg, k)
     wm = wm if wm.dtype == np.float32 else wm.astype(np.float32)
     pointwise = kh == kw == 1 and not any(pads) and list(strides) == [1, 1]
-    strided = kh == kw == 1 and not any(pads)
     xs = x.reshape(n, c, h * wd) if pointwise else None
     o = out.reshape(n, m, p)
     flat = out.reshape(-1)
@@ -86,10 +86,9 @@ def conv2d_columns(x, w, out, strides, pads, dilations, group, epilogue=None) ->
         (p0, p1), (r0, r1) = cols[rest // len(rows)], rows[rest % len(rows)]
         if pointwise:
             src = xs[b, g * cg:(g + 1) * cg, p0:p1]
-        elif strided and p1 - p0 == p:  # a 1x1 convolution with strides: one numpy copy
+        elif p1 - p0 == p and ow < SHORT_ROWS:  # a whole image of short rows
             src = _scratch(k * p).reshape(k, p)
-            np.copyto(src.reshape(cg, oh, ow),
-                      x[b, g * cg:(g + 1) * cg, ::strides[0], ::strides[1]][:, :oh, :ow])
+            _gather_copies(x, src, b, g * cg, (kh, kw), strides, pads, dilations, (oh, ow))
         else:
             src = _scratch(k * (p1 - p0)).reshape(k, p1 - p0)
             _gather(x, src, b, g * cg, kh, kw, p0, ow, strides[0], strides[1], pads[0], pads[1],
@@ -103,6 +102,19 @@ def conv2d_columns(x, w, out, strides, pads, dilations, group, epilogue=None) ->
             epilogue(tile, (b,), slice(r0, r1), slice(p0, p1), o.shape)
 
     threads.parallel(task, n * per_image)
+
+
+def _gather_copies(x, dst, b, c0, kshape, strides, pads, dilations, oshape) -> None:
+    """:func:`_gather` of a whole image by one strided numpy copy per kernel offset (for
+    rows shorter than :data:`SHORT_ROWS`, where a loop per row costs more than it moves)."""
+    cg = dst.shape[0] // (kshape[0] * kshape[1])
+    d = dst.reshape(cg, *kshape, *oshape)
+    if any(pads):
+        d.fill(0)  # what padding reads
+    every = (slice(None),)
+    for ks, image, window in _window_slices(kshape, strides, pads, dilations, oshape,
+                                            x.shape[2:]):
+        d[every + ks + tuple(window)] = x[(b, slice(c0, c0 + cg)) + tuple(image)]
 
 
 @nb.njit(cache=True, nogil=True)
