@@ -13,8 +13,10 @@ npuc runs three ways: the graph after npuc's own optimizer (``-O2``, what ``npuc
 runs and what calibration sees) and the graph as imported (``-O0``), both with float32
 products (float32 BLAS, as onnxruntime computes), and the imported graph with float64
 products (the IR's definition, that programs are verified against). The runs alternate
-(npuc -O2, npuc -O0, npuc float64, onnxruntime, npuc -O2, ...), so a change in the
-machine's load hits all alike; printed per row are the best and the median, the ratio of
+(npuc -O2, npuc -O0, npuc float64, onnxruntime, then the next round starting one later),
+with a pause of 0.1 s after each (onnxruntime's threads spin for a while after a run and
+slowed whichever run came next), so a change in the machine's load hits all alike;
+printed per row are the best and the median, the ratio of
 the medians and of the bests to onnxruntime's, and the largest relative difference of the
 outputs from onnxruntime's; then the first npuc run (Numba compilation or cache load),
 the optimizer's time and the load average before and after. ``--profile`` adds npuc's
@@ -54,13 +56,18 @@ def _load(name: str, exporter: str, batch: int, zoo_models: bool):
     return path, feeds
 
 
-def _interleaved(fns, repeat: int) -> list[list[float]]:
+def _interleaved(fns, repeat: int, pause: float = 0.1) -> list[list[float]]:
+    """Times of ``repeat`` rounds of every function, the order rotated each round and a
+    pause after each run: onnxruntime's threads spin for a while after its run and would
+    slow whichever run comes next."""
     times: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeat):
-        for i, fn in enumerate(fns):
+    for r in range(repeat):
+        for k in range(len(fns)):
+            i = (k + r) % len(fns)
             t0 = time.perf_counter()
-            fn()
+            fns[i]()
             times[i].append(time.perf_counter() - t0)
+            time.sleep(pause)
     return times
 
 
