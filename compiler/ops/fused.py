@@ -130,7 +130,7 @@ def _product_epilogue(a, b, bias, act):
     vec = None if bias is None else np.ascontiguousarray(bias).reshape(-1)
     rows = y.reshape(-1, y.shape[-1])
     threads.by_rows(lambda r0, r1: vecmath.bias_activation(rows[r0:r1], vec, act), len(rows),
-                    max(1, (1 << 15) // max(rows.shape[1], 1)))
+                    max(1, (1 << 19) // max(rows.shape[1], 1)))
     return y
 
 
