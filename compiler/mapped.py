@@ -169,6 +169,11 @@ def first_nonfinite(a: np.ndarray):
         if is_hole(piece):
             continue
         values = piece if piece.dtype.kind == "f" else piece.astype(np.float32)
+        # the common case in two fast reductions: a NaN makes the minimum NaN, and an
+        # infinity is the minimum or the maximum
+        if not values.size or (np.isfinite(values.min()) and np.isfinite(values.max())):
+            release(piece)
+            continue
         bad = ~np.isfinite(values)
         n = int(bad.sum())
         if n and found is None:

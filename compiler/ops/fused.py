@@ -122,15 +122,15 @@ def _product_epilogue(a, b, bias, act):
     and activation in one pass per block of rows on npuc's threads (each element the same
     numbers as the MatMul, Add and activation kernels of a float32-products run). Not in
     the product's tile epilogue: there GELU made the product about 10% slower on one
-    thread (394x768x3072: 35.2 ms after the product, 38.6 ms on each tile; BLAS's
-    buffers and the tile compete for the cache), and a bias alone gained nothing."""
+    thread (394x768x3072: 35.2 ms after the product, 38.6 ms on each tile), and a bias
+    alone gained nothing."""
     y = accumulate.matmul(a, b)
     if bias is None and not act:
         return y
     vec = None if bias is None else np.ascontiguousarray(bias).reshape(-1)
     rows = y.reshape(-1, y.shape[-1])
     threads.by_rows(lambda r0, r1: vecmath.bias_activation(rows[r0:r1], vec, act), len(rows),
-                    max(1, (1 << 15) // max(rows.shape[1], 1)))
+                    max(1, (1 << 19) // max(rows.shape[1], 1)))
     return y
 
 

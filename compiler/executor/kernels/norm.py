@@ -249,7 +249,12 @@ def softmax_array(x, axis):
     return e
 
 
-_ROW_ELEMENTS = 1 << 15  # the least work of one task on the thread pool (elements)
+# The least work of one task on the thread pool (elements): these passes take about a
+# nanosecond an element, and a task much shorter than a fraction of a millisecond costs
+# more than it gains when a busy neighbour delays the thread that took it (2 threads,
+# load 3.3: Softmax on 2x12x197x197 in blocks of 2**15 elements 6.1 ms, of 2**19 2.6
+# ms, on one thread 2.2 ms; LayerNormalization on 2x197x768 0.21 / 0.14 / 0.13 ms).
+_ROW_ELEMENTS = 1 << 19
 
 
 def softmax_rows32(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

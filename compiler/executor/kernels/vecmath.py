@@ -173,7 +173,7 @@ def gelu_in_place(x, tanh_form):
 
 
 _FLAT = {"exp": _exp_flat, "tanh": _tanh_flat, "sigmoid": _sigmoid_flat, "erf": _erf_flat}
-_BLOCK = 1 << 15  # elements of one task on npuc's threads
+_BLOCK = 1 << 19  # the least elements of one task on npuc's threads (see norm.py)
 
 
 def apply(name: str, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
