@@ -301,11 +301,14 @@ def _pool2d_fast(x, mode, kernel_shape, strides, pads, dilations, out_shape, cou
         cw = _window_counts(w, out_shape[1], kernel_shape[1], strides[1], pads[1], pads[3],
                             dilations[1], count_include_pad)
         div = np.maximum(ch[:, None] * cw[None, :], 1).astype(x.dtype)
-    if strides[0] == 1 and strides[1] == 1:  # one padded copy, then taps over whole planes
+    # stride 1, or output rows too short for the row loop to vectorise (under 16 columns
+    # it was slower than the planes): one padded copy, then taps over whole planes
+    if (strides[0] == 1 and strides[1] == 1) or out_shape[1] < 16:
         step = threads.block(c)
         threads.parallel(lambda i: _pool2d_planes(
             x, out, div, i * step, min(c, (i + 1) * step), mode == MAX, kernel_shape[0],
-            kernel_shape[1], 1, 1, pads[0], pads[1], dilations[0], dilations[1]), -(-c // step))
+            kernel_shape[1], strides[0], strides[1], pads[0], pads[1], dilations[0],
+            dilations[1]), -(-c // step))
         return out
     xf, of, divf = np.ascontiguousarray(x).reshape(-1), out.reshape(-1), div.reshape(-1)
     step = threads.block(n * c)
