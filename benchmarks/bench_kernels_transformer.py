@@ -5,7 +5,9 @@ on one-node models of the same op and shape (batch 2, sequence 128 or ViT's 197)
 Both run on one thread (onnxruntime's intra-op pool of 1, ``NPUC_BLAS_THREADS=1``), the
 runs interleaved (npuc, onnxruntime, npuc, ...); the times are process CPU time, which a
 busy neighbour disturbs less than wall time. Prints per case the best and median of each
-and the ratio of the medians and of the bests (npuc / onnxruntime; goal: at or under 1)::
+and the ratio of the medians and of the bests (npuc / onnxruntime; goal: at or under 1).
+Products and the kernels that have a float32-products path of their own (Softmax, GELU,
+Tanh, Erf, Sigmoid) run in both precisions, the others in the default::
 
     python benchmarks/bench_kernels_transformer.py [--repeat N] [--only WORD ...]
 """
@@ -50,6 +52,8 @@ CASES = {
     "transpose heads 2x128x12x64": ("Transpose", [(2, 128, 12, 64)], {"perm": [0, 2, 1, 3]}),
 }
 PRODUCTS = ("MatMul", "Gemm")
+# kernels with their own float32-products path (vectorised float32 exp, tanh and erf)
+FLOAT32_PATHS = PRODUCTS + ("Softmax", "Gelu", "Tanh", "Erf", "Sigmoid")
 
 
 def _inputs(op, shapes, rng):
@@ -89,7 +93,8 @@ def _run(args) -> None:
         if args.only and not any(w in label for w in args.only):
             continue
         inputs = _inputs(op, shapes, rng)
-        modes = ("float32", "float64") if op in PRODUCTS else ("float64",)
+        both = op in FLOAT32_PATHS
+        modes = ("float32", "float64") if both else ("float64",)
         fns = [_npuc(op, inputs, attrs, m) for m in modes] + [_ort(op, inputs, attrs, 1)]
         for fn in fns:
             fn()
@@ -102,7 +107,7 @@ def _run(args) -> None:
         bo, mo = min(times[-1]), statistics.median(times[-1])
         for k, mode in enumerate(modes):
             bn, mn = min(times[k]), statistics.median(times[k])
-            name = f"{label} ({mode})" if op in PRODUCTS else label
+            name = f"{label} ({mode})" if both else label
             print(f"{name:36s} {bn * 1e3:7.3f} /{mn * 1e3:7.3f} {bo * 1e3:7.3f} /{mo * 1e3:7.3f} "
                   f"{mn / mo:8.2f}x {bn / bo:5.2f}x")
     print(f"load average {os.getloadavg()[0]:.2f} at end")
