@@ -13,9 +13,9 @@ import numpy as np
 from onnx import helper
 
 from .. import threads
-from . import accumulate, kernel, vecmath
+from . import accumulate, kernel
 from .checks import accepts, unsupported
-from .norm import divide_by_sum
+from .norm import softmax_row
 
 
 def _masked_softmax(x):
@@ -198,13 +198,7 @@ def _probabilities(s, mask, has_mask, select, fill, scale, nan_to_zero):
             else:
                 for i in range(row.shape[0]):
                     row[i] = row[i] + mrow[i]
-        m = row[0]
-        for i in range(row.shape[0]):
-            v = row[i]
-            m = v if v > m else m
-        for i in range(row.shape[0]):
-            row[i] = vecmath.exp32(row[i] - m)
-        divide_by_sum(row)
+        softmax_row(row, row)
         if nan_to_zero:
             for i in range(row.shape[0]):
                 row[i] = row[i] if row[i] == row[i] else np.float32(0)

@@ -270,17 +270,23 @@ def softmax_rows32(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)
 def _softmax_rows(x, out):
-    """out[r] = exp(x[r] - max x[r]) / sum, the exponentials of :func:`vecmath.exp32`
-    (a NaN in the row makes the row NaN, as the general definition does)."""
+    """out[r] = softmax of x[r] for every row (:func:`softmax_row`)."""
     for r in range(x.shape[0]):
-        row, dst = x[r], out[r]
-        m = row[0]
-        for i in range(row.shape[0]):
-            v = row[i]
-            m = v if v > m else m
-        for i in range(row.shape[0]):
-            dst[i] = vecmath.exp32(row[i] - m)
-        divide_by_sum(dst)
+        softmax_row(x[r], out[r])
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+def softmax_row(row, dst):
+    """dst = exp(row - max row) / sum, the exponentials of :func:`vecmath.exp32` (a NaN
+    in the row makes the row NaN, as the general definition does); ``dst`` may be
+    ``row``."""
+    m = row[0]
+    for i in range(row.shape[0]):
+        v = row[i]
+        m = v if v > m else m
+    for i in range(row.shape[0]):
+        dst[i] = vecmath.exp32(row[i] - m)
+    divide_by_sum(dst)
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc"})
