@@ -193,17 +193,22 @@ def where(inputs, attrs, ctx):
 _FAST = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def clip_value(v, lo, hi):
+    """np.minimum(np.maximum(v, lo), hi), bit for bit (NaN stays NaN, an equal bound
+    wins, so -0.0 clipped at 0.0 gives 0.0, as numpy's maximum does)."""
+    if not (v > lo or v != v):
+        v = lo
+    if not (v < hi or v != v):
+        v = hi
+    return v
+
+
 @nb.njit(cache=True, nogil=True)
 def _clip_flat(x, lo, hi, out):
-    """np.minimum(np.maximum(x, lo), hi) in one pass, bit for bit (NaN stays NaN, an
-    equal bound wins, so -0.0 clipped at 0.0 gives 0.0, as numpy's maximum does)."""
+    """:func:`clip_value` of every element, in one pass."""
     for i in range(x.size):
-        v = x[i]
-        if not (v > lo or v != v):
-            v = lo
-        if not (v < hi or v != v):
-            v = hi
-        out[i] = v
+        out[i] = clip_value(x[i], lo, hi)
 
 
 @in_place

@@ -14,6 +14,7 @@ import numba as nb
 import numpy as np
 
 from . import KernelContext, get_kernel
+from .binary import clip_value
 
 
 def activate(y: np.ndarray, name: str, params, ctx, fresh: bool = False) -> np.ndarray:
@@ -164,9 +165,4 @@ def bias_clamp(flat, start, step, rows, cols, row_bias, col_bias, lo, hi):
                 row[j] = row[j] + col_bias[j]
         if clamp:
             for j in range(cols):
-                v = row[j]
-                if not (v > lo or v != v):
-                    v = lo
-                if not (v < hi or v != v):
-                    v = hi
-                row[j] = v
+                row[j] = clip_value(row[j], lo, hi)
