@@ -138,6 +138,23 @@ def by_rows(fn, count: int, min_rows: int = 1) -> None:
     parallel(lambda i: fn(i * step, min(count, (i + 1) * step)), -(-count // step))
 
 
+ELEMENTS = 1 << 16  # elements of one block of an elementwise pass (below this: inline)
+
+
+def by_elements(fn, out, *arrays) -> None:
+    """``fn(*arrays, out=out)`` (a numpy ufunc, or any function of that form that releases
+    the GIL) computed in blocks of at least :data:`ELEMENTS` on npuc's pool. Every array
+    is C-contiguous with ``out``'s shape, or a scalar; each element depends on itself
+    alone, so the thread count changes no bit."""
+    flat = [a.reshape(-1) if getattr(a, "ndim", 0) else a for a in arrays]
+    dest = out.reshape(-1)
+
+    def block(start, stop):
+        fn(*(a[start:stop] if getattr(a, "ndim", 0) else a for a in flat), out=dest[start:stop])
+
+    by_rows(block, dest.size, ELEMENTS)
+
+
 _pool = None
 _pool_key = None  # (process id, size): a forked child or a new size makes a new pool
 
