@@ -43,12 +43,14 @@ import contextlib
 import contextvars
 import itertools
 import os
+import sys
 import threading
 
 from npuc.compiler.executor import scipy_blas
 
 _done = False
 _blas = None  # threadpoolctl's controller of the BLAS libraries, or None
+_blas_modules = -1  # len(sys.modules) when the BLAS libraries were last found
 _depth = 0  # nesting of blas_limit() (function bodies and subgraphs run execute again)
 
 
@@ -271,7 +273,7 @@ class _Pool:
 @contextlib.contextmanager
 def blas_limit():
     """Limit BLAS to :func:`blas_threads` threads for the outermost run, then restore."""
-    global _depth, _blas
+    global _depth, _blas, _blas_modules
     configure()
     if _blas is None or _depth:
         _depth += 1
@@ -280,10 +282,15 @@ def blas_limit():
         finally:
             _depth -= 1
         return
-    # a BLAS library loaded since the last run (scipy's, onnxruntime's) is limited too
-    from threadpoolctl import ThreadpoolController
+    # a BLAS library loaded since the last run (scipy's, onnxruntime's) is limited too; a
+    # library comes with an import, and a scan of the process's libraries costs about a
+    # millisecond (a fifteenth of MobileNetV2's run in onnxruntime), so it is scanned again
+    # only when modules were imported since
+    if len(sys.modules) != _blas_modules:
+        from threadpoolctl import ThreadpoolController
 
-    _blas = ThreadpoolController().select(user_api="blas")
+        _blas = ThreadpoolController().select(user_api="blas")
+        _blas_modules = len(sys.modules)
     limiter = _blas.limit(limits=blas_threads())
     _depth += 1
     try:
