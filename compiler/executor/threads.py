@@ -46,6 +46,8 @@ import os
 import sys
 import threading
 
+import numpy as np
+
 from npuc.compiler.executor import scipy_blas
 
 _done = False
@@ -147,12 +149,12 @@ def by_elements(fn, out, *arrays) -> None:
     """``fn(*arrays, out=out)`` (a numpy ufunc, or any function of that form that releases
     the GIL) computed in blocks of at least :data:`ELEMENTS` on npuc's pool. Every array
     is C-contiguous with ``out``'s shape, or a scalar; each element depends on itself
-    alone, so the thread count changes no bit."""
-    flat = [a.reshape(-1) if getattr(a, "ndim", 0) else a for a in arrays]
+    alone, so the thread count changes no bit. A 0-d array is one element, not a scalar."""
+    flat = [(a.reshape(-1), True) if isinstance(a, np.ndarray) else (a, False) for a in arrays]
     dest = out.reshape(-1)
 
     def block(start, stop):
-        fn(*(a[start:stop] if getattr(a, "ndim", 0) else a for a in flat), out=dest[start:stop])
+        fn(*(a[start:stop] if whole else a for a, whole in flat), out=dest[start:stop])
 
     by_rows(block, dest.size, ELEMENTS)
 

@@ -72,3 +72,14 @@ def test_broadcasting_and_strided_operands_keep_the_whole_pass(monkeypatch):
     assert np.array_equal(get_kernel("Mul")([view, view], {}, KernelContext())[0], view * view)
     assert np.array_equal(get_kernel("Relu")([x[:, :, ::-1] - 30], {}, KernelContext())[0],
                           np.maximum(x[:, :, ::-1] - 30, 0))
+
+
+def test_zero_dimensional_arrays(monkeypatch):
+    monkeypatch.setattr(threads, "ELEMENTS", 1)
+    monkeypatch.setenv("NPUC_BLAS_THREADS", "2")
+    x = np.array(-3.5, np.float32)
+    ctx = KernelContext(opset=13)
+    assert get_kernel("Relu")([x], {}, ctx)[0] == 0
+    clipped = get_kernel("Clip", "", 13)([x, np.float32(-1), np.float32(1)], {}, ctx)[0]
+    assert clipped.shape == () and clipped == -1
+    assert get_kernel("Add")([x, np.array(1.0, np.float32)], {}, ctx)[0] == -2.5
