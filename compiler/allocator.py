@@ -9,6 +9,10 @@ frees a large block, which a process freeing a copy of its weights early happene
 Fixing it at 32 MB (glibc's largest automatic value) and keeping up to 256 MB of freed
 memory at the heap's top makes the reuse deliberate: freed activations are reused without
 faults. Larger blocks (weights, the weight blob) are still mapped and given back.
+
+The CLI sets the thresholds at start; :func:`npuc.execute` sets them on its first run in a
+process (``NPUC_REUSE_MEMORY=0`` keeps the process's own), so a library user who runs a
+model again and again gets the same reuse.
 """
 
 from __future__ import annotations

@@ -5,11 +5,15 @@ context and turns what a kernel raises into npuc's errors. The interpreter
 (:func:`execute`), the simulator and the constant folders all run nodes through it.
 
 Each intermediate tensor is dropped right after its last use; the peak of live bytes is
-measured as it runs (arrays that share a buffer are counted once).
+measured as it runs (arrays that share a buffer are counted once). The first run of a
+process fixes the C allocator's thresholds (:mod:`npuc.compiler.allocator`), so a block
+freed by one run is reused by the next instead of being faulted in again
+(``NPUC_REUSE_MEMORY=0`` leaves the allocator alone).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 
@@ -128,6 +132,7 @@ def execute(graph: Graph, inputs: dict, stats: RunStats | None = None,
         raise InputError(f"products must be one of {', '.join(threads.PRODUCTS)}, not "
                          f"{products!r}")
     threads.configure()
+    _reuse_memory()
     env = _bind_inputs(graph, inputs)
     stats = stats if stats is not None else RunStats()
     stats.constant_bytes = sum(v.const.nbytes for v in graph.constants.values()
@@ -136,6 +141,20 @@ def execute(graph: Graph, inputs: dict, stats: RunStats | None = None,
     with threads.blas_limit(), threads.product_precision(products):
         results = _run(graph, env, stats, profile, rng, outer={}, observe=observe)
     return {v.name: r for v, r in zip(graph.outputs, results)}
+
+
+_memory_set = False
+
+
+def _reuse_memory() -> None:
+    """Fix the allocator's thresholds once per process (see the module docstring)."""
+    global _memory_set
+    if not _memory_set:
+        _memory_set = True
+        if os.environ.get("NPUC_REUSE_MEMORY", "1") != "0":
+            from npuc.compiler.allocator import reuse_freed_memory
+
+            reuse_freed_memory()
 
 
 def _bind_inputs(graph: Graph, inputs: dict) -> dict[int, object]:

@@ -43,12 +43,16 @@ import contextlib
 import contextvars
 import itertools
 import os
+import sys
 import threading
+
+import numpy as np
 
 from npuc.compiler.executor import scipy_blas
 
 _done = False
 _blas = None  # threadpoolctl's controller of the BLAS libraries, or None
+_blas_modules = -1  # len(sys.modules) when the BLAS libraries were last found
 _depth = 0  # nesting of blas_limit() (function bodies and subgraphs run execute again)
 
 
@@ -136,6 +140,23 @@ def by_rows(fn, count: int, min_rows: int = 1) -> None:
     do not depend on the block it is in, so the thread count changes no bit."""
     step = max(1, min_rows, block(count))
     parallel(lambda i: fn(i * step, min(count, (i + 1) * step)), -(-count // step))
+
+
+ELEMENTS = 1 << 16  # elements of one block of an elementwise pass (below this: inline)
+
+
+def by_elements(fn, out, *arrays) -> None:
+    """``fn(*arrays, out=out)`` (a numpy ufunc, or any function of that form that releases
+    the GIL) computed in blocks of at least :data:`ELEMENTS` on npuc's pool. Every array
+    is C-contiguous with ``out``'s shape, or a scalar; each element depends on itself
+    alone, so the thread count changes no bit. A 0-d array is one element, not a scalar."""
+    flat = [(a.reshape(-1), True) if isinstance(a, np.ndarray) else (a, False) for a in arrays]
+    dest = out.reshape(-1)
+
+    def block(start, stop):
+        fn(*(a[start:stop] if whole else a for a, whole in flat), out=dest[start:stop])
+
+    by_rows(block, dest.size, ELEMENTS)
 
 
 _pool = None
@@ -254,7 +275,7 @@ class _Pool:
 @contextlib.contextmanager
 def blas_limit():
     """Limit BLAS to :func:`blas_threads` threads for the outermost run, then restore."""
-    global _depth, _blas
+    global _depth, _blas, _blas_modules
     configure()
     if _blas is None or _depth:
         _depth += 1
@@ -263,10 +284,15 @@ def blas_limit():
         finally:
             _depth -= 1
         return
-    # a BLAS library loaded since the last run (scipy's, onnxruntime's) is limited too
-    from threadpoolctl import ThreadpoolController
+    # a BLAS library loaded since the last run (scipy's, onnxruntime's) is limited too; a
+    # library comes with an import, and a scan of the process's libraries costs about a
+    # millisecond (a fifteenth of MobileNetV2's run in onnxruntime), so it is scanned again
+    # only when modules were imported since
+    if len(sys.modules) != _blas_modules:
+        from threadpoolctl import ThreadpoolController
 
-    _blas = ThreadpoolController().select(user_api="blas")
+        _blas = ThreadpoolController().select(user_api="blas")
+        _blas_modules = len(sys.modules)
     limiter = _blas.limit(limits=blas_threads())
     _depth += 1
     try:

@@ -91,3 +91,32 @@ def test_blas_limit_is_restored_after_a_run(monkeypatch):
     after = [lib.get_num_threads() for lib in controller.lib_controllers]
     assert all(n == threads.blas_threads() for n in inside) or not inside
     assert after == before
+
+
+def test_blas_libraries_are_found_again_only_after_an_import(monkeypatch):
+    threadpoolctl = __import__("pytest").importorskip("threadpoolctl")
+    import sys
+    import types
+
+    scans = []
+
+    class Counting(threadpoolctl.ThreadpoolController):
+        def __init__(self):
+            scans.append(1)
+            super().__init__()
+
+    monkeypatch.setattr(threadpoolctl, "ThreadpoolController", Counting)
+    threads.configure()
+    if threads.blas_threads() == 0 or threads._blas is None:
+        return  # BLAS left alone: nothing is scanned at all
+    with threads.blas_limit():
+        pass
+    first = len(scans)
+    for _ in range(3):
+        with threads.blas_limit():
+            pass
+    assert len(scans) == first  # nothing imported: the libraries found before serve
+    monkeypatch.setitem(sys.modules, "npuc_test_new_module", types.ModuleType("m"))
+    with threads.blas_limit():
+        pass
+    assert len(scans) == first + 1  # an import may have brought a BLAS library
