@@ -181,18 +181,60 @@ def _rows_per_block(m: int, batch: int) -> int:
     return min(m, max(64, -(-m * batch // (4 * t))))
 
 
-TILE_ROWS, TILE_COLS = 256, 384  # the largest BLAS call of a float32 product (speed)
+# The cut of a float32 product into BLAS calls (speed; the bits of a float32 product
+# depend on its cut, so it is a function of the shapes alone). Each call packs its
+# blocks of both operands before multiplying, so every extra call repacks: on one
+# thread (OpenBLAS, 256x768 @ 768x3072 and 394x3072 @ 3072x768, load 3-4) one call ran
+# at 68-82 GFLOP/s, two column blocks 4% slower, eight 8-12% slower, a 2x2 cut slower
+# than 1x4 and two row blocks slower than two column blocks. So a product is cut into
+# as few calls as keep both cores busy: two, or more of at most TILE_WORK multiply-adds
+# each, an even count (two threads finish together), along the cheaper axis.
+TILE_WORK = 1 << 28  # multiply-adds of one call at most (about 4 ms on one core)
+SPLIT_WORK = 1 << 22  # a product below this is one call (a task costs tens of µs)
+TILE_MIN = 16  # the fewest rows or columns of a block (BLAS's vector width)
+TILE_ROWS = 256  # rows of a block of a batch of products (attention's heads)
+BATCH = 4  # a batch of at least this many products has work for every thread
 
 
-def _tiles(m: int, n: int) -> list[tuple[int, int, int, int]]:
-    """The (row, column) blocks a float32 product of an ``m x n`` result is computed in,
-    one BLAS call each: a function of the shape alone (the bits of a float32 product
-    depend on its cut), balanced, columns in multiples of 16 (BLAS's vector width)."""
-    rows = -(-m // -(-m // TILE_ROWS)) if m else 1
-    cols = -(-n // -(-n // TILE_COLS)) if n else 1
-    cols = min(n, -(-cols // 16) * 16) or 1
+def _tiles(m: int, n: int, k: int = 1, batch: int = 1) -> list[tuple[int, int, int, int]]:
+    """The (row, column) blocks each float32 product of a batch of ``batch`` products of
+    an ``m x n`` result summing over ``k`` is computed in, one BLAS call each, ``k``
+    never cut: a function of the shapes alone (see :data:`TILE_WORK`), columns in
+    multiples of :data:`TILE_MIN`. The products of a large batch (attention's heads)
+    are cut in blocks of at most :data:`TILE_ROWS` rows only, as npuc::Attention cuts
+    them (:func:`row_cut`)."""
+    if batch >= BATCH:
+        rows = -(-m // -(-m // TILE_ROWS)) if m else 1
+        return [(r, min(m, r + rows), 0, n) for r in range(0, max(m, 1), rows)]
+    work = m * n * max(k, 1)
+    count = 1 if work < SPLIT_WORK else max(2, -(-work // TILE_WORK))
+    count += count % 2 if count > 1 else 0
+    rows_max, cols_max = max(1, m // TILE_MIN), max(1, n // TILE_MIN)
+    cut = (1, 1)
+    while count > 1:
+        # r row blocks by c column blocks: A is packed c times and B r times, and a row
+        # cut also shortens each call's reuse of its packed B (measured slower: weighed 2x)
+        fits = [(m * (count // r) + 2 * n * r, r, count // r) for r in range(1, count + 1)
+                if count % r == 0 and r <= rows_max and count // r <= cols_max]
+        if fits:
+            cut = min(fits)[1:]
+            break
+        count -= 1
+    rows = -(-m // cut[0]) if m else 1
+    cols = -(-n // cut[1]) if n else 1
+    cols = min(n, -(-cols // TILE_MIN) * TILE_MIN) if n else 1
     return [(r, min(m, r + rows), c, min(n, c + cols))
             for r in range(0, max(m, 1), rows) for c in range(0, max(n, 1), cols)]
+
+
+def row_cut(m: int, n: int, k: int, batch: int) -> list[int] | None:
+    """The first rows of the blocks a batch of float32 products (``m x n``, summing over
+    ``k``) is cut in, when it is cut along rows only; else None. A fused kernel that
+    makes the same calls gives the same bits as the separate products."""
+    tiles = _tiles(m, n, k, batch)
+    if any(c0 != 0 or c1 != n for _, _, c0, c1 in tiles):
+        return None
+    return [r0 for r0, _, _, _ in tiles]
 
 
 def _finish(y: np.ndarray, epilogue) -> np.ndarray:
@@ -241,8 +283,8 @@ def _matmul32(a, b, out, rtype, epilogue=None):
         y = np.empty(batch + (m, n), dtype=np.float32)
     a = np.broadcast_to(a, batch + a.shape[-2:])
     b = np.broadcast_to(b, batch + b.shape[-2:])
-    tiles = _tiles(m, n)
     count = int(np.prod(batch, dtype=np.int64))
+    tiles = _tiles(m, n, a.shape[-1], count)
     # tasks take several whole products of a batch when there are many (speed only:
     # the blocks, hence the bits, stay those of _tiles)
     per_task = max(1, count // (4 * threads.compute_threads())) if len(tiles) == 1 else 1
