@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from onnx import helper
 
 from npuc.compiler.executor import threads
-from npuc.compiler.executor.kernels import conv_columns
+from npuc.compiler.executor.kernels import conv_columns, conv_gather
 from npuc.compiler.executor.kernels.conv import conv_nd
 from npuc.compiler.executor.kernels.epilogue import Epilogue
 
@@ -170,6 +170,6 @@ def test_gathering_through_phase_planes_is_the_direct_gather(k, s, d, pads, size
     ul = ((ow - 1) * s[1] + (k[1] - 1) * d[1]) // s[1] + 1
     phases = np.full((s[0], s[1], rl, ul), np.nan, np.float32)  # stale values are cleared
     geometry = (1, 1, *k, p0, ow, *s, *pads, *d)
-    conv_columns._gather(x, want, *geometry)
-    conv_columns._gather_phases(x, got, phases, *geometry)
+    conv_gather._gather(x, want, *geometry)
+    conv_gather._gather_phases(x, got, phases, *geometry)
     assert np.array_equal(got, want)
