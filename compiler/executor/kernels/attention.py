@@ -13,7 +13,7 @@ import numpy as np
 from onnx import helper
 
 from .. import threads
-from . import accumulate, kernel
+from . import accumulate, kernel, products32
 from .checks import accepts, unsupported
 from .norm import softmax_row
 
@@ -149,10 +149,10 @@ def attention32(q, kt, v, mask=None, scale=1.0, select=False, fill=0.0,
     axis), on npuc's threads: the scores of the block (one BLAS call per head, numpy's
     batched product), one Numba call for every row (scale, mask, :func:`softmax_row`),
     then the block's product with ``v``, so the scores never leave the cache and a head
-    costs no Python of its own. The blocks are those the separate MatMuls cut their
-    products in (``accumulate.row_cut``, fixed by the shapes), so the result has their
-    bits on any thread count; when those two cuts differ, the parts run one after the
-    other."""
+    costs no Python of its own. The result is laid out heads-last. The blocks are those
+    the separate MatMuls cut their products in (``products32.row_cut``, fixed by the
+    shapes), so the result has their bits on any thread count; when those two cuts
+    differ, the parts run one after the other."""
     full = np.broadcast_shapes(q.shape[:-2], kt.shape[:-2], v.shape[:-2])
     batch = full or (1,)
     m, n, dv = q.shape[-2], kt.shape[-1], v.shape[-1]
@@ -163,15 +163,17 @@ def attention32(q, kt, v, mask=None, scale=1.0, select=False, fill=0.0,
     mb = np.broadcast_to(mask if has_mask else np.zeros((), np.float32), batch + (m, n))
     scale32, fill32 = np.float32(scale), np.float32(fill)
     count = int(np.prod(batch, dtype=np.int64))
-    cut = accumulate.row_cut(m, n, q.shape[-1], count)
-    if cut is None or cut != accumulate.row_cut(m, dv, n, count):
+    cut = products32.row_cut(m, n, q.shape[-1], count)
+    if cut is None or cut != products32.row_cut(m, dv, n, count):
         s = accumulate.matmul(qb, kb)
         s3 = s.reshape(-1, m, n)
         threads.by_rows(lambda h0, h1: _probabilities(
             s3[h0:h1], mb.reshape(-1, m, n)[h0:h1], has_mask, select, fill32, scale32,
             nan_to_zero), len(s3))
         return accumulate.matmul(s, vb).reshape(full + (m, dv))
-    y = np.empty(batch + (m, dv), np.float32)
+    # stored heads-last (rows, heads, values): the Transpose and Reshape that merge the
+    # heads after attention are then views, not a copy of the whole result
+    y = np.moveaxis(np.empty(batch[:-1] + (m, batch[-1], dv), np.float32), -2, -3)
     bounds = cut + [m]
     per = max(b - a for a, b in zip(bounds, bounds[1:])) if m else 1
     blocks = len(cut)
