@@ -204,7 +204,6 @@ def where(inputs, attrs, ctx):
     return [np.where(c, x, y).astype(x.dtype, copy=False)]
 
 
-
 @nb.njit(cache=True, nogil=True, inline="always")
 def clip_value(v, lo, hi):
     """np.minimum(np.maximum(v, lo), hi), bit for bit (NaN stays NaN, an equal bound
