@@ -6,7 +6,7 @@ runs interleaved (npuc, onnxruntime, npuc, ...) so that the machine's load hits 
 alike. Prints per case the best and median time of each and the ratio of the medians
 and of the bests (npuc / onnxruntime; goal: at or under 1)::
 
-    python benchmarks/bench_kernels_cnn.py [--repeat N] [--only WORD ...]
+    python benchmarks/bench_kernels_cnn.py [--repeat N] [--only WORD ...] [--products float32]
 """
 
 from __future__ import annotations
@@ -73,6 +73,16 @@ CASES = {
     "conv 3x3/2 3->32 @224": _conv(3, 32, 224, 3, 2),
     "conv 3x3 64->64 @56": _conv(64, 64, 56, 3, 1),
     "conv 1x1/2 256->512 @56": _conv(256, 512, 56, 1, 2),
+    "conv 3x3 256->256 @14": _conv(256, 256, 14, 3, 1),
+    "conv 3x3 512->512 @7": _conv(512, 512, 7, 3, 1),
+    "conv 1x1 256->1024 @14": _conv(256, 1024, 14, 1, 1),
+    "conv 1x1 1024->256 @14": _conv(1024, 256, 14, 1, 1),
+    # MobileNetV2's pointwise convolutions, few input or output channels
+    "conv 1x1 16->96 @112": _conv(16, 96, 112, 1, 1),
+    "conv 1x1 24->144 @56": _conv(24, 144, 56, 1, 1),
+    "conv 1x1 144->24 @56": _conv(144, 24, 56, 1, 1),
+    "conv 1x1 96->576 @14": _conv(96, 576, 14, 1, 1),
+    "conv 1x1 960->320 @7": _conv(960, 320, 7, 1, 1),
     # elementwise between the convolutions, and the tail
     "relu 256@56": ("Relu", [(1, 256, 56, 56)], {}),
     "clip6 144@56": ("Clip", [(1, 144, 56, 56), (), ()], {}),
@@ -131,17 +141,23 @@ def main(run=None, doc: str = __doc__, repeat: int = 30) -> int:
     p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("--repeat", type=int, default=repeat)
     p.add_argument("--only", nargs="*", default=[], help="cases whose label holds a word")
+    if run is None:  # (a caller's cases choose their own products)
+        p.add_argument("--products", choices=["float64", "float32"], default="float64",
+                       help="npuc's float products: the IR's float64 definition (default) "
+                            "or float32, what `npuc run` uses")
     args = p.parse_args()
     from npuc.compiler.executor import threads
 
-    with threads.blas_limit():  # BLAS on one thread for the whole run, as in one execute
+    # BLAS on one thread for the whole run, as in one execute
+    with threads.blas_limit(), threads.product_precision(getattr(args, "products", "float64")):
         (run or _run)(args)
     return 0
 
 
 def _run(args) -> None:
     rng = np.random.default_rng(0)
-    print(f"one thread each, load average {os.getloadavg()[0]:.2f} at start; "
+    print(f"one thread each, npuc's products {args.products}, "
+          f"load average {os.getloadavg()[0]:.2f} at start; "
           f"milliseconds, best / median of {args.repeat} interleaved runs")
     print(f"{'case':30s} {'npuc':>15s} {'onnxruntime':>15s} {'ratio med':>9s} {'best':>6s}")
     for label, case in CASES.items():

@@ -251,7 +251,9 @@ def inputs_of(*specs) -> list:
 def json_text(data) -> str:
     """``data`` as the JSON text of an artifact file: indented, keys sorted, one final
     newline, so the same data gives the same bytes."""
-    return json.dumps(data, indent=1, sort_keys=True) + "\n"
+    from npuc.compiler.jsontext import dumps
+
+    return dumps(data) + "\n"
 
 
 class _Progress:

@@ -46,6 +46,8 @@ import os
 import sys
 import threading
 
+import numpy as np
+
 from npuc.compiler.executor import scipy_blas
 
 _done = False
@@ -138,6 +140,23 @@ def by_rows(fn, count: int, min_rows: int = 1) -> None:
     do not depend on the block it is in, so the thread count changes no bit."""
     step = max(1, min_rows, block(count))
     parallel(lambda i: fn(i * step, min(count, (i + 1) * step)), -(-count // step))
+
+
+ELEMENTS = 1 << 16  # elements of one block of an elementwise pass (below this: inline)
+
+
+def by_elements(fn, out, *arrays) -> None:
+    """``fn(*arrays, out=out)`` (a numpy ufunc, or any function of that form that releases
+    the GIL) computed in blocks of at least :data:`ELEMENTS` on npuc's pool. Every array
+    is C-contiguous with ``out``'s shape, or a scalar; each element depends on itself
+    alone, so the thread count changes no bit. A 0-d array is one element, not a scalar."""
+    flat = [(a.reshape(-1), True) if isinstance(a, np.ndarray) else (a, False) for a in arrays]
+    dest = out.reshape(-1)
+
+    def block(start, stop):
+        fn(*(a[start:stop] if whole else a for a, whole in flat), out=dest[start:stop])
+
+    by_rows(block, dest.size, ELEMENTS)
 
 
 _pool = None

@@ -1,9 +1,11 @@
 """Calibration: run the float graph on sample inputs and observe every activation.
 
-The float graph is run with every intermediate float tensor as an extra output (float32
-products, as onnxruntime computes them, see ``executor/kernels/accumulate.py``), one
-batch at a time (large batches are cut into chunks so that memory stays bounded), and
-each tensor's observer sees it. Besides the ranges, two per-channel statistics are kept
+The float graph is run (float32 products, as onnxruntime computes them, see
+``executor/kernels/accumulate.py``) one batch at a time (large batches are cut into
+chunks so that memory stays bounded), and each float activation's observer sees it as
+its node makes it (:func:`observe_run`): the run then drops it after its last use, or
+overwrites it in place, as a plain run does, instead of keeping every activation to the
+end of the run. Besides the ranges, two per-channel statistics are kept
 for accuracy recovery: the mean of each Conv/Gemm input channel (bias correction) and
 the largest ``|x|`` of each MatMul input column (SmoothQuant).
 """
@@ -129,28 +131,44 @@ class CalibrationJob:
         """The stats of the batches at ``indices``."""
         from tqdm.auto import tqdm
 
-        from npuc.compiler.executor.interpreter import execute
-        from npuc.compiler.mapped import release_inputs
-
         graph = self.graph
-        watched = observed_values(graph)
-        probe = graph.copy()
-        by_name = {v.name: v for v in probe.values()}
-        extra = [by_name[v.name] for v in watched if by_name[v.name] not in probe.outputs]
-        probe.outputs.extend(extra)
-        stats = Stats({v.name: make_observer(self.method) for v in watched})
+        stats = Stats({v.name: make_observer(self.method) for v in observed_values(graph)})
         chunked = _batch_axis_free(graph)
+        channels, columns = set(self.channel_inputs), set(self.column_inputs)
         for i in tqdm(indices, desc="calibrating", unit="batch", disable=not progress,
                       leave=False):
             feeds = self.batches[i]
             for part in (_chunks(feeds, CHUNK) if chunked else [feeds]):
-                # the float model, as fast as onnxruntime runs it (float32 products in
-                # blocks fixed by the shapes: the same bits on any thread count)
-                _observe(stats, execute(probe, part, products="float32",
-                                         observe=release_inputs),
-                         set(self.channel_inputs), set(self.column_inputs))
+                observe_run(graph, part, lambda name, x: _observe(stats, name, x, channels,
+                                                                  columns))
             stats.batches += 1
         return stats
+
+
+def observe_run(graph: Graph, feeds: dict, see) -> None:
+    """Run the float model on ``feeds`` and call ``see(name, array)`` once for each float
+    activation (:func:`observed_values`), as it is made.
+
+    The model runs as onnxruntime runs it (float32 products in blocks fixed by the
+    shapes: the same bits on any thread count). Each activation is seen the moment its
+    node has made it, so the run drops it after its last use and may overwrite it in
+    place, as a plain run does; the values seen are those the graph's outputs would
+    have been."""
+    from npuc.compiler.executor.interpreter import execute
+    from npuc.compiler.mapped import release_inputs
+
+    watched = {id(v) for v in observed_values(graph)}
+    for v in graph.inputs:
+        if id(v) in watched and v.name in feeds:
+            see(v.name, np.asarray(feeds[v.name]))
+
+    def hook(node, results) -> None:
+        release_inputs(node)
+        for out, r in zip(node.outputs, results):
+            if out is not None and id(out) in watched and r is not None:
+                see(out.name, r)
+
+    execute(graph, feeds, products="float32", observe=hook)
 
 
 def calibrate_part(job: CalibrationJob, part: tuple[int, int]) -> Stats:
@@ -158,19 +176,19 @@ def calibrate_part(job: CalibrationJob, part: tuple[int, int]) -> Stats:
     return job.run(range(*part))
 
 
-def _observe(stats: Stats, env: dict, channel_inputs: set, column_inputs: set) -> None:
-    for name, obs in stats.observers.items():
-        x = env.get(name)
-        if x is None:
-            continue
-        obs.observe(x)
-        if name in channel_inputs and x.ndim >= 2:
-            axes = tuple(i for i in range(x.ndim) if i != 1)
-            stats.channel_sum.setdefault(name, ExactSum()).add(
-                x.astype(np.float64).sum(axis=axes))
-            stats.channel_count[name] = stats.channel_count.get(name, 0) + \
-                x.size // x.shape[1]
-        if name in column_inputs and x.ndim >= 1:
-            m = np.abs(x).reshape(-1, x.shape[-1]).max(axis=0)
-            old = stats.column_absmax.get(name)
-            stats.column_absmax[name] = m if old is None else np.maximum(old, m)
+def _observe(stats: Stats, name: str, x: np.ndarray, channel_inputs: set,
+             column_inputs: set) -> None:
+    obs = stats.observers.get(name)
+    if obs is None:
+        return
+    obs.observe(x)
+    if name in channel_inputs and x.ndim >= 2:
+        axes = tuple(i for i in range(x.ndim) if i != 1)
+        stats.channel_sum.setdefault(name, ExactSum()).add(
+            x.astype(np.float64).sum(axis=axes))
+        stats.channel_count[name] = stats.channel_count.get(name, 0) + \
+            x.size // x.shape[1]
+    if name in column_inputs and x.ndim >= 1:
+        m = np.abs(x).reshape(-1, x.shape[-1]).max(axis=0)
+        old = stats.column_absmax.get(name)
+        stats.column_absmax[name] = m if old is None else np.maximum(old, m)

@@ -49,11 +49,21 @@ def quantize_multiplier(m: float) -> tuple[int, int]:
 
 
 def quantize_multipliers(ms) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorised :func:`quantize_multiplier`: int32 arrays ``M0`` and ``shift``."""
-    pairs = [quantize_multiplier(float(m)) for m in np.ravel(ms)]
-    m0 = np.array([p[0] for p in pairs], dtype=np.int32)
-    sh = np.array([p[1] for p in pairs], dtype=np.int32)
-    return m0, sh
+    """Vectorised :func:`quantize_multiplier`: int32 arrays ``M0`` and ``shift``, the same
+    numbers (``frac * 2**31 + 0.5`` is exact in float64: ``frac`` has 53 bits)."""
+    m = np.asarray(ms, dtype=np.float64).ravel()
+    frac, shift = np.frexp(m)
+    q = np.floor(frac * 2.0**31 + 0.5)
+    top = q == 2.0**31
+    q[top] /= 2
+    shift = shift.astype(np.int64) + top
+    tiny = (m == 0.0) | (shift < -31)
+    if not np.all(np.isfinite(m)) or np.any(m < 0) or np.any(shift[~tiny] > 30):
+        pairs = [quantize_multiplier(float(x)) for x in m]  # raises what is wrong
+        return (np.array([p[0] for p in pairs], dtype=np.int32),
+                np.array([p[1] for p in pairs], dtype=np.int32))
+    q[tiny], shift[tiny] = 0, 0
+    return q.astype(np.int32), shift.astype(np.int32)
 
 
 @nb.njit(cache=True, inline="always")

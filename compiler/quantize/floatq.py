@@ -123,25 +123,37 @@ def rounded_weight(c: np.ndarray, precision: str) -> np.ndarray:
     """Weight ``c`` rounded to ``precision`` (bf16, fp16), in its own dtype: ``c`` itself
     when every value is already exact (a checkpoint kept in bf16, zeros), else a new array
     made piece by piece (:func:`~npuc.compiler.mapped.filled`: a large one in a file),
-    so that a mapped weight is never all in memory, nor twice."""
+    so that a mapped weight is never all in memory, nor twice. A new array is read-only
+    and known exact (:func:`~npuc.compiler.schedule.storage.note_exact`: the schedule
+    does not read it again to find so), unless a NaN kept as it is makes it inexact."""
     from npuc.compiler.bf16_bits import round_to_bf16
     from npuc.compiler.mapped import filled, release
-    from npuc.compiler.schedule.storage import exact_in
+    from npuc.compiler.schedule.storage import exact_in, note_exact
 
     np_type = _CAST[precision][1]
+    nan = []
 
     def fill(lo, hi, out):
         piece = c if c.ndim == 0 else c[lo:hi]
         if precision == "bf16" and c.dtype == np.float32:
             round_to_bf16(piece, out)
+            # a NaN keeps its bits (maybe not bf16's); the minimum shows one
+            if out.size and np.isnan(np.min(out)):
+                nan.append(lo)
         else:
             out[...] = piece.astype(np_type).astype(c.dtype)
         release(piece)
 
     def make():
         if c.dtype == np.float32 and exact_in(c, precision):
+            note_exact(c, precision)
             return c
-        return filled(c.shape, c.dtype, fill)
+        out = filled(c.shape, c.dtype, fill)
+        if c.dtype == np.float32:
+            out.flags.writeable = False
+            if not nan:
+                note_exact(out, precision)
+        return out
     return _reused(precision, c, make) if c.ndim else make()
 
 

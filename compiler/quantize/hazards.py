@@ -79,19 +79,20 @@ class Magnitude:
 
 def magnitudes(graph, samples, names=None) -> dict[str, Magnitude]:
     """:class:`Magnitude` of every float activation of ``graph`` over ``samples``."""
-    from .calibrate import observed_values
-    from .compare import _run_with
+    from .calibrate import observe_run, observed_values
 
     watched = [v.name for v in observed_values(graph)]
     if names is not None:
         watched = [n for n in watched if n in set(names)]
     out = {n: Magnitude() for n in watched}
+
+    def see(name, x):
+        if name in out:
+            out[name].observe(x)
+
     for feeds in samples:
-        # the float model's activations: float32 products, as calibration runs it
-        env = _run_with(graph, watched, feeds, products="float32")
-        for n, m in out.items():
-            if n in env:
-                m.observe(env[n])
+        # the float model's activations, as calibration runs it (float32 products)
+        observe_run(graph, feeds, see)
     return out
 
 

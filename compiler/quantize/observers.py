@@ -27,6 +27,8 @@ count spread evenly over its width), a function of the merged counts alone.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 BINS = 2048
@@ -46,6 +48,19 @@ def _finite(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def _extremes(x: np.ndarray) -> tuple[np.ndarray, float, float] | None:
+    """``(finite values of x, their minimum, their maximum)``, None when there are none.
+    The minimum and maximum settle it for a finite tensor (NaN and infinities show in
+    them), so the usual case reads ``x`` twice and copies nothing."""
+    if not x.size:
+        return None
+    lo, hi = float(np.min(x)), float(np.max(x))
+    if math.isfinite(lo) and math.isfinite(hi):
+        return x, lo, hi
+    x = _finite(x)
+    return (x, float(np.min(x)), float(np.max(x))) if x.size else None
+
+
 class Observer:
     """Base class: ``observe(x)`` per batch, ``merge(other)`` for a part seen elsewhere,
     then ``range()``."""
@@ -54,11 +69,15 @@ class Observer:
         self.lo = np.inf
         self.hi = -np.inf
 
-    def observe(self, x: np.ndarray) -> None:
-        x = _finite(x)
-        if x.size:
-            self.lo = min(self.lo, float(np.min(x)))
-            self.hi = max(self.hi, float(np.max(x)))
+    def observe(self, x: np.ndarray) -> np.ndarray | None:
+        """See a batch of values; returns its finite values (None when there are none)."""
+        seen = _extremes(x)
+        if seen is None:
+            return None
+        x, lo, hi = seen
+        self.lo = min(self.lo, lo)
+        self.hi = max(self.hi, hi)
+        return x
 
     def merge(self, other: "Observer") -> None:
         """Absorb what ``other`` (of the same kind) saw, as if this observer had seen it."""
@@ -92,21 +111,21 @@ class HistogramObserver(Observer):
         self.base = 0  # the bucket number of counts[0]
         self.counts = np.zeros(0, dtype=np.int64)
 
-    def observe(self, x: np.ndarray) -> None:
-        x = _finite(x)
-        if not x.size:
-            return
-        super().observe(x)
+    def observe(self, x: np.ndarray) -> np.ndarray | None:
+        x = super().observe(x)
+        if x is None:
+            return None
         a = np.abs(x.astype(np.float32, copy=False)).ravel()
         # Exact zeros (half of a ReLU's output) carry no rounding error and would
         # dominate the histogram's first bin; they are counted apart.
         a = a[a != 0]
         if not a.size:
-            return
+            return x
         self.amax = max(self.amax, float(a.max()))
         keys = np.maximum(a.view(np.uint32) >> _SHIFT, _FLOOR).astype(np.int64)
         lo = int(keys.min())
         self._add(lo, np.bincount(keys - lo))
+        return x
 
     def merge(self, other: "HistogramObserver") -> None:
         super().merge(other)

@@ -63,7 +63,7 @@ def _weight_node(rw, node, x, w, bias, axis, y, absorbed, lo, hi, op, attrs, bia
     mean = rw.stats.channel_mean(x.name) if rw.options.get("bias_correction") and \
         rw.stats is not None else None
     if mean is not None:
-        b = b - _weight_error_on_mean(w, dequantize_weight(wq, qw), mean, op, attrs)
+        b = b - _weight_error_on_mean(w, wq, qw, mean, op, attrs)
     sw = np.broadcast_to(qw.scale, (w.shape[axis],)).astype(np.float64)
     bq = np.clip(np.rint(b / (sx * sw)), -(2**31), 2**31 - 1).astype(np.int32)
     m0, sh = quantize_multipliers(sx * sw / float(qy.scale))
@@ -79,16 +79,25 @@ def _weight_node(rw, node, x, w, bias, axis, y, absorbed, lo, hi, op, attrs, bia
     rw.replace(node, new.outputs[0], y, absorbed)
 
 
-def _weight_error_on_mean(w, wdq, mean, op, attrs):
-    """``(W_q - W) E[x]`` per output channel: the bias a rounding of W adds on average."""
-    err = wdq.astype(np.float64) - w
-    if op == "QConv":
-        g = attrs.get("group", 1)
-        m, cg = w.shape[0], w.shape[1]
-        e = err.reshape(m, cg, -1).sum(axis=2)
-        mu = np.asarray(mean).reshape(g, cg)
-        return np.einsum("mc,mc->m", e, mu[np.arange(m) // (m // g)])
-    return np.asarray(mean) @ err  # W is [K, N]
+def _weight_error_on_mean(w, wq, qw, mean, op, attrs):
+    """``(W_q - W) E[x]`` per output channel: the bias a rounding of W adds on average
+    (``W_q``: ``wq`` dequantized with ``qw``)."""
+    if op != "QConv":
+        return np.asarray(mean) @ (dequantize_weight(wq, qw).astype(np.float64) - w)
+    g = attrs.get("group", 1)
+    m, cg = w.shape[0], w.shape[1]
+    # block by block of output channels, so that the float64 errors stay in the cache:
+    # each channel's sum is over its own row, the same numbers as over the whole weight
+    e = np.empty((m, cg), np.float64)
+    rows = max(1, (1 << 16) // max(1, w[0].size))
+    for r0 in range(0, m, rows):
+        r1 = min(m, r0 + rows)
+        part = QuantParams(qw.scale[r0:r1], qw.zero_point, qw.axis) \
+            if qw.axis is not None else qw
+        err = dequantize_weight(wq[r0:r1], part).astype(np.float64) - w[r0:r1]
+        e[r0:r1] = err.reshape(r1 - r0, cg, -1).sum(axis=2)
+    mu = np.asarray(mean).reshape(g, cg)
+    return np.einsum("mc,mc->m", e, mu[np.arange(m) // (m // g)])
 
 
 def conv(rw, node):

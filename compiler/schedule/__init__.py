@@ -36,7 +36,7 @@ from .kvcache import (
     write_estimate,
 )
 from .kvcache_state import place_dram
-from .memplan import best_fit, plan
+from .memplan import Placer, plan
 from .model import Allocation, Group, MemoryPlan, Schedule, TileChoice
 from .partition import partition
 from .slices import Need, allowed_axes, shape_of
@@ -299,13 +299,13 @@ def _plan_memory(graph, sched: Schedule, nodes, values, target) -> None:
                   and groups[producer[t]].device == "npu"
                   and readers.get(t) and all(groups[r].device == "npu" for r in readers[t])]
     resident = []
+    placer = Placer(align, placed, "sram")
     for t in candidates:
         size = part_bytes(values[t], Need.whole(), align)
-        more = best_fit([(f"res/{t}", size, span[t][0], span[t][1])], align, placed,
-                        target.memory.sram_bytes, "sram")
-        if more is not None:
-            placed = more
+        if placer.place(f"res/{t}", size, span[t][0], span[t][1],
+                        target.memory.sram_bytes) is not None:
             resident.append(t)
+    placed = placer.allocations
     sched.resident = resident
     res = set(resident)
     items = []

@@ -10,6 +10,8 @@ of any buffer; :func:`plan` refuses a plan above the capacity it is given.
 
 from __future__ import annotations
 
+import numpy as np
+
 from npuc.targets.model import align_up
 
 from .model import Allocation
@@ -19,22 +21,63 @@ def best_fit(items, alignment: int, placed: list[Allocation] | None = None,
              capacity: int | None = None, space: str = "sram") -> list[Allocation] | None:
     """Place ``items`` (``(name, size, first, last)``) among ``placed``; None when a buffer
     would end above ``capacity``. The order of ``items`` is kept (callers sort)."""
-    placed = list(placed or [])
+    placer = Placer(alignment, placed or [], space)
     for name, size, first, last in items:
-        size = align_up(max(size, 1), alignment)
-        busy = sorted((a.offset, a.offset + a.size) for a in placed
-                      if a.first <= last and first <= a.last)
-        best, cursor = None, 0
-        for start, end in busy:
-            gap = start - cursor
-            if gap >= size and (best is None or gap < best[1]):
-                best = (cursor, gap)
-            cursor = max(cursor, align_up(end, alignment))
-        offset = best[0] if best is not None else cursor
+        if placer.place(name, size, first, last, capacity) is None:
+            return None
+    return placer.allocations
+
+
+class Placer:
+    """Buffers placed so far, best fit: :meth:`place` puts the next one into the smallest
+    gap among those live at the same time (the lowest such gap on a tie), or above them
+    all. The placed buffers' lifetimes and extents are kept as arrays, so that finding
+    those live at the same time is one comparison over all of them, not a Python loop
+    (a model's thousands of tile buffers made the plan quadratic in Python)."""
+
+    def __init__(self, alignment: int, placed=(), space: str = "sram"):
+        self.alignment, self.space = alignment, space
+        self.allocations: list[Allocation] = list(placed)
+        k = len(self.allocations)
+        self._cols = np.zeros((4, max(2 * k, 64)), np.int64)  # first, last, offset, end
+        if k:
+            self._cols[:, :k] = np.array([(a.first, a.last, a.offset,
+                                           align_up(a.offset + a.size, alignment))
+                                          for a in self.allocations], np.int64).T
+
+    def place(self, name: str, size, first: int, last: int,
+              capacity: int | None = None) -> Allocation | None:
+        """Place a buffer of ``size`` bytes live over ``[first, last]``; None (and nothing
+        placed) when it would end above ``capacity``."""
+        size = align_up(max(size, 1), self.alignment)
+        offset = self._offset(size, first, last)
         if capacity is not None and offset + size > capacity:
             return None
-        placed.append(Allocation(name, space, offset, size, first, last))
-    return placed
+        a = Allocation(name, self.space, offset, size, first, last)
+        k = len(self.allocations)
+        if k == self._cols.shape[1]:
+            self._cols = np.concatenate([self._cols, np.zeros_like(self._cols)], axis=1)
+        self._cols[:, k] = (first, last, offset, align_up(offset + size, self.alignment))
+        self.allocations.append(a)
+        return a
+
+    def _offset(self, size: int, first: int, last: int) -> int:
+        k = len(self.allocations)
+        firsts, lasts, starts, ends = self._cols[:, :k]
+        live = np.flatnonzero((firsts <= last) & (lasts >= first))
+        if not live.size:
+            return 0
+        # the live buffers by start (then end); the cursor before each is the highest
+        # aligned end of those before it, so the gap before it is its start minus that
+        order = live[np.lexsort((ends[live], starts[live]))]
+        s, e = starts[order], ends[order]
+        top = np.maximum.accumulate(e)
+        cursor = np.concatenate(([0], top[:-1]))
+        gaps = s - cursor
+        fits = np.flatnonzero(gaps >= size)
+        if not fits.size:
+            return int(top[-1])
+        return int(cursor[fits[np.argmin(gaps[fits])]])
 
 
 def plan(items, alignment: int, capacity: int | None = None, space: str = "sram"):

@@ -48,7 +48,9 @@ def to_dict(sched) -> dict:
 
 
 def dumps(sched) -> str:
-    return json.dumps(to_dict(sched), indent=1, sort_keys=True) + "\n"
+    from npuc.compiler.jsontext import dumps as json_text
+
+    return json_text(to_dict(sched)) + "\n"
 
 
 def read_pins(path: str, target_name: str) -> dict:

@@ -20,6 +20,8 @@ def _small_blocks(mp):
     mp.setattr(conv_columns, "COLUMN_BYTES", 1 << 10)
     mp.setattr(conv_columns, "MIN_COLUMNS", 16)
     mp.setattr(conv_columns, "MAX_ROWS", 8)
+    mp.setattr(conv_columns, "MIN_ROWS", 2)
+    mp.setattr(conv_columns, "MIN_TASK", 1)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import npuc
 from npuc.compiler.executor import threads
 from npuc.compiler.executor.interpreter import execute
-from npuc.compiler.executor.kernels import accumulate
+from npuc.compiler.executor.kernels import accumulate, products32
 from npuc.compiler.executor.kernels.conv import conv_nd
 from npuc.ir.errors import InputError
 
@@ -46,7 +46,8 @@ def test_float32_products_are_close_to_the_float64_definition(batch, m, k, n, se
 
 @pytest.mark.parametrize("shapes", [((3, 700, 96), (96, 800)), ((700, 96), (96, 80)),
                                     ((2, 3, 300, 40), (2, 3, 40, 500)),
-                                    ((1, 40, 90), (2, 1, 90, 77)), ((1, 900), (900, 1000))])
+                                    ((1, 40, 90), (2, 1, 90, 77)), ((1, 900), (900, 1000)),
+                                    ((300, 1500), (1500, 1000))])
 def test_float32_products_do_not_depend_on_the_thread_count(monkeypatch, shapes):
     rng = np.random.default_rng(0)
     a = rng.standard_normal(shapes[0]).astype(np.float32)
@@ -57,6 +58,26 @@ def test_float32_products_do_not_depend_on_the_thread_count(monkeypatch, shapes)
         got.append(_in32(accumulate.matmul, a, b))
     assert all(np.array_equal(g, got[0]) for g in got)
     assert not np.array_equal(got[0], accumulate.matmul(a, b))  # float32 sums, not float64
+
+
+@settings(max_examples=200, deadline=None)
+@given(m=st.integers(1, 3000), n=st.integers(1, 4000), k=st.integers(1, 60000))
+def test_a_product_is_cut_into_few_even_column_first_blocks_that_cover_it(m, n, k):
+    tiles = products32.tiles(m, n, k)
+    cover = np.zeros((m, n), np.int8)
+    for r0, r1, c0, c1 in tiles:
+        assert 0 <= r0 < r1 <= m and 0 <= c0 < c1 <= n
+        assert c0 % products32.TILE_MIN == 0
+        cover[r0:r1, c0:c1] += 1
+    assert (cover == 1).all()  # every element in exactly one block
+    work = m * n * k
+    if work < products32.SPLIT_WORK:
+        assert len(tiles) == 1
+    else:  # each block at most about TILE_WORK, and no fewer than two unless too narrow
+        assert len(tiles) >= 2 or (m < 2 * products32.TILE_MIN and n < 2 * products32.TILE_MIN)
+        biggest = max((r1 - r0) * (c1 - c0) for r0, r1, c0, c1 in tiles) * k
+        assert biggest <= max(products32.TILE_WORK, work // 2) + products32.TILE_MIN * m * k
+    assert products32.tiles(m, n, k) == tiles  # the shapes alone decide
 
 
 def test_a_convolution_in_float32_mode_on_any_thread_count(monkeypatch):

@@ -1,6 +1,7 @@
 """The fixed-point requantization against a plain Python integer reference, bit for bit."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -90,3 +91,25 @@ def test_mul_matches_reference(a, b, za, m):
     got = quantized_mul(np.int8([a]), np.int8([b]), za, 0, mm, -5, -128, 127)
     want = max(-128, min(127, mbqm_ref((a - za) * b, *mm) - 5))
     assert int(got[0]) == want
+
+
+_multipliers = st.one_of(st.floats(0, 2.0**31, allow_nan=False),
+                         st.sampled_from([0.0, 2.0**-40, 2.0**-32, 1 - 2.0**-40, 0.5,
+                                          2.0**30 - 1, 1e-300]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_multipliers, max_size=20), st.booleans())
+def test_vectorised_multipliers_are_the_scalar_ones(ms, as_float32):
+    from npuc.compiler.quantize.fixedpoint import quantize_multiplier, quantize_multipliers
+
+    values = np.array(ms, np.float32 if as_float32 else np.float64)
+    try:
+        want = [quantize_multiplier(float(m)) for m in values]
+    except ValueError as e:
+        with pytest.raises(ValueError, match=str(e).split()[0]):
+            quantize_multipliers(values)
+        return
+    m0, sh = quantize_multipliers(values)
+    assert m0.dtype == sh.dtype == np.int32
+    assert list(zip(m0.tolist(), sh.tolist())) == want

@@ -25,8 +25,8 @@ A second precision is chosen explicitly for runs where the user waits for a floa
 (``execute(..., products="float32")``: calibration, ``npuc run``): float32 products and
 sums in float32 BLAS, as onnxruntime computes them, about twice as fast. Its bits depend
 on how a product is cut into BLAS calls, so the cut is fixed by the shapes alone
-(:func:`_tiles`), never by the thread count or the load: 1, 2 or 3 threads give the same
-bits. Inputs of type float64 keep float64 products; bf16, fp16 and fp8 inputs are widened
+(``products32.tiles``), never by the thread count or the load: 1, 2 or 3 threads give
+the same bits. Inputs of type float64 keep float64 products; bf16, fp16 and fp8 inputs are widened
 to float32 and their products summed in float32 (rounded once to the narrow type). The
 simulator, verification and everything that compares a program with its IR keep the
 float64 definition.
@@ -37,6 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import threads
+from .products32 import finish, matmul32, narrow, view
 
 
 def result_type(*arrays) -> np.dtype:
@@ -90,9 +91,9 @@ def matmul(a, b, out: np.ndarray | None = None, dtype=None, epilogue=None) -> np
     a, b = np.asarray(a), np.asarray(b)
     rtype = np.dtype(dtype) if dtype is not None else result_type(a, b)
     if product_type(a.dtype, b.dtype, rtype if out is None else out.dtype) == np.float32:
-        return _matmul32(a, b, out, rtype, epilogue)
+        return matmul32(a, b, out, rtype, epilogue)
     if epilogue is not None:
-        return _finish(matmul(a, b, out=out, dtype=dtype), epilogue)
+        return finish(matmul(a, b, out=out, dtype=dtype), epilogue)
     if (a.ndim >= 2 and b.ndim == 2 and b.dtype != np.float64 and b.size > WIDE_LIMIT and
             b.shape[1] > 1 and (out is None or out.shape == a.shape[:-1] + b.shape[-1:])):
         return _by_columns(a, b, out, rtype)
@@ -102,14 +103,14 @@ def matmul(a, b, out: np.ndarray | None = None, dtype=None, epilogue=None) -> np
             np.copyto(out, y.reshape(out.shape), casting="unsafe")
             return out
         return y.astype(rtype)
-    flat = _view(out, (a.size // a.shape[-1], b.shape[-1]))
+    flat = view(out, (a.size // a.shape[-1], b.shape[-1]))
     if b.ndim == 2 and a.ndim > 2 and a.flags.c_contiguous and (out is None or flat is not None):
         y = matmul(a.reshape(-1, a.shape[-1]), b, out=flat,
                    dtype=rtype if out is None else None)  # one product, not a batch
         return out if out is not None else y.reshape(a.shape[:-1] + b.shape[-1:])
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     m, n = a.shape[-2], b.shape[-1]
-    y = _view(out, batch + (m, n))
+    y = view(out, batch + (m, n))
     direct = y is not None or out is None
     if y is None:
         y = np.empty(batch + (m, n), dtype=rtype if out is None else np.float64)
@@ -159,18 +160,6 @@ def _wide_shared(b: np.ndarray) -> np.ndarray:
     return w
 
 
-def _view(out, shape):
-    """``out`` seen with ``shape`` without a copy, or None (no ``out``, or not possible)."""
-    if out is None:
-        return None
-    v = out.view()
-    try:
-        v.shape = shape
-    except (AttributeError, ValueError):  # the layout needs a copy, or another size
-        return None
-    return v
-
-
 def _rows_per_block(m: int, batch: int) -> int:
     """Rows of one block: the whole product on one thread; otherwise about four blocks
     per thread (a thread slowed by a busy neighbour leaves its share to the others), at
@@ -179,98 +168,6 @@ def _rows_per_block(m: int, batch: int) -> int:
     if t <= 1 or batch >= 4 * t:
         return m
     return min(m, max(64, -(-m * batch // (4 * t))))
-
-
-TILE_ROWS, TILE_COLS = 256, 384  # the largest BLAS call of a float32 product (speed)
-
-
-def _tiles(m: int, n: int) -> list[tuple[int, int, int, int]]:
-    """The (row, column) blocks a float32 product of an ``m x n`` result is computed in,
-    one BLAS call each: a function of the shape alone (the bits of a float32 product
-    depend on its cut), balanced, columns in multiples of 16 (BLAS's vector width)."""
-    rows = -(-m // -(-m // TILE_ROWS)) if m else 1
-    cols = -(-n // -(-n // TILE_COLS)) if n else 1
-    cols = min(n, -(-cols // 16) * 16) or 1
-    return [(r, min(m, r + rows), c, min(n, c + cols))
-            for r in range(0, max(m, 1), rows) for c in range(0, max(n, 1), cols)]
-
-
-def _finish(y: np.ndarray, epilogue) -> np.ndarray:
-    """``y`` with ``epilogue`` applied to the whole of it, one batch index at a time."""
-    y2 = y.reshape((1,) * (2 - y.ndim) + y.shape) if y.ndim < 2 else y
-    everything = slice(None)
-    for k in np.ndindex(y2.shape[:-2]):
-        epilogue(y2[k], k, everything, everything, y2.shape)
-    return y
-
-
-def _flat_epilogue(epilogue) -> bool:
-    """Whether ``epilogue`` sees the same numbers when a batch of rows is one product: it
-    has no bias, or its bias varies along the last axis only."""
-    return epilogue is None or (hasattr(epilogue, "bias") and np.ndim(epilogue.bias) <= 1)
-
-
-def _narrow(a: np.ndarray) -> np.ndarray:
-    """``a`` as float32 (no copy for float32)."""
-    return a if a.dtype == np.float32 else a.astype(np.float32)
-
-
-def _matmul32(a, b, out, rtype, epilogue=None):
-    """``a @ b`` with float32 products and sums, in the blocks of :func:`_tiles`, the
-    blocks (and batches of them) handed to npuc's threads; ``epilogue`` as
-    :func:`matmul` says."""
-    if a.ndim < 2 or b.ndim < 2:
-        y = np.matmul(_narrow(a), _narrow(b))
-        if out is not None:
-            np.copyto(out, y.reshape(out.shape), casting="unsafe")
-            y = out
-        else:
-            y = y.astype(rtype, copy=False)
-        return y if epilogue is None else _finish(y, epilogue)
-    flat = _view(out, (a.size // a.shape[-1], b.shape[-1]))
-    if (b.ndim == 2 and a.ndim > 2 and a.flags.c_contiguous and (out is None or flat is not None)
-            and _flat_epilogue(epilogue)):
-        y = _matmul32(a.reshape(-1, a.shape[-1]), b, flat, rtype,
-                      epilogue)  # one product, not a batch
-        return out if out is not None else y.reshape(a.shape[:-1] + b.shape[-1:])
-    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    m, n = a.shape[-2], b.shape[-1]
-    y = _view(out, batch + (m, n)) if out is not None and out.dtype == np.float32 else None
-    direct = y is not None or (out is None and rtype == np.float32)
-    if y is None:
-        y = np.empty(batch + (m, n), dtype=np.float32)
-    a = np.broadcast_to(a, batch + a.shape[-2:])
-    b = np.broadcast_to(b, batch + b.shape[-2:])
-    tiles = _tiles(m, n)
-    count = int(np.prod(batch, dtype=np.int64))
-    # tasks take several whole products of a batch when there are many (speed only:
-    # the blocks, hence the bits, stay those of _tiles)
-    per_task = max(1, count // (4 * threads.compute_threads())) if len(tiles) == 1 else 1
-
-    # the epilogue runs on the float32 tiles when the result is float32 (else after the
-    # rounding to the narrow type, as the separate operators would)
-    tiled = epilogue if (out if out is not None else y).dtype == np.float32 else None
-
-    def task(i):
-        t = tiles[i % len(tiles)]
-        first = (i // len(tiles)) * per_task
-        for j in range(first, min(count, first + per_task)):
-            k = np.unravel_index(j, batch) if batch else ()
-            tile = y[k][t[0]:t[1], t[2]:t[3]]
-            np.matmul(_narrow(a[k][t[0]:t[1]]), _narrow(b[k][:, t[2]:t[3]]), out=tile)
-            if tiled is not None:
-                tiled(tile, k, slice(t[0], t[1]), slice(t[2], t[3]), y.shape)
-
-    threads.parallel(task, len(tiles) * -(-count // per_task))
-    if out is not None:
-        if not direct:
-            np.copyto(out, y.reshape(out.shape), casting="unsafe")
-        result = out
-    else:
-        result = y if direct else y.astype(rtype)
-    if epilogue is not None and tiled is None:
-        _finish(result, epilogue)
-    return result
 
 
 def wide_sum(x, axis=None, keepdims: bool = True) -> np.ndarray:
@@ -292,6 +189,6 @@ def einsum(equation: str, *operands, dtype=None) -> np.ndarray:
     float32-products run, on one thread: numpy's own order, fixed by the shapes)."""
     rtype = np.dtype(dtype) if dtype is not None else result_type(*operands)
     fast = product_type(rtype, *(np.asarray(o).dtype for o in operands)) == np.float32
-    widen = _narrow if fast else wide
+    widen = narrow if fast else wide
     y = np.einsum(equation, *(widen(o) for o in operands), optimize=len(operands) > 2)
     return np.asarray(y).astype(rtype, copy=False)

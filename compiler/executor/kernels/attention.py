@@ -13,7 +13,7 @@ import numpy as np
 from onnx import helper
 
 from .. import threads
-from . import accumulate, kernel
+from . import accumulate, kernel, products32
 from .checks import accepts, unsupported
 from .norm import softmax_row
 
@@ -136,7 +136,7 @@ def rotary_embedding(inputs, attrs, ctx):
 
 # -- npuc::Attention with float32 products -------------------------------------------------
 
-_ATTENTION_ROWS = 256  # query rows of one block: a function of the shapes only
+_SCORES_BYTES = 1 << 18  # the scores of one task at most (a quarter of a core's L2)
 
 
 def attention32(q, kt, v, mask=None, scale=1.0, select=False, fill=0.0,
@@ -145,60 +145,93 @@ def attention32(q, kt, v, mask=None, scale=1.0, select=False, fill=0.0,
     ``mask`` is false replaced by ``fill``; ``nan_to_zero``: a row masked out entirely
     gives zeros), float32 operands broadcasting on their leading axes.
 
-    One task per block of query rows of one head, on npuc's threads: the scores of the
-    block (one BLAS call), then one Numba pass per row (scale, mask, softmax with
-    :func:`vecmath.exp32`), then the block's product with ``v`` (one BLAS call), so the
-    scores never leave the cache. The blocks are fixed by the shapes, so the bits do not
-    depend on the thread count."""
-    batch = np.broadcast_shapes(q.shape[:-2], kt.shape[:-2], v.shape[:-2])
+    One task per block of query rows of a group of heads (neighbours on the last batch
+    axis), on npuc's threads: the scores of the block (one BLAS call per head, numpy's
+    batched product), one Numba call for every row (scale, mask, :func:`softmax_row`),
+    then the block's product with ``v``, so the scores never leave the cache and a head
+    costs no Python of its own. The result is laid out heads-last. The blocks are those
+    the separate MatMuls cut their products in (``products32.row_cut``, fixed by the
+    shapes), so the result has their bits on any thread count; when those two cuts
+    differ, the parts run one after the other."""
+    full = np.broadcast_shapes(q.shape[:-2], kt.shape[:-2], v.shape[:-2])
+    batch = full or (1,)
     m, n, dv = q.shape[-2], kt.shape[-1], v.shape[-1]
     qb = np.broadcast_to(q, batch + q.shape[-2:])
     kb = np.broadcast_to(kt, batch + kt.shape[-2:])
     vb = np.broadcast_to(v, batch + v.shape[-2:])
-    if mask is None:
-        mask, has_mask = np.zeros((), np.float32), False
-    else:
-        has_mask = True
-    mb = np.broadcast_to(mask, batch + (m, n))
-    y = np.empty(batch + (m, dv), np.float32)
-    per = -(-m // -(-m // _ATTENTION_ROWS)) if m else 1
-    blocks = -(-m // per) if m else 0
-    count = int(np.prod(batch, dtype=np.int64))
+    has_mask = mask is not None
+    mb = np.broadcast_to(mask if has_mask else np.zeros((), np.float32), batch + (m, n))
     scale32, fill32 = np.float32(scale), np.float32(fill)
+    count = int(np.prod(batch, dtype=np.int64))
+    cut = products32.row_cut(m, n, q.shape[-1], count)
+    if cut is None or cut != products32.row_cut(m, dv, n, count):
+        s = accumulate.matmul(qb, kb)
+        s3 = s.reshape(-1, m, n)
+        threads.by_rows(lambda h0, h1: _probabilities(
+            s3[h0:h1], mb.reshape(-1, m, n)[h0:h1], has_mask, select, fill32, scale32,
+            nan_to_zero), len(s3))
+        return accumulate.matmul(s, vb).reshape(full + (m, dv))
+    # stored heads-last (rows, heads, values): the Transpose and Reshape that merge the
+    # heads after attention are then views, not a copy of the whole result
+    y = np.moveaxis(np.empty(batch[:-1] + (m, batch[-1], dv), np.float32), -2, -3)
+    bounds = cut + [m]
+    per = max(b - a for a, b in zip(bounds, bounds[1:])) if m else 1
+    blocks = len(cut)
+    heads = batch[-1]
+    group = max(1, min(heads, _SCORES_BYTES // max(1, 4 * per * n)))
+    groups = -(-heads // group)
+    outer = batch[:-1]
 
     def task(t0, t1):
-        s = np.empty((per, n), np.float32)
+        s = np.empty((group, per, n), np.float32)
         for t in range(t0, t1):
-            h = np.unravel_index(t // blocks, batch) if batch else ()
-            r0 = (t % blocks) * per
-            r1 = min(m, r0 + per)
-            sb = s[:r1 - r0]
-            np.matmul(qb[h][r0:r1], kb[h], out=sb)
-            _probabilities(sb, mb[h][r0:r1], has_mask, select, fill32, scale32, nan_to_zero)
-            np.matmul(sb, vb[h], out=y[h][r0:r1])
+            o = np.unravel_index(t // (groups * blocks), outer) if outer else ()
+            h0 = (t // blocks) % groups * group
+            h1 = min(heads, h0 + group)
+            r0, r1 = bounds[t % blocks], bounds[t % blocks + 1]
+            sb = s[:h1 - h0, :r1 - r0]
+            np.matmul(qb[o][h0:h1, r0:r1], kb[o][h0:h1], out=sb)
+            _probabilities(sb, mb[o][h0:h1, r0:r1], has_mask, select, fill32, scale32,
+                           nan_to_zero)
+            np.matmul(sb, vb[o][h0:h1], out=y[o][h0:h1, r0:r1])
 
-    threads.by_rows(task, count * blocks)
-    return y
+    threads.by_rows(task, count // heads * groups * blocks)
+    return y.reshape(full + (m, dv))
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True)
 def _probabilities(s, mask, has_mask, select, fill, scale, nan_to_zero):
-    """Each row of the scores ``s`` scaled, masked and turned into probabilities, in
-    place (the maximum, :func:`vecmath.exp32`, a float64 sum, the division)."""
-    one = np.float32(1)
-    for r in range(s.shape[0]):
-        row, mrow = s[r], mask[r]
-        if scale != one:
-            for i in range(row.shape[0]):
-                row[i] = row[i] * scale
-        if has_mask:
-            if select:
+    """Each row of the scores ``s`` (heads, rows, keys) scaled, masked and turned into
+    probabilities, in place (:func:`softmax_row`); each step rounds as the separate
+    Mul, Add or Where, Softmax and Where(IsNaN) kernels do (a product by a scale of 1
+    is exact, so it is not a special case: a branch in the loop kept it scalar, 5x
+    slower)."""
+    for h in range(s.shape[0]):
+        for r in range(s.shape[1]):
+            row, mrow = s[h, r], mask[h, r]
+            if has_mask and select:
                 for i in range(row.shape[0]):
-                    row[i] = row[i] if mrow[i] else fill
+                    v = row[i] * scale
+                    row[i] = v if mrow[i] else fill
+            elif has_mask:
+                for i in range(row.shape[0]):
+                    row[i] = row[i] * scale + mrow[i]
             else:
                 for i in range(row.shape[0]):
-                    row[i] = row[i] + mrow[i]
-        softmax_row(row, row)
-        if nan_to_zero:
-            for i in range(row.shape[0]):
-                row[i] = row[i] if row[i] == row[i] else np.float32(0)
+                    row[i] = row[i] * scale
+            softmax_row(row, row)
+            if nan_to_zero and _has_nan(row):
+                for i in range(row.shape[0]):
+                    v = row[i]
+                    row[i] = v if v == v else np.float32(0)
+
+
+@nb.njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc"})
+def _has_nan(row):
+    """Whether the probabilities ``row`` hold a NaN: their sum is NaN then, and only then
+    (they are finite and not negative otherwise); a vectorised sum is cheaper than a
+    test of every element."""
+    acc = np.float32(0)
+    for i in range(row.shape[0]):
+        acc += row[i]
+    return acc != acc

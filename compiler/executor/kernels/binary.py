@@ -12,10 +12,12 @@ import numpy as np
 
 from npuc.ir.errors import NpucError, UnsupportedError
 
+from .. import threads
 from . import in_place, reusable
 from .checks import checked_kernel
 
 _NATIVE = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+_FAST = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _native(x: np.ndarray) -> np.ndarray:
@@ -33,10 +35,22 @@ def _arith(fn, a: np.ndarray, b: np.ndarray, ctx) -> np.ndarray:
             nb = _native(b).astype(na.dtype, copy=False)
             dest = _destination(ctx, [a, b], na.dtype, np.broadcast_shapes(na.shape, nb.shape)) \
                 if isinstance(fn, np.ufunc) else None
-            r = fn(na, nb) if dest is None else fn(na, nb, out=dest)
+            if isinstance(fn, np.ufunc) and _blocks(na, nb):  # on the pool, in blocks
+                dest = np.empty_like(na) if dest is None else dest
+                threads.by_elements(fn, dest, na, nb)
+                r = dest
+            else:
+                r = fn(na, nb) if dest is None else fn(na, nb, out=dest)
     except ValueError as e:
         raise NpucError(f"{ctx.describe()}: shapes {a.shape} and {b.shape} do not broadcast") from e
     return np.asarray(r).astype(out_dtype, copy=False)
+
+
+def _blocks(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether an elementwise pass on ``a`` and ``b`` runs in blocks on npuc's threads:
+    float32 or float64 operands of one shape, contiguous, large enough to share out."""
+    return (a.dtype == b.dtype and a.dtype in _FAST and a.shape == b.shape
+            and a.size >= 2 * threads.ELEMENTS and a.flags.c_contiguous and b.flags.c_contiguous)
 
 
 def _destination(ctx, inputs, dtype, shape):
@@ -190,9 +204,6 @@ def where(inputs, attrs, ctx):
     return [np.where(c, x, y).astype(x.dtype, copy=False)]
 
 
-_FAST = (np.dtype(np.float32), np.dtype(np.float64))
-
-
 @nb.njit(cache=True, nogil=True, inline="always")
 def clip_value(v, lo, hi):
     """np.minimum(np.maximum(v, lo), hi), bit for bit (NaN stays NaN, an equal bound
@@ -236,7 +247,7 @@ def clip(inputs, attrs, ctx):
             dest = np.empty_like(x)
         fill = (x.dtype.type(-np.inf), x.dtype.type(np.inf))  # a missing bound changes nothing
         lo, hi = (fill[i] if b is None else b[()] for i, b in enumerate(bounds))
-        _clip_flat(x.reshape(-1), lo, hi, dest.reshape(-1))
+        threads.by_elements(lambda v, out: _clip_flat(v, lo, hi, out), dest, x)
         return [dest]
     for bound, fn in zip(bounds, (np.maximum, np.minimum)):
         if bound is not None:

@@ -149,6 +149,10 @@ def relu(inputs, attrs, ctx):
     """ONNX Relu (also on signed integers)."""
     x = inputs[0]
     dest = reusable(ctx, inputs, 0, x.shape, x.dtype)
+    if x.dtype in (np.float32, np.float64) and x.flags.c_contiguous:  # blocks on the pool
+        dest = np.empty_like(x) if dest is None else dest
+        threads.by_elements(np.maximum, dest, x, x.dtype.type(0))
+        return [dest]
     if dest is not None and x.dtype in _NATIVE_FLOATS:
         return [np.maximum(x, 0, out=dest)]
     return [_float_op(lambda v: np.maximum(v, 0))(x)]

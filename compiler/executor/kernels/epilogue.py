@@ -156,6 +156,11 @@ def bias_clamp(flat, start, step, rows, cols, row_bias, col_bias, lo, hi):
     clamp = lo <= hi
     for i in range(rows):
         row = flat[start + i * step:start + i * step + cols]  # unit stride: vectorises
+        if len(row_bias) and clamp:  # one pass: the same two operations per element
+            rb = row_bias[i]
+            for j in range(cols):
+                row[j] = clip_value(row[j] + rb, lo, hi)
+            continue
         if len(row_bias):
             rb = row_bias[i]
             for j in range(cols):

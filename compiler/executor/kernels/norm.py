@@ -275,24 +275,30 @@ def _softmax_rows(x, out):
         softmax_row(x[r], out[r])
 
 
-@nb.njit(cache=True, error_model="numpy", nogil=True, inline="always")
+@nb.njit(cache=True, error_model="numpy", nogil=True, fastmath={"contract"})
 def softmax_row(row, dst):
     """dst = exp(row - max row) / sum, the exponentials of :func:`vecmath.exp32` (a NaN
     in the row makes the row NaN, as the general definition does); ``dst`` may be
-    ``row``."""
-    m = row[0]
-    for i in range(row.shape[0]):
-        v = row[i]
-        m = v if v > m else m
-    for i in range(row.shape[0]):
-        dst[i] = vecmath.exp32(row[i] - m)
+    ``row``. Compiled on its own (not inlined into its callers' code), so every caller
+    gets the same numbers whatever its own compile flags."""
+    m = vecmath.row_max(row)
+    if row.ctypes.data == dst.ctypes.data:
+        # one name for the one buffer: LLVM does not vectorise a loop whose two arrays
+        # overlap (in place, 4.3 ns an element instead of 1.4)
+        for i in range(dst.shape[0]):
+            dst[i] = vecmath.exp32(dst[i] - m)
+    else:
+        for i in range(row.shape[0]):
+            dst[i] = vecmath.exp32(row[i] - m)
     divide_by_sum(dst)
 
 
 @nb.njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc"})
 def divide_by_sum(e):
     """e /= sum(e), the sum in float64 (reassociated: summed in vector lanes, an order
-    fixed by the compiled code alone) and rounded once to float32."""
+    fixed by the compiled code alone) and rounded once to float32. Its own loop: summed
+    in the loop of the exponentials, the float64 lanes made LLVM compute those four at
+    a time instead of eight (exp and sum 1.7 ns an element, apart 1.1)."""
     acc = 0.0
     for i in range(e.shape[0]):
         acc += np.float64(e[i])

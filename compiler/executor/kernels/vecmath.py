@@ -31,6 +31,12 @@ from numba.extending import intrinsic
 
 from .. import threads
 
+# The loops that inline these polynomials compile with contraction: LLVM fuses each
+# multiply and the addition that follows into one FMA (fewer instructions, one rounding
+# instead of two): exp 1.1 -> 0.8 ns an element on one thread (load 3). Every loop that
+# uses them is in this module or calls one that is, so they all round alike.
+_FMA = {"contract"}
+
 
 @intrinsic
 def _bits_to_float32(typingctx, bits):
@@ -42,6 +48,32 @@ def _bits_to_float32(typingctx, bits):
         return builder.bitcast(args[0], ir.FloatType())
 
     return types.float32(types.int32), codegen
+
+
+@intrinsic
+def _float32_to_bits(typingctx, x):
+    """The int32 bit pattern of the float32 ``x`` (vectorises, unlike a view)."""
+    if x != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+
+    return types.int32(types.float32), codegen
+
+
+@njit(inline="always", error_model="numpy")
+def row_max(row):
+    """The largest element of a float32 ``row`` (not empty), or one of its NaNs' values
+    or any element when it holds a NaN (callers' results are NaN then anyway). Compared
+    as integers whose order is the floats' order, which LLVM turns into vector code (it
+    leaves a float maximum scalar: about 0.25 ns an element, this about 0.1)."""
+    m = np.int32(-2147483648)
+    for i in range(row.shape[0]):
+        b = _float32_to_bits(row[i])
+        k = np.int32(b ^ ((b >> 31) & np.int32(0x7FFFFFFF)))
+        m = k if k > m else m
+    return _bits_to_float32(np.int32(m ^ ((m >> 31) & np.int32(0x7FFFFFFF))))
 
 
 _LOG2E = np.float32(1.44269504088896341)
@@ -110,25 +142,25 @@ def erf32(x):
     return p / q
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_FMA)
 def _exp_flat(x, out):
     for i in range(x.size):
         out[i] = exp32(x[i])
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_FMA)
 def _tanh_flat(x, out):
     for i in range(x.size):
         out[i] = tanh32(x[i])
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_FMA)
 def _erf_flat(x, out):
     for i in range(x.size):
         out[i] = erf32(x[i])
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_FMA)
 def _sigmoid_flat(x, out):
     """0.5 * (1 + tanh(0.5 x)), the formula of the Sigmoid kernel."""
     half, one = np.float32(0.5), np.float32(1)
@@ -148,7 +180,7 @@ def _gelu(v, tanh_form):
     return (half * v) * (one + erf32(v * _SQRT_HALF))
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_FMA)
 def gelu_flat(x, out, tanh_form):
     """GELU of a flat float32 array: ``0.5 x (1 + erf(x / sqrt 2))``, or with
     ``tanh_form`` ``0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))``, in one pass."""
@@ -160,7 +192,7 @@ def gelu_flat(x, out, tanh_form):
             out[i] = _gelu(x[i], False)
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_FMA)
 def gelu_in_place(x, tanh_form):
     """:func:`gelu_flat` writing over ``x`` (one array: LLVM vectorises a loop reading
     and writing one array, not two names of the same buffer)."""
@@ -207,7 +239,7 @@ def fast() -> bool:
 ACTIVATIONS = {"": 0, "Gelu": 1, "GeluTanh": 2}
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(cache=True, error_model="numpy", nogil=True, fastmath=_FMA)
 def _bias_activation(flat, stride, rows, cols, bias, has_bias, code):
     """Rows ``flat[r * stride : r * stride + cols]`` for ``r < rows``: plus ``bias`` (when
     ``has_bias``), then activation ``code`` (:data:`ACTIVATIONS`), in place, one loop per
