@@ -115,6 +115,34 @@ def test_average_pool_is_the_row_major_float32_sum_divided_by_the_count(case, in
 
 
 @SETTINGS
+@given(pools(), st.sampled_from(["MaxPool", "AveragePool"]))
+def test_each_fast_pool_loop_gives_the_general_loops_bits(case, op):
+    """The grouped, row and plane loops of the 2-D pools against the general loop, on
+    inputs with repeated values and zeros of both signs (which a maximum keeps first)."""
+    from npuc.compiler.executor.kernels import pool2d
+    from npuc.compiler.executor.kernels.pool import pool_nd
+
+    x, attrs = case
+    x = np.round(x * 2) / 2  # ties, and -0.0 next to 0.0
+    x[x == 0] = np.where(np.arange((x == 0).sum()) % 2, -0.0, 0.0)
+    k, s, d = attrs["kernel_shape"], attrs["strides"], attrs["dilations"]
+    pads = conv_pads(attrs.get("auto_pad", "NOTSET"), x.shape[2:], k, s, d, attrs.get("pads"),
+                     None)
+    oshape = pool_out_shape(x.shape[2:], k, s, pads, d, attrs.get("ceil_mode", 0),
+                            attrs.get("auto_pad", "NOTSET"))
+    mode = pool2d.MAX if op == "MaxPool" else pool2d.AVG
+    want = pool_nd(x, mode, k, s, pads, d, oshape)[0]
+    for small in (0, 1 << 30):  # the grouped loop for none, then for every plane
+        old = pool2d.SMALL_PLANE
+        pool2d.SMALL_PLANE = small
+        try:
+            got = pool2d._pool2d_fast(x, mode, k, s, pads, d, oshape, False)
+        finally:
+            pool2d.SMALL_PLANE = old
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+@SETTINGS
 @given(st.integers(1, 2), st.integers(1, 40), st.integers(1, 9), st.integers(1, 9),
        st.integers(0, 2**16))
 def test_global_average_pool_is_the_float64_mean(n, c, h, w, seed):
