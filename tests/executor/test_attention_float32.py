@@ -43,6 +43,10 @@ def test_attention_is_its_parts_and_close_to_the_exact_one(monkeypatch, b, h, m,
     attrs, mask = {"scale": float(rng.uniform(0.05, 1.0)), "mask_fill": 0.0}, None
     if kind == "add":
         mask = np.where(rng.random((b, 1, 1, n)) < 0.3, -1e4, 0).astype(np.float32)
+        # one key open per image: a row whose every score is shifted by -1e4 keeps only
+        # float32's 1e-3 of them (ulp(1e4)), in onnxruntime too, and is no longer close
+        # to the float64 definition
+        mask[..., 0] = 0
     elif kind == "select":
         mask = rng.random((1, 1, m, n)) < 0.7
         mask[..., 0, :] = False  # a row masked out entirely: NaN, then zeros
