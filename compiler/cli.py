@@ -11,6 +11,7 @@ Mistakes in the user's input are :class:`NpucError`: printed as one line, exit c
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
@@ -88,18 +89,31 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return _internal(args, e)
+        # a full disk is the machine's limit, not a bug (outputs are written whole or not
+        # at all: ir/safeio.py); temporary files go to TMPDIR
+        where = f" writing {e.filename}" if e.filename else ""
+        print(f"npuc: error: no space left on device{where} (free some space, or point "
+              "TMPDIR at a larger disk)", file=sys.stderr)
+        return EXIT_USAGE
     except MemoryError:  # the machine's limit, not a bug: say which limit to lower
         print("npuc: error: out of memory (this machine or its memory limit is too small for "
               "this model; lower --max-tensor-bytes to be stopped earlier)", file=sys.stderr)
         return EXIT_USAGE
     except Exception as e:  # a bug in npuc, not the user's mistake
-        if args.verbose:
-            import traceback
+        return _internal(args, e)
 
-            traceback.print_exc()
-        print(f"npuc: internal error: {type(e).__name__}: {e} (this is a bug in npuc; "
-              "run again with -v for the traceback and report it)", file=sys.stderr)
-        return EXIT_INTERNAL
+
+def _internal(args, e: Exception) -> int:
+    if args.verbose:
+        import traceback
+
+        traceback.print_exc()
+    print(f"npuc: internal error: {type(e).__name__}: {e} (this is a bug in npuc; "
+          "run again with -v for the traceback and report it)", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -153,3 +153,32 @@ def test_real_process_exit_code_and_no_traceback(tmp_path):
                         str(tmp_path / "o.onnx")], capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.strip() == f"npuc: error: {p}: the file is empty"
+
+
+@pytest.mark.parametrize("code", ["ENOSPC", "EDQUOT"])
+def test_a_full_disk_is_a_one_line_error_not_a_bug(monkeypatch, capsys, code):
+    import errno
+
+    import npuc.compiler.cli as cli
+
+    def full(_args):  # wherever the command's writing fails: a temporary, a cache
+        raise OSError(getattr(errno, code), "No space left on device", "/tmp/npuc-x/blob")
+
+    monkeypatch.setattr(cli, "_apply_limits", full)
+    assert main(["run", "model.onnx"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error" not in err
+    assert "no space left on device writing /tmp/npuc-x/blob" in err
+
+
+def test_another_os_error_stays_an_internal_error(monkeypatch, capsys):
+    import errno
+
+    import npuc.compiler.cli as cli
+
+    def broken(_args):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(cli, "_apply_limits", broken)
+    assert main(["run", "model.onnx"]) == 3
+    assert "internal error: OSError" in capsys.readouterr().err
