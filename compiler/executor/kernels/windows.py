@@ -135,9 +135,15 @@ def pad_phases(x, b, ch, buf, sh, sw, ph, pw):
     buffer widens): ``buf[pr, pc, R, U]`` is padded position (R * sh + pr, U * sw + pc).
     Positions outside the input are left as they are (the padding the caller put there).
     A pool's or a depthwise convolution's kernel tap is then one long contiguous loop."""
+    pad_phase_rows(x, b, ch, buf, sh, sw, ph, pw, 0, buf.shape[2] * sh)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def pad_phase_rows(x, b, ch, buf, sh, sw, ph, pw, lo, hi):
+    """:func:`pad_phases` of the padded rows [lo, hi) only."""
     h, wd = x.shape[2], x.shape[3]
     rl, ul = buf.shape[2], buf.shape[3]
-    for r in range(max(0, ph), min(h + ph, rl * sh)):
+    for r in range(max(lo, ph), min(hi, h + ph, rl * sh)):
         src = x[b, ch, r - ph]
         for pc in range(sw):
             u0 = max(0, -((pc - pw) // sw))
