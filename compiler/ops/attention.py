@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from npuc.compiler.executor.kernels import get_kernel, kernel, vecmath
-from npuc.compiler.executor.kernels.attention import attention32
+from npuc.compiler.executor.kernels import get_kernel, kernel
 from npuc.ir.schema import FLOAT, INT, STRING, register_op
 from npuc.ir.types import TensorType
 
@@ -31,6 +30,10 @@ register_op("Attention", inputs=("Q", "Kt", "V", "Mask"), optional_inputs=1,
 
 @kernel("Attention", domain="npuc")
 def attention(inputs, attrs, ctx):
+    # imported here: the Numba kernels load only when a node runs, not with the schemas
+    from npuc.compiler.executor.kernels import vecmath
+    from npuc.compiler.executor.kernels.attention import attention32
+
     ctx = onnx_ctx(ctx)
     q, kt, v = inputs[:3]
     mask = inputs[3] if len(inputs) > 3 else None

@@ -10,7 +10,9 @@ The epilogue is ``activation`` (empty for none: Relu, LeakyRelu, Clip, Sigmoid, 
 HardSigmoid, HardSwish, Elu, Gelu, GeluTanh) with its numbers in ``activation_params``
 (LeakyRelu and Elu: alpha; Clip: min, max; HardSigmoid: alpha, beta).
 
-Each kernel composes the ONNX kernels, so a fused op computes what its parts did.
+Each kernel composes the ONNX kernels, so a fused op computes what its parts did. The
+kernel modules that hold Numba loops are imported when a kernel first runs, not with this
+module: a compile that runs no node (a bf16 one) never loads Numba.
 """
 
 from __future__ import annotations
@@ -20,9 +22,7 @@ import dataclasses
 import numpy as np
 
 from npuc.compiler.executor import threads
-from npuc.compiler.executor.kernels import accumulate, get_kernel, kernel, vecmath
-from npuc.compiler.executor.kernels.conv import conv
-from npuc.compiler.executor.kernels.epilogue import Epilogue, activate
+from npuc.compiler.executor.kernels import accumulate, get_kernel, kernel
 from npuc.ir.schema import FLOAT, FLOATS, INT, INTS, STRING, register_op
 
 from .emit import decomposition, emit_activation, emit_gelu, graph_opset
@@ -64,8 +64,19 @@ def _split(attrs):
             attrs.get("activation", ""), attrs.get("activation_params", []))
 
 
+def activate(y, name: str, params, ctx, fresh: bool = False):
+    """The activation epilogue ``name`` applied to ``y`` (see
+    :func:`npuc.compiler.executor.kernels.epilogue.activate`)."""
+    from npuc.compiler.executor.kernels.epilogue import activate as run
+
+    return run(y, name, params, ctx, fresh=fresh)
+
+
 @kernel("FusedConv", domain="npuc")
 def fused_conv(inputs, attrs, ctx):
+    from npuc.compiler.executor.kernels.conv import conv
+    from npuc.compiler.executor.kernels.epilogue import Epilogue
+
     ctx = onnx_ctx(ctx)
     conv_attrs, act, params = _split(attrs)
     # the activation goes into the convolution, which applies it to each block in cache
@@ -109,6 +120,8 @@ def gelu(inputs, attrs, ctx):
 def _fast(a, b, bias, act) -> bool:
     """Whether a fused product runs with its bias and activation in one pass (float32
     products, float32 operands, a bias along the last axis, an activation vecmath has)."""
+    from npuc.compiler.executor.kernels import vecmath
+
     if not (vecmath.fast() and a.dtype == b.dtype == np.float32 and a.ndim >= 1 and b.ndim >= 1
             and act in vecmath.ACTIVATIONS):
         return False
@@ -124,6 +137,8 @@ def _product_epilogue(a, b, bias, act):
     the product's tile epilogue: there GELU made the product about 10% slower on one
     thread (394x768x3072: 35.2 ms after the product, 38.6 ms on each tile), and a bias
     alone gained nothing."""
+    from npuc.compiler.executor.kernels import vecmath
+
     y = accumulate.matmul(a, b)
     if bias is None and not act:
         return y

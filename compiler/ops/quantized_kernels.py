@@ -6,7 +6,8 @@ operands: every product and partial sum is an integer below ``2**53`` (checked:
 and the result is the int32 sum, whatever order BLAS adds in; QMatMul uses float32 on
 blocks of K short enough that every partial sum stays below ``2**24``
 (:func:`~npuc.compiler.executor.kernels.quant.integer_product`), twice as fast. Requantization, Add, Mul and
-the lookups are Numba loops over int32/int64 values (:mod:`npuc.compiler.quantize.fixedpoint`).
+the lookups are Numba loops over int32/int64 values (:mod:`npuc.compiler.quantize.fixedpoint`),
+imported when a kernel first runs, so that registering these operators does not load Numba.
 """
 
 from __future__ import annotations
@@ -14,9 +15,6 @@ from __future__ import annotations
 import numpy as np
 
 from npuc.compiler.executor.kernels import kernel
-from npuc.compiler.executor.kernels.conv import conv_nd
-from npuc.compiler.executor.kernels.quant import integer_product
-from npuc.compiler.quantize.fixedpoint import quantized_add, quantized_mul, requantize
 from npuc.ir.errors import NpucError
 
 _EXACT = 2.0**53
@@ -40,6 +38,9 @@ def _to_int32(acc: np.ndarray, bias, axis: int, ctx) -> np.ndarray:
 
 @kernel("QConv", domain="npuc")
 def qconv(inputs, attrs, ctx):
+    from npuc.compiler.executor.kernels.conv import conv_nd
+    from npuc.compiler.quantize.fixedpoint import requantize
+
     x, w, b, m0, shift = inputs[:5]
     nd = x.ndim - 2
     xi = x.astype(np.float64) - float(attrs.get("x_zero_point", 0))
@@ -55,6 +56,9 @@ def qconv(inputs, attrs, ctx):
 
 @kernel("QMatMul", domain="npuc")
 def qmatmul(inputs, attrs, ctx):
+    from npuc.compiler.executor.kernels.quant import integer_product
+    from npuc.compiler.quantize.fixedpoint import requantize
+
     a, b, bias, m0, shift = inputs[:5]
     _check_exact(a.shape[-1], ctx)
     af = a.astype(np.float32) - np.float32(attrs.get("a_zero_point", 0))
@@ -66,6 +70,8 @@ def qmatmul(inputs, attrs, ctx):
 
 @kernel("QAdd", domain="npuc")
 def qadd(inputs, attrs, ctx):
+    from npuc.compiler.quantize.fixedpoint import quantized_add
+
     a, b = inputs
     return [quantized_add(a, b, attrs.get("a_zero_point", 0), attrs.get("b_zero_point", 0),
                           (attrs["a_multiplier"], attrs["a_shift"]),
@@ -77,6 +83,8 @@ def qadd(inputs, attrs, ctx):
 
 @kernel("QMul", domain="npuc")
 def qmul(inputs, attrs, ctx):
+    from npuc.compiler.quantize.fixedpoint import quantized_mul
+
     a, b = inputs
     return [quantized_mul(a, b, attrs.get("a_zero_point", 0), attrs.get("b_zero_point", 0),
                           (attrs["multiplier"], attrs["shift"]), attrs.get("y_zero_point", 0),
@@ -85,6 +93,8 @@ def qmul(inputs, attrs, ctx):
 
 @kernel("QReduceSum", domain="npuc")
 def qreduce_sum(inputs, attrs, ctx):
+    from npuc.compiler.quantize.fixedpoint import requantize
+
     x = inputs[0]
     axes = tuple(a % x.ndim for a in (attrs.get("axes") or range(x.ndim)))
     acc = np.sum(x.astype(np.int64) - int(attrs.get("x_zero_point", 0)), axis=axes,
@@ -97,6 +107,8 @@ def qreduce_sum(inputs, attrs, ctx):
 
 @kernel("Requantize", domain="npuc")
 def requantize_kernel(inputs, attrs, ctx):
+    from npuc.compiler.quantize.fixedpoint import requantize
+
     x = inputs[0].astype(np.int32) - np.int32(attrs.get("x_zero_point", 0))
     return [requantize(x, [attrs["multiplier"]], [attrs["shift"]], attrs.get("y_zero_point", 0),
                        attrs.get("qmin", -128), attrs.get("qmax", 127), axis=0)]

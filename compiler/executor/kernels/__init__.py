@@ -12,7 +12,9 @@ A kernel is a function ``fn(inputs, attrs, ctx) -> list[np.ndarray]``:
 Kernels are registered per ``(domain, op_type)`` with :func:`kernel`; they follow the ONNX
 specification for every opset version the importer accepts (``ctx.opset`` tells which).
 Heavy loops are Numba functions compiled lazily (``cache=True``) on first use, so a model
-only pays for the operators and dtypes it uses.
+only pays for the operators and dtypes it uses. :func:`get_kernel` imports only the module
+that holds an operator's kernel (:mod:`.index`), so a run that needs no Numba kernel does
+not load Numba.
 """
 
 from __future__ import annotations
@@ -68,8 +70,10 @@ def get_kernel(op_type: str, domain: str = "", opset: int | None = None) -> Call
     An ONNX operator that npuc has no kernel for but that onnx defines by a function body
     runs as that body (see ``functions.py``) when ``opset`` is given.
     """
-    load_all()
     fn = KERNELS.get((domain, op_type))
+    if fn is None:
+        _load_for(op_type, domain)
+        fn = KERNELS.get((domain, op_type))
     if fn is None and opset is not None and domain in ("", "ai.onnx.ml", "ai.onnx.preview",
                                                         "ai.onnx.preview.training"):
         from .functions import function_kernel, has_function
@@ -77,6 +81,18 @@ def get_kernel(op_type: str, domain: str = "", opset: int | None = None) -> Call
         if has_function(op_type, domain, opset):
             return function_kernel
     return fn
+
+
+def _load_for(op_type: str, domain: str) -> None:
+    """Import the module that registers ``op_type``'s kernel; all of them when the index
+    names none (an operator without a kernel, or one the index does not know yet)."""
+    from .index import module_of
+
+    module = module_of(op_type, domain)
+    if module is None:
+        load_all()
+    else:
+        importlib.import_module(f"{__name__}.{module}")
 
 
 def supported_ops() -> list[tuple[str, str]]:
