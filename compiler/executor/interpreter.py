@@ -26,7 +26,7 @@ from npuc.ir.graph import Graph, subgraphs
 from npuc.ir.limits import check_type, max_tensor_bytes
 from npuc.ir.types import TensorType
 
-from . import threads
+from . import fusion, threads
 from .kernels import KernelContext, get_kernel
 
 # What a kernel raises when its inputs break the operator's rules (a shape that does not
@@ -44,7 +44,7 @@ class NoKernel(UnsupportedError):
 
 def evaluate(node, inputs: list, attrs: dict | None = None, opset: int | None = None,
              output_types: list | None = None, num_outputs: int | None = None, rng=None,
-             run_graph=None, donated: tuple = ()) -> list:
+             run_graph=None, donated: tuple = (), epilogue=None) -> list:
     """Run one node on ``inputs`` (arrays in the node's order, None for an omitted input);
     its results in the order of its outputs.
 
@@ -53,7 +53,8 @@ def evaluate(node, inputs: list, attrs: dict | None = None, opset: int | None = 
     version its graph imports, ``output_types`` the declared types of its outputs (known
     sizes are checked against the limits before anything is made). ``run_graph(graph,
     feeds)`` runs the node's subgraphs (default: as standalone graphs). ``donated`` are
-    the positions of inputs the kernel may overwrite (``KernelContext.donated``).
+    the positions of inputs the kernel may overwrite (``KernelContext.donated``);
+    ``epilogue`` what a convolution applies to its result (``KernelContext.epilogue``).
     Raises :class:`NoKernel` when npuc has no kernel for the operator, :class:`KernelFailure` when the
     kernel refuses its inputs, and any NpucError a kernel raises."""
     if opset is None:
@@ -69,7 +70,8 @@ def evaluate(node, inputs: list, attrs: dict | None = None, opset: int | None = 
     ctx = KernelContext(opset=opset, num_outputs=num_outputs or len(node.outputs), node=node,
                         output_types=output_types, rng=rng,
                         run_graph=run_graph or _run_standalone,
-                        donated=donated if getattr(fn, "in_place", False) else ())
+                        donated=donated if getattr(fn, "in_place", False) else (),
+                        epilogue=epilogue)
     _check_outputs(output_types, node)
     try:
         return fn(inputs, node.attrs if attrs is None else attrs, ctx)
@@ -221,7 +223,15 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
     for v in graph.inputs:
         live.hold(env[id(v)])
     opset_cache: dict[str, int] = {}
+    # residual Adds and activations computed by the convolution before them (float32
+    # products, no observer: see fusion.py); the nodes they replace, once they did
+    fusions = fusion.plan(graph) if observe is None and threads.products() == "float32" \
+        else {}
+    skipped: set[int] = set()
     for index, node in enumerate(graph.nodes):
+        if index in skipped:
+            _drop_dead(index, node, env, last_use, keep, live)
+            continue
         if node.domain not in opset_cache:
             opset_cache[node.domain] = graph.opset_of(node.domain) or 1
         args = [_value_of(node, v, env, outer) for v in node.inputs]
@@ -230,9 +240,12 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
             scope = {**outer, **env}
             run_sub = lambda g, feeds, _s=scope: _run_sub(g, feeds, _s, stats, rng)  # noqa: E731
         donated = _donated(node, args, last_use.get(index, ()), own)
+        fused = fusions.get(index)
+        epilogue = None if fused is None else fusion.epilogue_for(
+            fused, _value_of(node, fused.residual, env, outer), node, None)
         t0 = time.perf_counter() if profile else 0.0
         results = evaluate(node, args, opset=opset_cache[node.domain], rng=rng,
-                           run_graph=run_sub, donated=donated)
+                           run_graph=run_sub, donated=donated, epilogue=epilogue)
         if profile:
             key = node.qualified_type
             stats.per_op_seconds[key] = stats.per_op_seconds.get(key, 0.0) + \
@@ -240,23 +253,33 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
         stats.nodes_run += 1
         if observe is not None:
             observe(node, results)
-        for out, r in zip(node.outputs, results):
+        outputs = node.outputs
+        if epilogue is not None:  # the value of the fused Add or activation
+            outputs = [fused.out]
+            skipped.update(fused.skipped)
+        for out, r in zip(outputs, results):
             if out is None:
                 continue
             env[id(out)] = r
             live.hold(r)
         results = r = args = None  # env alone holds the values now (see _donated)
         stats.peak_bytes = max(stats.peak_bytes, live.total())
-        for vid in last_use.get(index, ()):
-            if vid not in keep and vid in env:
-                live.drop(env.pop(vid))
-        for out in node.outputs:  # outputs nobody reads
-            if out is not None and not out.uses and id(out) not in keep:
-                live.drop(env.pop(id(out), None))
+        _drop_dead(index, node, env, last_use, keep, live)
     for v in graph.outputs:
         if id(v) not in env and id(v) not in outer:
             raise NpucError(f"graph output %{v.name} was not computed")
     return [env[id(v)] if id(v) in env else outer[id(v)] for v in graph.outputs]
+
+
+def _drop_dead(index: int, node, env: dict, last_use: dict, keep: set, live) -> None:
+    """Drop the values read for the last time at node ``index`` and its outputs nobody
+    reads."""
+    for vid in last_use.get(index, ()):
+        if vid not in keep and vid in env:
+            live.drop(env.pop(vid))
+    for out in node.outputs:  # outputs nobody reads
+        if out is not None and not out.uses and id(out) not in keep:
+            live.drop(env.pop(id(out), None))
 
 
 # References to an array only ``env`` holds, as _donated sees it: env's entry, the

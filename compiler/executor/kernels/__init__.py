@@ -118,6 +118,9 @@ class KernelContext:
     # array or object refers to (see ``interpreter._donated``), to kernels marked
     # :func:`in_place` only
     donated: tuple = ()
+    # an Epilogue the run fused into this convolution (a residual Add and its activation,
+    # see ``executor/fusion.py``): the Conv kernel applies it to its result
+    epilogue: Any = None
 
     def describe(self) -> str:
         return self.node.describe() if self.node is not None else "node"

@@ -192,7 +192,7 @@ def conv_nd(x, w, b=None, strides=None, pads=None, dilations=None, group=1, out=
             activation=None):
     """Convolution of ``x`` (N, C, *spatial) with ``w`` (M, C/group, *kernel), plus the
     bias ``b``, then ``activation`` (an :class:`~.epilogue.Epilogue` without bias: a
-    FusedConv's, or None).
+    FusedConv's, or None; its residual, if any, is added before its activation).
 
     ``pads`` is ``[begin..., end...]``; ``x`` may be any strided view. Floating point
     only (integer convolutions go through :func:`conv_integer`). In a float32-products
@@ -210,11 +210,22 @@ def conv_nd(x, w, b=None, strides=None, pads=None, dilations=None, group=1, out=
     oshape = conv_out_shape(x.shape[2:], kshape, strides, pads, dilations)
     if out is None:
         out = np.empty((n, m, *oshape), dtype=np.result_type(x.dtype, w.dtype))
-    if group == c and w.shape[1] == 1 and nd == 2 and group > 1:
+    depthwise = group == c and w.shape[1] == 1 and nd == 2 and group > 1
+    columns = (not depthwise and nd == 2 and out.dtype == np.float32 and out.flags.c_contiguous
+               and accumulate.product_type(x.dtype, w.dtype, out.dtype) == np.float32)
+    residual = activation.residual if activation is not None else None
+    if residual is not None and not (columns and residual.shape == out.shape):
+        # the residual as the separate Add computes it, then the activation
+        conv_nd(x, w, b, strides, pads, dilations, group, out)
+        np.add(out, residual, out=out, casting="unsafe")
+        activation = Epilogue(None, *_parts(activation)[:3])
+        if activation:
+            activation.activate(out)
+        return out
+    if depthwise:
         if _depthwise(x, w, out, strides, pads, dilations, m // c, b, activation):
             return out
-    elif (nd == 2 and out.dtype == np.float32 and out.flags.c_contiguous and
-          accumulate.product_type(x.dtype, w.dtype, out.dtype) == np.float32):
+    elif columns:
         conv2d_columns(x, w, out, strides, pads, dilations, group,
                        Epilogue(None if b is None else b.reshape(m, 1), *_parts(activation)))
         return out
@@ -237,10 +248,11 @@ def conv_nd(x, w, b=None, strides=None, pads=None, dilations=None, group=1, out=
 
 
 def _parts(activation) -> tuple:
-    """(activation, params, ctx) of an optional activation epilogue."""
+    """(activation, params, ctx, residual) of an optional activation epilogue."""
     if activation is None:
-        return "", (), None
-    return activation.activation, tuple(activation.params), activation.ctx
+        return "", (), None, None
+    return (activation.activation, tuple(activation.params), activation.ctx,
+            activation.residual)
 
 
 def conv_transpose_nd(x, w, b=None, strides=None, pads=None, dilations=None, group=1,
@@ -266,12 +278,15 @@ def conv_transpose_nd(x, w, b=None, strides=None, pads=None, dilations=None, gro
 @kernel("Conv")
 def conv(inputs, attrs, ctx, activation=None):
     """ONNX Conv; ``activation`` (an :class:`~.epilogue.Epilogue` without bias) is the
-    epilogue of a FusedConv run through this kernel."""
+    epilogue of a FusedConv run through this kernel, else the run's fused residual
+    (``ctx.epilogue``), if any."""
     x, w = inputs[0], inputs[1]
     b = inputs[2] if len(inputs) > 2 else None
     if x.dtype.kind != "f":
         raise unsupported(ctx, f"Conv on {x.dtype}")
     strides, pads, dilations = conv_geometry(x, w, attrs, ctx)
+    if activation is None and ctx is not None:
+        activation = ctx.epilogue  # a residual fused by the run (executor/fusion.py)
     return [conv_nd(x, w, b, strides, pads, dilations, attrs.get("group", 1),
                     activation=activation)]
 

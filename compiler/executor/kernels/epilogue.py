@@ -3,8 +3,9 @@
 
 :class:`Epilogue` is the same work done to one finished tile of a product while it is in
 cache (``accumulate.matmul(..., epilogue=...)``, the float32 convolution): a bias added,
-then the activation, each element computing what the separate Add and activation
-kernels compute for it."""
+then a residual (the other operand of an Add that reads the product, see
+:mod:`npuc.compiler.executor.fusion`), then the activation, each element computing what
+the separate Add and activation kernels compute for it."""
 
 from __future__ import annotations
 
@@ -40,13 +41,17 @@ def activate(y: np.ndarray, name: str, params, ctx, fresh: bool = False) -> np.n
 
 @dataclasses.dataclass(frozen=True)
 class Epilogue:
-    """Bias, then activation, applied in place to a tile of a product's result.
+    """Bias, then residual, then activation, applied in place to a tile of a product's
+    result.
 
     ``bias``: None, or an array that broadcasts to the whole result (a row bias of an
     ``m x n`` product has shape ``(m, 1)``, a column bias ``(n,)``; a batched product's
     bias may carry batch axes). ``activation`` and ``params`` are those of the fused
     operators (``""`` for none); ``ctx`` is the node's kernel context, needed only by
     the activations that run through their ONNX kernel (all but Relu and Clip).
+    ``residual``: None, or a C-contiguous array of the result's size and dtype added to
+    it element for element after the bias (the result and the residual seen with the
+    same shape).
 
     Called as ``epilogue(tile, index, rows, cols, shape)``: ``tile`` is the writable view
     ``result[index][rows, cols]`` (``index`` a tuple over the batch axes, ``rows`` and
@@ -58,6 +63,7 @@ class Epilogue:
     activation: str = ""
     params: tuple = ()
     ctx: object = None
+    residual: np.ndarray | None = None
 
     def __post_init__(self):
         # the float32 fast path, decided once: clamp bounds, and the bias as one value per
@@ -72,17 +78,21 @@ class Epilogue:
             cols = b
         elif b is not None:
             bounds = None
+        res = self.residual
+        if res is not None and not (res.dtype == np.float32 and res.flags.c_contiguous):
+            bounds = None
         none = np.empty(0, np.float32)
         object.__setattr__(self, "_fast", None if bounds is None else (
             none if rows is None else np.ascontiguousarray(rows),
-            none if cols is None else np.ascontiguousarray(cols), *bounds))
+            none if cols is None else np.ascontiguousarray(cols), *bounds,
+            none if res is None else res.reshape(-1)))
 
     def __bool__(self) -> bool:
-        return self.bias is not None or bool(self.activation)
+        return self.bias is not None or self.residual is not None or bool(self.activation)
 
     def __call__(self, tile: np.ndarray, index: tuple, rows: slice, cols: slice,
                  shape: tuple) -> None:
-        if self._fast is not None and _spans(tile):
+        if self._fast is not None and self.residual is None and _spans(tile):
             # the rows as one unit-stride span, which Numba's loops vectorise
             step = tile.strides[0] // 4
             flat = np.lib.stride_tricks.as_strided(
@@ -93,22 +103,31 @@ class Epilogue:
         if self.bias is not None:  # a broadcast view: nothing is copied
             np.add(tile, np.broadcast_to(self.bias, shape)[index][rows, cols], out=tile,
                    casting="unsafe")
+        if self.residual is not None:
+            np.add(tile, self.residual.reshape(shape)[index][rows, cols], out=tile,
+                   casting="unsafe")
         self.activate(tile)
 
     def fast(self) -> bool:
         """Whether :meth:`span` can apply this epilogue (a float32 bias per row or per
-        column, or none, and a clamp activation: Relu, Clip, none)."""
+        column, or none, a float32 residual or none, and a clamp activation: Relu, Clip,
+        none)."""
         return self._fast is not None
 
     def span(self, flat: np.ndarray, start: int, step: int, r0: int, r1: int, c0: int,
              width: int) -> None:
         """The epilogue on rows ``r0:r1``, columns ``c0:c0 + width`` of the result (any
         batch index), stored as ``flat[start + (r - r0) * step:][:width]`` in a float32
-        unit-stride buffer; only when :meth:`fast`. No Python view per tile."""
-        row_bias, col_bias, lo, hi = self._fast
-        bias_clamp(flat, start, step, r1 - r0, width,
-                   row_bias[r0:r1] if len(row_bias) else row_bias,
-                   col_bias[c0:c0 + width] if len(col_bias) else col_bias, lo, hi)
+        unit-stride buffer; only when :meth:`fast`. No Python view per tile. With a
+        residual, ``flat`` is the whole result, laid out as the residual is."""
+        row_bias, col_bias, lo, hi, res = self._fast
+        row_bias = row_bias[r0:r1] if len(row_bias) else row_bias
+        col_bias = col_bias[c0:c0 + width] if len(col_bias) else col_bias
+        if len(res):
+            bias_residual_clamp(flat, res, start, step, r1 - r0, width, row_bias, col_bias,
+                                lo, hi)
+        else:
+            bias_clamp(flat, start, step, r1 - r0, width, row_bias, col_bias, lo, hi)
 
     def clamp(self) -> tuple | None:
         """The activation as float32 bounds ``(lo, hi)`` of a clamp (none: lo > hi), or
@@ -168,6 +187,31 @@ def bias_clamp(flat, start, step, rows, cols, row_bias, col_bias, lo, hi):
         elif len(col_bias):
             for j in range(cols):
                 row[j] = row[j] + col_bias[j]
+        if clamp:
+            for j in range(cols):
+                row[j] = clip_value(row[j], lo, hi)
+
+
+@nb.njit(cache=True, nogil=True)
+def bias_residual_clamp(flat, res, start, step, rows, cols, row_bias, col_bias, lo, hi):
+    """:func:`bias_clamp` with ``res`` (laid out as ``flat``) added after the bias: each
+    element is ``clip((x + bias) + r)``, the separate Add's float32 sum of the biased
+    product and the residual, then the clamp (none when lo > hi)."""
+    clamp = lo <= hi
+    for i in range(rows):
+        at = start + i * step
+        row = flat[at:at + cols]  # unit stride: vectorises
+        other = res[at:at + cols]
+        if len(row_bias):
+            rb = row_bias[i]
+            for j in range(cols):
+                row[j] = (row[j] + rb) + other[j]
+        elif len(col_bias):
+            for j in range(cols):
+                row[j] = (row[j] + col_bias[j]) + other[j]
+        else:
+            for j in range(cols):
+                row[j] = row[j] + other[j]
         if clamp:
             for j in range(cols):
                 row[j] = clip_value(row[j], lo, hi)

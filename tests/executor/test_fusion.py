@@ -1,0 +1,131 @@
+"""The residual fusions of a float32 run (executor/fusion.py): a convolution that adds a
+residual and applies the Relu or Clip after it gives the bits of the separate nodes, and
+only the patterns whose separate nodes nobody else needs are fused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+
+import npuc
+from npuc.compiler.executor import fusion
+from npuc.compiler.executor.interpreter import RunStats, execute
+from npuc.compiler.passes.manager import optimize
+
+
+def _residual_model(rng, n=2, c=4, m=4, h=9, w=11, k=3, stride=1, bias=True, act="Relu",
+                    residual_first=True, swap=False, extra_reader=False, broadcast=False):
+    """x -> Conv(a) ; x -> Conv(b) ; Add(b, a) -> act: the second convolution adds the
+    first's output (computed before it) when ``residual_first``."""
+    pad = k // 2
+    oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    inits = [numpy_helper.from_array(rng.standard_normal((m, c, k, k)).astype(np.float32) * .3, "wa"),
+             numpy_helper.from_array(rng.standard_normal((m, c, k, k)).astype(np.float32) * .3, "wb"),
+             numpy_helper.from_array(rng.standard_normal(m).astype(np.float32), "bb")]
+    geometry = dict(kernel_shape=[k, k], strides=[stride, stride], pads=[pad] * 4)
+    conv_a = helper.make_node("Conv", ["x", "wa"], ["a"], **geometry)
+    conv_b = helper.make_node("Conv", ["x", "wb", "bb"] if bias else ["x", "wb"], ["b"], **geometry)
+    convs = [conv_a, conv_b] if residual_first else [conv_b, conv_a]
+    other = "a"
+    nodes = list(convs)
+    if broadcast:  # a residual of one value per channel: the Add broadcasts
+        nodes.append(helper.make_node("ReduceMean", ["a"], ["am"], axes=[0, 2, 3], keepdims=1))
+        other = "am"
+    nodes.append(helper.make_node("Add", [other, "b"] if swap else ["b", other], ["s"]))
+    outputs = ["y"]
+    if act == "Relu":
+        nodes.append(helper.make_node("Relu", ["s"], ["y"]))
+    elif act == "Clip":
+        inits += [numpy_helper.from_array(np.float32(-0.5), "lo"),
+                  numpy_helper.from_array(np.float32(1.5), "hi")]
+        nodes.append(helper.make_node("Clip", ["s", "lo", "hi"], ["y"]))
+    else:
+        nodes.append(helper.make_node("Identity", ["s"], ["y"]))
+    if extra_reader:
+        nodes.append(helper.make_node("Neg", ["b"], ["nb"]))
+        outputs.append("nb")
+    graph = helper.make_graph(
+        nodes, "residual", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, c, h, w])],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, [n, m, oh, ow]) for o in outputs],
+        inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return model, rng.standard_normal((n, c, h, w)).astype(np.float32)
+
+
+def _oracle(model, x):
+    """onnxruntime's outputs."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x})
+
+
+def _runs(graph, x):
+    """(fused run, unfused run: an observer turns fusion off)"""
+    fused = execute(graph, {"x": x}, products="float32")
+    plain = execute(graph, {"x": x}, products="float32", observe=lambda node, results: None)
+    return fused, plain
+
+
+@settings(max_examples=25, deadline=None)
+@given(c=st.integers(1, 5), m=st.integers(1, 9), h=st.integers(3, 12), w=st.integers(3, 14),
+       k=st.sampled_from([1, 3]), stride=st.integers(1, 2), bias=st.booleans(),
+       act=st.sampled_from(["Relu", "Clip", None]), swap=st.booleans(), level=st.sampled_from([0, 2]),
+       seed=st.integers(0, 99))
+def test_fused_residual_has_the_bits_of_the_separate_nodes(c, m, h, w, k, stride, bias, act,
+                                                           swap, level, seed):
+    model, x = _residual_model(np.random.default_rng(seed), c=c, m=m, h=h, w=w, k=k,
+                               stride=stride, bias=bias, act=act, swap=swap)
+    graph = npuc.load_model(model)
+    graph = optimize(graph, level=level) if level else graph
+    assert len(fusion.plan(graph)) == 1
+    fused, plain = _runs(graph, x)
+    assert np.array_equal(fused["y"], plain["y"])
+    want = _oracle(model, x)[0]
+    np.testing.assert_allclose(fused["y"], want, rtol=1e-4, atol=1e-4)
+
+
+def test_the_activation_is_fused_and_its_nodes_skipped():
+    model, x = _residual_model(np.random.default_rng(0), act="Clip")
+    graph = npuc.load_model(model)
+    (only,) = fusion.plan(graph).values()
+    assert only.act is not None and only.act.op_type == "Clip" and len(only.skipped) == 2
+    stats = RunStats()
+    execute(graph, {"x": x}, products="float32", stats=stats)
+    assert stats.nodes_run == len(list(graph.nodes)) - 2
+
+
+@pytest.mark.parametrize("case", [dict(extra_reader=True), dict(broadcast=True)])
+def test_patterns_that_need_the_separate_nodes_are_not_fused(case):
+    """A convolution output read twice, an Add that broadcasts: not fused, and the run is
+    still right."""
+    model, x = _residual_model(np.random.default_rng(1), **case)
+    graph = npuc.load_model(model)
+    assert fusion.plan(graph) == {}
+    fused, plain = _runs(graph, x)
+    want = _oracle(model, x)
+    for name, value in zip([o.name for o in model.graph.output], want):
+        assert np.array_equal(fused[name], plain[name])
+        np.testing.assert_allclose(fused[name], value, rtol=1e-4, atol=1e-4)
+
+
+def test_residual_after_the_convolution_fuses_into_the_later_one():
+    """Add(b, a) where b's convolution runs first: the second convolution (a) is the one
+    whose epilogue adds b."""
+    model, x = _residual_model(np.random.default_rng(2), residual_first=False)
+    graph = npuc.load_model(model)
+    (only,) = fusion.plan(graph).values()
+    assert list(graph.nodes)[only.conv].outputs[0].name == "a"
+    fused, plain = _runs(graph, x)
+    assert np.array_equal(fused["y"], plain["y"])
+
+
+def test_float64_runs_do_not_fuse():
+    model, x = _residual_model(np.random.default_rng(3))
+    graph = npuc.load_model(model)
+    stats = RunStats()
+    execute(graph, {"x": x}, stats=stats)  # float64 products: the IR's definition
+    assert stats.nodes_run == len(list(graph.nodes))
