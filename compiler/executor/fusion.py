@@ -18,12 +18,14 @@ that compiled programs are verified against.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from npuc.ir.graph import Graph
 
-from .kernels.epilogue import Epilogue
+if TYPE_CHECKING:  # imported when a fusion is made: the module loads Numba
+    from .kernels.epilogue import Epilogue
 
 # (domain, operator) of the convolutions fused: a plain Conv, or npuc's FusedConv without
 # an activation of its own (an activation before the Add is not the residual pattern)
@@ -114,6 +116,8 @@ def _constant_bounds(clip) -> bool:
 def epilogue_for(fusion: Residual, residual: np.ndarray, node, ctx) -> Epilogue | None:
     """The epilogue of the fused convolution, or None when ``residual`` is not a float32
     array the epilogue can read (the nodes then run unfused)."""
+    from .kernels.epilogue import Epilogue
+
     if residual.dtype != np.float32:
         return None
     residual = np.ascontiguousarray(residual)
