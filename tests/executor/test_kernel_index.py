@@ -4,21 +4,52 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 
 from npuc.compiler.executor.kernels import KERNELS, get_kernel, load_all
-from npuc.compiler.executor.kernels.index import MODULES, module_of, table_text
+from npuc.compiler.executor.kernels.index import MODULES, module_of
+
+PACKAGE = "npuc.compiler.executor.kernels"
+
+
+def table_text() -> str:
+    """The index's ``MODULES`` as it should read: every kernel the package's modules
+    register, by domain and module, in index.py's layout."""
+    load_all()
+    found: dict = {}
+    for (domain, op), fn in sorted(KERNELS.items()):
+        module = fn.__module__.rpartition(".")[2]
+        if fn.__module__ == f"{PACKAGE}.{module}":
+            found.setdefault(domain, {}).setdefault(module, []).append(op)
+    lines = ["MODULES = {"]
+    for domain in sorted(found):
+        lines.append(f'    "{domain}": {{')
+        for module, ops in sorted(found[domain].items()):
+            head = f'        "{module}": ('
+            names = ", ".join(f'"{op}"' for op in ops) + ("," if len(ops) == 1 else "") + "),"
+            body = textwrap.wrap(names, 92 - len(head), break_long_words=False,
+                                 break_on_hyphens=False)
+            lines += [head + body[0]] + [" " * len(head) + b for b in body[1:]]
+        lines.append("    },")
+    return "\n".join(lines + ["}"])
 
 
 def test_index_names_the_module_of_every_kernel():
-    load_all()
+    text = table_text()
     expected: dict = {}
-    exec(table_text(), {}, expected)
+    exec(text, {}, expected)
     assert expected["MODULES"] == MODULES, (
-        "the kernel index is out of date: paste the output of "
-        "`python -m npuc.compiler.executor.kernels.index` into compiler/executor/kernels/index.py")
+        "compiler/executor/kernels/index.py is out of date; its table should read:\n" + text)
     for (domain, op), fn in KERNELS.items():
-        if fn.__module__.startswith("npuc.compiler.executor.kernels."):
+        if fn.__module__.startswith(f"{PACKAGE}."):
             assert module_of(op, domain) == fn.__module__.rpartition(".")[2]
+
+
+def test_the_index_file_reads_as_generated():
+    from npuc.compiler.executor.kernels import index
+
+    with open(index.__file__, encoding="utf-8") as f:
+        assert table_text() in f.read()
 
 
 def test_unknown_operators_are_none():

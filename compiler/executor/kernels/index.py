@@ -4,8 +4,8 @@
 needs, instead of all of them: folding a Gather, an Unsqueeze and a Concat (what loading a
 transformer does) then stays off the modules with Numba loops, and a compile that runs no
 other node never loads Numba (about 0.3 s). ``tests/executor/test_kernel_index.py`` checks
-this table against what the modules register; when a kernel is added or moved, print the
-new table with ``python -m npuc.compiler.executor.kernels.index``.
+this table against what the modules register, and prints the table as it should read when
+a kernel was added or moved.
 """
 
 from __future__ import annotations
@@ -91,33 +91,3 @@ def module_of(op_type: str, domain: str = "") -> str | None:
         if op_type in ops:
             return module
     return None
-
-
-def table_text() -> str:
-    """:data:`MODULES` as it should read: every kernel the modules register, by domain and
-    module (imports them all)."""
-    import textwrap
-
-    from . import KERNELS, load_all
-
-    load_all()
-    found: dict = {}
-    for (domain, op), fn in sorted(KERNELS.items()):
-        module = fn.__module__.rpartition(".")[2]
-        if fn.__module__ == f"{__package__}.{module}":
-            found.setdefault(domain, {}).setdefault(module, []).append(op)
-    lines = ["MODULES = {"]
-    for domain in sorted(found):
-        lines.append(f'    "{domain}": {{')
-        for module, ops in sorted(found[domain].items()):
-            head = f'        "{module}": ('
-            names = ", ".join(f'"{op}"' for op in ops) + ("," if len(ops) == 1 else "") + "),"
-            body = textwrap.wrap(names, 92 - len(head), break_long_words=False,
-                                 break_on_hyphens=False)
-            lines += [head + body[0]] + [" " * len(head) + b for b in body[1:]]
-        lines.append("    },")
-    return "\n".join(lines + ["}"])
-
-
-if __name__ == "__main__":
-    print(table_text())
