@@ -1,12 +1,16 @@
 """Fusions the executor makes as it runs a graph in float32 products, the graph unchanged.
 
-A residual connection: a convolution whose only reader is an Add of a tensor computed
-before it, and the Relu or Clip that may be the Add's only reader. ResNet-50 spends about
-a tenth of its run in these Adds and Relus, each a pass over a whole tensor that was
-already in cache when the convolution wrote it block by block. The run computes them in
-the convolution's epilogue instead (:class:`~.kernels.epilogue.Epilogue`): each block of
-the convolution gets its bias, then the residual, then the clamp while it is in cache,
-and the Add and the activation nodes are skipped. Every element goes through the same
+A residual connection: a convolution or a matrix product whose only reader is an Add of a
+tensor computed before it, and the Relu or Clip that may be the Add's only reader.
+ResNet-50 spent about a tenth of its run in these Adds and Relus, each a pass over a whole
+tensor that was in cache when the convolution wrote it block by block, and a transformer
+adds its residual after two products of every layer. The run computes them with the
+product instead (:class:`~.kernels.epilogue.Epilogue`, given to the kernel as
+``ctx.epilogue``): each block of a convolution gets its bias, then the residual, then the
+clamp while it is in cache; a MatMul or a Gemm each tile, a FusedMatMul or FusedGemm each
+block of rows after its bias. A Reshape between the product and the Add (GPT-2's
+two-dimensional Gemm and its residual of three) is looked through: it keeps the order of
+the elements. The Add, the Reshape and the activation nodes are skipped. Every element goes through the same
 float32 operations in the same order as the separate nodes, so the outputs have the same
 bits (tested against the same run unfused).
 
@@ -27,35 +31,41 @@ from npuc.ir.graph import Graph
 if TYPE_CHECKING:  # imported when a fusion is made: the module loads Numba
     from .kernels.epilogue import Epilogue
 
-# (domain, operator) of the convolutions fused: a plain Conv, or npuc's FusedConv without
-# an activation of its own (an activation before the Add is not the residual pattern)
-CONVS = {("", "Conv"), ("npuc", "FusedConv")}
+# (domain, operator) of the products fused, whose kernels apply ``ctx.epilogue``; npuc's
+# fused ones only without an activation of their own (applied before the Add)
+PRODUCTS = {("", "Conv"), ("npuc", "FusedConv"), ("", "MatMul"), ("npuc", "FusedMatMul"),
+            ("", "Gemm"), ("npuc", "FusedGemm")}
 ACTIVATIONS = ("Relu", "Clip")
 
 
 @dataclass(frozen=True)
 class Residual:
-    """The convolution at ``conv`` adds ``residual`` and applies ``act`` (a node, or None)
-    and makes ``out``; the nodes at ``skipped`` (the Add, the activation) do not run."""
+    """The product at ``node`` adds ``residual`` and applies ``act`` (a node, or None) and
+    makes ``out``; the nodes at ``skipped`` (the Add, the activation) do not run."""
 
-    conv: int
+    node: int
     residual: object  # the Add's other input (a Value)
     act: object  # the Relu or Clip node, or None
     out: object  # the Value the fused node computes
     skipped: tuple[int, ...]
+    reshaped: bool = False  # a Reshape between the product and the Add: the result has
+    # the product's shape and takes the residual's
 
 
 def plan(graph: Graph) -> dict[int, Residual]:
-    """The residual fusions of ``graph``, by the index of their convolution."""
+    """The residual fusions of ``graph``, by the index of their product."""
     nodes = list(graph.nodes)
     position = {id(n): i for i, n in enumerate(nodes)}
     kept = {id(v) for v in graph.outputs}
     fused: dict[int, Residual] = {}
     taken: set[int] = set()
     for i, node in enumerate(nodes):
-        if (node.domain, node.op_type) not in CONVS or node.attrs.get("activation"):
+        if (node.domain, node.op_type) not in PRODUCTS or node.attrs.get("activation"):
             continue
         y = node.outputs[0]
+        through = _only_reader(y, ("Reshape",), kept, graph)
+        if through is not None:
+            y = through.outputs[0]
         add = _only_reader(y, ("Add",), kept, graph)
         if add is None or id(add) in taken or len(add.inputs) != 2:
             continue
@@ -66,8 +76,9 @@ def plan(graph: Graph) -> dict[int, Residual]:
         act = _only_reader(z, ACTIVATIONS, kept, graph)
         if act is not None and (act.op_type == "Clip" and not _constant_bounds(act)):
             act = None
-        skipped = (position[id(add)],) + ((position[id(act)],) if act is not None else ())
-        fused[i] = Residual(i, r, act, act.outputs[0] if act is not None else z, skipped)
+        skipped = tuple(position[id(n)] for n in (through, add, act) if n is not None)
+        fused[i] = Residual(i, r, act, act.outputs[0] if act is not None else z, skipped,
+                            through is not None)
         taken.add(id(add))
     return fused
 
@@ -114,7 +125,7 @@ def _constant_bounds(clip) -> bool:
 
 
 def epilogue_for(fusion: Residual, residual: np.ndarray, node, ctx) -> Epilogue | None:
-    """The epilogue of the fused convolution, or None when ``residual`` is not a float32
+    """The epilogue of the fused product, or None when ``residual`` is not a float32
     array the epilogue can read (the nodes then run unfused)."""
     from .kernels.epilogue import Epilogue
 

@@ -241,8 +241,8 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
             run_sub = lambda g, feeds, _s=scope: _run_sub(g, feeds, _s, stats, rng)  # noqa: E731
         donated = _donated(node, args, last_use.get(index, ()), own)
         fused = fusions.get(index)
-        epilogue = None if fused is None else fusion.epilogue_for(
-            fused, _value_of(node, fused.residual, env, outer), node, None)
+        residual = None if fused is None else _value_of(node, fused.residual, env, outer)
+        epilogue = None if fused is None else fusion.epilogue_for(fused, residual, node, None)
         t0 = time.perf_counter() if profile else 0.0
         results = evaluate(node, args, opset=opset_cache[node.domain], rng=rng,
                            run_graph=run_sub, donated=donated, epilogue=epilogue)
@@ -257,6 +257,9 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
         if epilogue is not None:  # the value of the fused Add or activation
             outputs = [fused.out]
             skipped.update(fused.skipped)
+            if fused.reshaped:
+                results = [results[0].reshape(residual.shape)]
+        residual = None
         for out, r in zip(outputs, results):
             if out is None:
                 continue

@@ -86,7 +86,8 @@ def fused_conv(inputs, attrs, ctx):
 
 @kernel("FusedGemm", domain="npuc")
 def fused_gemm(inputs, attrs, ctx):
-    ctx = onnx_ctx(ctx)
+    residual = ctx.epilogue  # an Add after the product that the run fused, or None
+    ctx = dataclasses.replace(onnx_ctx(ctx), epilogue=None)
     gemm_attrs, act, params = _split(attrs)
     a, b = inputs[0], inputs[1]
     c = inputs[2] if len(inputs) > 2 and gemm_attrs.get("beta", 1.0) != 0 else None
@@ -94,21 +95,24 @@ def fused_gemm(inputs, attrs, ctx):
             and _fast(a, b, c, act)):
         a = a.T if gemm_attrs.get("transA", 0) else a
         b = b.T if gemm_attrs.get("transB", 0) else b
-        return [_product_epilogue(a, b, c, act)]
-    return [activate(get_kernel("Gemm")(inputs, gemm_attrs, ctx)[0], act, params, ctx, fresh=True)]
+        return [_product_epilogue(a, b, c, act, residual)]
+    y = activate(get_kernel("Gemm")(inputs, gemm_attrs, ctx)[0], act, params, ctx, fresh=True)
+    return [y if residual is None else residual.after(y)]
 
 
 @kernel("FusedMatMul", domain="npuc")
 def fused_matmul(inputs, attrs, ctx):
-    ctx = onnx_ctx(ctx)
+    residual = ctx.epilogue  # an Add after the product that the run fused, or None
+    ctx = dataclasses.replace(onnx_ctx(ctx), epilogue=None)
     _, act, params = _split(attrs)
     bias = inputs[2] if len(inputs) > 2 else None
     if _fast(inputs[0], inputs[1], bias, act) and inputs[0].ndim >= 2 and inputs[1].ndim >= 2:
-        return [_product_epilogue(inputs[0], inputs[1], bias, act)]
+        return [_product_epilogue(inputs[0], inputs[1], bias, act, residual)]
     y = get_kernel("MatMul")(inputs[:2], {}, ctx)[0]
     if len(inputs) > 2 and inputs[2] is not None:
         y = get_kernel("Add")([y, inputs[2]], {}, ctx)[0]
-    return [activate(y, act, params, ctx, fresh=True)]
+    y = activate(y, act, params, ctx, fresh=True)
+    return [y if residual is None else residual.after(y)]
 
 
 @kernel("Gelu", domain="npuc")
@@ -130,22 +134,31 @@ def _fast(a, b, bias, act) -> bool:
                             and all(d == 1 for d in bias.shape[:-1]))
 
 
-def _product_epilogue(a, b, bias, act):
+def _product_epilogue(a, b, bias, act, residual=None):
     """``act(a @ b + bias)`` in float32: the product (``accumulate.matmul``), then the bias
     and activation in one pass per block of rows on npuc's threads (each element the same
     numbers as the MatMul, Add and activation kernels of a float32-products run). Not in
     the product's tile epilogue: there GELU made the product about 10% slower on one
     thread (394x768x3072: 35.2 ms after the product, 38.6 ms on each tile), and a bias
-    alone gained nothing."""
+    alone gained nothing. ``residual`` (an Epilogue with a residual: an Add after the
+    product that the run fused) is added to each block of rows after, then its
+    activation."""
     from npuc.compiler.executor.kernels import vecmath
 
     y = accumulate.matmul(a, b)
-    if bias is None and not act:
+    if bias is None and not act and residual is None:
         return y
     vec = None if bias is None else np.ascontiguousarray(bias).reshape(-1)
     rows = y.reshape(-1, y.shape[-1])
-    threads.by_rows(lambda r0, r1: vecmath.bias_activation(rows[r0:r1], vec, act), len(rows),
-                    max(1, (1 << 19) // max(rows.shape[1], 1)))
+    other = None if residual is None else residual.residual.reshape(rows.shape)
+
+    def block(r0, r1):
+        vecmath.bias_activation(rows[r0:r1], vec, act)
+        if other is not None:
+            np.add(rows[r0:r1], other[r0:r1], out=rows[r0:r1])
+            residual.activate(rows[r0:r1])
+
+    threads.by_rows(block, len(rows), max(1, (1 << 19) // max(rows.shape[1], 1)))
     return y
 
 

@@ -118,7 +118,7 @@ def test_residual_after_the_convolution_fuses_into_the_later_one():
     model, x = _residual_model(np.random.default_rng(2), residual_first=False)
     graph = npuc.load_model(model)
     (only,) = fusion.plan(graph).values()
-    assert list(graph.nodes)[only.conv].outputs[0].name == "a"
+    assert list(graph.nodes)[only.node].outputs[0].name == "a"
     fused, plain = _runs(graph, x)
     assert np.array_equal(fused["y"], plain["y"])
 
@@ -129,3 +129,47 @@ def test_float64_runs_do_not_fuse():
     stats = RunStats()
     execute(graph, {"x": x}, stats=stats)  # float64 products: the IR's definition
     assert stats.nodes_run == len(list(graph.nodes))
+
+
+def _product_model(rng, kind, act):
+    """A transformer's residual: x (2, 5, 8) -> product (+ bias) -> Add(x) -> act. ``kind``:
+    a MatMul then a bias Add (FusedMatMul at -O2), a Gemm on the flattened rows and a
+    Reshape back (GPT-2's form), or a MatMul without bias."""
+    w = numpy_helper.from_array(rng.standard_normal((8, 8)).astype(np.float32) * .3, "w")
+    bias = numpy_helper.from_array(rng.standard_normal(8).astype(np.float32), "bias")
+    rows = numpy_helper.from_array(np.array([10, 8], np.int64), "rows")
+    back = numpy_helper.from_array(np.array([2, 5, 8], np.int64), "back")
+    if kind == "matmul+bias":
+        nodes = [helper.make_node("MatMul", ["x", "w"], ["p0"]),
+                 helper.make_node("Add", ["p0", "bias"], ["p"])]
+    elif kind.startswith("gemm"):  # "gemm-alpha": a scaled product (the unblocked path)
+        alpha = dict(alpha=0.5) if kind == "gemm-alpha" else {}
+        nodes = [helper.make_node("Reshape", ["x", "rows"], ["x2"]),
+                 helper.make_node("Gemm", ["x2", "w", "bias"], ["p2"], **alpha),
+                 helper.make_node("Reshape", ["p2", "back"], ["p"])]
+    else:
+        nodes = [helper.make_node("MatMul", ["x", "w"], ["p"])]
+    nodes.append(helper.make_node("Add", ["x", "p"], ["s"]))
+    nodes.append(helper.make_node(act or "Identity", ["s"], ["y"]))
+    graph = helper.make_graph(
+        nodes, "product", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 5, 8])],
+        [w, bias, rows, back])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return model, rng.standard_normal((2, 5, 8)).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["matmul+bias", "gemm+reshape", "gemm-alpha", "matmul"])
+@pytest.mark.parametrize("level", [0, 2])
+@pytest.mark.parametrize("act", ["Relu", None])
+def test_products_fuse_their_residual_with_the_same_bits(kind, level, act):
+    model, x = _product_model(np.random.default_rng(4), kind, act)
+    graph = npuc.load_model(model)
+    graph = optimize(graph, level=level) if level else graph
+    plans = list(fusion.plan(graph).values())
+    if kind != "matmul+bias" or level:  # the bias Add between them stops it at -O0
+        assert len(plans) == 1
+        assert plans[0].reshaped == kind.startswith("gemm")
+    fused, plain = _runs(graph, x)
+    assert np.array_equal(fused["y"], plain["y"])
+    np.testing.assert_allclose(fused["y"], _oracle(model, x)[0], rtol=1e-5, atol=1e-5)

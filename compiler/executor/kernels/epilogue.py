@@ -141,6 +141,14 @@ class Epilogue:
             return np.float32(p[0]), np.float32(p[1])
         return None
 
+    def after(self, y: np.ndarray) -> np.ndarray:
+        """The residual, then the activation, in place on a whole result ``y`` that already
+        has its bias (a kernel's path that does not apply the epilogue per tile)."""
+        if self.residual is not None:
+            np.add(y, self.residual.reshape(y.shape), out=y, casting="unsafe")
+        self.activate(y)
+        return y
+
     def activate(self, tile: np.ndarray) -> None:
         """The activation alone, in place on ``tile``."""
         act = self.activation

@@ -17,7 +17,9 @@ from .quant import exact_int_matmul, requantize
 def matmul(inputs, attrs, ctx):
     a, b = inputs
     if a.dtype.kind == "V" and "float" in a.dtype.name or a.dtype.kind == "f":
-        return [accumulate.matmul(a, b)]
+        # an Add after the product (and its activation) that the run fused, applied to
+        # each tile of the result in cache (executor/fusion.py)
+        return [accumulate.matmul(a, b, epilogue=ctx.epilogue if ctx is not None else None)]
     if a.dtype.kind not in "iu":
         raise unsupported(ctx, f"MatMul on {a.dtype}")
     return [np.matmul(a, b)]
@@ -33,17 +35,21 @@ def gemm(inputs, attrs, ctx):
     if attrs.get("transB", 0):
         b = b.T
     alpha, beta = attrs.get("alpha", 1.0), attrs.get("beta", 1.0)
+    fused = ctx.epilogue if ctx is not None else None  # a residual Add the run fused
     if (alpha == 1.0 and beta == 1.0 and c is not None and a.dtype == b.dtype == c.dtype
             == np.float32 and accumulate.product_type(a.dtype) == np.float32):
-        # the bias added to each tile of the product on the thread that computed it,
-        # while it is in cache (the same float32 additions as below, not one serial pass)
-        return [accumulate.matmul(a, b, epilogue=Epilogue(bias=c))]
+        # the bias (and a fused residual and activation) added to each tile of the product
+        # on the thread that computed it, while it is in cache (the same float32 additions
+        # as below, not one serial pass)
+        epilogue = Epilogue(bias=c) if fused is None else Epilogue(
+            c, fused.activation, fused.params, fused.ctx, fused.residual)
+        return [accumulate.matmul(a, b, epilogue=epilogue)]
     y = accumulate.matmul(a, b) if a.dtype.kind in "fV" else np.matmul(a, b)
     if alpha != 1.0:
         y *= y.dtype.type(alpha)
     if c is not None and beta != 0:
         y += c * y.dtype.type(beta) if beta != 1.0 else c
-    return [y]
+    return [y if fused is None else fused.after(y)]
 
 
 @kernel("Einsum")
