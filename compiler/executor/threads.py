@@ -24,6 +24,9 @@ the load.
 
 - ``NPUC_BLAS_THREADS=N`` sets the pool's size (default: the cores this process may run
   on); ``0`` leaves BLAS alone with its own threads and npuc computes on one thread.
+- Each run keeps the pool's threads off the core its caller is on (``placement.py``:
+  on a virtual machine, after a pause, Linux had put both on one core; ``NPUC_PIN_THREADS=0``
+  leaves them free).
 - Numba's own threading layer is not used (``NPUC_NUM_THREADS`` sets its thread count,
   default 1): Numba's and OpenBLAS's threads on the same two cores made a convolution
   four times slower.
@@ -48,7 +51,7 @@ import threading
 
 import numpy as np
 
-from npuc.compiler.executor import scipy_blas
+from npuc.compiler.executor import placement, scipy_blas
 
 _done = False
 _blas = None  # threadpoolctl's controller of the BLAS libraries, or None
@@ -176,6 +179,12 @@ def parallel(fn, count: int) -> None:
         for i in range(count):
             fn(i)
         return
+    _the_pool().run(fn, count)
+
+
+def _the_pool() -> _Pool:
+    """The pool of :func:`compute_threads` threads (a new one in a forked child, or after
+    the size changed)."""
     global _pool, _pool_key
     key = (os.getpid(), compute_threads())
     if _pool_key != key:
@@ -183,7 +192,7 @@ def parallel(fn, count: int) -> None:
             _pool.close()
         _pool = _Pool(key[1])
         _pool_key = key
-    _pool.run(fn, count)
+    return _pool
 
 
 class _Job:
@@ -234,10 +243,17 @@ class _Pool:
         self.generation = 0
         self.closed = False
         self.busy = threading.Lock()
+        self.tids: list[int] = []  # the threads' native ids (placement.keep_off_caller)
+        started = threading.Barrier(size)
         for k in range(size - 1):
-            threading.Thread(target=self._serve, name=f"npuc-{k}", daemon=True).start()
+            threading.Thread(target=self._serve, args=(started,), name=f"npuc-{k}",
+                             daemon=True).start()
+        started.wait()
 
-    def _serve(self) -> None:
+    def _serve(self, started) -> None:
+        with self.cond:
+            self.tids.append(threading.get_native_id())
+        started.wait()
         seen = 0
         while True:
             with self.cond:
@@ -277,6 +293,8 @@ def blas_limit():
     """Limit BLAS to :func:`blas_threads` threads for the outermost run, then restore."""
     global _depth, _blas, _blas_modules
     configure()
+    if not _depth and compute_threads() > 1:
+        placement.keep_off_caller(_the_pool().tids)
     if _blas is None or _depth:
         _depth += 1
         try:

@@ -132,3 +132,25 @@ def test_parallel_work_inside_an_item_or_from_a_second_thread_runs_inline(monkey
         t.join(timeout=60)
     assert not any(t.is_alive() for t in users)
     assert np.array_equal(out, np.arange(6)[:, None] * 10 + np.arange(5))
+
+
+@pytest.mark.parametrize("pin", ["1", "0"])
+def test_a_run_keeps_the_pool_off_the_callers_core(monkeypatch, pin):
+    """The pool's threads may use every allowed core but the caller's (placement.py), or
+    all of them with NPUC_PIN_THREADS=0 or a single allowed core."""
+    import os
+
+    from npuc.compiler.executor import placement
+
+    monkeypatch.setenv("NPUC_BLAS_THREADS", "2")
+    monkeypatch.setenv("NPUC_PIN_THREADS", pin)
+    allowed = os.sched_getaffinity(0)
+    cpu = placement.current_cpu()
+    with threads.blas_limit():
+        workers = list(threads._the_pool().tids)
+    assert len(workers) == 1
+    got = os.sched_getaffinity(workers[0])
+    if pin == "1" and len(allowed) > 1 and cpu is not None:
+        assert len(got) == len(allowed) - 1 and got < allowed
+    else:
+        assert got == allowed
