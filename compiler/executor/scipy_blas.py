@@ -25,7 +25,16 @@ MODULES = ("scipy.linalg.cython_blas", "scipy.linalg.cython_lapack")
 
 
 def load() -> None:
-    """Load SciPy's ``cython_blas`` and ``cython_lapack`` on their own (once; cheap after)."""
+    """Load SciPy's ``cython_blas`` and ``cython_lapack`` on their own (once; cheap after),
+    and make Numba's cache loads skip its compiler's set-up (:mod:`.numba_cache`): what
+    runs before Numba's first call in a process."""
+    from . import numba_cache
+
+    _load_tables()
+    numba_cache.install()
+
+
+def _load_tables() -> None:
     if "scipy.linalg" in sys.modules or all(name in sys.modules for name in MODULES):
         return
     try:
