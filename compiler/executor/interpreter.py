@@ -259,7 +259,7 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
             skipped.update(fused.skipped)
             if fused.reshaped:
                 results = [results[0].reshape(residual.shape)]
-        residual = None
+        residual = epilogue = None  # no reference to the residual stays (see _donated)
         for out, r in zip(outputs, results):
             if out is None:
                 continue

@@ -173,3 +173,40 @@ def test_products_fuse_their_residual_with_the_same_bits(kind, level, act):
     fused, plain = _runs(graph, x)
     assert np.array_equal(fused["y"], plain["y"])
     np.testing.assert_allclose(fused["y"], _oracle(model, x)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_a_residual_from_the_enclosing_graph_inside_an_if_branch(monkeypatch):
+    """A branch whose convolution adds a tensor of the enclosing graph is fused, with the
+    numbers of the separate nodes."""
+    rng = np.random.default_rng(5)
+    w = numpy_helper.from_array(rng.standard_normal((4, 4, 3, 3)).astype(np.float32) * .3, "w")
+    shape = [1, 4, 6, 6]
+    value = helper.make_tensor_value_info
+    branch = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+         helper.make_node("Add", ["c", "r"], ["s"]), helper.make_node("Relu", ["s"], ["t"])],
+        "then", [], [value("t", TensorProto.FLOAT, shape)],
+        value_info=[value("c", TensorProto.FLOAT, shape), value("s", TensorProto.FLOAT, shape)])
+    other = helper.make_graph([helper.make_node("Identity", ["r"], ["e"])], "else", [],
+                              [value("e", TensorProto.FLOAT, shape)])
+    graph = helper.make_graph(
+        [helper.make_node("Neg", ["x"], ["r"]),
+         helper.make_node("If", ["flag"], ["y"], then_branch=branch, else_branch=other)],
+        "outer", [value("x", TensorProto.FLOAT, shape), value("flag", TensorProto.BOOL, [])],
+        [value("y", TensorProto.FLOAT, shape)], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    g = npuc.load_model(model)
+    x = rng.standard_normal(shape).astype(np.float32)
+    feeds = {"x": x, "flag": np.array(True)}
+    (branch_graph,) = [a for a in list(g.nodes)[1].attrs.values()
+                       if getattr(a, "name", "") == "then"]
+    assert len(fusion.plan(branch_graph)) == 1
+    fused = execute(g, feeds, products="float32")
+    monkeypatch.setattr(fusion, "plan", lambda graph: {})
+    plain = execute(g, feeds, products="float32")
+    assert np.array_equal(fused["y"], plain["y"])
+    import onnxruntime as ort
+
+    want = ort.InferenceSession(model.SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    np.testing.assert_allclose(fused["y"], want, rtol=1e-5, atol=1e-5)
