@@ -63,6 +63,8 @@ def plan(graph: Graph) -> dict[int, Residual]:
         if (node.domain, node.op_type) not in PRODUCTS or node.attrs.get("activation"):
             continue
         y = node.outputs[0]
+        if y is None or y.shape is None or len(y.shape) < 2:  # (a product of vectors)
+            continue
         through = _only_reader(y, ("Reshape",), kept, graph)
         if through is not None:
             y = through.outputs[0]
@@ -112,7 +114,11 @@ def _before(v, index: int, position: dict) -> bool:
 
 
 def _constant_bounds(clip) -> bool:
-    """Whether a Clip's bounds are constants (or absent) with min <= max."""
+    """Whether a Clip's bounds are constant inputs (or absent) with min <= max; not the
+    attributes of Clip before opset 11 (their defaults are the largest finite floats)."""
+    if "min" in clip.attrs or "max" in clip.attrs or (clip.graph is not None and
+                                                      (clip.graph.opset_of("") or 11) < 11):
+        return False
     bounds = []
     for k in (1, 2):
         v = clip.inputs[k] if len(clip.inputs) > k else None

@@ -27,7 +27,7 @@ from npuc.ir.limits import check_type, max_tensor_bytes
 from npuc.ir.types import TensorType
 
 from . import fusion, threads
-from .kernels import KernelContext, get_kernel
+from .kernels import KernelContext, ResidualMismatch, get_kernel
 
 # What a kernel raises when its inputs break the operator's rules (a shape that does not
 # broadcast, an index out of range): the user's model is wrong, not npuc.
@@ -244,8 +244,13 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
         residual = None if fused is None else _value_of(node, fused.residual, env, outer)
         epilogue = None if fused is None else fusion.epilogue_for(fused, residual, node, None)
         t0 = time.perf_counter() if profile else 0.0
-        results = evaluate(node, args, opset=opset_cache[node.domain], rng=rng,
-                           run_graph=run_sub, donated=donated, epilogue=epilogue)
+        try:
+            results = evaluate(node, args, opset=opset_cache[node.domain], rng=rng,
+                               run_graph=run_sub, donated=donated, epilogue=epilogue)
+        except ResidualMismatch:  # the data contradicts a declared shape: run unfused
+            epilogue = None
+            results = evaluate(node, args, opset=opset_cache[node.domain], rng=rng,
+                               run_graph=run_sub, donated=donated)
         if profile:
             key = node.qualified_type
             stats.per_op_seconds[key] = stats.per_op_seconds.get(key, 0.0) + \
@@ -257,6 +262,7 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
         if epilogue is not None:  # the value of the fused Add or activation
             outputs = [fused.out]
             skipped.update(fused.skipped)
+            stats.nodes_run += len(fused.skipped)  # computed, by the product's kernel
             if fused.reshaped:
                 results = [results[0].reshape(residual.shape)]
         residual = epilogue = None  # no reference to the residual stays (see _donated)

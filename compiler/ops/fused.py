@@ -146,6 +146,8 @@ def _product_epilogue(a, b, bias, act, residual=None):
     from npuc.compiler.executor.kernels import vecmath
 
     y = accumulate.matmul(a, b)
+    if residual is not None:
+        residual.check(y.size)
     if bias is None and not act and residual is None:
         return y
     vec = None if bias is None else np.ascontiguousarray(bias).reshape(-1)

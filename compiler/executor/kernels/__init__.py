@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from npuc.ir.errors import NpucError
+
 KERNELS: dict[tuple[str, str], Callable] = {}
 
 
@@ -99,6 +101,12 @@ def supported_ops() -> list[tuple[str, str]]:
     """Every ``(domain, op_type)`` with a kernel."""
     load_all()
     return sorted(KERNELS)
+
+
+class ResidualMismatch(NpucError):
+    """A residual the run fused into a product (``KernelContext.epilogue``) does not have
+    the product's size: a declared shape the data contradicts. Raised before anything is
+    written; the interpreter then runs the nodes separately."""
 
 
 @dataclass

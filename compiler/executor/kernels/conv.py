@@ -214,10 +214,13 @@ def conv_nd(x, w, b=None, strides=None, pads=None, dilations=None, group=1, out=
     columns = (not depthwise and nd == 2 and out.dtype == np.float32 and out.flags.c_contiguous
                and accumulate.product_type(x.dtype, w.dtype, out.dtype) == np.float32)
     residual = activation.residual if activation is not None else None
-    if residual is not None and not (columns and residual.shape == out.shape):
+    if residual is not None:
+        activation.check(out.size)  # (a Reshape between the product and its Add keeps
+        # the order of the elements: the residual is read in the result's shape)
+    if residual is not None and not columns:
         # the residual as the separate Add computes it, then the activation
         conv_nd(x, w, b, strides, pads, dilations, group, out)
-        np.add(out, residual, out=out, casting="unsafe")
+        np.add(out, residual.reshape(out.shape), out=out, casting="unsafe")
         activation = Epilogue(None, *_parts(activation)[:3])
         if activation:
             activation.activate(out)

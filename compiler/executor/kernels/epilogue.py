@@ -14,7 +14,7 @@ import dataclasses
 import numba as nb
 import numpy as np
 
-from . import KernelContext, get_kernel
+from . import KernelContext, ResidualMismatch, get_kernel
 from .binary import clip_value
 
 
@@ -141,9 +141,18 @@ class Epilogue:
             return np.float32(p[0]), np.float32(p[1])
         return None
 
+    def check(self, size: int) -> None:
+        """Raise :class:`ResidualMismatch` unless the residual, if any, has ``size``
+        elements: the result's (before the kernel writes anything, so that the
+        interpreter can run the nodes separately instead)."""
+        if self.residual is not None and self.residual.size != size:
+            raise ResidualMismatch(f"a residual of shape {self.residual.shape} for a result "
+                                   f"of {size} elements")
+
     def after(self, y: np.ndarray) -> np.ndarray:
         """The residual, then the activation, in place on a whole result ``y`` that already
         has its bias (a kernel's path that does not apply the epilogue per tile)."""
+        self.check(y.size)
         if self.residual is not None:
             np.add(y, self.residual.reshape(y.shape), out=y, casting="unsafe")
         self.activate(y)

@@ -19,10 +19,21 @@ def matmul(inputs, attrs, ctx):
     if a.dtype.kind == "V" and "float" in a.dtype.name or a.dtype.kind == "f":
         # an Add after the product (and its activation) that the run fused, applied to
         # each tile of the result in cache (executor/fusion.py)
-        return [accumulate.matmul(a, b, epilogue=ctx.epilogue if ctx is not None else None)]
+        fused = ctx.epilogue if ctx is not None else None
+        if fused is not None:
+            fused.check(_product_size(a.shape, b.shape))
+        return [accumulate.matmul(a, b, epilogue=fused)]
     if a.dtype.kind not in "iu":
         raise unsupported(ctx, f"MatMul on {a.dtype}")
     return [np.matmul(a, b)]
+
+
+def _product_size(a: tuple, b: tuple) -> int:
+    """The number of elements of ``a @ b`` for operands of shapes ``a`` and ``b`` (numpy's
+    rules: a 1-D operand is a row or a column that the result drops)."""
+    a2 = a if len(a) >= 2 else (1,) + tuple(a)
+    b2 = b if len(b) >= 2 else tuple(b) + (1,)
+    return int(np.prod(np.broadcast_shapes(a2[:-2], b2[:-2]) + (a2[-2], b2[-1])))
 
 
 @kernel("Gemm")
@@ -36,6 +47,8 @@ def gemm(inputs, attrs, ctx):
         b = b.T
     alpha, beta = attrs.get("alpha", 1.0), attrs.get("beta", 1.0)
     fused = ctx.epilogue if ctx is not None else None  # a residual Add the run fused
+    if fused is not None:
+        fused.check(a.shape[0] * b.shape[1] if a.ndim == b.ndim == 2 else -1)
     if (alpha == 1.0 and beta == 1.0 and c is not None and a.dtype == b.dtype == c.dtype
             == np.float32 and accumulate.product_type(a.dtype) == np.float32):
         # the bias (and a fused residual and activation) added to each tile of the product
