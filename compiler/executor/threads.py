@@ -245,15 +245,23 @@ class _Pool:
         self.busy = threading.Lock()
         self.tids: list[int] = []  # the threads' native ids (placement.keep_off_caller)
         started = threading.Barrier(size)
-        for k in range(size - 1):
-            threading.Thread(target=self._serve, args=(started,), name=f"npuc-{k}",
-                             daemon=True).start()
+        try:
+            for k in range(size - 1):
+                threading.Thread(target=self._serve, args=(started,), name=f"npuc-{k}",
+                                 daemon=True).start()
+        except BaseException:  # (no thread left waiting for the others)
+            self.close()
+            started.abort()
+            raise
         started.wait()
 
     def _serve(self, started) -> None:
         with self.cond:
             self.tids.append(threading.get_native_id())
-        started.wait()
+        try:
+            started.wait()
+        except threading.BrokenBarrierError:
+            return
         seen = 0
         while True:
             with self.cond:

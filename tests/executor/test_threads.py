@@ -154,3 +154,23 @@ def test_a_run_keeps_the_pool_off_the_callers_core(monkeypatch, pin):
         assert len(got) == len(allowed) - 1 and got < allowed
     else:
         assert got == allowed
+
+
+def test_a_pool_whose_thread_cannot_start_leaves_no_thread_waiting(monkeypatch):
+    import threading
+
+    started = []
+    real_start = threading.Thread.start
+
+    def start(self):
+        if self.name == "npuc-1":
+            raise RuntimeError("can't start new thread")
+        started.append(self)
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    with pytest.raises(RuntimeError):
+        threads._Pool(3)
+    monkeypatch.setattr(threading.Thread, "start", real_start)
+    started[0].join(timeout=5)
+    assert not started[0].is_alive()
