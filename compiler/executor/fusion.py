@@ -41,7 +41,8 @@ ACTIVATIONS = ("Relu", "Clip")
 @dataclass(frozen=True)
 class Residual:
     """The product at ``node`` adds ``residual`` and applies ``act`` (a node, or None) and
-    makes ``out``; the nodes at ``skipped`` (the Add, the activation) do not run."""
+    makes ``out``; the nodes at ``skipped`` (a Reshape between them, the Add, the
+    activation) do not run."""
 
     node: int
     residual: object  # the Add's other input (a Value)
