@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from npuc.ir.dtypes import f32
 from npuc.ir.graph import Graph
 
 if TYPE_CHECKING:  # imported when a fusion is made: the module loads Numba
@@ -51,6 +52,7 @@ class Residual:
     skipped: tuple[int, ...]
     reshaped: bool = False  # a Reshape between the product and the Add: the result has
     # the product's shape and takes the residual's
+    params: tuple = ()  # the Clip's float32 bounds
 
 
 def plan(graph: Graph) -> dict[int, Residual]:
@@ -77,11 +79,12 @@ def plan(graph: Graph) -> dict[int, Residual]:
             continue
         z = add.outputs[0]
         act = _only_reader(z, ACTIVATIONS, kept, graph)
-        if act is not None and (act.op_type == "Clip" and not _constant_bounds(act)):
-            act = None
+        params = _clip_bounds(act) if act is not None and act.op_type == "Clip" else ()
+        if params is None:
+            act, params = None, ()
         skipped = tuple(position[id(n)] for n in (through, add, act) if n is not None)
         fused[i] = Residual(i, r, act, act.outputs[0] if act is not None else z, skipped,
-                            through is not None)
+                            through is not None, params)
         taken.add(id(add))
     return fused
 
@@ -104,7 +107,7 @@ def _same_float32(a, b) -> bool:
     symbol for a symbolic one: the same size at run time)."""
     ta, tb = a.type, b.type
     return (ta is not None and tb is not None and getattr(ta, "shape", None) is not None
-            and str(getattr(ta, "dtype", "")) == "f32" and str(getattr(tb, "dtype", "")) == "f32"
+            and getattr(ta, "dtype", None) == f32 and getattr(tb, "dtype", None) == f32
             and ta.shape == tb.shape and all(d is not None for d in ta.shape))
 
 
@@ -114,38 +117,28 @@ def _before(v, index: int, position: dict) -> bool:
     return producer is None or position.get(id(producer), -1) < index
 
 
-def _constant_bounds(clip) -> bool:
-    """Whether a Clip's bounds are constant inputs (or absent) with min <= max; not the
-    attributes of Clip before opset 11 (their defaults are the largest finite floats)."""
+def _clip_bounds(clip) -> tuple | None:
+    """A Clip's float32 bounds ``(lo, hi)`` when they are constant inputs (an absent one
+    unbounded) with lo <= hi; else None, and for the attributes of Clip before opset 11
+    (their defaults are the largest finite floats)."""
     if "min" in clip.attrs or "max" in clip.attrs or (clip.graph is not None and
                                                       (clip.graph.opset_of("") or 11) < 11):
-        return False
+        return None
     bounds = []
-    for k in (1, 2):
+    for k, unbounded in ((1, -np.inf), (2, np.inf)):
         v = clip.inputs[k] if len(clip.inputs) > k else None
         if v is not None and v.const is None:
-            return False
-        bounds.append(None if v is None else float(np.asarray(v.const).reshape(-1)[0]))
-    lo, hi = (-np.inf if bounds[0] is None else bounds[0]), \
-             (np.inf if bounds[1] is None else bounds[1])
-    return lo <= hi
+            return None
+        bounds.append(np.float32(unbounded if v is None else np.asarray(v.const).reshape(-1)[0]))
+    return tuple(bounds) if bounds[0] <= bounds[1] else None
 
 
-def epilogue_for(fusion: Residual, residual: np.ndarray, node, ctx) -> Epilogue | None:
+def epilogue_for(fusion: Residual, residual: np.ndarray, ctx) -> Epilogue | None:
     """The epilogue of the fused product, or None when ``residual`` is not a float32
     array the epilogue can read (the nodes then run unfused)."""
     from .kernels.epilogue import Epilogue
 
     if residual.dtype != np.float32:
         return None
-    residual = np.ascontiguousarray(residual)
-    act = fusion.act
-    if act is None:
-        return Epilogue(None, "", (), ctx, residual)
-    if act.op_type == "Relu":
-        return Epilogue(None, "Relu", (), ctx, residual)
-    lo, hi = (act.inputs[k].const if len(act.inputs) > k and act.inputs[k] is not None
-              else None for k in (1, 2))
-    params = (np.float32(-np.inf) if lo is None else np.float32(np.asarray(lo).reshape(-1)[0]),
-              np.float32(np.inf) if hi is None else np.float32(np.asarray(hi).reshape(-1)[0]))
-    return Epilogue(None, "Clip", params, ctx, residual)
+    act = "" if fusion.act is None else fusion.act.op_type
+    return Epilogue(None, act, fusion.params, ctx, np.ascontiguousarray(residual))

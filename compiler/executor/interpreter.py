@@ -242,7 +242,7 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
         donated = _donated(node, args, last_use.get(index, ()), own)
         fused = fusions.get(index)
         residual = None if fused is None else _value_of(node, fused.residual, env, outer)
-        epilogue = None if fused is None else fusion.epilogue_for(fused, residual, node, None)
+        epilogue = None if fused is None else fusion.epilogue_for(fused, residual, None)
         t0 = time.perf_counter() if profile else 0.0
         try:
             results = evaluate(node, args, opset=opset_cache[node.domain], rng=rng,

@@ -220,11 +220,7 @@ def conv_nd(x, w, b=None, strides=None, pads=None, dilations=None, group=1, out=
     if residual is not None and not columns:
         # the residual as the separate Add computes it, then the activation
         conv_nd(x, w, b, strides, pads, dilations, group, out)
-        np.add(out, residual.reshape(out.shape), out=out, casting="unsafe")
-        activation = Epilogue(None, *_parts(activation)[:3])
-        if activation:
-            activation.activate(out)
-        return out
+        return activation.after(out)
     if depthwise:
         if _depthwise(x, w, out, strides, pads, dilations, m // c, b, activation):
             return out

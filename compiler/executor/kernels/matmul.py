@@ -5,6 +5,8 @@ never through float).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from . import accumulate, kernel
@@ -47,15 +49,15 @@ def gemm(inputs, attrs, ctx):
         b = b.T
     alpha, beta = attrs.get("alpha", 1.0), attrs.get("beta", 1.0)
     fused = ctx.epilogue if ctx is not None else None  # a residual Add the run fused
-    if fused is not None:
-        fused.check(a.shape[0] * b.shape[1] if a.ndim == b.ndim == 2 else -1)
     if (alpha == 1.0 and beta == 1.0 and c is not None and a.dtype == b.dtype == c.dtype
             == np.float32 and accumulate.product_type(a.dtype) == np.float32):
         # the bias (and a fused residual and activation) added to each tile of the product
         # on the thread that computed it, while it is in cache (the same float32 additions
         # as below, not one serial pass)
-        epilogue = Epilogue(bias=c) if fused is None else Epilogue(
-            c, fused.activation, fused.params, fused.ctx, fused.residual)
+        if fused is None:
+            return [accumulate.matmul(a, b, epilogue=Epilogue(bias=c))]
+        fused.check(a.shape[0] * b.shape[1])
+        epilogue = dataclasses.replace(fused, bias=c)
         return [accumulate.matmul(a, b, epilogue=epilogue)]
     y = accumulate.matmul(a, b) if a.dtype.kind in "fV" else np.matmul(a, b)
     if alpha != 1.0:
