@@ -21,7 +21,7 @@ import numba as nb
 import numpy as np
 
 from .. import threads
-from . import accumulate, kernel
+from . import accumulate, kernel, tiles32
 from .checks import accepts, unsupported
 from .conv_columns import conv2d_columns
 from .epilogue import Epilogue, bias_clamp
@@ -151,6 +151,62 @@ def _taps_in_threes(flat, taps, k, acc, m):
             acc[e] += k0 * s0[e]
 
 
+LANES = 8  # channels computed together by :func:`_depthwise_lanes`
+# output planes of at most this many positions take _depthwise_lanes: 14x14 and 7x7 ran
+# 1.3-1.9x faster than _depthwise_planes, 28x28 1.1-1.4x slower
+LANES_AREA = 256
+
+
+@nb.njit(cache=True, nogil=True)
+def _depthwise_lanes(x, w, out, c0, c1, sh, sw, ph, pw, dh, dw, zero, bias, lo, hi):
+    """:func:`_depthwise_planes` (channel multiplier 1) for small planes, where a loop
+    per plane costs more than its sums: :data:`LANES` channels at a time, copied
+    interleaved (``xp[row, column, lane]``, zero-padded), so that each output of eight
+    channels is one vector sum over the kernel's taps (:func:`.tiles32.taps`), in the
+    same order and with the same float operations as there (the same bits)."""
+    n, h, wd = x.shape[0], x.shape[2], x.shape[3]
+    oh, ow = out.shape[2], out.shape[3]
+    kh, kw = w.shape[2], w.shape[3]
+    nt = kh * kw
+    hp = (oh - 1) * sh + (kh - 1) * dh + 1
+    wp = (ow - 1) * sw + (kw - 1) * dw + 1
+    xp = np.zeros(hp * wp * LANES, dtype=type(zero))  # the padding stays zero
+    res = np.empty(ow * LANES, dtype=type(zero))
+    k = np.zeros(nt * LANES, dtype=type(zero))
+    bl = np.zeros(LANES, dtype=type(zero))
+    offs = np.empty(nt, np.int64)
+    for t in range(nt):
+        offs[t] = ((t // kw) * dh * wp + (t % kw) * dw) * LANES
+    flags = (tiles32.BIAS if len(bias) else 0) | (tiles32.CLAMP if lo <= hi else 0)
+    r0, r1 = max(0, -ph), min(h, hp - ph)
+    q0, q1 = max(0, -pw), min(wd, wp - pw)
+    for b in range(n):
+        for cb in range(c0, c1, LANES):
+            nl = min(LANES, c1 - cb)
+            for lane in range(nl):
+                for t in range(nt):
+                    k[t * LANES + lane] = w[cb + lane, 0, t // kw, t % kw]
+                if len(bias):
+                    bl[lane] = bias[cb + lane]
+                for r in range(r0, r1):
+                    src = x[b, cb + lane, r]
+                    at = ((r + ph) * wp + pw) * LANES + lane
+                    for q in range(q0, q1):
+                        xp[at + q * LANES] = src[q]
+            for i in range(oh):
+                whole = ow - ow % tiles32.POSITIONS
+                for j in range(0, whole, tiles32.POSITIONS):
+                    tiles32.taps(xp, (i * sh * wp + j * sw) * LANES, sw * LANES, offs, k, nt,
+                                 bl, lo, hi, flags, res, j * LANES)
+                for j in range(whole, ow):
+                    tiles32.taps1(xp, (i * sh * wp + j * sw) * LANES, 0, offs, k, nt, bl, lo,
+                                  hi, flags, res, j * LANES)
+                for lane in range(nl):
+                    orow = out[b, cb + lane, i]
+                    for j in range(ow):
+                        orow[j] = res[j * LANES + lane]
+
+
 def _depthwise(x, w, out, strides, pads, dilations, mult, b=None, activation=None) -> bool:
     """A depthwise convolution in channel blocks on npuc's threads; True when it added
     the bias ``b`` and applied ``activation`` itself (a float32 one in a float32-products
@@ -168,8 +224,12 @@ def _depthwise(x, w, out, strides, pads, dilations, mult, b=None, activation=Non
 
     def channels(i):
         c0, c1 = i * step, min(c, (i + 1) * step)
-        _depthwise_planes(x, w, out, c0, c1, strides[0], strides[1], pads[0], pads[1],
-                          dilations[0], dilations[1], mult, zero, bias, lo, hi)
+        if mult == 1 and out.shape[2] * out.shape[3] <= LANES_AREA:
+            _depthwise_lanes(x, w, out, c0, c1, strides[0], strides[1], pads[0], pads[1],
+                             dilations[0], dilations[1], zero, bias, lo, hi)
+        else:
+            _depthwise_planes(x, w, out, c0, c1, strides[0], strides[1], pads[0], pads[1],
+                              dilations[0], dilations[1], mult, zero, bias, lo, hi)
         if rest:
             rest.activate(out[:, c0 * mult:c1 * mult])
 

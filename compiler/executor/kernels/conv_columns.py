@@ -21,10 +21,15 @@ from __future__ import annotations
 import numpy as np
 
 from .. import threads
+from . import tiles32
 from .conv_gather import gather_block, scratch
 
 COLUMN_BYTES = 1 << 22  # the gathered columns and result rows of one block (in L3)
 MIN_COLUMNS, MAX_COLUMNS = 512, 4096  # narrower blocks repack the weights too often
+# products summing over at most this many terms (1x1 convolutions of few input channels)
+# run as register tiles (tiles32): in MobileNetV2 1.1-1.3x faster than OpenBLAS, which
+# packs both operands on each call; with more terms OpenBLAS was as fast or faster
+TILES_MAX_K = 32
 MAX_ROWS = 512  # output channels of one BLAS call
 MIN_ROWS = 32  # output channels of one BLAS call when a convolution's rows are split
 SHARED_BYTES = 1 << 25  # columns gathered once for several blocks of rows, at most
@@ -103,12 +108,21 @@ def conv2d_columns(x, w, out, strides, pads, dilations, group, epilogue=None) ->
 
 
 def _products(wm, columns, o, cols, rows, epilogue) -> None:
-    """Every block's BLAS call on the pool, then its epilogue in cache."""
+    """Every block's product on the pool (one BLAS call, or register tiles when it sums
+    few terms), then its epilogue in cache."""
     n, m, p = o.shape
     group, mg = wm.shape[:2]
     flat = o.reshape(-1)
     fast = epilogue is not None and epilogue.fast()
     per_image = group * len(cols) * len(rows)
+    # few terms: register tiles, with the epilogue in registers when it is a clamp (the
+    # product is computed the same way with any epilogue: a FusedConv is its Conv)
+    tiled = wm.shape[2] <= TILES_MAX_K and wm.flags.c_contiguous
+    if tiled:
+        none = np.empty(0, np.float32)
+        parts = None if epilogue is None else epilogue.tiles()
+        bias, res, lo, hi, flags = parts or (none, none, 1, 0, 0)
+        weights, k = wm.reshape(-1), wm.shape[2]
 
     def task(i):
         b, rest = divmod(i, per_image)
@@ -117,7 +131,15 @@ def _products(wm, columns, o, cols, rows, epilogue) -> None:
         (p0, p1), (r0, r1) = cols[ci], rows[ri]
         src = columns(b, g, ci)
         tile = o[b, g * mg + r0:g * mg + r1, p0:p1]
-        np.matmul(wm[g, r0:r1], src, out=tile)
+        if tiled:
+            at = (b * m + g * mg + r0) * p + p0
+            tiles32.gemm(weights, (g * mg + r0) * k, k, r1 - r0, k, _span(src), 0,
+                         src.strides[0] // 4, p1 - p0, flat[at:], 0, p, bias[g * mg + r0:]
+                         if len(bias) else bias, res[at:] if len(res) else res, lo, hi, flags)
+            if parts is not None or epilogue is None:
+                return
+        else:
+            np.matmul(wm[g, r0:r1], src, out=tile)
         r0, r1 = g * mg + r0, g * mg + r1
         if fast:
             epilogue.span(flat, (b * m + r0) * p + p0, p, r0, r1, p0, p1 - p0)
@@ -125,6 +147,14 @@ def _products(wm, columns, o, cols, rows, epilogue) -> None:
             epilogue(tile, (b,), slice(r0, r1), slice(p0, p1), o.shape)
 
     threads.parallel(task, n * per_image)
+
+
+def _span(view: np.ndarray) -> np.ndarray:
+    """The rows of a 2-D float32 view with unit column stride as one 1-D span of its
+    buffer (row ``i`` at ``i * view.strides[0] // 4``)."""
+    rows, cols = view.shape
+    return np.lib.stride_tricks.as_strided(
+        view, ((rows - 1) * (view.strides[0] // 4) + cols,), (4,))
 
 
 def _gather_shared(geometry, n, group, cols, k):

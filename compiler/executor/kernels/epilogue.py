@@ -129,6 +129,18 @@ class Epilogue:
         else:
             bias_clamp(flat, start, step, r1 - r0, width, row_bias, col_bias, lo, hi)
 
+    def tiles(self) -> tuple | None:
+        """``(row bias, residual, lo, hi, flags)`` for :func:`.tiles32.gemm` when
+        :meth:`fast` and the bias, if any, is one per row; else None."""
+        from . import tiles32
+
+        if self._fast is None or len(self._fast[1]):
+            return None
+        row_bias, col_bias, lo, hi, res = self._fast
+        flags = ((tiles32.BIAS if len(row_bias) else 0) |
+                 (tiles32.RESIDUAL if len(res) else 0) | (tiles32.CLAMP if lo <= hi else 0))
+        return row_bias, res, lo, hi, flags
+
     def clamp(self) -> tuple | None:
         """The activation as float32 bounds ``(lo, hi)`` of a clamp (none: lo > hi), or
         None when it is not one (Clip with min > max gives max everywhere)."""
