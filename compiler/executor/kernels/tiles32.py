@@ -43,6 +43,49 @@ LANES = 8
 CONTINUE, BIAS, RESIDUAL, CLAMP = 1, 2, 4, 8  # flags of a tile
 
 
+class _IR:
+    """What both kernels' code generation needs: array data pointers, vectors of
+    :data:`LANES` elements of the arrays' type, flag tests and the clamp."""
+
+    def __init__(self, context, builder, signature, args, dtype):
+        self.context, self.builder, self.sig, self.args = context, builder, signature, args
+        self.i64, self.i32 = ir.IntType(64), ir.IntType(32)
+        self.vt = ir.VectorType(context.get_value_type(dtype), LANES)
+
+    def data(self, pos):
+        """The data pointer of argument ``pos`` (an array)."""
+        ty = self.sig.args[pos]
+        return self.context.make_array(ty)(self.context, self.builder, self.args[pos]).data
+
+    def const(self, v):
+        return ir.Constant(self.i64, v)
+
+    def vptr(self, ptr, at):
+        """The vector at element ``at`` of the array ``ptr`` points to."""
+        return self.builder.bitcast(self.builder.gep(ptr, [at]), self.vt.as_pointer())
+
+    def load(self, ptr, at):
+        return self.builder.load(self.vptr(ptr, at), align=4)
+
+    def splat(self, value):
+        undef = ir.Constant(self.vt, ir.Undefined)
+        lane0 = ir.Constant(ir.VectorType(self.i32, LANES), [0] * LANES)
+        b = self.builder
+        return b.shuffle_vector(b.insert_element(undef, value, ir.Constant(self.i32, 0)),
+                                undef, lane0)
+
+    def flag(self, flags, bit):
+        b = self.builder
+        return b.icmp_signed("!=", b.and_(flags, self.const(bit)), self.const(0))
+
+    def clamp(self, v, lo, hi):
+        """:func:`.binary.clip_value` of each lane: ``v`` stays unless it is below ``lo``
+        (NaN stays), then unless it is above ``hi``."""
+        b = self.builder
+        v = b.select(b.fcmp_unordered(">", v, lo), v, lo)
+        return b.select(b.fcmp_unordered("<", v, hi), v, hi)
+
+
 def _tile_kernel(mr: int, nr: int):
     """The intrinsic ``tile(a, aoff, lda, b, boff, ldb, c, coff, ldc, k, flags, bias,
     bo, res, lo, hi)``: for i < mr, j < nr,
@@ -63,86 +106,57 @@ def _tile_kernel(mr: int, nr: int):
                          lo, hi)
 
         def codegen(context, builder, signature, args):
-            (a_, aoff_, lda_, b_, boff_, ldb_, c_, coff_, ldc_, k_, flags_, bias_, bo_, res_,
-             lo_, hi_) = args
-            i64, i32 = ir.IntType(64), ir.IntType(32)
-            vt = ir.VectorType(ir.FloatType(), LANES)
-            vptr = vt.as_pointer()
-            tys = signature.args
-
-            def data(pos, value):
-                return context.make_array(tys[pos])(context, builder, value).data
-
-            pa, pb, pc, pbias, pres = (data(0, a_), data(3, b_), data(6, c_), data(11, bias_),
-                                       data(13, res_))
+            (_, aoff_, lda_, _, boff_, ldb_, _, coff_, ldc_, k_, flags_, _, bo_, _, lo_,
+             hi_) = args
+            g = _IR(context, builder, signature, args, signature.args[0].dtype)
+            pa, pb, pc, pbias, pres = g.data(0), g.data(3), g.data(6), g.data(11), g.data(13)
             fma = cgutils.get_or_insert_function(
-                builder.module, ir.FunctionType(vt, [vt, vt, vt]), "llvm.fma.v8f32")
-            undef = ir.Constant(vt, ir.Undefined)
-            lane0 = ir.Constant(ir.VectorType(i32, LANES), [0] * LANES)
+                builder.module, ir.FunctionType(g.vt, [g.vt] * 3), "llvm.fma.v8f32")
 
-            def splat(value):
-                return builder.shuffle_vector(
-                    builder.insert_element(undef, value, ir.Constant(i32, 0)), undef, lane0)
-
-            def const(v):
-                return ir.Constant(i64, v)
-
-            def flag(bit):
-                return builder.icmp_signed("!=", builder.and_(flags_, const(bit)), const(0))
+            def at(i, q):  # element (i, 8q) of the tile in c (and in res)
+                return builder.add(coff_, builder.add(builder.mul(g.const(i), ldc_),
+                                                      g.const(q * LANES)))
 
             with builder.goto_entry_block():  # allocas of the entry block become registers
-                acc = [[builder.alloca(vt) for _ in range(vectors)] for _ in range(mr)]
-            where = [[builder.bitcast(builder.gep(pc, [builder.add(
-                coff_, builder.add(builder.mul(const(i), ldc_), const(q * LANES)))]), vptr)
-                for q in range(vectors)] for i in range(mr)]
-            zero = ir.Constant(vt, [0.0] * LANES)
-            more = flag(CONTINUE)
-            with builder.if_else(more) as (then, otherwise):
+                acc = [[builder.alloca(g.vt) for _ in range(vectors)] for _ in range(mr)]
+            with builder.if_else(g.flag(flags_, CONTINUE)) as (then, otherwise):
                 with then:
                     for i in range(mr):
                         for q in range(vectors):
-                            builder.store(builder.load(where[i][q], align=4), acc[i][q])
+                            builder.store(g.load(pc, at(i, q)), acc[i][q])
                 with otherwise:
                     for i in range(mr):
                         for q in range(vectors):
-                            builder.store(zero, acc[i][q])
-            def step(t):  # one term of every sum of the tile
+                            builder.store(ir.Constant(g.vt, [0.0] * LANES), acc[i][q])
+            with cgutils.for_range(builder, k_) as loop:  # one term of every sum
+                t = loop.index
                 brow = builder.add(boff_, builder.mul(t, ldb_))
-                bv = [builder.load(builder.bitcast(builder.gep(pb, [builder.add(
-                    brow, const(q * LANES))]), vptr), align=4) for q in range(vectors)]
+                bv = [g.load(pb, builder.add(brow, g.const(q * LANES))) for q in range(vectors)]
                 for i in range(mr):
-                    at = builder.add(builder.add(aoff_, builder.mul(const(i), lda_)), t)
-                    av = splat(builder.load(builder.gep(pa, [at])))
+                    ai = builder.add(builder.add(aoff_, builder.mul(g.const(i), lda_)), t)
+                    av = g.splat(builder.load(builder.gep(pa, [ai])))
                     for q in range(vectors):
                         builder.store(builder.call(fma, [av, bv[q], builder.load(acc[i][q])]),
                                       acc[i][q])
-
-            with cgutils.for_range(builder, k_) as loop:
-                step(loop.index)
-            with builder.if_then(flag(BIAS)):
+            with builder.if_then(g.flag(flags_, BIAS)):
                 for i in range(mr):
-                    bv = splat(builder.load(builder.gep(pbias, [builder.add(bo_, const(i))])))
+                    bv = g.splat(builder.load(builder.gep(pbias, [builder.add(bo_,
+                                                                              g.const(i))])))
                     for q in range(vectors):
                         builder.store(builder.fadd(builder.load(acc[i][q]), bv), acc[i][q])
-            with builder.if_then(flag(RESIDUAL)):
+            with builder.if_then(g.flag(flags_, RESIDUAL)):
                 for i in range(mr):
                     for q in range(vectors):
-                        r = builder.bitcast(builder.gep(pres, [builder.add(coff_, builder.add(
-                            builder.mul(const(i), ldc_), const(q * LANES)))]), vptr)
                         builder.store(builder.fadd(builder.load(acc[i][q]),
-                                                   builder.load(r, align=4)), acc[i][q])
-            with builder.if_then(flag(CLAMP)):
-                vlo, vhi = splat(lo_), splat(hi_)
-                for i in range(mr):
-                    for q in range(vectors):
-                        v = builder.load(acc[i][q])
-                        # clip_value: v stays unless it is below lo (NaN stays), then hi
-                        v = builder.select(builder.fcmp_unordered(">", v, vlo), v, vlo)
-                        v = builder.select(builder.fcmp_unordered("<", v, vhi), v, vhi)
-                        builder.store(v, acc[i][q])
+                                                   g.load(pres, at(i, q))), acc[i][q])
+            with builder.if_then(g.flag(flags_, CLAMP)):
+                vlo, vhi = g.splat(lo_), g.splat(hi_)
+                for row in acc:
+                    for a in row:
+                        builder.store(g.clamp(builder.load(a), vlo, vhi), a)
             for i in range(mr):
                 for q in range(vectors):
-                    builder.store(builder.load(acc[i][q]), where[i][q], align=4)
+                    builder.store(builder.load(acc[i][q]), g.vptr(pc, at(i, q)), align=4)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -277,57 +291,33 @@ def _taps_kernel(count: int):
         sig = types.void(x, xoff, xstep, offs, k, nt, bias, lo, hi, flags, out, ooff)
 
         def codegen(context, builder, signature, args):
-            x_, xoff_, xstep_, offs_, k_, nt_, bias_, lo_, hi_, flags_, out_, ooff_ = args
-            i64, i32 = ir.IntType(64), ir.IntType(32)
-            vt = ir.VectorType(context.get_value_type(signature.args[0].dtype), LANES)
-            vptr = vt.as_pointer()
-            tys = signature.args
-
-            def data(pos, value):
-                return context.make_array(tys[pos])(context, builder, value).data
-
-            px, po, pk, pb, pout = (data(0, x_), data(3, offs_), data(4, k_), data(6, bias_),
-                                    data(10, out_))
-
-            def vload(ptr, at):
-                return builder.load(builder.bitcast(builder.gep(ptr, [at]), vptr), align=4)
-
-            def flag(bit):
-                return builder.icmp_signed("!=", builder.and_(flags_, ir.Constant(i64, bit)),
-                                           ir.Constant(i64, 0))
-
+            _, xoff_, xstep_, _, _, nt_, _, lo_, hi_, flags_, _, ooff_ = args
+            g = _IR(context, builder, signature, args, signature.args[0].dtype)
+            px, po, pk, pb, pout = g.data(0), g.data(3), g.data(4), g.data(6), g.data(10)
             with builder.goto_entry_block():
-                acc = [builder.alloca(vt) for _ in range(count)]
+                acc = [builder.alloca(g.vt) for _ in range(count)]
             for a in acc:
-                builder.store(ir.Constant(vt, [0.0] * LANES), a)
-            starts = [builder.add(xoff_, builder.mul(xstep_, ir.Constant(i64, p)))
-                      for p in range(count)]
+                builder.store(ir.Constant(g.vt, [0.0] * LANES), a)
+            starts = [builder.add(xoff_, builder.mul(xstep_, g.const(p))) for p in range(count)]
             with cgutils.for_range(builder, nt_) as loop:
                 t = loop.index
                 off = builder.load(builder.gep(po, [t]))
-                kv = vload(pk, builder.mul(t, ir.Constant(i64, LANES)))
+                kv = g.load(pk, builder.mul(t, g.const(LANES)))
                 for p in range(count):
-                    xv = vload(px, builder.add(starts[p], off))
+                    xv = g.load(px, builder.add(starts[p], off))
                     builder.store(builder.fadd(builder.load(acc[p]), builder.fmul(kv, xv)),
                                   acc[p])
-            with builder.if_then(flag(BIAS)):
-                bv = vload(pb, ir.Constant(i64, 0))
+            with builder.if_then(g.flag(flags_, BIAS)):
+                bv = g.load(pb, g.const(0))
                 for a in acc:
                     builder.store(builder.fadd(builder.load(a), bv), a)
-            with builder.if_then(flag(CLAMP)):
-                undef = ir.Constant(vt, ir.Undefined)
-                lane0 = ir.Constant(ir.VectorType(i32, LANES), [0] * LANES)
-                vlo, vhi = (builder.shuffle_vector(builder.insert_element(
-                    undef, v, ir.Constant(i32, 0)), undef, lane0) for v in (lo_, hi_))
+            with builder.if_then(g.flag(flags_, CLAMP)):
+                vlo, vhi = g.splat(lo_), g.splat(hi_)
                 for a in acc:
-                    v = builder.load(a)
-                    v = builder.select(builder.fcmp_unordered(">", v, vlo), v, vlo)
-                    v = builder.select(builder.fcmp_unordered("<", v, vhi), v, vhi)
-                    builder.store(v, a)
+                    builder.store(g.clamp(builder.load(a), vlo, vhi), a)
             for p, a in enumerate(acc):
-                at = builder.add(ooff_, ir.Constant(i64, p * LANES))
-                builder.store(builder.load(a), builder.bitcast(builder.gep(pout, [at]), vptr),
-                              align=4)
+                builder.store(builder.load(a), g.vptr(pout, builder.add(
+                    ooff_, g.const(p * LANES))), align=4)
             return context.get_dummy_value()
 
         return sig, codegen
