@@ -1,4 +1,4 @@
-"""Which cores npuc's pool threads may run on during a run: any but the caller's.
+"""Which cores npuc's pool threads may run on: any but the one their caller is on.
 
 On a virtual machine that had been idle for a few tens of milliseconds, Linux woke the
 pool thread of a run on the core of the thread that woke it (it does not pick a virtual
@@ -6,18 +6,30 @@ CPU that the hypervisor has descheduled, and an idle one is descheduled), and th
 threads then took turns on that one core while the other idled: MobileNetV2 counted 20
 involuntary context switches per run after a pause of 0.1 s, none without the pause.
 A run that follows a pause is what a served request is, and what the benchmark's
-interleaved runs are. So each outermost run lets the pool's threads run anywhere but on
-the core the caller is on at its start; the caller itself stays free to move. Measured
-on 2 cores (MobileNetV2 and ResNet-50 at batch 2, float32 products, medians of 12 runs,
-each mode in turn in one process, ms):
+interleaved runs are. So each call of the pool lets its threads run anywhere but on
+the core the caller is on at that moment; the caller itself stays free to move.
 
-                                       threads free   pool kept off the caller's core
-    MobileNetV2, 0.1 s pause               58.9          44.6
-    MobileNetV2, no pause                  47.3          46.0
-    MobileNetV2, 1 busy neighbour          65.2          58.6
-    MobileNetV2, 2 busy neighbours        103.1          97.8
-    ResNet-50, 0.1 s pause                223.4         224.4
-    ResNet-50, 2 busy neighbours          482.8         469.3
+At first this was done once per run, at its start. But a caller that waits for the
+pool's last item is woken by the thread that finished it, and Linux may wake it on that
+thread's core: the caller then moved onto the pool's core, and the two took turns there
+for the rest of the run (MobileNetV2 at batch 2 after 0.1 s pauses: 30 involuntary
+context switches per run). Placed again at every call (a ``sched_getcpu`` and, when the
+caller has moved, one ``sched_setaffinity``), they stay apart. Measured on 2 cores
+(float32 products, medians of 12 runs, each mode in turn in one process, ms):
+
+                                       threads free   kept off at the   kept off at
+                                                      run's start       every call
+    MobileNetV2 b2, 0.1 s pause            58.9          44.6
+    MobileNetV2 b2, no pause               47.3          46.0
+    MobileNetV2 b2, 1 busy neighbour       65.2          58.6
+    MobileNetV2 b2, 2 busy neighbours     103.1          97.8
+    ResNet-50 b2, 0.1 s pause             223.4         224.4
+    ResNet-50 b2, 2 busy neighbours       482.8         469.3
+
+    (a later day, another speed of the machine, medians of 8:)
+    MobileNetV2 b2, 0.1 s pause                          67.8              50.4
+    ResNet-50 b2, 0.1 s pause                           320.0             316.2
+    BERT-base b2, 0.1 s pause                           769.0             767.2
 
 Holding the caller to its core as well gained nothing more and lost 9% with two busy
 neighbours. ``NPUC_PIN_THREADS=0`` leaves the pool's threads where the system puts them.

@@ -24,9 +24,9 @@ the load.
 
 - ``NPUC_BLAS_THREADS=N`` sets the pool's size (default: the cores this process may run
   on); ``0`` leaves BLAS alone with its own threads and npuc computes on one thread.
-- Each run keeps the pool's threads off the core its caller is on (``placement.py``:
-  on a virtual machine, after a pause, Linux had put both on one core; ``NPUC_PIN_THREADS=0``
-  leaves them free).
+- Each call of the pool keeps its threads off the core the caller is on then
+  (``placement.py``: on a virtual machine, after a pause, Linux had put both on one core;
+  ``NPUC_PIN_THREADS=0`` leaves them free).
 - Numba's own threading layer is not used (``NPUC_NUM_THREADS`` sets its thread count,
   default 1): Numba's and OpenBLAS's threads on the same two cores made a convolution
   four times slower.
@@ -279,6 +279,7 @@ class _Pool:
             return
         try:
             job = _Job(fn, count)
+            placement.keep_off_caller(self.tids)  # wherever the caller is now
             with self.cond:
                 self.job = job
                 self.generation += 1
@@ -301,8 +302,6 @@ def blas_limit():
     """Limit BLAS to :func:`blas_threads` threads for the outermost run, then restore."""
     global _depth, _blas, _blas_modules
     configure()
-    if not _depth and compute_threads() > 1:
-        placement.keep_off_caller(_the_pool().tids)
     if _blas is None or _depth:
         _depth += 1
         try:

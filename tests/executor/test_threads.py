@@ -135,25 +135,27 @@ def test_parallel_work_inside_an_item_or_from_a_second_thread_runs_inline(monkey
 
 
 @pytest.mark.parametrize("pin", ["1", "0"])
-def test_a_run_keeps_the_pool_off_the_callers_core(monkeypatch, pin):
-    """The pool's threads may use every allowed core but the caller's (placement.py), or
-    all of them with NPUC_PIN_THREADS=0 or a single allowed core."""
+def test_each_call_keeps_the_pool_off_the_core_the_caller_is_on(monkeypatch, pin):
+    """The pool's threads may use every allowed core but the one the caller is on at the
+    call (placement.py), following the caller when it moves; all of them with
+    NPUC_PIN_THREADS=0 or a single allowed core."""
     import os
 
     from npuc.compiler.executor import placement
 
     monkeypatch.setenv("NPUC_BLAS_THREADS", "2")
     monkeypatch.setenv("NPUC_PIN_THREADS", pin)
-    allowed = os.sched_getaffinity(0)
-    cpu = placement.current_cpu()
-    with threads.blas_limit():
-        workers = list(threads._the_pool().tids)
-    assert len(workers) == 1
-    got = os.sched_getaffinity(workers[0])
-    if pin == "1" and len(allowed) > 1 and cpu is not None:
-        assert len(got) == len(allowed) - 1 and got < allowed
-    else:
-        assert got == allowed
+    allowed = sorted(os.sched_getaffinity(0))
+    pool = threads._the_pool()
+    (worker,) = pool.tids
+    for cpu in (allowed[0], allowed[-1]):  # the caller "moves" between the calls
+        monkeypatch.setattr(placement, "current_cpu", lambda cpu=cpu: cpu)
+        pool.run(lambda i: None, 4)
+        got = os.sched_getaffinity(worker)
+        if pin == "1" and len(allowed) > 1:
+            assert got == set(allowed) - {cpu}
+        else:
+            assert got == set(allowed)
 
 
 def test_a_pool_whose_thread_cannot_start_leaves_no_thread_waiting(monkeypatch):
