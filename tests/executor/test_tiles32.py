@@ -135,3 +135,25 @@ def test_pointwise_convolutions_of_few_channels_take_tiles_and_keep_their_bits(m
     exact = conv_nd(x, w, b)  # float64 products: the definition
     assert np.allclose(plain, exact, rtol=1e-5, atol=1e-5)
     assert conv_columns.TILES_MAX_K >= 24
+
+
+def test_depthwise_convolutions_of_small_planes_keep_their_bits_on_any_thread_count(
+        monkeypatch):
+    """Through conv_nd, in blocks of whole groups of eight channels: the same bits on 1,
+    2 and 3 threads as the per-plane loop (LANES_AREA = 0) gives."""
+    from npuc.compiler.executor.kernels import conv
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 37, 9, 11)).astype(np.float32)
+    w = rng.standard_normal((37, 1, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(37).astype(np.float32)
+    relu = Epilogue(None, "Relu")
+    got = []
+    for n in ("1", "2", "3"):
+        monkeypatch.setenv("NPUC_BLAS_THREADS", n)
+        with threads.product_precision("float32"):
+            got.append(conv_nd(x, w, b, [2, 1], [1, 1, 1, 1], [1, 1], 37, activation=relu))
+    monkeypatch.setattr(conv, "LANES_AREA", 0)
+    with threads.product_precision("float32"):
+        want = conv_nd(x, w, b, [2, 1], [1, 1, 1, 1], [1, 1], 37, activation=relu)
+    assert all(g.tobytes() == want.tobytes() for g in got)

@@ -222,9 +222,13 @@ def _depthwise(x, w, out, strides, pads, dilations, mult, b=None, activation=Non
     if lo is None:
         lo, hi = zero.dtype.type(1), zero.dtype.type(0)  # no clamp
 
+    lanes = mult == 1 and out.shape[2] * out.shape[3] <= LANES_AREA
+    if lanes:  # whole groups of eight channels per block
+        step = -(-step // LANES) * LANES
+
     def channels(i):
         c0, c1 = i * step, min(c, (i + 1) * step)
-        if mult == 1 and out.shape[2] * out.shape[3] <= LANES_AREA:
+        if lanes:
             _depthwise_lanes(x, w, out, c0, c1, strides[0], strides[1], pads[0], pads[1],
                              dilations[0], dilations[1], zero, bias, lo, hi)
         else:
