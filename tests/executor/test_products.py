@@ -138,3 +138,13 @@ def test_the_default_is_the_float64_definition_and_a_bad_mode_is_refused():
     assert threads.products() == "float64"
     with pytest.raises(InputError, match="products must be one of float64, float32"):
         execute(graph, feeds, products="float16")
+
+
+@pytest.mark.parametrize("products", ["float32", "float64"])
+@pytest.mark.parametrize("shapes", [((3, 0), (0, 4)), ((2, 3, 0), (0, 5))])
+def test_a_product_summing_no_terms_is_zero(products, shapes):
+    a, b = (np.ones(s, np.float32) for s in shapes)
+    out = np.full(a.shape[:-1] + b.shape[-1:], np.nan, np.float32)
+    with threads.product_precision(products):
+        got = accumulate.matmul(a, b, out=out)
+    assert got is out and np.array_equal(out, np.zeros_like(out))

@@ -5,6 +5,7 @@ the separate float32 operations, and the depthwise lanes give the planes' bits."
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -157,3 +158,12 @@ def test_depthwise_convolutions_of_small_planes_keep_their_bits_on_any_thread_co
     with threads.product_precision("float32"):
         want = conv_nd(x, w, b, [2, 1], [1, 1, 1, 1], [1, 1], 37, activation=relu)
     assert all(g.tobytes() == want.tobytes() for g in got)
+
+
+@pytest.mark.parametrize("products", ["float32", "float64"])
+def test_a_convolution_of_no_input_channels_is_its_bias(products):
+    b = np.arange(4, dtype=np.float32)
+    with threads.product_precision(products):
+        y = conv_nd(np.ones((2, 0, 5, 3), np.float32), np.ones((4, 0, 1, 1), np.float32), b)
+    assert y.shape == (2, 4, 5, 3)
+    assert np.array_equal(y, np.broadcast_to(b.reshape(1, 4, 1, 1), y.shape))

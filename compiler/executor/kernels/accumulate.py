@@ -103,9 +103,10 @@ def matmul(a, b, out: np.ndarray | None = None, dtype=None, epilogue=None) -> np
             np.copyto(out, y.reshape(out.shape), casting="unsafe")
             return out
         return y.astype(rtype)
-    flat = view(out, (a.size // a.shape[-1], b.shape[-1]))
+    lead = int(np.prod(a.shape[:-1]))  # (not -1: a product of no terms has size 0)
+    flat = view(out, (lead, b.shape[-1]))
     if b.ndim == 2 and a.ndim > 2 and a.flags.c_contiguous and (out is None or flat is not None):
-        y = matmul(a.reshape(-1, a.shape[-1]), b, out=flat,
+        y = matmul(a.reshape(lead, a.shape[-1]), b, out=flat,
                    dtype=rtype if out is None else None)  # one product, not a batch
         return out if out is not None else y.reshape(a.shape[:-1] + b.shape[-1:])
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])

@@ -295,7 +295,7 @@ def conv_nd(x, w, b=None, strides=None, pads=None, dilations=None, group=1, out=
     else:
         pointwise = all(k == 1 for k in kshape) and not any(pads) and all(s == 1 for s in strides)
         if pointwise:
-            cols = x.reshape(n, group, c // group, -1)
+            cols = x.reshape(n, group, c // group, int(np.prod(x.shape[2:])))
         else:  # gathered straight into the type the product accumulates in
             cols = im2col(x, kshape, strides, pads, dilations, oshape,
                           accumulate.product_type(out.dtype) if out.dtype.kind == "f"

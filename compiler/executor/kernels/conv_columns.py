@@ -117,7 +117,7 @@ def _products(wm, columns, o, cols, rows, epilogue) -> None:
     per_image = group * len(cols) * len(rows)
     # few terms: register tiles, with the epilogue in registers when it is a clamp (the
     # product is computed the same way with any epilogue: a FusedConv is its Conv)
-    tiled = wm.shape[2] <= TILES_MAX_K and wm.flags.c_contiguous
+    tiled = 0 < wm.shape[2] <= TILES_MAX_K and wm.flags.c_contiguous
     if tiled:
         none = np.empty(0, np.float32)
         parts = None if epilogue is None else epilogue.tiles()

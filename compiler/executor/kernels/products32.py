@@ -113,10 +113,11 @@ def matmul32(a, b, out, rtype, epilogue=None):
         else:
             y = y.astype(rtype, copy=False)
         return y if epilogue is None else finish(y, epilogue)
-    flat = view(out, (a.size // a.shape[-1], b.shape[-1]))
+    lead = int(np.prod(a.shape[:-1]))  # (not -1: a product of no terms has size 0)
+    flat = view(out, (lead, b.shape[-1]))
     if (b.ndim == 2 and a.ndim > 2 and a.flags.c_contiguous and (out is None or flat is not None)
             and _flat_epilogue(epilogue)):
-        y = matmul32(a.reshape(-1, a.shape[-1]), b, flat, rtype,
+        y = matmul32(a.reshape(lead, a.shape[-1]), b, flat, rtype,
                       epilogue)  # one product, not a batch
         return out if out is not None else y.reshape(a.shape[:-1] + b.shape[-1:])
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
