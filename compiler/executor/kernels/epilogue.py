@@ -14,7 +14,7 @@ import dataclasses
 import numba as nb
 import numpy as np
 
-from . import KernelContext, ResidualMismatch, get_kernel
+from . import KernelContext, ResidualMismatch, get_kernel, tiles32
 from .binary import clip_value
 
 
@@ -132,8 +132,6 @@ class Epilogue:
     def tiles(self) -> tuple | None:
         """``(row bias, residual, lo, hi, flags)`` for :func:`.tiles32.gemm` when
         :meth:`fast` and the bias, if any, is one per row; else None."""
-        from . import tiles32
-
         if self._fast is None or len(self._fast[1]):
             return None
         row_bias, col_bias, lo, hi, res = self._fast

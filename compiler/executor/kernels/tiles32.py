@@ -188,7 +188,7 @@ def gemm(a, aoff, lda, m, k, b, boff, ldb, n, c, coff, ldc, bias, res, lo, hi, f
     mpad = mfull + (MR if m > mfull else 0)
     npan_max = -(-min(n, NB) // NR)
     bp = np.empty(KC * npan_max * NR, np.float32)
-    ta = np.zeros(MR * KC, np.float32)  # the last rows' weights, padded with zero rows
+    ta = np.empty(MR * KC, np.float32)  # the last rows' weights, padded with zero rows
     wpad = npan_max * NR
     trows = np.empty(MR * wpad, np.float32)  # the last rows' tiles (ldc = wpad)
     tcols = np.empty(mpad * NR_TAIL, np.float32)  # each row panel's last short tile
@@ -203,10 +203,11 @@ def gemm(a, aoff, lda, m, k, b, boff, ldb, n, c, coff, ldc, bias, res, lo, hi, f
             more = CONTINUE if k0 > 0 else 0
             f = more | (epi if k0 + kc == k else 0)
             _pack(b, boff + k0 * ldb + j0, ldb, kc, w, bp)
-            if m > mfull:
-                for i in range(m - mfull):
+            if m > mfull:  # (the rows past m stay zero whatever kc is)
+                for i in range(MR):
                     for t in range(kc):
-                        ta[i * kc + t] = a[aoff + (mfull + i) * lda + k0 + t]
+                        ta[i * kc + t] = a[aoff + (mfull + i) * lda + k0 + t] \
+                            if mfull + i < m else 0
             for p in range(npan):
                 po = p * kc * NR
                 last = p == npan - 1 and w - p * NR < NR
