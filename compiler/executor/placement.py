@@ -45,7 +45,8 @@ _masks: dict[tuple, frozenset] = {}  # (process, thread) -> the mask last given 
 
 
 def enabled() -> bool:
-    """Whether runs keep the pool off the caller's core (``NPUC_PIN_THREADS``, default on)."""
+    """Whether the pool keeps its threads off the caller's core (``NPUC_PIN_THREADS``, default
+    on)."""
     return os.environ.get("NPUC_PIN_THREADS", "1").strip().lower() not in ("0", "no", "off",
                                                                            "false")
 
