@@ -9,11 +9,13 @@ L3: BLAS packs it into L2 itself, and narrower blocks would have BLAS repack the
 weight matrix once per block), multiplies it by the weight rows in one BLAS call, and
 applies the epilogue (bias and activation, :class:`~.epilogue.Epilogue`) to the finished
 tile while it is in cache. A 1x1 convolution with unit strides and no padding reads its
-columns in place.
+columns in place. A product of at most :data:`TILES_MAX_K` terms runs as register tiles
+instead (:mod:`.tiles32`), its epilogue applied in registers when it is a clamp.
 
 The blocks are a function of the shapes alone (:func:`column_blocks`,
 :func:`row_blocks`), so the float32 sums, cut into BLAS calls the same way on any thread
-count, have the same bits on 1, 2 or 3 threads.
+count, have the same bits on 1, 2 or 3 threads (the tiles' sums do not depend on the
+blocks at all).
 """
 
 from __future__ import annotations
