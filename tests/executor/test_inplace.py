@@ -11,7 +11,7 @@ from onnx import helper
 
 from npuc.compiler.executor import interpreter
 from npuc.compiler.executor.kernels.binary import _clip_flat
-from npuc.compiler.executor.kernels.conv import _depthwise2d, _depthwise_planes
+from npuc.compiler.executor.kernels.conv_depthwise import _depthwise2d, _depthwise_planes
 from npuc.compiler.frontend.load import load_model
 
 F = onnx.TensorProto.FLOAT

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from npuc.compiler.executor import threads
 from npuc.compiler.executor.kernels import conv_columns, tiles32
-from npuc.compiler.executor.kernels.conv import _depthwise2d, _depthwise_lanes, _depthwise_planes, conv_nd
+from npuc.compiler.executor.kernels.conv import conv_nd
+from npuc.compiler.executor.kernels.conv_depthwise import _depthwise2d, _depthwise_lanes, _depthwise_planes
 from npuc.compiler.executor.kernels.epilogue import Epilogue
 
 NONE = np.empty(0, np.float32)
@@ -142,7 +143,7 @@ def test_depthwise_convolutions_of_small_planes_keep_their_bits_on_any_thread_co
         monkeypatch):
     """Through conv_nd, in blocks of whole groups of eight channels: the same bits on 1,
     2 and 3 threads as the per-plane loop (LANES_AREA = 0) gives."""
-    from npuc.compiler.executor.kernels import conv
+    from npuc.compiler.executor.kernels import conv_depthwise
 
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 37, 9, 11)).astype(np.float32)
@@ -154,7 +155,7 @@ def test_depthwise_convolutions_of_small_planes_keep_their_bits_on_any_thread_co
         monkeypatch.setenv("NPUC_BLAS_THREADS", n)
         with threads.product_precision("float32"):
             got.append(conv_nd(x, w, b, [2, 1], [1, 1, 1, 1], [1, 1], 37, activation=relu))
-    monkeypatch.setattr(conv, "LANES_AREA", 0)
+    monkeypatch.setattr(conv_depthwise, "LANES_AREA", 0)
     with threads.product_precision("float32"):
         want = conv_nd(x, w, b, [2, 1], [1, 1, 1, 1], [1, 1], 37, activation=relu)
     assert all(g.tobytes() == want.tobytes() for g in got)

@@ -19,7 +19,7 @@ epilogue is the float32 arithmetic of :func:`.epilogue.bias_residual_clamp`: ``(
 bias) + residual``, then the clamp of :func:`.binary.clip_value`.
 
 :func:`taps` is the vector step of a depthwise convolution of small planes
-(:func:`.conv._depthwise_lanes`): eight channels of an output summed over the kernel's
+(:func:`.conv_depthwise._depthwise_lanes`): eight channels of an output summed over the kernel's
 taps at once.
 """
 
@@ -282,7 +282,7 @@ def _taps_kernel(count: int):
     eight channels of ``count`` outputs of a depthwise convolution, the outputs'
     windows ``xstep`` apart in ``x``, each as a vector:
     ``acc = +0.0; acc = acc + k[8t:8t+8] * x[xoff + p*xstep + offs[t]:][:8]`` for t < nt,
-    in order (a product, then a sum: :func:`.conv._depthwise_planes`'s arithmetic, lane
+    in order (a product, then a sum: :func:`.conv_depthwise._depthwise_planes`'s arithmetic, lane
     by lane), then ``+ bias[0:8]`` (:data:`BIAS`) and the clamp (:data:`CLAMP`), stored
     to ``out[ooff + 8p:][:8]``. The outputs' sums are independent chains, which the
     processor overlaps."""

@@ -1,0 +1,243 @@
+"""Depthwise convolutions (one input channel per group), as direct Numba loops: im2col
+would turn them into thousands of tiny matrix products.
+
+:func:`_depthwise2d` states the sum (float64, kernel row by row); :func:`_depthwise_planes`
+computes the same numbers with long vectorised loops, one plane at a time, and
+:func:`_depthwise_lanes` the same numbers eight channels at a time for small planes.
+:func:`depthwise` runs them in channel blocks on npuc's threads, with the bias and a
+clamp in the same loop in a float32-products run.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from .. import threads
+from . import accumulate, tiles32
+from .epilogue import bias_clamp
+from .windows import pad_phases
+
+
+@nb.njit(cache=True, nogil=True)
+def _depthwise2d(x, w, out, sh, sw, ph, pw, dh, dw, mult):
+    """The depthwise convolution's definition, one output row at a time (the tests hold
+    :func:`_depthwise_planes` to it)."""
+    n, c, h, wd = x.shape
+    oh, ow = out.shape[2], out.shape[3]
+    kh, kw = w.shape[2], w.shape[3]
+    # One zero-padded copy of each input plane keeps the inner loop free of bounds tests.
+    hp = (oh - 1) * sh + (kh - 1) * dh + 1
+    wp = (ow - 1) * sw + (kw - 1) * dw + 1
+    xp = np.zeros((hp, wp), dtype=np.float64)
+    acc = np.zeros(ow, dtype=np.float64)  # float64 accumulation, as ``accumulate`` defines
+    r0, r1 = max(0, -ph), min(h, hp - ph)
+    c0, c1 = max(0, -pw), min(wd, wp - pw)
+    for b in range(n):
+        for ic in range(c):
+            xp[r0 + ph:r1 + ph, c0 + pw:c1 + pw] = x[b, ic, r0:r1, c0:c1]
+            for oc in range(ic * mult, (ic + 1) * mult):
+                for i in range(oh):
+                    acc[:] = 0.0
+                    for ki in range(kh):
+                        xrow = xp[i * sh + ki * dh]
+                        for kj in range(kw):
+                            wv = np.float64(w[oc, 0, ki, kj])
+                            if sw == 1:  # a step-free slice stays contiguous and vectorises
+                                xc = xrow[kj * dw:kj * dw + ow]
+                                for t in range(ow):
+                                    acc[t] += wv * xc[t]
+                            else:
+                                xs = xrow[kj * dw:kj * dw + (ow - 1) * sw + 1:sw]
+                                for t in range(ow):
+                                    acc[t] += wv * xs[t]
+                    out[b, oc, i, :] = acc
+
+
+@nb.njit(cache=True, nogil=True)
+def _depthwise_planes(x, w, out, c0, c1, sh, sw, ph, pw, dh, dw, mult, zero, bias, lo, hi):
+    """Depthwise convolution of input channels [c0, c1), summed as :func:`_depthwise2d`
+    (kernel row by row, from +0.0) in the type of ``zero``: float64 (the definition), or
+    float32 in a float32-products run (eight AVX2 lanes instead of four), one plane at a
+    time. Each output gets ``bias[oc]`` added when ``bias`` is not empty, then is
+    clamped to [lo, hi] as Clip clamps (Relu: [0, inf]) unless ``lo > hi``.
+
+    The plane is copied into zero-padded float64 phase planes (:func:`~.windows.pad_phases`), so
+    that a kernel tap is one long contiguous loop over every output of the plane (rows
+    ``ul`` apart, the last ``ul - ow`` of each unused), which vectorises; up to three taps
+    are summed per pass, in order, and 3x3 kernels in one pass of nine. Adding a zero
+    product of the padding leaves a sum started at +0.0 unchanged."""
+    n = x.shape[0]
+    oh, ow = out.shape[2], out.shape[3]
+    kh, kw = w.shape[2], w.shape[3]
+    nk = kh * kw
+    rl = ((oh - 1) * sh + (kh - 1) * dh) // sh + 1
+    ul = ((ow - 1) * sw + (kw - 1) * dw) // sw + 1
+    buf = np.zeros((sh, sw, rl, ul), dtype=type(zero))
+    flat = buf.reshape(sh * sw * rl * ul)
+    m = oh * ul - (ul - ow)
+    acc = np.empty(m, dtype=type(zero))
+    taps = np.empty(nk, dtype=np.int64)  # where each tap's reads start in ``flat``
+    for ki in range(kh):
+        for kj in range(kw):
+            pr, pc = (ki * dh) % sh, (kj * dw) % sw
+            taps[ki * kw + kj] = ((pr * sw + pc) * rl + (ki * dh) // sh) * ul + (kj * dw) // sw
+    k = np.empty(nk, dtype=type(zero))
+    for b in range(n):
+        for ic in range(c0, c1):
+            pad_phases(x, b, ic, buf, sh, sw, ph, pw)
+            for oc in range(ic * mult, (ic + 1) * mult):
+                for t in range(nk):
+                    k[t] = w[oc, 0, t // kw, t % kw]
+                if nk == 9:
+                    _nine_taps(flat, taps, k, acc, m, zero)
+                else:
+                    _taps_in_threes(flat, taps, k, acc, m)
+                if len(bias) or lo <= hi:
+                    bias_clamp(acc, 0, m, 1, m, bias[oc:oc + 1] if len(bias) else bias, bias[:0],
+                               lo, hi)
+                for i in range(oh):  # slices, whose unit steps let the copy vectorise
+                    orow, arow = out[b, oc, i], acc[i * ul:i * ul + ow]
+                    for j in range(ow):
+                        orow[j] = arow[j]
+
+
+@nb.njit(cache=True, nogil=True)
+def _nine_taps(flat, taps, k, acc, m, zero):
+    """acc[e] = the nine products k[t] * flat[taps[t] + e], summed in order from +0.0
+    (``zero``, of the type the sum is computed in)."""
+    a0, a1, a2 = flat[taps[0]:taps[0] + m], flat[taps[1]:taps[1] + m], flat[taps[2]:taps[2] + m]
+    b0, b1, b2 = flat[taps[3]:taps[3] + m], flat[taps[4]:taps[4] + m], flat[taps[5]:taps[5] + m]
+    c0, c1, c2 = flat[taps[6]:taps[6] + m], flat[taps[7]:taps[7] + m], flat[taps[8]:taps[8] + m]
+    k0, k1, k2, k3, k4, k5, k6, k7, k8 = k[0], k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8]
+    for e in range(m):
+        s = zero
+        s += k0 * a0[e]
+        s += k1 * a1[e]
+        s += k2 * a2[e]
+        s += k3 * b0[e]
+        s += k4 * b1[e]
+        s += k5 * b2[e]
+        s += k6 * c0[e]
+        s += k7 * c1[e]
+        s += k8 * c2[e]
+        acc[e] = s
+
+
+@nb.njit(cache=True, nogil=True)
+def _taps_in_threes(flat, taps, k, acc, m):
+    """acc[e] = the products k[t] * flat[taps[t] + e] summed in order from +0.0, three
+    taps per pass over ``acc``."""
+    acc[:] = 0.0
+    nk = len(taps)
+    for t in range(0, nk - 2, 3):
+        s0, s1, s2 = flat[taps[t]:taps[t] + m], flat[taps[t + 1]:taps[t + 1] + m], \
+            flat[taps[t + 2]:taps[t + 2] + m]
+        k0, k1, k2 = k[t], k[t + 1], k[t + 2]
+        for e in range(m):
+            acc[e] = ((acc[e] + k0 * s0[e]) + k1 * s1[e]) + k2 * s2[e]
+    for t in range(nk - nk % 3, nk):
+        s0, k0 = flat[taps[t]:taps[t] + m], k[t]
+        for e in range(m):
+            acc[e] += k0 * s0[e]
+
+
+LANES = 8  # channels computed together by :func:`_depthwise_lanes`
+# output planes of at most this many positions take _depthwise_lanes: 14x14 and 7x7 ran
+# 1.3-1.9x faster than _depthwise_planes, 28x28 1.1-1.4x slower
+LANES_AREA = 256
+
+
+@nb.njit(cache=True, nogil=True)
+def _depthwise_lanes(x, w, out, c0, c1, sh, sw, ph, pw, dh, dw, zero, bias, lo, hi):
+    """:func:`_depthwise_planes` (channel multiplier 1) for small planes, where a loop
+    per plane costs more than its sums: :data:`LANES` channels at a time, copied
+    interleaved (``xp[row, column, lane]``, zero-padded), so that each output of eight
+    channels is one vector sum over the kernel's taps (:func:`.tiles32.taps`), in the
+    same order and with the same float operations as there (the same bits)."""
+    n, h, wd = x.shape[0], x.shape[2], x.shape[3]
+    oh, ow = out.shape[2], out.shape[3]
+    kh, kw = w.shape[2], w.shape[3]
+    nt = kh * kw
+    hp = (oh - 1) * sh + (kh - 1) * dh + 1
+    wp = (ow - 1) * sw + (kw - 1) * dw + 1
+    xp = np.zeros(hp * wp * LANES, dtype=type(zero))  # the padding stays zero
+    res = np.empty(ow * LANES, dtype=type(zero))
+    k = np.zeros(nt * LANES, dtype=type(zero))
+    bl = np.zeros(LANES, dtype=type(zero))
+    offs = np.empty(nt, np.int64)
+    for t in range(nt):
+        offs[t] = ((t // kw) * dh * wp + (t % kw) * dw) * LANES
+    flags = (tiles32.BIAS if len(bias) else 0) | (tiles32.CLAMP if lo <= hi else 0)
+    r0, r1 = max(0, -ph), min(h, hp - ph)
+    q0, q1 = max(0, -pw), min(wd, wp - pw)
+    for b in range(n):
+        for cb in range(c0, c1, LANES):
+            nl = min(LANES, c1 - cb)
+            for lane in range(nl):
+                for t in range(nt):
+                    k[t * LANES + lane] = w[cb + lane, 0, t // kw, t % kw]
+                if len(bias):
+                    bl[lane] = bias[cb + lane]
+                for r in range(r0, r1):
+                    src = x[b, cb + lane, r]
+                    at = ((r + ph) * wp + pw) * LANES + lane
+                    for q in range(q0, q1):
+                        xp[at + q * LANES] = src[q]
+            for i in range(oh):
+                whole = ow - ow % tiles32.POSITIONS
+                for j in range(0, whole, tiles32.POSITIONS):
+                    tiles32.taps(xp, (i * sh * wp + j * sw) * LANES, sw * LANES, offs, k, nt,
+                                 bl, lo, hi, flags, res, j * LANES)
+                for j in range(whole, ow):
+                    tiles32.taps1(xp, (i * sh * wp + j * sw) * LANES, 0, offs, k, nt, bl, lo,
+                                  hi, flags, res, j * LANES)
+                for lane in range(nl):
+                    orow = out[b, cb + lane, i]
+                    for j in range(ow):
+                        orow[j] = res[j * LANES + lane]
+
+
+def depthwise(x, w, out, strides, pads, dilations, mult, b=None, activation=None) -> bool:
+    """A depthwise convolution in channel blocks on npuc's threads; True when it added
+    the bias ``b`` and applied ``activation`` itself (a float32 one in a float32-products
+    run, summed in float32), False when the caller still has to."""
+    c = x.shape[1]
+    step = threads.block(c)
+    fast = (x.dtype == w.dtype == out.dtype == np.float32 and
+            accumulate.product_type(x.dtype, w.dtype, out.dtype) == np.float32)
+    zero = np.float32(0) if fast else np.float64(0)
+    bias = b.astype(np.float32).reshape(-1) if fast and b is not None else np.empty(0, zero.dtype)
+    lo, hi = _clamp(activation) if fast else (None, None)
+    rest = activation if fast and lo is None else None  # applied per block after the sums
+    if lo is None:
+        lo, hi = zero.dtype.type(1), zero.dtype.type(0)  # no clamp
+
+    lanes = mult == 1 and out.shape[2] * out.shape[3] <= LANES_AREA
+    if lanes:  # whole groups of eight channels per block
+        step = -(-step // LANES) * LANES
+
+    def channels(i):
+        c0, c1 = i * step, min(c, (i + 1) * step)
+        if lanes:
+            _depthwise_lanes(x, w, out, c0, c1, strides[0], strides[1], pads[0], pads[1],
+                             dilations[0], dilations[1], zero, bias, lo, hi)
+        else:
+            _depthwise_planes(x, w, out, c0, c1, strides[0], strides[1], pads[0], pads[1],
+                              dilations[0], dilations[1], mult, zero, bias, lo, hi)
+        if rest:
+            rest.activate(out[:, c0 * mult:c1 * mult])
+
+    threads.parallel(channels, -(-c // step))
+    return fast
+
+
+def _clamp(activation):
+    """(lo, hi) float32 bounds that compute ``activation`` as a clamp (Relu, Clip with
+    min <= max), else (None, None)."""
+    act = activation.activation if activation is not None else ""
+    if act == "Relu":
+        return np.float32(0), np.float32(np.inf)
+    if act == "Clip" and float(activation.params[0]) <= float(activation.params[1]):
+        return np.float32(activation.params[0]), np.float32(activation.params[1])
+    return None, None
