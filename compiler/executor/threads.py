@@ -174,19 +174,19 @@ def parallel(fn, count: int) -> None:
     While the pool runs one call's items, another call (a kernel run inside an item, or
     a second thread of the user's) runs its items inline: it can never wait for items
     queued behind its own."""
-    size = min(compute_threads(), count)
-    if size <= 1:
+    size = compute_threads()
+    if min(size, count) <= 1:
         for i in range(count):
             fn(i)
         return
-    _the_pool().run(fn, count)
+    _the_pool(size).run(fn, count)
 
 
-def _the_pool() -> _Pool:
-    """The pool of :func:`compute_threads` threads (a new one in a forked child, or after
-    the size changed)."""
+def _the_pool(size: int | None = None) -> _Pool:
+    """The pool of ``size`` threads, by default :func:`compute_threads` (a new one in a
+    forked child, or after the size changed)."""
     global _pool, _pool_key
-    key = (os.getpid(), compute_threads())
+    key = (os.getpid(), compute_threads() if size is None else size)
     if _pool_key != key:
         if _pool is not None and _pool_key[0] == key[0]:
             _pool.close()

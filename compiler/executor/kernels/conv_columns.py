@@ -25,6 +25,7 @@ import numpy as np
 from .. import threads
 from . import tiles32
 from .conv_gather import gather_block, scratch
+from .epilogue import row_span
 
 COLUMN_BYTES = 1 << 22  # the gathered columns and result rows of one block (in L3)
 MIN_COLUMNS, MAX_COLUMNS = 512, 4096  # narrower blocks repack the weights too often
@@ -135,7 +136,7 @@ def _products(wm, columns, o, cols, rows, epilogue) -> None:
         tile = o[b, g * mg + r0:g * mg + r1, p0:p1]
         if tiled:
             at = (b * m + g * mg + r0) * p + p0
-            tiles32.gemm(weights, (g * mg + r0) * k, k, r1 - r0, k, _span(src), 0,
+            tiles32.gemm(weights, (g * mg + r0) * k, k, r1 - r0, k, row_span(src), 0,
                          src.strides[0] // 4, p1 - p0, flat[at:], 0, p, bias[g * mg + r0:]
                          if len(bias) else bias, res[at:] if len(res) else res, lo, hi, flags)
             if parts is not None or epilogue is None:
@@ -149,14 +150,6 @@ def _products(wm, columns, o, cols, rows, epilogue) -> None:
             epilogue(tile, (b,), slice(r0, r1), slice(p0, p1), o.shape)
 
     threads.parallel(task, n * per_image)
-
-
-def _span(view: np.ndarray) -> np.ndarray:
-    """The rows of a 2-D float32 view with unit column stride as one 1-D span of its
-    buffer (row ``i`` at ``i * view.strides[0] // 4``)."""
-    rows, cols = view.shape
-    return np.lib.stride_tricks.as_strided(
-        view, ((rows - 1) * (view.strides[0] // 4) + cols,), (4,))
 
 
 def _gather_shared(geometry, n, group, cols, k):

@@ -171,6 +171,7 @@ def _depthwise_lanes(x, w, out, c0, c1, sh, sw, ph, pw, dh, dw, zero, bias, lo, 
     flags = (tiles32.BIAS if len(bias) else 0) | (tiles32.CLAMP if lo <= hi else 0)
     r0, r1 = max(0, -ph), min(h, hp - ph)
     q0, q1 = max(0, -pw), min(wd, wp - pw)
+    whole = ow - ow % tiles32.POSITIONS  # outputs of a row that go POSITIONS at a time
     for b in range(n):
         for cb in range(c0, c1, LANES):
             nl = min(LANES, c1 - cb)
@@ -185,7 +186,6 @@ def _depthwise_lanes(x, w, out, c0, c1, sh, sw, ph, pw, dh, dw, zero, bias, lo, 
                     for q in range(q0, q1):
                         xp[at + q * LANES] = src[q]
             for i in range(oh):
-                whole = ow - ow % tiles32.POSITIONS
                 for j in range(0, whole, tiles32.POSITIONS):
                     tiles32.taps(xp, (i * sh * wp + j * sw) * LANES, sw * LANES, offs, k, nt,
                                  bl, lo, hi, flags, res, j * LANES)
@@ -208,10 +208,10 @@ def depthwise(x, w, out, strides, pads, dilations, mult, b=None, activation=None
             accumulate.product_type(x.dtype, w.dtype, out.dtype) == np.float32)
     zero = np.float32(0) if fast else np.float64(0)
     bias = b.astype(np.float32).reshape(-1) if fast and b is not None else np.empty(0, zero.dtype)
-    lo, hi = _clamp(activation) if fast else (None, None)
-    rest = activation if fast and lo is None else None  # applied per block after the sums
-    if lo is None:
-        lo, hi = zero.dtype.type(1), zero.dtype.type(0)  # no clamp
+    # a clamp (Relu, Clip) in the loop; another activation per block after the sums
+    bounds = activation.clamp() if fast and activation is not None else None
+    rest = activation if fast and activation is not None and bounds is None else None
+    lo, hi = bounds or (zero.dtype.type(1), zero.dtype.type(0))  # (1, 0): no clamp
 
     lanes = mult == 1 and out.shape[2] * out.shape[3] <= LANES_AREA
     if lanes:  # whole groups of eight channels per block
@@ -230,14 +230,3 @@ def depthwise(x, w, out, strides, pads, dilations, mult, b=None, activation=None
 
     threads.parallel(channels, -(-c // step))
     return fast
-
-
-def _clamp(activation):
-    """(lo, hi) float32 bounds that compute ``activation`` as a clamp (Relu, Clip with
-    min <= max), else (None, None)."""
-    act = activation.activation if activation is not None else ""
-    if act == "Relu":
-        return np.float32(0), np.float32(np.inf)
-    if act == "Clip" and float(activation.params[0]) <= float(activation.params[1]):
-        return np.float32(activation.params[0]), np.float32(activation.params[1])
-    return None, None

@@ -94,11 +94,9 @@ class Epilogue:
                  shape: tuple) -> None:
         if self._fast is not None and self.residual is None and _spans(tile):
             # the rows as one unit-stride span, which Numba's loops vectorise
-            step = tile.strides[0] // 4
-            flat = np.lib.stride_tricks.as_strided(
-                tile, ((tile.shape[0] - 1) * step + tile.shape[1],), (4,))
-            self.span(flat, 0, step, rows.indices(shape[-2])[0], rows.indices(shape[-2])[0]
-                      + tile.shape[0], cols.indices(shape[-1])[0], tile.shape[1])
+            r0 = rows.indices(shape[-2])[0]
+            self.span(row_span(tile), 0, tile.strides[0] // 4, r0, r0 + tile.shape[0],
+                      cols.indices(shape[-1])[0], tile.shape[1])
             return
         if self.bias is not None:  # a broadcast view: nothing is copied
             np.add(tile, np.broadcast_to(self.bias, shape)[index][rows, cols], out=tile,
@@ -184,6 +182,14 @@ class Epilogue:
             y = activate(np.ascontiguousarray(tile), act, self.params,
                          self.ctx if self.ctx is not None else KernelContext(), fresh=True)
             np.copyto(tile, y, casting="unsafe")
+
+
+def row_span(view: np.ndarray) -> np.ndarray:
+    """The rows of a 2-D float32 view with unit column stride as one 1-D span of its
+    buffer (row ``i`` starting at ``i * view.strides[0] // 4``), no copy."""
+    rows, cols = view.shape
+    return np.lib.stride_tricks.as_strided(
+        view, ((rows - 1) * (view.strides[0] // 4) + cols,), (4,))
 
 
 def _spans(tile: np.ndarray) -> bool:
