@@ -79,10 +79,17 @@ def test_the_epilogue_in_registers_is_the_separate_float32_operations(m, k, n, b
                                                                              (1, 3), (2, 1)]),
        d=st.integers(1, 2), c=st.integers(1, 19), h=st.integers(1, 16), w=st.integers(1, 16),
        p=st.tuples(st.integers(0, 2), st.integers(0, 2)), wide=st.booleans(),
-       clamp=st.booleans(), seed=st.integers(0, 2**31))
-def test_depthwise_lanes_are_the_planes_to_the_bit(s, k, d, c, h, w, p, wide, clamp, seed):
+       clamp=st.booleans(), double=st.booleans(), view=st.booleans(),
+       seed=st.integers(0, 2**31))
+def test_depthwise_lanes_are_the_planes_to_the_bit(s, k, d, c, h, w, p, wide, clamp, double,
+                                                   view, seed):
+    """Any shape, stride, dilation and padding; float32 or float64 sums of float32 or
+    (in float64) float64 inputs, laid out in order or not: the interleaving transposes
+    move data only."""
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((2, c, h, w)).astype(np.float32)
+    x = rng.standard_normal((2, c, h, w)).astype(np.float64 if wide and double else np.float32)
+    if view:  # every other column of a wider array
+        x = np.repeat(x, 2, axis=3)[..., ::2]
     kernel = rng.standard_normal((c, 1, *k)).astype(np.float32)
     oh = (h + 2 * p[0] - (k[0] - 1) * d - 1) // s[0] + 1
     ow = (w + 2 * p[1] - (k[1] - 1) * d - 1) // s[1] + 1

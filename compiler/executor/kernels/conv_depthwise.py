@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 from .. import threads
 from . import accumulate, tiles32
@@ -143,9 +146,63 @@ def _taps_in_threes(flat, taps, k, acc, m):
 
 
 LANES = 8  # channels computed together by :func:`_depthwise_lanes`
-# output planes of at most this many positions take _depthwise_lanes: 14x14 and 7x7 ran
-# 1.3-1.9x faster than _depthwise_planes, 28x28 1.1-1.4x slower
-LANES_AREA = 256
+# input planes of at most this many positions take _depthwise_lanes: from 7x7 to 112x112
+# (MobileNetV2's, strides 1 and 2) they ran 1.2-4x faster than _depthwise_planes; at
+# 224x224 and more, 1.2-1.5x slower (their interleaved copies no longer fit in L2)
+LANES_AREA = 128 * 128
+
+# the shuffles of an 8x8 transpose (AVX's unpack, shuffle and 128-bit permute): pairs of
+# rows, then pairs of pairs, then halves
+_UNPACK = ([0, 8, 1, 9, 4, 12, 5, 13], [2, 10, 3, 11, 6, 14, 7, 15])
+_PAIRS = ([0, 1, 8, 9, 4, 5, 12, 13], [2, 3, 10, 11, 6, 7, 14, 15])
+_HALVES = ([0, 1, 2, 3, 8, 9, 10, 11], [4, 5, 6, 7, 12, 13, 14, 15])
+
+
+def _transposed(builder, rows):
+    """The columns of the 8x8 block whose rows are the vectors ``rows``."""
+    def mix(a, b, mask):
+        return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), 8),
+                                                        mask))
+
+    t = [mix(rows[2 * i], rows[2 * i + 1], _UNPACK[h]) for i in range(4) for h in (0, 1)]
+    u = [mix(t[4 * q + h], t[4 * q + h + 2], _PAIRS[k]) for q in range(2) for h in (0, 1)
+         for k in (0, 1)]
+    return [mix(u[j], u[j + 4], _HALVES[h]) for h in (0, 1) for j in range(4)]
+
+
+@intrinsic
+def _transpose8(typingctx, src, soff, sstep, dst, doff, dpos, at):
+    """``dst[doff + dpos[at + e]:][:8] = src[soff + l*sstep + e] for l < 8``, for e < 8: the
+    8x8 block whose rows start ``sstep`` apart in ``src``, transposed, each of its
+    columns stored where ``dpos`` says. Data movement only: no value changes. The
+    offsets count elements from the arrays' first, whatever their shapes: for arrays
+    laid out in C order (:func:`_contiguous`) of one type."""
+    sig = types.void(src, soff, sstep, dst, doff, dpos, at)
+
+    def codegen(context, builder, signature, args):
+        _, soff_, sstep_, _, doff_, _, at_ = args
+        g = tiles32._IR(context, builder, signature, args, signature.args[0].dtype)
+        ps, pd, pp = g.data(0), g.data(3), g.data(5)
+        rows = [g.load(ps, builder.add(soff_, builder.mul(sstep_, g.const(r))))
+                for r in range(LANES)]
+        for e, v in enumerate(_transposed(builder, rows)):
+            where = builder.load(builder.gep(pp, [builder.add(at_, g.const(e))]))
+            builder.store(v, g.vptr(pd, builder.add(doff_, where)), align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@nb.njit(cache=True, nogil=True)
+def _contiguous(a) -> bool:
+    """Whether the 4-D array ``a`` is laid out in C order (its elements at their flat
+    index)."""
+    step = a.itemsize
+    for d in range(3, -1, -1):
+        if a.shape[d] > 1 and a.strides[d] != step:
+            return False
+        step *= a.shape[d]
+    return True
 
 
 @nb.njit(cache=True, nogil=True)
@@ -154,15 +211,17 @@ def _depthwise_lanes(x, w, out, c0, c1, sh, sw, ph, pw, dh, dw, zero, bias, lo, 
     per plane costs more than its sums: :data:`LANES` channels at a time, copied
     interleaved (``xp[row, column, lane]``, zero-padded), so that each output of eight
     channels is one vector sum over the kernel's taps (:func:`.tiles32.taps`), in the
-    same order and with the same float operations as there (the same bits)."""
-    n, h, wd = x.shape[0], x.shape[2], x.shape[3]
+    same order and with the same float operations as there (the same bits). The planes
+    are interleaved and de-interleaved by 8x8 transposes (:func:`_transpose8`), eight
+    positions of eight channels at a time."""
+    n, c, h, wd = x.shape
     oh, ow = out.shape[2], out.shape[3]
     kh, kw = w.shape[2], w.shape[3]
     nt = kh * kw
     hp = (oh - 1) * sh + (kh - 1) * dh + 1
     wp = (ow - 1) * sw + (kw - 1) * dw + 1
     xp = np.zeros(hp * wp * LANES, dtype=type(zero))  # the padding stays zero
-    res = np.empty(ow * LANES, dtype=type(zero))
+    res = np.empty(oh * ow * LANES, dtype=type(zero))  # the outputs, interleaved
     k = np.zeros(nt * LANES, dtype=type(zero))
     bl = np.zeros(LANES, dtype=type(zero))
     offs = np.empty(nt, np.int64)
@@ -172,30 +231,45 @@ def _depthwise_lanes(x, w, out, c0, c1, sh, sw, ph, pw, dh, dw, zero, bias, lo, 
     r0, r1 = max(0, -ph), min(h, hp - ph)
     q0, q1 = max(0, -pw), min(wd, wp - pw)
     whole = ow - ow % tiles32.POSITIONS  # outputs of a row that go POSITIONS at a time
+    # the interleaved position of each input element (all of them inside the padded
+    # plane: no negative padding), and each channel's output plane from the first
+    blocks = r0 == 0 and r1 == h and q0 == 0 and q1 == wd and _contiguous(x) \
+        and _contiguous(out) and x.dtype == xp.dtype and out.dtype == res.dtype
+    pos = np.empty(h * wd, np.int64)
+    for r in range(h):
+        for q in range(wd):
+            pos[r * wd + q] = ((r + ph) * wp + pw + q) * LANES
+    planes = np.arange(LANES) * (oh * ow)
     for b in range(n):
         for cb in range(c0, c1, LANES):
             nl = min(LANES, c1 - cb)
+            full = blocks and nl == LANES
             for lane in range(nl):
                 for t in range(nt):
                     k[t * LANES + lane] = w[cb + lane, 0, t // kw, t % kw]
                 if len(bias):
                     bl[lane] = bias[cb + lane]
-                for r in range(r0, r1):
-                    src = x[b, cb + lane, r]
-                    at = ((r + ph) * wp + pw) * LANES + lane
-                    for q in range(q0, q1):
-                        xp[at + q * LANES] = src[q]
+            head = h * wd - h * wd % LANES if full else 0
+            for e in range(0, head, LANES):
+                _transpose8(x, (b * c + cb) * h * wd + e, h * wd, xp, 0, pos, e)
+            for lane in range(nl):
+                for e in range(head, h * wd):
+                    r, q = e // wd, e % wd
+                    if r0 <= r < r1 and q0 <= q < q1:
+                        xp[pos[e] + lane] = x[b, cb + lane, r, q]
             for i in range(oh):
                 for j in range(0, whole, tiles32.POSITIONS):
                     tiles32.taps(xp, (i * sh * wp + j * sw) * LANES, sw * LANES, offs, k, nt,
-                                 bl, lo, hi, flags, res, j * LANES)
+                                 bl, lo, hi, flags, res, (i * ow + j) * LANES)
                 for j in range(whole, ow):
                     tiles32.taps1(xp, (i * sh * wp + j * sw) * LANES, 0, offs, k, nt, bl, lo,
-                                  hi, flags, res, j * LANES)
-                for lane in range(nl):
-                    orow = out[b, cb + lane, i]
-                    for j in range(ow):
-                        orow[j] = res[j * LANES + lane]
+                                  hi, flags, res, (i * ow + j) * LANES)
+            tail = oh * ow - oh * ow % LANES if full else 0
+            for e in range(0, tail, LANES):
+                _transpose8(res, e * LANES, LANES, out, (b * c + cb) * oh * ow + e, planes, 0)
+            for lane in range(nl):
+                for e in range(tail, oh * ow):
+                    out[b, cb + lane, e // ow, e % ow] = res[e * LANES + lane]
 
 
 def depthwise(x, w, out, strides, pads, dilations, mult, b=None, activation=None) -> bool:
@@ -213,7 +287,7 @@ def depthwise(x, w, out, strides, pads, dilations, mult, b=None, activation=None
     rest = activation if fast and activation is not None and bounds is None else None
     lo, hi = bounds or (zero.dtype.type(1), zero.dtype.type(0))  # (1, 0): no clamp
 
-    lanes = mult == 1 and out.shape[2] * out.shape[3] <= LANES_AREA
+    lanes = mult == 1 and x.shape[2] * x.shape[3] <= LANES_AREA
     if lanes:  # whole groups of eight channels per block
         step = -(-step // LANES) * LANES
 
