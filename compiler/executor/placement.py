@@ -42,6 +42,7 @@ import os
 
 _getcpu = None  # libc's sched_getcpu, or False where there is none
 _masks: dict[tuple, frozenset] = {}  # (process, thread) -> the mask last given to it
+_last: tuple | None = None  # (process, core, workers) of the last call that set them all
 
 
 def enabled() -> bool:
@@ -71,15 +72,20 @@ def keep_off_caller(workers: list[int]) -> None:
     """Let the pool threads whose native ids are ``workers`` run on every core the caller
     may use except the one it is on (all of them when that is the only one, or when
     disabled)."""
+    global _last
     if not workers or not hasattr(os, "sched_setaffinity"):
+        return
+    cpu = current_cpu() if enabled() else None
+    key = (os.getpid(), cpu, tuple(workers))
+    if key == _last:  # the caller has not moved since the last call placed them
         return
     try:
         allowed = frozenset(os.sched_getaffinity(0))
     except OSError:
         return
-    cpu = current_cpu() if enabled() else None
     mask = allowed - {cpu} if cpu in allowed and len(allowed) > 1 else allowed
-    pid = os.getpid()
+    pid = key[0]
+    placed = True
     for tid in workers:
         if _masks.get((pid, tid)) == mask:
             continue
@@ -88,3 +94,5 @@ def keep_off_caller(workers: list[int]) -> None:
             _masks[(pid, tid)] = mask
         except OSError:  # a thread that ended, or a mask the system refuses
             _masks.pop((pid, tid), None)
+            placed = False
+    _last = key if placed else None

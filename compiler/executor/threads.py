@@ -206,7 +206,8 @@ class _Job:
         self.next = itertools.count()  # atomic under the GIL: each index is taken once
         self.left = count
         self.lock = threading.Lock()
-        self.done = threading.Event()
+        self.done = threading.Lock()  # held until the last item ended
+        self.done.acquire()
         self.error: BaseException | None = None
         # the pool's threads run items in copies of the caller's context (one context
         # cannot be entered by two threads at once): the kernels see the run's product
@@ -228,26 +229,33 @@ class _Job:
             with self.lock:
                 self.left -= finished
                 if self.left == 0:
-                    self.done.set()
+                    self.done.release()
 
 
 class _Pool:
-    """``size - 1`` threads that sleep on a condition (never spin) until a call hands
-    them items; the calling thread works on the same items meanwhile, so a call costs
-    no hand-off when the others are slow to wake (tens of microseconds where
-    ``concurrent.futures`` took hundreds under load)."""
+    """``size - 1`` threads that sleep (never spin) until a call hands them items; the
+    calling thread works on the same items meanwhile, so a call costs no hand-off when
+    the others are slow to wake (tens of microseconds where ``concurrent.futures`` took
+    hundreds under load).
+
+    A call costs what its Python costs, and it runs cold (after a kernel, or a wait): a
+    thread waits on a lock of its own (its gate), which the call releases, and the caller
+    on a lock the last item releases. ``threading.Condition`` and ``Event``, written in
+    Python over such locks, took about 50 microseconds of the 85 that MobileNetV2's
+    calls of the pool cost before their first item started (52 calls a run)."""
 
     def __init__(self, size: int):
-        self.cond = threading.Condition()
         self.job: _Job | None = None
-        self.generation = 0
         self.closed = False
         self.busy = threading.Lock()
         self.tids: list[int] = []  # the threads' native ids (placement.keep_off_caller)
+        self.gates = [threading.Lock() for _ in range(size - 1)]  # held: nothing to do
+        for gate in self.gates:
+            gate.acquire()
         started = threading.Barrier(size)
         try:
-            for k in range(size - 1):
-                threading.Thread(target=self._serve, args=(started,), name=f"npuc-{k}",
+            for k, gate in enumerate(self.gates):
+                threading.Thread(target=self._serve, args=(started, gate), name=f"npuc-{k}",
                                  daemon=True).start()
         except BaseException:  # (no thread left waiting for the others)
             self.close()
@@ -255,22 +263,20 @@ class _Pool:
             raise
         started.wait()
 
-    def _serve(self, started) -> None:
-        with self.cond:
+    def _serve(self, started, gate) -> None:
+        with self.busy:  # (not yet running calls: the list is the pool's alone)
             self.tids.append(threading.get_native_id())
         try:
             started.wait()
         except threading.BrokenBarrierError:
             return
-        seen = 0
         while True:
-            with self.cond:
-                while self.generation == seen and not self.closed:
-                    self.cond.wait()
-                if self.closed:
-                    return
-                seen, job = self.generation, self.job
-            job.context.copy().run(job.work)
+            gate.acquire()  # a call released it: its job, or a later one, or closing
+            if self.closed:
+                return
+            job = self.job
+            if job is not None:  # (a job whose items are all taken returns at once)
+                job.context.copy().run(job.work)
 
     def run(self, fn, count: int) -> None:
         if not self.busy.acquire(blocking=False):  # nested, or a second user thread
@@ -280,21 +286,24 @@ class _Pool:
         try:
             job = _Job(fn, count)
             placement.keep_off_caller(self.tids)  # wherever the caller is now
-            with self.cond:
-                self.job = job
-                self.generation += 1
-                self.cond.notify_all()
+            self.job = job
+            for gate in self.gates:
+                if gate.locked():  # (else its thread has yet to wake for an earlier
+                    gate.release()  # call: it takes this job then)
             job.work()
-            job.done.wait()
+            job.done.acquire()
         finally:
             self.busy.release()
         if job.error is not None:
             raise job.error
 
     def close(self) -> None:
-        with self.cond:
-            self.closed = True
-            self.cond.notify_all()
+        self.closed = True
+        for gate in self.gates:
+            try:
+                gate.release()
+            except RuntimeError:  # (released already: its thread sees ``closed``)
+                pass
 
 
 @contextlib.contextmanager
