@@ -25,7 +25,6 @@ import numpy as np
 from .. import threads
 from . import tiles32
 from .conv_gather import gather_block, scratch
-from .epilogue import row_span
 
 COLUMN_BYTES = 1 << 22  # the gathered columns and result rows of one block (in L3)
 MIN_COLUMNS, MAX_COLUMNS = 512, 4096  # narrower blocks repack the weights too often
@@ -94,11 +93,18 @@ def conv2d_columns(x, w, out, strides, pads, dilations, group, epilogue=None) ->
     pointwise = kh == kw == 1 and not any(pads) and list(strides) == [1, 1]
     geometry = (x, (kh, kw), (oh, ow), strides, pads, dilations)
     cols, rows = plan(n, group, p, k, mg)
+    spans = None
     if pointwise:  # the columns are the image itself
         xs = x.reshape(n, c, h * wd)
 
         def columns(b, g, ci):
             return xs[b, g * cg:(g + 1) * cg, cols[ci][0]:cols[ci][1]]
+
+        if xs.flags.c_contiguous:  # the register tiles read them in place
+            whole = xs.reshape(-1)
+
+            def spans(b, g, ci):
+                return whole, (b * c + g * cg) * h * wd + cols[ci][0], h * wd
     elif len(rows) > 1 and 4 * n * group * k * p <= SHARED_BYTES:
         columns = _gather_shared(geometry, n, group, cols, k)
     else:
@@ -107,12 +113,14 @@ def conv2d_columns(x, w, out, strides, pads, dilations, group, epilogue=None) ->
             src = scratch(k * (p1 - p0)).reshape(k, p1 - p0)
             gather_block(geometry, src, b, g * cg, p0, p1)
             return src
-    _products(wm, columns, out.reshape(n, m, p), cols, rows, epilogue)
+    _products(wm, columns, out.reshape(n, m, p), cols, rows, epilogue, spans)
 
 
-def _products(wm, columns, o, cols, rows, epilogue) -> None:
+def _products(wm, columns, o, cols, rows, epilogue, spans=None) -> None:
     """Every block's product on the pool (one BLAS call, or register tiles when it sums
-    few terms), then its epilogue in cache."""
+    few terms), then its epilogue in cache. ``spans(b, g, ci)``, when given, is where
+    ``columns(b, g, ci)`` lies in a flat array: ``(array, first, row step)`` (else the
+    columns are contiguous)."""
     n, m, p = o.shape
     group, mg = wm.shape[:2]
     flat = o.reshape(-1)
@@ -132,17 +140,22 @@ def _products(wm, columns, o, cols, rows, epilogue) -> None:
         g, rest = divmod(rest, len(cols) * len(rows))
         ci, ri = divmod(rest, len(rows))
         (p0, p1), (r0, r1) = cols[ci], rows[ri]
-        src = columns(b, g, ci)
-        tile = o[b, g * mg + r0:g * mg + r1, p0:p1]
         if tiled:
+            if spans is not None:
+                src, first, step = spans(b, g, ci)
+            else:
+                src = columns(b, g, ci)
+                src, first, step = src.reshape(-1), 0, src.shape[1]
             at = (b * m + g * mg + r0) * p + p0
-            tiles32.gemm(weights, (g * mg + r0) * k, k, r1 - r0, k, row_span(src), 0,
-                         src.strides[0] // 4, p1 - p0, flat[at:], 0, p, bias[g * mg + r0:]
-                         if len(bias) else bias, res[at:] if len(res) else res, lo, hi, flags)
+            tiles32.gemm(weights, (g * mg + r0) * k, k, r1 - r0, k, src, first, step, p1 - p0,
+                         flat, at, p, bias[g * mg + r0:] if len(bias) else bias, res, lo, hi,
+                         flags)  # (the residual laid out as the result)
             if parts is not None or epilogue is None:
                 return
+            tile = o[b, g * mg + r0:g * mg + r1, p0:p1]
         else:
-            np.matmul(wm[g, r0:r1], src, out=tile)
+            tile = o[b, g * mg + r0:g * mg + r1, p0:p1]
+            np.matmul(wm[g, r0:r1], columns(b, g, ci), out=tile)
         r0, r1 = g * mg + r0, g * mg + r1
         if fast:
             epilogue.span(flat, (b * m + r0) * p + p0, p, r0, r1, p0, p1 - p0)
