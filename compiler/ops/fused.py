@@ -74,9 +74,18 @@ def activate(y, name: str, params, ctx, fresh: bool = False):
 
 @kernel("FusedConv", domain="npuc")
 def fused_conv(inputs, attrs, ctx):
+    from npuc.compiler.executor.kernels import conv_prepared
     from npuc.compiler.executor.kernels.conv import conv
     from npuc.compiler.executor.kernels.epilogue import Epilogue
 
+    if inputs[0].dtype == np.float32 and ctx is not None:  # prepared once per node
+        own, fused = attrs.get("activation", ""), ctx.epilogue
+        act = (own, tuple(attrs.get("activation_params", ()))) if own or fused is None \
+            else (fused.activation, tuple(fused.params))
+        y = conv_prepared.run(inputs, attrs, ctx, act, None if own or fused is None
+                              else fused.residual)
+        if y is not None:
+            return [y]
     ctx = onnx_ctx(ctx)
     conv_attrs, act, params = _split(attrs)
     # the activation goes into the convolution, which applies it to each block in cache

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import accumulate, conv_depthwise, kernel
+from . import accumulate, conv_depthwise, conv_prepared, kernel
 from .checks import accepts, unsupported
 from .conv_columns import conv2d_columns
 from .epilogue import Epilogue
@@ -120,9 +120,15 @@ def conv(inputs, attrs, ctx, activation=None):
     b = inputs[2] if len(inputs) > 2 else None
     if x.dtype.kind != "f":
         raise unsupported(ctx, f"Conv on {x.dtype}")
-    strides, pads, dilations = conv_geometry(x, w, attrs, ctx)
     if activation is None and ctx is not None:
         activation = ctx.epilogue  # a residual fused by the run (executor/fusion.py)
+    if x.dtype == np.float32:  # a float32-products run's, prepared once per node
+        y = conv_prepared.run(inputs, attrs, ctx, ("", ()) if activation is None else (
+            activation.activation, tuple(activation.params)),
+            None if activation is None else activation.residual)
+        if y is not None:
+            return [y]
+    strides, pads, dilations = conv_geometry(x, w, attrs, ctx)
     return [conv_nd(x, w, b, strides, pads, dilations, attrs.get("group", 1),
                     activation=activation)]
 

@@ -74,7 +74,15 @@ def plan(n: int, group: int, p: int, k: int, mg: int) -> tuple[list, list]:
     return cols, rows
 
 
-def conv2d_columns(x, w, out, strides, pads, dilations, group, epilogue=None) -> None:
+def blocks_of(x_shape, w_shape, out_spatial, group: int) -> tuple[list, list]:
+    """:func:`plan` of a convolution of an input of ``x_shape`` with weights of
+    ``w_shape`` and an output of ``out_spatial`` positions (height, width)."""
+    n, m, kh, kw = x_shape[0], w_shape[0], w_shape[2], w_shape[3]
+    return plan(n, group, out_spatial[0] * out_spatial[1], w_shape[1] * kh * kw, m // group)
+
+
+def conv2d_columns(x, w, out, strides, pads, dilations, group, epilogue=None,
+                   blocks=None) -> None:
     """``out`` (N, M, OH, OW, float32, contiguous) = the convolution of ``x`` (N, C, H, W)
     with ``w`` (M, C/group, KH, KW), float32 products, then ``epilogue`` (called as
     ``accumulate.matmul`` calls it, on the result seen as ``(N, M, OH*OW)``).
@@ -82,7 +90,8 @@ def conv2d_columns(x, w, out, strides, pads, dilations, group, epilogue=None) ->
     A block gathers its own columns into a buffer of its thread; when blocks of rows
     share a block of columns, all the columns are gathered once first (in channel
     blocks on the pool) into one buffer that the products then read, unless it would
-    take more than :data:`SHARED_BYTES`."""
+    take more than :data:`SHARED_BYTES`. ``blocks``: :func:`blocks_of` the shapes, when
+    known."""
     n, c, h, wd = x.shape
     m, cg, kh, kw = w.shape
     oh, ow = out.shape[2], out.shape[3]

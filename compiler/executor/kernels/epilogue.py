@@ -106,6 +106,21 @@ class Epilogue:
                    casting="unsafe")
         self.activate(tile)
 
+    def with_residual(self, residual: np.ndarray) -> Epilogue:
+        """This epilogue (without a residual) with ``residual`` added before its
+        activation: ``dataclasses.replace(self, residual=residual)``, without deciding
+        the rest again."""
+        new = object.__new__(Epilogue)
+        new.__dict__.update(self.__dict__)
+        object.__setattr__(new, "residual", residual)
+        fast = self._fast
+        if fast is not None and not (residual.dtype == np.float32 and
+                                     residual.flags.c_contiguous):
+            fast = None
+        object.__setattr__(new, "_fast", None if fast is None else
+                           fast[:4] + (residual.reshape(-1),))
+        return new
+
     def fast(self) -> bool:
         """Whether :meth:`span` can apply this epilogue (a float32 bias per row or per
         column, or none, a float32 residual or none, and a clamp activation: Relu, Clip,
