@@ -101,7 +101,7 @@ def conv2d_columns(x, w, out, strides, pads, dilations, group, epilogue=None,
     wm = wm if wm.dtype == np.float32 else wm.astype(np.float32)
     pointwise = kh == kw == 1 and not any(pads) and list(strides) == [1, 1]
     geometry = (x, (kh, kw), (oh, ow), strides, pads, dilations)
-    cols, rows = plan(n, group, p, k, mg)
+    cols, rows = blocks if blocks is not None else plan(n, group, p, k, mg)
     spans = None
     if pointwise:  # the columns are the image itself
         xs = x.reshape(n, c, h * wd)
