@@ -44,7 +44,8 @@ class NoKernel(UnsupportedError):
 
 def evaluate(node, inputs: list, attrs: dict | None = None, opset: int | None = None,
              output_types: list | None = None, num_outputs: int | None = None, rng=None,
-             run_graph=None, donated: tuple = (), epilogue=None) -> list:
+             run_graph=None, donated: tuple = (), epilogue=None,
+             limit: int | None = None) -> list:
     """Run one node on ``inputs`` (arrays in the node's order, None for an omitted input);
     its results in the order of its outputs.
 
@@ -54,7 +55,8 @@ def evaluate(node, inputs: list, attrs: dict | None = None, opset: int | None = 
     sizes are checked against the limits before anything is made). ``run_graph(graph,
     feeds)`` runs the node's subgraphs (default: as standalone graphs). ``donated`` are
     the positions of inputs the kernel may overwrite (``KernelContext.donated``);
-    ``epilogue`` what a convolution applies to its result (``KernelContext.epilogue``).
+    ``epilogue`` what a convolution applies to its result (``KernelContext.epilogue``);
+    ``limit`` the tensor limit, when the caller has read it (a run reads it once).
     Raises :class:`NoKernel` when npuc has no kernel for the operator, :class:`KernelFailure` when the
     kernel refuses its inputs, and any NpucError a kernel raises."""
     if opset is None:
@@ -72,7 +74,7 @@ def evaluate(node, inputs: list, attrs: dict | None = None, opset: int | None = 
                         run_graph=run_graph or _run_standalone,
                         donated=donated if getattr(fn, "in_place", False) else (),
                         epilogue=epilogue)
-    _check_outputs(output_types, node)
+    _check_outputs(output_types, node, limit)
     try:
         return fn(inputs, node.attrs if attrs is None else attrs, ctx)
     except NpucError:
@@ -87,9 +89,9 @@ def evaluate(node, inputs: list, attrs: dict | None = None, opset: int | None = 
 _CHECKED: dict[int, tuple] = {}
 
 
-def _check_outputs(output_types: list, node) -> None:
+def _check_outputs(output_types: list, node, limit: int | None = None) -> None:
     """Refuse (SizeError) a node whose declared outputs would exceed the tensor limit."""
-    limit = max_tensor_bytes()
+    limit = max_tensor_bytes() if limit is None else limit
     for t in output_types:
         if t is None:
             continue
@@ -228,6 +230,7 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
     fusions = fusion.plan(graph) if observe is None and threads.products() == "float32" \
         else {}
     skipped: set[int] = set()
+    limit = max_tensor_bytes()  # (read once: an environment variable)
     for index, node in enumerate(graph.nodes):
         if index in skipped:
             _drop_dead(index, node, env, last_use, keep, live)
@@ -246,11 +249,12 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
         t0 = time.perf_counter() if profile else 0.0
         try:
             results = evaluate(node, args, opset=opset_cache[node.domain], rng=rng,
-                               run_graph=run_sub, donated=donated, epilogue=epilogue)
+                               run_graph=run_sub, donated=donated, epilogue=epilogue,
+                               limit=limit)
         except ResidualMismatch:  # the data contradicts a declared shape: run unfused
             epilogue = None
             results = evaluate(node, args, opset=opset_cache[node.domain], rng=rng,
-                               run_graph=run_sub, donated=donated)
+                               run_graph=run_sub, donated=donated, limit=limit)
         if profile:
             key = node.qualified_type
             stats.per_op_seconds[key] = stats.per_op_seconds.get(key, 0.0) + \
