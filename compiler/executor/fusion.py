@@ -141,4 +141,13 @@ def epilogue_for(fusion: Residual, residual: np.ndarray, ctx) -> Epilogue | None
     if residual.dtype != np.float32:
         return None
     act = "" if fusion.act is None else fusion.act.op_type
-    return Epilogue(None, act, fusion.params, ctx, np.ascontiguousarray(residual))
+    key = (act, fusion.params)
+    template = _TEMPLATES.get(key) if ctx is None else None
+    if template is None:
+        template = Epilogue(None, act, fusion.params, ctx)
+        if ctx is None:  # (the same for every run and node: decided once)
+            _TEMPLATES[key] = template
+    return template.with_residual(np.ascontiguousarray(residual))
+
+
+_TEMPLATES: dict[tuple, Epilogue] = {}  # (activation, params) -> its epilogue without residual
