@@ -150,6 +150,10 @@ LANES = 8  # channels computed together by :func:`_depthwise_lanes`
 # (MobileNetV2's, strides 1 and 2) they ran 1.2-4x faster than _depthwise_planes; at
 # 224x224 and more, 1.2-1.5x slower (their interleaved copies no longer fit in L2)
 LANES_AREA = 128 * 128
+# in float64 sums the planes are interleaved element by element (the transposes move one
+# type): then only output planes of at most this many positions (14x14, 7x7) take
+# _depthwise_lanes, 1.3-1.9x faster there, 1.1-1.4x slower at 28x28
+COPIED_LANES_AREA = 256
 
 # the shuffles of an 8x8 transpose (AVX's unpack, shuffle and 128-bit permute): pairs of
 # rows, then pairs of pairs, then halves
@@ -287,7 +291,8 @@ def depthwise(x, w, out, strides, pads, dilations, mult, b=None, activation=None
     rest = activation if fast and activation is not None and bounds is None else None
     lo, hi = bounds or (zero.dtype.type(1), zero.dtype.type(0))  # (1, 0): no clamp
 
-    lanes = mult == 1 and x.shape[2] * x.shape[3] <= LANES_AREA
+    lanes = mult == 1 and (x.shape[2] * x.shape[3] <= LANES_AREA if fast else
+                           out.shape[2] * out.shape[3] <= COPIED_LANES_AREA)
     if lanes:  # whole groups of eight channels per block
         step = -(-step // LANES) * LANES
 
