@@ -79,18 +79,17 @@ def fused_conv(inputs, attrs, ctx):
     from npuc.compiler.executor.kernels.epilogue import Epilogue
 
     if inputs[0].dtype == np.float32 and ctx is not None:  # prepared once per node
-        own, fused = attrs.get("activation", ""), ctx.epilogue
-        act = (own, tuple(attrs.get("activation_params", ()))) if own or fused is None \
-            else (fused.activation, tuple(fused.params))
-        y = conv_prepared.run(inputs, attrs, ctx, act, None if own or fused is None
-                              else fused.residual)
+        own = attrs.get("activation", "")  # (else the run's fused residual, if any)
+        act, residual = ((own, tuple(attrs.get("activation_params", ()))), None) if own \
+            else conv_prepared.parts(ctx.epilogue)
+        y = conv_prepared.run(inputs, attrs, ctx, act, residual)
         if y is not None:
             return [y]
     ctx = onnx_ctx(ctx)
     conv_attrs, act, params = _split(attrs)
     # the activation goes into the convolution, which applies it to each block in cache
     return conv(inputs, conv_attrs, ctx, activation=Epilogue(None, act, tuple(params), ctx)
-                if act else None)
+                if act else None, prepared=False)
 
 
 @kernel("FusedGemm", domain="npuc")

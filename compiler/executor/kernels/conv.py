@@ -112,20 +112,19 @@ def conv_transpose_nd(x, w, b=None, strides=None, pads=None, dilations=None, gro
 
 
 @kernel("Conv")
-def conv(inputs, attrs, ctx, activation=None):
+def conv(inputs, attrs, ctx, activation=None, prepared: bool = True):
     """ONNX Conv; ``activation`` (an :class:`~.epilogue.Epilogue` without bias) is the
     epilogue of a FusedConv run through this kernel, else the run's fused residual
-    (``ctx.epilogue``), if any."""
+    (``ctx.epilogue``), if any. ``prepared=False``: the caller has tried
+    :func:`.conv_prepared.run` already."""
     x, w = inputs[0], inputs[1]
     b = inputs[2] if len(inputs) > 2 else None
     if x.dtype.kind != "f":
         raise unsupported(ctx, f"Conv on {x.dtype}")
     if activation is None and ctx is not None:
         activation = ctx.epilogue  # a residual fused by the run (executor/fusion.py)
-    if x.dtype == np.float32:  # a float32-products run's, prepared once per node
-        y = conv_prepared.run(inputs, attrs, ctx, ("", ()) if activation is None else (
-            activation.activation, tuple(activation.params)),
-            None if activation is None else activation.residual)
+    if prepared and x.dtype == np.float32:  # a float32-products run's, prepared once per node
+        y = conv_prepared.run(inputs, attrs, ctx, *conv_prepared.parts(activation))
         if y is not None:
             return [y]
     strides, pads, dilations = conv_geometry(x, w, attrs, ctx)

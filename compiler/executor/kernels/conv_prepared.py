@@ -48,6 +48,14 @@ class _Prepared:
                 and self.attrs == attrs)
 
 
+def parts(epilogue) -> tuple[tuple, np.ndarray | None]:
+    """``((activation, params), residual)`` of an optional :class:`~.epilogue.Epilogue`:
+    what :func:`run` takes."""
+    if epilogue is None:
+        return ("", ()), None
+    return (epilogue.activation, tuple(epilogue.params)), epilogue.residual
+
+
 def run(inputs, attrs, ctx, act: tuple, residual) -> np.ndarray | None:
     """The convolution of ``inputs`` (X, W, B) with ``attrs``, then the activation ``act``
     (``(name, params)``: ``("", ())`` for none) after ``residual`` (an array, or None),
@@ -68,13 +76,8 @@ def run(inputs, attrs, ctx, act: tuple, residual) -> np.ndarray | None:
                                                   or not residual.flags.c_contiguous)):
         return None
     out = np.empty(p.out_shape, np.float32)
-    if p.depthwise:
-        if not conv_depthwise.depthwise(x, w, out, p.strides, p.pads, p.dilations, 1, b,
-                                        p.activation):  # (as conv_nd finishes it)
-            if b is not None:
-                out += b.reshape(1, -1, 1, 1)
-            if p.activation is not None:
-                p.activation.activate(out)
+    if p.depthwise:  # (float32 throughout a float32 run: it adds the bias and clamps)
+        conv_depthwise.depthwise(x, w, out, p.strides, p.pads, p.dilations, 1, b, p.activation)
         return out
     epilogue = p.epilogue if residual is None else p.epilogue.with_residual(residual)
     epilogue.check(out.size)  # (ResidualMismatch: the interpreter runs the nodes apart)
