@@ -68,14 +68,14 @@ def current_cpu() -> int | None:
     return cpu if cpu >= 0 else None
 
 
-def keep_off_caller(workers: list[int]) -> None:
+def keep_off_caller(workers: list[int], pin: bool | None = None) -> None:
     """Let the pool threads whose native ids are ``workers`` run on every core the caller
     may use except the one it is on (all of them when that is the only one, or when
-    disabled)."""
+    disabled: ``pin``, or :func:`enabled` when None)."""
     global _last
     if not workers or not hasattr(os, "sched_setaffinity"):
         return
-    cpu = current_cpu() if enabled() else None
+    cpu = current_cpu() if (enabled() if pin is None else pin) else None
     key = (os.getpid(), cpu, tuple(workers))
     if key == _last:  # the caller has not moved since the last call placed them
         return

@@ -57,6 +57,9 @@ _done = False
 _blas = None  # threadpoolctl's controller of the BLAS libraries, or None
 _blas_modules = -1  # len(sys.modules) when the BLAS libraries were last found
 _depth = 0  # nesting of blas_limit() (function bodies and subgraphs run execute again)
+# (pool size, placement on) read once when the outermost run starts and kept until it
+# ends: the environment was read again at every pool call, four to six times a node
+_fixed: tuple[int, bool] | None = None
 
 
 def configure() -> None:
@@ -89,7 +92,14 @@ def blas_threads() -> int:
 
 
 def compute_threads() -> int:
-    """The size of npuc's own pool (:func:`parallel`)."""
+    """The size of npuc's own pool (:func:`parallel`); during a run, as read when it
+    started."""
+    if _fixed is not None:
+        return _fixed[0]
+    return _read_threads()
+
+
+def _read_threads() -> int:
     n = _setting()
     if n is None:
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
@@ -285,7 +295,8 @@ class _Pool:
             return
         try:
             job = _Job(fn, count)
-            placement.keep_off_caller(self.tids)  # wherever the caller is now
+            # wherever the caller is now
+            placement.keep_off_caller(self.tids, None if _fixed is None else _fixed[1])
             self.job = job
             for gate in self.gates:
                 if gate.locked():  # (else its thread has yet to wake for an earlier
@@ -309,28 +320,33 @@ class _Pool:
 @contextlib.contextmanager
 def blas_limit():
     """Limit BLAS to :func:`blas_threads` threads for the outermost run, then restore."""
-    global _depth, _blas, _blas_modules
+    global _depth, _blas, _blas_modules, _fixed
     configure()
-    if _blas is None or _depth:
+    if _depth:
         _depth += 1
         try:
             yield
         finally:
             _depth -= 1
         return
-    # a BLAS library loaded since the last run (scipy's, onnxruntime's) is limited too; a
-    # library comes with an import, and a scan of the process's libraries costs about a
-    # millisecond (a fifteenth of MobileNetV2's run in onnxruntime), so it is scanned again
-    # only when modules were imported since
-    if len(sys.modules) != _blas_modules:
-        from threadpoolctl import ThreadpoolController
+    limiter = None
+    if _blas is not None:
+        # a BLAS library loaded since the last run (scipy's, onnxruntime's) is limited
+        # too; a library comes with an import, and a scan of the process's libraries
+        # costs about a millisecond (a fifteenth of MobileNetV2's run in onnxruntime), so
+        # it is scanned again only when modules were imported since
+        if len(sys.modules) != _blas_modules:
+            from threadpoolctl import ThreadpoolController
 
-        _blas = ThreadpoolController().select(user_api="blas")
-        _blas_modules = len(sys.modules)
-    limiter = _blas.limit(limits=blas_threads())
+            _blas = ThreadpoolController().select(user_api="blas")
+            _blas_modules = len(sys.modules)
+        limiter = _blas.limit(limits=blas_threads())
+    _fixed = (_read_threads(), placement.enabled())
     _depth += 1
     try:
         yield
     finally:
         _depth -= 1
-        limiter.restore_original_limits()
+        _fixed = None
+        if limiter is not None:
+            limiter.restore_original_limits()
