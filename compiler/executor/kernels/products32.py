@@ -4,6 +4,8 @@ product of a float32-products run whose operands are floats of at most 32 bits.
 
 The bits of a float32 product depend on how it is cut into BLAS calls, so the cut is a
 function of the shapes alone (:func:`tiles`), never of the thread count or the load.
+A product of a few rows by a stored transpose (a classifier's Gemm) is a set of dot
+products instead (:mod:`.skinny32`), which read the weights once.
 """
 
 from __future__ import annotations
@@ -81,6 +83,18 @@ def row_cut(m: int, n: int, k: int, batch: int) -> list[int] | None:
     return [r0 for r0, _, _, _ in cut]
 
 
+SKINNY_ROWS = 4  # products with at most this many result rows ...
+SKINNY_WEIGHTS = 1 << 16  # ... and a right-hand matrix of at least this many elements
+
+
+def skinny(a: np.ndarray, b: np.ndarray, y: np.ndarray) -> bool:
+    """Whether ``a @ b`` into ``y`` (2-D float32 arrays) is computed as dot products
+    (:mod:`.skinny32`): few rows, and ``b`` the transpose of a C-contiguous matrix."""
+    return (a.ndim == b.ndim == y.ndim == 2 and a.shape[0] <= SKINNY_ROWS and
+            b.size >= SKINNY_WEIGHTS and a.dtype == b.dtype == y.dtype == np.float32 and
+            b.T.flags.c_contiguous and y.flags.c_contiguous)
+
+
 def finish(y: np.ndarray, epilogue) -> np.ndarray:
     """``y`` with ``epilogue`` applied to the whole of it, one batch index at a time."""
     y2 = y.reshape((1,) * (2 - y.ndim) + y.shape) if y.ndim < 2 else y
@@ -148,7 +162,12 @@ def matmul32(a, b, out, rtype, epilogue=None):
             if tiled is not None:
                 tiled(tile, k, slice(t[0], t[1]), slice(t[2], t[3]), y.shape)
 
-    threads.parallel(task, len(blocks) * -(-count // per_task))
+    if not batch and skinny(a, b, y):  # a few rows by a stored transpose
+        from . import skinny32  # (Numba: loaded when a product needs it)
+
+        skinny32.matmul(a, b, y, tiled)
+    else:
+        threads.parallel(task, len(blocks) * -(-count // per_task))
     if out is not None:
         if not direct:
             np.copyto(out, y.reshape(out.shape), casting="unsafe")
