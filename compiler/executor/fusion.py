@@ -89,13 +89,14 @@ def plan(graph: Graph) -> dict[int, Residual]:
     return fused
 
 
-def _only_reader(v, ops, kept, graph):
-    """The one node of ``graph`` (an ONNX operator of ``ops``) reading ``v`` once, when
-    nothing else reads it and it is not a graph output; else None."""
+def _only_reader(v, ops, kept, graph, domains=("",)):
+    """The one node of ``graph`` (an operator of ``ops`` in ``domains``, by default
+    ONNX's) reading ``v`` once, when nothing else reads it and it is not a graph output;
+    else None."""
     if v is None or id(v) in kept or len(v.uses) != 1:
         return None
     node, _ = v.uses[0]
-    if node.domain or node.op_type not in ops or node.graph is not graph:
+    if node.domain not in domains or node.op_type not in ops or node.graph is not graph:
         return None
     if any(o is not None and o.uses == [] and id(o) not in kept for o in node.outputs):
         return None  # an output nobody reads: leave such a node alone

@@ -26,7 +26,7 @@ from npuc.ir.graph import Graph, subgraphs
 from npuc.ir.limits import check_type, max_tensor_bytes
 from npuc.ir.types import TensorType
 
-from . import fusion, threads
+from . import chains, fusion, threads
 from .kernels import KernelContext, ResidualMismatch, get_kernel
 
 # What a kernel raises when its inputs break the operator's rules (a shape that does not
@@ -227,8 +227,10 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
     opset_cache: dict[str, int] = {}
     # residual Adds and activations computed by the convolution before them (float32
     # products, no observer: see fusion.py); the nodes they replace, once they did
-    fusions = fusion.plan(graph) if observe is None and threads.products() == "float32" \
-        else {}
+    fast = observe is None and threads.products() == "float32"
+    fusions = fusion.plan(graph) if fast else {}
+    paired = chains.plan(graph, {*fusions, *(i for f in fusions.values() for i in f.skipped)}) \
+        if fast else {}  # a 1x1 convolution and the depthwise one after it (chains.py)
     skipped: set[int] = set()
     limit = max_tensor_bytes()  # (read once: an environment variable)
     for index, node in enumerate(graph.nodes):
@@ -242,28 +244,35 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
         if subgraphs(node):
             scope = {**outer, **env}
             run_sub = lambda g, feeds, _s=scope: _run_sub(g, feeds, _s, stats, rng)  # noqa: E731
-        donated = _donated(node, args, last_use.get(index, ()), own)
-        fused = fusions.get(index)
-        residual = None if fused is None else _value_of(node, fused.residual, env, outer)
-        epilogue = None if fused is None else fusion.epilogue_for(fused, residual, None)
-        t0 = time.perf_counter() if profile else 0.0
-        try:
-            results = evaluate(node, args, opset=opset_cache[node.domain], rng=rng,
-                               run_graph=run_sub, donated=donated, epilogue=epilogue,
-                               limit=limit)
-        except ResidualMismatch:  # the data contradicts a declared shape: run unfused
-            epilogue = None
-            results = evaluate(node, args, opset=opset_cache[node.domain], rng=rng,
-                               run_graph=run_sub, donated=donated, limit=limit)
-        if profile:
-            key = node.qualified_type
-            stats.per_op_seconds[key] = stats.per_op_seconds.get(key, 0.0) + \
-                time.perf_counter() - t0
+        pair = paired.get(index)  # its depthwise node's output, or None: run apart
+        results = None if pair is None else chains.run(pair, graph, node, args, [
+            _value_of(pair.node, v, env, outer) for v in pair.node.inputs[1:]])
+        fused = epilogue = None
+        if results is None:
+            donated = _donated(node, args, last_use.get(index, ()), own)
+            fused = fusions.get(index)
+            residual = None if fused is None else _value_of(node, fused.residual, env, outer)
+            epilogue = None if fused is None else fusion.epilogue_for(fused, residual, None)
+            t0 = time.perf_counter() if profile else 0.0
+            try:
+                results = evaluate(node, args, opset=opset_cache[node.domain], rng=rng,
+                                   run_graph=run_sub, donated=donated, epilogue=epilogue,
+                                   limit=limit)
+            except ResidualMismatch:  # the data contradicts a declared shape: run unfused
+                epilogue = None
+                results = evaluate(node, args, opset=opset_cache[node.domain], rng=rng,
+                                   run_graph=run_sub, donated=donated, limit=limit)
+            if profile:
+                key = node.qualified_type
+                stats.per_op_seconds[key] = stats.per_op_seconds.get(key, 0.0) + \
+                    time.perf_counter() - t0
+        else:
+            fused = pair  # (its output and the node it skips, as a fusion's)
         stats.nodes_run += 1
         if observe is not None:
             observe(node, results)
         outputs = node.outputs
-        if epilogue is not None:  # the value of the fused Add or activation
+        if epilogue is not None or fused is pair is not None:  # the fused nodes' value
             outputs = [fused.out]
             skipped.update(fused.skipped)
             stats.nodes_run += len(fused.skipped)  # computed, by the product's kernel
