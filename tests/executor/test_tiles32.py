@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from npuc.compiler.executor import threads
-from npuc.compiler.executor.kernels import conv_columns, tiles32
+from npuc.compiler.executor.kernels import conv_columns, conv_tasks, tiles32
 from npuc.compiler.executor.kernels.conv import conv_nd
 from npuc.compiler.executor.kernels.conv_depthwise import _depthwise2d, _depthwise_lanes, _depthwise_planes
 from npuc.compiler.executor.kernels.epilogue import Epilogue
@@ -118,13 +118,13 @@ def test_pointwise_convolutions_of_few_channels_take_tiles_and_keep_their_bits(m
     """A 1x1 convolution of 24 input channels with a fused clamp and residual: register
     tiles, the same bits on 1 and 2 threads, and the separate operations' bits."""
     calls = []
-    real = tiles32.gemm
+    real = conv_tasks.pointwise
 
-    def spy(*args):
-        calls.append(args[3])
+    def spy(*args):  # (its blocks call tiles32.gemm from Numba when ``tiled``)
+        calls.append(args[6])
         return real(*args)
 
-    monkeypatch.setattr(tiles32, "gemm", spy)
+    monkeypatch.setattr(conv_tasks, "pointwise", spy)
     rng = np.random.default_rng(3)
     x = rng.standard_normal((2, 24, 14, 15)).astype(np.float32)
     w = rng.standard_normal((40, 24, 1, 1)).astype(np.float32)
@@ -136,7 +136,7 @@ def test_pointwise_convolutions_of_few_channels_take_tiles_and_keep_their_bits(m
         with threads.product_precision("float32"):
             got.append(conv_nd(x, w, b, activation=Epilogue(None, "Clip", (0.0, 1.5),
                                                             residual=res)))
-    assert calls and got[0].tobytes() == got[1].tobytes()
+    assert calls and all(calls) and got[0].tobytes() == got[1].tobytes()
     with threads.product_precision("float32"):
         plain = conv_nd(x, w, b)
     want = np.minimum(np.maximum(plain + res, np.float32(0)), np.float32(1.5))

@@ -28,14 +28,12 @@ import weakref
 
 import numba as nb
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic
 
 from .. import threads
 from . import conv_columns, conv_depthwise, numpy_blas, tiles32
 from .conv_depthwise import LANES, _depthwise_lanes
 from .conv_gather import scratch
+from .conv_tasks import take as _take
 from .epilogue import Epilogue, bias_clamp
 from .windows import conv_geometry, conv_out_shape
 
@@ -87,18 +85,6 @@ def run(graph, first, second, x, w1, b1, w2, b2) -> np.ndarray | None:
 
     threads.parallel(work, threads.compute_threads())
     return out
-
-
-@intrinsic
-def _take(typingctx, counter):
-    """The value of ``counter[0]`` (an int64 array), increased by one atomically."""
-    sig = types.int64(counter)
-
-    def codegen(context, builder, signature, args):
-        data = context.make_array(signature.args[0])(context, builder, args[0]).data
-        return builder.atomic_rmw("add", data, ir.Constant(ir.IntType(64), 1), "seq_cst")
-
-    return sig, codegen
 
 
 @nb.njit(cache=True, nogil=True)
@@ -190,8 +176,9 @@ def _prepare(key, arrays, x, first, second) -> _Prepared:
     else:  # BLAS: conv_columns' blocks of rows, when it makes one block of positions
         fn, wide = numpy_blas.address()
         cols, rows = conv_columns.blocks_of(x.shape, w1.shape, mid[2:], 1)
-        if not fn or len(cols) != 1:
-            return p
+        if not fn or len(cols) != 1 or mid[2] * mid[3] == 1 or any(r1 - r0 == 1
+                                                                   for r0, r1 in rows):
+            return p  # (numpy takes gemv for a single row or column, not cblas_sgemm)
         p.blas = np.array([fn, int(wide)], np.int64)
         starts = [r0 for r0, _ in rows]
     p.bounds = np.array(starts + [m], np.int64)

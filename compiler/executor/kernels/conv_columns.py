@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import threads
-from . import tiles32
+from . import conv_tasks, tiles32
 from .conv_gather import gather_block, scratch
 
 COLUMN_BYTES = 1 << 22  # the gathered columns and result rows of one block (in L3)
@@ -110,6 +110,9 @@ def conv2d_columns(x, w, out, strides, pads, dilations, group, epilogue=None,
             return xs[b, g * cg:(g + 1) * cg, cols[ci][0]:cols[ci][1]]
 
         if xs.flags.c_contiguous:  # the register tiles read them in place
+            tiled = 0 < k <= TILES_MAX_K and wm.flags.c_contiguous
+            if conv_tasks.pointwise(wm, xs, out.reshape(n, m, p), cols, rows, epilogue, tiled):
+                return  # (the same blocks, without the interpreter: conv_tasks.py)
             whole = xs.reshape(-1)
 
             def spans(b, g, ci):
