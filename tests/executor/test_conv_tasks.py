@@ -74,3 +74,31 @@ def test_an_epilogue_it_cannot_apply_goes_through_the_interpreter():
     assert calls == [False]
     plain, _ = _conv(x, w, None, 1, None, 2, numba=True)
     assert np.allclose(got, 1 / (1 + np.exp(-plain.astype(np.float64))), atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(0, 40, 5, 5), (2, 40, 0, 5), (2, 0, 5, 5)])
+def test_empty_images_and_channels(shape):
+    x = np.zeros(shape, np.float32)
+    w = np.ones((8, shape[1], 1, 1), np.float32)
+    b = np.arange(8, dtype=np.float32)
+    got, _ = _conv(x, w, b, 1, Epilogue(None, "Relu", ()), 2, numba=True)
+    assert got.shape == (shape[0], 8, *shape[2:])
+    assert np.array_equal(got, np.broadcast_to(b.reshape(1, 8, 1, 1), got.shape))
+
+
+@pytest.mark.parametrize("products", ["float32", "float64"])
+@pytest.mark.parametrize("xs, ws, group", [((0, 8, 5, 5), (8, 8, 3, 3), 1),
+                                           ((0, 8, 5, 5), (8, 1, 3, 3), 8),
+                                           ((2, 8, 0, 5), (8, 8, 3, 3), 1),
+                                           ((2, 8, 5, 5), (0, 8, 1, 1), 1),
+                                           ((2, 0, 5, 5), (4, 0, 3, 3), 1)])
+def test_convolutions_of_empty_tensors(products, xs, ws, group):
+    """No image, no position, no output channel: an empty result; no input channel: the
+    bias alone (a sum of no terms)."""
+    x = np.zeros(xs, np.float32)
+    w = np.ones(ws, np.float32)
+    b = np.arange(ws[0], dtype=np.float32) + 1
+    with threads.product_precision(products):
+        y = conv_nd(x, w, b, group=group, pads=[1] * 4 if ws[2] == 3 else None)
+    assert y.shape == (xs[0], ws[0], *xs[2:])
+    assert np.array_equal(y, np.broadcast_to(b.reshape(1, -1, 1, 1), y.shape))

@@ -167,8 +167,8 @@ def _rows_per_block(m: int, batch: int) -> int:
     least 64 rows (fewer would repack the right-hand matrix too often)."""
     t = threads.compute_threads()
     if t <= 1 or batch >= 4 * t:
-        return m
-    return min(m, max(64, -(-m * batch // (4 * t))))
+        return max(1, m)  # (a product of no rows: one empty block)
+    return max(1, min(m, max(64, -(-m * batch // (4 * t)))))
 
 
 def wide_sum(x, axis=None, keepdims: bool = True) -> np.ndarray:

@@ -73,8 +73,9 @@ def conv_nd(x, w, b=None, strides=None, pads=None, dilations=None, group=1, out=
             cols = im2col(x, kshape, strides, pads, dilations, oshape,
                           accumulate.product_type(out.dtype) if out.dtype.kind == "f"
                           else out.dtype)
-            cols = cols.reshape(n, group, (c // group) * int(np.prod(kshape)), -1)
-        wm = w.reshape(group, m // group, -1)
+            cols = cols.reshape(n, group, (c // group) * int(np.prod(kshape)),
+                                int(np.prod(oshape)))
+        wm = w.reshape(group, m // group, (c // group) * int(np.prod(kshape)))
         accumulate.matmul(wm, cols, out=out)
     if b is not None:
         out += b.reshape((1, m) + (1,) * nd)

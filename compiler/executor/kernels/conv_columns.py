@@ -67,7 +67,7 @@ def plan(n: int, group: int, p: int, k: int, mg: int) -> tuple[list, list]:
     of ``mg`` output channels, ``p`` positions and ``k`` gathered rows each: up to
     :data:`TASKS` blocks of at least :data:`MIN_TASK` multiply-adds, by columns first,
     then by rows. A function of the shapes alone, never of the thread count."""
-    units = n * group
+    units = max(1, n * group)  # (no image: one empty block)
     want = max(1, min(TASKS, n * group * p * k * mg // MIN_TASK))
     cols = column_blocks(p, k, min(mg, MAX_ROWS), -(-want // units))
     rows = row_blocks(mg, -(-want // (units * len(cols))))
