@@ -71,7 +71,7 @@ def _conv(node, kernel: int | None) -> bool:
                                                                  for d in shape):
         return False
     if kernel == 1:
-        return shape[2:] == [1, 1] or tuple(shape[2:]) == (1, 1)
+        return tuple(shape[2:]) == (1, 1)
     return shape[1] == 1 and node.attrs.get("group", 1) == shape[0] > 1
 
 

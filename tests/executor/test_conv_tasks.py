@@ -91,7 +91,8 @@ def test_empty_images_and_channels(shape):
                                            ((0, 8, 5, 5), (8, 1, 3, 3), 8),
                                            ((2, 8, 0, 5), (8, 8, 3, 3), 1),
                                            ((2, 8, 5, 5), (0, 8, 1, 1), 1),
-                                           ((2, 0, 5, 5), (4, 0, 3, 3), 1)])
+                                           ((2, 0, 5, 5), (4, 0, 3, 3), 1),
+                                           ((2, 0, 5, 5), (4, 0, 1, 1), 1)])
 def test_convolutions_of_empty_tensors(products, xs, ws, group):
     """No image, no position, no output channel: an empty result; no input channel: the
     bias alone (a sum of no terms)."""

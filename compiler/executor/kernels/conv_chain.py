@@ -134,7 +134,8 @@ def _prepare(key, arrays, x, first, second) -> _Prepared:
     w1, b1, w2, b2 = arrays
     m = w1.shape[0] if w1.ndim == 4 else -1
     if (x.ndim != 4 or x.dtype != np.float32 or w1.dtype != np.float32 or w1.ndim != 4
-            or w1.shape[1] != x.shape[1] or w1.shape[2:] != (1, 1) or w2.dtype != np.float32
+            or w1.shape[1] != x.shape[1] or x.shape[1] == 0 or w1.shape[2:] != (1, 1)
+            or w2.dtype != np.float32
             or w2.ndim != 4 or w2.shape[:2] != (m, 1) or
             any(b is not None and (b.dtype != np.float32 or b.shape != (m,)) for b in (b1, b2))):
         return p

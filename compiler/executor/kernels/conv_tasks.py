@@ -43,8 +43,8 @@ def pointwise(wm, x, out, cols, rows, epilogue, tiled: bool) -> bool:
     group, then ``epilogue``; True when done, False when it cannot run here (an epilogue
     that is not bias, residual and clamp in float32, or no numpy BLAS to call)."""
     parts = None if epilogue is None else epilogue.tiles()
-    if (epilogue is not None and parts is None) or out.size == 0:
-        return False
+    if (epilogue is not None and parts is None) or out.size == 0 or wm.shape[2] == 0:
+        return False  # (a sum of no terms: numpy's product makes zeros without BLAS)
     fn, wide = (0, False) if tiled else numpy_blas.address()
     if not tiled and (not fn or any(p1 - p0 == 1 for p0, p1 in cols) or
                       any(r1 - r0 == 1 for r0, r1 in rows)):

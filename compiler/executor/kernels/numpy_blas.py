@@ -6,7 +6,8 @@ nodes against the nodes run apart) calls the same function with the same argumen
 :func:`sgemm` takes its address (found once, in the library numpy links, by
 ``threadpoolctl``) as an argument, so the compiled code holds no address and Numba can
 cache it. :func:`address` is 0 where the library or the function is not found (numpy
-built on another BLAS): callers then keep the interpreter's path.
+built on another BLAS), or where a small product through it does not give numpy's bits:
+callers then keep the interpreter's path.
 """
 
 from __future__ import annotations
@@ -29,11 +30,33 @@ _found: tuple[int, bool] | None = None
 
 def address() -> tuple[int, bool]:
     """``(address of numpy's cblas_sgemm, whether it takes 64-bit integers)``, or
-    ``(0, False)``."""
+    ``(0, False)``: found once, and kept only when a product through it has the bits of
+    ``numpy.matmul``'s."""
     global _found
     if _found is None:
         _found = _locate()
+        if _found[0] and not _agrees(*_found):
+            _found = (0, False)
     return _found
+
+
+def _agrees(fn: int, wide: bool) -> bool:
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((37, 53)).astype(np.float32)
+    b = rng.standard_normal((53, 29)).astype(np.float32)
+    c = np.full((37, 29), np.nan, np.float32)
+    sgemm(fn, wide, 37, 29, 53, a.reshape(-1), 0, 53, b.reshape(-1), 0, 29, c.reshape(-1), 0,
+          29)
+    return c.tobytes() == np.matmul(a, b).tobytes()
+
+
+def _wide_build() -> bool:
+    """Whether numpy's BLAS was built with 64-bit integers (``USE64BITINT``)."""
+    try:
+        config = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    except Exception:  # (an older numpy: no such report)
+        return False
+    return "USE64BITINT" in str(config.get("openblas configuration", ""))
 
 
 def _locate() -> tuple[int, bool]:
@@ -51,8 +74,8 @@ def _locate() -> tuple[int, bool]:
             continue
         for name, wide in SYMBOLS:
             fn = getattr(lib, name, None)
-            if fn is not None:
-                return ctypes.cast(fn, ctypes.c_void_p).value or 0, wide
+            if fn is not None:  # (a name without the suffix: the build says which)
+                return ctypes.cast(fn, ctypes.c_void_p).value or 0, wide or _wide_build()
     return 0, False
 
 

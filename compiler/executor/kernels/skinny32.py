@@ -38,8 +38,9 @@ def _dots(a, w, out, j0, j1):
 
 
 def matmul(a: np.ndarray, b: np.ndarray, y: np.ndarray, epilogue=None) -> None:
-    """``y = a @ b`` (:func:`.products32.skinny`), then ``epilogue`` on each block of columns on the
-    thread that computed it (called as :func:`.accumulate.matmul` calls it)."""
+    """``y = a @ b`` (:func:`.products32.skinny`), then ``epilogue`` on each block of
+    columns on the thread that computed it (called as :func:`.accumulate.matmul` calls
+    it)."""
     a = np.ascontiguousarray(a)  # (one layout: one compiled loop, the same bits)
     w = b.T
     m, n = y.shape
