@@ -248,7 +248,8 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
         results = None if pair is None else chains.run(pair, graph, node, args, [
             _value_of(pair.node, v, env, outer) for v in pair.node.inputs[1:]])
         fused = epilogue = None
-        if results is None:
+        merged = results is not None  # (the pair's output and the node it skips)
+        if not merged:
             donated = _donated(node, args, last_use.get(index, ()), own)
             fused = fusions.get(index)
             residual = None if fused is None else _value_of(node, fused.residual, env, outer)
@@ -267,12 +268,12 @@ def _run(graph: Graph, env: dict, stats: RunStats, profile: bool, rng, outer: di
                 stats.per_op_seconds[key] = stats.per_op_seconds.get(key, 0.0) + \
                     time.perf_counter() - t0
         else:
-            fused = pair  # (its output and the node it skips, as a fusion's)
+            fused = pair
         stats.nodes_run += 1
         if observe is not None:
             observe(node, results)
         outputs = node.outputs
-        if epilogue is not None or fused is pair is not None:  # the fused nodes' value
+        if epilogue is not None or merged:  # the value of the fused nodes
             outputs = [fused.out]
             skipped.update(fused.skipped)
             stats.nodes_run += len(fused.skipped)  # computed, by the product's kernel

@@ -30,7 +30,7 @@ import numba as nb
 import numpy as np
 
 from .. import threads
-from . import conv_columns, conv_depthwise, numpy_blas, tiles32
+from . import conv_columns, conv_depthwise, conv_prepared, numpy_blas, tiles32
 from .conv_depthwise import LANES, _depthwise_lanes
 from .conv_gather import scratch
 from .conv_tasks import take as _take
@@ -51,9 +51,7 @@ class _Prepared:
                  "geometry", "bias", "lo", "hi")
 
     def holds(self, key, arrays) -> bool:
-        return self.key == key and all(
-            (r is None and a is None) or (r is not None and r() is a)
-            for r, a in zip(self.refs, arrays))
+        return self.key == key and conv_prepared.same(self.refs, arrays)
 
 
 def run(graph, first, second, x, w1, b1, w2, b2) -> np.ndarray | None:
@@ -62,19 +60,17 @@ def run(graph, first, second, x, w1, b1, w2, b2) -> np.ndarray | None:
     None when the pair cannot run as one (nothing computed: run them apart)."""
     key = (x.shape, x.dtype, first.attrs, second.attrs)
     arrays = (w1, b1, w2, b2)
-    table = _PREPARED.get(graph)
-    if table is None:
-        table = _PREPARED[graph] = {}
-    p = table.get(id(first))
+    prepared = conv_prepared.table(_PREPARED, graph)
+    p = prepared.get(id(first))
     if p is None or not p.holds(key, arrays):
-        p = table[id(first)] = _prepare(key, arrays, x, first, second)
+        p = prepared[id(first)] = _prepare(key, arrays, x, first, second)
     if not p.usable:
         return None
     x = np.ascontiguousarray(x)
     out = np.empty(p.out_shape, np.float32)
     n, k, h, wd = x.shape
     (sh, sw), (ph, pw), (dh, dw) = p.geometry
-    row_bias, _, lo1, hi1, flags = p.first.tiles()
+    row_bias, _, lo1, hi1, flags = p.first
     counter = np.zeros(1, np.int64)  # the next task: taken by each thread in turn
     w2 = np.ascontiguousarray(w2)
 
@@ -130,7 +126,7 @@ def _activation(node) -> tuple:
 def _prepare(key, arrays, x, first, second) -> _Prepared:
     p = _Prepared()
     p.key, p.usable = (key[0], key[1], dict(key[2]), dict(key[3])), False
-    p.refs = tuple(None if a is None else weakref.ref(a) for a in arrays)
+    p.refs = conv_prepared.refs(arrays)
     w1, b1, w2, b2 = arrays
     m = w1.shape[0] if w1.ndim == 4 else -1
     if (x.ndim != 4 or x.dtype != np.float32 or w1.dtype != np.float32 or w1.ndim != 4
@@ -161,8 +157,10 @@ def _prepare(key, arrays, x, first, second) -> _Prepared:
                                               dilations))
     p.geometry = (tuple(strides), (pads[0], pads[1]), tuple(dilations))
     act, params = first_act
-    p.first = Epilogue(None if b1 is None else b1.reshape(m, 1), act, params)
-    if p.first.tiles() is None:
+    # (row bias, residual, lo, hi, flags): the 1x1 convolution's epilogue, as the tiles
+    # take it
+    p.first = Epilogue(None if b1 is None else b1.reshape(m, 1), act, params).tiles()
+    if p.first is None:
         return p
     p.bias = _NONE if b2 is None else np.ascontiguousarray(b2)
     p.lo, p.hi = second_act

@@ -34,18 +34,36 @@ from .windows import conv_geometry, conv_out_shape
 _PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def table(store: weakref.WeakKeyDictionary, graph) -> dict:
+    """The preparations of ``graph`` in ``store`` (a graph's, by a key of its node)."""
+    found = store.get(graph)
+    if found is None:
+        found = store[graph] = {}
+    return found
+
+
+def refs(arrays) -> tuple:
+    """Weak references to ``arrays`` (None stays None): what a preparation keeps."""
+    return tuple(None if a is None else weakref.ref(a) for a in arrays)
+
+
+def same(kept: tuple, arrays) -> bool:
+    """Whether ``arrays`` are the very arrays :func:`refs` was given."""
+    return all((r is None and a is None) or (r is not None and r() is a)
+               for r, a in zip(kept, arrays))
+
+
 class _Prepared:
     """What a convolution node computes the same way on every run (``usable`` False: it
     goes through :func:`.conv.conv_nd`)."""
 
-    __slots__ = ("attrs", "shape", "w", "b", "act", "usable", "strides", "pads",
+    __slots__ = ("attrs", "shape", "arrays", "act", "usable", "strides", "pads",
                  "dilations", "group", "out_shape", "depthwise", "epilogue", "blocks",
                  "activation")
 
     def holds(self, attrs, x, w, b, act) -> bool:
-        return (self.w() is w and (self.b is None if b is None else self.b() is b)
-                and self.shape == x.shape and x.dtype == np.float32 and self.act == act
-                and self.attrs == attrs)
+        return (same(self.arrays, (w, b)) and self.shape == x.shape
+                and x.dtype == np.float32 and self.act == act and self.attrs == attrs)
 
 
 def parts(epilogue) -> tuple[tuple, np.ndarray | None]:
@@ -66,12 +84,10 @@ def run(inputs, attrs, ctx, act: tuple, residual) -> np.ndarray | None:
         return None
     x, w = inputs[0], inputs[1]
     b = inputs[2] if len(inputs) > 2 else None
-    table = _PREPARED.get(graph)
-    if table is None:
-        table = _PREPARED[graph] = {}
-    p = table.get(id(node))
+    prepared = table(_PREPARED, graph)
+    p = prepared.get(id(node))
     if p is None or not p.holds(attrs, x, w, b, act):
-        p = table[id(node)] = _prepare(attrs, ctx, x, w, b, act)
+        p = prepared[id(node)] = _prepare(attrs, ctx, x, w, b, act)
     if not p.usable or (residual is not None and (p.depthwise or residual.dtype != np.float32
                                                   or not residual.flags.c_contiguous)):
         return None
@@ -89,7 +105,7 @@ def run(inputs, attrs, ctx, act: tuple, residual) -> np.ndarray | None:
 def _prepare(attrs, ctx, x, w, b, act) -> _Prepared:
     p = _Prepared()
     p.attrs, p.shape, p.act = dict(attrs), x.shape, act
-    p.w, p.b = weakref.ref(w), None if b is None else weakref.ref(b)
+    p.arrays = refs((w, b))
     p.usable = False
     group = attrs.get("group", 1)
     if (x.ndim != 4 or w.ndim != 4 or x.dtype != np.float32 or w.dtype != np.float32
