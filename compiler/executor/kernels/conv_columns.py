@@ -28,10 +28,13 @@ from .conv_gather import gather_block, scratch
 
 COLUMN_BYTES = 1 << 22  # the gathered columns and result rows of one block (in L3)
 MIN_COLUMNS, MAX_COLUMNS = 512, 4096  # narrower blocks repack the weights too often
-# products summing over at most this many terms (1x1 convolutions of few input channels)
-# run as register tiles (tiles32): in MobileNetV2 1.1-1.3x faster than OpenBLAS, which
-# packs both operands on each call; with more terms OpenBLAS was as fast or faster
-TILES_MAX_K = 32
+# products summing over at most this many terms (1x1 convolutions of few input channels,
+# the 7x7 stem) run as register tiles (tiles32): in MobileNetV2 1.1-1.3x faster than
+# OpenBLAS, which packs both operands on each call, and 7-20% faster on ResNet-50's 1x1
+# convolutions of 64 to 256 channels (whole runs, paired: ResNet-50 1-4% faster than
+# with 32 here, MobileNetV2 3%); with more terms OpenBLAS was as fast or faster (5-15%
+# on ResNet-50's 3x3 and wide 1x1 convolutions)
+TILES_MAX_K = 256
 MAX_ROWS = 512  # output channels of one BLAS call
 MIN_ROWS = 32  # output channels of one BLAS call when a convolution's rows are split
 SHARED_BYTES = 1 << 25  # columns gathered once for several blocks of rows, at most

@@ -37,7 +37,7 @@ from .binary import clip_value
 MR, NR = 4, 24  # a register tile: MR rows by NR columns (MR * NR / 8 = 12 accumulators)
 NR_TAIL = 8  # the columns of a tile of the last columns of a block (one vector per row)
 KC = 128  # the sum is cut in blocks of KC terms: NR columns of KC rows of B stay in L1
-NB = 8 * NR  # the columns of a block: KC x NB of B in L2
+NB = 16 * NR  # the columns of a block at most: KC x NB of B in L2
 LANES = 8
 
 CONTINUE, BIAS, RESIDUAL, CLAMP = 1, 2, 4, 8  # flags of a tile
@@ -176,7 +176,8 @@ def gemm(a, aoff, lda, m, k, b, boff, ldb, n, c, coff, ldc, bias, res, lo, hi, f
     ``res`` laid out as ``c``; :data:`CLAMP`: to ``[lo, hi]``). All arrays are 1-D
     float32; ``c`` must not overlap ``a``, ``b`` or ``res``.
 
-    The columns go in blocks of :data:`NB`; a block's rows of B, :data:`KC` at a time,
+    The columns go in balanced blocks of at most :data:`NB` (a short last block would
+    read all of A again for a few columns); a block's rows of B, :data:`KC` at a time,
     are copied into panels of :data:`NR` columns (the last padded with zeros), each
     panel multiplied by every :data:`MR` weight rows while it is in L1. Tiles at the
     block's edges (the last rows when ``m`` is not a multiple of MR, the last columns
@@ -186,15 +187,17 @@ def gemm(a, aoff, lda, m, k, b, boff, ldb, n, c, coff, ldc, bias, res, lo, hi, f
     epi = flags & (BIAS | RESIDUAL | CLAMP)
     mfull = m - m % MR
     mpad = mfull + (MR if m > mfull else 0)
-    npan_max = -(-min(n, NB) // NR)
+    per = -(-n // max(1, -(-n // NB)))  # the columns in blocks of at most NB, balanced,
+    step = max(NR, -(-per // NR) * NR)  # each a whole number of panels but the last
+    npan_max = -(-min(n, step) // NR)
     bp = np.empty(KC * npan_max * NR, np.float32)
     ta = np.empty(MR * KC, np.float32)  # the last rows' weights, padded with zero rows
     wpad = npan_max * NR
     trows = np.empty(MR * wpad, np.float32)  # the last rows' tiles (ldc = wpad)
     tcols = np.empty(mpad * NR_TAIL, np.float32)  # each row panel's last short tile
     none = bias[:0]
-    for j0 in range(0, n, NB):
-        w = min(NB, n - j0)
+    for j0 in range(0, n, step):
+        w = min(step, n - j0)
         npan = -(-w // NR)
         chunks = -(-(w - (npan - 1) * NR) // NR_TAIL)  # 8-column tiles of the last panel
         short = w % NR_TAIL  # the width of the last one, when short
@@ -241,6 +244,24 @@ def gemm(a, aoff, lda, m, k, b, boff, ldb, n, c, coff, ldc, bias, res, lo, hi, f
                     mfull, res, lo, hi, epi)
 
 
+@intrinsic
+def _copy_row(typingctx, src, soff, dst, doff):
+    """``dst[doff:doff + NR] = src[soff:soff + NR]`` as :data:`NR` / 8 vector moves (the
+    arrays may not overlap: numba's loop, not knowing it, moves one float at a time)."""
+    sig = types.void(src, soff, dst, doff)
+
+    def codegen(context, builder, signature, args):
+        _, soff_, _, doff_ = args
+        g = _IR(context, builder, signature, args, signature.args[0].dtype)
+        ps, pd = g.data(0), g.data(2)
+        for q in range(NR // LANES):
+            v = g.load(ps, builder.add(soff_, g.const(q * LANES)))
+            builder.store(v, g.vptr(pd, builder.add(doff_, g.const(q * LANES))), align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
 @nb.njit(cache=True, nogil=True)
 def _pack(b, boff, ldb, kc, w, bp):
     """Rows ``t < kc`` of the ``w`` columns at ``b[boff + t*ldb:]`` into panels of NR
@@ -248,17 +269,17 @@ def _pack(b, boff, ldb, kc, w, bp):
     npan = -(-w // NR)
     for p in range(npan):
         cols = min(NR, w - p * NR)
+        if cols == NR:
+            for t in range(kc):
+                _copy_row(b, boff + t * ldb + p * NR, bp, (p * kc + t) * NR)
+            continue
         for t in range(kc):
             src = b[boff + t * ldb + p * NR:boff + t * ldb + p * NR + cols]
             dst = bp[(p * kc + t) * NR:(p * kc + t + 1) * NR]
-            if cols == NR:
-                for j in range(NR):
-                    dst[j] = src[j]
-            else:
-                for j in range(cols):
-                    dst[j] = src[j]
-                for j in range(cols, NR):
-                    dst[j] = 0
+            for j in range(cols):
+                dst[j] = src[j]
+            for j in range(cols, NR):
+                dst[j] = 0
 
 
 @nb.njit(cache=True, nogil=True)
