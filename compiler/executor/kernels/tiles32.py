@@ -39,6 +39,8 @@ NR_TAIL = 8  # the columns of a tile of the last columns of a block (one vector 
 KC = 128  # the sum is cut in blocks of KC terms: NR columns of KC rows of B stay in L1
 NB = 16 * NR  # the columns of a block at most: KC x NB of B in L2
 LANES = 8
+INPLACE_ROWS = 32  # products of at most this many rows read B's full panels in place
+# (packed, each panel would serve at most 8 tiles: 1-2% of MobileNetV2's run)
 
 CONTINUE, BIAS, RESIDUAL, CLAMP = 1, 2, 4, 8  # flags of a tile
 
@@ -179,7 +181,8 @@ def gemm(a, aoff, lda, m, k, b, boff, ldb, n, c, coff, ldc, bias, res, lo, hi, f
     The columns go in balanced blocks of at most :data:`NB` (a short last block would
     read all of A again for a few columns); a block's rows of B, :data:`KC` at a time,
     are copied into panels of :data:`NR` columns (the last padded with zeros), each
-    panel multiplied by every :data:`MR` weight rows while it is in L1. Tiles at the
+    panel multiplied by every :data:`MR` weight rows while it is in L1 (with at most
+    :data:`INPLACE_ROWS` rows, the full panels are read in place instead). Tiles at the
     block's edges (the last rows when ``m`` is not a multiple of MR, the last columns
     short of :data:`NR_TAIL`) are computed whole into buffers of their own, then
     finished and copied."""
@@ -196,6 +199,7 @@ def gemm(a, aoff, lda, m, k, b, boff, ldb, n, c, coff, ldc, bias, res, lo, hi, f
     trows = np.empty(MR * wpad, np.float32)  # the last rows' tiles (ldc = wpad)
     tcols = np.empty(mpad * NR_TAIL, np.float32)  # each row panel's last short tile
     none = bias[:0]
+    inplace = mpad <= INPLACE_ROWS
     for j0 in range(0, n, step):
         w = min(step, n - j0)
         npan = -(-w // NR)
@@ -205,33 +209,40 @@ def gemm(a, aoff, lda, m, k, b, boff, ldb, n, c, coff, ldc, bias, res, lo, hi, f
             kc = min(KC, k - k0)
             more = CONTINUE if k0 > 0 else 0
             f = more | (epi if k0 + kc == k else 0)
-            _pack(b, boff + k0 * ldb + j0, ldb, kc, w, bp)
+            # panels read in place (few rows: packing would cost more than it saves),
+            # the others (a short last one always) packed into bp
+            full = w // NR if inplace else 0
+            if full < npan:
+                _pack(b, boff + k0 * ldb + j0 + full * NR, ldb, kc, w - full * NR, bp)
             if m > mfull:  # (the rows past m stay zero whatever kc is)
                 for i in range(MR):
                     for t in range(kc):
                         ta[i * kc + t] = a[aoff + (mfull + i) * lda + k0 + t] \
                             if mfull + i < m else 0
             for p in range(npan):
-                po = p * kc * NR
+                if p < full:
+                    src, so, sld = b, boff + k0 * ldb + j0 + p * NR, ldb
+                else:
+                    src, so, sld = bp, (p - full) * kc * NR, NR
                 last = p == npan - 1 and w - p * NR < NR
                 for i0 in range(0, mpad, MR):
                     if i0 < mfull:
                         ao, ld = aoff + i0 * lda + k0, lda
                         if not last:
-                            _tile(a, ao, ld, bp, po, NR, c, coff + i0 * ldc + j0 + p * NR, ldc,
-                                  kc, f, bias, i0, res, lo, hi)
+                            _tile(a, ao, ld, src, so, sld, c, coff + i0 * ldc + j0 + p * NR,
+                                  ldc, kc, f, bias, i0, res, lo, hi)
                             continue
                         for q in range(chunks):
                             j = p * NR + q * NR_TAIL
                             if q == chunks - 1 and short:
-                                _tail(a, ao, ld, bp, po + q * NR_TAIL, NR, tcols,
+                                _tail(a, ao, ld, src, so + q * NR_TAIL, sld, tcols,
                                       i0 * NR_TAIL, NR_TAIL, kc, more, none, 0, none, lo, hi)
                             else:
-                                _tail(a, ao, ld, bp, po + q * NR_TAIL, NR, c,
+                                _tail(a, ao, ld, src, so + q * NR_TAIL, sld, c,
                                       coff + i0 * ldc + j0 + j, ldc, kc, f, bias, i0, res,
                                       lo, hi)
                     else:  # the last rows, whole panels into trows
-                        _tile(ta, 0, kc, bp, po, NR, trows, p * NR, wpad, kc, more, none, 0,
+                        _tile(ta, 0, kc, src, so, sld, trows, p * NR, wpad, kc, more, none, 0,
                               none, lo, hi)
         # the edge tiles: finished (bias, residual, clamp) and copied
         if short:
