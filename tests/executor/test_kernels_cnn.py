@@ -115,16 +115,22 @@ def test_average_pool_is_the_row_major_float32_sum_divided_by_the_count(case, in
 
 
 @SETTINGS
-@given(pools(), st.sampled_from(["MaxPool", "AveragePool"]))
-def test_each_fast_pool_loop_gives_the_general_loops_bits(case, op):
-    """The grouped, row and plane loops of the 2-D pools against the general loop, on
-    inputs with repeated values and zeros of both signs (which a maximum keeps first)."""
+@given(pools(), st.sampled_from(["MaxPool", "AveragePool"]), st.integers(1, 4),
+       st.booleans())
+def test_each_fast_pool_loop_gives_the_general_loops_bits(case, op, copies, specials):
+    """The eight-plane, grouped, row and plane loops of the 2-D pools against the general
+    loop, on inputs with repeated values and zeros of both signs (which a maximum keeps
+    first), NaN and infinities, and up to 40 planes (whole and partial groups of eight)."""
     from npuc.compiler.executor.kernels import pool2d
     from npuc.compiler.executor.kernels.pool import pool_nd
 
     x, attrs = case
+    x = np.concatenate([x * (-1) ** i for i in range(copies)], axis=1)
     x = np.round(x * 2) / 2  # ties, and -0.0 next to 0.0
     x[x == 0] = np.where(np.arange((x == 0).sum()) % 2, -0.0, 0.0)
+    if specials:
+        flat = x.reshape(-1)
+        flat[::7], flat[3::11], flat[5::13] = np.nan, -np.inf, np.inf
     k, s, d = attrs["kernel_shape"], attrs["strides"], attrs["dilations"]
     pads = conv_pads(attrs.get("auto_pad", "NOTSET"), x.shape[2:], k, s, d, attrs.get("pads"),
                      None)
@@ -132,13 +138,15 @@ def test_each_fast_pool_loop_gives_the_general_loops_bits(case, op):
                             attrs.get("auto_pad", "NOTSET"))
     mode = pool2d.MAX if op == "MaxPool" else pool2d.AVG
     want = pool_nd(x, mode, k, s, pads, d, oshape)[0]
-    for small in (0, 1 << 30):  # the grouped loop for none, then for every plane
-        old = pool2d.SMALL_PLANE
-        pool2d.SMALL_PLANE = small
+    # eight planes at a time (float32 planes of up to 128 x 128 take them), then without:
+    # the grouped loop for none, then for every plane
+    for lanes, small in ((True, 0), (False, 0), (False, 1 << 30)):
+        old = pool2d.SMALL_PLANE, pool2d.LANES_ON
+        pool2d.SMALL_PLANE, pool2d.LANES_ON = small, lanes
         try:
             got = pool2d._pool2d_fast(x, mode, k, s, pads, d, oshape, False)
         finally:
-            pool2d.SMALL_PLANE = old
+            pool2d.SMALL_PLANE, pool2d.LANES_ON = old
         np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
 
 

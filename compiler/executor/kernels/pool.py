@@ -78,9 +78,9 @@ def _pool3d(x, out, idx, q0, q1, mode, k, s, pb, pe, dl, count_pad, p, storage_o
                                     continue
                                 v = x[q, xa, xb, xc]
                                 n_in += 1
-                                if mode == MAX:
-                                    if v > best or bi < 0:
-                                        best = v
+                                if mode == MAX:  # from -inf: a NaN never wins
+                                    if v > best or bi < 0:  # (else the first tap's index)
+                                        best = v if v > best else best
                                         if storage_order == 0:
                                             bi = (xa * ib + xb) * ic + xc
                                         else:

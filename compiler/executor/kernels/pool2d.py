@@ -12,13 +12,17 @@ then one division for averages.
 
 from __future__ import annotations
 
+import functools
+
 import numba as nb
 import numpy as np
 
 from .. import threads
+from . import pool_lanes
 from .windows import _copy_every, pad_phases
 
 MAX, AVG, LP = 0, 1, 2
+LANES_ON = True
 
 
 U = np.uint64  # unsigned offsets: indexing skips the negative-index test, loops vectorise
@@ -291,6 +295,19 @@ def _window_counts(in_len, out_len, k, s, pb, pe, d, include_pad):
     return ok.sum(axis=1)
 
 
+@functools.lru_cache(maxsize=256)
+def _divisors(h, w, out_shape, kernel_shape, strides, pads, dilations, include_pad, dtype):
+    """The counted positions of each window of a 2-D average (oh x ow, read-only), kept
+    per geometry: computing them took a third of a 28 x 28 pool's time."""
+    ch = _window_counts(h, out_shape[0], kernel_shape[0], strides[0], pads[0], pads[2],
+                        dilations[0], include_pad)
+    cw = _window_counts(w, out_shape[1], kernel_shape[1], strides[1], pads[1], pads[3],
+                        dilations[1], include_pad)
+    div = np.maximum(ch[:, None] * cw[None, :], 1).astype(dtype)
+    div.flags.writeable = False
+    return div
+
+
 def _pool2d_fast(x, mode, kernel_shape, strides, pads, dilations, out_shape, count_include_pad):
     """2-D max or average pool in blocks of planes on npuc's threads (``x`` read in place
     when C-contiguous, else copied once)."""
@@ -298,12 +315,16 @@ def _pool2d_fast(x, mode, kernel_shape, strides, pads, dilations, out_shape, cou
     out = np.empty((n, c, *out_shape), dtype=x.dtype)
     div = np.ones((0, 0), dtype=x.dtype)
     if mode == AVG:
-        ch = _window_counts(h, out_shape[0], kernel_shape[0], strides[0], pads[0], pads[2],
-                            dilations[0], count_include_pad)
-        cw = _window_counts(w, out_shape[1], kernel_shape[1], strides[1], pads[1], pads[3],
-                            dilations[1], count_include_pad)
-        div = np.maximum(ch[:, None] * cw[None, :], 1).astype(x.dtype)
+        div = _divisors(h, w, tuple(out_shape), tuple(kernel_shape), tuple(strides),
+                        tuple(pads), tuple(dilations), bool(count_include_pad), x.dtype)
     args = (mode == MAX, *kernel_shape, *strides, pads[0], pads[1], *dilations)
+    if x.dtype == np.float32 and h * w <= pool_lanes.LANES_AREA and LANES_ON:
+        xf, of, divf = np.ascontiguousarray(x).reshape(-1), out.reshape(-1), div.reshape(-1)
+        step = -(-threads.block(n * c) // pool_lanes.LANES) * pool_lanes.LANES
+        threads.parallel(lambda i: pool_lanes.pool_lanes(
+            xf, h, w, of, *out_shape, i * step, min(n * c, (i + 1) * step), divf, *args),
+            -(-(n * c) // step))
+        return out
     if out_shape[0] * out_shape[1] <= SMALL_PLANE:  # tiny planes: taps over groups of them
         xf, of, divf = np.ascontiguousarray(x).reshape(-1), out.reshape(-1), div.reshape(-1)
         step = threads.block(n * c)

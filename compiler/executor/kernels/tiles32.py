@@ -309,7 +309,7 @@ def _finish(t, toff, ldt, rows, cols, c, coff, ldc, bias, bo, res, lo, hi, epi):
             c[coff + i * ldc + j] = v
 
 
-def _taps_kernel(count: int):
+def taps_kernel(count: int, reduce: str = "products"):
     """The intrinsic ``taps(x, xoff, xstep, offs, k, nt, bias, lo, hi, flags, out, ooff)``:
     eight channels of ``count`` outputs of a depthwise convolution, the outputs'
     windows ``xstep`` apart in ``x``, each as a vector:
@@ -317,7 +317,10 @@ def _taps_kernel(count: int):
     in order (a product, then a sum: :func:`.conv_depthwise._depthwise_planes`'s arithmetic, lane
     by lane), then ``+ bias[0:8]`` (:data:`BIAS`) and the clamp (:data:`CLAMP`), stored
     to ``out[ooff + 8p:][:8]``. The outputs' sums are independent chains, which the
-    processor overlaps."""
+    processor overlaps. A pool's instead (``k`` unread), the taps in order: ``reduce``
+    ``"max"``, ``acc = -inf; acc = x if x > acc else acc`` (a NaN never wins), or
+    ``"sum"``, ``acc = +0.0; acc = acc + x``."""
+    maximum = reduce == "max"
 
     @intrinsic
     def taps(typingctx, x, xoff, xstep, offs, k, nt, bias, lo, hi, flags, out, ooff):
@@ -330,16 +333,20 @@ def _taps_kernel(count: int):
             with builder.goto_entry_block():
                 acc = [builder.alloca(g.vt) for _ in range(count)]
             for a in acc:
-                builder.store(ir.Constant(g.vt, [0.0] * LANES), a)
+                builder.store(ir.Constant(g.vt, [-np.inf if maximum else 0.0] * LANES), a)
             starts = [builder.add(xoff_, builder.mul(xstep_, g.const(p))) for p in range(count)]
             with cgutils.for_range(builder, nt_) as loop:
                 t = loop.index
                 off = builder.load(builder.gep(po, [t]))
-                kv = g.load(pk, builder.mul(t, g.const(LANES)))
+                kv = g.load(pk, builder.mul(t, g.const(LANES))) if reduce == "products" \
+                    else None
                 for p in range(count):
-                    xv = g.load(px, builder.add(starts[p], off))
-                    builder.store(builder.fadd(builder.load(acc[p]), builder.fmul(kv, xv)),
-                                  acc[p])
+                    xv, av = g.load(px, builder.add(starts[p], off)), builder.load(acc[p])
+                    if maximum:
+                        v = builder.select(builder.fcmp_ordered(">", xv, av), xv, av)
+                    else:
+                        v = builder.fadd(av, xv if kv is None else builder.fmul(kv, xv))
+                    builder.store(v, acc[p])
             with builder.if_then(g.flag(flags_, BIAS)):
                 bv = g.load(pb, g.const(0))
                 for a in acc:
@@ -359,5 +366,5 @@ def _taps_kernel(count: int):
 
 
 POSITIONS = 4  # outputs of one call of taps
-taps = _taps_kernel(POSITIONS)
-taps1 = _taps_kernel(1)
+taps = taps_kernel(POSITIONS)
+taps1 = taps_kernel(1)
