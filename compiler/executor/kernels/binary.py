@@ -13,7 +13,7 @@ import numpy as np
 from npuc.ir.errors import NpucError, UnsupportedError
 
 from .. import threads
-from . import in_place, reusable
+from . import in_place, reusable, select
 from .checks import checked_kernel
 
 _NATIVE = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
@@ -201,7 +201,8 @@ _variadic("Min", np.minimum)
 def where(inputs, attrs, ctx):
     """ONNX Where."""
     c, x, y = inputs
-    return [np.where(c, x, y).astype(x.dtype, copy=False)]
+    fast = select.where(c, x, y)  # (large same-shape operands: without branches)
+    return [fast if fast is not None else np.where(c, x, y).astype(x.dtype, copy=False)]
 
 
 @nb.njit(cache=True, nogil=True, inline="always")

@@ -15,7 +15,7 @@ from numba import njit
 from npuc.ir.errors import UnsupportedError
 
 from .. import threads
-from . import in_place, reusable, vecmath
+from . import in_place, reusable, select, vecmath
 from .checks import checked_kernel
 
 _NATIVE_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
@@ -151,7 +151,7 @@ def relu(inputs, attrs, ctx):
     dest = reusable(ctx, inputs, 0, x.shape, x.dtype)
     if x.dtype in (np.float32, np.float64) and x.flags.c_contiguous:  # blocks on the pool
         dest = np.empty_like(x) if dest is None else dest
-        threads.by_elements(np.maximum, dest, x, x.dtype.type(0))
+        select.relu(x, dest)
         return [dest]
     if dest is not None and x.dtype in _NATIVE_FLOATS:
         return [np.maximum(x, 0, out=dest)]
@@ -162,7 +162,10 @@ def relu(inputs, attrs, ctx):
 def leaky_relu(inputs, attrs, ctx):
     """ONNX LeakyRelu."""
     alpha = attrs.get("alpha", 0.01)
-    return [_float_op(lambda v: np.where(v < 0, v * alpha, v))(inputs[0])]
+    x = inputs[0]
+    if x.dtype in (np.float32, np.float64) and x.flags.c_contiguous:
+        return [select.leaky_relu(x, alpha)]
+    return [_float_op(lambda v: np.where(v < 0, v * alpha, v))(x)]
 
 
 @checked_kernel("PRelu")
