@@ -1,7 +1,9 @@
 """Fusions the executor makes as it runs a graph in float32 products, the graph unchanged.
 
 A residual connection: a convolution or a matrix product whose only reader is an Add of a
-tensor computed before it, and the Relu or Clip that may be the Add's only reader.
+tensor computed before it, and the Relu or Clip that may be the Add's only reader; and a
+product's Relu or Clip alone (a graph as imported: npuc's optimizer fuses those into the
+product itself).
 ResNet-50 spent about a tenth of its run in these Adds and Relus, each a pass over a whole
 tensor that was in cache when the convolution wrote it block by block, and a transformer
 adds its residual after two products of every layer. The run computes them with the
@@ -41,12 +43,12 @@ ACTIVATIONS = ("Relu", "Clip")
 
 @dataclass(frozen=True)
 class Residual:
-    """The product at ``node`` adds ``residual`` and applies ``act`` (a node, or None) and
-    makes ``out``; the nodes at ``skipped`` (a Reshape between them, the Add, the
-    activation) do not run."""
+    """The product at ``node`` adds ``residual`` (None: no Add) and applies ``act`` (a
+    node, or None) and makes ``out``; the nodes at ``skipped`` (a Reshape between them,
+    the Add, the activation) do not run."""
 
     node: int
-    residual: object  # the Add's other input (a Value)
+    residual: object  # the Add's other input (a Value), or None
     act: object  # the Relu or Clip node, or None
     out: object  # the Value the fused node computes
     skipped: tuple[int, ...]
@@ -68,6 +70,10 @@ def plan(graph: Graph) -> dict[int, Residual]:
         y = node.outputs[0]
         if y is None or y.shape is None or len(y.shape) < 2:  # (a product of vectors)
             continue
+        alone = _activation(y, i, kept, graph, position)
+        if alone is not None:
+            fused[i] = alone
+            continue
         through = _only_reader(y, ("Reshape",), kept, graph)
         if through is not None:
             y = through.outputs[0]
@@ -87,6 +93,19 @@ def plan(graph: Graph) -> dict[int, Residual]:
                             through is not None, params)
         taken.add(id(add))
     return fused
+
+
+def _activation(y, index: int, kept, graph, position: dict) -> Residual | None:
+    """The fusion of a float32 product's Relu or Clip (constant bounds) that alone reads
+    it, without a residual (an imported graph's, which npuc's optimizer would have fused
+    into the product); None when there is none."""
+    act = _only_reader(y, ACTIVATIONS, kept, graph)
+    if act is None or act.inputs[0] is not y or getattr(y.type, "dtype", None) != f32:
+        return None
+    params = _clip_bounds(act) if act.op_type == "Clip" else ()
+    if params is None:
+        return None
+    return Residual(index, None, act, act.outputs[0], (position[id(act)],), False, params)
 
 
 def _only_reader(v, ops, kept, graph, domains=("",)):
@@ -136,10 +155,11 @@ def _clip_bounds(clip) -> tuple | None:
 
 def epilogue_for(fusion: Residual, residual: np.ndarray, ctx) -> Epilogue | None:
     """The epilogue of the fused product, or None when ``residual`` is not a float32
-    array the epilogue can read (the nodes then run unfused)."""
+    array the epilogue can read (the nodes then run unfused); without a residual (a
+    fused activation alone), its activation."""
     from .kernels.epilogue import Epilogue
 
-    if residual.dtype != np.float32:
+    if residual is not None and residual.dtype != np.float32:
         return None
     act = "" if fusion.act is None else fusion.act.op_type
     key = (act, fusion.params)
@@ -148,7 +168,8 @@ def epilogue_for(fusion: Residual, residual: np.ndarray, ctx) -> Epilogue | None
         template = Epilogue(None, act, fusion.params, ctx)
         if ctx is None:  # (the same for every run and node: decided once)
             _TEMPLATES[key] = template
-    return template.with_residual(np.ascontiguousarray(residual))
+    return template if residual is None else \
+        template.with_residual(np.ascontiguousarray(residual))
 
 
 _TEMPLATES: dict[tuple, Epilogue] = {}  # (activation, params) -> its epilogue without residual

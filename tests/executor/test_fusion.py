@@ -288,3 +288,84 @@ def test_a_residual_whose_declared_shape_is_wrong_runs_the_nodes_separately():
     _compare(model, {"a": rng.standard_normal((5, 7)).astype(np.float32),
                      "r0": rng.standard_normal((1, 3)).astype(np.float32),
                      "shape": np.array([1, 3], np.int64)}, 1)
+
+
+def _activation_model(rng, kind, act, bounds="constant", also=None):
+    """x (2, 3, 7, 9) -> a product -> Relu or Clip -> y: a Conv (3x3 or 1x1), or a MatMul
+    or Gemm over the last axis. ``bounds``: the Clip's as initializers or as graph inputs;
+    ``also``: "output" (the product is a graph output too) or "reader" (a Neg reads it)."""
+    w4 = rng.standard_normal((5, 3, 3, 3)).astype(np.float32) * .3
+    inits = [numpy_helper.from_array(w4, "w3"), numpy_helper.from_array(w4[:, :, :1, :1].copy(), "w1"),
+             numpy_helper.from_array(rng.standard_normal((9, 4)).astype(np.float32), "wm"),
+             numpy_helper.from_array(rng.standard_normal(5).astype(np.float32), "b"),
+             numpy_helper.from_array(np.array([42, 9], np.int64), "rows")]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 7, 9])]
+    if kind == "conv3":
+        nodes, shape = [helper.make_node("Conv", ["x", "w3", "b"], ["p"], pads=[1] * 4)], [2, 5, 7, 9]
+    elif kind == "conv1":
+        nodes, shape = [helper.make_node("Conv", ["x", "w1"], ["p"])], [2, 5, 7, 9]
+    elif kind == "matmul":
+        nodes, shape = [helper.make_node("MatMul", ["x", "wm"], ["p"])], [2, 3, 7, 4]
+    else:
+        nodes = [helper.make_node("Reshape", ["x", "rows"], ["x2"]),
+                 helper.make_node("Gemm", ["x2", "wm"], ["p"])]
+        shape = [42, 4]
+    if act == "Relu":
+        nodes.append(helper.make_node("Relu", ["p"], ["y"]))
+    else:
+        nodes.append(helper.make_node("Clip", ["p", "lo", "hi"], ["y"]))
+        if bounds == "constant":
+            inits += [numpy_helper.from_array(np.float32(-0.25), "lo"),
+                      numpy_helper.from_array(np.float32(0.75), "hi")]
+        else:
+            inputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, []) for n in ("lo", "hi")]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)]
+    if also == "output":
+        outputs.append(helper.make_tensor_value_info("p", TensorProto.FLOAT, shape))
+    elif also == "reader":
+        nodes.append(helper.make_node("Neg", ["p"], ["n"]))
+        outputs.append(helper.make_tensor_value_info("n", TensorProto.FLOAT, shape))
+    graph = helper.make_graph(nodes, "activation", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    feeds = {"x": rng.standard_normal((2, 3, 7, 9)).astype(np.float32)}
+    if act == "Clip" and bounds != "constant":
+        feeds.update(lo=np.array(-0.25, np.float32), hi=np.array(0.75, np.float32))
+    return model, feeds
+
+
+@pytest.mark.parametrize("kind", ["conv3", "conv1", "matmul", "gemm"])
+@pytest.mark.parametrize("act", ["Relu", "Clip"])
+def test_a_products_activation_alone_is_fused_with_the_same_bits(kind, act):
+    """A graph as imported (-O0): the product applies the Relu or Clip that alone reads
+    it, in its epilogue; the bits are those of the separate nodes."""
+    model, feeds = _activation_model(np.random.default_rng(7), kind, act)
+    graph = npuc.load_model(model)
+    (only,) = fusion.plan(graph).values()
+    assert only.residual is None and only.act.op_type == act and len(only.skipped) == 1
+    stats = RunStats()
+    fused = execute(graph, feeds, products="float32", stats=stats)
+    plain = execute(graph, feeds, products="float32", observe=lambda node, results: None)
+    assert np.array_equal(fused["y"], plain["y"])
+    assert stats.nodes_run == len(list(graph.nodes))
+    import onnxruntime as ort
+
+    want = ort.InferenceSession(model.SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    np.testing.assert_allclose(fused["y"], want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", [dict(bounds="inputs"), dict(also="output"),
+                                  dict(also="reader")])
+def test_an_activation_the_run_needs_apart_is_not_fused(case):
+    """Clip bounds known only at run time, a product that is also an output or read by
+    another node: the nodes run apart, and the results are right."""
+    model, feeds = _activation_model(np.random.default_rng(8), "conv3", "Clip", **case)
+    graph = npuc.load_model(model)
+    assert fusion.plan(graph) == {}
+    got = execute(graph, feeds, products="float32")
+    import onnxruntime as ort
+
+    want = ort.InferenceSession(model.SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run(None, feeds)
+    for value, name in zip(want, [o.name for o in model.graph.output]):
+        np.testing.assert_allclose(got[name], value, rtol=1e-5, atol=1e-5)
