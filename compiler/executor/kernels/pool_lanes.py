@@ -31,6 +31,25 @@ _sum8, _sum4, _sum1 = (tiles32.taps_kernel(n, "sum") for n in (8, 4, 1))
 LANES_AREA = 128 * 128
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _taps(is_max, count, xp, at, step, offs, ones, nt, res, out):
+    """``count`` (8, 4 or 1) outputs of eight planes, their windows ``step`` apart from
+    ``xp[at]``, into ``res[out]``."""
+    a = (xp, at, step, offs, ones, nt, ones, np.float32(1), np.float32(0), 0, res, out)
+    if is_max and count == 8:
+        _max8(*a)
+    elif is_max and count == 4:
+        _max4(*a)
+    elif is_max:
+        _max1(*a)
+    elif count == 8:
+        _sum8(*a)
+    elif count == 4:
+        _sum4(*a)
+    else:
+        _sum1(*a)
+
+
 @nb.njit(cache=True, nogil=True, error_model="numpy")
 def pool_lanes(xf, h, w, of, oh, ow, q0, q1, divf, is_max, kh, kw, sh, sw, ph, pw, dh, dw):
     """Max or average of 2-D windows over planes [q0, q1) of the flat float32 input
@@ -55,7 +74,6 @@ def pool_lanes(xf, h, w, of, oh, ow, q0, q1, divf, is_max, kh, kw, sh, sw, ph, p
         for q in range(w):
             pos[r * w + q] = ((r + ph) * wp + pw + q) * LANES
     planes = np.arange(LANES) * (oh * ow)
-    one, none = np.float32(1), np.float32(0)
     for qb in range(q0, q1, LANES):
         nl = min(LANES, q1 - qb)
         full = nl == LANES
@@ -68,25 +86,10 @@ def pool_lanes(xf, h, w, of, oh, ow, q0, q1, divf, is_max, kh, kw, sh, sw, ph, p
         for i in range(oh):
             j = 0
             while j < ow:
-                at, out = (i * sh * wp + j * sw) * LANES, (i * ow + j) * LANES
-                if j + 8 <= ow:
-                    if is_max:
-                        _max8(xp, at, sw * LANES, offs, ones, nt, ones, one, none, 0, res, out)
-                    else:
-                        _sum8(xp, at, sw * LANES, offs, ones, nt, ones, one, none, 0, res, out)
-                    j += 8
-                elif j + 4 <= ow:
-                    if is_max:
-                        _max4(xp, at, sw * LANES, offs, ones, nt, ones, one, none, 0, res, out)
-                    else:
-                        _sum4(xp, at, sw * LANES, offs, ones, nt, ones, one, none, 0, res, out)
-                    j += 4
-                else:
-                    if is_max:
-                        _max1(xp, at, 0, offs, ones, nt, ones, one, none, 0, res, out)
-                    else:
-                        _sum1(xp, at, 0, offs, ones, nt, ones, one, none, 0, res, out)
-                    j += 1
+                count = 8 if j + 8 <= ow else 4 if j + 4 <= ow else 1
+                _taps(is_max, count, xp, (i * sh * wp + j * sw) * LANES, sw * LANES, offs,
+                      ones, nt, res, (i * ow + j) * LANES)
+                j += count
         if not is_max:
             for e in range(oh * ow):
                 d = divf[e]
