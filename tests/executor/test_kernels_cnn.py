@@ -120,7 +120,8 @@ def test_average_pool_is_the_row_major_float32_sum_divided_by_the_count(case, in
 def test_each_fast_pool_loop_gives_the_general_loops_bits(case, op, copies, specials):
     """The eight-plane, grouped, row and plane loops of the 2-D pools against the general
     loop, on inputs with repeated values and zeros of both signs (which a maximum keeps
-    first), NaN and infinities, and up to 40 planes (whole and partial groups of eight)."""
+    first), NaN and infinities, and up to 40 planes (whole and partial groups of eight);
+    a max pool's indices too (in both storage orders)."""
     from npuc.compiler.executor.kernels import pool2d
     from npuc.compiler.executor.kernels.pool import pool_nd
 
@@ -148,6 +149,11 @@ def test_each_fast_pool_loop_gives_the_general_loops_bits(case, op, copies, spec
         finally:
             pool2d.SMALL_PLANE, pool2d.LANES_ON = old
         np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+    for order in (0, 1) if op == "MaxPool" else ():  # the indices, eight planes at a time
+        want, want_idx = pool_nd(x, mode, k, s, pads, d, oshape, storage_order=order)
+        got, idx = pool2d.max_pool2d_indices(x, k, s, pads, d, oshape, order)
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+        np.testing.assert_array_equal(idx, want_idx)
 
 
 @SETTINGS

@@ -15,7 +15,7 @@ import numpy as np
 from .. import threads
 from . import kernel
 from .checks import accepts, unsupported
-from .pool2d import AVG, LP, MAX, _pool2d_fast
+from .pool2d import AVG, LP, MAX, _pool2d_fast, lanes, max_pool2d_indices
 from .windows import conv_pads
 
 
@@ -146,6 +146,9 @@ def _pool(inputs, attrs, ctx, mode):
     if x.ndim == 4 and x.dtype.kind == "f" and (mode == AVG or mode == MAX and ctx.num_outputs == 1):
         return [_pool2d_fast(x, mode, kshape, strides, pads, dilations, oshape,
                              bool(attrs.get("count_include_pad", 0)))]
+    if x.ndim == 4 and mode == MAX and lanes(x) and attrs.get("storage_order", 0) in (0, 1):
+        return list(max_pool2d_indices(x, kshape, strides, pads, dilations, oshape,
+                                       attrs.get("storage_order", 0)))
     y, idx = pool_nd(x, mode, kshape, strides, pads, dilations, oshape,
                      attrs.get("count_include_pad", 0), attrs.get("p", 2),
                      attrs.get("storage_order", 0))

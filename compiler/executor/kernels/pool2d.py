@@ -308,6 +308,40 @@ def _divisors(h, w, out_shape, kernel_shape, strides, pads, dilations, include_p
     return div
 
 
+def lanes(x) -> bool:
+    """Whether a 2-D pool of ``x`` runs eight planes at a time (:mod:`.pool_lanes`)."""
+    return x.dtype == np.float32 and x.shape[2] * x.shape[3] <= pool_lanes.LANES_AREA \
+        and LANES_ON
+
+
+def _lanes(x, out, div, args, idx=None, order=0) -> None:
+    """:func:`.pool_lanes.pool_lanes` in blocks of whole groups of eight planes on npuc's
+    threads (``idx``: a max pool's indices, laid out as ``out``)."""
+    n, c, h, w = x.shape
+    xf, of, divf = np.ascontiguousarray(x).reshape(-1), out.reshape(-1), div.reshape(-1)
+    step = -(-threads.block(n * c) // pool_lanes.LANES) * pool_lanes.LANES
+
+    def block(i):
+        q0, q1 = i * step, min(n * c, (i + 1) * step)
+        if idx is None:
+            pool_lanes.pool_lanes(xf, h, w, of, *out.shape[2:], q0, q1, divf, *args)
+        else:
+            pool_lanes.max_pool_lanes_indices(xf, h, w, of, idx.reshape(-1), *out.shape[2:],
+                                              q0, q1, *args[1:], order)
+
+    threads.parallel(block, -(-(n * c) // step))
+
+
+def max_pool2d_indices(x, kernel_shape, strides, pads, dilations, out_shape, order):
+    """A 2-D float32 max pool and its indices (what ``pool.pool_nd`` returns) eight planes
+    at a time; for inputs that :func:`lanes` takes."""
+    out = np.empty((*x.shape[:2], *out_shape), dtype=x.dtype)
+    idx = np.empty(out.shape, np.int64)
+    _lanes(x, out, np.ones((0, 0), x.dtype), (True, *kernel_shape, *strides, pads[0],
+                                              pads[1], *dilations), idx, order)
+    return out, idx
+
+
 def _pool2d_fast(x, mode, kernel_shape, strides, pads, dilations, out_shape, count_include_pad):
     """2-D max or average pool in blocks of planes on npuc's threads (``x`` read in place
     when C-contiguous, else copied once)."""
@@ -318,12 +352,8 @@ def _pool2d_fast(x, mode, kernel_shape, strides, pads, dilations, out_shape, cou
         div = _divisors(h, w, tuple(out_shape), tuple(kernel_shape), tuple(strides),
                         tuple(pads), tuple(dilations), bool(count_include_pad), x.dtype)
     args = (mode == MAX, *kernel_shape, *strides, pads[0], pads[1], *dilations)
-    if x.dtype == np.float32 and h * w <= pool_lanes.LANES_AREA and LANES_ON:
-        xf, of, divf = np.ascontiguousarray(x).reshape(-1), out.reshape(-1), div.reshape(-1)
-        step = -(-threads.block(n * c) // pool_lanes.LANES) * pool_lanes.LANES
-        threads.parallel(lambda i: pool_lanes.pool_lanes(
-            xf, h, w, of, *out_shape, i * step, min(n * c, (i + 1) * step), divf, *args),
-            -(-(n * c) // step))
+    if lanes(x):
+        _lanes(x, out, div, args)
         return out
     if out_shape[0] * out_shape[1] <= SMALL_PLANE:  # tiny planes: taps over groups of them
         xf, of, divf = np.ascontiguousarray(x).reshape(-1), out.reshape(-1), div.reshape(-1)
