@@ -1,4 +1,4 @@
-"""Where, Relu and LeakyRelu without branches (kernels/select.py): numpy's bits on any
+"""Where and LeakyRelu without branches (kernels/select.py) and Relu: numpy's bits on any
 values (NaN, zeros of both signs, infinities, subnormals), types and thread counts, and
 through the executor's kernels."""
 
@@ -39,8 +39,8 @@ def _on_threads(size, fn):
        seed=st.integers(0, 2**31))
 def test_relu_and_leaky_relu_are_numpys_bits(size, dtype, alpha, workers, seed):
     x = _values(np.random.default_rng(seed), size, dtype)
-    out = np.empty_like(x)
-    _on_threads(workers, lambda: select.relu(x, out))
+    relu = get_kernel("Relu", "", 17)
+    out = _on_threads(workers, lambda: relu([x], {}, KernelContext(opset=17, num_outputs=1))[0])
     assert np.array_equal(_bits(out), _bits(np.maximum(x, dtype(0))))
     got = _on_threads(workers, lambda: select.leaky_relu(x, alpha))
     with np.errstate(invalid="ignore"):  # (-inf * 0: NaN, in both)

@@ -16,6 +16,7 @@ from npuc.ir.errors import UnsupportedError
 
 from .. import threads
 from . import in_place, reusable, select, vecmath
+from .binary import _clip_flat
 from .checks import checked_kernel
 
 _NATIVE_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
@@ -151,7 +152,8 @@ def relu(inputs, attrs, ctx):
     dest = reusable(ctx, inputs, 0, x.shape, x.dtype)
     if x.dtype in (np.float32, np.float64) and x.flags.c_contiguous:  # blocks on the pool
         dest = np.empty_like(x) if dest is None else dest
-        select.relu(x, dest)
+        lo, hi = x.dtype.type(0), x.dtype.type(np.inf)  # Clip's loop: numpy's maximum's bits
+        threads.by_elements(lambda v, out: _clip_flat(v, lo, hi, out), dest, x)
         return [dest]
     if dest is not None and x.dtype in _NATIVE_FLOATS:
         return [np.maximum(x, 0, out=dest)]

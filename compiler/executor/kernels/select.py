@@ -1,11 +1,12 @@
-"""Elementwise choices without branches: Where, Relu and LeakyRelu on contiguous arrays.
+"""Elementwise choices without branches: Where and LeakyRelu on contiguous arrays.
 
 numpy's ``where`` chooses each element by a branch: on a mask without a pattern (the sign
 of activations, half of them negative) the processor mispredicts about every other
-element, and 800,000 float32 elements took 4.5 ms where a copy takes 0.15. numpy's
-``maximum`` against a scalar (Relu) took 0.5-0.7 ms there. These loops compile to
-selects (compares and blends, eight lanes at a time): 0.15 ms. Each element is computed
-as numpy computes it (the same bits), in blocks on npuc's pool.
+element, and 800,000 float32 elements took 4.5 ms where a copy takes 0.15. These loops
+compile to selects (compares and blends, eight lanes at a time): 0.2-0.3 ms. Each
+element is computed as numpy computes it (the same bits), in blocks on npuc's pool.
+(Relu runs Clip's loop, :func:`.binary._clip_flat`, from 0 to +inf: numpy's
+``maximum`` against a scalar took 0.5-0.7 ms there.)
 """
 
 from __future__ import annotations
@@ -26,16 +27,6 @@ def _select(c, a, b, out):
         x = a[0] if one_a else a[i]
         y = b[0] if one_b else b[i]
         out[i] = x if c[i] else y
-
-
-@nb.njit(cache=True, nogil=True)
-def _relu(x, out):
-    """``np.maximum(x, 0)``, bit for bit: NaN stays, -0.0 gives +0.0 (an equal bound
-    wins, as in numpy's maximum)."""
-    zero = x.dtype.type(0)
-    for i in range(x.size):
-        v = x[i]
-        out[i] = v if (v > zero or v != v) else zero
 
 
 @nb.njit(cache=True, nogil=True)
@@ -71,16 +62,9 @@ def where(c: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
     return out
 
 
-def relu(x: np.ndarray, out: np.ndarray) -> None:
-    """``out = np.maximum(x, 0)`` (float32 or float64, both contiguous, one shape)."""
-    xf, of = x.reshape(-1), out.reshape(-1)
-    threads.by_rows(lambda s, e: _relu(xf[s:e], of[s:e]), of.size, threads.ELEMENTS)
-
-
 def leaky_relu(x: np.ndarray, alpha: float) -> np.ndarray:
     """``np.where(x < 0, x * alpha, x)`` for a contiguous float32 or float64 ``x``."""
     out = np.empty_like(x)
     a = x.dtype.type(alpha)
-    xf, of = x.reshape(-1), out.reshape(-1)
-    threads.by_rows(lambda s, e: _leaky(xf[s:e], a, of[s:e]), of.size, threads.ELEMENTS)
+    threads.by_elements(lambda v, out: _leaky(v, a, out), out, x)
     return out
